@@ -1,0 +1,2 @@
+//! NOR-flash queue and serial transport for outbox (no_std)
+#![no_std]

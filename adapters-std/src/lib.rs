@@ -1,0 +1,1 @@
+//! SQLite store, HTTP transport and threaded Client for outbox

@@ -1,0 +1,471 @@
+//! One blocking run loop for every adapter.
+//!
+//! The std and embedded adapters differ in where bytes live and how they
+//! travel, not in how the machine is driven. [`Store`] and [`Transport`] are
+//! those two differences; [`Driver`] is the loop: feed an input, drain every
+//! output in order, apply it to the store or the transport, repeat.
+
+use core::fmt;
+
+use crate::input::Input;
+use crate::machine::{Accepted, Machine};
+use crate::output::{Batch, BatchId, Output, RejectReason};
+use crate::{InputError, Instant, Seq};
+
+/// Durable storage for event payloads, keyed by sequence number.
+///
+/// # Durability contract
+///
+/// - After [`append`](Store::append) *and then* [`sync`](Store::sync) return
+///   `Ok`, the record survives a crash or power cut. A store that makes each
+///   append durable by itself implements `sync` as a no-op. The driver calls
+///   `sync` before every send, so no batch ever names an event that could be
+///   lost by a crash.
+/// - A record whose append or sync failed may or may not be there after a
+///   crash; if it is, it is either whole or detected as torn and skipped by
+///   [`restore`](Store::restore). It is never half-visible.
+/// - [`delete_through`](Store::delete_through) removes a prefix; after a crash
+///   the prefix is either gone or still whole (re-sending it is harmless, the
+///   server deduplicates by `messageId`).
+/// - `restore` visits every surviving record in increasing sequence order,
+///   with no gaps except where an append failed.
+pub trait Store {
+    /// The backend's error.
+    type Error: fmt::Debug;
+
+    /// Store `payload` as event `seq`. Sequence numbers only grow, except
+    /// that numbers whose append failed are used again.
+    fn append(&mut self, seq: Seq, payload: &[u8]) -> Result<(), Self::Error>;
+
+    /// Make every append so far durable.
+    fn sync(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    /// Copy the payloads of `first..=last`, back to back and oldest first,
+    /// into `buf`; returns the number of bytes written.
+    fn read_range(&mut self, first: Seq, last: Seq, buf: &mut [u8]) -> Result<usize, Self::Error>;
+
+    /// Delete every record with sequence number `<= through`.
+    fn delete_through(&mut self, through: Seq) -> Result<(), Self::Error>;
+
+    /// Visit every stored record as `(seq, size)` in increasing order.
+    fn restore<F: FnMut(Seq, u32)>(&mut self, visit: F) -> Result<(), Self::Error>;
+
+    /// The server refused `seq` for good; keep a dead-letter copy if the
+    /// store has a place for one. The `delete_through` covering it follows.
+    fn reject(&mut self, seq: Seq, status: u16, reason: RejectReason) -> Result<(), Self::Error> {
+        let _ = (seq, status, reason);
+        Ok(())
+    }
+}
+
+/// How a batch ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Outcome {
+    /// The server answered.
+    Response {
+        /// The batch answered.
+        batch: BatchId,
+        /// HTTP-like status.
+        status: u16,
+        /// Retry-After in milliseconds, if the server sent one.
+        retry_after_millis: Option<u64>,
+    },
+    /// No answer (refused, timed out, connection lost).
+    Failed {
+        /// The batch that failed.
+        batch: BatchId,
+    },
+}
+
+impl From<Outcome> for Input {
+    fn from(o: Outcome) -> Input {
+        match o {
+            Outcome::Response {
+                batch,
+                status,
+                retry_after_millis,
+            } => Input::Response {
+                batch,
+                status,
+                retry_after_millis,
+            },
+            Outcome::Failed { batch } => Input::TransportFailed { batch },
+        }
+    }
+}
+
+/// Carries batches to a server. At most one batch is in flight at a time.
+pub trait Transport {
+    /// The backend's error for a send that could not even start.
+    type Error: fmt::Debug;
+
+    /// Start uploading `batch`, whose payloads `payloads` yields oldest first.
+    /// The outcome comes later from [`poll_outcome`](Transport::poll_outcome);
+    /// a blocking transport may finish here and hold the outcome until then.
+    fn send(
+        &mut self,
+        now: Instant,
+        batch: &Batch,
+        payloads: Payloads<'_>,
+    ) -> Result<(), Self::Error>;
+
+    /// The outcome of the batch in flight, once known. A transport is
+    /// responsible for its own timeouts and must eventually yield an outcome.
+    fn poll_outcome(&mut self, now: Instant) -> Option<Outcome>;
+}
+
+/// The payloads of one batch, oldest first, split out of the batch buffer.
+#[derive(Clone)]
+pub struct Payloads<'a> {
+    bytes: &'a [u8],
+    sizes: SizeIter<'a>,
+}
+
+#[derive(Clone)]
+struct SizeIter<'a> {
+    lookup: &'a dyn Fn(Seq) -> Option<u32>,
+    next: Seq,
+    last: Seq,
+}
+
+impl<'a> Payloads<'a> {
+    /// Payloads cut from `bytes` by `sizes` (for transports' own tests and
+    /// for adapters that build a batch outside a [`Driver`]).
+    pub fn new(
+        bytes: &'a [u8],
+        first: Seq,
+        last: Seq,
+        lookup: &'a dyn Fn(Seq) -> Option<u32>,
+    ) -> Self {
+        Payloads {
+            bytes,
+            sizes: SizeIter {
+                lookup,
+                next: first,
+                last,
+            },
+        }
+    }
+
+    /// All payload bytes, back to back.
+    pub fn concatenated(&self) -> &'a [u8] {
+        self.bytes
+    }
+}
+
+impl<'a> Iterator for Payloads<'a> {
+    type Item = (Seq, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let s = &mut self.sizes;
+        if s.next > s.last {
+            return None;
+        }
+        let seq = s.next;
+        s.next += 1;
+        let size = (s.lookup)(seq)? as usize;
+        let size = size.min(self.bytes.len());
+        let (head, tail) = self.bytes.split_at(size);
+        self.bytes = tail;
+        Some((seq, head))
+    }
+}
+
+/// What went wrong in one driver call. The machine's state stays consistent:
+/// a store failure on append is fed back as `PersistFailed`, a failure to
+/// read or send a batch as a transport failure (retried with backoff).
+#[derive(Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DriverError<SE, TE> {
+    /// The machine refused the input.
+    Input(InputError),
+    /// The store failed.
+    Store(SE),
+    /// The transport could not start a send.
+    Transport(TE),
+    /// The event is larger than the driver's batch buffer can ever carry.
+    BufferTooSmall {
+        /// Bytes needed.
+        needed: usize,
+        /// Bytes available.
+        available: usize,
+    },
+}
+
+impl<SE: fmt::Debug, TE: fmt::Debug> fmt::Display for DriverError<SE, TE> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DriverError::Input(e) => write!(f, "{e}"),
+            DriverError::Store(e) => write!(f, "store failed: {e:?}"),
+            DriverError::Transport(e) => write!(f, "transport failed: {e:?}"),
+            DriverError::BufferTooSmall { needed, available } => write!(
+                f,
+                "batch needs {needed} bytes but the driver's buffer has {available}"
+            ),
+        }
+    }
+}
+
+impl<SE: fmt::Debug, TE: fmt::Debug> core::error::Error for DriverError<SE, TE> {}
+
+impl<SE, TE> From<InputError> for DriverError<SE, TE> {
+    fn from(e: InputError) -> Self {
+        DriverError::Input(e)
+    }
+}
+
+/// Receives the notifications meant for the application: `Delivered`,
+/// `Dropped`, `Rejected`, `Halted`, `RetryScheduled` (and, for tracing,
+/// every other output too).
+pub trait Observer {
+    /// Called once per output, after the driver applied it.
+    fn observe(&mut self, output: &Output);
+}
+
+impl Observer for () {
+    fn observe(&mut self, _: &Output) {}
+}
+
+impl<F: FnMut(&Output)> Observer for F {
+    fn observe(&mut self, output: &Output) {
+        self(output)
+    }
+}
+
+/// The blocking run loop: a machine, a store, a transport, a batch buffer
+/// and an observer.
+pub struct Driver<'b, S, T, O, const N: usize> {
+    machine: Machine<N>,
+    store: S,
+    transport: T,
+    buf: &'b mut [u8],
+    observer: O,
+    /// First sequence number appended since the last successful sync.
+    unsynced_from: Option<Seq>,
+}
+
+type Result2<T, S, Tr> = Result<T, DriverError<<S as Store>::Error, <Tr as Transport>::Error>>;
+
+impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O, N> {
+    /// A driver that batches through `buf`, which should hold
+    /// `config.max_batch_bytes()` bytes.
+    pub fn new(
+        machine: Machine<N>,
+        store: S,
+        transport: T,
+        buf: &'b mut [u8],
+        observer: O,
+    ) -> Self {
+        Driver {
+            machine,
+            store,
+            transport,
+            buf,
+            observer,
+            unsynced_from: None,
+        }
+    }
+
+    /// Restore every stored record into the machine, then drain. Call once,
+    /// before the first track.
+    pub fn start(&mut self, now: Instant) -> Result2<(), S, T> {
+        let machine = &mut self.machine;
+        let mut refused = None;
+        self.store
+            .restore(|seq, size| {
+                if refused.is_none() {
+                    if let Err(e) = machine.handle(now, Input::Restore { seq, size }) {
+                        refused = Some(e);
+                    }
+                }
+            })
+            .map_err(DriverError::Store)?;
+        if let Some(e) = refused {
+            return Err(DriverError::Input(e));
+        }
+        self.drain(now, None)
+    }
+
+    /// Track one event: stored (by the store's durability contract) before
+    /// this returns `Ok`, uploaded when a flush is due.
+    pub fn track(&mut self, now: Instant, payload: &[u8]) -> Result2<Seq, S, T> {
+        let size = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+        let seq = self.machine.track(now, size)?;
+        self.drain(now, Some((seq, payload)))?;
+        Ok(seq)
+    }
+
+    /// Feed any other input, then drain.
+    pub fn handle(&mut self, now: Instant, input: Input) -> Result2<Accepted, S, T> {
+        let accepted = self.machine.handle(now, input)?;
+        self.drain(now, None)?;
+        Ok(accepted)
+    }
+
+    /// Collect a transport outcome and fire due timers, then drain. Call it
+    /// when the transport may have news and at [`poll_timeout`](Self::poll_timeout).
+    pub fn poll(&mut self, now: Instant) -> Result2<(), S, T> {
+        if let Some(outcome) = self.transport.poll_outcome(now) {
+            self.machine.handle(now, outcome.into())?;
+        }
+        if self.machine.poll_timeout().is_some_and(|t| t <= now) {
+            self.machine.handle(now, Input::Tick)?;
+        }
+        self.drain(now, None)
+    }
+
+    /// When [`poll`](Self::poll) is next due for a timer; `None` when idle.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.machine.poll_timeout()
+    }
+
+    /// The machine, for stats and inspection.
+    pub fn machine(&self) -> &Machine<N> {
+        &self.machine
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The store, mutably (e.g. to read dead letters).
+    pub fn store_mut(&mut self) -> &mut S {
+        &mut self.store
+    }
+
+    /// The transport.
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+
+    /// The transport, mutably.
+    pub fn transport_mut(&mut self) -> &mut T {
+        &mut self.transport
+    }
+
+    /// Take the parts back.
+    pub fn into_parts(self) -> (Machine<N>, S, T, O) {
+        (self.machine, self.store, self.transport, self.observer)
+    }
+
+    /// Apply every output in order. Keeps going after a failure so the
+    /// machine and the store stay in step; returns the first failure.
+    fn drain(&mut self, now: Instant, tracked: Option<(Seq, &[u8])>) -> Result2<(), S, T> {
+        let mut first_error = None;
+        while let Some(output) = self.machine.poll_output() {
+            if let Err(e) = self.apply(now, &output, tracked) {
+                first_error.get_or_insert(e);
+            }
+            self.observer.observe(&output);
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    fn apply(
+        &mut self,
+        now: Instant,
+        output: &Output,
+        tracked: Option<(Seq, &[u8])>,
+    ) -> Result2<(), S, T> {
+        match *output {
+            Output::Persist { seq, .. } => {
+                let payload = match tracked {
+                    Some((s, p)) if s == seq => p,
+                    // Only a track announces a persist; anything else has no
+                    // payload here and so is not stored.
+                    _ => {
+                        self.machine
+                            .handle(now, Input::PersistFailed { from_seq: seq })?;
+                        return Ok(());
+                    }
+                };
+                if let Err(e) = self.store.append(seq, payload) {
+                    self.machine
+                        .handle(now, Input::PersistFailed { from_seq: seq })?;
+                    return Err(DriverError::Store(e));
+                }
+                self.unsynced_from.get_or_insert(seq);
+                Ok(())
+            }
+            Output::Delete { through } => self
+                .store
+                .delete_through(through)
+                .map_err(DriverError::Store),
+            Output::Rejected {
+                seq,
+                status,
+                reason,
+            } => self
+                .store
+                .reject(seq, status, reason)
+                .map_err(DriverError::Store),
+            Output::Send(batch) => self.send(now, batch),
+            Output::Delivered { .. }
+            | Output::Dropped { .. }
+            | Output::Halted { .. }
+            | Output::RetryScheduled { .. } => Ok(()),
+        }
+    }
+
+    fn send(&mut self, now: Instant, batch: Batch) -> Result2<(), S, T> {
+        if let Some(from_seq) = self.unsynced_from {
+            if let Err(e) = self.store.sync() {
+                // Nothing since the last sync is durable: those events leave
+                // the queue (reported), and this batch is abandoned.
+                self.unsynced_from = None;
+                self.machine
+                    .handle(now, Input::PersistFailed { from_seq })?;
+                self.machine
+                    .handle(now, Input::TransportFailed { batch: batch.id })?;
+                return Err(DriverError::Store(e));
+            }
+            self.unsynced_from = None;
+        }
+        let machine = &self.machine;
+        let needed: usize = (batch.first..=batch.last)
+            .map(|s| machine.pending_size(s).unwrap_or(0) as usize)
+            .sum();
+        if needed > self.buf.len() {
+            let available = self.buf.len();
+            if batch.count == 1 {
+                // One event that can never fit: refuse it like a 413.
+                self.machine.handle(
+                    now,
+                    Input::Response {
+                        batch: batch.id,
+                        status: 413,
+                        retry_after_millis: None,
+                    },
+                )?;
+            } else {
+                self.machine
+                    .handle(now, Input::TransportFailed { batch: batch.id })?;
+            }
+            return Err(DriverError::BufferTooSmall { needed, available });
+        }
+        let n = match self
+            .store
+            .read_range(batch.first, batch.last, &mut self.buf[..needed])
+        {
+            Ok(n) => n.min(needed),
+            Err(e) => {
+                self.machine
+                    .handle(now, Input::TransportFailed { batch: batch.id })?;
+                return Err(DriverError::Store(e));
+            }
+        };
+        let machine = &self.machine;
+        let lookup = |s: Seq| machine.pending_size(s);
+        let payloads = Payloads::new(&self.buf[..n], batch.first, batch.last, &lookup);
+        if let Err(e) = self.transport.send(now, &batch, payloads) {
+            self.machine
+                .handle(now, Input::TransportFailed { batch: batch.id })?;
+            return Err(DriverError::Transport(e));
+        }
+        Ok(())
+    }
+}

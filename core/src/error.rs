@@ -1,0 +1,80 @@
+//! Errors the machine returns for one input. Outside data never panics; it
+//! lands here.
+
+use core::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::ConfigError;
+use crate::Seq;
+
+/// Why an input was refused. Nothing changed in the machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum InputError {
+    /// A tracked event is over `max_event_bytes`; it was not stored.
+    TooLarge {
+        /// The event's size.
+        size: u32,
+        /// The limit.
+        max: u32,
+    },
+    /// The queue is full and the overflow policy is `RejectNew`.
+    QueueFull,
+    /// A restored record is not after everything already known.
+    RestoreOutOfOrder {
+        /// The record's sequence number.
+        seq: Seq,
+        /// The smallest acceptable sequence number.
+        expected_at_least: Seq,
+    },
+    /// A restored record leaves a hole in the pending range.
+    RestoreGap {
+        /// The record's sequence number.
+        seq: Seq,
+        /// The sequence number it should have had.
+        expected: Seq,
+    },
+    /// A configuration change was refused.
+    Config(ConfigError),
+}
+
+/// The errors of tracking one event.
+pub type TrackError = InputError;
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InputError::TooLarge { size, max } => {
+                write!(
+                    f,
+                    "event of {size} bytes is over the {max}-byte limit; not stored"
+                )
+            }
+            InputError::QueueFull => f.write_str("queue is full (overflow policy RejectNew)"),
+            InputError::RestoreOutOfOrder {
+                seq,
+                expected_at_least,
+            } => write!(
+                f,
+                "restored record {seq} is out of order (expected {expected_at_least} or later)"
+            ),
+            InputError::RestoreGap { seq, expected } => {
+                write!(
+                    f,
+                    "restored record {seq} leaves a gap (expected {expected})"
+                )
+            }
+            InputError::Config(e) => write!(f, "configuration refused: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for InputError {}
+
+impl From<ConfigError> for InputError {
+    fn from(e: ConfigError) -> Self {
+        InputError::Config(e)
+    }
+}

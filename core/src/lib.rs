@@ -1,0 +1,146 @@
+//! # outbox-core
+//!
+//! The sans-IO heart of outbox: a `#![no_std]`, allocation-free state machine
+//! that decides when events are stored, batched, uploaded, retried, deleted,
+//! dropped or rejected — and does none of it itself. Adapters own the disk and
+//! the network; the machine owns the rules, so the same rules run on a server
+//! with SQLite and on a microcontroller with NOR flash.
+//!
+//! * Time comes in with every input ([`Instant`], milliseconds); the next
+//!   wake-up goes out through [`Machine::poll_timeout`]. An idle machine
+//!   never asks to be woken.
+//! * Randomness (retry jitter) comes from a seed: same seed and inputs, same
+//!   outputs. [`Input`] and [`Output`] are serde types, so a run can be
+//!   recorded with postcard and replayed.
+//! * Memory is fixed: `Machine<N>` holds at most `N` pending events at 4
+//!   bytes each (their sizes; payloads stay in the store).
+//!
+//! ## The run loop
+//!
+//! [`Driver`] is the loop every adapter shares: it feeds inputs to the
+//! machine and applies each output to a [`Store`] or a [`Transport`]. Here is
+//! all of it, with an in-memory store and a transport that answers from a
+//! script (first a 503, then 200s):
+//!
+//! ```
+//! use outbox_core::{Batch, Config, Driver, Instant, Machine, Outcome, Output, Payloads, Seq, Store, Transport};
+//!
+//! #[derive(Default)]
+//! struct MemStore(Vec<(Seq, Vec<u8>)>);
+//! impl Store for MemStore {
+//!     type Error = ();
+//!     fn append(&mut self, seq: Seq, payload: &[u8]) -> Result<(), ()> {
+//!         Ok(self.0.push((seq, payload.to_vec())))
+//!     }
+//!     fn read_range(&mut self, first: Seq, last: Seq, buf: &mut [u8]) -> Result<usize, ()> {
+//!         let mut n = 0;
+//!         for (_, p) in self.0.iter().filter(|(s, _)| (first..=last).contains(s)) {
+//!             buf[n..n + p.len()].copy_from_slice(p);
+//!             n += p.len();
+//!         }
+//!         Ok(n)
+//!     }
+//!     fn delete_through(&mut self, through: Seq) -> Result<(), ()> {
+//!         Ok(self.0.retain(|(s, _)| *s > through))
+//!     }
+//!     fn restore<F: FnMut(Seq, u32)>(&mut self, mut visit: F) -> Result<(), ()> {
+//!         Ok(self.0.iter().for_each(|(s, p)| visit(*s, p.len() as u32)))
+//!     }
+//! }
+//!
+//! /// Answers each batch with the next scripted status.
+//! struct Scripted { statuses: Vec<u16>, answer: Option<Outcome>, received: Vec<Vec<u8>> }
+//! impl Transport for Scripted {
+//!     type Error = ();
+//!     fn send(&mut self, _now: Instant, batch: &Batch, payloads: Payloads<'_>) -> Result<(), ()> {
+//!         let status = if self.statuses.is_empty() { 200 } else { self.statuses.remove(0) };
+//!         if status == 200 {
+//!             self.received.extend(payloads.map(|(_, p)| p.to_vec()));
+//!         }
+//!         self.answer = Some(Outcome::Response { batch: batch.id, status, retry_after_millis: None });
+//!         Ok(())
+//!     }
+//!     fn poll_outcome(&mut self, _now: Instant) -> Option<Outcome> {
+//!         self.answer.take()
+//!     }
+//! }
+//!
+//! let machine = Machine::<64>::new(Config::builder().max_queue_events(64).build().unwrap(), 42).unwrap();
+//! let transport = Scripted { statuses: vec![503], answer: None, received: vec![] };
+//! let mut buf = [0u8; 4096];
+//! let mut delivered = 0;
+//! let mut driver = Driver::new(machine, MemStore::default(), transport, &mut buf, |o: &Output| {
+//!     if let Output::Delivered { first, last } = o { delivered += last - first + 1 }
+//! });
+//!
+//! let mut now = Instant::ZERO;
+//! driver.start(now).unwrap();                       // restore what the store holds
+//! for event in [&b"{\"n\":1}"[..], b"{\"n\":2}", b"{\"n\":3}"] {
+//!     driver.track(now, event).unwrap();            // stored, then (Immediate mode) sent
+//! }
+//! // The run loop: poll for outcomes, sleep until the machine's next timeout.
+//! for _ in 0..100 {
+//!     driver.poll(now).unwrap();
+//!     match driver.poll_timeout() {
+//!         Some(t) => now = t,                       // a real loop sleeps until t
+//!         None if driver.machine().stats().pending_events == 0 => break,
+//!         None => {}
+//!     }
+//! }
+//! let (machine, store, transport, _) = driver.into_parts();
+//! assert_eq!(machine.stats().delivered, 3);
+//! assert_eq!(machine.stats().retries, 1);           // the 503 was retried after backoff
+//! assert!(store.0.is_empty());                      // delivered events are deleted
+//! assert_eq!(transport.received.len(), 3);
+//! assert_eq!(delivered, 3);
+//! ```
+//!
+//! Without the driver, the same loop is: `handle(now, input)`, then
+//! `while let Some(o) = machine.poll_output() { apply(o) }`, then sleep until
+//! `poll_timeout()`.
+//!
+//! ## Memory
+//!
+//! `size_of::<Machine<N>>()` is [`FIXED_STATE_BYTES`] plus
+//! [`BYTES_PER_PENDING_SLOT`] × `N` (a test checks it). With the default
+//! 1000-event queue that is under 5 KiB.
+
+#![no_std]
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+#[cfg(any(test, feature = "std"))]
+extern crate std;
+
+mod config;
+mod driver;
+mod error;
+mod input;
+mod machine;
+mod output;
+mod pending;
+mod rng;
+mod stats;
+mod time;
+
+pub use config::{Config, ConfigBuilder, ConfigError, FlushMode, Overflow};
+pub use driver::{Driver, DriverError, Observer, Outcome, Payloads, Store, Transport};
+pub use error::{InputError, TrackError};
+pub use input::{Input, Lifecycle};
+pub use machine::{Accepted, Machine};
+pub use output::{Batch, BatchId, DropReason, Output, RejectReason, RetryCause};
+pub use stats::Stats;
+pub use time::Instant;
+
+/// An event's sequence number: assigned by the machine, strictly increasing,
+/// never reused across restarts.
+pub type Seq = u64;
+
+/// Bytes of a machine's state that do not depend on its capacity `N`.
+pub const FIXED_STATE_BYTES: usize = core::mem::size_of::<Machine<0>>();
+
+/// Bytes each pending slot adds to a machine (an event's size).
+pub const BYTES_PER_PENDING_SLOT: usize = core::mem::size_of::<u32>();
+
+#[cfg(test)]
+mod tests;

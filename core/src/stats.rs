@@ -1,0 +1,60 @@
+//! Counters the machine keeps and reports; they always add up:
+//! `tracked + restored == delivered + dropped() + rejected + pending_events`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Instant, Seq};
+
+/// A snapshot of the machine's accounts, from [`Machine::stats`](crate::Machine::stats).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub struct Stats {
+    /// Events stored and not yet delivered, dropped or rejected.
+    pub pending_events: u32,
+    /// Their payload bytes.
+    pub pending_bytes: u64,
+    /// Events in the batch awaiting a response.
+    pub in_flight_events: u32,
+    /// Events accepted by track.
+    pub tracked: u64,
+    /// Events restored from storage at start-up.
+    pub restored: u64,
+    /// Events the server acknowledged.
+    pub delivered: u64,
+    /// Events dropped because the queue was full.
+    pub dropped_overflow: u64,
+    /// Events dropped after `max_attempts` failures.
+    pub dropped_max_attempts: u64,
+    /// Events the store could not persist.
+    pub dropped_not_stored: u64,
+    /// Events the server refused for good (poison, too large).
+    pub rejected: u64,
+    /// Failed upload attempts (each schedules a retry).
+    pub retries: u64,
+    /// Notifications lost because the caller did not drain `poll_output`.
+    pub notes_overflowed: u32,
+    /// Uploads halted on 401/403.
+    pub halted: bool,
+    /// The network is believed usable.
+    pub network_up: bool,
+    /// A flush is requested and not yet complete.
+    pub flush_requested: bool,
+    /// When the current backoff ends, if any.
+    pub retry_at: Option<Instant>,
+    /// The sequence number the next tracked event gets.
+    pub next_seq: Seq,
+}
+
+impl Stats {
+    /// All events dropped, whatever the reason.
+    pub const fn dropped(&self) -> u64 {
+        self.dropped_overflow + self.dropped_max_attempts + self.dropped_not_stored
+    }
+
+    /// Whether the accounts add up (they always should; a test hook for invariants).
+    pub const fn balanced(&self) -> bool {
+        self.tracked + self.restored
+            == self.delivered + self.dropped() + self.rejected + self.pending_events as u64
+    }
+}

@@ -1,0 +1,55 @@
+//! Time as plain numbers.
+//!
+//! The core never reads a clock: every input arrives with the current
+//! [`Instant`], a monotonic count of milliseconds from an origin the caller
+//! chooses (boot, process start, a simulator's zero). Durations are
+//! [`core::time::Duration`] in the public API and whole milliseconds inside.
+
+use serde::{Deserialize, Serialize};
+
+/// A point on the caller's monotonic clock, in milliseconds.
+///
+/// Only differences between instants mean anything; the origin is the
+/// caller's. An input whose instant is earlier than one seen before is
+/// treated as happening at the later one (time never runs backwards inside
+/// the machine).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Instant(u64);
+
+impl Instant {
+    /// The origin of the caller's clock.
+    pub const ZERO: Instant = Instant(0);
+
+    /// An instant `millis` milliseconds after the origin.
+    pub const fn from_millis(millis: u64) -> Self {
+        Instant(millis)
+    }
+
+    /// Milliseconds since the origin.
+    pub const fn as_millis(self) -> u64 {
+        self.0
+    }
+
+    /// This instant plus `millis` milliseconds, saturating at the far future.
+    pub const fn plus_millis(self, millis: u64) -> Self {
+        Instant(self.0.saturating_add(millis))
+    }
+
+    /// This instant plus `d`, saturating at the far future.
+    pub fn plus(self, d: core::time::Duration) -> Self {
+        self.plus_millis(duration_millis(d))
+    }
+
+    /// Time from `earlier` to `self`, zero when `earlier` is later.
+    pub const fn millis_since(self, earlier: Instant) -> u64 {
+        self.0.saturating_sub(earlier.0)
+    }
+}
+
+/// Whole milliseconds in `d`, saturating at `u64::MAX`.
+pub(crate) fn duration_millis(d: core::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,1 @@
+//! Simulation, property, crash and end-to-end tests for outbox
