@@ -317,6 +317,28 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
         self.drain(now, None)
     }
 
+    /// Make every append so far durable now (a group commit), instead of
+    /// waiting for the next send. On failure the events appended since the
+    /// last successful sync leave the queue, reported as `Dropped` with
+    /// reason `NotStored`, and the store's error is returned.
+    pub fn sync(&mut self, now: Instant) -> Result2<(), S, T> {
+        let Some(from_seq) = self.unsynced_from.take() else {
+            return Ok(());
+        };
+        if let Err(e) = self.store.sync() {
+            self.machine
+                .handle(now, Input::PersistFailed { from_seq })?;
+            self.drain(now, None)?;
+            return Err(DriverError::Store(e));
+        }
+        Ok(())
+    }
+
+    /// The oldest event appended but not yet made durable by a sync.
+    pub fn unsynced_from(&self) -> Option<Seq> {
+        self.unsynced_from
+    }
+
     /// When [`poll`](Self::poll) is next due for a timer; `None` when idle.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.machine.poll_timeout()
