@@ -14,11 +14,12 @@ use serde::{Deserialize, Serialize};
 use crate::time::duration_millis;
 
 /// When the machine starts an upload by itself.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum FlushMode {
     /// Every tracked event requests a flush (the default). Events tracked
     /// while a batch is in flight go in the next batch.
+    #[default]
     Immediate,
     /// Flush every period (in milliseconds), when the pending count reaches
     /// the flush threshold, on background and terminate, and on foreground
@@ -49,12 +50,6 @@ impl FlushMode {
             FlushMode::Period { millis: 0 } => Err(ConfigError::ZeroFlushPeriod),
             other => Ok(other),
         }
-    }
-}
-
-impl Default for FlushMode {
-    fn default() -> Self {
-        FlushMode::Immediate
     }
 }
 

@@ -13,21 +13,15 @@
 //! walked per output, and an input touches at most the events it removes.
 //! No input from outside can make it panic; a panic is a bug.
 
-use heapless::Deque;
-
 use crate::config::{Config, ConfigError, FlushMode, Overflow};
 use crate::error::InputError;
 use crate::input::{Input, Lifecycle};
+use crate::notes::Notes;
 use crate::output::{Batch, BatchId, DropReason, Output, RejectReason, RetryCause};
 use crate::pending::PendingIndex;
 use crate::rng::SplitMix64;
 use crate::stats::Stats;
 use crate::{Instant, Seq};
-
-/// Notifications that can wait in line between two drains. Each input queues
-/// at most two (most queue one), so a caller that drains after every input
-/// never loses one.
-const NOTE_CAPACITY: usize = 4;
 
 /// What an accepted input produced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,7 +86,7 @@ pub struct Machine<const N: usize> {
     network_up: bool,
     halted: bool,
     tracked_any: bool,
-    notes: Deque<Output, NOTE_CAPACITY>,
+    notes: Notes,
     counters: Counters,
 }
 
@@ -124,7 +118,7 @@ impl<const N: usize> Machine<N> {
             network_up: true,
             halted: false,
             tracked_any: false,
-            notes: Deque::new(),
+            notes: Notes::new(),
             counters: Counters::default(),
         })
     }
@@ -217,7 +211,7 @@ impl<const N: usize> Machine<N> {
             let size = self.pending.size_of(seq).unwrap_or(0);
             return Some(Output::Persist { seq, size });
         }
-        if let Some(note) = self.notes.pop_front() {
+        if let Some(note) = self.notes.pop() {
             return Some(note);
         }
         if self.pending.head() > self.delete_cursor {
@@ -616,10 +610,8 @@ impl<const N: usize> Machine<N> {
     }
 
     fn push_note(&mut self, note: Output) {
-        if let Err(note) = self.notes.push_back(note) {
-            // The caller did not drain; keep the newest, count the loss.
-            self.notes.pop_front();
-            let _ = self.notes.push_back(note);
+        if !self.notes.push(note) {
+            // The caller did not drain; the newest is kept, the loss counted.
             self.counters.notes_overflowed = self.counters.notes_overflowed.saturating_add(1);
         }
     }

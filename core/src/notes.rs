@@ -1,0 +1,231 @@
+//! The notifications waiting between two drains, in 16 bytes each.
+//!
+//! `Output` is 40 bytes (a `Send` carries a whole batch), but a waiting
+//! notification never is a send, a persist or a delete (those are derived
+//! from the machine's state when polled). Packing the rest keeps the
+//! machine's fixed state small on a microcontroller.
+
+use crate::output::{DropReason, Output, RejectReason, RetryCause};
+use crate::{Instant, Seq};
+
+/// Notifications that can wait in line between two drains. Each input queues
+/// at most one (a track that overflows queues one `Dropped`), so a caller
+/// that drains after every input never loses one.
+pub(crate) const NOTE_CAPACITY: usize = 4;
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Note {
+    kind: u8,
+    detail: u8,
+    status: u16,
+    /// A count, or an attempt number.
+    n: u32,
+    /// A sequence number, or an instant.
+    at: u64,
+}
+
+const DELIVERED: u8 = 1;
+const DROPPED: u8 = 2;
+const REJECTED: u8 = 3;
+const HALTED: u8 = 4;
+const RETRY: u8 = 5;
+
+fn pack(o: Output) -> Option<Note> {
+    let span =
+        |first: Seq, last: Seq| u32::try_from(last.saturating_sub(first) + 1).unwrap_or(u32::MAX);
+    Some(match o {
+        Output::Delivered { first, last } => Note {
+            kind: DELIVERED,
+            n: span(first, last),
+            at: first,
+            ..Note::default()
+        },
+        Output::Dropped {
+            first,
+            last,
+            reason,
+        } => Note {
+            kind: DROPPED,
+            detail: match reason {
+                DropReason::Overflow => 0,
+                DropReason::MaxAttempts => 1,
+                DropReason::NotStored => 2,
+            },
+            n: span(first, last),
+            at: first,
+            ..Note::default()
+        },
+        Output::Rejected {
+            seq,
+            status,
+            reason,
+        } => Note {
+            kind: REJECTED,
+            detail: u8::from(reason == RejectReason::TooLarge),
+            status,
+            at: seq,
+            ..Note::default()
+        },
+        Output::Halted { status } => Note {
+            kind: HALTED,
+            status,
+            ..Note::default()
+        },
+        Output::RetryScheduled { at, attempt, cause } => Note {
+            kind: RETRY,
+            detail: u8::from(cause == RetryCause::Server),
+            n: attempt,
+            at: at.as_millis(),
+            ..Note::default()
+        },
+        Output::Persist { .. } | Output::Delete { .. } | Output::Send(_) => return None,
+    })
+}
+
+fn unpack(n: Note) -> Output {
+    let last = n.at + u64::from(n.n.max(1)) - 1;
+    match n.kind {
+        DELIVERED => Output::Delivered { first: n.at, last },
+        DROPPED => Output::Dropped {
+            first: n.at,
+            last,
+            reason: match n.detail {
+                0 => DropReason::Overflow,
+                1 => DropReason::MaxAttempts,
+                _ => DropReason::NotStored,
+            },
+        },
+        REJECTED => Output::Rejected {
+            seq: n.at,
+            status: n.status,
+            reason: if n.detail == 1 {
+                RejectReason::TooLarge
+            } else {
+                RejectReason::Poison
+            },
+        },
+        HALTED => Output::Halted { status: n.status },
+        _ => Output::RetryScheduled {
+            at: Instant::from_millis(n.at),
+            attempt: n.n,
+            cause: if n.detail == 1 {
+                RetryCause::Server
+            } else {
+                RetryCause::Transport
+            },
+        },
+    }
+}
+
+/// A fixed ring of packed notifications.
+#[derive(Clone, Debug)]
+pub(crate) struct Notes {
+    ring: [Note; NOTE_CAPACITY],
+    start: u8,
+    len: u8,
+}
+
+impl Notes {
+    pub(crate) const fn new() -> Self {
+        Notes {
+            ring: [Note {
+                kind: 0,
+                detail: 0,
+                status: 0,
+                n: 0,
+                at: 0,
+            }; NOTE_CAPACITY],
+            start: 0,
+            len: 0,
+        }
+    }
+
+    /// Queue `o`; when full, the oldest is lost and `false` is returned.
+    pub(crate) fn push(&mut self, o: Output) -> bool {
+        let Some(note) = pack(o) else { return true };
+        let mut kept_all = true;
+        if usize::from(self.len) == NOTE_CAPACITY {
+            self.pop();
+            kept_all = false;
+        }
+        let slot = (usize::from(self.start) + usize::from(self.len)) % NOTE_CAPACITY;
+        self.ring[slot] = note;
+        self.len += 1;
+        kept_all
+    }
+
+    pub(crate) fn pop(&mut self) -> Option<Output> {
+        if self.len == 0 {
+            return None;
+        }
+        let note = self.ring[usize::from(self.start)];
+        self.start = ((usize::from(self.start) + 1) % NOTE_CAPACITY) as u8;
+        self.len -= 1;
+        Some(unpack(note))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_notification_round_trips() {
+        let all = [
+            Output::Delivered { first: 3, last: 9 },
+            Output::Dropped {
+                first: 0,
+                last: 0,
+                reason: DropReason::Overflow,
+            },
+            Output::Dropped {
+                first: 5,
+                last: 6,
+                reason: DropReason::MaxAttempts,
+            },
+            Output::Dropped {
+                first: 7,
+                last: 8,
+                reason: DropReason::NotStored,
+            },
+            Output::Rejected {
+                seq: 4,
+                status: 400,
+                reason: RejectReason::Poison,
+            },
+            Output::Rejected {
+                seq: 4,
+                status: 413,
+                reason: RejectReason::TooLarge,
+            },
+            Output::Halted { status: 403 },
+            Output::RetryScheduled {
+                at: Instant::from_millis(99),
+                attempt: 3,
+                cause: RetryCause::Server,
+            },
+            Output::RetryScheduled {
+                at: Instant::from_millis(1),
+                attempt: 1,
+                cause: RetryCause::Transport,
+            },
+        ];
+        let mut notes = Notes::new();
+        for o in all {
+            assert!(notes.push(o) || notes.len as usize == NOTE_CAPACITY);
+            let got = notes.pop();
+            assert_eq!(got, Some(o));
+        }
+        assert_eq!(core::mem::size_of::<Note>(), 16);
+    }
+
+    #[test]
+    fn overflow_keeps_the_newest() {
+        let mut notes = Notes::new();
+        for i in 0..6 {
+            let kept = notes.push(Output::Halted { status: i });
+            assert_eq!(kept, i < 4);
+        }
+        assert_eq!(notes.pop(), Some(Output::Halted { status: 2 }));
+    }
+}

@@ -1,0 +1,10 @@
+//! Tests beside the code: one module per concern.
+//!
+//! `harness` drives a machine and records its outputs; `rules` checks each
+//! behaviour rule of DESIGN.md; `model` runs proptest model-based tests
+//! against a plain VecDeque reference; `trace` records and replays a run.
+
+mod harness;
+mod model;
+mod rules;
+mod trace;
