@@ -127,6 +127,7 @@ mod pending;
 mod rng;
 mod stats;
 mod time;
+pub mod trace;
 
 pub use config::{Config, ConfigBuilder, ConfigError, FlushMode, Overflow};
 pub use driver::{Driver, DriverError, Observer, Outcome, Payloads, Store, Transport};
@@ -149,3 +150,8 @@ pub const BYTES_PER_PENDING_SLOT: usize = core::mem::size_of::<u32>();
 
 #[cfg(test)]
 mod tests;
+
+/// The README's examples compile and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

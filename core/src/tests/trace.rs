@@ -1,5 +1,6 @@
 //! Record a random run as postcard bytes, replay it, get the same outputs.
 
+use std::vec;
 use std::vec::Vec;
 
 use proptest::prelude::*;
@@ -101,7 +102,29 @@ proptest! {
         let first = outputs_of(&trace);
         let second = outputs_of(&replayed);
         prop_assert!(!first.is_empty());
-        prop_assert_eq!(first, second);
+        prop_assert_eq!(&first, &second);
+
+        // The same run through the crate's own entry codec, into one buffer.
+        let mut log = vec![0u8; trace.inputs.len() * crate::trace::MAX_ENTRY_BYTES];
+        let mut used = 0;
+        for (now, input) in &trace.inputs {
+            let entry = crate::trace::TraceEntry { now: *now, input: *input };
+            used += crate::trace::encode_entry(&entry, &mut log[used..]).unwrap().len();
+        }
+        let mut rest = &log[..used];
+        let mut decoded = Vec::new();
+        while !rest.is_empty() {
+            let (entry, tail) = crate::trace::decode_entry(rest).unwrap();
+            decoded.push((entry.now, entry.input));
+            rest = tail;
+        }
+        let third = outputs_of(&Trace { seed: trace.seed, config: trace.config, inputs: decoded });
+        prop_assert_eq!(first, third);
+    }
+
+    #[test]
+    fn decoding_garbage_is_an_error_not_a_panic(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+        let _ = crate::trace::decode_entry(&bytes);
     }
 }
 
