@@ -1,0 +1,362 @@
+//! The command line: every subcommand and flag, with values checked while
+//! parsing so a bad one is one clear line and exit code 2.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Default database path when neither `--db` nor `OUTBOX_DB` is given.
+pub const DEFAULT_DB: &str = "outbox.db";
+
+/// outbox: offline-first, lossless event delivery.
+///
+/// Events are stored durably before any network is touched, then uploaded in
+/// batches to `<endpoint>/v1/batch` with retries until the server has them.
+///
+/// Exit codes: 0 done; 1 failure; 2 bad command line; 3 events still queued
+/// (time ran out or the endpoint is unreachable; they stay stored for the next
+/// run); 4 bad input line under --strict.
+#[derive(Debug, Parser)]
+#[command(name = "outbox", version, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Store JSON events (one object per line) and deliver them.
+    Send(SendArgs),
+    /// Deliver what is queued; exit 0 when the queue is empty.
+    Flush(FlushArgs),
+    /// Show the queue: pending events and bytes, oldest age, dead letters, last error.
+    Status(StatusArgs),
+    /// List or export the events the server rejected for good.
+    #[command(name = "dead-letter", subcommand)]
+    DeadLetter(DeadLetterCommand),
+    /// Run a reference /v1/batch collector (dedup, fault injection).
+    Collect(CollectArgs),
+    /// Show what outbox does, on this machine, in under a minute.
+    Demo(DemoArgs),
+}
+
+/// Where the queue lives.
+#[derive(Debug, Clone, Args)]
+pub struct DbArg {
+    /// The queue's SQLite database.
+    #[arg(long, env = "OUTBOX_DB", value_name = "PATH", default_value = DEFAULT_DB)]
+    pub db: PathBuf,
+}
+
+/// Where events go.
+#[derive(Debug, Clone, Args)]
+pub struct EndpointArgs {
+    /// Base URL of the collector; batches go to <URL>/v1/batch.
+    #[arg(long, value_name = "URL", value_parser = parse_endpoint)]
+    pub endpoint: String,
+    /// The write key (sent as a Bearer token, or Basic with --basic-auth).
+    #[arg(long, env = "OUTBOX_KEY", value_name = "KEY", hide_env_values = true)]
+    pub key: Option<String>,
+}
+
+/// `outbox send`.
+#[derive(Debug, Clone, Args)]
+pub struct SendArgs {
+    #[command(flatten)]
+    pub endpoint: EndpointArgs,
+    #[command(flatten)]
+    pub db: DbArg,
+    /// When to upload: immediate, manual, app-close or period=DURATION (e.g. period=30s).
+    #[arg(long, value_name = "MODE", default_value = "immediate", value_parser = parse_flush_mode)]
+    pub flush_mode: FlushModeArg,
+    /// In period mode, flush when this many events are pending (0 turns it off).
+    #[arg(long, value_name = "N")]
+    pub threshold: Option<u32>,
+    /// Compress batches with gzip.
+    #[arg(long)]
+    pub gzip: bool,
+    /// Send the key with HTTP Basic auth (as the user name) instead of Bearer.
+    #[arg(long)]
+    pub basic_auth: bool,
+    /// Give up after this long (e.g. 30s, 2m) with exit code 3; unsent events stay queued.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Exit once every event is stored, without waiting for delivery.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Read events from FILE instead of stdin.
+    #[arg(long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// Stop at the first bad line (exit 4), having stored only the lines before it.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+/// `outbox flush`.
+#[derive(Debug, Clone, Args)]
+pub struct FlushArgs {
+    #[command(flatten)]
+    pub endpoint: EndpointArgs,
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Compress batches with gzip.
+    #[arg(long)]
+    pub gzip: bool,
+    /// Send the key with HTTP Basic auth (as the user name) instead of Bearer.
+    #[arg(long)]
+    pub basic_auth: bool,
+    /// Give up after this long (e.g. 30s, 2m) with exit code 3; unsent events stay queued.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+}
+
+/// `outbox status`.
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `outbox dead-letter`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum DeadLetterCommand {
+    /// A table of rejected events with their status and reason.
+    List(DbArg),
+    /// Every rejected event as one JSON line on stdout.
+    Export(DbArg),
+}
+
+/// `outbox collect`.
+#[derive(Debug, Clone, Args)]
+pub struct CollectArgs {
+    /// Address to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free one;
+    /// the first line printed is `listening on http://ADDR`).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: String,
+    /// Append each accepted event to FILE as a JSON line; ids already in it
+    /// are remembered, so deduplication holds across restarts.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Require this key (Bearer, or Basic user name); others get 401.
+    #[arg(
+        long,
+        env = "OUTBOX_COLLECT_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub key: Option<String>,
+    /// Largest batch accepted in bytes; larger gets 413.
+    #[arg(long, value_name = "N", default_value_t = crate::collect::DEFAULT_MAX_BATCH_BYTES,
+          value_parser = parse_positive_usize)]
+    pub max_batch_bytes: usize,
+    /// Probability (0..1) that a valid batch is answered --fail-status instead.
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
+    pub fail_rate: f64,
+    /// The status of injected failures (400..=599).
+    #[arg(long, value_name = "CODE", default_value_t = 503, value_parser = parse_fail_status)]
+    pub fail_status: u16,
+    /// Send Retry-After: SECS with injected failures.
+    #[arg(long, value_name = "SECS")]
+    pub retry_after: Option<u64>,
+    /// Probability (0..1) that a committed batch gets no answer (the connection is closed).
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
+    pub drop_response_rate: f64,
+    /// A batch holding an event with a field of this name (at any depth) gets 400.
+    #[arg(long, value_name = "NAME")]
+    pub reject_field: Option<String>,
+    /// Seed for the fault draws (default: from the clock).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+}
+
+/// `outbox demo`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// How many events to track.
+    #[arg(long, value_name = "N", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(10..=1_000_000))]
+    pub events: u32,
+}
+
+/// A flush mode as written on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushModeArg {
+    /// Upload as soon as events are stored.
+    Immediate,
+    /// Only on an explicit flush (for `send`: once all input is stored).
+    Manual,
+    /// On background/terminate (for `send`: once all input is stored).
+    AppClose,
+    /// Every period, or at the threshold.
+    Period(Duration),
+}
+
+impl FlushModeArg {
+    /// The core's flush mode.
+    pub fn to_core(self) -> outbox_core::FlushMode {
+        match self {
+            FlushModeArg::Immediate => outbox_core::FlushMode::Immediate,
+            FlushModeArg::Manual => outbox_core::FlushMode::Manual,
+            FlushModeArg::AppClose => outbox_core::FlushMode::AppClose,
+            FlushModeArg::Period(d) => outbox_core::FlushMode::period(d),
+        }
+    }
+}
+
+/// `immediate`, `manual`, `app-close`, `period` or `period=DURATION`.
+pub fn parse_flush_mode(s: &str) -> Result<FlushModeArg, String> {
+    match s.trim() {
+        "immediate" => Ok(FlushModeArg::Immediate),
+        "manual" => Ok(FlushModeArg::Manual),
+        "app-close" => Ok(FlushModeArg::AppClose),
+        "period" => Ok(FlushModeArg::Period(outbox_core::FlushMode::DEFAULT_PERIOD)),
+        other => match other.strip_prefix("period=") {
+            Some(d) => {
+                let d = parse_duration(d)?;
+                if d < Duration::from_millis(1) {
+                    return Err("the period must be at least 1ms".into());
+                }
+                Ok(FlushModeArg::Period(d))
+            }
+            None => Err("expected immediate, manual, app-close or period=DURATION".into()),
+        },
+    }
+}
+
+/// A duration like `30s`, `2m`, `1h 30m` or `500ms`; never zero.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("{e} (expected e.g. 30s, 2m, 500ms)"))?;
+    if d.is_zero() {
+        return Err("the duration must be more than zero".into());
+    }
+    Ok(d)
+}
+
+/// An `http://` or `https://` base URL with a host; a trailing `/` is dropped.
+pub fn parse_endpoint(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    let rest = s
+        .strip_prefix("http://")
+        .or_else(|| s.strip_prefix("https://"))
+        .ok_or("the URL must start with http:// or https://")?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or("");
+    let host_only = if host.starts_with('[') {
+        host.split(']').next().unwrap_or("").trim_start_matches('[')
+    } else {
+        host.split(':').next().unwrap_or("")
+    };
+    if host_only.is_empty() {
+        return Err("the URL has no host".into());
+    }
+    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("the URL contains spaces".into());
+    }
+    if let Some(port) = host.strip_prefix('[').map_or_else(
+        || host.split_once(':').map(|(_, p)| p),
+        |h| h.split_once("]:").map(|(_, p)| p),
+    ) {
+        if port.parse::<u16>().is_err() {
+            return Err(format!("the port {port:?} is not a number from 0 to 65535"));
+        }
+    }
+    if rest[authority.len()..].contains(['?', '#']) {
+        return Err("the URL must not have a query or fragment".into());
+    }
+    Ok(s.trim_end_matches('/').to_string())
+}
+
+/// A probability in `[0, 1]`.
+pub fn parse_probability(s: &str) -> Result<f64, String> {
+    let p: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| "expected a number from 0 to 1".to_string())?;
+    if !(0.0..=1.0).contains(&p) {
+        return Err("expected a number from 0 to 1".into());
+    }
+    Ok(p)
+}
+
+/// An error status, 400..=599.
+pub fn parse_fail_status(s: &str) -> Result<u16, String> {
+    let code: u16 = s
+        .trim()
+        .parse()
+        .map_err(|_| "expected an HTTP status from 400 to 599".to_string())?;
+    if !(400..=599).contains(&code) {
+        return Err("expected an HTTP status from 400 to 599".into());
+    }
+    Ok(code)
+}
+
+/// A count of at least 1.
+pub fn parse_positive_usize(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err("expected a whole number of at least 1".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn flush_modes() {
+        assert_eq!(parse_flush_mode("manual"), Ok(FlushModeArg::Manual));
+        assert_eq!(parse_flush_mode("app-close"), Ok(FlushModeArg::AppClose));
+        assert_eq!(
+            parse_flush_mode("period=30s"),
+            Ok(FlushModeArg::Period(Duration::from_secs(30)))
+        );
+        assert_eq!(
+            parse_flush_mode("period=2m"),
+            Ok(FlushModeArg::Period(Duration::from_secs(120)))
+        );
+        assert!(parse_flush_mode("period=0s").is_err());
+        assert!(parse_flush_mode("period=soon").is_err());
+        assert!(parse_flush_mode("sometimes").is_err());
+    }
+
+    #[test]
+    fn endpoints() {
+        assert_eq!(
+            parse_endpoint("http://127.0.0.1:8080/").as_deref(),
+            Ok("http://127.0.0.1:8080")
+        );
+        assert!(parse_endpoint("https://example.invalid/base").is_ok());
+        assert!(parse_endpoint("http://[::1]:9/").is_ok());
+        assert!(parse_endpoint("ftp://x").is_err());
+        assert!(parse_endpoint("http://").is_err());
+        assert!(parse_endpoint("http://:80").is_err());
+        assert!(parse_endpoint("http://host:99999").is_err());
+        assert!(parse_endpoint("http://host:abc").is_err());
+        assert!(parse_endpoint("localhost:8080").is_err());
+        assert!(parse_endpoint("http://a b").is_err());
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(parse_probability("0.5"), Ok(0.5));
+        assert!(parse_probability("1.5").is_err());
+        assert!(parse_probability("NaN").is_err());
+        assert_eq!(parse_fail_status("429"), Ok(429));
+        assert!(parse_fail_status("200").is_err());
+        assert!(parse_duration("0s").is_err());
+        assert_eq!(parse_duration("1m 30s"), Ok(Duration::from_secs(90)));
+    }
+}

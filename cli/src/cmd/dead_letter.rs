@@ -1,0 +1,10 @@
+//! `outbox dead-letter`.
+
+use crate::error::{CliError, CliResult};
+
+/// Runs the subcommand.
+pub fn run<A>(_args: A) -> CliResult {
+    Err(CliError::failure(
+        "`outbox dead-letter` is not built yet: it waits for outbox-std's Client",
+    ))
+}

@@ -1,0 +1,354 @@
+//! Just enough HTTP/1.1 for the collector: read one request at a time from a
+//! kept-alive connection (Content-Length or chunked bodies, bounded sizes),
+//! write one response. Anything malformed is an [`HttpError`] that names the
+//! status to answer with; nothing here panics on what a client sends.
+
+use std::fmt;
+use std::io::{self, BufRead, Read, Write};
+
+/// Longest request line or header line accepted.
+const MAX_LINE: usize = 8 * 1024;
+/// Most header lines accepted.
+const MAX_HEADERS: usize = 100;
+
+/// One request, body read in full (still encoded as sent).
+#[derive(Debug)]
+pub struct Request {
+    /// `GET`, `POST`, ...
+    pub method: String,
+    /// The request target, query included.
+    pub path: String,
+    /// Header names in lower case, values trimmed.
+    pub headers: Vec<(String, String)>,
+    /// The body bytes as sent (before any Content-Encoding is undone).
+    pub body: Vec<u8>,
+    /// Whether the client asked to keep the connection open.
+    pub keep_alive: bool,
+}
+
+impl Request {
+    /// The first header with this (lower-case) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Why a request could not be read.
+#[derive(Debug)]
+pub enum HttpError {
+    /// The connection failed or timed out; nothing can be answered.
+    Io(io::Error),
+    /// The request is malformed or too large: answer with this status, then close.
+    Bad {
+        /// Status to answer.
+        status: u16,
+        /// Why, for the answer and the log.
+        reason: String,
+    },
+}
+
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HttpError::Io(e) => write!(f, "connection error: {e}"),
+            HttpError::Bad { status, reason } => write!(f, "{status}: {reason}"),
+        }
+    }
+}
+
+impl From<io::Error> for HttpError {
+    fn from(e: io::Error) -> Self {
+        HttpError::Io(e)
+    }
+}
+
+fn bad(status: u16, reason: impl Into<String>) -> HttpError {
+    HttpError::Bad {
+        status,
+        reason: reason.into(),
+    }
+}
+
+/// Reads one line ending in `\n` (at most [`MAX_LINE`] bytes), without the
+/// line ending. `Ok(None)` on a clean end of stream before any byte.
+fn read_line<R: BufRead>(r: &mut R) -> Result<Option<String>, HttpError> {
+    let mut buf = Vec::new();
+    let n = r.take(MAX_LINE as u64 + 1).read_until(b'\n', &mut buf)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if buf.last() != Some(&b'\n') {
+        if buf.len() > MAX_LINE {
+            return Err(bad(431, "header line too long"));
+        }
+        return Err(HttpError::Io(io::ErrorKind::UnexpectedEof.into()));
+    }
+    buf.pop();
+    if buf.last() == Some(&b'\r') {
+        buf.pop();
+    }
+    String::from_utf8(buf)
+        .map(Some)
+        .map_err(|_| bad(400, "request head is not UTF-8"))
+}
+
+/// What [`read_request`] may let through.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Largest body accepted on the wire; a larger one is refused with 413
+    /// before it is read.
+    pub max_body: usize,
+}
+
+/// Reads the next request. `Ok(None)` when the client closed the connection
+/// between requests.
+pub fn read_request<R: BufRead>(r: &mut R, limits: Limits) -> Result<Option<Request>, HttpError> {
+    // Tolerate blank lines before a request line (RFC 9112 2.2).
+    let line = loop {
+        match read_line(r)? {
+            None => return Ok(None),
+            Some(l) if l.is_empty() => continue,
+            Some(l) => break l,
+        }
+    };
+    let mut parts = line.split(' ');
+    let (method, path, version) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(m), Some(p), Some(v), None) if !m.is_empty() && !p.is_empty() => (m, p, v),
+        _ => return Err(bad(400, "malformed request line")),
+    };
+    let http10 = match version {
+        "HTTP/1.1" => false,
+        "HTTP/1.0" => true,
+        _ => return Err(bad(505, "only HTTP/1.0 and HTTP/1.1 are served")),
+    };
+    let mut headers = Vec::new();
+    loop {
+        let Some(line) = read_line(r)? else {
+            return Err(HttpError::Io(io::ErrorKind::UnexpectedEof.into()));
+        };
+        if line.is_empty() {
+            break;
+        }
+        if headers.len() >= MAX_HEADERS {
+            return Err(bad(431, "too many headers"));
+        }
+        let Some((name, value)) = line.split_once(':') else {
+            return Err(bad(400, "malformed header line"));
+        };
+        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+    }
+    let find = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let connection = find("connection").unwrap_or("").to_ascii_lowercase();
+    let keep_alive = if http10 {
+        connection.contains("keep-alive")
+    } else {
+        !connection.contains("close")
+    };
+    let chunked = find("transfer-encoding")
+        .map(|v| v.to_ascii_lowercase().contains("chunked"))
+        .unwrap_or(false);
+    let body = if chunked {
+        read_chunked(r, limits.max_body)?
+    } else if let Some(len) = find("content-length") {
+        let len: usize = len
+            .parse()
+            .map_err(|_| bad(400, "Content-Length is not a number"))?;
+        if len > limits.max_body {
+            return Err(bad(
+                413,
+                format!(
+                    "body of {len} bytes exceeds the limit of {}",
+                    limits.max_body
+                ),
+            ));
+        }
+        let mut body = vec![0; len];
+        r.read_exact(&mut body)?;
+        body
+    } else if method == "POST" || method == "PUT" {
+        return Err(bad(411, "Content-Length required"));
+    } else {
+        Vec::new()
+    };
+    Ok(Some(Request {
+        method: method.to_string(),
+        path: path.to_string(),
+        headers,
+        body,
+        keep_alive,
+    }))
+}
+
+fn read_chunked<R: BufRead>(r: &mut R, max: usize) -> Result<Vec<u8>, HttpError> {
+    let mut body = Vec::new();
+    loop {
+        let line =
+            read_line(r)?.ok_or_else(|| HttpError::Io(io::ErrorKind::UnexpectedEof.into()))?;
+        let size = line.split(';').next().unwrap_or("").trim();
+        let size = usize::from_str_radix(size, 16).map_err(|_| bad(400, "malformed chunk size"))?;
+        if size == 0 {
+            // Trailers until the blank line.
+            loop {
+                match read_line(r)? {
+                    Some(l) if l.is_empty() => return Ok(body),
+                    Some(_) => continue,
+                    None => return Err(HttpError::Io(io::ErrorKind::UnexpectedEof.into())),
+                }
+            }
+        }
+        if body.len().saturating_add(size) > max {
+            return Err(bad(413, format!("body exceeds the limit of {max} bytes")));
+        }
+        let start = body.len();
+        body.resize(start + size, 0);
+        r.read_exact(&mut body[start..])?;
+        let mut crlf = [0u8; 2];
+        r.read_exact(&mut crlf)?;
+        if &crlf != b"\r\n" {
+            return Err(bad(400, "malformed chunk"));
+        }
+    }
+}
+
+/// The reason phrase for the statuses the collector answers with.
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        415 => "Unsupported Media Type",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => "Status",
+    }
+}
+
+/// One response to write.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// A JSON body.
+    pub body: String,
+    /// Retry-After in seconds, if any.
+    pub retry_after: Option<u64>,
+    /// Whether to ask for (and perform) a close after this response.
+    pub close: bool,
+}
+
+impl Response {
+    /// A JSON response.
+    pub fn json(status: u16, body: String) -> Self {
+        Response {
+            status,
+            body,
+            retry_after: None,
+            close: false,
+        }
+    }
+
+    /// A JSON error body `{"error": reason}`.
+    pub fn error(status: u16, reason: &str) -> Self {
+        Response::json(status, serde_json::json!({ "error": reason }).to_string())
+    }
+}
+
+/// Writes a response in one piece.
+pub fn write_response<W: Write>(w: &mut W, resp: &Response) -> io::Result<()> {
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        resp.status,
+        reason_phrase(resp.status),
+        resp.body.len()
+    );
+    if let Some(secs) = resp.retry_after {
+        head.push_str(&format!("Retry-After: {secs}\r\n"));
+    }
+    if resp.status == 401 {
+        head.push_str("WWW-Authenticate: Bearer\r\n");
+    }
+    if resp.close {
+        head.push_str("Connection: close\r\n");
+    }
+    head.push_str("\r\n");
+    let mut out = head.into_bytes();
+    out.extend_from_slice(resp.body.as_bytes());
+    w.write_all(&out)?;
+    w.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(raw: &[u8]) -> Result<Option<Request>, HttpError> {
+        let mut r = io::BufReader::new(raw);
+        read_request(&mut r, Limits { max_body: 100 })
+    }
+
+    #[test]
+    fn content_length_body() {
+        let req = parse(b"POST /v1/batch HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+            .unwrap()
+            .unwrap();
+        assert_eq!(req.method, "POST");
+        assert_eq!(req.path, "/v1/batch");
+        assert_eq!(req.body, b"hello");
+        assert_eq!(req.header("host"), Some("x"));
+        assert!(req.keep_alive);
+    }
+
+    #[test]
+    fn chunked_body() {
+        let req = parse(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(req.body, b"abcde");
+        assert!(!req.keep_alive);
+    }
+
+    #[test]
+    fn too_large_is_413_before_reading() {
+        match parse(b"POST / HTTP/1.1\r\nContent-Length: 1000\r\n\r\n") {
+            Err(HttpError::Bad { status: 413, .. }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        for raw in [
+            &b""[..],
+            b"\r\n\r\n",
+            b"GET",
+            b"GET / HTTP/2\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n",
+            b"POST / HTTP/1.1\r\nno colon\r\n\r\n",
+            b"\xff\xfe / HTTP/1.1\r\n\r\n",
+        ] {
+            let _ = parse(raw);
+        }
+        assert!(parse(b"").unwrap().is_none());
+    }
+}

@@ -1,0 +1,760 @@
+//! A reference collector for the `/v1/batch` contract.
+//!
+//! `POST /v1/batch` with a JSON body `{"batch": [event, ...], "sentAt": ...}`
+//! (optionally gzip-encoded). In order, a batch is checked for:
+//!
+//! 1. the key, when one is configured (`Authorization: Bearer KEY`, or Basic
+//!    with KEY as the user name): otherwise **401**, nothing stored;
+//! 2. its size (on the wire and decoded) against `max_batch_bytes`: **413**;
+//! 3. its JSON: an object whose `batch` is an array of objects each with a
+//!    non-empty string `messageId`: otherwise **400**;
+//! 4. the reject field: a batch holding an event with a field of that name
+//!    (at any depth) gets **400**, nothing stored (a poison event);
+//! 5. injected faults ([`Faults`]).
+//!
+//! A batch that passes is committed at once: each event whose `messageId`
+//! was never seen is appended as one JSON line to the out file (flushed and
+//! synced before the answer), the others are counted as duplicates. The
+//! answer is **200** `{"success":true,"accepted":N,"duplicates":M}`. The ids
+//! already in the out file are loaded at start, so deduplication holds
+//! across restarts.
+//!
+//! The collector runs on its own threads ([`Collector::start`]) and is used
+//! both by `outbox collect` and, in-process, by `outbox demo`.
+
+pub mod faults;
+pub mod http;
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde_json::Value;
+
+pub use faults::{BatchInfo, Failure, Faults, NoFaults, RandomFaults, Rng};
+use http::{HttpError, Limits, Response};
+
+/// The path of the batch endpoint.
+pub const BATCH_PATH: &str = "/v1/batch";
+
+/// Default largest batch accepted, in bytes (500 KiB, as in DESIGN.md).
+pub const DEFAULT_MAX_BATCH_BYTES: usize = 500 * 1024;
+
+/// Most connections served at once; more are closed on arrival.
+const MAX_CONNECTIONS: usize = 256;
+
+/// An idle kept-alive connection is closed after this long.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How a collector behaves.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The key clients must present; `None` accepts any request.
+    pub key: Option<String>,
+    /// Largest batch accepted (on the wire and decoded); larger gets 413.
+    pub max_batch_bytes: usize,
+    /// A batch holding an event with a field of this name gets 400.
+    pub reject_field: Option<String>,
+    /// Where accepted events are appended as JSON lines (and ids reloaded from).
+    pub out: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            key: None,
+            max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
+            reject_field: None,
+            out: None,
+        }
+    }
+}
+
+/// Why a collector could not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// The listen address could not be resolved or bound.
+    Bind(String, io::Error),
+    /// The out file could not be opened, read or repaired.
+    OutFile(PathBuf, io::Error),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
+            StartError::OutFile(path, e) => write!(f, "cannot use {}: {e}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// What happened to one request to the batch endpoint.
+#[derive(Clone, Debug)]
+pub struct BatchLog {
+    /// Its number (every POST to /v1/batch counts).
+    pub number: u64,
+    /// Who sent it.
+    pub peer: SocketAddr,
+    /// The status answered; `None` when no answer was sent.
+    pub status: Option<u16>,
+    /// Events in the batch (0 when it could not be read).
+    pub events: usize,
+    /// New events committed.
+    pub accepted: usize,
+    /// Events already seen.
+    pub duplicates: usize,
+    /// What else to say (the error, the injected fault).
+    pub note: String,
+}
+
+impl fmt::Display for BatchLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "batch {} from {}: ", self.number, self.peer)?;
+        match self.status {
+            Some(s) => write!(f, "{s}")?,
+            None => write!(f, "no answer")?,
+        }
+        write!(
+            f,
+            ", {} events, {} accepted, {} duplicates",
+            self.events, self.accepted, self.duplicates
+        )?;
+        if !self.note.is_empty() {
+            write!(f, " ({})", self.note)?;
+        }
+        Ok(())
+    }
+}
+
+/// A collector's totals.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Requests to the batch endpoint.
+    pub batches: u64,
+    /// Distinct events committed.
+    pub accepted: u64,
+    /// Events received again after being committed (absorbed by dedup).
+    pub duplicates: u64,
+    /// Batches answered 400 (malformed, or holding a poison event).
+    pub bad_requests: u64,
+    /// Batches answered 401.
+    pub unauthorized: u64,
+    /// Batches answered 413.
+    pub too_large: u64,
+    /// Batches answered with an injected failure.
+    pub injected_failures: u64,
+    /// Committed batches whose answer was dropped on purpose.
+    pub dropped_responses: u64,
+    /// Connections closed unanswered because the network was made to look down.
+    pub refused: u64,
+    /// Message ids known at start (from the out file).
+    pub known_at_start: u64,
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "summary: {} batches, {} events accepted, {} duplicates absorbed, \
+             {} bad requests (400), {} unauthorized (401), {} too large (413), \
+             {} failures injected, {} responses dropped, {} connections refused",
+            self.batches,
+            self.accepted,
+            self.duplicates,
+            self.bad_requests,
+            self.unauthorized,
+            self.too_large,
+            self.injected_failures,
+            self.dropped_responses,
+            self.refused
+        )
+    }
+}
+
+/// A callback told about every batch.
+pub type Logger = Box<dyn Fn(&BatchLog) + Send + Sync>;
+
+struct State {
+    seen: HashSet<String>,
+    out: Option<File>,
+    summary: Summary,
+    faults: Box<dyn Faults>,
+    next_batch: u64,
+}
+
+struct Shared {
+    config: Config,
+    state: Mutex<State>,
+    stop: AtomicBool,
+    conns: Mutex<HashMap<u64, TcpStream>>,
+    next_conn: AtomicU64,
+    log: Option<Logger>,
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock is a bug; keep serving regardless.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn conns(&self) -> MutexGuard<'_, HashMap<u64, TcpStream>> {
+        self.conns.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn log(&self, entry: &BatchLog) {
+        if let Some(log) = &self.log {
+            log(entry);
+        }
+    }
+}
+
+/// A running collector. Dropping it stops it.
+pub struct Collector {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl Collector {
+    /// Binds `listen`, loads the ids already in the out file and starts serving.
+    pub fn start(
+        listen: &str,
+        config: Config,
+        faults: Box<dyn Faults>,
+        log: Option<Logger>,
+    ) -> Result<Collector, StartError> {
+        let addrs: Vec<SocketAddr> = listen
+            .to_socket_addrs()
+            .map_err(|e| StartError::Bind(listen.to_string(), e))?
+            .collect();
+        let listener =
+            TcpListener::bind(&addrs[..]).map_err(|e| StartError::Bind(listen.to_string(), e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| StartError::Bind(listen.to_string(), e))?;
+        let (seen, out) = match &config.out {
+            Some(path) => {
+                let (seen, file) =
+                    open_out(path).map_err(|e| StartError::OutFile(path.clone(), e))?;
+                (seen, Some(file))
+            }
+            None => (HashSet::new(), None),
+        };
+        let summary = Summary {
+            known_at_start: seen.len() as u64,
+            ..Summary::default()
+        };
+        let shared = Arc::new(Shared {
+            config,
+            state: Mutex::new(State {
+                seen,
+                out,
+                summary,
+                faults,
+                next_batch: 1,
+            }),
+            stop: AtomicBool::new(false),
+            conns: Mutex::new(HashMap::new()),
+            next_conn: AtomicU64::new(0),
+            log,
+        });
+        let accept = {
+            let shared = Arc::clone(&shared);
+            thread::Builder::new()
+                .name("collect-accept".into())
+                .spawn(move || accept_loop(listener, shared))
+                .map_err(|e| StartError::Bind(listen.to_string(), e))?
+        };
+        Ok(Collector {
+            addr,
+            shared,
+            accept: Some(accept),
+        })
+    }
+
+    /// The address it listens on (the real port when 0 was asked for).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The base URL clients should use (`http://ADDR`).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The totals so far.
+    pub fn summary(&self) -> Summary {
+        self.shared.state().summary
+    }
+
+    /// Whether an event with this `messageId` has been committed.
+    pub fn has(&self, message_id: &str) -> bool {
+        self.shared.state().seen.contains(message_id)
+    }
+
+    /// Every committed `messageId` (those loaded from the out file included).
+    pub fn message_ids(&self) -> HashSet<String> {
+        self.shared.state().seen.clone()
+    }
+
+    /// Stops serving: no new connections, open ones are shut. Returns the totals.
+    pub fn shutdown(mut self) -> Summary {
+        self.stop();
+        self.summary()
+    }
+
+    fn stop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop with a connection of our own.
+        let mut wake = self.addr;
+        if wake.ip().is_unspecified() {
+            wake.set_ip(match wake {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
+        if let Some(handle) = self.accept.take() {
+            let _ = handle.join();
+        }
+        for (_, conn) in self.shared.conns().drain() {
+            let _ = conn.shutdown(Shutdown::Both);
+        }
+        // Make what was committed durable even if the caller exits now.
+        if let Some(out) = &self.shared.state().out {
+            let _ = out.sync_all();
+        }
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        if self.accept.is_some() {
+            self.stop();
+        }
+    }
+}
+
+/// Opens (creating) the out file for appending and loads the ids in it.
+/// Lines that are not JSON events with a string `messageId` (a torn last
+/// line after a crash, say) are skipped. A file not ending in a newline gets
+/// one, so the next event starts on its own line.
+fn open_out(path: &Path) -> io::Result<(HashSet<String>, File)> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(path)?;
+    let mut seen = HashSet::new();
+    let mut reader = BufReader::new(&file);
+    let mut line = Vec::new();
+    let mut last_byte = None;
+    loop {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line)?;
+        if n == 0 {
+            break;
+        }
+        last_byte = line.last().copied();
+        if let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(&line) {
+            if let Some(Value::String(id)) = map.get("messageId") {
+                seen.insert(id.clone());
+            }
+        }
+    }
+    drop(reader);
+    if last_byte.is_some_and(|b| b != b'\n') {
+        file.seek(SeekFrom::End(0))?;
+        file.write_all(b"\n")?;
+        file.sync_data()?;
+    }
+    Ok((seen, file))
+}
+
+fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    for stream in listener.incoming() {
+        if shared.stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let Ok(stream) = stream else {
+            // Out of descriptors and the like: back off a little.
+            thread::sleep(Duration::from_millis(10));
+            continue;
+        };
+        if shared.state().faults.refuse() {
+            shared.state().summary.refused += 1;
+            drop(stream);
+            continue;
+        }
+        let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut conns = shared.conns();
+            if conns.len() >= MAX_CONNECTIONS {
+                continue;
+            }
+            match stream.try_clone() {
+                Ok(clone) => {
+                    conns.insert(id, clone);
+                }
+                Err(_) => continue,
+            }
+        }
+        let conn_shared = Arc::clone(&shared);
+        let spawned = thread::Builder::new()
+            .name("collect-conn".into())
+            .spawn(move || {
+                serve(stream, &conn_shared);
+                conn_shared.conns().remove(&id);
+            });
+        if spawned.is_err() {
+            shared.conns().remove(&id);
+        }
+    }
+}
+
+/// What to do after handling one request.
+enum Reply {
+    /// Answer, then keep the connection open (unless the response says close).
+    Answer(Response),
+    /// Close the connection without answering.
+    Hangup,
+}
+
+fn serve(stream: TcpStream, shared: &Shared) {
+    let Ok(peer) = stream.peer_addr() else { return };
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_read_timeout(Some(IDLE_TIMEOUT));
+    let _ = stream.set_write_timeout(Some(IDLE_TIMEOUT));
+    let Ok(read_half) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(read_half);
+    let mut writer = stream;
+    let limits = Limits {
+        max_body: shared.config.max_batch_bytes,
+    };
+    while !shared.stop.load(Ordering::SeqCst) {
+        let reply = match http::read_request(&mut reader, limits) {
+            Ok(None) | Err(HttpError::Io(_)) => return,
+            Err(HttpError::Bad { status, reason }) => {
+                if status == 413 {
+                    let mut st = shared.state();
+                    let number = st.next_batch;
+                    st.next_batch += 1;
+                    st.summary.batches += 1;
+                    st.summary.too_large += 1;
+                    drop(st);
+                    shared.log(&BatchLog {
+                        number,
+                        peer,
+                        status: Some(413),
+                        events: 0,
+                        accepted: 0,
+                        duplicates: 0,
+                        note: reason.clone(),
+                    });
+                }
+                let mut resp = Response::error(status, &reason);
+                resp.close = true;
+                Reply::Answer(resp)
+            }
+            Ok(Some(req)) => handle(shared, peer, &req),
+        };
+        match reply {
+            Reply::Hangup => {
+                let _ = writer.shutdown(Shutdown::Both);
+                return;
+            }
+            Reply::Answer(resp) => {
+                if http::write_response(&mut writer, &resp).is_err() || resp.close {
+                    let _ = writer.shutdown(Shutdown::Both);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn handle(shared: &Shared, peer: SocketAddr, req: &http::Request) -> Reply {
+    let path = req.path.split('?').next().unwrap_or("");
+    if path != BATCH_PATH {
+        let mut r = Response::error(404, "not found; the collector serves POST /v1/batch");
+        r.close = !req.keep_alive;
+        return Reply::Answer(r);
+    }
+    if req.method != "POST" {
+        let mut r = Response::error(405, "use POST");
+        r.close = !req.keep_alive;
+        return Reply::Answer(r);
+    }
+    if shared.state().faults.refuse() {
+        shared.state().summary.refused += 1;
+        return Reply::Hangup;
+    }
+    let mut reply = handle_batch(shared, peer, req);
+    if let Reply::Answer(r) = &mut reply {
+        r.close |= !req.keep_alive;
+    }
+    reply
+}
+
+/// A batch that failed a check before faults or commit.
+struct Refusal {
+    status: u16,
+    reason: String,
+    events: usize,
+}
+
+fn refuse(status: u16, reason: impl Into<String>, events: usize) -> Refusal {
+    Refusal {
+        status,
+        reason: reason.into(),
+        events,
+    }
+}
+
+fn check_key(config: &Config, req: &http::Request) -> bool {
+    let Some(key) = &config.key else { return true };
+    let Some(auth) = req.header("authorization") else {
+        return false;
+    };
+    let (scheme, value) = auth.split_once(' ').unwrap_or((auth, ""));
+    let value = value.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return value == key;
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(value) else {
+            return false;
+        };
+        let Ok(decoded) = String::from_utf8(decoded) else {
+            return false;
+        };
+        let user = decoded.split_once(':').map_or(decoded.as_str(), |(u, _)| u);
+        return user == key;
+    }
+    false
+}
+
+fn decode_body(config: &Config, req: &http::Request) -> Result<Vec<u8>, Refusal> {
+    let encoding = req
+        .header("content-encoding")
+        .unwrap_or("identity")
+        .to_ascii_lowercase();
+    match encoding.as_str() {
+        "identity" | "" => Ok(req.body.clone()),
+        "gzip" | "x-gzip" => {
+            let limit = config.max_batch_bytes;
+            let mut out = Vec::new();
+            let decoder = flate2::read::GzDecoder::new(&req.body[..]);
+            decoder
+                .take(limit as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| refuse(400, format!("gzip body does not decode: {e}"), 0))?;
+            if out.len() > limit {
+                return Err(refuse(
+                    413,
+                    format!("decoded body exceeds the limit of {limit} bytes"),
+                    0,
+                ));
+            }
+            Ok(out)
+        }
+        other => Err(refuse(
+            415,
+            format!("Content-Encoding {other} is not supported"),
+            0,
+        )),
+    }
+}
+
+/// Whether `value` holds an object key `name` at any depth.
+fn has_field(value: &Value, name: &str) -> bool {
+    match value {
+        Value::Object(map) => map.contains_key(name) || map.values().any(|v| has_field(v, name)),
+        Value::Array(items) => items.iter().any(|v| has_field(v, name)),
+        _ => false,
+    }
+}
+
+/// The events of a valid batch, each with its id.
+fn parse_batch(config: &Config, body: &[u8]) -> Result<Vec<(String, Value)>, Refusal> {
+    let doc: Value = serde_json::from_slice(body)
+        .map_err(|e| refuse(400, format!("body is not JSON: {e}"), 0))?;
+    let Value::Object(mut doc) = doc else {
+        return Err(refuse(400, "body is not a JSON object", 0));
+    };
+    let Some(Value::Array(batch)) = doc.remove("batch") else {
+        return Err(refuse(400, "body has no \"batch\" array", 0));
+    };
+    let count = batch.len();
+    let mut events = Vec::with_capacity(count);
+    for (i, event) in batch.into_iter().enumerate() {
+        let id = match event.get("messageId") {
+            Some(Value::String(id)) if !id.is_empty() => id.clone(),
+            _ if !event.is_object() => {
+                return Err(refuse(
+                    400,
+                    format!("event {i} is not a JSON object"),
+                    count,
+                ))
+            }
+            _ => {
+                return Err(refuse(
+                    400,
+                    format!("event {i} has no string \"messageId\""),
+                    count,
+                ))
+            }
+        };
+        if let Some(field) = &config.reject_field {
+            if has_field(&event, field) {
+                return Err(refuse(
+                    400,
+                    format!("event {id} holds the rejected field \"{field}\""),
+                    count,
+                ));
+            }
+        }
+        events.push((id, event));
+    }
+    Ok(events)
+}
+
+fn handle_batch(shared: &Shared, peer: SocketAddr, req: &http::Request) -> Reply {
+    let config = &shared.config;
+    let checked = if check_key(config, req) {
+        decode_body(config, req).and_then(|body| parse_batch(config, &body))
+    } else {
+        Err(refuse(401, "missing or wrong key", 0))
+    };
+    let mut st = shared.state();
+    let number = st.next_batch;
+    st.next_batch += 1;
+    st.summary.batches += 1;
+    let events = match checked {
+        Ok(events) => events,
+        Err(refusal) => {
+            match refusal.status {
+                401 => st.summary.unauthorized += 1,
+                413 => st.summary.too_large += 1,
+                400 => st.summary.bad_requests += 1,
+                _ => {}
+            }
+            drop(st);
+            shared.log(&BatchLog {
+                number,
+                peer,
+                status: Some(refusal.status),
+                events: refusal.events,
+                accepted: 0,
+                duplicates: 0,
+                note: refusal.reason.clone(),
+            });
+            return Reply::Answer(Response::error(refusal.status, &refusal.reason));
+        }
+    };
+    let info = BatchInfo {
+        number,
+        events: events.len(),
+        accepted_before: st.summary.accepted,
+    };
+    if let Some(failure) = st.faults.fail(&info) {
+        st.summary.injected_failures += 1;
+        drop(st);
+        let mut note = String::from("injected failure");
+        if let Some(secs) = failure.retry_after {
+            note.push_str(&format!(", Retry-After {secs}"));
+        }
+        shared.log(&BatchLog {
+            number,
+            peer,
+            status: Some(failure.status),
+            events: info.events,
+            accepted: 0,
+            duplicates: 0,
+            note,
+        });
+        let mut resp = Response::error(failure.status, "injected failure");
+        resp.retry_after = failure.retry_after;
+        return Reply::Answer(resp);
+    }
+
+    // Commit: new events to the out file (synced), then to the id set.
+    let mut fresh: Vec<(String, Value)> = Vec::new();
+    let mut batch_ids = HashSet::new();
+    let mut duplicates = 0;
+    for (id, event) in events {
+        if st.seen.contains(&id) || !batch_ids.insert(id.clone()) {
+            duplicates += 1;
+        } else {
+            fresh.push((id, event));
+        }
+    }
+    if let Some(out) = &mut st.out {
+        let mut buf = Vec::new();
+        for (_, event) in &fresh {
+            // A Value always serialises; an empty line is never written.
+            if serde_json::to_writer(&mut buf, event).is_ok() {
+                buf.push(b'\n');
+            }
+        }
+        let written = out.write_all(&buf).and_then(|()| out.sync_data());
+        if let Err(e) = written {
+            drop(st);
+            let reason = format!("cannot append to the out file: {e}");
+            shared.log(&BatchLog {
+                number,
+                peer,
+                status: Some(500),
+                events: info.events,
+                accepted: 0,
+                duplicates: 0,
+                note: reason.clone(),
+            });
+            return Reply::Answer(Response::error(500, &reason));
+        }
+    }
+    let accepted = fresh.len();
+    for (id, _) in fresh {
+        st.seen.insert(id);
+    }
+    st.summary.accepted += accepted as u64;
+    st.summary.duplicates += duplicates as u64;
+    let drop_response = st.faults.drop_response(&info);
+    if drop_response {
+        st.summary.dropped_responses += 1;
+    }
+    drop(st);
+    shared.log(&BatchLog {
+        number,
+        peer,
+        status: (!drop_response).then_some(200),
+        events: info.events,
+        accepted,
+        duplicates,
+        note: if drop_response {
+            "committed, response dropped on purpose".into()
+        } else {
+            String::new()
+        },
+    });
+    if drop_response {
+        return Reply::Hangup;
+    }
+    Reply::Answer(Response::json(
+        200,
+        serde_json::json!({ "success": true, "accepted": accepted, "duplicates": duplicates })
+            .to_string(),
+    ))
+}

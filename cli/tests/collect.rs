@@ -1,0 +1,283 @@
+//! `outbox collect`, run as a process: the /v1/batch contract, dedup across
+//! a restart, fault injection, signals and bad flags.
+
+mod common;
+
+use std::io::Write;
+
+use common::*;
+
+#[test]
+fn checks_key_size_json_and_reject_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("events.jsonl");
+    let mut c = Collect::start(&[
+        "--key",
+        "k3y",
+        "--max-batch-bytes",
+        "2000",
+        "--reject-field",
+        "poison",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    c.wait_for("already holds 0 message ids");
+
+    // No key, wrong key: 401 and nothing stored.
+    assert_eq!(
+        post_batch(c.addr, None, &batch_of(&["a"])).unwrap().status,
+        401
+    );
+    assert_eq!(
+        post_batch(c.addr, Some("nope"), &batch_of(&["a"]))
+            .unwrap()
+            .status,
+        401
+    );
+    c.wait_for("batch 2 from");
+
+    // Right key, Bearer.
+    let r = post_batch(c.addr, Some("k3y"), &batch_of(&["a", "b"])).unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["accepted"], 2);
+    assert_eq!(r.json()["duplicates"], 0);
+    let line = c.wait_for("batch 3 from");
+    assert!(
+        line.contains(": 200, 2 events, 2 accepted, 0 duplicates"),
+        "{line}"
+    );
+
+    // Basic with the key as user name ("k3y:" in base64).
+    let r = request(
+        c.addr,
+        "POST",
+        "/v1/batch",
+        &[("Authorization", "Basic azN5Og==")],
+        batch_of(&["c"]).as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+
+    // Gzip-encoded body.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(batch_of(&["d"]).as_bytes()).unwrap();
+    let r = request(
+        c.addr,
+        "POST",
+        "/v1/batch",
+        &[
+            ("Authorization", "Bearer k3y"),
+            ("Content-Encoding", "gzip"),
+        ],
+        &gz.finish().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+
+    // Too large: 413.
+    let big: Vec<String> = (0..100).map(|i| format!("big-{i}")).collect();
+    let big: Vec<&str> = big.iter().map(String::as_str).collect();
+    assert_eq!(
+        post_batch(c.addr, Some("k3y"), &batch_of(&big))
+            .unwrap()
+            .status,
+        413
+    );
+
+    // Not JSON, not an object, no batch array, an event without messageId: 400.
+    for body in [
+        "not json",
+        "[1,2]",
+        r#"{"sentAt":"x"}"#,
+        r#"{"batch":[{"event":"x"}]}"#,
+        r#"{"batch":[42]}"#,
+    ] {
+        let r = post_batch(c.addr, Some("k3y"), body).unwrap();
+        assert_eq!(r.status, 400, "{body}: {r:?}");
+        assert!(r.json()["error"].is_string());
+    }
+
+    // A batch with a poison event (the field at any depth) is refused whole.
+    let poisoned = serde_json::json!({ "batch": [
+        { "messageId": "good-1", "event": "ok" },
+        { "messageId": "bad-1", "event": "x", "properties": { "poison": true } },
+    ]})
+    .to_string();
+    let r = post_batch(c.addr, Some("k3y"), &poisoned).unwrap();
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("bad-1"), "{r:?}");
+
+    // Wrong path and method.
+    assert_eq!(
+        request(c.addr, "POST", "/v2/other", &[], b"{}")
+            .unwrap()
+            .status,
+        404
+    );
+    assert_eq!(
+        request(c.addr, "GET", "/v1/batch", &[], b"")
+            .unwrap()
+            .status,
+        405
+    );
+
+    let (status, rest) = c.stop("TERM");
+    assert!(status.success(), "{status:?}");
+    let summary = rest
+        .iter()
+        .find(|l| l.starts_with("summary:"))
+        .expect("summary line");
+    assert!(summary.contains("4 events accepted"), "{summary}");
+    assert!(summary.contains("6 bad requests (400)"), "{summary}");
+    assert!(summary.contains("2 unauthorized (401)"), "{summary}");
+    assert!(summary.contains("1 too large (413)"), "{summary}");
+    assert_eq!(ids_in(&out), ["a", "b", "c", "d"]);
+}
+
+#[test]
+fn dedup_holds_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("events.jsonl");
+    let out_s = out.to_str().unwrap();
+
+    let first = Collect::start(&["--out", out_s]);
+    let r = post_batch(first.addr, None, &batch_of(&["m1", "m2"])).unwrap();
+    assert_eq!((r.json()["accepted"].clone(), r.status), (2.into(), 200));
+    // Sent twice within one run: absorbed.
+    let r = post_batch(first.addr, None, &batch_of(&["m2"])).unwrap();
+    assert_eq!(r.json()["duplicates"], 1);
+    let (status, rest) = first.stop("TERM");
+    assert!(status.success());
+    assert!(
+        rest.iter().any(|l| l.contains("1 duplicates absorbed")),
+        "{rest:?}"
+    );
+
+    // Restart on the same file: the ids are remembered.
+    let mut second = Collect::start(&["--out", out_s]);
+    second.wait_for("already holds 2 message ids");
+    let r = post_batch(second.addr, None, &batch_of(&["m1", "m2", "m3"])).unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["accepted"], 1);
+    assert_eq!(r.json()["duplicates"], 2);
+    let (status, rest) = second.stop("INT");
+    assert!(status.success(), "SIGINT exits 0 after the summary");
+    assert!(
+        rest.iter()
+            .any(|l| l.contains("1 events accepted, 2 duplicates absorbed")),
+        "{rest:?}"
+    );
+    assert_eq!(ids_in(&out), ["m1", "m2", "m3"]);
+}
+
+#[test]
+fn a_torn_last_line_is_skipped_and_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("events.jsonl");
+    std::fs::write(&out, "{\"messageId\":\"x1\"}\n{\"messageId\":\"x2\",\"ev").unwrap();
+    let mut c = Collect::start(&["--out", out.to_str().unwrap()]);
+    c.wait_for("already holds 1 message ids");
+    let r = post_batch(c.addr, None, &batch_of(&["x1", "x2"])).unwrap();
+    assert_eq!(r.json()["accepted"], 1, "x2 was torn, so it is new");
+    assert_eq!(r.json()["duplicates"], 1);
+    drop(c);
+    assert_eq!(ids_in(&out), ["x1", "x2"]);
+}
+
+#[test]
+fn injects_failures_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("events.jsonl");
+    let mut c = Collect::start(&[
+        "--fail-rate",
+        "1",
+        "--fail-status",
+        "429",
+        "--retry-after",
+        "7",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let r = post_batch(c.addr, None, &batch_of(&["f1"])).unwrap();
+    assert_eq!(r.status, 429);
+    assert_eq!(r.header("retry-after"), Some("7"));
+    let line = c.wait_for("batch 1 from");
+    assert!(line.contains("429") && line.contains("injected"), "{line}");
+    let (status, rest) = c.stop("TERM");
+    assert!(status.success());
+    assert!(
+        rest.iter().any(|l| l.contains("1 failures injected")),
+        "{rest:?}"
+    );
+    assert!(ids_in(&out).is_empty(), "a failed batch is not committed");
+}
+
+#[test]
+fn drops_responses_after_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("events.jsonl");
+    let c = Collect::start(&["--drop-response-rate", "1", "--out", out.to_str().unwrap()]);
+    let err = post_batch(c.addr, None, &batch_of(&["d1", "d2"]));
+    assert!(err.is_err(), "expected no answer, got {err:?}");
+    assert_eq!(
+        ids_in(&out),
+        ["d1", "d2"],
+        "committed before the answer was dropped"
+    );
+    // The client resends: absorbed (and again unanswered).
+    assert!(post_batch(c.addr, None, &batch_of(&["d1", "d2"])).is_err());
+    let (status, rest) = c.stop("TERM");
+    assert!(status.success());
+    let summary = rest.iter().find(|l| l.starts_with("summary:")).unwrap();
+    assert!(
+        summary.contains("2 events accepted, 2 duplicates absorbed"),
+        "{summary}"
+    );
+    assert!(summary.contains("2 responses dropped"), "{summary}");
+    assert_eq!(ids_in(&out), ["d1", "d2"]);
+}
+
+#[test]
+fn bad_flags_are_one_line_and_exit_2() {
+    for args in [
+        &["collect"][..],
+        &["collect", "--listen", "127.0.0.1:0", "--fail-rate", "1.5"],
+        &["collect", "--listen", "127.0.0.1:0", "--fail-status", "200"],
+        &[
+            "collect",
+            "--listen",
+            "127.0.0.1:0",
+            "--max-batch-bytes",
+            "0",
+        ],
+        &["collect", "--listen", "127.0.0.1:0", "--retry-after", "-1"],
+        &["collect", "--listen", "127.0.0.1:0", "--bogus"],
+    ] {
+        let out = run(args);
+        let err = assert_one_line_error(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn unusable_address_or_out_file_is_one_line_and_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port already taken.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = run(&["collect", "--listen", &addr]);
+    let err = assert_one_line_error(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(err.contains("cannot listen"), "{err}");
+    // An out file that is a directory.
+    let out = run(&[
+        "collect",
+        "--listen",
+        "127.0.0.1:0",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    let err = assert_one_line_error(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(err.contains("cannot use"), "{err}");
+}
