@@ -52,6 +52,15 @@ pub trait Store {
     /// Visit every stored record as `(seq, size)` in increasing order.
     fn restore<F: FnMut(Seq, u32)>(&mut self, visit: F) -> Result<(), Self::Error>;
 
+    /// One past the highest sequence number this store ever held, deleted
+    /// records included (0 for a new store), so that numbering never goes
+    /// back after a restart that finds the store empty. A store that cannot
+    /// remember it keeps the default; numbers are then unique only among
+    /// stored records.
+    fn seq_floor(&mut self) -> Result<Seq, Self::Error> {
+        Ok(0)
+    }
+
     /// The server refused `seq` for good; keep a dead-letter copy if the
     /// store has a place for one. The `delete_through` covering it follows.
     fn reject(&mut self, seq: Seq, status: u16, reason: RejectReason) -> Result<(), Self::Error> {
@@ -165,7 +174,11 @@ impl<'a> Iterator for Payloads<'a> {
             return None;
         }
         let seq = s.next;
-        s.next += 1;
+        match s.next.checked_add(1) {
+            Some(n) => s.next = n,
+            // `last` is u64::MAX: make this the final item.
+            None => s.last = 0,
+        }
         let size = (s.lookup)(seq)? as usize;
         let size = size.min(self.bytes.len());
         let (head, tail) = self.bytes.split_at(size);
@@ -286,6 +299,8 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
         if let Some(e) = refused {
             return Err(DriverError::Input(e));
         }
+        let next = self.store.seq_floor().map_err(DriverError::Store)?;
+        self.machine.handle(now, Input::SeqFloor { next })?;
         self.drain(now, None)
     }
 

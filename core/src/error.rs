@@ -36,6 +36,13 @@ pub enum InputError {
         /// The sequence number it should have had.
         expected: Seq,
     },
+    /// A restored record's sequence number is beyond [`MAX_SEQ`](crate::MAX_SEQ).
+    RestoreOutOfRange {
+        /// The record's sequence number.
+        seq: Seq,
+    },
+    /// Sequence numbers are used up (after 2^63 events).
+    SeqExhausted,
     /// A configuration change was refused.
     Config(ConfigError),
 }
@@ -66,6 +73,13 @@ impl fmt::Display for InputError {
                     "restored record {seq} leaves a gap (expected {expected})"
                 )
             }
+            InputError::RestoreOutOfRange { seq } => {
+                write!(
+                    f,
+                    "restored record {seq} is beyond the largest sequence number"
+                )
+            }
+            InputError::SeqExhausted => f.write_str("sequence numbers are used up"),
             InputError::Config(e) => write!(f, "configuration refused: {e}"),
         }
     }

@@ -67,6 +67,13 @@ pub enum Input {
         /// Its payload size in bytes.
         size: u32,
     },
+    /// At start-up: the store has used every sequence number below `next`
+    /// (it remembers how far it deleted). Numbering continues there when the
+    /// store holds no records; otherwise it continues after the newest record.
+    SeqFloor {
+        /// One past the highest sequence number the store ever used.
+        next: Seq,
+    },
     /// The events from `from_seq` on were not stored (disk full, I/O error):
     /// they leave the queue and are reported dropped.
     PersistFailed {

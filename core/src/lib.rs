@@ -142,6 +142,10 @@ pub use time::Instant;
 /// never reused across restarts.
 pub type Seq = u64;
 
+/// The largest sequence number the machine hands out or restores (2^63 - 1),
+/// so arithmetic on sequence numbers can never overflow.
+pub const MAX_SEQ: Seq = u64::MAX >> 1;
+
 /// Bytes of a machine's state that do not depend on its capacity `N`.
 pub const FIXED_STATE_BYTES: usize = core::mem::size_of::<Machine<0>>();
 

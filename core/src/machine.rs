@@ -21,7 +21,7 @@ use crate::output::{Batch, BatchId, DropReason, Output, RejectReason, RetryCause
 use crate::pending::PendingIndex;
 use crate::rng::SplitMix64;
 use crate::stats::Stats;
-use crate::{Instant, Seq};
+use crate::{Instant, Seq, MAX_SEQ};
 
 /// What an accepted input produced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -166,6 +166,7 @@ impl<const N: usize> Machine<N> {
                 Ok(Accepted::Applied)
             }
             Input::Restore { seq, size } => self.on_restore(seq, size).map(|()| Accepted::Applied),
+            Input::SeqFloor { next } => self.on_seq_floor(next).map(|()| Accepted::Applied),
             Input::PersistFailed { from_seq } => {
                 self.on_persist_failed(from_seq);
                 Ok(Accepted::Applied)
@@ -289,8 +290,11 @@ impl<const N: usize> Machine<N> {
         if !self.fits(size) && self.config.overflow == Overflow::RejectNew {
             return Err(InputError::QueueFull);
         }
-        self.make_room(size);
         let seq = self.pending.end();
+        if seq >= MAX_SEQ {
+            return Err(InputError::SeqExhausted);
+        }
+        self.make_room(size);
         if !self.pending.push(size) {
             // Unreachable: max_queue_events <= N and make_room made space.
             return Err(InputError::QueueFull);
@@ -420,6 +424,9 @@ impl<const N: usize> Machine<N> {
     }
 
     fn on_restore(&mut self, seq: Seq, size: u32) -> Result<(), InputError> {
+        if seq >= MAX_SEQ {
+            return Err(InputError::RestoreOutOfRange { seq });
+        }
         if self.tracked_any || seq < self.pending.end() {
             return Err(InputError::RestoreOutOfOrder {
                 seq,
@@ -445,6 +452,24 @@ impl<const N: usize> Machine<N> {
         self.counters.restored += 1;
         if self.config.flush_mode == FlushMode::Immediate {
             self.flush_requested = true;
+        }
+        Ok(())
+    }
+
+    fn on_seq_floor(&mut self, next: Seq) -> Result<(), InputError> {
+        if next > MAX_SEQ {
+            return Err(InputError::RestoreOutOfRange { seq: next });
+        }
+        if self.tracked_any {
+            return Err(InputError::RestoreOutOfOrder {
+                seq: next,
+                expected_at_least: self.pending.end(),
+            });
+        }
+        if self.pending.is_empty() && next > self.pending.end() {
+            self.pending.reset_empty_at(next);
+            self.delete_cursor = next;
+            self.persist_cursor = next;
         }
         Ok(())
     }

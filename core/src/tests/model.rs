@@ -35,6 +35,8 @@ enum Op {
     SetMode(FlushMode),
     SetPeriod(u64),
     SetThreshold(Option<u32>),
+    /// Crash: throw the machine away, start a new one from the store.
+    Restart,
 }
 
 fn mode() -> impl Strategy<Value = FlushMode> {
@@ -65,6 +67,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => mode().prop_map(Op::SetMode),
         1 => (0u64..20_000).prop_map(Op::SetPeriod),
         1 => prop::option::of(0u32..10).prop_map(Op::SetThreshold),
+        1 => Just(Op::Restart),
     ]
 }
 
@@ -106,6 +109,8 @@ enum Fate {
     Pending,
     Delivered,
     Dropped,
+    /// Dropped because the store did not keep it; its number may be reused.
+    NotStored,
     Rejected,
 }
 
@@ -118,7 +123,13 @@ struct Model {
     fates: Vec<(Seq, Fate)>,
     in_flight: Option<Batch>,
     last_delivered: Option<Seq>,
+    /// Accepted in this machine's life (since the last restart).
     accepted: u64,
+    /// Fates counted before the last restart.
+    base: [u64; 5],
+    restored: u64,
+    /// One past the highest sequence number ever deleted from the store.
+    floor: Seq,
 }
 
 impl Model {
@@ -153,6 +164,7 @@ impl Model {
                 self.store.push_back((seq, size));
             }
             Output::Delete { through } => {
+                self.floor = self.floor.max(through + 1);
                 while self.store.front().is_some_and(|(s, _)| *s <= through) {
                     let (s, _) = self.store.pop_front().unwrap();
                     assert_ne!(
@@ -189,9 +201,18 @@ impl Model {
                     self.settle(s, Fate::Delivered);
                 }
             }
-            Output::Dropped { first, last, .. } => {
+            Output::Dropped {
+                first,
+                last,
+                reason,
+            } => {
+                let fate = if reason == crate::DropReason::NotStored {
+                    Fate::NotStored
+                } else {
+                    Fate::Dropped
+                };
                 for s in first..=last {
-                    self.settle(s, Fate::Dropped);
+                    self.settle(s, fate);
                 }
             }
             Output::Rejected { seq, .. } => self.settle(seq, Fate::Rejected),
@@ -199,6 +220,18 @@ impl Model {
         }
     }
 }
+
+fn count(model: &Model, f: Fate) -> u64 {
+    model.fates.iter().filter(|(_, x)| *x == f).count() as u64
+}
+
+const FATES: [Fate; 5] = [
+    Fate::Pending,
+    Fate::Delivered,
+    Fate::Dropped,
+    Fate::NotStored,
+    Fate::Rejected,
+];
 
 fn run(config: Config, seed: u64, ops: &[Op]) {
     let mut m: Machine<CAP> = Machine::new(config, seed).unwrap();
@@ -251,10 +284,35 @@ fn run(config: Config, seed: u64, ops: &[Op]) {
             Op::SetMode(mode) => Input::SetFlushMode(mode),
             Op::SetPeriod(millis) => Input::SetFlushPeriod { millis },
             Op::SetThreshold(t) => Input::SetFlushThreshold(t),
+            Op::Restart => {
+                m = Machine::new(config, seed.wrapping_add(model.floor)).unwrap();
+                for &(seq, size) in &model.store {
+                    m.handle(now, Input::Restore { seq, size }).unwrap();
+                }
+                m.handle(now, Input::SeqFloor { next: model.floor })
+                    .unwrap();
+                model.in_flight = None;
+                model.accepted = 0;
+                model.restored = model.store.len() as u64;
+                for (i, f) in FATES.iter().enumerate() {
+                    model.base[i] = count(&model, *f);
+                }
+                // Pending events carry over as restored ones.
+                model.base[0] = 0;
+                Input::Tick
+            }
         };
         let before = m.stats();
         match m.handle(now, input) {
             Ok(crate::Accepted::Tracked(seq)) => {
+                // Never reused: only numbers that were never stored come back.
+                assert!(
+                    model
+                        .fates
+                        .iter()
+                        .all(|(s, f)| *s != seq || *f == Fate::NotStored),
+                    "sequence number {seq} reused"
+                );
                 model.fates.push((seq, Fate::Pending));
                 model.accepted += 1;
             }
@@ -281,10 +339,11 @@ fn check(m: &Machine<CAP>, model: &Model) {
     // Accounts add up, and agree with the model.
     assert!(s.balanced(), "{s:?}");
     assert_eq!(s.tracked, model.accepted);
-    let count = |f: Fate| model.fates.iter().filter(|(_, x)| *x == f).count() as u64;
-    assert_eq!(s.delivered, count(Fate::Delivered));
-    assert_eq!(s.dropped(), count(Fate::Dropped));
-    assert_eq!(s.rejected, count(Fate::Rejected));
+    assert_eq!(s.restored, model.restored);
+    let since = |i: usize| count(model, FATES[i]) - model.base[i];
+    assert_eq!(s.delivered, since(1));
+    assert_eq!(s.dropped(), since(2) + since(3));
+    assert_eq!(s.rejected, since(4));
     // Nothing silently lost: pending events are exactly the stored ones.
     let pending: Vec<Seq> = model
         .fates

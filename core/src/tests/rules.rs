@@ -769,3 +769,48 @@ fn memory_matches_the_documented_figures() {
     );
     std::println!("fixed state: {FIXED_STATE_BYTES} bytes");
 }
+
+#[test]
+fn sequence_numbers_at_the_edge_are_errors_not_overflows() {
+    let mut m: Machine<8> = Machine::new(small().max_queue_events(8).build().unwrap(), 1).unwrap();
+    assert_eq!(
+        m.handle(
+            Instant::ZERO,
+            Input::Restore {
+                seq: u64::MAX,
+                size: 1
+            }
+        ),
+        Err(InputError::RestoreOutOfRange { seq: u64::MAX })
+    );
+    m.handle(
+        Instant::ZERO,
+        Input::Restore {
+            seq: crate::MAX_SEQ - 1,
+            size: 1,
+        },
+    )
+    .unwrap();
+    assert_eq!(m.track(Instant::ZERO, 1), Err(InputError::SeqExhausted));
+    while m.poll_output().is_some() {}
+    let lookup = |_| Some(1);
+    let items: Vec<_> = crate::Payloads::new(b"ab", u64::MAX - 1, u64::MAX, &lookup).collect();
+    assert_eq!(items.len(), 2);
+}
+
+#[test]
+fn seq_floor_continues_numbering_over_an_empty_store() {
+    let mut h = H::default_small();
+    h.input(Input::SeqFloor { next: 40 });
+    assert_eq!(h.track(1), 40);
+    assert!(
+        h.m.handle(h.now, Input::SeqFloor { next: 99 }).is_err(),
+        "only at start-up"
+    );
+
+    // With records, numbering continues after the newest record.
+    let mut h = H::default_small();
+    h.input(Input::Restore { seq: 7, size: 1 });
+    h.input(Input::SeqFloor { next: 5 });
+    assert_eq!(h.track(1), 8);
+}
