@@ -5,6 +5,8 @@
 //! from the machine's state when polled). Packing the rest keeps the
 //! machine's fixed state small on a microcontroller.
 
+use heapless::Deque;
+
 use crate::output::{DropReason, Output, RejectReason, RetryCause};
 use crate::{Instant, Seq};
 
@@ -117,51 +119,33 @@ fn unpack(n: Note) -> Output {
     }
 }
 
-/// A fixed ring of packed notifications.
+/// A fixed queue of packed notifications.
 #[derive(Clone, Debug)]
 pub(crate) struct Notes {
-    ring: [Note; NOTE_CAPACITY],
-    start: u8,
-    len: u8,
+    queue: Deque<Note, NOTE_CAPACITY>,
 }
 
 impl Notes {
     pub(crate) const fn new() -> Self {
         Notes {
-            ring: [Note {
-                kind: 0,
-                detail: 0,
-                status: 0,
-                n: 0,
-                at: 0,
-            }; NOTE_CAPACITY],
-            start: 0,
-            len: 0,
+            queue: Deque::new(),
         }
     }
 
     /// Queue `o`; when full, the oldest is lost and `false` is returned.
     pub(crate) fn push(&mut self, o: Output) -> bool {
         let Some(note) = pack(o) else { return true };
-        let mut kept_all = true;
-        if usize::from(self.len) == NOTE_CAPACITY {
-            self.pop();
-            kept_all = false;
+        let kept_all = !self.queue.is_full();
+        if !kept_all {
+            self.queue.pop_front();
         }
-        let slot = (usize::from(self.start) + usize::from(self.len)) % NOTE_CAPACITY;
-        self.ring[slot] = note;
-        self.len += 1;
+        // Room was made just above.
+        let _ = self.queue.push_back(note);
         kept_all
     }
 
     pub(crate) fn pop(&mut self) -> Option<Output> {
-        if self.len == 0 {
-            return None;
-        }
-        let note = self.ring[usize::from(self.start)];
-        self.start = ((usize::from(self.start) + 1) % NOTE_CAPACITY) as u8;
-        self.len -= 1;
-        Some(unpack(note))
+        self.queue.pop_front().map(unpack)
     }
 }
 
@@ -212,7 +196,7 @@ mod tests {
         ];
         let mut notes = Notes::new();
         for o in all {
-            assert!(notes.push(o) || notes.len as usize == NOTE_CAPACITY);
+            assert!(notes.push(o));
             let got = notes.pop();
             assert_eq!(got, Some(o));
         }

@@ -5,15 +5,14 @@
 //! slot) plus the sequence number of its first entry. Payloads never enter the
 //! core.
 
+use heapless::Deque;
+
 use crate::Seq;
 
-/// A ring of event sizes for the sequence numbers `head..head + len`.
+/// The sizes of the events `head..head + len`, in a fixed heapless ring.
 #[derive(Clone, Debug)]
 pub(crate) struct PendingIndex<const N: usize> {
-    sizes: [u32; N],
-    /// Ring position of `head`.
-    start: u32,
-    len: u32,
+    sizes: Deque<u32, N>,
     /// Sequence number of the oldest pending event.
     head: Seq,
     /// Sum of the sizes in the ring.
@@ -23,9 +22,7 @@ pub(crate) struct PendingIndex<const N: usize> {
 impl<const N: usize> PendingIndex<N> {
     pub(crate) const fn new() -> Self {
         PendingIndex {
-            sizes: [0; N],
-            start: 0,
-            len: 0,
+            sizes: Deque::new(),
             head: 0,
             bytes: 0,
         }
@@ -37,53 +34,40 @@ impl<const N: usize> PendingIndex<N> {
 
     /// One past the newest pending sequence number.
     pub(crate) const fn end(&self) -> Seq {
-        self.head + self.len as Seq
+        self.head + self.sizes.len() as Seq
     }
 
     pub(crate) const fn len(&self) -> u32 {
-        self.len
+        // N is bounded by max_queue_events (a u32) when the machine is built.
+        self.sizes.len() as u32
     }
 
     pub(crate) const fn bytes(&self) -> u64 {
         self.bytes
     }
 
-    pub(crate) const fn is_empty(&self) -> bool {
-        self.len == 0
+    pub(crate) fn is_empty(&self) -> bool {
+        self.sizes.is_empty()
     }
 
     /// Restart an empty index at `seq` (numbering jumps forward).
     pub(crate) fn reset_empty_at(&mut self, seq: Seq) {
         debug_assert!(self.is_empty());
         self.head = seq;
-        self.start = 0;
-    }
-
-    fn slot(&self, offset: u32) -> usize {
-        // N > 0 is checked when the machine is built; `offset < N` by callers.
-        ((self.start as usize) + offset as usize) % N
     }
 
     /// Append the size of event `end()`. Returns false when the ring is full.
     pub(crate) fn push(&mut self, size: u32) -> bool {
-        if self.len as usize >= N {
+        if self.sizes.push_back(size).is_err() {
             return false;
         }
-        let slot = self.slot(self.len);
-        self.sizes[slot] = size;
-        self.len += 1;
         self.bytes += u64::from(size);
         true
     }
 
     /// Remove the oldest event; returns its size.
     pub(crate) fn pop_front(&mut self) -> Option<u32> {
-        if self.len == 0 {
-            return None;
-        }
-        let size = self.sizes[self.slot(0)];
-        self.start = ((self.start as usize + 1) % N) as u32;
-        self.len -= 1;
+        let size = self.sizes.pop_front()?;
         self.head += 1;
         self.bytes -= u64::from(size);
         Some(size)
@@ -91,21 +75,15 @@ impl<const N: usize> PendingIndex<N> {
 
     /// Remove the newest event; returns its size.
     pub(crate) fn pop_back(&mut self) -> Option<u32> {
-        if self.len == 0 {
-            return None;
-        }
-        let size = self.sizes[self.slot(self.len - 1)];
-        self.len -= 1;
+        let size = self.sizes.pop_back()?;
         self.bytes -= u64::from(size);
         Some(size)
     }
 
     /// Size of the pending event `seq`, if it is pending.
     pub(crate) fn size_of(&self, seq: Seq) -> Option<u32> {
-        if seq < self.head || seq >= self.end() {
-            return None;
-        }
-        Some(self.sizes[self.slot((seq - self.head) as u32)])
+        let offset = usize::try_from(seq.checked_sub(self.head)?).ok()?;
+        self.sizes.get(offset).copied()
     }
 }
 

@@ -761,10 +761,10 @@ fn memory_matches_the_documented_figures() {
         core::mem::size_of::<Machine<1000>>(),
         FIXED_STATE_BYTES + 1000 * BYTES_PER_PENDING_SLOT
     );
-    // The crate docs state 384 bytes on 64-bit targets; this keeps them true.
+    // The crate docs state 416 bytes on 64-bit targets; this keeps them true.
     #[cfg(target_pointer_width = "64")]
     assert!(
-        std::hint::black_box(FIXED_STATE_BYTES) <= 384,
+        std::hint::black_box(FIXED_STATE_BYTES) <= 416,
         "fixed state grew to {FIXED_STATE_BYTES} bytes"
     );
     std::println!("fixed state: {FIXED_STATE_BYTES} bytes");
