@@ -155,6 +155,8 @@ pub const BYTES_PER_PENDING_SLOT: usize = core::mem::size_of::<u32>();
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_regressions;
 
 /// The README's examples compile and run as doc tests.
 #[cfg(doctest)]

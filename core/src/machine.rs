@@ -396,7 +396,9 @@ impl<const N: usize> Machine<N> {
             return;
         };
         let poison = status == 400;
-        if first == last {
+        // Only a batch of one names its culprit: if overflow dropped part of
+        // a larger batch in flight, the bad event may be among those gone.
+        if batch.first == batch.last {
             self.pop_through(first);
             self.counters.rejected += 1;
             let reason = if poison {

@@ -1,0 +1,59 @@
+//! Regressions found by the deterministic simulator (tests/src/sim) and the
+//! fuzzer: each test names the seed that found it.
+
+use std::vec::Vec;
+
+use crate::{Config, Input, Instant, Machine, Output};
+
+fn drain<const N: usize>(m: &mut Machine<N>) -> Vec<Output> {
+    let mut out = Vec::new();
+    while let Some(o) = m.poll_output() {
+        out.push(o);
+    }
+    out
+}
+
+/// Simulator seed 96: a 400 for a batch of two, one of which overflow had
+/// dropped while it was in flight, rejected the survivor as poison. Only a
+/// batch of one names its culprit; the survivor must be tried alone.
+#[test]
+fn refused_batch_shrunk_by_overflow_is_bisected_not_blamed() {
+    let config = Config::builder()
+        .max_queue_events(2)
+        .max_batch_events(2)
+        .build()
+        .unwrap();
+    let mut m = Machine::<2>::new(config, 1).unwrap();
+    let now = Instant::ZERO;
+    m.track(now, 10).unwrap();
+    m.track(now, 10).unwrap();
+    let out = drain(&mut m);
+    let Some(Output::Send(batch)) = out.last().copied() else {
+        panic!("expected a send, got {out:?}");
+    };
+    assert_eq!((batch.first, batch.last), (0, 1));
+    // A third event pushes the first (the poison one) out of the queue.
+    m.track(now, 10).unwrap();
+    drain(&mut m);
+    m.handle(
+        now,
+        Input::Response {
+            batch: batch.id,
+            status: 400,
+            retry_after_millis: None,
+        },
+    )
+    .unwrap();
+    let out = drain(&mut m);
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Rejected { .. })),
+        "a good event was blamed: {out:?}"
+    );
+    let retry = out.iter().find_map(|o| match o {
+        Output::Send(b) => Some(*b),
+        _ => None,
+    });
+    let retry = retry.expect("the survivor is sent alone");
+    assert_eq!((retry.first, retry.last), (1, 1));
+    assert_eq!(m.stats().rejected, 0);
+}
