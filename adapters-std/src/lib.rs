@@ -1,1 +1,64 @@
-//! SQLite store, HTTP transport and threaded Client for outbox
+//! # outbox-std
+//!
+//! outbox on an operating system: the [SQLite store](sqlite) (feature
+//! `sqlite`), the [HTTP transport](http) over ureq with rustls (feature
+//! `http`), and the threaded [`Client`] that runs the core's machine with
+//! them (feature `sqlite`). Both features are on by default.
+//!
+//! ## API overview
+//!
+//! | item | what it is for |
+//! | --- | --- |
+//! | [`Client::builder`] → [`ClientBuilder`] | `.path(db)`, `.endpoint(url, key)` or `.http(HttpConfig)` or `.uploader(u)`, `.flush_mode(m)`, `.configure(\|c\| ...)`, `.synchronous(s)`, `.build()?` |
+//! | [`Client::track`] / [`Client::track_durable`] | queue an [`Event`]; returns its `messageId`; the durable form returns after the commit |
+//! | [`Client::sync`] | wait for the commit of everything tracked so far |
+//! | [`Client::flush`] / [`Client::flush_and_wait`] | upload now; wait for a [`FlushReport`] |
+//! | `set_flush_mode`, `set_flush_period`, `set_flush_threshold`, `set_network_available`, `lifecycle`, `resume` | runtime controls |
+//! | [`Client::stats`] → [`ClientStats`] | counters, dead-letter count, last error |
+//! | [`Client::dead_letters`] | refused events, with status, reason and time |
+//! | [`Client::notifications`] → [`Notifications`] | an iterator of [`Notification`]s |
+//! | [`Client::shutdown`] | bounded final flush, then stop (also on drop of the last handle) |
+//! | [`sqlite::SqliteStore`] | the store by itself; `open_read_only` to inspect a live database |
+//! | [`http::HttpUploader`] | the transport by itself; [`Uploader`] to plug in another |
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use outbox_std::{Client, Event};
+//! use serde_json::json;
+//!
+//! let client = Client::builder()
+//!     .path("events.db")
+//!     .endpoint("https://collector.example.com", "write-key")
+//!     .build()?;
+//! client.track(Event::track("Order Completed").user_id("u-1").properties(json!({"total": 9.5})))?;
+//! let report = client.flush_and_wait(Duration::from_secs(10))?;
+//! println!("{} delivered", report.delivered);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Logging goes through the `log` crate; the write key never appears in it.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod event;
+mod upload;
+
+#[cfg(feature = "sqlite")]
+mod client;
+#[cfg(feature = "http")]
+pub mod http;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
+pub use event::{Event, EventError, EventType, Payload};
+pub use upload::{BatchBody, Response, UploadFailed, Uploader};
+
+#[cfg(feature = "sqlite")]
+pub use client::{
+    BuildError, Client, ClientBuilder, ClientError, ClientStats, FlushError, FlushReport,
+    Notification, Notifications, TrackError, CAPACITY,
+};
+
+pub use outbox_core::{
+    Config, ConfigBuilder, DropReason, FlushMode, Lifecycle, RejectReason, RetryCause, Seq, Stats,
+};

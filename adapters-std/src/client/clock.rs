@@ -1,0 +1,46 @@
+//! The Client's monotonic clock: milliseconds since the Client started.
+//!
+//! The core takes time as plain milliseconds; this maps
+//! `std::time::Instant` onto them and back (for sleeping until a deadline).
+
+use std::time::{Duration, Instant as StdInstant};
+
+use outbox_core::Instant;
+
+/// Milliseconds since `origin`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Clock {
+    origin: StdInstant,
+}
+
+impl Clock {
+    pub(crate) fn start() -> Self {
+        Clock {
+            origin: StdInstant::now(),
+        }
+    }
+
+    pub(crate) fn now(&self) -> Instant {
+        Instant::from_millis(u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// The std instant of `t` (for sleeping until it).
+    pub(crate) fn to_std(self, t: Instant) -> StdInstant {
+        self.origin
+            .checked_add(Duration::from_millis(t.as_millis()))
+            .unwrap_or_else(|| StdInstant::now() + Duration::from_secs(86_400 * 365))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_never_wakes_early() {
+        let c = Clock::start();
+        let t = c.now().plus_millis(5);
+        std::thread::sleep(c.to_std(t).saturating_duration_since(StdInstant::now()));
+        assert!(c.now() >= t);
+    }
+}

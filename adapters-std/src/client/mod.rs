@@ -1,0 +1,410 @@
+//! The threaded Client: a cloneable handle over a worker and a transport thread.
+//!
+//! The worker thread owns the machine and the SQLite store and runs the
+//! core's `Driver`; the transport thread performs HTTP requests. A handle
+//! only sends messages to the worker, so `track` never waits on the network,
+//! and every handle sees the same queue. Dropping the last handle stops both
+//! threads after a bounded best-effort flush.
+
+mod clock;
+mod error;
+mod notify;
+mod transport;
+mod worker;
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant as StdInstant};
+
+use outbox_core::{Config, ConfigBuilder, FlushMode, Input, Lifecycle, Machine, Stats};
+
+pub use error::{BuildError, ClientError, FlushError, FlushReport, TrackError};
+pub use notify::{Notification, Notifications};
+pub use worker::CAPACITY;
+
+use crate::event::Event;
+use crate::sqlite::{DeadLetter, SqliteOptions, SqliteStore, Synchronous};
+use crate::upload::Uploader;
+use worker::{Msg, Worker};
+
+/// Messages that may wait for the worker before `track` blocks.
+const CHANNEL_CAPACITY: usize = 8192;
+
+/// A snapshot of the Client's state, from [`Client::stats`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClientStats {
+    /// The machine's accounts (pending, delivered, dropped, rejected, ...).
+    pub core: Stats,
+    /// Events in the dead-letter table.
+    pub dead_letters: u64,
+    /// The last store or transport error, e.g. a full disk.
+    pub last_error: Option<String>,
+    /// Notifications lost because a subscriber did not read them.
+    pub notifications_lost: u64,
+    /// The database file.
+    pub path: PathBuf,
+}
+
+/// Builds a [`Client`]; see [`Client::builder`].
+#[must_use]
+pub struct ClientBuilder {
+    path: Option<PathBuf>,
+    config: ConfigBuilder,
+    sqlite: SqliteOptions,
+    uploader: Option<Box<dyn Uploader>>,
+    #[cfg(feature = "http")]
+    http: Option<crate::http::HttpConfig>,
+    drop_flush_timeout: Duration,
+    seed: Option<u64>,
+}
+
+impl std::fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("path", &self.path)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientBuilder {
+    /// The SQLite database file (created when missing).
+    pub fn path(mut self, path: impl AsRef<Path>) -> Self {
+        self.path = Some(path.as_ref().to_path_buf());
+        self
+    }
+
+    /// Upload over HTTP to `<endpoint>/v1/batch` with `key` (Bearer auth,
+    /// no gzip; use [`http`](Self::http) for the other settings).
+    #[cfg(feature = "http")]
+    pub fn endpoint(
+        mut self,
+        endpoint: impl Into<String>,
+        key: impl Into<crate::http::WriteKey>,
+    ) -> Self {
+        self.http = Some(crate::http::HttpConfig::new(endpoint, key));
+        self
+    }
+
+    /// Upload over HTTP with these settings.
+    #[cfg(feature = "http")]
+    pub fn http(mut self, config: crate::http::HttpConfig) -> Self {
+        self.http = Some(config);
+        self
+    }
+
+    /// Upload through a custom [`Uploader`] instead of HTTP.
+    pub fn uploader(mut self, uploader: impl Uploader) -> Self {
+        self.uploader = Some(Box::new(uploader));
+        self
+    }
+
+    /// Adjust the machine's configuration (limits, batch sizes, backoff...).
+    ///
+    /// ```
+    /// # let b = outbox_std::Client::builder();
+    /// let b = b.configure(|c| c.max_batch_events(100).max_queue_events(10_000));
+    /// ```
+    pub fn configure(mut self, f: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> Self {
+        self.config = f(self.config);
+        self
+    }
+
+    /// The flush mode to start with [`FlushMode::Immediate`].
+    pub fn flush_mode(mut self, mode: FlushMode) -> Self {
+        self.config = self.config.flush_mode(mode);
+        self
+    }
+
+    /// SQLite `synchronous` [`Synchronous::Normal`]; `Full` survives power cuts.
+    pub fn synchronous(mut self, s: Synchronous) -> Self {
+        self.sqlite = self.sqlite.synchronous(s);
+        self
+    }
+
+    /// All SQLite options at once.
+    pub fn sqlite_options(mut self, options: SqliteOptions) -> Self {
+        self.sqlite = options;
+        self
+    }
+
+    /// How long dropping the last handle may spend flushing [5 s].
+    pub fn drop_flush_timeout(mut self, d: Duration) -> Self {
+        self.drop_flush_timeout = d;
+        self
+    }
+
+    /// Seed for retry jitter [random].
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Open the store, restore its queue, start the threads.
+    pub fn build(self) -> Result<Client, BuildError> {
+        let config: Config = self.config.build()?;
+        let path = self.path.ok_or(BuildError::NoPath)?;
+        let uploader: Box<dyn Uploader> = match self.uploader {
+            Some(u) => u,
+            #[cfg(feature = "http")]
+            None => match self.http {
+                Some(h) => Box::new(crate::http::HttpUploader::new(h)?),
+                None => return Err(BuildError::NoUploader),
+            },
+            #[cfg(not(feature = "http"))]
+            None => return Err(BuildError::NoUploader),
+        };
+        let seed = self
+            .seed
+            .unwrap_or_else(|| uuid::Uuid::new_v4().as_u64_pair().0);
+        if config.max_queue_events() as usize > CAPACITY {
+            return Err(BuildError::Config(
+                outbox_core::ConfigError::QueueAboveCapacity {
+                    capacity: CAPACITY as u32,
+                },
+            ));
+        }
+        let store = SqliteStore::open(&path, self.sqlite)?;
+
+        let (tx, rx) = mpsc::sync_channel::<Msg>(CHANNEL_CAPACITY);
+        let hub = notify::Hub::default();
+        let clock = clock::Clock::start();
+        let (transport, _transport_thread) =
+            transport::ChannelTransport::start(uploader, tx.clone())?;
+        let (started_tx, started_rx) = mpsc::sync_channel(1);
+        let worker_hub = hub.clone();
+        let batch_bytes = config.max_batch_bytes() as usize;
+        let worker = std::thread::Builder::new()
+            .name("outbox-worker".into())
+            // The machine keeps 4 bytes per slot of CAPACITY on this stack.
+            .stack_size(8 * 1024 * 1024 + CAPACITY * 16)
+            .spawn(move || {
+                let machine = match Machine::<CAPACITY>::new(config, seed) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        let _ = started_tx.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                let not_stored = Default::default();
+                let w = Worker::new(rx, clock, not_stored, worker_hub);
+                worker::restore_and_run(w, machine, store, transport, batch_bytes, started_tx);
+            })?;
+        match started_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                let _ = worker.join();
+                return Err(BuildError::Restore(e));
+            }
+            Err(_) => {
+                let _ = worker.join();
+                return Err(BuildError::Restore("the worker thread died".into()));
+            }
+        }
+        Ok(Client {
+            inner: Arc::new(Inner {
+                tx,
+                worker: Mutex::new(Some(worker)),
+                hub,
+                max_event_bytes: config.max_event_bytes() as usize,
+                drop_flush_timeout: self.drop_flush_timeout,
+                path,
+            }),
+        })
+    }
+}
+
+struct Inner {
+    tx: SyncSender<Msg>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+    hub: notify::Hub,
+    max_event_bytes: usize,
+    drop_flush_timeout: Duration,
+    path: PathBuf,
+}
+
+impl Inner {
+    fn stop(&self, timeout: Duration) -> Option<FlushReport> {
+        let handle = self.worker.lock().ok()?.take()?;
+        let (reply, rx) = mpsc::sync_channel(1);
+        let deadline = StdInstant::now() + timeout;
+        let report = if self.tx.send(Msg::Shutdown { deadline, reply }).is_ok() {
+            rx.recv().ok()
+        } else {
+            None
+        };
+        let _ = handle.join();
+        report
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop(self.drop_flush_timeout);
+    }
+}
+
+/// outbox for applications: durable `track`, batched uploads in the
+/// background. Cheap to clone; `Send + Sync`.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use outbox_std::{Client, Event};
+///
+/// let client = Client::builder()
+///     .path("events.db")
+///     .endpoint("https://events.example.com", "write-key")
+///     .build()?;
+/// client.track(Event::track("Signed Up").user_id("u-1"))?;
+/// client.flush_and_wait(Duration::from_secs(10))?;
+/// client.shutdown(Duration::from_secs(5))?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn ask<T>(tx: &SyncSender<Msg>, make: impl FnOnce(SyncSender<T>) -> Msg) -> Option<T> {
+    let (reply, rx) = mpsc::sync_channel(1);
+    tx.send(make(reply)).ok()?;
+    rx.recv().ok()
+}
+
+impl Client {
+    /// A builder with the defaults of DESIGN.md.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder {
+            path: None,
+            config: Config::builder(),
+            sqlite: SqliteOptions::default(),
+            uploader: None,
+            #[cfg(feature = "http")]
+            http: None,
+            drop_flush_timeout: Duration::from_secs(5),
+            seed: None,
+        }
+    }
+
+    /// Track `event`: a `messageId` and `timestamp` are set when absent,
+    /// the event is checked and queued for the next commit. Returns its
+    /// `messageId`. Invalid events are refused here; store failures after
+    /// this returns show in [`stats`](Self::stats) and notifications (use
+    /// [`track_durable`](Self::track_durable) to wait for the commit).
+    pub fn track(&self, event: Event) -> Result<String, TrackError> {
+        let payload = event.into_payload(self.inner.max_event_bytes)?;
+        self.inner
+            .tx
+            .send(Msg::Track {
+                payload: payload.bytes,
+                durable: None,
+            })
+            .map_err(|_| TrackError::Stopped)?;
+        Ok(payload.message_id)
+    }
+
+    /// Track `event` and return only once it is committed to the database
+    /// (with every event tracked meanwhile, in one transaction).
+    pub fn track_durable(&self, event: Event) -> Result<String, TrackError> {
+        let payload = event.into_payload(self.inner.max_event_bytes)?;
+        let bytes = payload.bytes;
+        let result = ask(&self.inner.tx, |reply| Msg::Track {
+            payload: bytes,
+            durable: Some(reply),
+        })
+        .ok_or(TrackError::Stopped)?;
+        result.map(|()| payload.message_id)
+    }
+
+    /// Wait until every event tracked before this call is committed.
+    pub fn sync(&self) -> Result<(), ClientError> {
+        ask(&self.inner.tx, Msg::Sync).ok_or(ClientError::Stopped)?
+    }
+
+    fn input(&self, input: Input) -> Result<(), ClientError> {
+        ask(&self.inner.tx, |r| Msg::Input(input, r)).ok_or(ClientError::Stopped)?
+    }
+
+    /// Upload everything pending, in any flush mode (served after a backoff).
+    pub fn flush(&self) -> Result<(), ClientError> {
+        self.input(Input::Flush)
+    }
+
+    /// Flush, then wait until every event tracked before this call is
+    /// delivered, dropped or rejected, or until `timeout`.
+    pub fn flush_and_wait(&self, timeout: Duration) -> Result<FlushReport, FlushError> {
+        let deadline = StdInstant::now() + timeout;
+        ask(&self.inner.tx, |reply| Msg::FlushWait { deadline, reply })
+            .ok_or(FlushError::Stopped)?
+    }
+
+    /// Change the flush mode.
+    pub fn set_flush_mode(&self, mode: FlushMode) -> Result<(), ClientError> {
+        self.input(Input::SetFlushMode(mode))
+    }
+
+    /// Change the `Period` mode's period.
+    pub fn set_flush_period(&self, period: Duration) -> Result<(), ClientError> {
+        let millis = u64::try_from(period.as_millis()).unwrap_or(u64::MAX);
+        self.input(Input::SetFlushPeriod { millis })
+    }
+
+    /// Change the `Period` mode's threshold; `None` turns it off.
+    pub fn set_flush_threshold(&self, threshold: Option<u32>) -> Result<(), ClientError> {
+        self.input(Input::SetFlushThreshold(threshold))
+    }
+
+    /// Tell the Client whether the network is usable.
+    pub fn set_network_available(&self, up: bool) -> Result<(), ClientError> {
+        self.input(Input::Network { up })
+    }
+
+    /// Report the application's lifecycle (background flushes, ...).
+    pub fn lifecycle(&self, state: Lifecycle) -> Result<(), ClientError> {
+        self.input(Input::Lifecycle(state))
+    }
+
+    /// Resume uploads after a 401/403 halt (e.g. once the key is fixed).
+    pub fn resume(&self) -> Result<(), ClientError> {
+        self.input(Input::Resume)
+    }
+
+    /// Current counters, the dead-letter count and the last error.
+    pub fn stats(&self) -> Result<ClientStats, ClientError> {
+        ask(&self.inner.tx, Msg::Stats).ok_or(ClientError::Stopped)
+    }
+
+    /// Every dead letter (events the server refused), oldest first.
+    pub fn dead_letters(&self) -> Result<Vec<DeadLetter>, ClientError> {
+        Ok(ask(&self.inner.tx, Msg::DeadLetters).ok_or(ClientError::Stopped)??)
+    }
+
+    /// Subscribe to notifications (delivered, dropped, rejected, halted,
+    /// retry scheduled) from now on.
+    pub fn notifications(&self) -> Notifications {
+        self.inner.hub.subscribe()
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Flush for at most `timeout`, commit, and stop both threads. Every
+    /// handle stops working; undelivered events stay in the database for the
+    /// next start. Returns what the final flush achieved.
+    pub fn shutdown(&self, timeout: Duration) -> Result<FlushReport, ClientError> {
+        self.inner.stop(timeout).ok_or(ClientError::Stopped)
+    }
+}

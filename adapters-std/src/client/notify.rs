@@ -1,0 +1,207 @@
+//! Notifications for the application, without callbacks into the core.
+//!
+//! The worker thread turns the machine's notification outputs into
+//! [`Notification`]s, logs them through `log`, and offers each to every
+//! subscriber's bounded channel. A subscriber that stops reading loses
+//! notifications (counted in the stats), never slows the worker down.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use outbox_core::{DropReason, Observer, Output, RejectReason, RetryCause, Seq};
+
+use super::clock::Clock;
+
+/// Notifications waiting per subscriber before new ones are lost.
+pub const SUBSCRIBER_CAPACITY: usize = 1024;
+
+/// Something the application may want to know about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Notification {
+    /// The server acknowledged the events `first..=last`.
+    Delivered {
+        /// Oldest delivered.
+        first: Seq,
+        /// Newest delivered.
+        last: Seq,
+    },
+    /// The events `first..=last` left the queue undelivered.
+    Dropped {
+        /// Oldest dropped.
+        first: Seq,
+        /// Newest dropped.
+        last: Seq,
+        /// Why.
+        reason: DropReason,
+    },
+    /// The server refused event `seq` for good; it is in the dead letters.
+    Rejected {
+        /// The event.
+        seq: Seq,
+        /// The status it got.
+        status: u16,
+        /// Why.
+        reason: RejectReason,
+    },
+    /// Uploads stopped on 401/403 until [`Client::resume`](super::Client::resume)
+    /// or the next start; every event is kept.
+    Halted {
+        /// The status.
+        status: u16,
+    },
+    /// An upload failed; the next attempt waits `delay`.
+    RetryScheduled {
+        /// Consecutive failures.
+        attempt: u32,
+        /// Time until the next attempt.
+        delay: Duration,
+        /// What failed.
+        cause: RetryCause,
+    },
+}
+
+/// A subscription: an iterator that blocks for the next notification.
+///
+/// ```no_run
+/// # fn demo(client: outbox_std::Client) {
+/// for note in client.notifications() {
+///     println!("{note:?}");
+/// }
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Notifications {
+    rx: Receiver<Notification>,
+}
+
+impl Notifications {
+    /// The next notification, waiting at most `timeout`; `None` on timeout
+    /// or once the Client stopped.
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<Notification> {
+        self.rx.recv_timeout(timeout).ok()
+    }
+
+    /// Every notification already waiting, without blocking.
+    pub fn try_iter(&self) -> impl Iterator<Item = Notification> + '_ {
+        self.rx.try_iter()
+    }
+}
+
+impl Iterator for Notifications {
+    type Item = Notification;
+
+    /// Blocks until the next notification; `None` once the Client stopped.
+    fn next(&mut self) -> Option<Notification> {
+        self.rx.recv().ok()
+    }
+}
+
+/// The subscribers, shared by the handles (which add) and the worker (which sends).
+#[derive(Clone, Default)]
+pub(crate) struct Hub {
+    subscribers: Arc<Mutex<Vec<SyncSender<Notification>>>>,
+    pub(crate) lost: Arc<AtomicU64>,
+}
+
+impl Hub {
+    pub(crate) fn subscribe(&self) -> Notifications {
+        let (tx, rx) = std::sync::mpsc::sync_channel(SUBSCRIBER_CAPACITY);
+        if let Ok(mut subs) = self.subscribers.lock() {
+            subs.push(tx);
+        }
+        Notifications { rx }
+    }
+
+    fn publish(&self, note: Notification) {
+        let Ok(mut subs) = self.subscribers.lock() else {
+            return;
+        };
+        subs.retain(|tx| match tx.try_send(note.clone()) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                self.lost.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(TrySendError::Disconnected(_)) => false,
+        });
+    }
+
+    /// Drop every subscription, so their iterators end.
+    pub(crate) fn close(&self) {
+        if let Ok(mut subs) = self.subscribers.lock() {
+            subs.clear();
+        }
+    }
+}
+
+/// The driver's observer on the worker thread.
+pub(crate) struct Notifier {
+    pub(crate) hub: Hub,
+    pub(crate) clock: Clock,
+    /// Ranges dropped as not stored, for answering durable callers.
+    pub(crate) not_stored: Rc<RefCell<Vec<(Seq, Seq)>>>,
+}
+
+impl Observer for Notifier {
+    fn observe(&mut self, output: &Output) {
+        let note = match *output {
+            Output::Delivered { first, last } => {
+                log::debug!("outbox: delivered events {first}..={last}");
+                Notification::Delivered { first, last }
+            }
+            Output::Dropped {
+                first,
+                last,
+                reason,
+            } => {
+                log::warn!("outbox: dropped events {first}..={last} ({reason:?})");
+                if reason == DropReason::NotStored {
+                    self.not_stored.borrow_mut().push((first, last));
+                }
+                Notification::Dropped {
+                    first,
+                    last,
+                    reason,
+                }
+            }
+            Output::Rejected {
+                seq,
+                status,
+                reason,
+            } => {
+                log::warn!(
+                    "outbox: server refused event {seq} with {status} ({reason:?}); moved to dead letters"
+                );
+                Notification::Rejected {
+                    seq,
+                    status,
+                    reason,
+                }
+            }
+            Output::Halted { status } => {
+                log::error!(
+                    "outbox: uploads halted: server answered {status} (check the write key)"
+                );
+                Notification::Halted { status }
+            }
+            Output::RetryScheduled { at, attempt, cause } => {
+                let delay = Duration::from_millis(at.millis_since(self.clock.now()));
+                log::info!(
+                    "outbox: upload attempt {attempt} failed ({cause:?}); retry in {delay:?}"
+                );
+                Notification::RetryScheduled {
+                    attempt,
+                    delay,
+                    cause,
+                }
+            }
+            Output::Persist { .. } | Output::Delete { .. } | Output::Send(_) => return,
+        };
+        self.hub.publish(note);
+    }
+}

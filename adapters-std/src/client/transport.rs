@@ -1,0 +1,111 @@
+//! The bridge from the worker's driver to the transport thread.
+//!
+//! [`ChannelTransport`] implements the core's `Transport`: `send` joins the
+//! batch's payloads into one JSON array and hands it to the transport
+//! thread, which runs the [`Uploader`] (blocking, within its own timeouts)
+//! and posts the outcome back into the worker's command channel. So the
+//! worker, and with it `track`, never waits on the network.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::thread::JoinHandle;
+
+use outbox_core::{Batch, BatchId, Instant, Outcome, Payloads, Transport};
+
+use super::worker::Msg;
+use crate::upload::{BatchBody, Uploader};
+
+struct Job {
+    batch: BatchId,
+    body: BatchBody,
+}
+
+/// The transport thread is gone (it only stops when the Client stops).
+#[derive(Debug)]
+pub(crate) struct TransportGone;
+
+pub(crate) struct ChannelTransport {
+    jobs: Option<Sender<Job>>,
+    /// The outcome delivered by the worker's channel, until polled.
+    pub(crate) ready: Option<Outcome>,
+}
+
+impl ChannelTransport {
+    /// Start the transport thread around `uploader`; outcomes go to `back`.
+    pub(crate) fn start(
+        mut uploader: Box<dyn Uploader>,
+        back: SyncSender<Msg>,
+    ) -> std::io::Result<(Self, JoinHandle<()>)> {
+        let (jobs, rx): (Sender<Job>, Receiver<Job>) = mpsc::channel();
+        let handle = std::thread::Builder::new()
+            .name("outbox-transport".into())
+            .spawn(move || {
+                for job in rx {
+                    let result = catch_unwind(AssertUnwindSafe(|| uploader.upload(&job.body)));
+                    let outcome = match result {
+                        Ok(Ok(r)) => {
+                            log::debug!(
+                                "outbox: batch {} ({} events) answered {}",
+                                job.batch,
+                                job.body.len(),
+                                r.status
+                            );
+                            Outcome::Response {
+                                batch: job.batch,
+                                status: r.status,
+                                retry_after_millis: r
+                                    .retry_after
+                                    .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                            }
+                        }
+                        Ok(Err(e)) => {
+                            log::warn!("outbox: batch {}: {e}", job.batch);
+                            Outcome::Failed { batch: job.batch }
+                        }
+                        Err(_) => {
+                            log::error!("outbox: the uploader panicked on batch {}", job.batch);
+                            Outcome::Failed { batch: job.batch }
+                        }
+                    };
+                    if back.send(Msg::Outcome(outcome)).is_err() {
+                        break;
+                    }
+                }
+            })?;
+        Ok((
+            ChannelTransport {
+                jobs: Some(jobs),
+                ready: None,
+            },
+            handle,
+        ))
+    }
+
+    /// Stop accepting batches; the thread ends after the request in flight.
+    pub(crate) fn close(&mut self) {
+        self.jobs = None;
+    }
+}
+
+impl Transport for ChannelTransport {
+    type Error = TransportGone;
+
+    fn send(
+        &mut self,
+        _now: Instant,
+        batch: &Batch,
+        payloads: Payloads<'_>,
+    ) -> Result<(), TransportGone> {
+        let body = BatchBody::from_payloads(payloads.map(|(_, p)| p));
+        let jobs = self.jobs.as_ref().ok_or(TransportGone)?;
+        jobs.send(Job {
+            batch: batch.id,
+            body,
+        })
+        .map_err(|_| TransportGone)
+    }
+
+    fn poll_outcome(&mut self, _now: Instant) -> Option<Outcome> {
+        self.ready.take()
+    }
+}

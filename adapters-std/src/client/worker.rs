@@ -1,0 +1,453 @@
+//! The worker thread: the only owner of the machine and the store.
+//!
+//! It runs the core's [`Driver`] rather than a loop of its own. Each round
+//! it sleeps until a message arrives or the machine's next timeout (no busy
+//! waiting), then takes *every* message already queued, applies them, and
+//! commits once (`Driver::sync`): that is the group commit. Only after that
+//! commit are durable callers (`track_durable`, `sync`) answered.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::time::{Duration, Instant as StdInstant};
+
+use outbox_core::{Driver, DriverError, Input, InputError, Machine, Seq, Stats, Store};
+
+use super::clock::Clock;
+use super::error::{ClientError, FlushError, FlushReport, TrackError};
+use super::notify::Notifier;
+use super::transport::ChannelTransport;
+use super::ClientStats;
+use crate::sqlite::{DeadLetter, SqliteStore, StoreError};
+
+/// Most pending events a Client's machine can hold (`max_queue_events`
+/// may not exceed it); 4 bytes each.
+pub const CAPACITY: usize = 100_000;
+
+/// Messages handled in one round before committing.
+const ROUND_LIMIT: usize = 4096;
+
+pub(crate) type Reply<T> = SyncSender<T>;
+
+/// Everything the handles (and the transport thread) tell the worker.
+pub(crate) enum Msg {
+    Track {
+        payload: Vec<u8>,
+        durable: Option<Reply<Result<(), TrackError>>>,
+    },
+    Sync(Reply<Result<(), ClientError>>),
+    Input(Input, Reply<Result<(), ClientError>>),
+    FlushWait {
+        deadline: StdInstant,
+        reply: Reply<Result<FlushReport, FlushError>>,
+    },
+    Stats(Reply<ClientStats>),
+    DeadLetters(Reply<Result<Vec<DeadLetter>, StoreError>>),
+    Outcome(outbox_core::Outcome),
+    Shutdown {
+        deadline: StdInstant,
+        reply: Reply<FlushReport>,
+    },
+}
+
+type Drv<'b> = Driver<'b, SqliteStore, ChannelTransport, Notifier, CAPACITY>;
+type DrvError = DriverError<StoreError, super::transport::TransportGone>;
+
+/// A caller waiting for the round's commit.
+struct DurableWaiter {
+    /// The caller's event, or `None` for a `sync()`.
+    seq: Option<Seq>,
+    /// Index into the not-stored list when the caller's message was handled.
+    mark: usize,
+    reply: DurableReply,
+}
+
+enum DurableReply {
+    Track(Reply<Result<(), TrackError>>),
+    Sync(Reply<Result<(), ClientError>>),
+}
+
+struct FlushWaiter {
+    /// Settled once the queue's head is past this event.
+    through: Option<Seq>,
+    start: Stats,
+    deadline: StdInstant,
+    reply: Reply<Result<FlushReport, FlushError>>,
+}
+
+struct Stopping {
+    start: Stats,
+    deadline: StdInstant,
+    reply: Reply<FlushReport>,
+}
+
+pub(crate) struct Worker {
+    pub(crate) rx: Receiver<Msg>,
+    pub(crate) clock: Clock,
+    pub(crate) not_stored: Rc<RefCell<Vec<(Seq, Seq)>>>,
+    pub(crate) hub: super::notify::Hub,
+    durable: Vec<DurableWaiter>,
+    flushes: Vec<FlushWaiter>,
+    stopping: Option<Stopping>,
+    last_error: Option<String>,
+}
+
+fn head(s: &Stats) -> Seq {
+    s.next_seq - u64::from(s.pending_events)
+}
+
+fn report(start: &Stats, now: &Stats) -> FlushReport {
+    FlushReport {
+        delivered: now.delivered - start.delivered,
+        dropped: now.dropped() - start.dropped(),
+        rejected: now.rejected - start.rejected,
+        pending: now.pending_events,
+    }
+}
+
+impl Worker {
+    pub(crate) fn new(
+        rx: Receiver<Msg>,
+        clock: Clock,
+        not_stored: Rc<RefCell<Vec<(Seq, Seq)>>>,
+        hub: super::notify::Hub,
+    ) -> Self {
+        Worker {
+            rx,
+            clock,
+            not_stored,
+            hub,
+            durable: Vec::new(),
+            flushes: Vec::new(),
+            stopping: None,
+            last_error: None,
+        }
+    }
+
+    fn note_error(&mut self, e: &DrvError) {
+        match e {
+            DriverError::Store(s) => {
+                log::error!("outbox: store: {s}");
+                self.last_error = Some(s.to_string());
+            }
+            DriverError::Transport(_) => {
+                log::error!("outbox: the transport thread is gone");
+                self.last_error = Some("the transport thread is gone".into());
+            }
+            other => log::warn!("outbox: {other}"),
+        }
+    }
+
+    /// Run until shut down (or every handle is gone).
+    pub(crate) fn run(mut self, mut driver: Drv<'_>) {
+        loop {
+            let first = match self.next_wake(&driver) {
+                Some(at) => {
+                    let wait = at
+                        .saturating_duration_since(StdInstant::now())
+                        .max(Duration::from_millis(1));
+                    match self.rx.recv_timeout(wait) {
+                        Ok(m) => Some(m),
+                        Err(RecvTimeoutError::Timeout) => None,
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+                None => match self.rx.recv() {
+                    Ok(m) => Some(m),
+                    Err(_) => break,
+                },
+            };
+            self.not_stored.borrow_mut().clear();
+            if let Some(m) = first {
+                self.handle(&mut driver, m);
+                for _ in 1..ROUND_LIMIT {
+                    match self.rx.try_recv() {
+                        Ok(m) => self.handle(&mut driver, m),
+                        Err(_) => break,
+                    }
+                }
+            }
+            self.commit(&mut driver);
+            let now = self.clock.now();
+            if let Err(e) = driver.poll(now) {
+                self.note_error(&e);
+            }
+            self.commit(&mut driver);
+            self.settle_flushes(&driver);
+            if self.try_stop(&mut driver) {
+                break;
+            }
+        }
+        // Whatever happens, leave nothing uncommitted behind.
+        let _ = driver.store_mut().sync();
+        driver.transport_mut().close();
+        self.hub.close();
+        for w in self.flushes.drain(..) {
+            let _ = w.reply.try_send(Err(FlushError::Stopped));
+        }
+    }
+
+    /// The earliest of the machine's timeout and the callers' deadlines.
+    fn next_wake(&self, driver: &Drv<'_>) -> Option<StdInstant> {
+        let machine = driver.poll_timeout().map(|t| self.clock.to_std(t));
+        let callers = self
+            .flushes
+            .iter()
+            .map(|w| w.deadline)
+            .chain(self.stopping.as_ref().map(|s| s.deadline))
+            .min();
+        match (machine, callers) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn handle(&mut self, driver: &mut Drv<'_>, msg: Msg) {
+        let now = self.clock.now();
+        match msg {
+            Msg::Track { payload, durable } => {
+                let mark = self.not_stored.borrow().len();
+                match driver.track(now, &payload) {
+                    Ok(seq) => {
+                        if let Some(reply) = durable {
+                            self.durable.push(DurableWaiter {
+                                seq: Some(seq),
+                                mark,
+                                reply: DurableReply::Track(reply),
+                            });
+                        }
+                    }
+                    Err(e) => {
+                        self.note_error(&e);
+                        let err = match e {
+                            DriverError::Input(InputError::QueueFull) => TrackError::QueueFull,
+                            DriverError::Input(InputError::TooLarge { size, max }) => {
+                                TrackError::Invalid(crate::EventError::TooLarge {
+                                    size: size as usize,
+                                    max: max as usize,
+                                })
+                            }
+                            DriverError::Store(s) => TrackError::NotStored(s),
+                            // The event was stored; a later step (a send) failed.
+                            _ => {
+                                if let Some(reply) = durable {
+                                    self.durable.push(DurableWaiter {
+                                        seq: Some(
+                                            driver.machine().stats().next_seq.saturating_sub(1),
+                                        ),
+                                        mark,
+                                        reply: DurableReply::Track(reply),
+                                    });
+                                }
+                                return;
+                            }
+                        };
+                        if let Some(reply) = durable {
+                            let _ = reply.try_send(Err(err));
+                        }
+                    }
+                }
+            }
+            Msg::Sync(reply) => {
+                let mark = self.not_stored.borrow().len();
+                self.durable.push(DurableWaiter {
+                    seq: None,
+                    mark,
+                    reply: DurableReply::Sync(reply),
+                });
+            }
+            Msg::Input(input, reply) => {
+                let result = match driver.handle(now, input) {
+                    Ok(_) => Ok(()),
+                    Err(DriverError::Input(e)) => Err(ClientError::Refused(e)),
+                    Err(e) => {
+                        // Applied; a follow-up step failed and was recorded.
+                        self.note_error(&e);
+                        Ok(())
+                    }
+                };
+                let _ = reply.try_send(result);
+            }
+            Msg::FlushWait { deadline, reply } => {
+                if let Err(e) = driver.handle(now, Input::Flush) {
+                    self.note_error(&e);
+                }
+                let s = driver.machine().stats();
+                let through = (s.pending_events > 0).then(|| s.next_seq - 1);
+                self.flushes.push(FlushWaiter {
+                    through,
+                    start: s,
+                    deadline,
+                    reply,
+                });
+            }
+            Msg::Stats(reply) => {
+                let _ = reply.try_send(self.stats(driver));
+            }
+            Msg::DeadLetters(reply) => {
+                let _ = reply.try_send(driver.store().dead_letters());
+            }
+            Msg::Outcome(o) => {
+                driver.transport_mut().ready = Some(o);
+                if let Err(e) = driver.poll(now) {
+                    self.note_error(&e);
+                }
+            }
+            Msg::Shutdown { deadline, reply } => {
+                if let Err(e) = driver.handle(now, Input::Flush) {
+                    self.note_error(&e);
+                }
+                let start = driver.machine().stats();
+                self.stopping = Some(Stopping {
+                    start,
+                    deadline,
+                    reply,
+                });
+            }
+        }
+    }
+
+    fn stats(&self, driver: &Drv<'_>) -> ClientStats {
+        let store = driver.store();
+        ClientStats {
+            core: driver.machine().stats(),
+            dead_letters: store.dead_letter_count().unwrap_or(0),
+            last_error: self.last_error.clone(),
+            notifications_lost: self.hub.lost.load(std::sync::atomic::Ordering::Relaxed),
+            path: store.path().to_path_buf(),
+        }
+    }
+
+    /// The group commit, then the answers to durable callers.
+    fn commit(&mut self, driver: &mut Drv<'_>) {
+        let now = self.clock.now();
+        let synced = driver.sync(now).map_err(|e| {
+            self.note_error(&e);
+            match e {
+                DriverError::Store(s) => s,
+                other => StoreError::Other(other.to_string()),
+            }
+        });
+        // Deletions and dead letters that no append is waiting with.
+        if let Err(e) = driver.store_mut().sync() {
+            log::error!("outbox: commit failed: {e}");
+            self.last_error = Some(e.to_string());
+        }
+        if self.durable.is_empty() {
+            return;
+        }
+        let dropped = self.not_stored.borrow();
+        let last = self.last_error.clone();
+        for w in self.durable.drain(..) {
+            let lost = dropped[w.mark.min(dropped.len())..]
+                .iter()
+                .any(|&(f, l)| w.seq.is_none_or(|s| (f..=l).contains(&s)));
+            let err = match (&synced, lost) {
+                (Err(e), _) => Some(e.clone()),
+                (Ok(()), true) => Some(StoreError::Other(
+                    last.clone().unwrap_or_else(|| "not stored".into()),
+                )),
+                (Ok(()), false) => None,
+            };
+            match w.reply {
+                DurableReply::Track(r) => {
+                    let _ = r.try_send(err.map_or(Ok(()), |e| Err(TrackError::NotStored(e))));
+                }
+                DurableReply::Sync(r) => {
+                    let _ = r.try_send(err.map_or(Ok(()), |e| Err(ClientError::Store(e))));
+                }
+            }
+        }
+    }
+
+    fn settle_flushes(&mut self, driver: &Drv<'_>) {
+        if self.flushes.is_empty() {
+            return;
+        }
+        let s = driver.machine().stats();
+        let now = StdInstant::now();
+        self.flushes.retain(|w| {
+            let result = if w.through.is_none_or(|t| head(&s) > t) {
+                Ok(report(&w.start, &s))
+            } else if s.halted {
+                Err(FlushError::Halted {
+                    status: 401,
+                    report: report(&w.start, &s),
+                })
+            } else if now >= w.deadline {
+                Err(FlushError::TimedOut(report(&w.start, &s)))
+            } else {
+                return true;
+            };
+            let _ = w.reply.try_send(result);
+            false
+        });
+    }
+
+    /// During a shutdown: stop once everything is delivered, nothing more
+    /// can happen before the deadline, or the deadline passed.
+    fn try_stop(&mut self, driver: &mut Drv<'_>) -> bool {
+        let Some(stop) = &self.stopping else {
+            return false;
+        };
+        let s = driver.machine().stats();
+        let now = StdInstant::now();
+        let retry_too_late = s
+            .retry_at
+            .is_some_and(|t| self.clock.to_std(t) >= stop.deadline);
+        let done = s.pending_events == 0
+            || s.halted
+            || !s.network_up
+            || (retry_too_late && s.in_flight_events == 0)
+            || now >= stop.deadline;
+        if !done {
+            return false;
+        }
+        let _ = driver.store_mut().sync();
+        if s.pending_events > 0 {
+            log::info!(
+                "outbox: stopping with {} events queued; they are sent at the next start",
+                s.pending_events
+            );
+        }
+        if let Some(stop) = self.stopping.take() {
+            let _ = stop.reply.try_send(report(&stop.start, &s));
+        }
+        true
+    }
+}
+
+/// Restore the store into the machine (on the worker thread, where the
+/// driver lives) and run.
+pub(crate) fn restore_and_run(
+    worker: Worker,
+    machine: Machine<CAPACITY>,
+    store: SqliteStore,
+    transport: ChannelTransport,
+    batch_bytes: usize,
+    started: SyncSender<Result<(), String>>,
+) {
+    let mut buf = vec![0u8; batch_bytes];
+    let notifier = Notifier {
+        hub: worker.hub.clone(),
+        clock: worker.clock,
+        not_stored: worker.not_stored.clone(),
+    };
+    let mut driver = Driver::new(machine, store, transport, &mut buf, notifier);
+    match driver.start(worker.clock.now()) {
+        Ok(()) => {}
+        // Restored fine, but the first send or a delete failed: recorded.
+        Err(DriverError::Transport(_)) => {}
+        Err(e) => {
+            let _ = started.send(Err(e.to_string()));
+            return;
+        }
+    }
+    let restored = driver.machine().stats().restored;
+    if restored > 0 {
+        log::info!("outbox: restored {restored} queued events");
+    }
+    let _ = started.send(Ok(()));
+    drop(started);
+    worker.run(driver);
+}

@@ -1,0 +1,314 @@
+//! The HTTP transport: one POST per batch to `<endpoint>/v1/batch`.
+//!
+//! Kept thin on purpose (the rules live in the machine): build the
+//! Segment-compatible body from the stored payloads without re-parsing them,
+//! optionally gzip it once, send it with bounded timeouts, read at most
+//! 64 KiB of the answer, and report the status and Retry-After. ureq sets no
+//! timeouts by itself, so [`HttpConfig`] always sets both.
+//!
+//! ```
+//! use std::time::Duration;
+//! use outbox_std::http::{Auth, HttpConfig, HttpUploader};
+//!
+//! let config = HttpConfig::new("https://events.example.com", "write-key")
+//!     .auth(Auth::Basic)
+//!     .gzip(Some(6))
+//!     .timeouts(Duration::from_secs(5), Duration::from_secs(20));
+//! let uploader = HttpUploader::new(config).unwrap();
+//! assert_eq!(uploader.url(), "https://events.example.com/v1/batch");
+//! assert!(HttpUploader::new(HttpConfig::new("http://events.example.com", "k")).is_err());
+//! ```
+
+mod key;
+mod retry_after;
+
+use std::io::Write;
+use std::time::{Duration, SystemTime};
+
+use ureq::http::Uri;
+
+use crate::upload::{BatchBody, Response, UploadFailed, Uploader};
+
+pub use key::WriteKey;
+pub use retry_after::parse_retry_after;
+
+/// Most response-body bytes read (and then discarded).
+pub const MAX_RESPONSE_BYTES: u64 = 64 * 1024;
+
+/// How the write key is sent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Auth {
+    /// `Authorization: Bearer <key>` (the default).
+    #[default]
+    Bearer,
+    /// HTTP Basic with the key as user name and an empty password
+    /// (Segment-style write keys).
+    Basic,
+}
+
+/// Settings of the HTTP transport.
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    endpoint: String,
+    key: WriteKey,
+    auth: Auth,
+    gzip: Option<u32>,
+    connect_timeout: Duration,
+    timeout: Duration,
+    max_redirects: u32,
+    allow_plain_http: bool,
+    user_agent: String,
+}
+
+impl HttpConfig {
+    /// POST to `<endpoint>/v1/batch` with `key`; defaults: Bearer auth, no
+    /// gzip, 10 s connect and 30 s overall timeouts, at most 3 redirects.
+    pub fn new(endpoint: impl Into<String>, key: impl Into<WriteKey>) -> Self {
+        HttpConfig {
+            endpoint: endpoint.into(),
+            key: key.into(),
+            auth: Auth::Bearer,
+            gzip: None,
+            connect_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(30),
+            max_redirects: 3,
+            allow_plain_http: false,
+            user_agent: concat!("outbox/", env!("CARGO_PKG_VERSION")).to_string(),
+        }
+    }
+
+    /// How the key is sent [`Auth::Bearer`].
+    #[must_use]
+    pub fn auth(mut self, auth: Auth) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// Gzip request bodies at this level (0–9) [off].
+    #[must_use]
+    pub fn gzip(mut self, level: Option<u32>) -> Self {
+        self.gzip = level.map(|l| l.min(9));
+        self
+    }
+
+    /// Connect timeout and overall timeout per request [10 s, 30 s].
+    #[must_use]
+    pub fn timeouts(mut self, connect: Duration, overall: Duration) -> Self {
+        self.connect_timeout = connect;
+        self.timeout = overall;
+        self
+    }
+
+    /// Redirects followed per request [3].
+    #[must_use]
+    pub fn max_redirects(mut self, n: u32) -> Self {
+        self.max_redirects = n;
+        self
+    }
+
+    /// Allow `http://` to a host that is not loopback [false]; the key then
+    /// travels in clear text.
+    #[must_use]
+    pub fn allow_plain_http(mut self, allow: bool) -> Self {
+        self.allow_plain_http = allow;
+        self
+    }
+
+    /// The User-Agent header [`outbox/<version>`].
+    #[must_use]
+    pub fn user_agent(mut self, ua: impl Into<String>) -> Self {
+        self.user_agent = ua.into();
+        self
+    }
+}
+
+/// Why an [`HttpConfig`] was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HttpConfigError {
+    /// The endpoint is not an absolute http(s) URL.
+    #[error("endpoint {0:?} is not an absolute http(s) URL")]
+    BadEndpoint(String),
+    /// Plain http to a host that is not loopback, without opting in.
+    #[error(
+        "endpoint {0:?} uses plain http to a non-loopback host; use https or allow_plain_http"
+    )]
+    PlainHttp(String),
+    /// A timeout of zero.
+    #[error("timeouts must be above zero")]
+    ZeroTimeout,
+}
+
+/// The HTTP [`Uploader`].
+pub struct HttpUploader {
+    agent: ureq::Agent,
+    url: String,
+    authorization: String,
+    gzip: Option<u32>,
+}
+
+impl std::fmt::Debug for HttpUploader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpUploader")
+            .field("url", &self.url)
+            .field("gzip", &self.gzip)
+            .finish_non_exhaustive()
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+impl HttpUploader {
+    /// Check `config` and build the agent.
+    pub fn new(config: HttpConfig) -> Result<Self, HttpConfigError> {
+        let base = config.endpoint.trim_end_matches('/');
+        let uri: Uri = base
+            .parse()
+            .map_err(|_| HttpConfigError::BadEndpoint(base.to_string()))?;
+        let host = uri
+            .host()
+            .ok_or_else(|| HttpConfigError::BadEndpoint(base.to_string()))?;
+        match uri.scheme_str() {
+            Some("https") => {}
+            Some("http") if config.allow_plain_http || is_loopback(host) => {}
+            Some("http") => return Err(HttpConfigError::PlainHttp(base.to_string())),
+            _ => return Err(HttpConfigError::BadEndpoint(base.to_string())),
+        }
+        if config.connect_timeout.is_zero() || config.timeout.is_zero() {
+            return Err(HttpConfigError::ZeroTimeout);
+        }
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_connect(Some(config.connect_timeout))
+            .timeout_global(Some(config.timeout))
+            .max_redirects(config.max_redirects)
+            .http_status_as_error(false)
+            .user_agent(config.user_agent.as_str())
+            .build()
+            .into();
+        let authorization = match config.auth {
+            Auth::Bearer => config.key.bearer(),
+            Auth::Basic => config.key.basic(),
+        };
+        Ok(HttpUploader {
+            agent,
+            url: format!("{base}/v1/batch"),
+            authorization,
+            gzip: config.gzip,
+        })
+    }
+
+    /// The URL batches are posted to.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+/// Gzip `body` at `level`.
+fn gzip(body: &[u8], level: u32) -> std::io::Result<Vec<u8>> {
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4 + 64),
+        flate2::Compression::new(level),
+    );
+    enc.write_all(body)?;
+    enc.finish()
+}
+
+impl Uploader for HttpUploader {
+    fn upload(&mut self, batch: &BatchBody) -> Result<Response, UploadFailed> {
+        let body = batch.segment_body(SystemTime::now());
+        let mut req = self
+            .agent
+            .post(&self.url)
+            .header("Content-Type", "application/json")
+            .header("Authorization", &self.authorization);
+        let body = match self.gzip {
+            Some(level) => {
+                req = req.header("Content-Encoding", "gzip");
+                gzip(&body, level).map_err(|e| UploadFailed(format!("gzip failed: {e}")))?
+            }
+            None => body,
+        };
+        let mut resp = req
+            .send(&body[..])
+            .map_err(|e| UploadFailed(e.to_string()))?;
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        // Read (a bounded amount of) the body so the connection can be reused;
+        // an oversized or broken body does not change the status.
+        let text = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_RESPONSE_BYTES)
+            .read_to_vec()
+            .unwrap_or_default();
+        if !(200..300).contains(&status) {
+            let shown = String::from_utf8_lossy(&text[..text.len().min(200)]).into_owned();
+            log::debug!("outbox: {} answered {status}: {shown}", self.url);
+        }
+        Ok(Response {
+            status,
+            retry_after,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_rules() {
+        let ok = |e: &str| HttpUploader::new(HttpConfig::new(e, "k")).map(|u| u.url().to_string());
+        assert_eq!(
+            ok("http://127.0.0.1:9/").unwrap(),
+            "http://127.0.0.1:9/v1/batch"
+        );
+        assert!(ok("http://localhost:1").is_ok());
+        assert!(ok("http://[::1]:1").is_ok());
+        assert_eq!(
+            ok("http://example.com"),
+            Err(HttpConfigError::PlainHttp("http://example.com".into()))
+        );
+        assert!(matches!(
+            ok("ftp://x"),
+            Err(HttpConfigError::BadEndpoint(_))
+        ));
+        assert!(matches!(
+            ok("not a url"),
+            Err(HttpConfigError::BadEndpoint(_))
+        ));
+        assert!(HttpUploader::new(
+            HttpConfig::new("http://example.com", "k").allow_plain_http(true)
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn key_is_not_in_debug_output() {
+        let c = HttpConfig::new("https://x", "s3cr3t");
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+        let u = HttpUploader::new(c).unwrap();
+        assert!(!format!("{u:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn gzip_round_trips() {
+        use std::io::Read;
+        let z = gzip(b"hello hello hello", 6).unwrap();
+        let mut out = String::new();
+        flate2::read::GzDecoder::new(&z[..])
+            .read_to_string(&mut out)
+            .unwrap();
+        assert_eq!(out, "hello hello hello");
+    }
+}

@@ -1,0 +1,447 @@
+//! The SQLite store: outbox's queue in one database file.
+//!
+//! Why it looks like this:
+//! - **WAL** so readers (the `outbox status` command) never block the
+//!   writer, and a commit is one append to the log. `synchronous=NORMAL`
+//!   survives a process crash; `FULL` also survives a power cut.
+//! - **Group commit**: [`append`](Store::append) writes into an open
+//!   transaction and [`sync`](Store::sync) commits it, so the Client commits
+//!   every event that arrived during the previous commit in one go.
+//! - **Prefix delete** on the integer primary key, and a **restore** scan
+//!   that reads `(seq, size)` only, never a payload.
+//! - Opening checks the file before writing anything: a foreign, damaged or
+//!   newer file is refused with an [`OpenError`] and left exactly as it was.
+//! - A lock file (`<db>.lock`, held with an OS file lock) makes a second
+//!   store on the same file fail fast with [`OpenError::InUse`]; the OS
+//!   drops the lock when the process dies, even on `kill -9`.
+//!
+//! ```
+//! use outbox_core::Store;
+//! use outbox_std::sqlite::{SqliteOptions, SqliteStore};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let mut store = SqliteStore::open(dir.path().join("q.db"), SqliteOptions::default()).unwrap();
+//! store.append(0, br#"{"n":0}"#).unwrap();
+//! store.append(1, br#"{"n":1}"#).unwrap();
+//! store.sync().unwrap();                     // one commit for both
+//! store.delete_through(0).unwrap();
+//! let mut seen = vec![];
+//! store.restore(|seq, size| seen.push((seq, size))).unwrap();
+//! assert_eq!(seen, [(1, 7)]);
+//! ```
+
+mod dead_letter;
+mod error;
+mod lock;
+mod schema;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use outbox_core::{RejectReason, Seq, Store};
+use rusqlite::{params, Connection, OpenFlags};
+
+pub use dead_letter::DeadLetter;
+pub use error::{ExportError, OpenError, StoreError};
+pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
+
+/// SQLite's `synchronous` setting for the store.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Synchronous {
+    /// Committed events survive a process crash; the last commits may be
+    /// lost on a power cut (the default).
+    #[default]
+    Normal,
+    /// Every commit is fsynced: committed events survive a power cut.
+    Full,
+}
+
+/// How to open a [`SqliteStore`].
+///
+/// ```
+/// use outbox_std::sqlite::{SqliteOptions, Synchronous};
+/// let options = SqliteOptions::default().synchronous(Synchronous::Full);
+/// assert_eq!(options.synchronous_mode(), Synchronous::Full);
+/// ```
+#[derive(Clone, Debug)]
+pub struct SqliteOptions {
+    synchronous: Synchronous,
+    max_size_bytes: Option<u64>,
+    busy_timeout: Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            synchronous: Synchronous::Normal,
+            max_size_bytes: None,
+            busy_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+impl SqliteOptions {
+    /// `synchronous` [`Synchronous::Normal`].
+    #[must_use]
+    pub fn synchronous(mut self, s: Synchronous) -> Self {
+        self.synchronous = s;
+        self
+    }
+
+    /// The `synchronous` setting chosen.
+    pub fn synchronous_mode(&self) -> Synchronous {
+        self.synchronous
+    }
+
+    /// Cap the database file at about `bytes` (rounded to whole pages);
+    /// writes past it fail like a full disk. [no cap]
+    #[must_use]
+    pub fn max_size_bytes(mut self, bytes: Option<u64>) -> Self {
+        self.max_size_bytes = bytes;
+        self
+    }
+
+    /// How long to wait for a lock a reader holds. [2 s]
+    #[must_use]
+    pub fn busy_timeout(mut self, d: Duration) -> Self {
+        self.busy_timeout = d;
+        self
+    }
+}
+
+/// outbox's queue and dead letters in a SQLite file; implements
+/// [`outbox_core::Store`].
+pub struct SqliteStore {
+    conn: Connection,
+    path: PathBuf,
+    /// Held for the store's life; `None` for a read-only view.
+    _lock: Option<File>,
+    /// A transaction is open.
+    in_tx: bool,
+    /// The open transaction holds appends (only `sync` commits it then).
+    tx_has_appends: bool,
+    /// A write failed and SQLite rolled the transaction back: the next
+    /// `sync` must report that the earlier appends are gone.
+    poisoned: bool,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .field("in_tx", &self.in_tx)
+            .finish()
+    }
+}
+
+impl SqliteStore {
+    /// Open (or create) the store at `path` for writing, migrating an older
+    /// schema. Fails without touching the file when it is not an outbox
+    /// database, is damaged, or another store has it open.
+    pub fn open(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self, OpenError> {
+        let path = path.as_ref();
+        if path.is_dir() {
+            return Err(OpenError::Io {
+                path: path.to_path_buf(),
+                source: std::io::Error::new(std::io::ErrorKind::IsADirectory, "is a directory"),
+            });
+        }
+        let lock = lock::acquire(path)?;
+        let err = |e| OpenError::from_sqlite(path, e);
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn = Connection::open_with_flags(path, flags).map_err(err)?;
+        conn.busy_timeout(options.busy_timeout).map_err(err)?;
+        let found = schema::inspect(&conn, path)?;
+        let read_only = conn.is_readonly("main").unwrap_or(false);
+        if !read_only {
+            let mode: String = conn
+                .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+                .map_err(err)?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                log::warn!(
+                    "outbox: {} stays in journal mode {mode}, not WAL",
+                    path.display()
+                );
+            }
+            let from = match found {
+                schema::Found::Empty => 0,
+                schema::Found::Outbox(v) => v,
+            };
+            schema::migrate(&mut conn, path, from)?;
+        } else if found == schema::Found::Empty {
+            return Err(OpenError::Io {
+                path: path.to_path_buf(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    "read-only and not yet an outbox database",
+                ),
+            });
+        } else {
+            log::warn!(
+                "outbox: {} is read-only; tracking will fail",
+                path.display()
+            );
+        }
+        let sync = match options.synchronous {
+            Synchronous::Normal => "NORMAL",
+            Synchronous::Full => "FULL",
+        };
+        conn.execute_batch(&format!("PRAGMA synchronous = {sync};"))
+            .map_err(err)?;
+        if let Some(bytes) = options.max_size_bytes {
+            let page: i64 = conn
+                .query_row("PRAGMA page_size", [], |r| r.get(0))
+                .map_err(err)?;
+            let pages = (bytes / page.max(512) as u64).max(2);
+            let _: i64 = conn
+                .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| {
+                    r.get(0)
+                })
+                .map_err(err)?;
+        }
+        Ok(SqliteStore {
+            conn,
+            path: path.to_path_buf(),
+            _lock: Some(lock),
+            in_tx: false,
+            tx_has_appends: false,
+            poisoned: false,
+        })
+    }
+
+    /// Open an existing store for reading only (listing dead letters,
+    /// counting the queue, checking integrity) while a Client may be
+    /// running on it. Takes no lock and never writes.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self, OpenError> {
+        let path = path.as_ref();
+        if !path.is_file() {
+            return Err(OpenError::Io {
+                path: path.to_path_buf(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+            });
+        }
+        let err = |e| OpenError::from_sqlite(path, e);
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(err)?;
+        conn.busy_timeout(Duration::from_secs(2)).map_err(err)?;
+        match schema::inspect(&conn, path)? {
+            schema::Found::Outbox(v) if v == SCHEMA_VERSION => {}
+            _ => {
+                return Err(OpenError::Foreign {
+                    path: path.to_path_buf(),
+                    application_id: 0,
+                })
+            }
+        }
+        Ok(SqliteStore {
+            conn,
+            path: path.to_path_buf(),
+            _lock: None,
+            in_tx: false,
+            tx_has_appends: false,
+            poisoned: false,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Events in the queue and their payload bytes (committed ones, plus
+    /// this store's own uncommitted appends).
+    pub fn queue_len(&self) -> Result<(u64, u64), StoreError> {
+        let (n, bytes): (i64, i64) = self.conn.query_row(
+            "SELECT count(*), coalesce(sum(size), 0) FROM events",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok((n.max(0) as u64, bytes.max(0) as u64))
+    }
+
+    /// Run SQLite's `PRAGMA integrity_check`; `Ok(())` when it says "ok".
+    pub fn integrity_check(&self) -> Result<(), StoreError> {
+        let mut stmt = self.conn.prepare("PRAGMA integrity_check")?;
+        let lines: Vec<String> = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        if lines.len() == 1 && lines[0] == "ok" {
+            Ok(())
+        } else {
+            Err(StoreError::Corrupt(lines.join("; ")))
+        }
+    }
+
+    fn begin(&mut self) -> Result<(), StoreError> {
+        if !self.in_tx {
+            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+            self.in_tx = true;
+            self.tx_has_appends = false;
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<(), StoreError> {
+        if !self.in_tx {
+            return Ok(());
+        }
+        let result = self.conn.execute_batch("COMMIT");
+        self.in_tx = false;
+        self.tx_has_appends = false;
+        if let Err(e) = result {
+            self.rollback();
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    fn rollback(&mut self) {
+        if !self.conn.is_autocommit() {
+            if let Err(e) = self.conn.execute_batch("ROLLBACK") {
+                log::warn!("outbox: rollback of {} failed: {e}", self.path.display());
+            }
+        }
+        self.in_tx = false;
+        self.tx_has_appends = false;
+    }
+
+    /// After a failed statement: did SQLite roll the transaction back?
+    fn note_failure(&mut self) {
+        if self.in_tx && self.conn.is_autocommit() {
+            self.in_tx = false;
+            if self.tx_has_appends {
+                self.poisoned = true;
+            }
+            self.tx_has_appends = false;
+        }
+    }
+}
+
+impl Store for SqliteStore {
+    type Error = StoreError;
+
+    fn append(&mut self, seq: Seq, payload: &[u8]) -> Result<(), StoreError> {
+        if self.poisoned {
+            return Err(StoreError::RolledBack);
+        }
+        self.begin()?;
+        let seq = i64::try_from(seq).map_err(|_| StoreError::Malformed("seq overflow".into()))?;
+        let result = self
+            .conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO events (seq, size, payload) VALUES (?1, ?2, ?3)",
+            )
+            .and_then(|mut s| s.execute(params![seq, payload.len() as i64, payload]));
+        match result {
+            Ok(_) => {
+                self.tx_has_appends = true;
+                Ok(())
+            }
+            Err(e) => {
+                self.note_failure();
+                Err(e.into())
+            }
+        }
+    }
+
+    fn sync(&mut self) -> Result<(), StoreError> {
+        if self.poisoned {
+            self.poisoned = false;
+            self.rollback();
+            return Err(StoreError::RolledBack);
+        }
+        self.commit()
+    }
+
+    fn read_range(&mut self, first: Seq, last: Seq, buf: &mut [u8]) -> Result<usize, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, payload FROM events WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq",
+        )?;
+        let mut rows = stmt.query(params![
+            i64::try_from(first).unwrap_or(i64::MAX),
+            i64::try_from(last).unwrap_or(i64::MAX)
+        ])?;
+        let mut expected = first;
+        let mut n = 0usize;
+        while let Some(row) = rows.next()? {
+            let seq: i64 = row.get(0)?;
+            if u64::try_from(seq).ok() != Some(expected) {
+                return Err(StoreError::Malformed(format!(
+                    "event {expected} is missing (found {seq})"
+                )));
+            }
+            let payload = row.get_ref(1)?.as_bytes().map_err(|_| {
+                StoreError::Malformed(format!("event {seq} has a non-blob payload"))
+            })?;
+            let end = n + payload.len();
+            if end > buf.len() {
+                return Err(StoreError::Malformed(format!(
+                    "events {first}..={last} exceed the {}-byte batch buffer",
+                    buf.len()
+                )));
+            }
+            buf[n..end].copy_from_slice(payload);
+            n = end;
+            expected += 1;
+        }
+        if expected != last.saturating_add(1) {
+            return Err(StoreError::Malformed(format!(
+                "event {expected} is missing"
+            )));
+        }
+        Ok(n)
+    }
+
+    fn delete_through(&mut self, through: Seq) -> Result<(), StoreError> {
+        self.begin()?;
+        let through = i64::try_from(through).unwrap_or(i64::MAX);
+        let result = self
+            .conn
+            .prepare_cached("DELETE FROM events WHERE seq <= ?1")
+            .and_then(|mut s| s.execute([through]));
+        if let Err(e) = result {
+            self.note_failure();
+            return Err(e.into());
+        }
+        // Without pending appends nothing else waits for a sync: make the
+        // deletion (and a dead letter before it) durable now, so no later
+        // send can overtake it.
+        if !self.tx_has_appends {
+            self.commit()?;
+        }
+        Ok(())
+    }
+
+    fn restore<F: FnMut(Seq, u32)>(&mut self, mut visit: F) -> Result<(), StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT seq, size FROM events ORDER BY seq")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let seq: i64 = row.get(0)?;
+            let size: i64 = row.get(1)?;
+            let seq = u64::try_from(seq)
+                .map_err(|_| StoreError::Malformed(format!("negative sequence number {seq}")))?;
+            let size = u32::try_from(size)
+                .map_err(|_| StoreError::Malformed(format!("event {seq} has size {size}")))?;
+            visit(seq, size);
+        }
+        Ok(())
+    }
+
+    fn reject(&mut self, seq: Seq, status: u16, reason: RejectReason) -> Result<(), StoreError> {
+        self.begin()?;
+        let result = dead_letter::insert(&self.conn, seq, status, reason);
+        if let Err(e) = result {
+            self.note_failure();
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,134 @@
+//! The on-disk schema and its migrations.
+//!
+//! A file is recognised as ours by `PRAGMA application_id`; its layout
+//! version is `PRAGMA user_version`. Opening checks both *before* writing
+//! anything, so a foreign or damaged file is refused untouched, and an older
+//! outbox file is migrated forward in one transaction.
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use super::error::OpenError;
+
+/// `PRAGMA application_id` of an outbox database: "obx1".
+pub const APPLICATION_ID: i32 = 0x6f62_7831;
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Migration `i` takes a file from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 0 -> 1: the queue and the dead letters. `size` sits before `payload`
+    // so a restore scan reads sequence numbers and sizes only.
+    "CREATE TABLE events (
+         seq     INTEGER PRIMARY KEY,
+         size    INTEGER NOT NULL,
+         payload BLOB    NOT NULL
+     );
+     CREATE TABLE dead_letters (
+         id          INTEGER PRIMARY KEY AUTOINCREMENT,
+         seq         INTEGER NOT NULL,
+         status      INTEGER NOT NULL,
+         reason      TEXT    NOT NULL,
+         rejected_at TEXT    NOT NULL,
+         payload     BLOB    NOT NULL
+     );",
+];
+
+/// What the file turned out to be.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Found {
+    /// An empty database: create the schema.
+    Empty,
+    /// An outbox database at this version.
+    Outbox(i64),
+}
+
+/// Identify the file without writing to it.
+pub fn inspect(conn: &Connection, path: &Path) -> Result<Found, OpenError> {
+    let err = |e| OpenError::from_sqlite(path, e);
+    let app_id: i32 = conn
+        .query_row("PRAGMA application_id", [], |r| r.get(0))
+        .map_err(err)?;
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(err)?;
+    let objects: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+        .map_err(err)?;
+    if app_id == APPLICATION_ID {
+        if version > SCHEMA_VERSION {
+            return Err(OpenError::NewerSchema {
+                path: path.to_path_buf(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        return Ok(Found::Outbox(version));
+    }
+    if app_id == 0 && version == 0 && objects == 0 {
+        return Ok(Found::Empty);
+    }
+    Err(OpenError::Foreign {
+        path: path.to_path_buf(),
+        application_id: app_id,
+    })
+}
+
+/// Bring the file from `from` to [`SCHEMA_VERSION`] in one transaction.
+pub fn migrate(conn: &mut Connection, path: &Path, from: i64) -> Result<(), OpenError> {
+    if from >= SCHEMA_VERSION {
+        return Ok(());
+    }
+    let err = |e| OpenError::from_sqlite(path, e);
+    let tx = conn.transaction().map_err(err)?;
+    let start = usize::try_from(from).unwrap_or(0);
+    for step in &MIGRATIONS[start..] {
+        tx.execute_batch(step).map_err(err)?;
+    }
+    tx.execute_batch(&format!(
+        "PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {SCHEMA_VERSION};"
+    ))
+    .map_err(err)?;
+    tx.commit().map_err(err)?;
+    log::info!(
+        "outbox: {} migrated from schema {from} to {SCHEMA_VERSION}",
+        path.display()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_version_has_a_migration() {
+        assert_eq!(MIGRATIONS.len() as i64, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn empty_then_outbox_then_foreign() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let p = Path::new(":memory:");
+        assert_eq!(inspect(&conn, p).unwrap(), Found::Empty);
+        migrate(&mut conn, p, 0).unwrap();
+        assert_eq!(inspect(&conn, p).unwrap(), Found::Outbox(SCHEMA_VERSION));
+
+        let other = Connection::open_in_memory().unwrap();
+        other.execute_batch("CREATE TABLE t (x)").unwrap();
+        assert!(matches!(inspect(&other, p), Err(OpenError::Foreign { .. })));
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(&format!(
+            "PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = 99;"
+        ))
+        .unwrap();
+        let e = inspect(&conn, Path::new("x")).unwrap_err();
+        assert!(matches!(e, OpenError::NewerSchema { found: 99, .. }));
+    }
+}
