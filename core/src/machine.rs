@@ -570,11 +570,17 @@ impl<const N: usize> Machine<N> {
         let head = self.pending.head();
         if head > first {
             self.counters.dropped_overflow += head - first;
-            self.push_note(Output::Dropped {
+            let note = Output::Dropped {
                 first,
                 last: head - 1,
                 reason: DropReason::Overflow,
-            });
+            };
+            if self.tracked_any {
+                self.push_note(note);
+            } else if !self.notes.push_drop(note) {
+                // Restores come before any drain: one note covers their drops.
+                self.counters.notes_overflowed = self.counters.notes_overflowed.saturating_add(1);
+            }
         }
     }
 

@@ -144,6 +144,23 @@ impl Notes {
         kept_all
     }
 
+    /// Queue a drop, extending the newest waiting drop when it continues it
+    /// (same reason, next sequence number): restoring a store over limits
+    /// that shrank drops record after record before the driver can drain.
+    pub(crate) fn push_drop(&mut self, o: Output) -> bool {
+        if let (Some(note), Some(back)) = (pack(o), self.queue.back_mut()) {
+            if note.kind == DROPPED
+                && back.kind == DROPPED
+                && back.detail == note.detail
+                && back.at.checked_add(u64::from(back.n)) == Some(note.at)
+            {
+                back.n = back.n.saturating_add(note.n);
+                return true;
+            }
+        }
+        self.push(o)
+    }
+
     pub(crate) fn pop(&mut self) -> Option<Output> {
         self.queue.pop_front().map(unpack)
     }
