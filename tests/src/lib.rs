@@ -1,1 +1,3 @@
 //! Simulation, property, crash and end-to-end tests for outbox
+
+pub mod sim;

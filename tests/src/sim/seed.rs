@@ -1,0 +1,916 @@
+//! One seed: a random life of one device, then healing, then the books.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use outbox_core::{
+    Config, Driver, DriverError, FlushMode, InputError, Instant, Lifecycle, Machine, Observer,
+    Output, Overflow, RetryCause,
+};
+
+use super::rng::Rng;
+use super::world::{
+    describe_store, Shared, SimStore, SimTransport, StoreErr, Violation, World, HEADER,
+};
+
+/// Capacity of the simulated machine (most pending events).
+pub const CAP: usize = 64;
+
+/// Steps one seed may spend healing before it counts as stuck.
+const HEAL_STEPS: u64 = 50_000;
+
+type SimDriver<'b, O> = Driver<'b, SimStore, SimTransport, O, CAP>;
+
+/// What one seed did.
+#[derive(Clone, Debug, Default)]
+pub struct SeedResult {
+    pub seed: u64,
+    pub steps: u64,
+    pub events: u64,
+    pub delivered: u64,
+    pub dropped: u64,
+    pub rejected: u64,
+    pub duplicates: u64,
+    pub crashes: u64,
+    /// The step and the invariant, if one broke.
+    pub violation: Option<(u64, Violation)>,
+    /// The step log (with `verbose`).
+    pub log: Vec<String>,
+}
+
+/// The limits a machine is built with.
+#[derive(Clone, Copy, Debug)]
+struct Params {
+    mode: FlushMode,
+    threshold: Option<u32>,
+    queue_events: u32,
+    queue_bytes: u64,
+    event_bytes: u32,
+    batch_events: u32,
+    batch_bytes: u32,
+    envelope: (u32, u32),
+    overflow: Overflow,
+    retry: (u64, u64),
+    max_attempts: Option<u32>,
+}
+
+impl Params {
+    fn random(rng: &mut Rng) -> Params {
+        let event_bytes = rng.range(16, 512) as u32;
+        let envelope = (rng.range(0, 64) as u32, rng.range(0, 3) as u32);
+        let one = envelope.0 + envelope.1 + event_bytes;
+        let queue_events = if rng.chance(300) {
+            rng.range(1, 8) as u32
+        } else {
+            rng.range(8, CAP as u64) as u32
+        };
+        let queue_bytes = if rng.chance(500) {
+            u64::from(event_bytes) * rng.range(1, 40)
+        } else {
+            u64::from(event_bytes) * 1000
+        };
+        let base = rng.range(50, 2_000);
+        Params {
+            mode: random_mode(rng),
+            threshold: (!rng.chance(300)).then(|| rng.range(1, 30) as u32),
+            queue_events,
+            queue_bytes,
+            event_bytes,
+            batch_events: rng.range(1, 20) as u32,
+            batch_bytes: one + rng.range(0, u64::from(event_bytes) * 10) as u32,
+            envelope,
+            overflow: if rng.chance(800) {
+                Overflow::DropOldest
+            } else {
+                Overflow::RejectNew
+            },
+            retry: (base, base * rng.range(1, 64)),
+            max_attempts: rng.chance(300).then(|| rng.range(1, 8) as u32),
+        }
+    }
+
+    fn config(&self) -> Config {
+        Config::builder()
+            .flush_mode(self.mode)
+            .flush_threshold(self.threshold)
+            .max_queue_events(self.queue_events)
+            .max_queue_bytes(self.queue_bytes)
+            .max_event_bytes(self.event_bytes)
+            .max_batch_events(self.batch_events)
+            .max_batch_bytes(self.batch_bytes)
+            .envelope_bytes(self.envelope.0, self.envelope.1)
+            .overflow(self.overflow)
+            .retry_backoff(
+                core::time::Duration::from_millis(self.retry.0),
+                core::time::Duration::from_millis(self.retry.1),
+            )
+            .max_attempts(self.max_attempts)
+            .build()
+            .expect("the simulator builds valid configs")
+    }
+}
+
+fn random_mode(rng: &mut Rng) -> FlushMode {
+    match rng.below(5) {
+        0 | 1 => FlushMode::Immediate,
+        2 => FlushMode::Period {
+            millis: rng.range(100, 120_000),
+        },
+        3 => FlushMode::AppClose,
+        _ => FlushMode::Manual,
+    }
+}
+
+/// How an incarnation (one process lifetime) ended.
+enum End {
+    Crash,
+    Done,
+    Violation,
+}
+
+/// The actions a seed picks from, by weight.
+#[derive(Clone, Copy)]
+enum Act {
+    Track,
+    Burst,
+    Flush,
+    SetMode,
+    SetPeriodOrThreshold,
+    Lifecycle,
+    NetDown,
+    NetUp,
+    ServerPhase,
+    Resume,
+    CrashNow,
+    CrashAtOp,
+    Sync,
+    DiskPhase,
+    LongOutage,
+}
+
+const ACTS: [Act; 15] = [
+    Act::Track,
+    Act::Burst,
+    Act::Flush,
+    Act::SetMode,
+    Act::SetPeriodOrThreshold,
+    Act::Lifecycle,
+    Act::NetDown,
+    Act::NetUp,
+    Act::ServerPhase,
+    Act::Resume,
+    Act::CrashNow,
+    Act::CrashAtOp,
+    Act::Sync,
+    Act::DiskPhase,
+    Act::LongOutage,
+];
+
+struct Sim {
+    rng: Rng,
+    world: Shared,
+    params: Params,
+    weights: [u32; 15],
+    p_poison: u32,
+    max_steps: u64,
+    step: u64,
+    heal_steps: u64,
+    healing: bool,
+    now: u64,
+    next_action_at: u64,
+    crashes: u64,
+}
+
+/// Run one seed for `steps` steps (then heal), checking every invariant
+/// after every step.
+pub fn run_seed(seed: u64, steps: u64, verbose: bool) -> SeedResult {
+    let mut rng = Rng::new(seed, 1);
+    let params = Params::random(&mut rng);
+    let cfg = params.config();
+    let mut world = World::new(seed, cfg, verbose);
+    world.group_commit = rng.chance(300);
+    let one = world.wire_bytes(std::iter::once(params.event_bytes));
+    world.server.max_bytes = match rng.below(10) {
+        0..=6 => u64::MAX,
+        7 | 8 => rng.range(one, u64::from(params.batch_bytes)),
+        _ => rng.range(world.wire_bytes(std::iter::once(HEADER as u32)), one),
+    };
+    let mut weights = [30, 4, 5, 2, 2, 3, 2, 3, 3, 1, 1, 1, 3, 1, 1];
+    for w in weights.iter_mut().skip(3) {
+        if rng.chance(150) {
+            *w = 0;
+        }
+    }
+    if rng.chance(200) {
+        // A crash-heavy life.
+        weights[10] = 4;
+        weights[11] = 6;
+    }
+    let p_poison = if rng.chance(400) {
+        0
+    } else {
+        rng.range(1, 60) as u32
+    };
+    if verbose {
+        world.log.push(format!(
+            "seed {seed}: {params:?}, group commit {}, server max {} B, poison {p_poison}‰",
+            world.group_commit, world.server.max_bytes
+        ));
+    }
+    let mut sim = Sim {
+        rng,
+        world: Rc::new(RefCell::new(world)),
+        params,
+        weights,
+        p_poison,
+        max_steps: steps,
+        step: 0,
+        heal_steps: 0,
+        healing: false,
+        now: 0,
+        next_action_at: 0,
+        crashes: 0,
+    };
+    sim.next_action_at = sim.gap();
+    let mut buf = vec![0u8; params.batch_bytes as usize];
+    loop {
+        let cfg = sim.params.config();
+        sim.world.borrow_mut().cfg = cfg;
+        let machine = Machine::<CAP>::new(cfg, sim.rng.next_u64()).expect("config fits CAP");
+        let ow = sim.world.clone();
+        let observer = move |o: &Output| ow.borrow_mut().observe(o);
+        let mut driver = Driver::new(
+            machine,
+            SimStore(sim.world.clone()),
+            SimTransport(sim.world.clone()),
+            &mut buf,
+            observer,
+        );
+        let end = sim.incarnation(&mut driver);
+        drop(driver);
+        match end {
+            End::Crash => {
+                sim.crashes += 1;
+                sim.world.borrow_mut().crash();
+                sim.restart_params();
+            }
+            End::Done | End::Violation => break,
+        }
+    }
+    if sim.world.borrow().violation.is_none() {
+        sim.final_books();
+    }
+    sim.result(seed)
+}
+
+impl Sim {
+    fn gap(&mut self) -> u64 {
+        self.now
+            + match self.rng.below(20) {
+                0..=11 => self.rng.range(0, 1_000),
+                12..=18 => self.rng.range(1_000, 20_000),
+                _ => self.rng.range(20_000, 600_000),
+            }
+    }
+
+    fn log(&self, f: impl FnOnce() -> String) {
+        let mut w = self.world.borrow_mut();
+        if w.verbose {
+            let line = f();
+            let now = self.now;
+            let step = self.step;
+            w.log.push(format!("[{step}] t={now} {line}"));
+        }
+    }
+
+    fn fail(&self, invariant: &'static str, detail: String) {
+        self.world.borrow_mut().fail(invariant, detail);
+    }
+
+    fn violated(&self) -> bool {
+        self.world.borrow().violation.is_some()
+    }
+
+    /// After a crash the limits may have changed (an app update).
+    fn restart_params(&mut self) {
+        if self.rng.chance(200) {
+            self.params.queue_events = self.rng.range(1, CAP as u64) as u32;
+            self.params.queue_bytes = u64::from(self.params.event_bytes) * self.rng.range(1, 40);
+        }
+    }
+
+    /// Feed one driver call; returns whether the store crashed in it.
+    fn call<O: Observer, R>(
+        &mut self,
+        d: &mut SimDriver<'_, O>,
+        what: &str,
+        f: impl FnOnce(
+            &mut SimDriver<'_, O>,
+            Instant,
+        ) -> Result<R, DriverError<StoreErr, super::world::TransportErr>>,
+    ) -> (
+        bool,
+        Result<R, DriverError<StoreErr, super::world::TransportErr>>,
+    ) {
+        {
+            let mut w = self.world.borrow_mut();
+            w.now = self.now;
+            w.last_retry_after = None;
+        }
+        self.log(|| what.to_string());
+        let r = f(d, Instant::from_millis(self.now));
+        let crashed = self.world.borrow().crashed;
+        if let Err(e) = &r {
+            self.log(|| format!("  -> error: {e}"));
+            match e {
+                DriverError::Store(_) | DriverError::Input(_) => {}
+                other => self.fail(
+                    "protocol",
+                    format!("{what}: unexpected driver error {other}"),
+                ),
+            }
+        }
+        (crashed, r)
+    }
+
+    fn incarnation<O: Observer>(&mut self, d: &mut SimDriver<'_, O>) -> End {
+        let net_up = self.world.borrow().network_up;
+        if !net_up {
+            let _ = self.call(d, "restart: network is down", |d, now| {
+                d.handle(now, outbox_core::Input::Network { up: false })
+            });
+        }
+        let (crashed, r) = self.call(d, "start (restore)", |d, now| d.start(now));
+        if crashed {
+            return End::Crash;
+        }
+        if let Err(e @ DriverError::Input(_)) = r {
+            self.fail("protocol", format!("start failed: {e}"));
+            return End::Violation;
+        }
+        self.check(d, false);
+        loop {
+            if self.violated() {
+                return End::Violation;
+            }
+            if !self.healing && self.step >= self.max_steps {
+                if let Some(end) = self.begin_heal(d) {
+                    return end;
+                }
+                continue;
+            }
+            let internal = {
+                let w = self.world.borrow();
+                match (d.poll_timeout().map(Instant::as_millis), w.transport_due()) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            };
+            self.step += 1;
+            let mut polled = false;
+            let crashed = match internal {
+                Some(t) if self.healing || t <= self.next_action_at => {
+                    self.now = self.now.max(t);
+                    polled = d.poll_timeout().is_some_and(|p| p.as_millis() <= self.now);
+                    if polled {
+                        self.world.borrow_mut().ticks += 1;
+                    }
+                    self.call(d, "poll", |d, now| d.poll(now)).0
+                }
+                _ if self.healing => {
+                    self.heal_steps += 1;
+                    let st = d.machine().stats();
+                    if st.pending_events == 0 && d.machine().in_flight().is_none() {
+                        return End::Done;
+                    }
+                    if st.halted {
+                        self.call(d, "heal: resume", |d, now| {
+                            d.handle(now, outbox_core::Input::Resume)
+                        })
+                        .0
+                    } else {
+                        self.fail(
+                            "liveness",
+                            format!("{} events pending after healing, and the machine asks for no wake-up", st.pending_events),
+                        );
+                        return End::Violation;
+                    }
+                }
+                _ => {
+                    self.now = self.now.max(self.next_action_at);
+                    let r = self.act(d);
+                    self.next_action_at = self.gap();
+                    match r {
+                        Some(End::Crash) => return End::Crash,
+                        Some(other) => return other,
+                        None => self.world.borrow().crashed,
+                    }
+                }
+            };
+            if crashed {
+                return End::Crash;
+            }
+            if self.healing {
+                self.heal_steps += 1;
+                if self.heal_steps > HEAL_STEPS {
+                    let st = d.machine().stats();
+                    self.fail(
+                        "liveness",
+                        format!(
+                            "{} events still pending after {HEAL_STEPS} healing steps",
+                            st.pending_events
+                        ),
+                    );
+                    return End::Violation;
+                }
+            }
+            self.check(d, polled);
+        }
+    }
+
+    fn begin_heal<O: Observer>(&mut self, d: &mut SimDriver<'_, O>) -> Option<End> {
+        self.healing = true;
+        self.log(|| "=== heal: network up, server healthy, no more crashes".into());
+        let net_was_up = {
+            let mut w = self.world.borrow_mut();
+            w.ops_until_crash = None;
+            w.p_disk_full = 0;
+            w.p_read_fail = 0;
+            w.server.heal();
+            let up = w.network_up;
+            w.network_up = true;
+            if !up {
+                if let Some((_, RetryCause::Transport)) = w.not_before {
+                    w.not_before = None;
+                }
+            }
+            up
+        };
+        if !net_was_up {
+            let _ = self.call(d, "heal: network up", |d, now| {
+                d.handle(now, outbox_core::Input::Network { up: true })
+            });
+        }
+        let _ = self.call(d, "heal: sync", |d, now| d.sync(now));
+        let _ = self.call(d, "heal: resume", |d, now| {
+            d.handle(now, outbox_core::Input::Resume)
+        });
+        let _ = self.call(d, "heal: flush", |d, now| {
+            d.handle(now, outbox_core::Input::Flush)
+        });
+        if self.world.borrow().crashed {
+            self.fail("protocol", "the store crashed while healing".into());
+            return Some(End::Violation);
+        }
+        self.check(d, false);
+        None
+    }
+
+    fn event_size(&mut self, max: u32) -> u32 {
+        let max = u64::from(max);
+        let small = max.min(64);
+        (match self.rng.below(40) {
+            0..=23 => self.rng.range(HEADER as u64, small),
+            24..=35 => self.rng.range(HEADER as u64, max),
+            36 | 37 => max,
+            _ => self.rng.range(max + 1, max + 200),
+        }) as u32
+    }
+
+    /// Track one event; returns whether the store crashed.
+    fn track<O: Observer>(&mut self, d: &mut SimDriver<'_, O>) -> bool {
+        let cfg = *d.machine().config();
+        let size = self.event_size(cfg.max_event_bytes());
+        let poison = self.rng.chance(self.p_poison);
+        let st = d.machine().stats();
+        let seq = st.next_seq;
+        let fits = st.pending_events < cfg.max_queue_events()
+            && st.pending_bytes + u64::from(size) <= cfg.max_queue_bytes();
+        let (id, payload) = {
+            let mut w = self.world.borrow_mut();
+            let id = w.events.len() as u64;
+            w.events.push(super::world::Ev {
+                size,
+                poison,
+                ..Default::default()
+            });
+            w.tracking = Some(id);
+            w.seq_map.insert(seq, id);
+            (id, w.payload(id))
+        };
+        let (crashed, r) = self.call(
+            d,
+            &format!(
+                "track event {id} ({size} B{})",
+                if poison { ", poison" } else { "" }
+            ),
+            |d, now| d.track(now, &payload),
+        );
+        let mut w = self.world.borrow_mut();
+        w.tracking = None;
+        let too_large = size > cfg.max_event_bytes();
+        match r {
+            Ok(s) => {
+                if s != seq {
+                    w.fail(
+                        "protocol",
+                        format!("event {id} got seq {s}, expected {seq}"),
+                    );
+                }
+                if too_large {
+                    w.fail(
+                        "3-limits",
+                        format!(
+                            "event {id} of {size} B accepted over the {}-byte limit",
+                            cfg.max_event_bytes()
+                        ),
+                    );
+                }
+            }
+            Err(DriverError::Input(InputError::TooLarge { .. })) => {
+                if !too_large {
+                    w.fail(
+                        "1-lost",
+                        format!("event {id} of {size} B refused as too large"),
+                    );
+                }
+                w.events[id as usize].refused_too_large = true;
+                w.seq_map.remove(&seq);
+            }
+            Err(DriverError::Input(InputError::QueueFull)) => {
+                if too_large || fits || cfg.overflow() != Overflow::RejectNew {
+                    w.fail(
+                        "1-lost",
+                        format!("event {id} of {size} B refused as queue full (fits {fits})"),
+                    );
+                }
+                w.events[id as usize].refused_full = true;
+                w.seq_map.remove(&seq);
+            }
+            Err(_) => {
+                if too_large {
+                    w.fail(
+                        "3-limits",
+                        format!("event {id} of {size} B went past the size check"),
+                    );
+                }
+            }
+        }
+        crashed
+    }
+
+    fn act<O: Observer>(&mut self, d: &mut SimDriver<'_, O>) -> Option<End> {
+        use outbox_core::Input;
+        let act = ACTS[self.rng.weighted(&self.weights)];
+        let crashed = match act {
+            Act::Track => self.track(d),
+            Act::Burst => {
+                let n = self.rng.range(2, 20);
+                let mut crashed = false;
+                for _ in 0..n {
+                    crashed = self.track(d);
+                    if crashed || self.violated() {
+                        break;
+                    }
+                }
+                crashed
+            }
+            Act::LongOutage => {
+                self.world.borrow_mut().network_down();
+                let mut crashed = self
+                    .call(d, "long outage: network down", |d, now| {
+                        d.handle(now, Input::Network { up: false })
+                    })
+                    .0;
+                let n = self
+                    .rng
+                    .range(1, 2 * u64::from(self.params.queue_events) + 2);
+                for _ in 0..n {
+                    if crashed || self.violated() {
+                        break;
+                    }
+                    crashed = self.track(d);
+                }
+                crashed
+            }
+            Act::Flush => {
+                self.call(d, "flush", |d, now| d.handle(now, Input::Flush))
+                    .0
+            }
+            Act::SetMode => {
+                let mode = random_mode(&mut self.rng);
+                self.call(d, &format!("set mode {mode:?}"), |d, now| {
+                    d.handle(now, Input::SetFlushMode(mode))
+                })
+                .0
+            }
+            Act::SetPeriodOrThreshold => {
+                if self.rng.chance(500) {
+                    let millis = self.rng.range(1, 120_000);
+                    self.call(d, &format!("set period {millis} ms"), |d, now| {
+                        d.handle(now, Input::SetFlushPeriod { millis })
+                    })
+                    .0
+                } else {
+                    let t = (!self.rng.chance(200)).then(|| self.rng.range(1, 30) as u32);
+                    self.call(d, &format!("set threshold {t:?}"), |d, now| {
+                        d.handle(now, Input::SetFlushThreshold(t))
+                    })
+                    .0
+                }
+            }
+            Act::Lifecycle => {
+                let l = [
+                    Lifecycle::Foreground,
+                    Lifecycle::Background,
+                    Lifecycle::Terminate,
+                ][self.rng.below(3) as usize];
+                self.call(d, &format!("lifecycle {l:?}"), |d, now| {
+                    d.handle(now, Input::Lifecycle(l))
+                })
+                .0
+            }
+            Act::NetDown => {
+                self.world.borrow_mut().network_down();
+                self.call(d, "network down", |d, now| {
+                    d.handle(now, Input::Network { up: false })
+                })
+                .0
+            }
+            Act::NetUp => {
+                {
+                    let mut w = self.world.borrow_mut();
+                    if !w.network_up {
+                        w.network_up = true;
+                        if let Some((_, RetryCause::Transport)) = w.not_before {
+                            w.not_before = None;
+                        }
+                    }
+                }
+                self.call(d, "network up", |d, now| {
+                    d.handle(now, Input::Network { up: true })
+                })
+                .0
+            }
+            Act::ServerPhase => {
+                let now = self.now;
+                let k = self.rng.below(8);
+                let mut w = self.world.borrow_mut();
+                let p = w.rng.range(100, 700) as u32;
+                let until = now + w.rng.range(1_000, 1_800_000);
+                let s = &mut w.server;
+                let what = match k {
+                    0 => {
+                        s.heal();
+                        "healthy"
+                    }
+                    1 => {
+                        s.p_5xx = p;
+                        "5xx"
+                    }
+                    2 => {
+                        s.p_429 = p;
+                        "429"
+                    }
+                    3 => {
+                        s.auth_until = until;
+                        s.auth_status = if p % 2 == 0 { 401 } else { 403 };
+                        "auth broken"
+                    }
+                    4 => {
+                        s.down_until = until;
+                        "down"
+                    }
+                    5 => {
+                        s.p_lost = p;
+                        "losing responses"
+                    }
+                    6 => {
+                        s.p_pre_fail = p;
+                        "unreachable at times"
+                    }
+                    _ => {
+                        s.p_slow = p;
+                        "slow"
+                    }
+                };
+                drop(w);
+                self.log(|| format!("server: {what} ({p}‰, until {until})"));
+                false
+            }
+            Act::Resume => {
+                self.call(d, "resume", |d, now| d.handle(now, Input::Resume))
+                    .0
+            }
+            Act::CrashNow => {
+                self.log(|| "crash between two calls".into());
+                return Some(End::Crash);
+            }
+            Act::CrashAtOp => {
+                let n = self.rng.range(0, 6) as u32;
+                self.log(|| format!("the store will crash in {n} operations"));
+                self.world.borrow_mut().ops_until_crash = Some(n);
+                false
+            }
+            Act::Sync => self.call(d, "sync", |d, now| d.sync(now)).0,
+            Act::DiskPhase => {
+                let (full, read) = if self.rng.chance(500) {
+                    (0, 0)
+                } else {
+                    (self.rng.range(0, 500) as u32, self.rng.range(0, 100) as u32)
+                };
+                self.log(|| format!("disk: {full}‰ writes fail, {read}‰ reads fail"));
+                let mut w = self.world.borrow_mut();
+                w.p_disk_full = full;
+                w.p_read_fail = read;
+                false
+            }
+        };
+        crashed.then_some(End::Crash)
+    }
+
+    /// The invariants that hold after every step.
+    fn check<O: Observer>(&mut self, d: &SimDriver<'_, O>, polled: bool) {
+        let m = d.machine();
+        let st = m.stats();
+        let cfg = *m.config();
+        let timeout = m.poll_timeout().map(Instant::as_millis);
+        let mut w = self.world.borrow_mut();
+        if w.verbose {
+            let store = describe_store(&w);
+            w.log.push(format!(
+                "  state: pending {}/{} B, in flight {:?}, timeout {timeout:?}, retry_at {:?}, halted {}, flush {}, store {store}",
+                st.pending_events,
+                st.pending_bytes,
+                m.in_flight().map(|b| (b.id, b.first, b.last)),
+                st.retry_at.map(Instant::as_millis),
+                st.halted,
+                st.flush_requested
+            ));
+        }
+        if st.notes_overflowed > 0 {
+            w.fail(
+                "1-lost",
+                format!(
+                    "{} notifications lost before the driver drained",
+                    st.notes_overflowed
+                ),
+            );
+        }
+        if !st.balanced() {
+            w.fail("accounting", format!("stats do not add up: {st:?}"));
+        }
+        if st.pending_events > cfg.max_queue_events() || st.pending_bytes > cfg.max_queue_bytes() {
+            w.fail(
+                "3-limits",
+                format!(
+                    "{} pending events / {} B over the limits {} / {}",
+                    st.pending_events,
+                    st.pending_bytes,
+                    cfg.max_queue_events(),
+                    cfg.max_queue_bytes()
+                ),
+            );
+        }
+        let (n, b) = w.stored();
+        if n as u64 > u64::from(cfg.max_queue_events()) || b > cfg.max_queue_bytes() {
+            w.fail(
+                "3-limits",
+                format!("the store holds {n} events / {b} B, over the limits"),
+            );
+        }
+        let last = w
+            .volatile
+            .last()
+            .map(|(s, _)| *s)
+            .or(w.durable.back().map(|(s, _)| *s));
+        if n as u64 != u64::from(st.pending_events) || (n > 0 && last != Some(st.next_seq - 1)) {
+            w.fail(
+                "1-lost",
+                format!(
+                    "the store holds {n} events up to {last:?}, the machine {} pending up to {}",
+                    st.pending_events,
+                    st.next_seq.wrapping_sub(1)
+                ),
+            );
+        }
+        let carrying = w.in_flight.is_some();
+        if m.in_flight().is_some() != carrying {
+            w.fail(
+                "protocol",
+                format!(
+                    "machine in flight {:?}, transport carrying {carrying}",
+                    m.in_flight()
+                ),
+            );
+        }
+        // Liveness: an idle machine asks for no wake-up; a backoff is kept.
+        if st.pending_events == 0 && timeout.is_some() {
+            w.fail(
+                "liveness",
+                format!("empty queue but a wake-up at {timeout:?}"),
+            );
+        }
+        if let Some(r) = st.retry_at.map(Instant::as_millis) {
+            let period =
+                matches!(cfg.flush_mode(), FlushMode::Period { .. }) && !st.flush_requested;
+            match timeout {
+                None if st.pending_events > 0 => w.fail(
+                    "liveness",
+                    format!("in backoff until {r} with events pending, but no wake-up asked"),
+                ),
+                Some(t) if t > r || (t < r && !period) => w.fail(
+                    "liveness",
+                    format!("in backoff until {r}, but the wake-up is at {t}"),
+                ),
+                _ => {}
+            }
+        }
+        if polled && timeout.is_some_and(|t| t <= self.now) {
+            w.fail(
+                "liveness",
+                format!(
+                    "woken at {}, asks to be woken again at {timeout:?}",
+                    self.now
+                ),
+            );
+        }
+        if st.pending_events > 0 && st.network_up && !st.halted && st.retry_at.is_none() {
+            match cfg.flush_mode() {
+                FlushMode::Immediate if m.in_flight().is_none() => w.fail(
+                    "liveness",
+                    format!(
+                        "Immediate mode, network up, no backoff, {} pending, nothing in flight",
+                        st.pending_events
+                    ),
+                ),
+                FlushMode::Period { .. } if !st.flush_requested && timeout.is_none() => w.fail(
+                    "liveness",
+                    format!(
+                        "Period mode with {} pending and no timer",
+                        st.pending_events
+                    ),
+                ),
+                _ => {}
+            }
+        }
+    }
+
+    /// After healing: every event is accounted for.
+    fn final_books(&mut self) {
+        let mut w = self.world.borrow_mut();
+        let (n, _) = w.stored();
+        if n > 0 {
+            w.fail("1-lost", format!("{n} records still stored after draining"));
+        }
+        for e in 0..w.events.len() {
+            let ev = w.events[e].clone();
+            if ev.reported_delivered && ev.server == 0 {
+                w.fail(
+                    "1-lost",
+                    format!("event {e} reported delivered, never at the server"),
+                );
+            }
+            let accounted = ev.refused_too_large
+                || ev.rejected.is_some()
+                || ev.server > 0
+                || ev.dropped.is_some()
+                || ev.refused_full
+                || (ev.lost_unsynced && w.group_commit);
+            if !accounted {
+                w.fail(
+                    "1-lost",
+                    format!(
+                        "event {e} ({} B) was silently lost: not delivered, dropped or rejected",
+                        ev.size
+                    ),
+                );
+                break;
+            }
+        }
+    }
+
+    fn result(&self, seed: u64) -> SeedResult {
+        let mut w = self.world.borrow_mut();
+        let mut r = SeedResult {
+            seed,
+            steps: self.step,
+            events: w.events.len() as u64,
+            duplicates: w.duplicates,
+            crashes: self.crashes,
+            ..SeedResult::default()
+        };
+        for ev in &w.events {
+            if ev.refused_too_large || ev.rejected.is_some() {
+                r.rejected += 1;
+            } else if ev.server > 0 {
+                r.delivered += 1;
+            } else {
+                r.dropped += 1;
+            }
+        }
+        r.violation = w.violation.take().map(|v| (self.step, v));
+        r.log = std::mem::take(&mut w.log);
+        r
+    }
+}
