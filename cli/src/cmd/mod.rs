@@ -2,8 +2,12 @@
 
 pub mod collect;
 pub mod dead_letter;
+pub mod deliver;
 pub mod demo;
 pub mod flush;
+pub mod input;
+pub mod last_error;
+pub mod progress;
 pub mod send;
 pub mod status;
 
@@ -14,4 +18,10 @@ pub fn out_line(line: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
     let _ = out.flush();
+}
+
+/// Prints one line on stderr, ignoring failures.
+pub fn err_line(line: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{line}");
 }

@@ -1,10 +1,163 @@
-//! `outbox status`.
+//! `outbox status`: the queue at a glance, without disturbing a running
+//! `send` (the database is opened read-only, without the writer's lock).
 
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use outbox_core::Store;
+use outbox_std::sqlite::SqliteStore;
+use serde_json::{json, Value};
+
+use super::{last_error, out_line};
+use crate::args::StatusArgs;
 use crate::error::{CliError, CliResult};
 
-/// Runs the subcommand.
-pub fn run<A>(_args: A) -> CliResult {
-    Err(CliError::failure(
-        "`outbox status` is not built yet: it waits for outbox-std's Client",
-    ))
+/// What `status` shows.
+#[derive(Debug)]
+struct Status {
+    pending_events: u64,
+    pending_bytes: u64,
+    oldest_timestamp: Option<String>,
+    oldest_age: Option<Duration>,
+    dead_letters: u64,
+    last_error: Option<Value>,
+}
+
+/// Opens `db` read-only with a clear one-line error.
+pub fn open_read_only(db: &Path) -> CliResult<SqliteStore> {
+    if !db.exists() {
+        return Err(CliError::failure(format!(
+            "{}: no such database (nothing was ever queued there; see --db or OUTBOX_DB)",
+            db.display()
+        )));
+    }
+    SqliteStore::open_read_only(db)
+        .map_err(|e| CliError::failure(format!("cannot open the database: {e}")))
+}
+
+fn read_status(db: &Path) -> CliResult<Status> {
+    let mut store = open_read_only(db)?;
+    let failed =
+        |e: &dyn std::fmt::Display| CliError::failure(format!("cannot read {}: {e}", db.display()));
+    let (pending_events, pending_bytes) = store.queue_len().map_err(|e| failed(&e))?;
+    let dead_letters = store.dead_letter_count().map_err(|e| failed(&e))?;
+    // The oldest event's own timestamp tells its age.
+    let mut oldest: Option<(u64, u32)> = None;
+    store
+        .restore(|seq, size| {
+            if oldest.is_none() {
+                oldest = Some((seq, size));
+            }
+        })
+        .map_err(|e| failed(&e))?;
+    let mut oldest_timestamp = None;
+    if let Some((seq, size)) = oldest {
+        let mut buf = vec![0u8; size as usize];
+        if let Ok(n) = store.read_range(seq, seq, &mut buf) {
+            oldest_timestamp = serde_json::from_slice::<Value>(&buf[..n])
+                .ok()
+                .and_then(|v| v.get("timestamp")?.as_str().map(String::from));
+        }
+    }
+    let oldest_age = oldest_timestamp.as_deref().and_then(|t| {
+        let at = humantime::parse_rfc3339_weak(t).ok()?;
+        Some(
+            SystemTime::now()
+                .duration_since(at)
+                .unwrap_or(Duration::ZERO),
+        )
+    });
+    Ok(Status {
+        pending_events,
+        pending_bytes,
+        oldest_timestamp,
+        oldest_age,
+        dead_letters,
+        last_error: last_error::read(db),
+    })
+}
+
+/// `1.5 KiB`-style sizes.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
+/// `3m 12s`-style ages (whole seconds).
+pub fn human_age(d: Duration) -> String {
+    humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+}
+
+/// Runs `outbox status`.
+pub fn run(args: StatusArgs) -> CliResult {
+    let db = args.db.db.as_path();
+    let st = read_status(db)?;
+    if args.json {
+        let doc = json!({
+            "db": db.display().to_string(),
+            "pendingEvents": st.pending_events,
+            "pendingBytes": st.pending_bytes,
+            "oldestEventTimestamp": st.oldest_timestamp,
+            "oldestEventAgeSeconds": st.oldest_age.map(|d| d.as_secs()),
+            "deadLetters": st.dead_letters,
+            "lastError": st.last_error,
+        });
+        out_line(&doc.to_string());
+        return Ok(());
+    }
+    let oldest = match (&st.oldest_age, &st.oldest_timestamp) {
+        (Some(age), Some(ts)) => format!("{} old ({ts})", human_age(*age)),
+        (None, Some(ts)) => format!("timestamp {ts}"),
+        _ if st.pending_events == 0 => "-".into(),
+        _ => "unknown (no timestamp)".into(),
+    };
+    let last = match &st.last_error {
+        Some(e) => format!(
+            "{} {}: {}",
+            e["at"].as_str().unwrap_or("?"),
+            e["command"].as_str().unwrap_or("?"),
+            e["message"].as_str().unwrap_or("?")
+        ),
+        None => "-".into(),
+    };
+    let rows = [
+        ("database", db.display().to_string()),
+        (
+            "pending",
+            format!(
+                "{} events, {}",
+                st.pending_events,
+                human_bytes(st.pending_bytes)
+            ),
+        ),
+        ("oldest event", oldest),
+        ("dead letters", st.dead_letters.to_string()),
+        ("last error", last),
+    ];
+    for (k, v) in rows {
+        out_line(&format!("{k:<14}{v}"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_ages() {
+        assert_eq!(human_bytes(10), "10 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 * 1024 * 1024), "3.0 MiB");
+        assert_eq!(human_age(Duration::from_millis(192_400)), "3m 12s");
+    }
 }

@@ -1,0 +1,169 @@
+//! `outbox send`'s input: one JSON object per line, read with a bound on
+//! line length so a runaway line cannot exhaust memory.
+
+use std::io::{self, BufRead};
+
+use serde_json::{Map, Value};
+
+/// One input line, judged.
+#[derive(Debug, PartialEq)]
+pub enum Line {
+    /// A JSON object.
+    Event(Map<String, Value>),
+    /// Empty or whitespace only: ignored, not counted.
+    Blank,
+    /// Anything else, with the reason.
+    Bad(String),
+}
+
+/// Reads judged lines, numbering them from 1.
+pub struct Lines<R> {
+    reader: R,
+    line_no: u64,
+    max_line: usize,
+    buf: Vec<u8>,
+}
+
+impl<R: BufRead> Lines<R> {
+    /// Lines longer than `max_line` bytes are [`Line::Bad`] without being
+    /// kept in memory.
+    pub fn new(reader: R, max_line: usize) -> Self {
+        Lines {
+            reader,
+            line_no: 0,
+            max_line,
+            buf: Vec::new(),
+        }
+    }
+
+    /// The next line and its number; `None` at the end of input.
+    pub fn next_line(&mut self) -> io::Result<Option<(u64, Line)>> {
+        self.buf.clear();
+        let limit = self.max_line as u64 + 1;
+        let n = io::Read::take(&mut self.reader, limit).read_until(b'\n', &mut self.buf)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        self.line_no += 1;
+        if self.buf.last() != Some(&b'\n') && self.buf.len() > self.max_line {
+            // Too long: skip the rest of it.
+            loop {
+                let (done, used) = {
+                    let chunk = self.reader.fill_buf()?;
+                    if chunk.is_empty() {
+                        (true, 0)
+                    } else if let Some(i) = chunk.iter().position(|&b| b == b'\n') {
+                        (true, i + 1)
+                    } else {
+                        (false, chunk.len())
+                    }
+                };
+                self.reader.consume(used);
+                if done {
+                    break;
+                }
+            }
+            let reason = format!(
+                "line is over {} bytes, beyond the event size limit",
+                self.max_line
+            );
+            return Ok(Some((self.line_no, Line::Bad(reason))));
+        }
+        Ok(Some((self.line_no, judge(&self.buf))))
+    }
+}
+
+fn judge(raw: &[u8]) -> Line {
+    let Ok(text) = std::str::from_utf8(raw) else {
+        return Line::Bad("not UTF-8".into());
+    };
+    let text = text.trim();
+    if text.is_empty() {
+        return Line::Blank;
+    }
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(map)) => Line::Event(map),
+        Ok(other) => Line::Bad(format!("not a JSON object (found {})", kind(&other))),
+        Err(e) => Line::Bad(format!("not JSON: {e}")),
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(input: &str, max: usize) -> Vec<(u64, Line)> {
+        let mut lines = Lines::new(io::Cursor::new(input.as_bytes().to_vec()), max);
+        let mut out = Vec::new();
+        while let Some(l) = lines.next_line().unwrap() {
+            out.push(l);
+        }
+        out
+    }
+
+    #[test]
+    fn judges_each_line() {
+        let got = all(
+            "{\"a\":1}\n\n  \n[1]\nnope\n{\"b\":\"x\"}\r\n{\"c\":3}",
+            100,
+        );
+        let kinds: Vec<(u64, &str)> = got
+            .iter()
+            .map(|(n, l)| {
+                (
+                    *n,
+                    match l {
+                        Line::Event(_) => "event",
+                        Line::Blank => "blank",
+                        Line::Bad(_) => "bad",
+                    },
+                )
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (1, "event"),
+                (2, "blank"),
+                (3, "blank"),
+                (4, "bad"),
+                (5, "bad"),
+                (6, "event"),
+                (7, "event")
+            ]
+        );
+    }
+
+    #[test]
+    fn long_lines_are_skipped_whole() {
+        let long = "x".repeat(500);
+        let got = all(&format!("{{\"a\":1}}\n{long}\n{{\"b\":2}}\n"), 50);
+        assert_eq!(got.len(), 3);
+        assert!(matches!(got[1], (2, Line::Bad(_))));
+        assert!(matches!(&got[2], (3, Line::Event(m)) if m.contains_key("b")));
+    }
+
+    #[test]
+    fn invalid_utf8_is_bad() {
+        let mut lines = Lines::new(io::Cursor::new(b"\xff\xfe\n{}\n".to_vec()), 100);
+        assert!(matches!(
+            lines.next_line().unwrap(),
+            Some((1, Line::Bad(_)))
+        ));
+        assert!(matches!(
+            lines.next_line().unwrap(),
+            Some((2, Line::Event(_)))
+        ));
+    }
+}
