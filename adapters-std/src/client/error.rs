@@ -17,7 +17,7 @@ pub enum BuildError {
     Open(#[from] OpenError),
     /// Reading the stored queue back failed.
     #[error("restoring the stored queue failed: {0}")]
-    Restore(String),
+    Restore(StoreError),
     /// The HTTP settings were refused.
     #[cfg(feature = "http")]
     #[error(transparent)]

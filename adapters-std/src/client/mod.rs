@@ -25,7 +25,7 @@ pub use notify::{Notification, Notifications};
 pub use worker::CAPACITY;
 
 use crate::event::Event;
-use crate::sqlite::{DeadLetter, SqliteOptions, SqliteStore, Synchronous};
+use crate::sqlite::{DeadLetter, SqliteOptions, SqliteStore, StoreError, Synchronous};
 use crate::upload::Uploader;
 use worker::{Msg, Worker};
 
@@ -185,7 +185,7 @@ impl ClientBuilder {
                 let machine = match Machine::<CAPACITY>::new(config, seed) {
                     Ok(m) => m,
                     Err(e) => {
-                        let _ = started_tx.send(Err(e.to_string()));
+                        let _ = started_tx.send(Err(StoreError::Other(e.to_string())));
                         return;
                     }
                 };
@@ -201,7 +201,9 @@ impl ClientBuilder {
             }
             Err(_) => {
                 let _ = worker.join();
-                return Err(BuildError::Restore("the worker thread died".into()));
+                return Err(BuildError::Restore(StoreError::Other(
+                    "the worker thread died".into(),
+                )));
             }
         }
         Ok(Client {

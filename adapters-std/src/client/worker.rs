@@ -425,7 +425,7 @@ pub(crate) fn restore_and_run(
     store: SqliteStore,
     transport: ChannelTransport,
     batch_bytes: usize,
-    started: SyncSender<Result<(), String>>,
+    started: SyncSender<Result<(), StoreError>>,
 ) {
     let mut buf = vec![0u8; batch_bytes];
     let notifier = Notifier {
@@ -438,8 +438,12 @@ pub(crate) fn restore_and_run(
         Ok(()) => {}
         // Restored fine, but the first send or a delete failed: recorded.
         Err(DriverError::Transport(_)) => {}
+        Err(DriverError::Store(e)) => {
+            let _ = started.send(Err(e));
+            return;
+        }
         Err(e) => {
-            let _ = started.send(Err(e.to_string()));
+            let _ = started.send(Err(StoreError::Malformed(e.to_string())));
             return;
         }
     }

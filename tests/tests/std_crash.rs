@@ -1,0 +1,228 @@
+//! The kill -9 campaign: a child process (`crash_child`) tracks and uploads
+//! against a real collector and is SIGKILLed at 55 random points (start-up,
+//! restore, tracking, commits, uploads in flight). Then one more child
+//! drains the queue. The collector must have every event whose commit the
+//! child confirmed, first deliveries in tracking order, and duplicates only
+//! from the last acknowledged batch before a restart (an acknowledgement
+//! not yet applied); SQLite's integrity check must say ok.
+//!
+//! Set `OUTBOX_CRASH_SEED` to replay a run; the seed is printed.
+#![cfg(unix)]
+
+mod std_support;
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use std_support::*;
+
+const KILLS: u64 = 55;
+
+/// xorshift64*: enough randomness for kill points, replayable by seed.
+struct Rng(u64);
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n.max(1)
+    }
+}
+
+/// `r<run>-<i>` as (run, i).
+fn key(id: &str) -> (u64, u64) {
+    let (run, i) = id
+        .strip_prefix('r')
+        .and_then(|s| s.split_once('-'))
+        .unwrap_or_else(|| panic!("unexpected messageId {id:?}"));
+    (run.parse().unwrap(), i.parse().unwrap())
+}
+
+fn run_of(r: &Received) -> u64 {
+    r.user_agent
+        .as_deref()
+        .and_then(|ua| ua.strip_prefix("crash-child/"))
+        .and_then(|n| n.parse().ok())
+        .expect("request without the child's user agent")
+}
+
+struct Child {
+    acked: Vec<String>,
+    stdout: Vec<String>,
+    stderr: String,
+    status: std::process::ExitStatus,
+}
+
+fn run_child(db: &str, url: &str, run: u64, mode: &str, kill_after: Option<Duration>) -> Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_crash_child"))
+        .args([db, url, &run.to_string(), mode])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn crash_child");
+    let stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    if let Some(after) = kill_after {
+        std::thread::sleep(after);
+        let _ = child.kill(); // SIGKILL
+    }
+    let status = child.wait().unwrap();
+    let stdout = reader.join().unwrap();
+    let acked = stdout
+        .iter()
+        .filter_map(|l| l.strip_prefix("acked "))
+        .map(str::to_string)
+        .collect();
+    Child {
+        acked,
+        stdout,
+        stderr: err_reader.join().unwrap(),
+        status,
+    }
+}
+
+#[test]
+fn kill_9_at_random_points_loses_nothing_confirmed() {
+    let seed = std::env::var("OUTBOX_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
+    println!("kill -9 campaign: OUTBOX_CRASH_SEED={seed}");
+    let mut rng = Rng(seed);
+    let mut server_rng = Rng(seed.rotate_left(17) | 1);
+    let collector = Collector::with_policy(move |_| {
+        // Slow some answers to widen the in-flight window; fail a few.
+        std::thread::sleep(Duration::from_millis(server_rng.below(4)));
+        if server_rng.below(10) == 0 {
+            Reply::status(500)
+        } else {
+            Reply::ok()
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("crash.db");
+    let db_s = db.to_str().unwrap().to_string();
+
+    let mut acked: Vec<String> = Vec::new();
+    for run in 0..KILLS {
+        // Mostly early (start-up, restore, first uploads), sometimes later.
+        let after = if rng.below(4) == 0 {
+            60 + rng.below(240)
+        } else {
+            rng.below(60)
+        };
+        let child = run_child(
+            &db_s,
+            &collector.url,
+            run,
+            "track",
+            Some(Duration::from_millis(after)),
+        );
+        assert_eq!(
+            child.status.signal(),
+            Some(9),
+            "run {run} ended by itself ({:?}): {}",
+            child.status,
+            child.stderr
+        );
+        acked.extend(child.acked);
+    }
+    let drain = run_child(&db_s, &collector.url, KILLS, "drain", None);
+    assert!(
+        drain.status.success() && drain.stdout.iter().any(|l| l == "drained 0"),
+        "drain failed ({:?}): {:?} {}",
+        drain.status,
+        drain.stdout,
+        drain.stderr
+    );
+
+    let requests = collector.requests();
+    let delivered: HashSet<String> = collector.delivered().into_iter().collect();
+    println!(
+        "{} events confirmed, {} delivered, {} requests",
+        acked.len(),
+        delivered.len(),
+        requests.len()
+    );
+    assert!(
+        acked.len() > 100,
+        "the children tracked too little to mean anything"
+    );
+
+    // 1. Nothing confirmed is lost.
+    let missing: Vec<&String> = acked.iter().filter(|id| !delivered.contains(*id)).collect();
+    assert!(
+        missing.is_empty(),
+        "confirmed but never delivered: {missing:?}"
+    );
+
+    // 2. First deliveries in tracking order; 3. duplicates only from the
+    // last acknowledged batch before the sending incarnation started.
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut duplicates = 0;
+    let mut last_first: Option<(u64, u64)> = None;
+    let mut last_ack_by_run: Vec<(u64, usize)> = Vec::new(); // (run, request index)
+    for (n, r) in requests.iter().enumerate() {
+        if !(200..300).contains(&r.status) {
+            continue;
+        }
+        let run = run_of(r);
+        let before = last_ack_by_run
+            .iter()
+            .rev()
+            .find(|(k, _)| *k < run)
+            .map(|&(_, i)| i);
+        for id in &r.ids {
+            if let Some(&first_req) = seen.get(id) {
+                duplicates += 1;
+                let allowed = before.is_some_and(|b| requests[b].ids.contains(id));
+                assert!(
+                    allowed,
+                    "{id} re-sent by run {run} (request {n}) but it was delivered in request \
+                     {first_req}, not in the last acknowledged batch before run {run} ({before:?})"
+                );
+            } else {
+                let k = key(id);
+                assert!(
+                    last_first.is_none_or(|p| p < k),
+                    "{id} delivered out of order (after {last_first:?})"
+                );
+                last_first = Some(k);
+                seen.insert(id.clone(), n);
+            }
+        }
+        last_ack_by_run.push((run, n));
+    }
+    println!("{duplicates} duplicate deliveries, all from unapplied acknowledgements");
+
+    // 4. The database is sound and empty.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    let left: i64 = conn
+        .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 0);
+}
