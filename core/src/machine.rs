@@ -206,12 +206,10 @@ impl<const N: usize> Machine<N> {
         if self.persist_cursor < self.pending.head() {
             self.persist_cursor = self.pending.head();
         }
-        if self.persist_cursor < self.pending.end() {
-            let seq = self.persist_cursor;
-            self.persist_cursor += 1;
-            let size = self.pending.size_of(seq).unwrap_or(0);
-            return Some(Output::Persist { seq, size });
-        }
+        // Notifications first (a `Rejected` precedes the `Delete` covering
+        // it), then deletes (so a store sized to the limits makes room before
+        // the event that overflowed it), then persists, then a send (which
+        // only names persisted events).
         if let Some(note) = self.notes.pop() {
             return Some(note);
         }
@@ -220,6 +218,12 @@ impl<const N: usize> Machine<N> {
             return Some(Output::Delete {
                 through: self.delete_cursor - 1,
             });
+        }
+        if self.persist_cursor < self.pending.end() {
+            let seq = self.persist_cursor;
+            self.persist_cursor += 1;
+            let size = self.pending.size_of(seq).unwrap_or(0);
+            return Some(Output::Persist { seq, size });
         }
         if self.can_send() {
             let batch = self.next_batch();
@@ -398,7 +402,7 @@ impl<const N: usize> Machine<N> {
         let poison = status == 400;
         // Only a batch of one names its culprit: if overflow dropped part of
         // a larger batch in flight, the bad event may be among those gone.
-        if batch.first == batch.last {
+        if batch.count == 1 {
             self.pop_through(first);
             self.counters.rejected += 1;
             let reason = if poison {
@@ -497,8 +501,12 @@ impl<const N: usize> Machine<N> {
         // A batch can only name stored events; never let a later reuse of
         // these numbers be acknowledged by an old response.
         if let Some(b) = self.in_flight.as_mut() {
-            if b.last >= from {
-                b.last = from.saturating_sub(1);
+            if from <= b.first {
+                // Nothing of it was stored: its answer acknowledges nothing.
+                b.first = 1;
+                b.last = 0;
+            } else if b.last >= from {
+                b.last = from - 1;
             }
         }
     }
@@ -570,17 +578,11 @@ impl<const N: usize> Machine<N> {
         let head = self.pending.head();
         if head > first {
             self.counters.dropped_overflow += head - first;
-            let note = Output::Dropped {
+            self.push_note(Output::Dropped {
                 first,
                 last: head - 1,
                 reason: DropReason::Overflow,
-            };
-            if self.tracked_any {
-                self.push_note(note);
-            } else if !self.notes.push_drop(note) {
-                // Restores come before any drain: one note covers their drops.
-                self.counters.notes_overflowed = self.counters.notes_overflowed.saturating_add(1);
-            }
+            });
         }
     }
 

@@ -85,7 +85,7 @@ fn pack(o: Output) -> Option<Note> {
 }
 
 fn unpack(n: Note) -> Output {
-    let last = n.at + u64::from(n.n.max(1)) - 1;
+    let last = n.at.saturating_add(u64::from(n.n.max(1)) - 1);
     match n.kind {
         DELIVERED => Output::Delivered { first: n.at, last },
         DROPPED => Output::Dropped {
@@ -133,22 +133,13 @@ impl Notes {
     }
 
     /// Queue `o`; when full, the oldest is lost and `false` is returned.
+    ///
+    /// A drop that continues the newest waiting drop (same reason, next
+    /// sequence number) extends it instead: restoring a store over limits
+    /// that shrank drops record after record before anyone can drain.
     pub(crate) fn push(&mut self, o: Output) -> bool {
         let Some(note) = pack(o) else { return true };
-        let kept_all = !self.queue.is_full();
-        if !kept_all {
-            self.queue.pop_front();
-        }
-        // Room was made just above.
-        let _ = self.queue.push_back(note);
-        kept_all
-    }
-
-    /// Queue a drop, extending the newest waiting drop when it continues it
-    /// (same reason, next sequence number): restoring a store over limits
-    /// that shrank drops record after record before the driver can drain.
-    pub(crate) fn push_drop(&mut self, o: Output) -> bool {
-        if let (Some(note), Some(back)) = (pack(o), self.queue.back_mut()) {
+        if let Some(back) = self.queue.back_mut() {
             if note.kind == DROPPED
                 && back.kind == DROPPED
                 && back.detail == note.detail
@@ -158,7 +149,13 @@ impl Notes {
                 return true;
             }
         }
-        self.push(o)
+        let kept_all = !self.queue.is_full();
+        if !kept_all {
+            self.queue.pop_front();
+        }
+        // Room was made just above.
+        let _ = self.queue.push_back(note);
+        kept_all
     }
 
     pub(crate) fn pop(&mut self) -> Option<Output> {
