@@ -95,6 +95,8 @@ pub struct Config {
     pub(crate) retry_base_millis: u32,
     pub(crate) retry_cap_millis: u32,
     pub(crate) max_attempts: Option<u32>,
+    pub(crate) max_retry_after_millis: u32,
+    pub(crate) flush_period_millis: u64,
 }
 
 impl Default for Config {
@@ -119,6 +121,8 @@ impl Config {
         retry_base_millis: 1_000,
         retry_cap_millis: 32_000,
         max_attempts: None,
+        max_retry_after_millis: 60 * 60 * 1000,
+        flush_period_millis: 60 * 60 * 1000,
     };
 
     /// A builder starting from the defaults.
@@ -181,6 +185,16 @@ impl Config {
         self.max_attempts
     }
 
+    /// The longest Retry-After honoured; a longer one waits this long.
+    pub const fn max_retry_after(&self) -> Duration {
+        Duration::from_millis(self.max_retry_after_millis as u64)
+    }
+    /// The period `Period` mode last used or was given by `SetFlushPeriod`
+    /// [60 min], remembered while another mode is active.
+    pub const fn flush_period(&self) -> Duration {
+        Duration::from_millis(self.flush_period_millis)
+    }
+
     /// Bytes a batch of `events` events totalling `payload` bytes occupies.
     pub(crate) fn batch_bytes(&self, events: u32, payload: u64) -> u64 {
         u64::from(self.batch_envelope_bytes)
@@ -189,8 +203,14 @@ impl Config {
     }
 
     /// Check every rule; the builder and runtime changes both call this.
-    pub(crate) fn validate(self) -> Result<Config, ConfigError> {
+    pub(crate) fn validate(mut self) -> Result<Config, ConfigError> {
         self.flush_mode.check()?;
+        if let FlushMode::Period { millis } = self.flush_mode {
+            self.flush_period_millis = millis;
+        }
+        if self.flush_period_millis == 0 {
+            return Err(ConfigError::ZeroFlushPeriod);
+        }
         if self.flush_threshold == Some(0) {
             return Err(ConfigError::ZeroFlushThreshold);
         }
@@ -287,6 +307,19 @@ impl ConfigBuilder {
     /// Drop a batch after this many failed attempts [`None`: retry forever].
     pub const fn max_attempts(mut self, n: Option<u32>) -> Self {
         self.config.max_attempts = n;
+        self
+    }
+
+    /// Cap on a server's Retry-After [1 hour], so a wild answer cannot park
+    /// the queue for days.
+    pub fn max_retry_after(mut self, cap: Duration) -> Self {
+        self.config.max_retry_after_millis =
+            u32::try_from(duration_millis(cap)).unwrap_or(u32::MAX);
+        self
+    }
+    /// Period for `Period` mode when it is chosen later [60 min].
+    pub fn flush_period(mut self, period: Duration) -> Self {
+        self.config.flush_period_millis = duration_millis(period);
         self
     }
 

@@ -9,7 +9,7 @@ use core::fmt;
 
 use crate::input::Input;
 use crate::machine::{Accepted, Machine};
-use crate::output::{Batch, BatchId, Output, RejectReason};
+use crate::output::{Batch, BatchId, DropReason, Output, RejectReason};
 use crate::{InputError, Instant, Seq};
 
 /// Durable storage for event payloads, keyed by sequence number.
@@ -27,8 +27,12 @@ use crate::{InputError, Instant, Seq};
 /// - [`delete_through`](Store::delete_through) removes a prefix; after a crash
 ///   the prefix is either gone or still whole (re-sending it is harmless, the
 ///   server deduplicates by `messageId`).
+/// - After a failed append or sync the machine hands the same sequence
+///   numbers out again. An append of a number that still holds a record
+///   replaces it; a store that cannot overwrite may keep both and let
+///   `restore` visit both, oldest first: the machine keeps the later one.
 /// - `restore` visits every surviving record in increasing sequence order,
-///   with no gaps except where an append failed.
+///   with no gaps.
 pub trait Store {
     /// The backend's error.
     type Error: fmt::Debug;
@@ -141,8 +145,9 @@ struct SizeIter<'a> {
 }
 
 impl<'a> Payloads<'a> {
-    /// Payloads cut from `bytes` by `sizes` (for transports' own tests and
-    /// for adapters that build a batch outside a [`Driver`]).
+    /// Payloads cut from `bytes` (back to back) by `lookup`'s size of each
+    /// sequence number in `first..=last`: for adapters that hand a batch to
+    /// a transport outside a [`Driver`].
     pub fn new(
         bytes: &'a [u8],
         first: Seq,
@@ -199,7 +204,21 @@ pub enum DriverError<SE, TE> {
     Store(SE),
     /// The transport could not start a send.
     Transport(TE),
-    /// The event is larger than the driver's batch buffer can ever carry.
+    /// The tracked event was not stored (its append or the sync after it
+    /// failed; the store's error was returned by an earlier call or is
+    /// available from [`Driver::take_error`]).
+    NotStored,
+    /// `Input::Track` carries no payload; use [`Driver::track`].
+    PayloadRequired,
+    /// The store returned fewer bytes for a batch than the events hold.
+    ShortRead {
+        /// Bytes the events hold.
+        expected: usize,
+        /// Bytes the store returned.
+        got: usize,
+    },
+    /// A batch is larger than the driver's batch buffer; it is split as if
+    /// the server had answered 413.
     BufferTooSmall {
         /// Bytes needed.
         needed: usize,
@@ -214,6 +233,14 @@ impl<SE: fmt::Debug, TE: fmt::Debug> fmt::Display for DriverError<SE, TE> {
             DriverError::Input(e) => write!(f, "{e}"),
             DriverError::Store(e) => write!(f, "store failed: {e:?}"),
             DriverError::Transport(e) => write!(f, "transport failed: {e:?}"),
+            DriverError::NotStored => f.write_str("the event was not stored"),
+            DriverError::PayloadRequired => {
+                f.write_str("a tracked event needs its payload: use Driver::track")
+            }
+            DriverError::ShortRead { expected, got } => write!(
+                f,
+                "store returned {got} bytes for a batch of {expected} bytes"
+            ),
             DriverError::BufferTooSmall { needed, available } => write!(
                 f,
                 "batch needs {needed} bytes but the driver's buffer has {available}"
@@ -250,7 +277,7 @@ impl<F: FnMut(&Output)> Observer for F {
 
 /// The blocking run loop: a machine, a store, a transport, a batch buffer
 /// and an observer.
-pub struct Driver<'b, S, T, O, const N: usize> {
+pub struct Driver<'b, S: Store, T: Transport, O, const N: usize> {
     machine: Machine<N>,
     store: S,
     transport: T,
@@ -258,9 +285,14 @@ pub struct Driver<'b, S, T, O, const N: usize> {
     observer: O,
     /// First sequence number appended since the last successful sync.
     unsynced_from: Option<Seq>,
+    /// A failure while applying a track's outputs that did not affect the
+    /// tracked event itself.
+    deferred: Option<ErrorOf<S, T>>,
 }
 
-type Result2<T, S, Tr> = Result<T, DriverError<<S as Store>::Error, <Tr as Transport>::Error>>;
+/// The driver's error for a store `S` and a transport `Tr`.
+type ErrorOf<S, Tr> = DriverError<<S as Store>::Error, <Tr as Transport>::Error>;
+type Result2<T, S, Tr> = Result<T, ErrorOf<S, Tr>>;
 
 impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O, N> {
     /// A driver that batches through `buf`, which should hold
@@ -279,6 +311,7 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
             buf,
             observer,
             unsynced_from: None,
+            deferred: None,
         }
     }
 
@@ -306,15 +339,39 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
 
     /// Track one event: stored (by the store's durability contract) before
     /// this returns `Ok`, uploaded when a flush is due.
+    ///
+    /// `Err` means this event was not stored (or refused); it was never
+    /// accepted, so tracking it again makes no duplicate. A failure of
+    /// something else done in the same call (a delete, the upload of an
+    /// older batch) does not fail the track: it is kept for
+    /// [`take_error`](Self::take_error).
     pub fn track(&mut self, now: Instant, payload: &[u8]) -> Result2<Seq, S, T> {
         let size = u32::try_from(payload.len()).unwrap_or(u32::MAX);
         let seq = self.machine.track(now, size)?;
-        self.drain(now, Some((seq, payload)))?;
-        Ok(seq)
+        let (error, lost) = self.drain_all(now, Some((seq, payload)));
+        match (error, lost) {
+            (Some(e), true) => Err(e),
+            (None, true) => Err(DriverError::NotStored),
+            (Some(e), false) => {
+                self.deferred = Some(e);
+                Ok(seq)
+            }
+            (None, false) => Ok(seq),
+        }
     }
 
-    /// Feed any other input, then drain.
+    /// A failure kept from an earlier [`track`](Self::track) that did not
+    /// affect the tracked event (cleared by this call).
+    pub fn take_error(&mut self) -> Option<ErrorOf<S, T>> {
+        self.deferred.take()
+    }
+
+    /// Feed any other input, then drain. A `Track` is refused: it needs its
+    /// payload, so use [`track`](Self::track).
     pub fn handle(&mut self, now: Instant, input: Input) -> Result2<Accepted, S, T> {
+        if let Input::Track { .. } = input {
+            return Err(DriverError::PayloadRequired);
+        }
         let accepted = self.machine.handle(now, input)?;
         self.drain(now, None)?;
         Ok(accepted)
@@ -392,14 +449,35 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
     /// Apply every output in order. Keeps going after a failure so the
     /// machine and the store stay in step; returns the first failure.
     fn drain(&mut self, now: Instant, tracked: Option<(Seq, &[u8])>) -> Result2<(), S, T> {
+        self.drain_all(now, tracked).0.map_or(Ok(()), Err)
+    }
+
+    /// Drain; also tells whether the tracked event left unstored.
+    fn drain_all(
+        &mut self,
+        now: Instant,
+        tracked: Option<(Seq, &[u8])>,
+    ) -> (Option<ErrorOf<S, T>>, bool) {
         let mut first_error = None;
+        let mut lost = false;
         while let Some(output) = self.machine.poll_output() {
             if let Err(e) = self.apply(now, &output, tracked) {
                 first_error.get_or_insert(e);
             }
+            if let (
+                Output::Dropped {
+                    first,
+                    last,
+                    reason: DropReason::NotStored,
+                },
+                Some((seq, _)),
+            ) = (output, tracked)
+            {
+                lost |= (first..=last).contains(&seq);
+            }
             self.observer.observe(&output);
         }
-        first_error.map_or(Ok(()), Err)
+        (first_error, lost)
     }
 
     fn apply(
@@ -467,28 +545,32 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
             .map(|s| machine.pending_size(s).unwrap_or(0) as usize)
             .sum();
         if needed > self.buf.len() {
+            // Too large to carry: split it like a 413 (a single event that
+            // can never fit is rejected), so the queue cannot jam.
             let available = self.buf.len();
-            if batch.count == 1 {
-                // One event that can never fit: refuse it like a 413.
-                self.machine.handle(
-                    now,
-                    Input::Response {
-                        batch: batch.id,
-                        status: 413,
-                        retry_after_millis: None,
-                    },
-                )?;
-            } else {
-                self.machine
-                    .handle(now, Input::TransportFailed { batch: batch.id })?;
-            }
+            self.machine.handle(
+                now,
+                Input::Response {
+                    batch: batch.id,
+                    status: 413,
+                    retry_after_millis: None,
+                },
+            )?;
             return Err(DriverError::BufferTooSmall { needed, available });
         }
         let n = match self
             .store
             .read_range(batch.first, batch.last, &mut self.buf[..needed])
         {
-            Ok(n) => n.min(needed),
+            Ok(n) if n == needed => n,
+            Ok(got) => {
+                self.machine
+                    .handle(now, Input::TransportFailed { batch: batch.id })?;
+                return Err(DriverError::ShortRead {
+                    expected: needed,
+                    got,
+                });
+            }
             Err(e) => {
                 self.machine
                     .handle(now, Input::TransportFailed { batch: batch.id })?;

@@ -84,8 +84,8 @@ pub enum Input {
     Resume,
     /// Change the flush mode.
     SetFlushMode(FlushMode),
-    /// Change the `Period` mode's period in milliseconds (kept for later if
-    /// another mode is active).
+    /// Change the `Period` mode's period in milliseconds; while another mode
+    /// is active it is remembered ([`Config::flush_period`](crate::Config::flush_period)).
     SetFlushPeriod {
         /// The new period in milliseconds; never zero.
         millis: u64,

@@ -102,10 +102,10 @@
 //! ## Memory
 //!
 //! `size_of::<Machine<N>>()` is [`FIXED_STATE_BYTES`] plus
-//! [`BYTES_PER_PENDING_SLOT`] × `N` (a test checks it): 416 bytes fixed and
+//! [`BYTES_PER_PENDING_SLOT`] × `N` (a test checks it): 424 bytes fixed and
 //! 4 bytes a slot on a 64-bit target, so the default 1000-event queue needs
 //! about 4.4 KiB, payloads excluded. The fixed part is mostly 64-bit
-//! counters for [`Stats`] (72 bytes), the [`Config`] (80), the waiting
+//! counters for [`Stats`] (72 bytes), the [`Config`] (88), the waiting
 //! notifications (88), the pending ring's bookkeeping (40) and the batch in
 //! flight (40); it is over the 256 bytes we aimed for because sequence numbers
 //! and counters stay 64-bit so a busy server never wraps them.

@@ -128,7 +128,8 @@ impl<const N: usize> Machine<N> {
         &self.config
     }
 
-    /// Apply one input at `now`. On `Err`, nothing changed.
+    /// Apply one input at `now`. On `Err` the input was refused and not
+    /// applied (the machine's clock still moves to `now`).
     pub fn handle(&mut self, now: Instant, input: Input) -> Result<Accepted, InputError> {
         if now > self.now {
             self.now = now;
@@ -433,6 +434,15 @@ impl<const N: usize> Machine<N> {
         if seq >= MAX_SEQ {
             return Err(InputError::RestoreOutOfRange { seq });
         }
+        if !self.tracked_any && !self.pending.is_empty() && seq == self.pending.end() - 1 {
+            // The same number twice: a failed append or sync left a record
+            // that a later append reused the number for. The later one wins.
+            self.pending.pop_back();
+            if !self.pending.push(size) {
+                return Err(InputError::QueueFull);
+            }
+            return Ok(());
+        }
         if self.tracked_any || seq < self.pending.end() {
             return Err(InputError::RestoreOutOfOrder {
                 seq,
@@ -514,6 +524,9 @@ impl<const N: usize> Machine<N> {
     fn on_set_mode(&mut self, mode: FlushMode) -> Result<(), InputError> {
         let mode = mode.check()?;
         self.config.flush_mode = mode;
+        if let FlushMode::Period { millis } = mode {
+            self.config.flush_period_millis = millis;
+        }
         self.period_due = None;
         if mode == FlushMode::Immediate {
             self.request_flush();
@@ -525,6 +538,7 @@ impl<const N: usize> Machine<N> {
         if millis == 0 {
             return Err(InputError::Config(ConfigError::ZeroFlushPeriod));
         }
+        self.config.flush_period_millis = millis;
         if let FlushMode::Period { .. } = self.config.flush_mode {
             self.config.flush_mode = FlushMode::Period { millis };
             self.period_due = None;
@@ -630,6 +644,7 @@ impl<const N: usize> Machine<N> {
         let mut delay = computed + self.rng.below_or_equal(computed / 2);
         let mut cause = cause;
         if let Some(asked) = retry_after_millis {
+            let asked = asked.min(u64::from(self.config.max_retry_after_millis));
             if asked > delay {
                 delay = asked;
                 cause = RetryCause::Server;

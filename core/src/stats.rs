@@ -52,7 +52,8 @@ impl Stats {
         self.dropped_overflow + self.dropped_max_attempts + self.dropped_not_stored
     }
 
-    /// Whether the accounts add up (they always should; a test hook for invariants).
+    /// Whether the accounts add up. They always do; adapters and tests
+    /// assert it after restarts and in health checks.
     pub const fn balanced(&self) -> bool {
         self.tracked + self.restored
             == self.delivered + self.dropped() + self.rejected + self.pending_events as u64

@@ -49,6 +49,21 @@ impl Instant {
     }
 }
 
+#[cfg(feature = "std")]
+impl Instant {
+    /// The instant `now` on a clock whose origin is `origin` (both from the
+    /// platform's monotonic clock): how std adapters turn time into input.
+    ///
+    /// ```
+    /// let origin = std::time::Instant::now();
+    /// let later = origin + std::time::Duration::from_millis(1500);
+    /// assert_eq!(outbox_core::Instant::elapsed_since(origin, later).as_millis(), 1500);
+    /// ```
+    pub fn elapsed_since(origin: std::time::Instant, now: std::time::Instant) -> Self {
+        Instant::from_millis(duration_millis(now.saturating_duration_since(origin)))
+    }
+}
+
 /// Whole milliseconds in `d`, saturating at `u64::MAX`.
 pub(crate) fn duration_millis(d: core::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
