@@ -5,7 +5,7 @@
 //! subscriber's bounded channel. A subscriber that stops reading loses
 //! notifications (counted in the stats), never slows the worker down.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
@@ -145,6 +145,8 @@ pub(crate) struct Notifier {
     pub(crate) clock: Clock,
     /// Ranges dropped as not stored, for answering durable callers.
     pub(crate) not_stored: Rc<RefCell<Vec<(Seq, Seq)>>>,
+    /// The status of the last halt, for answering flush callers.
+    pub(crate) halt_status: Rc<Cell<u16>>,
 }
 
 impl Observer for Notifier {
@@ -184,6 +186,7 @@ impl Observer for Notifier {
                 }
             }
             Output::Halted { status } => {
+                self.halt_status.set(status);
                 log::error!(
                     "outbox: uploads halted: server answered {status} (check the write key)"
                 );

@@ -6,7 +6,7 @@
 //! commits once (`Driver::sync`): that is the group commit. Only after that
 //! commit are durable callers (`track_durable`, `sync`) answered.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::time::{Duration, Instant as StdInstant};
@@ -86,6 +86,7 @@ pub(crate) struct Worker {
     pub(crate) clock: Clock,
     pub(crate) not_stored: Rc<RefCell<Vec<(Seq, Seq)>>>,
     pub(crate) hub: super::notify::Hub,
+    halt_status: Rc<Cell<u16>>,
     durable: Vec<DurableWaiter>,
     flushes: Vec<FlushWaiter>,
     stopping: Option<Stopping>,
@@ -117,6 +118,7 @@ impl Worker {
             clock,
             not_stored,
             hub,
+            halt_status: Rc::new(Cell::new(401)),
             durable: Vec::new(),
             flushes: Vec::new(),
             stopping: None,
@@ -228,19 +230,20 @@ impl Worker {
                                 })
                             }
                             DriverError::Store(s) => TrackError::NotStored(s),
-                            // The event was stored; a later step (a send) failed.
-                            _ => {
+                            // The event was stored; the upload that followed
+                            // could not start (it is retried with backoff).
+                            DriverError::Transport(_) | DriverError::BufferTooSmall { .. } => {
                                 if let Some(reply) = durable {
+                                    let seq = driver.machine().stats().next_seq.saturating_sub(1);
                                     self.durable.push(DurableWaiter {
-                                        seq: Some(
-                                            driver.machine().stats().next_seq.saturating_sub(1),
-                                        ),
+                                        seq: Some(seq),
                                         mark,
                                         reply: DurableReply::Track(reply),
                                     });
                                 }
                                 return;
                             }
+                            other => TrackError::NotStored(StoreError::Other(other.to_string())),
                         };
                         if let Some(reply) = durable {
                             let _ = reply.try_send(Err(err));
@@ -371,7 +374,7 @@ impl Worker {
                 Ok(report(&w.start, &s))
             } else if s.halted {
                 Err(FlushError::Halted {
-                    status: 401,
+                    status: self.halt_status.get(),
                     report: report(&w.start, &s),
                 })
             } else if now >= w.deadline {
@@ -432,6 +435,7 @@ pub(crate) fn restore_and_run(
         hub: worker.hub.clone(),
         clock: worker.clock,
         not_stored: worker.not_stored.clone(),
+        halt_status: worker.halt_status.clone(),
     };
     let mut driver = Driver::new(machine, store, transport, &mut buf, notifier);
     match driver.start(worker.clock.now()) {
