@@ -180,7 +180,7 @@ pub struct CollectArgs {
 pub struct DemoArgs {
     /// How many events to track.
     #[arg(long, value_name = "N", default_value_t = 10_000,
-          value_parser = clap::value_parser!(u32).range(10..=1_000_000))]
+          value_parser = clap::value_parser!(u32).range(10..=99_000))]
     pub events: u32,
 }
 

@@ -72,13 +72,13 @@ impl Progress {
         }
     }
 
-    /// Leaves the final state on screen (plain mode: prints it).
+    /// Removes the bar and prints the final state as a plain line.
     pub fn finish(&mut self, position: u64, message: String) {
         match self.bar.take() {
             Some(bar) => {
-                bar.set_position(position);
-                bar.set_message(message);
-                bar.finish();
+                let total = bar.length().unwrap_or(position);
+                bar.finish_and_clear();
+                err_line(&format!("{}: {position}/{total} {message}", self.label));
             }
             None => err_line(&format!("{}: {message}", self.label)),
         }
