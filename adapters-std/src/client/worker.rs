@@ -91,6 +91,7 @@ pub(crate) struct Worker {
     flushes: Vec<FlushWaiter>,
     stopping: Option<Stopping>,
     last_error: Option<String>,
+    last_store_error: Option<StoreError>,
 }
 
 fn head(s: &Stats) -> Seq {
@@ -123,6 +124,7 @@ impl Worker {
             flushes: Vec::new(),
             stopping: None,
             last_error: None,
+            last_store_error: None,
         }
     }
 
@@ -131,6 +133,7 @@ impl Worker {
             DriverError::Store(s) => {
                 log::error!("outbox: store: {s}");
                 self.last_error = Some(s.to_string());
+                self.last_store_error = Some(s.clone());
             }
             DriverError::Transport(_) => {
                 log::error!("outbox: the transport thread is gone");
@@ -340,17 +343,25 @@ impl Worker {
             return;
         }
         let dropped = self.not_stored.borrow();
-        let last = self.last_error.clone();
+        let cause = || {
+            self.last_store_error
+                .clone()
+                .unwrap_or_else(|| StoreError::Other("not stored".into()))
+        };
         for w in self.durable.drain(..) {
-            let lost = dropped[w.mark.min(dropped.len())..]
-                .iter()
-                .any(|&(f, l)| w.seq.is_none_or(|s| (f..=l).contains(&s)));
-            let err = match (&synced, lost) {
-                (Err(e), _) => Some(e.clone()),
-                (Ok(()), true) => Some(StoreError::Other(
-                    last.clone().unwrap_or_else(|| "not stored".into()),
-                )),
-                (Ok(()), false) => None,
+            let later = &dropped[w.mark.min(dropped.len())..];
+            let err = match w.seq {
+                // An event is lost exactly when a not-stored drop covered it
+                // after it was tracked (a failed commit reports one too).
+                Some(seq) => later
+                    .iter()
+                    .any(|&(f, l)| (f..=l).contains(&seq))
+                    .then(cause),
+                // A sync fails when its commit failed or anything was lost.
+                None => match &synced {
+                    Err(e) => Some(e.clone()),
+                    Ok(()) => (!later.is_empty()).then(cause),
+                },
             };
             match w.reply {
                 DurableReply::Track(r) => {
