@@ -171,3 +171,57 @@ fn a_429_waits_at_least_its_retry_after() {
     );
     assert_eq!(collector.delivered(), ["slow-down"]);
 }
+
+#[test]
+fn dropping_the_last_handle_flushes_what_is_queued() {
+    let collector = Collector::start();
+    let dir = tempfile::tempdir().unwrap();
+    let client = builder(&dir.path().join("q.db"), &collector)
+        .flush_mode(FlushMode::Manual)
+        .drop_flush_timeout(PATIENCE)
+        .build()
+        .unwrap();
+    let clone = client.clone();
+    for i in 0..3 {
+        clone.track(event(&format!("d-{i}"))).unwrap();
+    }
+    drop(clone);
+    assert!(
+        collector.requests().is_empty(),
+        "manual mode: nothing sent yet"
+    );
+    drop(client);
+    assert_eq!(collector.delivered(), ["d-0", "d-1", "d-2"]);
+}
+
+#[test]
+fn an_oversized_response_body_does_not_matter() {
+    let collector = Collector::start();
+    let dir = tempfile::tempdir().unwrap();
+    // A raw server that answers 200 with a 1 MiB body.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 65536];
+        let _ = s.read(&mut buf);
+        let body = vec![b'x'; 1 << 20];
+        let _ = write!(
+            s,
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let _ = s.write_all(&body);
+    });
+    drop(collector);
+    let client = Client::builder()
+        .path(dir.path().join("q.db"))
+        .endpoint(url, "k")
+        .build()
+        .unwrap();
+    client.track(event("big-answer")).unwrap();
+    let report = client.flush_and_wait(PATIENCE).unwrap();
+    assert_eq!(report.delivered, 1);
+    server.join().unwrap();
+}

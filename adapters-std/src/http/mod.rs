@@ -312,3 +312,24 @@ mod tests {
         assert_eq!(out, "hello hello hello");
     }
 }
+
+#[cfg(test)]
+mod upload_tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_upload_never_shows_the_key() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = HttpConfig::new(format!("http://127.0.0.1:{port}"), "top-secret-key")
+            .timeouts(Duration::from_secs(2), Duration::from_secs(5));
+        let mut u = HttpUploader::new(config).unwrap();
+        let body = BatchBody::from_payloads([&b"{}"[..]]);
+        let err = u.upload(&body).unwrap_err();
+        assert!(!err.to_string().contains("top-secret-key"), "{err}");
+        assert!(!format!("{err:?}").contains("top-secret-key"));
+    }
+}
