@@ -279,7 +279,10 @@ pub fn run(args: DemoArgs) -> CliResult {
     let collector = Collector::start("127.0.0.1:0", config, Box::new(faults), Some(log))
         .map_err(|e| CliError::failure(format!("cannot start the demo collector: {e}")))?;
 
-    // The client: a queue large enough for every event, quick HTTP timeouts.
+    // The client: a queue large enough for every event, batches small
+    // enough that every scripted fault meets a batch (at least 20 of them),
+    // quick HTTP timeouts.
+    let batch_events = u32::try_from((total / 20).clamp(10, 500)).unwrap_or(500);
     let client = Client::builder()
         .path(&db)
         .http(
@@ -289,6 +292,7 @@ pub fn run(args: DemoArgs) -> CliResult {
         .configure(|c| {
             c.max_queue_events(u32::try_from(capacity).unwrap_or(u32::MAX))
                 .max_queue_bytes(512 * 1024 * 1024)
+                .max_batch_events(batch_events)
         })
         .drop_flush_timeout(Duration::ZERO)
         .build()

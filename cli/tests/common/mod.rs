@@ -306,3 +306,100 @@ pub fn ids_in(path: &Path) -> Vec<String> {
         })
         .collect()
 }
+
+/// Runs `outbox ARGS` with `input` on stdin.
+pub fn run_with_stdin(args: &[&str], input: &str) -> Output {
+    let mut child = outbox()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn outbox");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_string();
+    let writer = thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out_t = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stdout.read_to_end(&mut v);
+        v
+    });
+    let err_t = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stderr.read_to_end(&mut v);
+        v
+    });
+    let status = wait_with_bound(&mut child, WAIT);
+    let _ = writer.join();
+    Output {
+        status,
+        stdout: out_t.join().unwrap(),
+        stderr: err_t.join().unwrap(),
+    }
+}
+
+/// Asserts a failure whose last stderr line is the one error line (progress
+/// and skipped-line reports may come before it); returns that line.
+pub fn assert_error_last(out: &Output, code: i32) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "exit status; stderr: {stderr}; stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("internal error"), "{stderr}");
+    assert!(!stderr.contains("RUST_BACKTRACE"), "{stderr}");
+    let last = stderr.lines().last().unwrap_or("").to_string();
+    assert!(last.starts_with("outbox: "), "last stderr line: {stderr:?}");
+    last
+}
+
+/// `outbox status --json --db DB` parsed.
+pub fn status_json(db: &Path) -> serde_json::Value {
+    let out = run(&["status", "--json", "--db", db.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "status failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("status JSON")
+}
+
+/// A 127.0.0.1 URL nothing listens on.
+pub fn dead_url() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    format!("http://{addr}")
+}
+
+/// `n` valid JSON-lines events with ids `{prefix}-{i}`.
+pub fn events(prefix: &str, n: usize) -> (String, Vec<String>) {
+    let mut text = String::new();
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let id = format!("{prefix}-{i}");
+        text.push_str(
+            &serde_json::json!({
+                "type": "track", "event": "Test", "userId": "u-1",
+                "messageId": id, "properties": { "i": i }
+            })
+            .to_string(),
+        );
+        text.push('\n');
+        ids.push(id);
+    }
+    (text, ids)
+}
+
+/// Sorted copy.
+pub fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
