@@ -113,13 +113,13 @@ impl ClientBuilder {
         self
     }
 
-    /// The flush mode to start with [`FlushMode::Immediate`].
+    /// The flush mode to start with (default: [`FlushMode::Immediate`]).
     pub fn flush_mode(mut self, mode: FlushMode) -> Self {
         self.config = self.config.flush_mode(mode);
         self
     }
 
-    /// SQLite `synchronous` [`Synchronous::Normal`]; `Full` survives power cuts.
+    /// SQLite `synchronous` (default: [`Synchronous::Normal`]); `Full` survives power cuts.
     pub fn synchronous(mut self, s: Synchronous) -> Self {
         self.sqlite = self.sqlite.synchronous(s);
         self
@@ -131,13 +131,13 @@ impl ClientBuilder {
         self
     }
 
-    /// How long dropping the last handle may spend flushing [5 s].
+    /// How long dropping the last handle may spend flushing (default: 5 s).
     pub fn drop_flush_timeout(mut self, d: Duration) -> Self {
         self.drop_flush_timeout = d;
         self
     }
 
-    /// Seed for retry jitter [random].
+    /// Seed for retry jitter (default: random).
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
         self

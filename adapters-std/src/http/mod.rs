@@ -77,21 +77,21 @@ impl HttpConfig {
         }
     }
 
-    /// How the key is sent [`Auth::Bearer`].
+    /// How the key is sent (default: [`Auth::Bearer`]).
     #[must_use]
     pub fn auth(mut self, auth: Auth) -> Self {
         self.auth = auth;
         self
     }
 
-    /// Gzip request bodies at this level (0–9) [off].
+    /// Gzip request bodies at this level (0–9) (default: off).
     #[must_use]
     pub fn gzip(mut self, level: Option<u32>) -> Self {
         self.gzip = level.map(|l| l.min(9));
         self
     }
 
-    /// Connect timeout and overall timeout per request [10 s, 30 s].
+    /// Connect timeout and overall timeout per request (default: 10 s, 30 s).
     #[must_use]
     pub fn timeouts(mut self, connect: Duration, overall: Duration) -> Self {
         self.connect_timeout = connect;
@@ -99,14 +99,14 @@ impl HttpConfig {
         self
     }
 
-    /// Redirects followed per request [3].
+    /// Redirects followed per request (default: 3).
     #[must_use]
     pub fn max_redirects(mut self, n: u32) -> Self {
         self.max_redirects = n;
         self
     }
 
-    /// Allow `http://` to a host that is not loopback [false]; the key then
+    /// Allow `http://` to a host that is not loopback (default: false); the key then
     /// travels in clear text.
     #[must_use]
     pub fn allow_plain_http(mut self, allow: bool) -> Self {
@@ -114,7 +114,7 @@ impl HttpConfig {
         self
     }
 
-    /// The User-Agent header [`outbox/<version>`].
+    /// The User-Agent header (default: `outbox/<version>`).
     #[must_use]
     pub fn user_agent(mut self, ua: impl Into<String>) -> Self {
         self.user_agent = ua.into();

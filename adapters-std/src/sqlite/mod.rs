@@ -82,7 +82,7 @@ impl Default for SqliteOptions {
 }
 
 impl SqliteOptions {
-    /// `synchronous` [`Synchronous::Normal`].
+    /// `synchronous` (default: [`Synchronous::Normal`]).
     #[must_use]
     pub fn synchronous(mut self, s: Synchronous) -> Self {
         self.synchronous = s;
@@ -95,14 +95,14 @@ impl SqliteOptions {
     }
 
     /// Cap the database file at about `bytes` (rounded to whole pages);
-    /// writes past it fail like a full disk. [no cap]
+    /// writes past it fail like a full disk. (Default: no cap.)
     #[must_use]
     pub fn max_size_bytes(mut self, bytes: Option<u64>) -> Self {
         self.max_size_bytes = bytes;
         self
     }
 
-    /// How long to wait for a lock a reader holds. [2 s]
+    /// How long to wait for a lock a reader holds. (default: 2 s)
     #[must_use]
     pub fn busy_timeout(mut self, d: Duration) -> Self {
         self.busy_timeout = d;
