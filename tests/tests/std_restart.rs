@@ -89,6 +89,11 @@ fn a_foreign_sqlite_file_is_refused_untouched() {
         "{err}"
     );
     assert_eq!(std::fs::read(&path).unwrap(), before);
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["app.db"], "nothing created beside it");
 }
 
 #[test]

@@ -410,3 +410,40 @@ impl Client {
         self.inner.stop(timeout).ok_or(ClientError::Stopped)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shareable<T: Clone + Send + Sync + 'static>() {}
+
+    #[test]
+    fn client_is_clone_send_sync() {
+        shareable::<Client>();
+    }
+
+    #[test]
+    fn builder_refuses_missing_parts_and_oversized_queues() {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = |_: &crate::BatchBody| {
+            Ok(crate::Response {
+                status: 200,
+                retry_after: None,
+            })
+        };
+        assert!(matches!(
+            Client::builder().uploader(ok).build(),
+            Err(BuildError::NoPath)
+        ));
+        assert!(matches!(
+            Client::builder().path(dir.path().join("a.db")).build(),
+            Err(BuildError::NoUploader)
+        ));
+        let too_big = Client::builder()
+            .path(dir.path().join("b.db"))
+            .uploader(ok)
+            .configure(|c| c.max_queue_events(CAPACITY as u32 + 1))
+            .build();
+        assert!(matches!(too_big, Err(BuildError::Config(_))));
+    }
+}

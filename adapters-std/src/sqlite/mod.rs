@@ -147,14 +147,16 @@ impl SqliteStore {
                 source: std::io::Error::new(std::io::ErrorKind::IsADirectory, "is a directory"),
             });
         }
-        let lock = lock::acquire(path)?;
         let err = |e| OpenError::from_sqlite(path, e);
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let mut conn = Connection::open_with_flags(path, flags).map_err(err)?;
         conn.busy_timeout(options.busy_timeout).map_err(err)?;
+        // Identify the file before anything else touches it (not even a
+        // lock file next to a foreign one); then lock before any write.
         let found = schema::inspect(&conn, path)?;
+        let lock = lock::acquire(path)?;
         let read_only = conn.is_readonly("main").unwrap_or(false);
         if !read_only {
             let mode: String = conn
