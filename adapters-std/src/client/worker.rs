@@ -214,6 +214,11 @@ impl Worker {
                 let mark = self.not_stored.borrow().len();
                 match driver.track(now, &payload) {
                     Ok(seq) => {
+                        // Something else done in the same call may have
+                        // failed (a delete, an older batch's upload).
+                        if let Some(e) = driver.take_error() {
+                            self.note_error(&e);
+                        }
                         if let Some(reply) = durable {
                             self.durable.push(DurableWaiter {
                                 seq: Some(seq),
@@ -222,6 +227,7 @@ impl Worker {
                             });
                         }
                     }
+                    // An error means this event was not stored.
                     Err(e) => {
                         self.note_error(&e);
                         let err = match e {
@@ -233,20 +239,11 @@ impl Worker {
                                 })
                             }
                             DriverError::Store(s) => TrackError::NotStored(s),
-                            // The event was stored; the upload that followed
-                            // could not start (it is retried with backoff).
-                            DriverError::Transport(_) | DriverError::BufferTooSmall { .. } => {
-                                if let Some(reply) = durable {
-                                    let seq = driver.machine().stats().next_seq.saturating_sub(1);
-                                    self.durable.push(DurableWaiter {
-                                        seq: Some(seq),
-                                        mark,
-                                        reply: DurableReply::Track(reply),
-                                    });
-                                }
-                                return;
+                            _ => {
+                                TrackError::NotStored(self.last_store_error.clone().unwrap_or(
+                                    StoreError::Other("the event was not stored".into()),
+                                ))
                             }
-                            other => TrackError::NotStored(StoreError::Other(other.to_string())),
                         };
                         if let Some(reply) = durable {
                             let _ = reply.try_send(Err(err));
