@@ -91,7 +91,11 @@ pub fn run_seed_caught(seed: u64, steps: u64, verbose: bool) -> SeedResult {
                 violation: Some((
                     0,
                     Violation {
-                        invariant: "4-no-panic",
+                        invariant: if msg.starts_with(world::HANG) {
+                            "liveness"
+                        } else {
+                            "4-no-panic"
+                        },
                         detail: msg,
                     },
                 )),

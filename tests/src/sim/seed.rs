@@ -316,6 +316,7 @@ impl Sim {
             let mut w = self.world.borrow_mut();
             w.now = self.now;
             w.last_retry_after = None;
+            w.ops_this_call = 0;
         }
         self.log(|| what.to_string());
         let r = f(d, Instant::from_millis(self.now));

@@ -24,6 +24,13 @@ pub const HEADER: usize = 9;
 /// A transport gives up on a request after this long.
 pub const TRANSPORT_TIMEOUT_MS: u64 = 30_000;
 
+/// Store operations and sends one driver call may make before the run
+/// counts as a hang (the machine promises bounded work per call).
+pub const MAX_OPS_PER_CALL: u64 = 100_000;
+
+/// The panic message prefix of the hang watchdog.
+pub const HANG: &str = "liveness: unbounded work in one driver call";
+
 /// The world, shared by the store, the transport and the observer.
 pub type Shared = Rc<RefCell<World>>;
 
@@ -156,6 +163,8 @@ pub struct World {
     pub last_retry_after: Option<u64>,
     /// Whether the response handed over in this step was a transport failure.
     pub ticks: u64,
+    /// Store operations and sends in the current driver call.
+    pub ops_this_call: u64,
 }
 
 /// A store failure.
@@ -201,6 +210,7 @@ impl World {
             not_before: None,
             last_retry_after: None,
             ticks: 0,
+            ops_this_call: 0,
         }
     }
 
@@ -250,7 +260,18 @@ impl World {
             + bytes
     }
 
+    /// Count one operation of the current driver call; a call that never
+    /// ends is a bug in the machine or the driver, reported by a panic the
+    /// runner turns into a liveness violation (the call cannot be left).
+    fn watchdog(&mut self) {
+        self.ops_this_call += 1;
+        if self.ops_this_call > MAX_OPS_PER_CALL {
+            panic!("{HANG}: {MAX_OPS_PER_CALL} store operations and sends");
+        }
+    }
+
     fn gate(&mut self) -> Result<(), StoreErr> {
+        self.watchdog();
         if self.crashed {
             return Err(StoreErr::Crashed);
         }
@@ -696,6 +717,7 @@ impl Transport for SimTransport {
         let mut w = self.0.borrow_mut();
         let now = now.as_millis();
         w.now = now;
+        w.watchdog();
         if w.in_flight.is_some() {
             w.fail(
                 "protocol",
@@ -730,6 +752,16 @@ impl Transport for SimTransport {
             }
             expect += 1;
             let e = u64::from_le_bytes(bytes[..8].try_into().unwrap_or_default());
+            if e >= w.events.len() as u64 {
+                w.fail(
+                    "1-lost",
+                    format!(
+                        "batch #{}: seq {seq} carries bytes of no tracked event",
+                        batch.id
+                    ),
+                );
+                return Ok(());
+            }
             let durable = w.durable.iter().any(|(s, r)| *s == seq && r.event == e);
             if !durable || bytes != w.payload(e).as_slice() {
                 w.fail(
