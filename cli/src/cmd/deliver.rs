@@ -278,18 +278,18 @@ impl Watch<'_> {
             .flush()
             .map_err(|e| CliError::failure(format!("cannot flush: {e}")))?;
         let base = self.base;
-        self.wait_until(
-            progress,
-            |st| {
-                let s = &st.core;
-                let done = s.delivered - base.delivered + s.rejected - base.rejected;
-                (
-                    done,
-                    total_hint.max(done + u64::from(s.pending_events)),
-                    progress_message(st, &base),
-                )
-            },
-            |st| st.core.pending_events == 0,
-        )
+        let show = |st: &ClientStats| {
+            let s = &st.core;
+            let done = s.delivered - base.delivered + s.rejected - base.rejected;
+            (
+                done,
+                total_hint.max(done + u64::from(s.pending_events)),
+                progress_message(st, &base),
+            )
+        };
+        let done = self.wait_until(progress, show, |st| st.core.pending_events == 0)?;
+        let (position, _, message) = show(&done);
+        progress.finish(position, message);
+        Ok(done)
     }
 }
