@@ -40,6 +40,9 @@ pub struct ClientStats {
     pub core: Stats,
     /// Events in the dead-letter table.
     pub dead_letters: u64,
+    /// Transactions committed since the Client started (with group commit,
+    /// usually far fewer than events tracked).
+    pub commits: u64,
     /// The last store or transport error, e.g. a full disk.
     pub last_error: Option<String>,
     /// Notifications lost because a subscriber did not read them.

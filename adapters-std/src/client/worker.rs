@@ -315,6 +315,7 @@ impl Worker {
         ClientStats {
             core: driver.machine().stats(),
             dead_letters: store.dead_letter_count().unwrap_or(0),
+            commits: store.commits(),
             last_error: self.last_error.clone(),
             notifications_lost: self.hub.lost.load(std::sync::atomic::Ordering::Relaxed),
             path: store.path().to_path_buf(),

@@ -124,6 +124,8 @@ pub struct SqliteStore {
     /// A write failed and SQLite rolled the transaction back: the next
     /// `sync` must report that the earlier appends are gone.
     poisoned: bool,
+    /// Transactions committed (group commit makes this far below appends).
+    commits: u64,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -211,6 +213,7 @@ impl SqliteStore {
             in_tx: false,
             tx_has_appends: false,
             poisoned: false,
+            commits: 0,
         })
     }
 
@@ -245,6 +248,7 @@ impl SqliteStore {
             in_tx: false,
             tx_has_appends: false,
             poisoned: false,
+            commits: 0,
         })
     }
 
@@ -262,6 +266,11 @@ impl SqliteStore {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         Ok((n.max(0) as u64, bytes.max(0) as u64))
+    }
+
+    /// Transactions this store committed since it was opened.
+    pub fn commits(&self) -> u64 {
+        self.commits
     }
 
     /// Run SQLite's `PRAGMA integrity_check`; `Ok(())` when it says "ok".
@@ -297,6 +306,7 @@ impl SqliteStore {
             self.rollback();
             return Err(e.into());
         }
+        self.commits += 1;
         Ok(())
     }
 
