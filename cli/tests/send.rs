@@ -427,10 +427,14 @@ fn a_send_killed_after_a_lost_response_is_deduplicated_across_a_collector_restar
     let _ = send.wait();
     let (_, rest) = lossy.stop("TERM");
     let summary = rest.iter().find(|l| l.starts_with("summary:")).unwrap();
-    assert!(
-        summary.contains("50 events accepted, 50 duplicates absorbed"),
-        "{summary}"
-    );
+    assert!(summary.contains(" 50 events accepted, "), "{summary}");
+    // At least the one re-send was absorbed (more if a third try slipped in).
+    let dups: u64 = summary
+        .split(", ")
+        .find(|p| p.ends_with("duplicates absorbed"))
+        .and_then(|p| p.split(' ').next()?.parse().ok())
+        .unwrap();
+    assert!(dups >= 50 && dups % 50 == 0, "{summary}");
     assert_eq!(
         status_json(&db)["pendingEvents"],
         50,
