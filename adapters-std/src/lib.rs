@@ -22,6 +22,8 @@
 //! | [`http::HttpUploader`] | the transport by itself; [`Uploader`] to plug in another |
 //!
 //! ```no_run
+//! # #[cfg(all(feature = "sqlite", feature = "http"))]
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::time::Duration;
 //! use outbox_std::{Client, Event};
 //! use serde_json::json;
@@ -33,7 +35,9 @@
 //! client.track(Event::track("Order Completed").user_id("u-1").properties(json!({"total": 9.5})))?;
 //! let report = client.flush_and_wait(Duration::from_secs(10))?;
 //! println!("{} delivered", report.delivered);
-//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # Ok(()) }
+//! # #[cfg(not(all(feature = "sqlite", feature = "http")))]
+//! # fn main() {}
 //! ```
 //!
 //! Logging goes through the `log` crate; the write key never appears in it.

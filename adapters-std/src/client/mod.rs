@@ -256,6 +256,8 @@ impl Drop for Inner {
 /// background. Cheap to clone; `Send + Sync`.
 ///
 /// ```no_run
+/// # #[cfg(feature = "http")]
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::time::Duration;
 /// use outbox_std::{Client, Event};
 ///
@@ -266,7 +268,9 @@ impl Drop for Inner {
 /// client.track(Event::track("Signed Up").user_id("u-1"))?;
 /// client.flush_and_wait(Duration::from_secs(10))?;
 /// client.shutdown(Duration::from_secs(5))?;
-/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # Ok(()) }
+/// # #[cfg(not(feature = "http"))]
+/// # fn main() {}
 /// ```
 #[derive(Clone)]
 pub struct Client {
