@@ -464,6 +464,18 @@ impl<const N: usize> Machine<N> {
         if !self.pending.push(size) {
             return Err(InputError::QueueFull);
         }
+        if self.pending.bytes() > self.config.max_queue_bytes {
+            // Larger than the whole queue (the limits shrank below it), so
+            // make_room emptied the queue: this record goes as well.
+            let dropped = self.pending.head();
+            self.pending.pop_front();
+            self.counters.dropped_overflow += 1;
+            self.push_note(Output::Dropped {
+                first: dropped,
+                last: dropped,
+                reason: DropReason::Overflow,
+            });
+        }
         self.persist_cursor = self.pending.end();
         self.counters.restored += 1;
         if self.config.flush_mode == FlushMode::Immediate {

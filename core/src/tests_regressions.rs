@@ -87,3 +87,35 @@ fn restore_over_shrunk_limits_reports_every_drop() {
     assert_eq!(m.stats().notes_overflowed, 0);
     assert!(m.stats().balanced());
 }
+
+/// Fuzz target `machine`, input crash-b4b5c4cd (one restore of 63 479
+/// bytes into a queue of 49 696): a restored record larger than the whole
+/// queue (the limits shrank below it) was kept over `max_queue_bytes`. It
+/// is dropped and reported like any overflow, so the limit holds.
+#[test]
+fn restored_record_larger_than_the_queue_is_dropped() {
+    let config = Config::builder()
+        .max_event_bytes(1)
+        .max_queue_events(4)
+        .max_queue_bytes(100)
+        .build()
+        .unwrap();
+    let mut m = Machine::<4>::new(config, 1).unwrap();
+    let now = Instant::ZERO;
+    m.handle(now, Input::Restore { seq: 7, size: 50 }).unwrap();
+    m.handle(now, Input::Restore { seq: 8, size: 150 }).unwrap();
+    let out = drain(&mut m);
+    let s = m.stats();
+    assert!(s.pending_bytes <= 100, "{s:?}");
+    assert_eq!(
+        (s.pending_events, s.dropped_overflow, s.restored),
+        (0, 2, 2)
+    );
+    assert!(s.balanced());
+    assert!(out.contains(&Output::Dropped {
+        first: 7,
+        last: 8,
+        reason: crate::DropReason::Overflow,
+    }));
+    assert!(out.contains(&Output::Delete { through: 8 }));
+}
