@@ -225,3 +225,57 @@ fn an_oversized_response_body_does_not_matter() {
     assert_eq!(report.delivered, 1);
     server.join().unwrap();
 }
+
+#[test]
+fn an_answer_after_a_redirect_is_never_a_delivery() {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    // Answers every POST with a 302 to /elsewhere, and every GET with 200:
+    // a client that followed the redirect and trusted the 200 would lose
+    // the batch.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let gets = Arc::new(AtomicUsize::new(0));
+    let server = {
+        let (stop, gets) = (stop.clone(), gets.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(mut s) = conn else { continue };
+                let mut buf = vec![0u8; 65536];
+                let n = s.read(&mut buf).unwrap_or(0);
+                let answer = if buf[..n].starts_with(b"POST") {
+                    "HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                } else {
+                    gets.fetch_add(1, Ordering::SeqCst);
+                    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+                };
+                let _ = s.write_all(answer.as_bytes());
+            }
+        })
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let client = Client::builder()
+        .path(dir.path().join("q.db"))
+        .endpoint(format!("http://{addr}"), "k")
+        .configure(|c| c.retry_backoff(Duration::from_millis(20), Duration::from_millis(50)))
+        .build()
+        .unwrap();
+    client.track(event("redirected")).unwrap();
+    assert!(std_support::wait_until(PATIENCE, || {
+        client.stats().unwrap().core.retries >= 2
+    }));
+    let stats = client.stats().unwrap();
+    assert_eq!(stats.core.delivered, 0);
+    assert_eq!(stats.core.pending_events, 1);
+    client.set_network_available(false).unwrap();
+    client.shutdown(Duration::from_millis(10)).unwrap();
+    stop.store(true, Ordering::SeqCst);
+    let _ = std::net::TcpStream::connect(addr);
+    server.join().unwrap();
+    println!("{} GETs after redirects", gets.load(Ordering::SeqCst));
+}

@@ -26,6 +26,7 @@ use std::io::Write;
 use std::time::{Duration, SystemTime};
 
 use ureq::http::Uri;
+use ureq::ResponseExt;
 
 use crate::upload::{BatchBody, Response, UploadFailed, Uploader};
 
@@ -99,7 +100,9 @@ impl HttpConfig {
         self
     }
 
-    /// Redirects followed per request (default: 3).
+    /// Redirects followed per request (default: 3). ureq re-sends a
+    /// redirected POST only as a GET, so an answer reached through a
+    /// redirect never counts as a delivery: it is retried like a failure.
     #[must_use]
     pub fn max_redirects(mut self, n: u32) -> Self {
         self.max_redirects = n;
@@ -187,6 +190,7 @@ impl HttpUploader {
             .timeout_connect(Some(config.connect_timeout))
             .timeout_global(Some(config.timeout))
             .max_redirects(config.max_redirects)
+            .save_redirect_history(true)
             .http_status_as_error(false)
             .user_agent(config.user_agent.as_str())
             .build()
@@ -237,6 +241,18 @@ impl Uploader for HttpUploader {
         let mut resp = req
             .send(&body[..])
             .map_err(|e| UploadFailed(e.to_string()))?;
+        // ureq follows a redirected POST only as a GET (301/302/303; it
+        // never resends a body on 307/308), so an answer after a redirect
+        // is not the server taking this batch: never count it as delivered.
+        if let Some(history) = resp.get_redirect_history() {
+            if history.len() > 1 {
+                let to = history.last().map(ToString::to_string).unwrap_or_default();
+                return Err(UploadFailed(format!(
+                    "{} redirected to {to}; a redirected POST is not a delivery, fix the endpoint",
+                    self.url
+                )));
+            }
+        }
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
