@@ -308,9 +308,11 @@ impl Client {
 
     /// Track `event`: a `messageId` and `timestamp` are set when absent,
     /// the event is checked and queued for the next commit. Returns its
-    /// `messageId`. Invalid events are refused here; store failures after
-    /// this returns show in [`stats`](Self::stats) and notifications (use
-    /// [`track_durable`](Self::track_durable) to wait for the commit).
+    /// `messageId`. Invalid events are refused here; what can only fail
+    /// later (a full disk, a full queue under `Overflow::RejectNew`) shows
+    /// in [`stats`](Self::stats)`.last_error` and in notifications. Use
+    /// [`track_durable`](Self::track_durable) to wait for the commit and get
+    /// those errors back.
     pub fn track(&self, event: Event) -> Result<String, TrackError> {
         let payload = event.into_payload(self.inner.max_event_bytes)?;
         self.inner

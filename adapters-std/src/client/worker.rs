@@ -139,7 +139,10 @@ impl Worker {
                 log::error!("outbox: the transport thread is gone");
                 self.last_error = Some("the transport thread is gone".into());
             }
-            other => log::warn!("outbox: {other}"),
+            other => {
+                log::warn!("outbox: {other}");
+                self.last_error = Some(other.to_string());
+            }
         }
     }
 
