@@ -576,6 +576,15 @@ fn bad_flags_are_one_line_and_exit_2() {
             "--db",
             d,
         ],
+        vec![
+            "send",
+            "--endpoint",
+            "http://127.0.0.1:9",
+            "--threshold",
+            "5",
+            "--db",
+            d,
+        ],
         vec!["flush", "--db", d],
         vec!["status", "--db", d, "--yaml"],
         vec!["dead-letter", "purge", "--db", d],
@@ -600,4 +609,34 @@ fn help_and_version_exit_0() {
     }
     assert!(run(&["--version"]).status.success());
     assert!(run(&["send", "--help"]).status.success());
+}
+
+#[test]
+fn period_mode_with_threshold_still_delivers_everything_at_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let out = dir.path().join("got.jsonl");
+    let mut c = Collect::start(&["--out", out.to_str().unwrap()]);
+    let (input, ids) = events("per", 12);
+    let res = run_with_stdin(
+        &[
+            "send",
+            "--endpoint",
+            &c.url(),
+            "--db",
+            db.to_str().unwrap(),
+            "--flush-mode",
+            "period=1h",
+            "--threshold",
+            "5",
+        ],
+        &input,
+    );
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert_eq!(ids_in(&out), ids);
+    c.wait_for("batch 1 from");
 }

@@ -1,7 +1,7 @@
 //! `outbox send`: JSON lines in, stored, delivered.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader};
+use std::io::{self, BufRead, BufReader, IsTerminal};
 use std::time::Instant;
 
 use outbox_std::{Client, Event, TrackError};
@@ -13,7 +13,7 @@ use super::deliver::{
 use super::input::{Line, Lines};
 use super::out_line;
 use super::progress::Progress;
-use crate::args::SendArgs;
+use crate::args::{FlushModeArg, SendArgs};
 use crate::error::{CliError, CliResult};
 
 /// Longest input line read into memory; longer ones are bad lines. The
@@ -38,12 +38,24 @@ pub fn run(args: SendArgs) -> CliResult {
     let deadline = args.timeout.map(|t| started + t);
     let endpoint = Endpoint::new(&args.endpoint, args.gzip, args.basic_auth);
     let db = args.db.db.as_path();
+    if args.threshold.is_some() && !matches!(args.flush_mode, FlushModeArg::Period(_)) {
+        return Err(CliError::usage(
+            "--threshold only applies to --flush-mode period=DURATION",
+        ));
+    }
     // The input first: a missing file fails before any database is created.
     let reader: Box<dyn BufRead> = match &args.input {
         Some(path) => Box::new(BufReader::new(File::open(path).map_err(|e| {
             CliError::failure(format!("cannot read --input {}: {e}", path.display()))
         })?)),
-        None => Box::new(BufReader::new(io::stdin())),
+        None => {
+            if io::stdin().is_terminal() {
+                super::err_line(
+                    "outbox: reading events from stdin, one JSON object per line (end with Ctrl-D)",
+                );
+            }
+            Box::new(BufReader::new(io::stdin()))
+        }
     };
     let client = open_client(db, &endpoint, args.flush_mode.to_core(), args.threshold)?;
     let result = send(&client, &args, &endpoint, deadline, reader);
