@@ -436,12 +436,10 @@ impl<const N: usize> Machine<N> {
         }
         if !self.tracked_any && !self.pending.is_empty() && seq == self.pending.end() - 1 {
             // The same number twice: a failed append or sync left a record
-            // that a later append reused the number for. The later one wins.
+            // that a later append reused the number for. The later one wins,
+            // restored like any record so that the limits hold for it too.
             self.pending.pop_back();
-            if !self.pending.push(size) {
-                return Err(InputError::QueueFull);
-            }
-            return Ok(());
+            self.counters.restored = self.counters.restored.saturating_sub(1);
         }
         if self.tracked_any || seq < self.pending.end() {
             return Err(InputError::RestoreOutOfOrder {
@@ -450,8 +448,12 @@ impl<const N: usize> Machine<N> {
             });
         }
         if self.pending.is_empty() {
+            // Numbering may jump; records dropped before (still to be
+            // deleted) keep their delete owed.
+            if self.delete_cursor == self.pending.head() {
+                self.delete_cursor = seq;
+            }
             self.pending.reset_empty_at(seq);
-            self.delete_cursor = seq;
         } else if seq != self.pending.end() {
             return Err(InputError::RestoreGap {
                 seq,

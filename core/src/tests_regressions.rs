@@ -104,12 +104,15 @@ fn restored_record_larger_than_the_queue_is_dropped() {
     let now = Instant::ZERO;
     m.handle(now, Input::Restore { seq: 7, size: 50 }).unwrap();
     m.handle(now, Input::Restore { seq: 8, size: 150 }).unwrap();
+    // The queue is empty again, but records 7 and 8 still await deletion,
+    // also when numbering jumps (an append of 9 had failed).
+    m.handle(now, Input::Restore { seq: 10, size: 50 }).unwrap();
     let out = drain(&mut m);
     let s = m.stats();
     assert!(s.pending_bytes <= 100, "{s:?}");
     assert_eq!(
         (s.pending_events, s.dropped_overflow, s.restored),
-        (0, 2, 2)
+        (1, 2, 3)
     );
     assert!(s.balanced());
     assert!(out.contains(&Output::Dropped {
@@ -117,5 +120,35 @@ fn restored_record_larger_than_the_queue_is_dropped() {
         last: 8,
         reason: crate::DropReason::Overflow,
     }));
-    assert!(out.contains(&Output::Delete { through: 8 }));
+    assert!(out.contains(&Output::Delete { through: 9 }));
+}
+
+/// Fuzz target `machine`, input crash-3af4d26a: the same sequence number
+/// restored twice (the later record wins) skipped the limits, so a
+/// 65 535-byte replacement sat in a 49 708-byte queue. The replacement is
+/// now restored like any record.
+#[test]
+fn replaced_restore_keeps_the_limits() {
+    let config = Config::builder()
+        .max_event_bytes(100)
+        .max_queue_events(4)
+        .max_queue_bytes(200)
+        .build()
+        .unwrap();
+    let mut m = Machine::<4>::new(config, 1).unwrap();
+    let now = Instant::ZERO;
+    m.handle(now, Input::Restore { seq: 3, size: 90 }).unwrap();
+    m.handle(now, Input::Restore { seq: 4, size: 90 }).unwrap();
+    m.handle(now, Input::Restore { seq: 4, size: 150 }).unwrap();
+    let out = drain(&mut m);
+    let s = m.stats();
+    assert!(s.pending_bytes <= 200, "{s:?}");
+    assert_eq!((s.pending_events, s.pending_bytes), (1, 150));
+    assert_eq!((s.restored, s.dropped_overflow), (2, 1));
+    assert!(s.balanced());
+    assert!(out.contains(&Output::Dropped {
+        first: 3,
+        last: 3,
+        reason: crate::DropReason::Overflow,
+    }));
 }
