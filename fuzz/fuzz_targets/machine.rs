@@ -1,0 +1,485 @@
+//! The machine under arbitrary input sequences.
+//!
+//! The fuzzer plays the driver, the store and the server: it applies every
+//! output to a model store (a `VecDeque` of sequence numbers), answers
+//! batches with any status (or a stale id), fails persists, moves time
+//! backwards, and restarts the machine from the model store, sometimes with
+//! smaller limits. After every input it checks what the simulator checks,
+//! where it applies: no panic, bounded work, accounts that add up, limits
+//! held, sends oldest first and within the batch limits, deletes only of
+//! settled events, deliveries in order, no report lost or doubled, and no
+//! wake-up asked with nothing pending.
+
+#![no_main]
+
+use std::collections::{BTreeSet, VecDeque};
+use std::time::Duration;
+
+use arbitrary::Arbitrary;
+use libfuzzer_sys::fuzz_target;
+use outbox_core::{
+    Batch, Config, FlushMode, Input, InputError, Instant, Lifecycle, Machine, Output, Overflow, Seq,
+};
+
+const CAP: usize = 32;
+
+#[derive(Arbitrary, Debug, Clone, Copy)]
+enum Mode {
+    Immediate,
+    Period(u32),
+    AppClose,
+    Manual,
+}
+
+impl Mode {
+    fn flush_mode(self) -> FlushMode {
+        match self {
+            Mode::Immediate => FlushMode::Immediate,
+            Mode::Period(ms) => FlushMode::Period {
+                millis: u64::from(ms),
+            },
+            Mode::AppClose => FlushMode::AppClose,
+            Mode::Manual => FlushMode::Manual,
+        }
+    }
+}
+
+#[derive(Arbitrary, Debug)]
+struct Setup {
+    seed: u64,
+    mode: Mode,
+    threshold: Option<u8>,
+    queue_events: u8,
+    queue_bytes: u16,
+    event_bytes: u16,
+    batch_events: u8,
+    batch_bytes: u16,
+    envelope: (u8, u8),
+    reject_new: bool,
+    retry_base: u16,
+    retry_cap: u32,
+    max_attempts: Option<u8>,
+}
+
+impl Setup {
+    fn config(&self, queue_events: u32, queue_bytes: u64) -> Option<Config> {
+        Config::builder()
+            .flush_mode(self.mode.flush_mode())
+            .flush_threshold(self.threshold.map(u32::from))
+            .max_queue_events(queue_events)
+            .max_queue_bytes(queue_bytes)
+            .max_event_bytes(u32::from(self.event_bytes))
+            .max_batch_events(u32::from(self.batch_events))
+            .max_batch_bytes(u32::from(self.batch_bytes))
+            .envelope_bytes(u32::from(self.envelope.0), u32::from(self.envelope.1))
+            .overflow(if self.reject_new {
+                Overflow::RejectNew
+            } else {
+                Overflow::DropOldest
+            })
+            .retry_backoff(
+                Duration::from_millis(u64::from(self.retry_base)),
+                Duration::from_millis(u64::from(self.retry_cap)),
+            )
+            .max_attempts(self.max_attempts.map(u32::from))
+            .build()
+            .ok()
+    }
+}
+
+#[derive(Arbitrary, Debug)]
+enum Op {
+    Track(u16),
+    Advance(u32),
+    Back(u16),
+    Tick,
+    Flush,
+    Network(bool),
+    Lifecycle(u8),
+    Respond {
+        status: u16,
+        retry_after: Option<u32>,
+        stale: bool,
+    },
+    Fail {
+        stale: bool,
+    },
+    PersistFailed(u8),
+    Resume,
+    SetMode(Mode),
+    SetPeriod(u32),
+    SetThreshold(Option<u8>),
+    /// A restore or a seq floor at the wrong time must be refused, not obeyed.
+    LateRestore {
+        seq: u64,
+        size: u16,
+    },
+    /// Throw the machine away; restore the model store, maybe over smaller limits.
+    Restart {
+        shrink: Option<(u8, u16)>,
+    },
+}
+
+#[derive(Arbitrary, Debug)]
+struct Run {
+    setup: Setup,
+    ops: Vec<Op>,
+}
+
+/// The fuzzer's view of the world.
+struct Model {
+    now: u64,
+    /// Stored events: (seq, size), oldest first.
+    store: VecDeque<(Seq, u32)>,
+    /// One past the highest seq ever stored.
+    floor: Seq,
+    /// Stored events already reported delivered, dropped or rejected.
+    settled: BTreeSet<Seq>,
+    in_flight: Option<Batch>,
+    /// The batch a response just answered (deliveries must fall in it).
+    answered: Option<Batch>,
+    last_delivered: Option<Seq>,
+    config: Config,
+}
+
+impl Model {
+    fn drain(&mut self, m: &mut Machine<CAP>) {
+        self.pump(m);
+        self.check(m);
+    }
+
+    /// Apply every output, checking each.
+    fn pump(&mut self, m: &mut Machine<CAP>) {
+        let cfg = *m.config();
+        for _ in 0..100_000 {
+            let Some(o) = m.poll_output() else {
+                return;
+            };
+            match o {
+                Output::Persist { seq, size } => {
+                    if let Some((last, _)) = self.store.back() {
+                        assert!(seq > *last, "persist {seq} after {last}");
+                    }
+                    self.settled.remove(&seq);
+                    self.store.push_back((seq, size));
+                    self.floor = self.floor.max(seq + 1);
+                }
+                Output::Delete { through } => {
+                    while let Some(&(seq, _)) = self.store.front() {
+                        if seq > through {
+                            break;
+                        }
+                        assert!(
+                            self.settled.remove(&seq),
+                            "delete through {through} removes unsettled {seq}"
+                        );
+                        self.store.pop_front();
+                    }
+                }
+                Output::Send(b) => {
+                    assert!(self.in_flight.is_none(), "two batches in flight");
+                    assert_eq!(
+                        self.store.front().map(|s| s.0),
+                        Some(b.first),
+                        "send not oldest first"
+                    );
+                    assert!(b.first <= b.last);
+                    assert_eq!(u64::from(b.count), b.last - b.first + 1);
+                    assert!(b.count <= cfg.max_batch_events(), "batch over max events");
+                    assert!(
+                        b.count == 1 || b.bytes <= cfg.max_batch_bytes(),
+                        "batch over max bytes"
+                    );
+                    let stored = self
+                        .store
+                        .iter()
+                        .filter(|(s, _)| (b.first..=b.last).contains(s))
+                        .count();
+                    assert_eq!(
+                        stored as u64,
+                        u64::from(b.count),
+                        "send names unstored events"
+                    );
+                    self.in_flight = Some(b);
+                }
+                Output::Delivered { first, last } => {
+                    let b = self.answered.expect("delivered without a response");
+                    assert!(
+                        b.first <= first && last <= b.last,
+                        "delivered outside the batch"
+                    );
+                    if let Some(prev) = self.last_delivered {
+                        assert!(first > prev, "delivered {first} after {prev}: out of order");
+                    }
+                    self.last_delivered = Some(last);
+                    self.settle(first, last);
+                }
+                Output::Dropped { first, last, .. } => self.settle(first, last),
+                Output::Rejected { seq, status, .. } => {
+                    assert!(status == 400 || status == 413, "rejected on {status}");
+                    self.settle(seq, seq);
+                }
+                Output::Halted { status } => assert!(status == 401 || status == 403),
+                Output::RetryScheduled { at, .. } => {
+                    assert!(at.as_millis() >= self.now, "retry scheduled in the past")
+                }
+            }
+        }
+        panic!("poll_output did not run dry: unbounded work");
+    }
+
+    fn settle(&mut self, first: Seq, last: Seq) {
+        assert!(first <= last);
+        for seq in first..=last {
+            assert!(
+                self.store.iter().any(|(s, _)| *s == seq),
+                "reported {seq}, which is not stored"
+            );
+            assert!(self.settled.insert(seq), "{seq} reported twice");
+        }
+    }
+
+    fn check(&self, m: &Machine<CAP>) {
+        let st = m.stats();
+        let cfg = m.config();
+        assert!(st.balanced(), "accounts do not add up: {st:?}");
+        assert_eq!(st.notes_overflowed, 0, "a notification was lost");
+        assert!(
+            st.pending_events <= cfg.max_queue_events(),
+            "queue over max events"
+        );
+        assert!(
+            st.pending_bytes <= cfg.max_queue_bytes(),
+            "queue over max bytes"
+        );
+        assert_eq!(
+            self.store.len() as u64,
+            u64::from(st.pending_events),
+            "store and machine disagree"
+        );
+        let bytes: u64 = self.store.iter().map(|(_, s)| u64::from(*s)).sum();
+        assert_eq!(bytes, st.pending_bytes);
+        if let Some((last, _)) = self.store.back() {
+            assert_eq!(*last + 1, st.next_seq);
+        }
+        if st.pending_events == 0 {
+            assert_eq!(m.poll_timeout(), None, "idle machine asks to be woken");
+        }
+        assert_eq!(m.in_flight(), self.in_flight);
+        assert!(self.config.max_event_bytes() == cfg.max_event_bytes());
+    }
+}
+
+fn restart(model: &mut Model, config: Config, seed: u64) -> Option<Machine<CAP>> {
+    let mut m = Machine::<CAP>::new(config, seed).ok()?;
+    model.in_flight = None;
+    model.answered = None;
+    model.config = config;
+    let now = Instant::from_millis(model.now);
+    let records: Vec<(Seq, u32)> = model.store.iter().copied().collect();
+    for (seq, size) in records {
+        m.handle(now, Input::Restore { seq, size })
+            .expect("a restore in order is accepted");
+    }
+    m.handle(now, Input::SeqFloor { next: model.floor })
+        .expect("a seq floor after restores is accepted");
+    model.drain(&mut m);
+    Some(m)
+}
+
+fuzz_target!(|run: Run| {
+    let s = &run.setup;
+    let queue_events = u32::from(s.queue_events);
+    let queue_bytes = u64::from(s.queue_bytes);
+    let Some(config) = s.config(queue_events, queue_bytes) else {
+        return;
+    };
+    let mut model = Model {
+        now: 0,
+        store: VecDeque::new(),
+        floor: 0,
+        settled: BTreeSet::new(),
+        in_flight: None,
+        answered: None,
+        last_delivered: None,
+        config,
+    };
+    let Some(mut m) = restart(&mut model, config, s.seed) else {
+        return;
+    };
+    let max_event = config.max_event_bytes();
+    for (i, op) in run.ops.iter().enumerate() {
+        let now = Instant::from_millis(model.now);
+        model.answered = None;
+        match *op {
+            Op::Track(size) => {
+                let size = u32::from(size);
+                let before = m.stats();
+                let r = m.track(now, size);
+                if size > max_event {
+                    assert!(
+                        matches!(r, Err(InputError::TooLarge { .. })),
+                        "over-size accepted"
+                    );
+                }
+                if r.is_err() {
+                    assert_eq!(
+                        m.stats().tracked,
+                        before.tracked,
+                        "a refused track changed the machine"
+                    );
+                }
+            }
+            Op::Advance(ms) => {
+                model.now += u64::from(ms);
+                let _ = m.handle(Instant::from_millis(model.now), Input::Tick);
+            }
+            Op::Back(ms) => {
+                // Time reported backwards: treated as the latest instant seen.
+                let _ = m.handle(
+                    Instant::from_millis(model.now.saturating_sub(u64::from(ms))),
+                    Input::Tick,
+                );
+            }
+            Op::Tick => {
+                let due = m.poll_timeout();
+                if let Some(t) = due {
+                    model.now = model.now.max(t.as_millis());
+                }
+                let _ = m.handle(Instant::from_millis(model.now), Input::Tick);
+                if due.is_some() {
+                    if let Some(next) = m.poll_timeout() {
+                        assert!(
+                            next.as_millis() > model.now,
+                            "woken, asks to be woken again now"
+                        );
+                    }
+                }
+            }
+            Op::Flush => {
+                let _ = m.handle(now, Input::Flush);
+            }
+            Op::Network(up) => {
+                let _ = m.handle(now, Input::Network { up });
+            }
+            Op::Lifecycle(l) => {
+                let l = [
+                    Lifecycle::Foreground,
+                    Lifecycle::Background,
+                    Lifecycle::Terminate,
+                ][usize::from(l % 3)];
+                let _ = m.handle(now, Input::Lifecycle(l));
+            }
+            Op::Respond {
+                status,
+                retry_after,
+                stale,
+            } => {
+                let id = match model.in_flight {
+                    Some(b) if !stale => {
+                        model.in_flight = None;
+                        model.answered = Some(b);
+                        b.id
+                    }
+                    Some(b) => b.id.wrapping_add(1 + u64::from(status)),
+                    None => u64::from(status),
+                };
+                let _ = m.handle(
+                    now,
+                    Input::Response {
+                        batch: id,
+                        status,
+                        retry_after_millis: retry_after.map(u64::from),
+                    },
+                );
+            }
+            Op::Fail { stale } => {
+                let id = match model.in_flight {
+                    Some(b) if !stale => {
+                        model.in_flight = None;
+                        b.id
+                    }
+                    Some(b) => b.id.wrapping_add(7),
+                    None => 0,
+                };
+                let _ = m.handle(now, Input::TransportFailed { batch: id });
+            }
+            Op::PersistFailed(back) => {
+                // Only events not yet sent can fail to persist (a send
+                // follows a sync); pick one of those, if any.
+                let next = m.stats().next_seq;
+                let from = next.saturating_sub(u64::from(back % 4) + 1);
+                let sent_through = model.in_flight.map(|b| b.last);
+                if sent_through.is_none_or(|l| from > l) {
+                    let _ = m.handle(now, Input::PersistFailed { from_seq: from });
+                    model.pump(&mut m);
+                    // The store never got them (after the report, which
+                    // names them while they are still in the model).
+                    while model.store.back().is_some_and(|(s, _)| *s >= from) {
+                        let (seq, _) = model.store.pop_back().unwrap_or_default();
+                        assert!(
+                            model.settled.contains(&seq),
+                            "persist failure unreported for {seq}"
+                        );
+                        model.settled.remove(&seq);
+                    }
+                }
+            }
+            Op::Resume => {
+                let _ = m.handle(now, Input::Resume);
+            }
+            Op::SetMode(mode) => {
+                let _ = m.handle(now, Input::SetFlushMode(mode.flush_mode()));
+            }
+            Op::SetPeriod(ms) => {
+                let _ = m.handle(
+                    now,
+                    Input::SetFlushPeriod {
+                        millis: u64::from(ms),
+                    },
+                );
+            }
+            Op::SetThreshold(t) => {
+                let _ = m.handle(now, Input::SetFlushThreshold(t.map(u32::from)));
+            }
+            Op::LateRestore { seq, size } => {
+                let before = m.stats();
+                let r = m.handle(
+                    now,
+                    Input::Restore {
+                        seq,
+                        size: u32::from(size),
+                    },
+                );
+                if before.tracked > 0 {
+                    assert!(r.is_err(), "a restore after a track was obeyed");
+                }
+                if r.is_err() {
+                    assert_eq!(m.stats(), before, "a refused restore changed the machine");
+                } else {
+                    // Accepted (nothing tracked yet): the model store holds
+                    // it too, as if the store had it all along.
+                    if model.store.back().is_some_and(|(s, _)| *s == seq) {
+                        // The same number twice: the later record wins.
+                        model.store.pop_back();
+                    }
+                    model.store.push_back((seq, u32::from(size)));
+                    model.floor = model.floor.max(seq + 1);
+                }
+            }
+            Op::Restart { shrink } => {
+                let (qe, qb) = match shrink {
+                    Some((e, b)) => (u32::from(e), u64::from(b)),
+                    None => (queue_events, queue_bytes),
+                };
+                let config = s.config(qe, qb).unwrap_or(config);
+                let seed = s.seed.wrapping_add(i as u64);
+                match restart(&mut model, config, seed) {
+                    Some(new) => m = new,
+                    None => continue,
+                }
+            }
+        }
+        model.drain(&mut m);
+    }
+});
