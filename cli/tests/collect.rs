@@ -281,3 +281,46 @@ fn unusable_address_or_out_file_is_one_line_and_exit_1() {
     assert_eq!(out.status.code(), Some(1));
     assert!(err.contains("cannot use"), "{err}");
 }
+
+#[test]
+fn garbage_on_the_wire_never_takes_it_down() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    let c = Collect::start(&[]);
+    let junk: [&[u8]; 6] = [
+        b"\x00\x01\x02\xff\xfe garbage\r\n\r\n",
+        b"GET\r\n\r\n",
+        b"POST /v1/batch HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
+        b"POST /v1/batch HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"POST /v1/batch HTTP/1.1\r\nContent-Length: 10\r\n\r\nshort",
+        b"POST /v1/batch HTTP/1.1\r\nContent-Encoding: gzip\r\nContent-Length: 4\r\n\r\nnope",
+    ];
+    for bytes in junk {
+        let mut s = TcpStream::connect(c.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let _ = s.write_all(bytes);
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+    }
+    // A long header line.
+    let mut s = TcpStream::connect(c.addr).unwrap();
+    let _ = s.write_all(
+        format!(
+            "POST /v1/batch HTTP/1.1\r\nX: {}\r\n\r\n",
+            "a".repeat(20_000)
+        )
+        .as_bytes(),
+    );
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer:?}");
+    // Still serving.
+    let r = post_batch(c.addr, None, &batch_of(&["after-junk"])).unwrap();
+    assert_eq!(r.status, 200);
+    let (status, _) = c.stop("TERM");
+    assert!(status.success());
+}

@@ -104,8 +104,14 @@ pub struct Limits {
 }
 
 /// Reads the next request. `Ok(None)` when the client closed the connection
-/// between requests.
-pub fn read_request<R: BufRead>(r: &mut R, limits: Limits) -> Result<Option<Request>, HttpError> {
+/// between requests. A client that sent `Expect: 100-continue` (curl does,
+/// for larger bodies) is told to go on through `interim` once the head passed
+/// the size check.
+pub fn read_request<R: BufRead>(
+    r: &mut R,
+    limits: Limits,
+    interim: &mut dyn Write,
+) -> Result<Option<Request>, HttpError> {
     // Tolerate blank lines before a request line (RFC 9112 2.2).
     let line = loop {
         match read_line(r)? {
@@ -155,6 +161,12 @@ pub fn read_request<R: BufRead>(r: &mut R, limits: Limits) -> Result<Option<Requ
     let chunked = find("transfer-encoding")
         .map(|v| v.to_ascii_lowercase().contains("chunked"))
         .unwrap_or(false);
+    let expects_continue = find("expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+    let declared = find("content-length").and_then(|v| v.parse::<usize>().ok());
+    if expects_continue && !http10 && declared.is_none_or(|n| n <= limits.max_body) {
+        interim.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+        interim.flush()?;
+    }
     let body = if chunked {
         read_chunked(r, limits.max_body)?
     } else if let Some(len) = find("content-length") {
@@ -302,7 +314,7 @@ mod tests {
 
     fn parse(raw: &[u8]) -> Result<Option<Request>, HttpError> {
         let mut r = io::BufReader::new(raw);
-        read_request(&mut r, Limits { max_body: 100 })
+        read_request(&mut r, Limits { max_body: 100 }, &mut io::sink())
     }
 
     #[test]
@@ -324,6 +336,21 @@ mod tests {
             .unwrap();
         assert_eq!(req.body, b"abcde");
         assert!(!req.keep_alive);
+    }
+
+    #[test]
+    fn expect_continue_gets_an_interim_answer() {
+        let raw = b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nok";
+        let mut interim = Vec::new();
+        let req = read_request(
+            &mut io::BufReader::new(&raw[..]),
+            Limits { max_body: 100 },
+            &mut interim,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(req.body, b"ok");
+        assert_eq!(interim, b"HTTP/1.1 100 Continue\r\n\r\n");
     }
 
     #[test]

@@ -444,7 +444,7 @@ fn serve(stream: TcpStream, shared: &Shared) {
         max_body: shared.config.max_batch_bytes,
     };
     while !shared.stop.load(Ordering::SeqCst) {
-        let reply = match http::read_request(&mut reader, limits) {
+        let reply = match http::read_request(&mut reader, limits, &mut writer) {
             Ok(None) | Err(HttpError::Io(_)) => return,
             Err(HttpError::Bad { status, reason }) => {
                 if status == 413 {
