@@ -69,7 +69,8 @@ pub struct SendArgs {
     pub endpoint: EndpointArgs,
     #[command(flatten)]
     pub db: DbArg,
-    /// When to upload: immediate, manual, app-close or period=DURATION (e.g. period=30s).
+    /// When to upload while input is read: immediate, manual, app-close or
+    /// period=DURATION (e.g. period=30s). At the end of input everything is flushed.
     #[arg(long, value_name = "MODE", default_value = "immediate", value_parser = parse_flush_mode)]
     pub flush_mode: FlushModeArg,
     /// In period mode, flush when this many events are pending (0 turns it off).
