@@ -100,6 +100,7 @@ fn main() -> ExitCode {
             }
         }
     }
+    println!("{}", summary.detail());
     println!("{}", summary.line());
     if summary.violations() == 0 {
         ExitCode::SUCCESS

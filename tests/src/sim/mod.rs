@@ -35,6 +35,8 @@ pub struct Summary {
     pub rejected: u64,
     pub duplicates: u64,
     pub crashes: u64,
+    /// Dropped events by why (see [`SeedResult::drops`]).
+    pub drops: [u64; 5],
     /// Failing seeds, in seed order.
     pub failures: Vec<SeedResult>,
 }
@@ -50,6 +52,9 @@ impl Summary {
         self.rejected += r.rejected;
         self.duplicates += r.duplicates;
         self.crashes += r.crashes;
+        for (a, b) in self.drops.iter_mut().zip(r.drops) {
+            *a += b;
+        }
         if r.violation.is_some() {
             self.failures.push(r);
         }
@@ -58,6 +63,15 @@ impl Summary {
     /// Seeds with a broken invariant.
     pub fn violations(&self) -> u64 {
         self.failures.len() as u64
+    }
+
+    /// What the runs went through (printed before the closing line).
+    pub fn detail(&self) -> String {
+        let d = &self.drops;
+        format!(
+            "crashes: {}, dropped for overflow: {}, queue full: {}, max attempts: {}, not stored: {}, unsynced at a crash: {}",
+            self.crashes, d[0], d[1], d[2], d[3], d[4]
+        )
     }
 
     /// The closing line.
@@ -130,6 +144,9 @@ pub fn run_seeds(seeds: std::ops::Range<u64>, steps: u64, threads: usize) -> Sum
                 t.rejected += local.rejected;
                 t.duplicates += local.duplicates;
                 t.crashes += local.crashes;
+                for (a, b) in t.drops.iter_mut().zip(local.drops) {
+                    *a += b;
+                }
                 t.failures.extend(local.failures);
             });
         }

@@ -32,6 +32,9 @@ pub struct SeedResult {
     pub rejected: u64,
     pub duplicates: u64,
     pub crashes: u64,
+    /// Dropped events by why: overflow, queue full (RejectNew), max
+    /// attempts, not stored, lost unsynced in a crash.
+    pub drops: [u64; 5],
     /// The step and the invariant, if one broke.
     pub violation: Option<(u64, Violation)>,
     /// The step log (with `verbose`).
@@ -655,16 +658,21 @@ impl Sim {
             }
             Act::ServerPhase => {
                 let now = self.now;
-                let k = self.rng.below(8);
+                // One fault at a time; often none. Faults mostly clear up
+                // within minutes, sometimes within half an hour.
+                let k = self.rng.below(11);
                 let mut w = self.world.borrow_mut();
                 let p = w.rng.range(100, 700) as u32;
-                let until = now + w.rng.range(1_000, 1_800_000);
+                let until = now
+                    + if w.rng.chance(800) {
+                        w.rng.range(1_000, 300_000)
+                    } else {
+                        w.rng.range(300_000, 1_800_000)
+                    };
                 let s = &mut w.server;
+                s.heal();
                 let what = match k {
-                    0 => {
-                        s.heal();
-                        "healthy"
-                    }
+                    0 | 8 | 9 | 10 => "healthy",
                     1 => {
                         s.p_5xx = p;
                         "5xx"
@@ -908,6 +916,14 @@ impl Sim {
                 r.delivered += 1;
             } else {
                 r.dropped += 1;
+                let why = match ev.dropped {
+                    _ if ev.refused_full => 1,
+                    Some(outbox_core::DropReason::Overflow) => 0,
+                    Some(outbox_core::DropReason::MaxAttempts) => 2,
+                    Some(_) => 3,
+                    None => 4,
+                };
+                r.drops[why] += 1;
             }
         }
         r.violation = w.violation.take().map(|v| (self.step, v));

@@ -506,7 +506,7 @@ impl World {
                     self.fail(
                         "2-duplicate",
                         format!(
-                            "event {e} re-sent although its batch was acknowledged and deleted"
+                            "event {e} re-sent although its last delivery was acknowledged and no crash came before its delete"
                         ),
                     );
                 }
