@@ -880,6 +880,12 @@ impl Sim {
                     format!("event {e} reported delivered, never at the server"),
                 );
             }
+            if ev.server > 0 && !ev.reported_delivered && ev.dropped.is_none() {
+                w.fail(
+                    "accounting",
+                    format!("event {e} reached the server but the application was told nothing"),
+                );
+            }
             let accounted = ev.refused_too_large
                 || ev.rejected.is_some()
                 || ev.server > 0
