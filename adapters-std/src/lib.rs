@@ -21,6 +21,10 @@
 //! | [`sqlite::SqliteStore`] | the store by itself; `open_read_only` to inspect a live database |
 //! | [`http::HttpUploader`] | the transport by itself; [`Uploader`] to plug in another |
 //!
+//! A Client holds at most [`CAPACITY`] queued events (`max_queue_events`,
+//! default 1000); `<db>.lock` beside the database keeps a second Client off
+//! the same file.
+//!
 //! ```no_run
 //! # #[cfg(all(feature = "sqlite", feature = "http"))]
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {

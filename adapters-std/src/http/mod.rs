@@ -4,7 +4,10 @@
 //! Segment-compatible body from the stored payloads without re-parsing them,
 //! optionally gzip it once, send it with bounded timeouts, read at most
 //! 64 KiB of the answer, and report the status and Retry-After. ureq sets no
-//! timeouts by itself, so [`HttpConfig`] always sets both.
+//! timeouts by itself, so [`HttpConfig`] always sets both. An answer that
+//! was reached through a redirect is never taken as a delivery: ureq turns a
+//! redirected POST into a GET, and a 200 to that GET says nothing about the
+//! batch.
 //!
 //! ```
 //! use std::time::Duration;
