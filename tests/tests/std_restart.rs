@@ -157,6 +157,19 @@ fn a_second_client_on_the_same_file_fails_fast() {
         "{err}"
     );
     assert!(err.to_string().contains("in use"), "{err}");
+    // Another spelling of the same file is the same file.
+    #[cfg(unix)]
+    {
+        let link = dir.path().join("link.db");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        let err = build_on(&link).unwrap_err();
+        assert!(
+            matches!(err, BuildError::Open(OpenError::InUse { .. })),
+            "{err}"
+        );
+        let dotted = dir.path().join(".").join("q.db");
+        assert!(build_on(&dotted).is_err());
+    }
     drop(first);
     build_on(&path).expect("free again once the first one stopped");
 }

@@ -158,7 +158,10 @@ impl SqliteStore {
         // Identify the file before anything else touches it (not even a
         // lock file next to a foreign one); then lock before any write.
         let found = schema::inspect(&conn, path)?;
-        let lock = lock::acquire(path)?;
+        // Lock beside the real file, so a symlink or another spelling of the
+        // path finds the same lock.
+        let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let lock = lock::acquire(&real)?;
         let read_only = conn.is_readonly("main").unwrap_or(false);
         if !read_only {
             let mode: String = conn
