@@ -55,6 +55,7 @@ struct Params {
     overflow: Overflow,
     retry: (u64, u64),
     max_attempts: Option<u32>,
+    max_retry_after: u64,
 }
 
 impl Params {
@@ -89,6 +90,11 @@ impl Params {
             },
             retry: (base, base * rng.range(1, 64)),
             max_attempts: rng.chance(300).then(|| rng.range(1, 8) as u32),
+            max_retry_after: if rng.chance(300) {
+                rng.range(1_000, 600_000)
+            } else {
+                3_600_000
+            },
         }
     }
 
@@ -108,6 +114,7 @@ impl Params {
                 core::time::Duration::from_millis(self.retry.1),
             )
             .max_attempts(self.max_attempts)
+            .max_retry_after(core::time::Duration::from_millis(self.max_retry_after))
             .build()
             .expect("the simulator builds valid configs")
     }

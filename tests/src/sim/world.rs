@@ -421,7 +421,8 @@ impl World {
                 let shift = attempt.saturating_sub(1).min(31);
                 let computed = base.saturating_mul(1 << shift).min(cap);
                 let delay = at.as_millis().saturating_sub(now);
-                let asked = ra.unwrap_or(0);
+                let max_asked = self.cfg.max_retry_after().as_millis() as u64;
+                let asked = ra.unwrap_or(0).min(max_asked);
                 let lo = computed.max(asked);
                 let hi = (computed + computed / 2).max(asked);
                 if at.as_millis() < now || delay < lo || delay > hi {
