@@ -27,6 +27,9 @@ pub fn acquire(db: &Path) -> Result<File, OpenError> {
         .truncate(false)
         .write(true)
         .open(&lock)
+        // An existing lock file we may not write still locks (flock needs
+        // no write access): a read-only database stays usable for reading.
+        .or_else(|_| OpenOptions::new().read(true).open(&lock))
         .map_err(|source| OpenError::Io {
             path: lock.clone(),
             source,
