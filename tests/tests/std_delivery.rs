@@ -54,6 +54,8 @@ fn every_event_arrives_in_order_in_segment_bodies() {
     assert_eq!(delivered, 100);
     client.shutdown(Duration::from_secs(5)).unwrap();
     assert!(client.stats().is_err(), "a stopped client refuses calls");
+    assert_eq!(notes.count(), 0, "subscriptions end when the client stops");
+    assert_eq!(client.notifications().next(), None);
 }
 
 #[test]

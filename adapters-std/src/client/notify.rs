@@ -102,23 +102,38 @@ impl Iterator for Notifications {
 }
 
 /// The subscribers, shared by the handles (which add) and the worker (which sends).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct Hub {
-    subscribers: Arc<Mutex<Vec<SyncSender<Notification>>>>,
+    /// `None` once the Client stopped: later subscriptions end at once.
+    subscribers: Arc<Mutex<Option<Vec<SyncSender<Notification>>>>>,
     pub(crate) lost: Arc<AtomicU64>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub {
+            subscribers: Arc::new(Mutex::new(Some(Vec::new()))),
+            lost: Arc::default(),
+        }
+    }
 }
 
 impl Hub {
     pub(crate) fn subscribe(&self) -> Notifications {
         let (tx, rx) = std::sync::mpsc::sync_channel(SUBSCRIBER_CAPACITY);
-        if let Ok(mut subs) = self.subscribers.lock() {
-            subs.push(tx);
+        if let Ok(mut guard) = self.subscribers.lock() {
+            if let Some(subs) = guard.as_mut() {
+                subs.push(tx);
+            }
         }
         Notifications { rx }
     }
 
     fn publish(&self, note: Notification) {
-        let Ok(mut subs) = self.subscribers.lock() else {
+        let Ok(mut guard) = self.subscribers.lock() else {
+            return;
+        };
+        let Some(subs) = guard.as_mut() else {
             return;
         };
         subs.retain(|tx| match tx.try_send(note.clone()) {
@@ -133,8 +148,8 @@ impl Hub {
 
     /// Drop every subscription, so their iterators end.
     pub(crate) fn close(&self) {
-        if let Ok(mut subs) = self.subscribers.lock() {
-            subs.clear();
+        if let Ok(mut guard) = self.subscribers.lock() {
+            *guard = None;
         }
     }
 }
