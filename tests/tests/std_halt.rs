@@ -1,6 +1,7 @@
 //! Pauses: a 401 halts uploads with every event kept until `resume`;
 //! network down holds uploads until it is back; lifecycle and runtime
-//! flush settings drive uploads in the non-immediate modes.
+//! flush settings drive uploads in the non-immediate modes; a refused or a
+//! hung connection is a failed attempt (bounded by the timeouts), retried.
 
 mod std_support;
 
@@ -154,4 +155,49 @@ fn lifecycle_and_runtime_settings_drive_the_other_modes() {
     assert!(wait_until(PATIENCE, || collector.delivered().len() == 5));
     assert!(client.set_flush_period(Duration::ZERO).is_err());
     assert_eq!(collector.delivered(), ["a-0", "a-1", "a-2", "a-3", "a-4"]);
+}
+
+#[test]
+fn a_server_that_never_answers_is_a_timed_out_attempt() {
+    use outbox_std::http::HttpConfig;
+    // Accepts connections, reads nothing, answers nothing.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let holder = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for conn in listener.incoming() {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                held.extend(conn.ok());
+            }
+        })
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let http = HttpConfig::new(format!("http://{addr}"), "k")
+        .timeouts(Duration::from_millis(500), Duration::from_millis(300));
+    let client = outbox_std::Client::builder()
+        .path(dir.path().join("q.db"))
+        .http(http)
+        .configure(|c| c.retry_backoff(Duration::from_millis(10), Duration::from_millis(50)))
+        .build()
+        .unwrap();
+    client.track(event("hung")).unwrap();
+    // Each attempt ends by the overall timeout and is retried.
+    assert!(wait_until(PATIENCE, || client
+        .stats()
+        .unwrap()
+        .core
+        .retries
+        >= 3));
+    let stats = client.stats().unwrap();
+    assert_eq!((stats.core.delivered, stats.core.pending_events), (0, 1));
+    client.set_network_available(false).unwrap();
+    client.shutdown(Duration::from_millis(10)).unwrap();
+    stop.store(true, Ordering::SeqCst);
+    let _ = std::net::TcpStream::connect(addr);
+    holder.join().unwrap();
 }
