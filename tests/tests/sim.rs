@@ -3,12 +3,12 @@
 //! (`cargo run --release -p outbox-tests --bin sim -- --seeds 100000` is
 //! the long one.)
 
-use outbox_tests::sim::{run_seed, run_seeds, DEFAULT_STEPS};
+use outbox_tests::sim::{run_seed, run_seeds};
 
 #[test]
 fn six_hundred_seeds_break_no_invariant() {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let summary = run_seeds(0..600, DEFAULT_STEPS, threads);
+    let summary = run_seeds(0..600, 1_500, threads);
     for r in &summary.failures {
         let (step, v) = r.violation.as_ref().expect("failures have a violation");
         eprintln!(

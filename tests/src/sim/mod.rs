@@ -22,7 +22,7 @@ pub use seed::{run_seed, SeedResult, CAP};
 pub use world::Violation;
 
 /// Steps per seed unless told otherwise.
-pub const DEFAULT_STEPS: u64 = 2_000;
+pub const DEFAULT_STEPS: u64 = 4_000;
 
 /// Totals over many seeds.
 #[derive(Clone, Debug, Default)]
