@@ -690,7 +690,7 @@ impl Sim {
                     }
                     3 => {
                         s.auth_until = until;
-                        s.auth_status = if p % 2 == 0 { 401 } else { 403 };
+                        s.auth_status = [401, 403][(p & 1) as usize];
                         "auth broken"
                     }
                     4 => {
