@@ -18,7 +18,8 @@
 //! | [`Client::dead_letters`] | refused events, with status, reason and time |
 //! | [`Client::notifications`] → [`Notifications`] | an iterator of [`Notification`]s |
 //! | [`Client::shutdown`] | bounded final flush, then stop (also on drop of the last handle) |
-//! | [`sqlite::SqliteStore`] | the store by itself; `open_read_only` to inspect a live database |
+//! | [`Client::close`] | commit and stop without starting an upload |
+//! | [`sqlite::SqliteStore`] | the store by itself; `open_read_only` to inspect a live database: `queue_len`, `oldest_event`, `last_error`, dead letters |
 //! | [`http::HttpUploader`] | the transport by itself; [`Uploader`] to plug in another |
 //!
 //! A Client holds at most [`CAPACITY`] queued events (`max_queue_events`,

@@ -43,7 +43,10 @@ pub struct ClientStats {
     /// Transactions committed since the Client started (with group commit,
     /// usually far fewer than events tracked).
     pub commits: u64,
-    /// The last store or transport error, e.g. a full disk.
+    /// The last store or transport error of this run, e.g. a full disk.
+    /// (Upload failures are in notifications; the database keeps the last
+    /// upload or storage error across runs, see
+    /// [`SqliteStore::last_error`](crate::sqlite::SqliteStore::last_error).)
     pub last_error: Option<String>,
     /// Notifications lost because a subscriber did not read them.
     pub notifications_lost: u64,
@@ -232,11 +235,18 @@ struct Inner {
 }
 
 impl Inner {
-    fn stop(&self, timeout: Duration) -> Option<FlushReport> {
+    /// Stop the threads; with `flush`, after a final upload bounded by
+    /// `timeout`.
+    fn stop(&self, flush: bool, timeout: Duration) -> Option<FlushReport> {
         let handle = self.worker.lock().ok()?.take()?;
         let (reply, rx) = mpsc::sync_channel(1);
         let deadline = StdInstant::now() + timeout;
-        let report = if self.tx.send(Msg::Shutdown { deadline, reply }).is_ok() {
+        let msg = Msg::Shutdown {
+            deadline,
+            flush,
+            reply,
+        };
+        let report = if self.tx.send(msg).is_ok() {
             rx.recv().ok()
         } else {
             None
@@ -248,7 +258,7 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.stop(self.drop_flush_timeout);
+        self.stop(true, self.drop_flush_timeout);
     }
 }
 
@@ -415,8 +425,31 @@ impl Client {
     /// Flush for at most `timeout`, commit, and stop both threads. Every
     /// handle stops working; undelivered events stay in the database for the
     /// next start. Returns what the final flush achieved.
+    ///
+    /// Even with a zero `timeout` this starts an upload (and, in any flush
+    /// mode, may leave a request in flight as the threads stop); use
+    /// [`close`](Self::close) to stop without one.
     pub fn shutdown(&self, timeout: Duration) -> Result<FlushReport, ClientError> {
-        self.inner.stop(timeout).ok_or(ClientError::Stopped)
+        self.inner.stop(true, timeout).ok_or(ClientError::Stopped)
+    }
+
+    /// Commit everything tracked before this call and stop both threads
+    /// without starting an upload: no flush, no retry, no further batch.
+    /// (A request already in flight, e.g. one that `Immediate` mode started
+    /// for an earlier track, is abandoned; its events stay queued and are
+    /// sent again at the next start, the server deduplicating them.) Every
+    /// handle stops working; the report says what is left.
+    ///
+    /// ```no_run
+    /// # fn demo(client: outbox_std::Client) -> Result<(), outbox_std::ClientError> {
+    /// let report = client.close()?;
+    /// println!("{} events stay queued for the next start", report.pending);
+    /// # Ok(()) }
+    /// ```
+    pub fn close(&self) -> Result<FlushReport, ClientError> {
+        self.inner
+            .stop(false, Duration::ZERO)
+            .ok_or(ClientError::Stopped)
     }
 }
 

@@ -42,8 +42,13 @@ impl ChannelTransport {
             .spawn(move || {
                 for job in rx {
                     let result = catch_unwind(AssertUnwindSafe(|| uploader.upload(&job.body)));
+                    // What went wrong, for the store's last error.
+                    let mut failure = None;
                     let outcome = match result {
                         Ok(Ok(r)) => {
+                            if !(200..300).contains(&r.status) {
+                                failure = Some(format!("the endpoint answered HTTP {}", r.status));
+                            }
                             log::debug!(
                                 "outbox: batch {} ({} events) answered {}",
                                 job.batch,
@@ -60,14 +65,16 @@ impl ChannelTransport {
                         }
                         Ok(Err(e)) => {
                             log::warn!("outbox: batch {}: {e}", job.batch);
+                            failure = Some(e.to_string());
                             Outcome::Failed { batch: job.batch }
                         }
                         Err(_) => {
                             log::error!("outbox: the uploader panicked on batch {}", job.batch);
+                            failure = Some("upload failed: the uploader panicked".into());
                             Outcome::Failed { batch: job.batch }
                         }
                     };
-                    if back.send(Msg::Outcome(outcome)).is_err() {
+                    if back.send(Msg::Outcome(outcome, failure)).is_err() {
                         break;
                     }
                 }

@@ -18,7 +18,7 @@ use super::error::{ClientError, FlushError, FlushReport, TrackError};
 use super::notify::Notifier;
 use super::transport::ChannelTransport;
 use super::ClientStats;
-use crate::sqlite::{DeadLetter, SqliteStore, StoreError};
+use crate::sqlite::{DeadLetter, ErrorSource, SqliteStore, StoreError};
 
 /// Most pending events a Client's machine can hold (`max_queue_events`
 /// may not exceed it); 4 bytes each.
@@ -43,9 +43,12 @@ pub(crate) enum Msg {
     },
     Stats(Reply<ClientStats>),
     DeadLetters(Reply<Result<Vec<DeadLetter>, StoreError>>),
-    Outcome(outbox_core::Outcome),
+    /// A batch's outcome, with what went wrong when it was not delivered.
+    Outcome(outbox_core::Outcome, Option<String>),
+    /// Stop; `flush` starts a final upload first, bounded by `deadline`.
     Shutdown {
         deadline: StdInstant,
+        flush: bool,
         reply: Reply<FlushReport>,
     },
 }
@@ -78,6 +81,8 @@ struct FlushWaiter {
 struct Stopping {
     start: Stats,
     deadline: StdInstant,
+    /// Stop without uploading: no more messages or polls this round.
+    quiet: bool,
     reply: Reply<FlushReport>,
 }
 
@@ -92,6 +97,8 @@ pub(crate) struct Worker {
     stopping: Option<Stopping>,
     last_error: Option<String>,
     last_store_error: Option<StoreError>,
+    /// A storage error not yet recorded in the database (at the next commit).
+    unrecorded: Option<String>,
 }
 
 fn head(s: &Stats) -> Seq {
@@ -125,6 +132,15 @@ impl Worker {
             stopping: None,
             last_error: None,
             last_store_error: None,
+            unrecorded: None,
+        }
+    }
+
+    /// Keep an upload or storage error in the database for `outbox status`
+    /// (best effort: the database may be what failed).
+    fn record(driver: &mut Drv<'_>, source: ErrorSource, message: &str) {
+        if let Err(e) = driver.store_mut().record_error(source, message) {
+            log::debug!("outbox: cannot record the last error: {e}");
         }
     }
 
@@ -134,6 +150,7 @@ impl Worker {
                 log::error!("outbox: store: {s}");
                 self.last_error = Some(s.to_string());
                 self.last_store_error = Some(s.clone());
+                self.unrecorded = Some(s.to_string());
             }
             DriverError::Transport(_) => {
                 log::error!("outbox: the transport thread is gone");
@@ -169,6 +186,9 @@ impl Worker {
             if let Some(m) = first {
                 self.handle(&mut driver, m);
                 for _ in 1..ROUND_LIMIT {
+                    if self.quiet() {
+                        break;
+                    }
                     match self.rx.try_recv() {
                         Ok(m) => self.handle(&mut driver, m),
                         Err(_) => break,
@@ -176,11 +196,13 @@ impl Worker {
                 }
             }
             self.commit(&mut driver);
-            let now = self.clock.now();
-            if let Err(e) = driver.poll(now) {
-                self.note_error(&e);
+            if !self.quiet() {
+                let now = self.clock.now();
+                if let Err(e) = driver.poll(now) {
+                    self.note_error(&e);
+                }
+                self.commit(&mut driver);
             }
-            self.commit(&mut driver);
             self.settle_flushes(&driver);
             if self.try_stop(&mut driver) {
                 break;
@@ -193,6 +215,11 @@ impl Worker {
         for w in self.flushes.drain(..) {
             let _ = w.reply.try_send(Err(FlushError::Stopped));
         }
+    }
+
+    /// Stopping without an upload.
+    fn quiet(&self) -> bool {
+        self.stopping.as_ref().is_some_and(|s| s.quiet)
     }
 
     /// The earliest of the machine's timeout and the callers' deadlines.
@@ -293,20 +320,36 @@ impl Worker {
             Msg::DeadLetters(reply) => {
                 let _ = reply.try_send(driver.store().dead_letters());
             }
-            Msg::Outcome(o) => {
+            Msg::Outcome(o, failure) => {
+                if let Some(text) = &failure {
+                    Self::record(driver, ErrorSource::Upload, text);
+                }
+                let delivered = driver.machine().stats().delivered;
                 driver.transport_mut().ready = Some(o);
                 if let Err(e) = driver.poll(now) {
                     self.note_error(&e);
                 }
+                if driver.machine().stats().delivered > delivered {
+                    if let Err(e) = driver.store_mut().clear_error() {
+                        log::debug!("outbox: cannot clear the last error: {e}");
+                    }
+                }
             }
-            Msg::Shutdown { deadline, reply } => {
-                if let Err(e) = driver.handle(now, Input::Flush) {
-                    self.note_error(&e);
+            Msg::Shutdown {
+                deadline,
+                flush,
+                reply,
+            } => {
+                if flush {
+                    if let Err(e) = driver.handle(now, Input::Flush) {
+                        self.note_error(&e);
+                    }
                 }
                 let start = driver.machine().stats();
                 self.stopping = Some(Stopping {
                     start,
                     deadline,
+                    quiet: !flush,
                     reply,
                 });
             }
@@ -339,6 +382,10 @@ impl Worker {
         if let Err(e) = driver.store_mut().sync() {
             log::error!("outbox: commit failed: {e}");
             self.last_error = Some(e.to_string());
+            self.unrecorded = Some(e.to_string());
+        }
+        if let Some(message) = self.unrecorded.take() {
+            Self::record(driver, ErrorSource::Store, &message);
         }
         if self.durable.is_empty() {
             return;
@@ -410,7 +457,8 @@ impl Worker {
         let retry_too_late = s
             .retry_at
             .is_some_and(|t| self.clock.to_std(t) >= stop.deadline);
-        let done = s.pending_events == 0
+        let done = stop.quiet
+            || s.pending_events == 0
             || s.halted
             || !s.network_up
             || (retry_too_late && s.in_flight_events == 0)

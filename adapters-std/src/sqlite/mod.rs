@@ -11,6 +11,12 @@
 //!   that reads `(seq, size)` only, never a payload.
 //! - Opening checks the file before writing anything: a foreign, damaged or
 //!   newer file is refused with an [`OpenError`] and left exactly as it was.
+//! - A one-row **meta** table remembers how far numbering went (raised in
+//!   the same transaction as every prefix delete), so numbers are never
+//!   reused across restarts, and the last upload or storage error, which
+//!   [`SqliteStore::last_error`] reads back (also on a read-only view).
+//! - Each event's **stored time** lets [`SqliteStore::oldest_event`] tell
+//!   the queue's age from its first row alone.
 //! - A lock file (`<db>.lock`, held with an OS file lock) makes a second
 //!   store on the same file fail fast with [`OpenError::InUse`]; the OS
 //!   drops the lock when the process dies, even on `kill -9`.
@@ -33,17 +39,19 @@
 mod dead_letter;
 mod error;
 mod lock;
+mod meta;
 mod schema;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use outbox_core::{RejectReason, Seq, Store};
 use rusqlite::{params, Connection, OpenFlags};
 
 pub use dead_letter::DeadLetter;
 pub use error::{ExportError, OpenError, StoreError};
+pub use meta::{ErrorSource, LastError, OldestEvent};
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
 
 /// SQLite's `synchronous` setting for the store.
@@ -126,6 +134,13 @@ pub struct SqliteStore {
     poisoned: bool,
     /// Transactions committed (group commit makes this far below appends).
     commits: u64,
+    /// The file's schema version (older than [`SCHEMA_VERSION`] only for a
+    /// read-only view).
+    schema: i64,
+    /// A change to the last error, written once no transaction is open.
+    note: Option<meta::Note>,
+    /// The file may hold a last error (so a clear has work to do).
+    error_stored: bool,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -217,12 +232,23 @@ impl SqliteStore {
             tx_has_appends: false,
             poisoned: false,
             commits: 0,
+            schema: if read_only {
+                match found {
+                    schema::Found::Outbox(v) => v,
+                    schema::Found::Empty => 0,
+                }
+            } else {
+                SCHEMA_VERSION
+            },
+            note: None,
+            error_stored: true,
         })
     }
 
     /// Open an existing store for reading only (listing dead letters,
     /// counting the queue, checking integrity) while a Client may be
-    /// running on it. Takes no lock and never writes.
+    /// running on it. Takes no lock and never writes, so a file of an older
+    /// schema is read as it is, without migrating it.
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self, OpenError> {
         let path = path.as_ref();
         if !path.is_file() {
@@ -235,15 +261,15 @@ impl SqliteStore {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(2)).map_err(err)?;
-        match schema::inspect(&conn, path)? {
-            schema::Found::Outbox(v) if v == SCHEMA_VERSION => {}
+        let version = match schema::inspect(&conn, path)? {
+            schema::Found::Outbox(v) if v >= schema::OLDEST_READABLE => v,
             _ => {
                 return Err(OpenError::Foreign {
                     path: path.to_path_buf(),
                     application_id: 0,
                 })
             }
-        }
+        };
         Ok(SqliteStore {
             conn,
             path: path.to_path_buf(),
@@ -252,6 +278,9 @@ impl SqliteStore {
             tx_has_appends: false,
             poisoned: false,
             commits: 0,
+            schema: version,
+            note: None,
+            error_stored: true,
         })
     }
 
@@ -300,6 +329,7 @@ impl SqliteStore {
 
     fn commit(&mut self) -> Result<(), StoreError> {
         if !self.in_tx {
+            self.write_note_after_commit();
             return Ok(());
         }
         let result = self.conn.execute_batch("COMMIT");
@@ -310,6 +340,7 @@ impl SqliteStore {
             return Err(e.into());
         }
         self.commits += 1;
+        self.write_note_after_commit();
         Ok(())
     }
 
@@ -344,12 +375,23 @@ impl Store for SqliteStore {
         }
         self.begin()?;
         let seq = i64::try_from(seq).map_err(|_| StoreError::Malformed("seq overflow".into()))?;
-        let result = self
-            .conn
-            .prepare_cached(
-                "INSERT OR REPLACE INTO events (seq, size, payload) VALUES (?1, ?2, ?3)",
-            )
-            .and_then(|mut s| s.execute(params![seq, payload.len() as i64, payload]));
+        let size = payload.len() as i64;
+        let result = if self.schema >= 2 {
+            let stored_at = meta::to_millis(SystemTime::now());
+            self.conn
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO events (seq, size, payload, stored_at)
+                     VALUES (?1, ?2, ?3, ?4)",
+                )
+                .and_then(|mut s| s.execute(params![seq, size, payload, stored_at]))
+        } else {
+            // A read-only file of an older schema: this fails as read-only.
+            self.conn
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO events (seq, size, payload) VALUES (?1, ?2, ?3)",
+                )
+                .and_then(|mut s| s.execute(params![seq, size, payload]))
+        };
         match result {
             Ok(_) => {
                 self.tx_has_appends = true;
@@ -413,10 +455,12 @@ impl Store for SqliteStore {
     fn delete_through(&mut self, through: Seq) -> Result<(), StoreError> {
         self.begin()?;
         let through = i64::try_from(through).unwrap_or(i64::MAX);
-        let result = self
-            .conn
-            .prepare_cached("DELETE FROM events WHERE seq <= ?1")
-            .and_then(|mut s| s.execute([through]));
+        // Remember how far numbering went before the records that show it go.
+        let result = self.raise_floor(through).and_then(|()| {
+            self.conn
+                .prepare_cached("DELETE FROM events WHERE seq <= ?1")
+                .and_then(|mut s| s.execute([through]))
+        });
         if let Err(e) = result {
             self.note_failure();
             return Err(e.into());
@@ -445,6 +489,10 @@ impl Store for SqliteStore {
             visit(seq, size);
         }
         Ok(())
+    }
+
+    fn seq_floor(&mut self) -> Result<Seq, StoreError> {
+        self.floor()
     }
 
     fn reject(&mut self, seq: Seq, status: u16, reason: RejectReason) -> Result<(), StoreError> {

@@ -15,7 +15,11 @@ use super::error::OpenError;
 pub const APPLICATION_ID: i32 = 0x6f62_7831;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// The oldest schema version `SqliteStore::open_read_only` reads without
+/// migrating (a read-only view never writes).
+pub(crate) const OLDEST_READABLE: i64 = 1;
 
 /// Migration `i` takes a file from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -34,6 +38,23 @@ const MIGRATIONS: &[&str] = &[
          rejected_at TEXT    NOT NULL,
          payload     BLOB    NOT NULL
      );",
+    // 1 -> 2: `meta`, one row: how far numbering went (so a restart over an
+    // empty queue never hands a sequence number out again) and the last
+    // upload or storage error. Its `next_seq` starts past every number the
+    // file still shows, queued or dead-lettered. `events.stored_at` (unix
+    // milliseconds) tells the age of the oldest event without reading
+    // payloads; rows from version 1 have none.
+    "CREATE TABLE meta (
+         id                INTEGER PRIMARY KEY CHECK (id = 1),
+         next_seq          INTEGER NOT NULL,
+         last_error_at     INTEGER,
+         last_error_source TEXT,
+         last_error        TEXT
+     );
+     INSERT INTO meta (id, next_seq)
+         SELECT 1, max(coalesce((SELECT max(seq) + 1 FROM events), 0),
+                       coalesce((SELECT max(seq) + 1 FROM dead_letters), 0));
+     ALTER TABLE events ADD COLUMN stored_at INTEGER;",
 ];
 
 /// What the file turned out to be.

@@ -1,4 +1,5 @@
 use super::*;
+use std::path::Path;
 
 fn open(dir: &tempfile::TempDir) -> SqliteStore {
     SqliteStore::open(dir.path().join("q.db"), SqliteOptions::default()).unwrap()
@@ -131,4 +132,197 @@ fn second_open_fails_fast_and_read_only_view_works() {
     view.integrity_check().unwrap();
     drop(s);
     drop(open(&dir));
+}
+
+#[test]
+fn the_floor_survives_an_emptied_queue_and_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open(&dir);
+    assert_eq!(s.seq_floor().unwrap(), 0, "a new store starts at 0");
+    for i in 0..5 {
+        s.append(i, b"{}").unwrap();
+    }
+    s.sync().unwrap();
+    assert_eq!(s.seq_floor().unwrap(), 5, "past the stored records");
+    s.delete_through(4).unwrap();
+    drop(s);
+    let mut s = open(&dir);
+    assert!(restored(&mut s).is_empty());
+    assert_eq!(s.seq_floor().unwrap(), 5, "deleted records still count");
+    // A delete past the end remembers only what was there.
+    s.delete_through(1_000).unwrap();
+    assert_eq!(s.seq_floor().unwrap(), 5);
+}
+
+#[test]
+fn the_floor_is_raised_in_the_deleting_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open(&dir);
+    s.append(0, b"{}").unwrap();
+    s.append(1, b"{}").unwrap();
+    s.sync().unwrap();
+    // With an append pending, the delete joins its transaction; a crash
+    // before the commit loses both the delete and the raised floor.
+    s.append(2, b"{}").unwrap();
+    s.delete_through(1).unwrap();
+    drop(s);
+    let mut s = open(&dir);
+    assert_eq!(restored(&mut s), [(0, 2), (1, 2)]);
+    assert_eq!(s.seq_floor().unwrap(), 2);
+}
+
+#[test]
+fn the_last_error_is_kept_cleared_and_readable_from_a_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let mut s = open(&dir);
+    let view = SqliteStore::open_read_only(&path).unwrap();
+    assert_eq!(view.last_error().unwrap(), None);
+    // Stored with millisecond precision.
+    let before = SystemTime::now() - Duration::from_millis(1);
+    s.record_error(ErrorSource::Upload, "the endpoint answered HTTP 503")
+        .unwrap();
+    let e = view.last_error().unwrap().expect("recorded");
+    assert_eq!(e.source, ErrorSource::Upload);
+    assert_eq!(e.message, "the endpoint answered HTTP 503");
+    assert!(e.at >= before && e.at <= SystemTime::now());
+
+    // While the queue's transaction is open the note waits for its commit.
+    s.append(0, b"{}").unwrap();
+    s.record_error(ErrorSource::Store, "the database is full")
+        .unwrap();
+    assert_eq!(
+        s.last_error().unwrap().unwrap().message,
+        "the database is full"
+    );
+    assert_eq!(
+        view.last_error().unwrap().unwrap().message,
+        "the endpoint answered HTTP 503"
+    );
+    s.sync().unwrap();
+    let e = view.last_error().unwrap().unwrap();
+    assert_eq!(
+        (e.source, e.message.as_str()),
+        (ErrorSource::Store, "the database is full")
+    );
+
+    // Long texts are cut; a clear forgets it, also across a reopen.
+    s.record_error(ErrorSource::Upload, &"é".repeat(2000))
+        .unwrap();
+    assert!(view.last_error().unwrap().unwrap().message.len() <= 1030);
+    s.clear_error().unwrap();
+    assert_eq!(view.last_error().unwrap(), None);
+    drop(s);
+    let mut s = open(&dir);
+    assert_eq!(s.last_error().unwrap(), None);
+    s.clear_error().unwrap();
+}
+
+#[test]
+fn the_oldest_event_reads_its_stored_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open(&dir);
+    assert_eq!(s.oldest_event().unwrap(), None);
+    let before = SystemTime::now() - Duration::from_millis(1);
+    s.append(3, br#"{"timestamp":"2001-01-01T00:00:00Z"}"#)
+        .unwrap();
+    s.append(4, b"{}").unwrap();
+    s.sync().unwrap();
+    let view = SqliteStore::open_read_only(dir.path().join("q.db")).unwrap();
+    let oldest = view.oldest_event().unwrap().unwrap();
+    assert_eq!(oldest.seq, 3);
+    let at = oldest.queued_at.unwrap();
+    assert!(
+        at >= before,
+        "the stored time, not the event's own timestamp"
+    );
+}
+
+/// The version-1 schema, as the first release created it.
+const V1: &str = "CREATE TABLE events (
+         seq     INTEGER PRIMARY KEY,
+         size    INTEGER NOT NULL,
+         payload BLOB    NOT NULL
+     );
+     CREATE TABLE dead_letters (
+         id          INTEGER PRIMARY KEY AUTOINCREMENT,
+         seq         INTEGER NOT NULL,
+         status      INTEGER NOT NULL,
+         reason      TEXT    NOT NULL,
+         rejected_at TEXT    NOT NULL,
+         payload     BLOB    NOT NULL
+     );
+     PRAGMA application_id = 1868724273;
+     PRAGMA user_version = 1;";
+
+fn v1_file(path: &Path, events: &[(i64, &[u8])], dead_seq: Option<i64>) {
+    let conn = Connection::open(path).unwrap();
+    conn.execute_batch("PRAGMA journal_mode = WAL;").unwrap();
+    conn.execute_batch(V1).unwrap();
+    for (seq, payload) in events {
+        conn.execute(
+            "INSERT INTO events (seq, size, payload) VALUES (?1, ?2, ?3)",
+            params![seq, payload.len() as i64, payload],
+        )
+        .unwrap();
+    }
+    if let Some(seq) = dead_seq {
+        conn.execute(
+            "INSERT INTO dead_letters (seq, status, reason, rejected_at, payload)
+             VALUES (?1, 400, 'poison', '2020-01-01T00:00:00Z', x'7b7d')",
+            [seq],
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn a_version_1_file_is_read_as_is_then_migrated_keeping_its_events() {
+    assert_eq!(APPLICATION_ID, 1_868_724_273);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let first = br#"{"event":"A","timestamp":"2020-01-02T03:04:05Z"}"#;
+    v1_file(&path, &[(7, first), (8, b"{}")], None);
+
+    // A read-only view of the old file works without migrating it.
+    let view = SqliteStore::open_read_only(&path).unwrap();
+    assert_eq!(view.queue_len().unwrap(), (2, first.len() as u64 + 2));
+    assert_eq!(view.last_error().unwrap(), None);
+    let oldest = view.oldest_event().unwrap().unwrap();
+    assert_eq!(oldest.seq, 7);
+    assert_eq!(
+        oldest.queued_at,
+        Some(humantime::parse_rfc3339("2020-01-02T03:04:05Z").unwrap()),
+        "no stored time: the event's own timestamp"
+    );
+    drop(view);
+
+    let mut s = open(&dir);
+    let version: i64 = s
+        .conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    assert_eq!(restored(&mut s), [(7, first.len() as u32), (8, 2)]);
+    let mut buf = [0u8; 128];
+    let n = s.read_range(7, 8, &mut buf).unwrap();
+    assert_eq!(&buf[..n], [&first[..], b"{}"].concat());
+    assert_eq!(s.seq_floor().unwrap(), 9);
+    s.append(9, b"{}").unwrap();
+    s.sync().unwrap();
+    s.delete_through(9).unwrap();
+    drop(s);
+    let mut s = open(&dir);
+    assert_eq!(s.seq_floor().unwrap(), 10);
+    s.integrity_check().unwrap();
+}
+
+#[test]
+fn migrating_an_empty_version_1_queue_starts_past_its_dead_letters() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    v1_file(&path, &[], Some(41));
+    let mut s = open(&dir);
+    assert_eq!(s.seq_floor().unwrap(), 42);
+    assert_eq!(s.dead_letter_count().unwrap(), 1);
 }

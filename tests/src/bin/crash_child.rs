@@ -79,7 +79,7 @@ fn main() -> ExitCode {
             let _ = writeln!(out, "acked {id}");
         }
         let _ = out.flush();
-        if i % 5 == 0 {
+        if i.is_multiple_of(5) {
             let _ = client.flush();
         }
         std::thread::sleep(Duration::from_millis(2));
