@@ -16,28 +16,11 @@ pub use error::{exit, CliError, CliResult};
 pub fn run(cli: args::Cli) -> CliResult {
     use args::Command;
     match cli.command {
-        Command::Send(a) => {
-            let db = a.db.db.clone();
-            remember(&db, "send", cmd::send::run(a))
-        }
-        Command::Flush(a) => {
-            let db = a.db.db.clone();
-            remember(&db, "flush", cmd::flush::run(a))
-        }
+        Command::Send(a) => cmd::send::run(a),
+        Command::Flush(a) => cmd::flush::run(a),
         Command::Status(a) => cmd::status::run(a),
         Command::DeadLetter(a) => cmd::dead_letter::run(a),
         Command::Collect(a) => cmd::collect::run(a),
         Command::Demo(a) => cmd::demo::run(a),
     }
-}
-
-/// Keeps the outcome of `send`/`flush` for `status`: a failure is recorded
-/// beside the database, a success clears it.
-fn remember(db: &std::path::Path, command: &str, result: CliResult) -> CliResult {
-    match &result {
-        Ok(()) => cmd::last_error::clear(db),
-        Err(e) if e.code != exit::USAGE => cmd::last_error::record(db, command, &e.to_string()),
-        Err(_) => {}
-    }
-    result
 }

@@ -163,14 +163,24 @@ fn timeout_exits_3_and_the_events_wait_for_the_next_run() {
         line.contains("timed out with 40 events still queued"),
         "{line}"
     );
+    // The database itself keeps the last upload error (no side file).
     let st = status_json(&db);
     assert_eq!(st["pendingEvents"], 40);
+    assert_eq!(st["lastError"]["command"], "upload", "{st}");
     assert!(
-        st["lastError"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("timed out"),
+        st["lastError"]["message"].as_str().unwrap().contains("503"),
         "{st}"
+    );
+    assert!(
+        st["lastError"]["at"].as_str().unwrap().ends_with('Z'),
+        "{st}"
+    );
+    assert!(!dir.path().join("q.db.last-error").exists());
+    let table = run(&["status", "--db", db.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains("upload: the endpoint answered HTTP 503"),
+        "{text}"
     );
     drop(failing);
 
@@ -244,6 +254,59 @@ fn no_wait_exits_once_stored() {
 }
 
 #[test]
+fn no_wait_and_strict_store_and_stop_without_uploading() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let out = dir.path().join("got.jsonl");
+    let c = Collect::start(&["--out", out.to_str().unwrap()]);
+    let (input, _) = events("quiet", 30);
+    let res = run_with_stdin(
+        &[
+            "send",
+            "--endpoint",
+            &c.url(),
+            "--db",
+            db.to_str().unwrap(),
+            "--flush-mode",
+            "manual",
+            "--no-wait",
+        ],
+        &input,
+    );
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let (bad, _) = events("strict", 4);
+    let res = run_with_stdin(
+        &[
+            "send",
+            "--endpoint",
+            &c.url(),
+            "--db",
+            db.to_str().unwrap(),
+            "--flush-mode",
+            "manual",
+            "--strict",
+        ],
+        &format!("{bad}not json\n"),
+    );
+    assert_error_last(&res, 4);
+    // Both runs have exited: whatever they sent has arrived by now.
+    let (_, rest) = c.stop("TERM");
+    let summary = rest.iter().find(|l| l.starts_with("summary:")).unwrap();
+    assert!(
+        summary.starts_with("summary: 0 batches, 0 events accepted"),
+        "{summary}"
+    );
+    assert!(ids_in(&out).is_empty());
+    let st = status_json(&db);
+    assert_eq!(st["pendingEvents"], 34, "{st}");
+    assert_eq!(st["lastError"], serde_json::Value::Null, "{st}");
+}
+
+#[test]
 fn unreachable_endpoint_is_one_line_and_events_stay_queued() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("q.db");
@@ -256,7 +319,16 @@ fn unreachable_endpoint_is_one_line_and_events_stay_queued() {
     let line = assert_error_last(&res, 3);
     assert!(line.contains(&format!("cannot reach {url}")), "{line}");
     assert!(line.contains("10 events stay queued"), "{line}");
-    assert_eq!(status_json(&db)["pendingEvents"], 10);
+    let st = status_json(&db);
+    assert_eq!(st["pendingEvents"], 10);
+    assert_eq!(st["lastError"]["command"], "upload", "{st}");
+    assert!(
+        st["lastError"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("upload failed"),
+        "{st}"
+    );
     let res = run(&["flush", "--endpoint", &url, "--db", db.to_str().unwrap()]);
     let line = assert_error_last(&res, 3);
     assert!(line.contains("cannot reach"), "{line}");
@@ -287,7 +359,13 @@ fn wrong_key_is_401_and_nothing_is_lost() {
         !line.contains("bad-k3y-123"),
         "the key is never printed: {line}"
     );
-    assert_eq!(status_json(&db)["pendingEvents"], 5);
+    let st = status_json(&db);
+    assert_eq!(st["pendingEvents"], 5);
+    assert!(
+        st["lastError"]["message"].as_str().unwrap().contains("401"),
+        "{st}"
+    );
+    assert!(!st.to_string().contains("bad-k3y-123"), "nor stored: {st}");
     let res = run(&[
         "flush",
         "--endpoint",

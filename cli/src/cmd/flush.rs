@@ -52,6 +52,7 @@ pub fn run(args: FlushArgs) -> CliResult {
         }
         Ok(())
     })();
-    let _ = client.shutdown(std::time::Duration::ZERO);
+    // Delivered or given up: stop without starting another upload.
+    let _ = client.close();
     result
 }

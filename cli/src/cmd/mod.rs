@@ -6,7 +6,6 @@ pub mod deliver;
 pub mod demo;
 pub mod flush;
 pub mod input;
-pub mod last_error;
 pub mod progress;
 pub mod send;
 pub mod status;

@@ -59,8 +59,9 @@ pub fn run(args: SendArgs) -> CliResult {
     };
     let client = open_client(db, &endpoint, args.flush_mode.to_core(), args.threshold)?;
     let result = send(&client, &args, &endpoint, deadline, reader);
-    // Whatever happened, stop without waiting: what is stored stays stored.
-    let _ = client.shutdown(std::time::Duration::ZERO);
+    // Whatever happened (delivered, --no-wait, --strict, a failure), commit
+    // and stop without starting another upload: what is stored stays stored.
+    let _ = client.close();
     result
 }
 

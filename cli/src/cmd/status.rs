@@ -1,14 +1,19 @@
 //! `outbox status`: the queue at a glance, without disturbing a running
 //! `send` (the database is opened read-only, without the writer's lock).
+//!
+//! Everything comes from the database itself: the queue's size, the oldest
+//! event's stored time (its first row only), the dead letters, and the last
+//! upload or storage error the Client recorded there (cleared by the next
+//! delivery). In `--json`, `lastError` is `{"at", "command", "message"}`
+//! where `command` names what failed: `"upload"` or `"store"`.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use outbox_core::Store;
-use outbox_std::sqlite::SqliteStore;
+use outbox_std::sqlite::{LastError, SqliteStore};
 use serde_json::{json, Value};
 
-use super::{last_error, out_line};
+use super::out_line;
 use crate::args::StatusArgs;
 use crate::error::{CliError, CliResult};
 
@@ -36,44 +41,39 @@ pub fn open_read_only(db: &Path) -> CliResult<SqliteStore> {
 }
 
 fn read_status(db: &Path) -> CliResult<Status> {
-    let mut store = open_read_only(db)?;
+    let store = open_read_only(db)?;
     let failed =
         |e: &dyn std::fmt::Display| CliError::failure(format!("cannot read {}: {e}", db.display()));
     let (pending_events, pending_bytes) = store.queue_len().map_err(|e| failed(&e))?;
     let dead_letters = store.dead_letter_count().map_err(|e| failed(&e))?;
-    // The oldest event's own timestamp tells its age.
-    let mut oldest: Option<(u64, u32)> = None;
-    store
-        .restore(|seq, size| {
-            if oldest.is_none() {
-                oldest = Some((seq, size));
-            }
-        })
-        .map_err(|e| failed(&e))?;
-    let mut oldest_timestamp = None;
-    if let Some((seq, size)) = oldest {
-        let mut buf = vec![0u8; size as usize];
-        if let Ok(n) = store.read_range(seq, seq, &mut buf) {
-            oldest_timestamp = serde_json::from_slice::<Value>(&buf[..n])
-                .ok()
-                .and_then(|v| v.get("timestamp")?.as_str().map(String::from));
-        }
-    }
-    let oldest_age = oldest_timestamp.as_deref().and_then(|t| {
-        let at = humantime::parse_rfc3339_weak(t).ok()?;
-        Some(
-            SystemTime::now()
-                .duration_since(at)
-                .unwrap_or(Duration::ZERO),
-        )
+    // When the oldest event was stored tells the queue's age.
+    let queued_at = store
+        .oldest_event()
+        .map_err(|e| failed(&e))?
+        .and_then(|o| o.queued_at);
+    let oldest_timestamp = queued_at.map(|t| humantime::format_rfc3339_seconds(t).to_string());
+    let oldest_age = queued_at.map(|at| {
+        SystemTime::now()
+            .duration_since(at)
+            .unwrap_or(Duration::ZERO)
     });
+    let last_error = store.last_error().map_err(|e| failed(&e))?;
     Ok(Status {
         pending_events,
         pending_bytes,
         oldest_timestamp,
         oldest_age,
         dead_letters,
-        last_error: last_error::read(db),
+        last_error: last_error.as_ref().map(last_error_json),
+    })
+}
+
+/// The `lastError` object of `--json`.
+fn last_error_json(e: &LastError) -> Value {
+    json!({
+        "at": humantime::format_rfc3339_seconds(e.at).to_string(),
+        "command": e.source.as_str(),
+        "message": e.message,
     })
 }
 
@@ -118,7 +118,7 @@ pub fn run(args: StatusArgs) -> CliResult {
         (Some(age), Some(ts)) => format!("{} old ({ts})", human_age(*age)),
         (None, Some(ts)) => format!("timestamp {ts}"),
         _ if st.pending_events == 0 => "-".into(),
-        _ => "unknown (no timestamp)".into(),
+        _ => "unknown (no stored time)".into(),
     };
     let last = match &st.last_error {
         Some(e) => format!(
