@@ -95,6 +95,7 @@ pub fn run_seed_caught(seed: u64, steps: u64, verbose: bool) -> SeedResult {
     match std::panic::catch_unwind(|| run_seed(seed, steps, verbose)) {
         Ok(r) => r,
         Err(p) => {
+            let trail = world::trail_take();
             let msg = p
                 .downcast_ref::<String>()
                 .cloned()
@@ -102,8 +103,10 @@ pub fn run_seed_caught(seed: u64, steps: u64, verbose: bool) -> SeedResult {
                 .unwrap_or_else(|| "panic".into());
             SeedResult {
                 seed,
+                steps: trail.step,
+                log: trail.lines,
                 violation: Some((
-                    0,
+                    trail.step,
                     Violation {
                         invariant: if msg.starts_with(world::HANG) {
                             "liveness"

@@ -10,7 +10,8 @@ use outbox_core::{
 
 use super::rng::Rng;
 use super::world::{
-    describe_store, Shared, SimStore, SimTransport, StoreErr, Violation, World, HEADER,
+    describe_store, trail_push, trail_step, trail_take, Shared, SimStore, SimTransport, StoreErr,
+    Violation, World, HEADER,
 };
 
 /// Capacity of the simulated machine (most pending events).
@@ -194,6 +195,7 @@ struct Sim {
 /// Run one seed for `steps` steps (then heal), checking every invariant
 /// after every step.
 pub fn run_seed(seed: u64, steps: u64, verbose: bool) -> SeedResult {
+    trail_take();
     let mut rng = Rng::new(seed, 1);
     let params = Params::random(&mut rng);
     let cfg = params.config();
@@ -222,7 +224,7 @@ pub fn run_seed(seed: u64, steps: u64, verbose: bool) -> SeedResult {
         rng.range(1, 60) as u32
     };
     if verbose {
-        world.log.push(format!(
+        trail_push(format!(
             "seed {seed}: {params:?}, group commit {}, server max {} B, poison {p_poison}‰",
             world.group_commit, world.server.max_bytes
         ));
@@ -284,12 +286,11 @@ impl Sim {
     }
 
     fn log(&self, f: impl FnOnce() -> String) {
-        let mut w = self.world.borrow_mut();
-        if w.verbose {
+        if self.world.borrow().verbose {
             let line = f();
             let now = self.now;
             let step = self.step;
-            w.log.push(format!("[{step}] t={now} {line}"));
+            trail_push(format!("[{step}] t={now} {line}"));
         }
     }
 
@@ -378,6 +379,7 @@ impl Sim {
                 }
             };
             self.step += 1;
+            trail_step(self.step);
             let mut polled = false;
             let crashed = match internal {
                 Some(t) if self.healing || t <= self.next_action_at => {
@@ -754,7 +756,7 @@ impl Sim {
         let mut w = self.world.borrow_mut();
         if w.verbose {
             let store = describe_store(&w);
-            w.log.push(format!(
+            trail_push(format!(
                 "  state: pending {}/{} B, in flight {:?}, timeout {timeout:?}, retry_at {:?}, halted {}, flush {}, store {store}",
                 st.pending_events,
                 st.pending_bytes,
@@ -940,7 +942,7 @@ impl Sim {
             }
         }
         r.violation = w.violation.take().map(|v| (self.step, v));
-        r.log = std::mem::take(&mut w.log);
+        r.log = trail_take().lines;
         r
     }
 }

@@ -31,6 +31,34 @@ pub const MAX_OPS_PER_CALL: u64 = 100_000;
 /// The panic message prefix of the hang watchdog.
 pub const HANG: &str = "liveness: unbounded work in one driver call";
 
+thread_local! {
+    /// The step log and the current step of the seed running on this
+    /// thread; kept outside the world so that a panic does not lose them.
+    static TRAIL: RefCell<Trail> = RefCell::new(Trail::default());
+}
+
+/// What a seed left behind: its step log (with `verbose`) and last step.
+#[derive(Default)]
+pub struct Trail {
+    pub step: u64,
+    pub lines: Vec<String>,
+}
+
+/// Add a line to this thread's step log.
+pub fn trail_push(line: String) {
+    TRAIL.with(|t| t.borrow_mut().lines.push(line));
+}
+
+/// Record the step this thread's seed is at.
+pub fn trail_step(step: u64) {
+    TRAIL.with(|t| t.borrow_mut().step = step);
+}
+
+/// Take this thread's trail, leaving it empty.
+pub fn trail_take() -> Trail {
+    TRAIL.with(|t| std::mem::take(&mut *t.borrow_mut()))
+}
+
 /// The world, shared by the store, the transport and the observer.
 pub type Shared = Rc<RefCell<World>>;
 
@@ -127,7 +155,6 @@ pub struct World {
     pub rng: Rng,
     pub now: u64,
     pub verbose: bool,
-    pub log: Vec<String>,
     pub violation: Option<Violation>,
 
     pub cfg: Config,
@@ -186,7 +213,6 @@ impl World {
             rng: Rng::new(seed, 2),
             now: 0,
             verbose,
-            log: Vec::new(),
             violation: None,
             cfg,
             events: Vec::new(),
@@ -217,8 +243,7 @@ impl World {
     /// Record the first violation of the seed.
     pub fn fail(&mut self, invariant: &'static str, detail: String) {
         if self.verbose {
-            self.log
-                .push(format!("  !! VIOLATION {invariant}: {detail}"));
+            trail_push(format!("  !! VIOLATION {invariant}: {detail}"));
         }
         if self.violation.is_none() {
             self.violation = Some(Violation { invariant, detail });
@@ -228,7 +253,7 @@ impl World {
     pub fn note(&mut self, f: impl FnOnce() -> String) {
         if self.verbose {
             let line = f();
-            self.log.push(format!("  {line}"));
+            trail_push(format!("  {line}"));
         }
     }
 
