@@ -88,8 +88,12 @@ pub(crate) fn to_millis(t: SystemTime) -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// The last millisecond of the year 9999: later stored times (only a
+/// damaged row has them) are clamped, so every time read formats as RFC 3339.
+const MAX_MILLIS: u64 = 253_402_300_799_999;
+
 fn from_millis(ms: i64) -> SystemTime {
-    let ms = u64::try_from(ms).unwrap_or(0);
+    let ms = u64::try_from(ms).unwrap_or(0).min(MAX_MILLIS);
     UNIX_EPOCH
         .checked_add(Duration::from_millis(ms))
         .unwrap_or(UNIX_EPOCH)

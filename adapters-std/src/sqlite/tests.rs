@@ -326,3 +326,26 @@ fn migrating_an_empty_version_1_queue_starts_past_its_dead_letters() {
     assert_eq!(s.seq_floor().unwrap(), 42);
     assert_eq!(s.dead_letter_count().unwrap(), 1);
 }
+
+#[test]
+fn damaged_times_read_back_clamped_never_panicking_a_formatter() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open(&dir);
+    s.append(0, b"{}").unwrap();
+    s.sync().unwrap();
+    s.record_error(ErrorSource::Upload, "x").unwrap();
+    s.conn
+        .execute_batch(
+            "UPDATE events SET stored_at = 9223372036854775807;
+             UPDATE meta SET last_error_at = -5, last_error_source = 'what';",
+        )
+        .unwrap();
+    let view = SqliteStore::open_read_only(dir.path().join("q.db")).unwrap();
+    let at = view.oldest_event().unwrap().unwrap().queued_at.unwrap();
+    assert!(humantime::format_rfc3339_seconds(at)
+        .to_string()
+        .starts_with("9999-12-31"));
+    let e = view.last_error().unwrap().unwrap();
+    assert_eq!(e.at, std::time::UNIX_EPOCH);
+    assert_eq!(e.source, ErrorSource::Store);
+}
