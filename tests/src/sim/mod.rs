@@ -35,6 +35,8 @@ pub struct Summary {
     pub rejected: u64,
     pub duplicates: u64,
     pub crashes: u64,
+    /// Timer wake-ups.
+    pub wakeups: u64,
     /// Dropped events by why (see [`SeedResult::drops`]).
     pub drops: [u64; 5],
     /// Failing seeds, in seed order.
@@ -52,6 +54,7 @@ impl Summary {
         self.rejected += r.rejected;
         self.duplicates += r.duplicates;
         self.crashes += r.crashes;
+        self.wakeups += r.wakeups;
         for (a, b) in self.drops.iter_mut().zip(r.drops) {
             *a += b;
         }
@@ -69,8 +72,8 @@ impl Summary {
     pub fn detail(&self) -> String {
         let d = &self.drops;
         format!(
-            "crashes: {}, dropped for overflow: {}, queue full: {}, max attempts: {}, not stored: {}, unsynced at a crash: {}",
-            self.crashes, d[0], d[1], d[2], d[3], d[4]
+            "crashes: {}, wake-ups: {}, dropped for overflow: {}, queue full: {}, max attempts: {}, not stored: {}, unsynced at a crash: {}",
+            self.crashes, self.wakeups, d[0], d[1], d[2], d[3], d[4]
         )
     }
 
@@ -147,6 +150,7 @@ pub fn run_seeds(seeds: std::ops::Range<u64>, steps: u64, threads: usize) -> Sum
                 t.rejected += local.rejected;
                 t.duplicates += local.duplicates;
                 t.crashes += local.crashes;
+                t.wakeups += local.wakeups;
                 for (a, b) in t.drops.iter_mut().zip(local.drops) {
                     *a += b;
                 }

@@ -33,6 +33,8 @@ pub struct SeedResult {
     pub rejected: u64,
     pub duplicates: u64,
     pub crashes: u64,
+    /// Timer wake-ups (ticks at the machine's `poll_timeout`).
+    pub wakeups: u64,
     /// Dropped events by why: overflow, queue full (RejectNew), max
     /// attempts, not stored, lost unsynced in a crash.
     pub drops: [u64; 5],
@@ -922,6 +924,7 @@ impl Sim {
             events: w.events.len() as u64,
             duplicates: w.duplicates,
             crashes: self.crashes,
+            wakeups: w.ticks,
             ..SeedResult::default()
         };
         for ev in &w.events {

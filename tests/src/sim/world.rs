@@ -188,7 +188,7 @@ pub struct World {
     pub not_before: Option<(u64, RetryCause)>,
     /// Retry-After of the response handed to the machine in this step.
     pub last_retry_after: Option<u64>,
-    /// Whether the response handed over in this step was a transport failure.
+    /// Timer wake-ups the machine asked for and got.
     pub ticks: u64,
     /// Store operations and sends in the current driver call.
     pub ops_this_call: u64,
