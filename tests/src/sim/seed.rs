@@ -337,7 +337,7 @@ impl Sim {
         if let Err(e) = &r {
             self.log(|| format!("  -> error: {e}"));
             match e {
-                DriverError::Store(_) | DriverError::Input(_) => {}
+                DriverError::Store(_) | DriverError::Input(_) | DriverError::NotStored => {}
                 other => self.fail(
                     "protocol",
                     format!("{what}: unexpected driver error {other}"),
