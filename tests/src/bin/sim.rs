@@ -5,9 +5,11 @@
 //! ```
 //!
 //! Runs seeds `S..S+N` (default `0..1000`) or just `--seed S`, each for `K`
-//! steps, and prints every failing seed with the invariant it broke (and,
-//! with `--verbose`, its step log). The last line is the summary; the exit
-//! status is 0 only when no invariant broke.
+//! steps (default 4000) and then healed and drained, on `T` threads (default:
+//! all cores; the results do not depend on it). Prints every failing seed
+//! with the invariant it broke and the command that replays it (and, with
+//! `--verbose`, its step log). The last line is the summary; the exit status
+//! is 0 only when no invariant broke.
 
 use std::process::ExitCode;
 

@@ -9,6 +9,29 @@
 //!
 //! `cargo run --release -p outbox-tests --bin sim -- --seeds N` runs it;
 //! `--seed S --verbose` replays one seed with its step log.
+//!
+//! A violation names the invariant it broke:
+//!
+//! * `1-lost`: an event deleted, rejected without cause, reported delivered
+//!   but not at the server, sent while not durable, or at the end neither
+//!   delivered, dropped nor rejected; the store and the machine disagree.
+//! * `2-order`: a batch not oldest-first or not contiguous; the server got
+//!   an event for the first time after a later one.
+//! * `2-duplicate`: the server got an event again although its last
+//!   delivery was acknowledged and no crash came before its delete.
+//! * `3-limits`: the queue, the store or a batch over its limits; an event
+//!   over `max_event_bytes` accepted.
+//! * `4-no-panic`: the machine, the driver (or the simulator) panicked.
+//! * `accounting`: `Stats` do not add up; an event reached the server and
+//!   the application was told nothing.
+//! * `liveness`: a wake-up asked with nothing pending, earlier than the
+//!   backoff, or again at once; events left sitting in `Immediate` mode or
+//!   without a timer in `Period` mode; a queue that does not drain once
+//!   everything is healed; unbounded work in one driver call.
+//! * `backoff`: a retry sooner than the backoff or the Retry-After allows,
+//!   or later than base × 2^n + 50 % jitter.
+//! * `protocol`: the driver broke the store or transport contract (appends
+//!   out of order, two batches in flight, ...).
 
 mod rng;
 mod seed;
