@@ -124,19 +124,7 @@ fn strict_stops_at_the_first_bad_line_having_stored_the_ones_before() {
     assert_eq!(status_json(&db)["pendingEvents"], 3);
     // A flush delivers exactly the three; the lines after the bad one were
     // never stored.
-    let c = Collect::start(&["--out", out.to_str().unwrap()]);
-    let res = run(&[
-        "flush",
-        "--endpoint",
-        &c.url(),
-        "--db",
-        db.to_str().unwrap(),
-    ]);
-    assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
-    );
+    let _collector = flush_into(&db, &out);
     assert_eq!(ids_in(&out), ids);
 }
 
@@ -195,11 +183,7 @@ fn timeout_exits_3_and_the_events_wait_for_the_next_run() {
         "--timeout",
         "60s",
     ]);
-    assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
-    );
+    assert_ok(&res);
     assert!(String::from_utf8_lossy(&res.stdout).contains("40 delivered"));
     assert_eq!(ids_in(&out), ids);
     let st = status_json(&db);
@@ -223,11 +207,7 @@ fn no_wait_exits_once_stored() {
         ],
         &input,
     );
-    assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
-    );
+    assert_ok(&res);
     assert!(String::from_utf8_lossy(&res.stdout).contains("25 stored"));
     let st = status_json(&db);
     assert_eq!(st["pendingEvents"], 25);
@@ -273,11 +253,7 @@ fn no_wait_and_strict_store_and_stop_without_uploading() {
         ],
         &input,
     );
-    assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
-    );
+    assert_ok(&res);
     let (bad, _) = events("strict", 4);
     let res = run_with_stdin(
         &[
@@ -375,11 +351,7 @@ fn wrong_key_is_401_and_nothing_is_lost() {
         "--db",
         db.to_str().unwrap(),
     ]);
-    assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
-    );
+    assert_ok(&res);
     assert_eq!(ids_in(&out), ids);
 }
 
@@ -456,19 +428,7 @@ fn a_send_killed_with_sigkill_is_finished_by_flush() {
 
     assert_eq!(status_json(&db)["pendingEvents"], 300);
     let out = dir.path().join("got.jsonl");
-    let c = Collect::start(&["--out", out.to_str().unwrap()]);
-    let res = run(&[
-        "flush",
-        "--endpoint",
-        &c.url(),
-        "--db",
-        db.to_str().unwrap(),
-    ]);
-    assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
-    );
+    let _collector = flush_into(&db, &out);
     assert_eq!(ids_in(&out), ids);
 }
 
@@ -529,11 +489,7 @@ fn a_send_killed_after_a_lost_response_is_deduplicated_across_a_collector_restar
         "--db",
         db.to_str().unwrap(),
     ]);
-    assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
-    );
+    assert_ok(&res);
     assert_eq!(ids_in(&out), ids, "each event exactly once");
     let (_, rest) = c.stop("TERM");
     let summary = rest.iter().find(|l| l.starts_with("summary:")).unwrap();
@@ -710,11 +666,7 @@ fn period_mode_with_threshold_still_delivers_everything_at_the_end() {
         ],
         &input,
     );
-    assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
-    );
+    assert_ok(&res);
     assert_eq!(ids_in(&out), ids);
     c.wait_for("batch 1 from");
 }

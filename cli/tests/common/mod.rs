@@ -403,3 +403,28 @@ pub fn sorted(mut v: Vec<String>) -> Vec<String> {
     v.sort();
     v
 }
+
+/// Asserts the command exited 0, showing its stderr when it did not.
+pub fn assert_ok(res: &Output) {
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+}
+
+/// Starts a collector writing to `out`, runs `outbox flush` against it for
+/// `db` and asserts it exited 0. The collector is returned so it outlives
+/// the checks that follow.
+pub fn flush_into(db: &Path, out: &Path) -> Collect {
+    let c = Collect::start(&["--out", out.to_str().unwrap()]);
+    let res = run(&[
+        "flush",
+        "--endpoint",
+        &c.url(),
+        "--db",
+        db.to_str().unwrap(),
+    ]);
+    assert_ok(&res);
+    c
+}
