@@ -352,7 +352,22 @@ fn batches_respect_event_and_byte_limits() {
     assert_eq!(one_send(&h.input(Input::Flush)).count, 4);
 }
 
-/// A server that refuses any batch holding `poison` with 400.
+/// Eight 5-byte events in Manual mode, flushed as one batch of eight.
+fn eight_events_flushed() -> (H, crate::Batch) {
+    let cfg = small()
+        .max_batch_events(8)
+        .flush_mode(FlushMode::Manual)
+        .build()
+        .unwrap();
+    let mut h = H::new(cfg);
+    for _ in 0..8 {
+        h.track(5);
+    }
+    let b = one_send(&h.input(Input::Flush));
+    (h, b)
+}
+
+/// Answer each batch with `status_of(batch)` until no batch is sent.
 fn run_until_idle(
     h: &mut H,
     mut b: crate::Batch,
@@ -374,17 +389,8 @@ fn run_until_idle(
 
 #[test]
 fn bad_request_bisects_to_the_poison_event_and_delivers_the_rest() {
-    let cfg = small()
-        .max_batch_events(8)
-        .flush_mode(FlushMode::Manual)
-        .build()
-        .unwrap();
     for poison in 0..8u64 {
-        let mut h = H::new(cfg);
-        for _ in 0..8 {
-            h.track(5);
-        }
-        let b = one_send(&h.input(Input::Flush));
+        let (mut h, b) = eight_events_flushed();
         assert_eq!(b.count, 8);
         let sent = run_until_idle(&mut h, b, |b| {
             if (b.first..=b.last).contains(&poison) {
@@ -423,16 +429,7 @@ fn bad_request_bisects_to_the_poison_event_and_delivers_the_rest() {
 
 #[test]
 fn two_poison_events_are_both_isolated() {
-    let cfg = small()
-        .max_batch_events(8)
-        .flush_mode(FlushMode::Manual)
-        .build()
-        .unwrap();
-    let mut h = H::new(cfg);
-    for _ in 0..8 {
-        h.track(5);
-    }
-    let b = one_send(&h.input(Input::Flush));
+    let (mut h, b) = eight_events_flushed();
     run_until_idle(&mut h, b, |b| {
         if (b.first..=b.last).contains(&2) || (b.first..=b.last).contains(&6) {
             400
@@ -446,16 +443,7 @@ fn two_poison_events_are_both_isolated() {
 
 #[test]
 fn payload_too_large_halves_and_rejects_a_single_event() {
-    let cfg = small()
-        .max_batch_events(8)
-        .flush_mode(FlushMode::Manual)
-        .build()
-        .unwrap();
-    let mut h = H::new(cfg);
-    for _ in 0..8 {
-        h.track(5);
-    }
-    let b = one_send(&h.input(Input::Flush));
+    let (mut h, b) = eight_events_flushed();
     // The server takes at most 2 events, and event 5 never fits.
     let sent = run_until_idle(&mut h, b, |b| {
         if b.count > 2 || (b.first..=b.last).contains(&5) {
