@@ -497,8 +497,11 @@ impl<const N: usize> Machine<N> {
             });
         }
         if self.pending.is_empty() && next > self.pending.end() {
+            // Records the restore dropped keep their delete owed.
+            if self.delete_cursor == self.pending.head() {
+                self.delete_cursor = next;
+            }
             self.pending.reset_empty_at(next);
-            self.delete_cursor = next;
             self.persist_cursor = next;
         }
         Ok(())

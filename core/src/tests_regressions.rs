@@ -152,3 +152,26 @@ fn replaced_restore_keeps_the_limits() {
         reason: crate::DropReason::Overflow,
     }));
 }
+
+/// Fuzz target `machine`, input crash-854cad71: the only stored record was
+/// larger than the queue after the limits shrank, so the restore dropped
+/// it; the seq floor that followed (above it: the store had once held a
+/// later record) reset the delete cursor, and the dropped record was never
+/// deleted from the store.
+#[test]
+fn seq_floor_keeps_the_delete_a_restore_owes() {
+    let config = Config::builder()
+        .max_event_bytes(100)
+        .max_queue_events(4)
+        .max_queue_bytes(100)
+        .build()
+        .unwrap();
+    let mut m = Machine::<4>::new(config, 1).unwrap();
+    let now = Instant::ZERO;
+    m.handle(now, Input::Restore { seq: 5, size: 150 }).unwrap();
+    m.handle(now, Input::SeqFloor { next: 7 }).unwrap();
+    let out = drain(&mut m);
+    assert!(out.contains(&Output::Delete { through: 6 }), "{out:?}");
+    assert_eq!(m.stats().next_seq, 7);
+    assert!(m.stats().balanced());
+}
