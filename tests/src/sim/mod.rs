@@ -86,6 +86,23 @@ impl Summary {
         }
     }
 
+    /// Fold in another thread's totals.
+    pub fn merge(&mut self, other: Summary) {
+        self.seeds += other.seeds;
+        self.steps += other.steps;
+        self.events += other.events;
+        self.delivered += other.delivered;
+        self.dropped += other.dropped;
+        self.rejected += other.rejected;
+        self.duplicates += other.duplicates;
+        self.crashes += other.crashes;
+        self.wakeups += other.wakeups;
+        for (a, b) in self.drops.iter_mut().zip(other.drops) {
+            *a += b;
+        }
+        self.failures.extend(other.failures);
+    }
+
     /// Seeds with a broken invariant.
     pub fn violations(&self) -> u64 {
         self.failures.len() as u64
@@ -164,20 +181,7 @@ pub fn run_seeds(seeds: std::ops::Range<u64>, steps: u64, threads: usize) -> Sum
                     }
                     local.add(run_seed_caught(seed, steps, false));
                 }
-                let mut t = total.lock().unwrap_or_else(|e| e.into_inner());
-                t.seeds += local.seeds;
-                t.steps += local.steps;
-                t.events += local.events;
-                t.delivered += local.delivered;
-                t.dropped += local.dropped;
-                t.rejected += local.rejected;
-                t.duplicates += local.duplicates;
-                t.crashes += local.crashes;
-                t.wakeups += local.wakeups;
-                for (a, b) in t.drops.iter_mut().zip(local.drops) {
-                    *a += b;
-                }
-                t.failures.extend(local.failures);
+                total.lock().unwrap_or_else(|e| e.into_inner()).merge(local);
             });
         }
     });
