@@ -163,11 +163,6 @@ impl<'a> Payloads<'a> {
             },
         }
     }
-
-    /// All payload bytes, back to back.
-    pub fn concatenated(&self) -> &'a [u8] {
-        self.bytes
-    }
 }
 
 impl<'a> Iterator for Payloads<'a> {

@@ -38,11 +38,6 @@ impl Instant {
         Instant(self.0.saturating_add(millis))
     }
 
-    /// This instant plus `d`, saturating at the far future.
-    pub fn plus(self, d: core::time::Duration) -> Self {
-        self.plus_millis(duration_millis(d))
-    }
-
     /// Time from `earlier` to `self`, zero when `earlier` is later.
     pub const fn millis_since(self, earlier: Instant) -> u64 {
         self.0.saturating_sub(earlier.0)

@@ -21,7 +21,7 @@ impl Clock {
     }
 
     pub(crate) fn now(&self) -> Instant {
-        Instant::from_millis(u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX))
+        Instant::elapsed_since(self.origin, StdInstant::now())
     }
 
     /// The std instant of `t` (for sleeping until it).
