@@ -59,13 +59,17 @@ pub mod http;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
-pub use event::{Event, EventError, EventType, Payload};
+pub use event::{
+    merge_missing, Event, EventError, EventType, Id, Payload, LIBRARY_NAME, LIBRARY_VERSION,
+};
 pub use upload::{BatchBody, Response, UploadFailed, Uploader};
 
+#[cfg(feature = "async")]
+pub use client::AsyncClient;
 #[cfg(feature = "sqlite")]
 pub use client::{
-    BuildError, Client, ClientBuilder, ClientError, ClientStats, FlushError, FlushReport,
-    Notification, Notifications, TrackError, CAPACITY,
+    BuildError, Client, ClientBuilder, ClientError, ClientStats, DeadLetterSelection, FlushError,
+    FlushReport, Notification, Notifications, Receipt, TrackError, CAPACITY,
 };
 
 pub use outbox_core::{

@@ -24,6 +24,11 @@ impl WriteKey {
         WriteKey(key.into())
     }
 
+    /// Whether there is no key (then no `Authorization` header is sent).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// `Authorization: Bearer <key>`.
     pub(crate) fn bearer(&self) -> String {
         format!("Bearer {}", self.0)

@@ -1,5 +1,6 @@
 //! `outbox send`: JSON lines in, stored, delivered.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, IsTerminal};
 use std::time::Instant;
@@ -10,16 +11,17 @@ use serde_json::Value;
 use super::deliver::{
     open_client, progress_message, Endpoint, Watch, PENDING_HIGH_WATER, PENDING_HIGH_WATER_BYTES,
 };
-use super::input::{Line, Lines};
+use super::input::{events_of, Line, Lines};
 use super::out_line;
 use super::progress::Progress;
 use crate::args::{FlushModeArg, SendArgs};
 use crate::error::{CliError, CliResult};
 
 /// Longest input line read into memory; longer ones are bad lines. The
-/// event limit (32 KiB serialized) is checked on the event itself, so this
-/// only needs to leave room for whitespace.
-const MAX_LINE_BYTES: usize = 256 * 1024;
+/// event limit (32 KiB serialized) is checked on each event itself; a line
+/// may be a whole `{"batch": [...]}` request body (at most 500 000 bytes at
+/// Segment), so this leaves room for one.
+const MAX_LINE_BYTES: usize = 1024 * 1024;
 
 /// Events tracked between two looks at the queue.
 const LOOK_EVERY: u64 = 256;
@@ -35,8 +37,9 @@ struct Counts {
 /// Runs `outbox send`.
 pub fn run(args: SendArgs) -> CliResult {
     let started = Instant::now();
-    let deadline = args.timeout.map(|t| started + t);
-    let endpoint = Endpoint::new(&args.endpoint, args.gzip, args.basic_auth);
+    // A timeout too large for an Instant (e.g. 18446744073709551615s) is no deadline.
+    let deadline = args.timeout.and_then(|t| started.checked_add(t));
+    let endpoint = Endpoint::new(&args.endpoint, args.gzip, args.bearer);
     let db = args.db.db.as_path();
     if args.threshold.is_some() && !matches!(args.flush_mode, FlushModeArg::Period(_)) {
         return Err(CliError::usage(
@@ -89,6 +92,8 @@ fn send(
     let mut progress = Progress::new("send", 0);
     let mut counts = Counts::default();
     let mut lines = Lines::new(reader, MAX_LINE_BYTES);
+    // The line each messageId given in the input was first read on.
+    let mut given_ids: HashMap<String, u64> = HashMap::new();
     loop {
         let next = lines
             .next_line()
@@ -97,25 +102,52 @@ fn send(
         let bad = match line {
             Line::Blank => continue,
             Line::Bad(reason) => Some(reason),
-            Line::Event(map) => {
-                counts.read += 1;
-                match serde_json::from_value::<Event>(Value::Object(map)) {
-                    Err(e) => Some(format!("not a valid event: {e}")),
-                    Ok(event) => match client.track(event) {
-                        Ok(_) => {
-                            counts.stored += 1;
-                            None
-                        }
-                        Err(TrackError::Invalid(e)) => Some(e.to_string()),
-                        Err(e) => {
-                            return Err(CliError::failure(format!(
-                                "cannot store line {no}: {e}; {} lines stored before it",
-                                counts.stored
-                            )))
-                        }
-                    },
+            Line::Event(map) => match events_of(map) {
+                Err(reason) => {
+                    counts.read += 1;
+                    Some(reason)
                 }
-            }
+                Ok(events) => {
+                    let mut bad = None;
+                    for (i, map) in events.into_iter().enumerate() {
+                        counts.read += 1;
+                        let at = |reason: String| match i {
+                            0 => reason,
+                            _ => format!("batch item {i}: {reason}"),
+                        };
+                        match serde_json::from_value::<Event>(Value::Object(map)) {
+                            Err(e) => bad = Some(at(format!("not a valid event: {e}"))),
+                            Ok(event) => {
+                                let given = event.message_id.clone().filter(|m| !m.is_empty());
+                                match client.track(event) {
+                                    Ok(_) => counts.stored += 1,
+                                    Err(TrackError::Invalid(e)) => bad = Some(at(e.to_string())),
+                                    Err(e) => {
+                                        return Err(CliError::failure(format!(
+                                        "cannot store line {no}: {e}; {} lines stored before it",
+                                        counts.stored
+                                    )))
+                                    }
+                                }
+                                if let Some(id) = given {
+                                    if let Some(first) = given_ids.get(&id) {
+                                        progress.println(&format!(
+                                            "outbox: warning: line {no}: messageId {id:?} repeats line {first}; \
+                                             the server keeps only one of them"
+                                        ));
+                                    } else {
+                                        given_ids.insert(id, no);
+                                    }
+                                }
+                            }
+                        }
+                        if bad.is_some() && args.strict {
+                            break;
+                        }
+                    }
+                    bad
+                }
+            },
         };
         if let Some(reason) = bad {
             if args.strict {
