@@ -423,56 +423,42 @@ fn status_table_retry_after_in_seconds_and_as_a_date_sets_the_wait() {
 
 #[test]
 fn status_table_no_connection_and_no_answer_are_transient() {
+    /// The first notification of a one-event queue uploading with `http`.
+    fn first_note(http: HttpConfig) -> Option<Notification> {
+        let dir = tempfile::tempdir().unwrap();
+        let client = Client::builder()
+            .path(dir.path().join("q.db"))
+            .http(http)
+            .build()
+            .unwrap();
+        let notes = client.notifications();
+        client.track(event("t-1")).unwrap();
+        let note = notes.recv_timeout(PATIENCE);
+        client.close().unwrap();
+        note
+    }
+    let transient = |note: &Option<Notification>| {
+        matches!(
+            note,
+            Some(Notification::RetryScheduled {
+                cause: RetryCause::Transport,
+                ..
+            })
+        )
+    };
     // Nothing listens.
-    let dir = tempfile::tempdir().unwrap();
     let dead = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap();
-    let client = Client::builder()
-        .path(dir.path().join("a.db"))
-        .endpoint(format!("http://{dead}"), "k")
-        .build()
-        .unwrap();
-    let notes = client.notifications();
-    client.track(event("t-1")).unwrap();
-    let note = notes.recv_timeout(PATIENCE);
-    assert!(
-        matches!(
-            note,
-            Some(Notification::RetryScheduled {
-                cause: RetryCause::Transport,
-                ..
-            })
-        ),
-        "{note:?}"
-    );
-    client.close().unwrap();
-
+    let note = first_note(HttpConfig::new(format!("http://{dead}"), "k"));
+    assert!(transient(&note), "{note:?}");
     // A server that accepts and never answers: the request's timeout.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = silent.local_addr().unwrap();
-    let dir = tempfile::tempdir().unwrap();
     let http = HttpConfig::new(format!("http://{addr}"), "k")
         .timeouts(Duration::from_secs(1), Duration::from_secs(1));
-    let client = Client::builder()
-        .path(dir.path().join("b.db"))
-        .http(http)
-        .build()
-        .unwrap();
-    let notes = client.notifications();
-    client.track(event("t-2")).unwrap();
-    let note = notes.recv_timeout(PATIENCE);
-    assert!(
-        matches!(
-            note,
-            Some(Notification::RetryScheduled {
-                cause: RetryCause::Transport,
-                ..
-            })
-        ),
-        "{note:?}"
-    );
-    client.close().unwrap();
+    let note = first_note(http);
+    assert!(transient(&note), "{note:?}");
     drop(silent);
 }
