@@ -68,6 +68,41 @@ pub fn run(args: SendArgs) -> CliResult {
     result
 }
 
+/// Track one event read on line `no`: `Ok(Err(reason))` for an event
+/// refused as invalid, `Err` when the Client could not take it at all. A
+/// `messageId` the input already gave is stored again (the server keeps
+/// one) and warned about.
+fn store(
+    client: &Client,
+    map: serde_json::Map<String, Value>,
+    no: u64,
+    given_ids: &mut HashMap<String, u64>,
+    progress: &mut Progress,
+) -> Result<Result<(), String>, TrackError> {
+    let event = match serde_json::from_value::<Event>(Value::Object(map)) {
+        Ok(e) => e,
+        Err(e) => return Ok(Err(format!("not a valid event: {e}"))),
+    };
+    let given = event.message_id.clone().filter(|m| !m.is_empty());
+    match client.track(event) {
+        Ok(_) => {}
+        Err(TrackError::Invalid(e)) => return Ok(Err(e.to_string())),
+        Err(e) => return Err(e),
+    }
+    if let Some(id) = given {
+        match given_ids.get(&id) {
+            Some(first) => progress.println(&format!(
+                "outbox: warning: line {no}: messageId {id:?} repeats line {first}; \
+                 the server keeps only one of them"
+            )),
+            None => {
+                given_ids.insert(id, no);
+            }
+        }
+    }
+    Ok(Ok(()))
+}
+
 fn send(
     client: &Client,
     args: &SendArgs,
@@ -108,44 +143,30 @@ fn send(
                     Some(reason)
                 }
                 Ok(events) => {
-                    let mut bad = None;
+                    // Every refused item of an envelope line, in one report.
+                    let mut bad: Vec<String> = Vec::new();
+                    let items = events.len();
                     for (i, map) in events.into_iter().enumerate() {
                         counts.read += 1;
-                        let at = |reason: String| match i {
-                            0 => reason,
-                            _ => format!("batch item {i}: {reason}"),
-                        };
-                        match serde_json::from_value::<Event>(Value::Object(map)) {
-                            Err(e) => bad = Some(at(format!("not a valid event: {e}"))),
-                            Ok(event) => {
-                                let given = event.message_id.clone().filter(|m| !m.is_empty());
-                                match client.track(event) {
-                                    Ok(_) => counts.stored += 1,
-                                    Err(TrackError::Invalid(e)) => bad = Some(at(e.to_string())),
-                                    Err(e) => {
-                                        return Err(CliError::failure(format!(
-                                        "cannot store line {no}: {e}; {} lines stored before it",
-                                        counts.stored
-                                    )))
-                                    }
-                                }
-                                if let Some(id) = given {
-                                    if let Some(first) = given_ids.get(&id) {
-                                        progress.println(&format!(
-                                            "outbox: warning: line {no}: messageId {id:?} repeats line {first}; \
-                                             the server keeps only one of them"
-                                        ));
-                                    } else {
-                                        given_ids.insert(id, no);
-                                    }
-                                }
+                        let stored = store(client, map, no, &mut given_ids, &mut progress)
+                            .map_err(|e| {
+                                CliError::failure(format!(
+                                    "cannot store line {no}: {e}; {} lines stored before it",
+                                    counts.stored
+                                ))
+                            })?;
+                        match stored {
+                            Ok(()) => counts.stored += 1,
+                            Err(reason) if items > 1 => {
+                                bad.push(format!("batch item {i}: {reason}"))
                             }
+                            Err(reason) => bad.push(reason),
                         }
-                        if bad.is_some() && args.strict {
+                        if !bad.is_empty() && args.strict {
                             break;
                         }
                     }
-                    bad
+                    (!bad.is_empty()).then(|| bad.join("; "))
                 }
             },
         };
