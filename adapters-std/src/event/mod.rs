@@ -372,12 +372,22 @@ impl Event {
         self
     }
 
-    /// Merge global context and properties in; the event's own keys win.
-    pub(crate) fn apply_defaults(
-        &mut self,
-        context: &Map<String, Value>,
-        props: &Map<String, Value>,
-    ) {
+    /// Merge global `context` (and, for track, page and screen,
+    /// `properties`) in; the event's own keys win, nested objects are
+    /// merged key by key. The Client does this with its builder's
+    /// `context`/`properties` on every event.
+    ///
+    /// ```
+    /// use outbox_std::Event;
+    /// use serde_json::json;
+    /// let mut e = Event::track("x").property("a", 1);
+    /// let ctx = json!({"app": {"name": "shop"}});
+    /// let props = json!({"a": 0, "b": 2});
+    /// e.apply_defaults(ctx.as_object().unwrap(), props.as_object().unwrap());
+    /// assert_eq!(e.properties, Some(json!({"a": 1, "b": 2})));
+    /// assert_eq!(e.context, Some(ctx));
+    /// ```
+    pub fn apply_defaults(&mut self, context: &Map<String, Value>, props: &Map<String, Value>) {
         merge::merge_into_field(&mut self.context, context);
         if self.kind.has_properties() {
             merge::merge_into_field(&mut self.properties, props);
