@@ -74,7 +74,8 @@ impl Notification {
                 (first..=last).contains(&seq)
             }
             Notification::Rejected { seq: s, .. } => s == seq,
-            Notification::Halted { .. } | Notification::RetryScheduled { .. } => false,
+            // Halts and retries are about the queue, not one event.
+            _ => false,
         }
     }
 }
