@@ -8,7 +8,7 @@
 //!
 //! Gateway to device: [`Downlink`], a plain serde enum.
 
-use outbox_core::{BatchId, Outcome, Payloads};
+use outbox_core::{Batch, BatchId, Outcome, Payloads};
 use serde::ser::{SerializeSeq, SerializeStructVariant};
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -24,20 +24,20 @@ const BATCH_TAG: u32 = 0;
 pub enum Uplink<E> {
     /// One batch of events, oldest first.
     Batch {
-        /// The id the answer must carry.
-        id: BatchId,
+        /// The frame's id, which the answer must carry.
+        id: u64,
         /// The events' payloads.
         events: E,
     },
 }
 
-/// What the gateway answers.
+/// What the gateway answers. `batch` is the id of the batch frame answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Downlink {
     /// The endpoint answered the batch with an HTTP status.
     Status {
-        /// The batch answered.
-        batch: BatchId,
+        /// The frame answered.
+        batch: u64,
         /// The HTTP status.
         status: u16,
         /// Retry-After, in milliseconds, when the endpoint sent one.
@@ -45,8 +45,8 @@ pub enum Downlink {
     },
     /// The endpoint gave no answer (unreachable, timed out).
     Unanswered {
-        /// The batch that went unanswered.
-        batch: BatchId,
+        /// The frame that went unanswered.
+        batch: u64,
     },
     /// The gateway could not read the last frame; it is about the batch in
     /// flight, if any.
@@ -70,43 +70,44 @@ impl Downlink {
     /// overhead and both delimiters included.
     pub const MAX_FRAME_BYTES: usize = 32;
 
-    /// The core's outcome for the batch `in_flight`, or `None` when this
-    /// answer is about another (an older, already abandoned) batch.
+    /// The core's outcome for `batch`, sent in the frame numbered
+    /// `frame_id`; `None` when this answer is about another frame (a late
+    /// one, for a batch already abandoned).
     ///
     /// ```
     /// use outbox_embedded::serial::{Downlink, Fault};
     /// use outbox_core::Outcome;
     ///
-    /// let ok = Downlink::Status { batch: 7, status: 200, retry_after_millis: None };
-    /// assert_eq!(ok.outcome_for(7), Some(Outcome::Response { batch: 7, status: 200, retry_after_millis: None }));
-    /// assert_eq!(ok.outcome_for(8), None);
+    /// let ok = Downlink::Status { batch: 70, status: 200, retry_after_millis: None };
+    /// assert_eq!(ok.outcome_for(70, 7), Some(Outcome::Response { batch: 7, status: 200, retry_after_millis: None }));
+    /// assert_eq!(ok.outcome_for(80, 8), None);
     /// let big = Downlink::Unreadable { fault: Fault::TooLarge };
-    /// assert!(matches!(big.outcome_for(8), Some(Outcome::Response { status: 413, .. })));
+    /// assert!(matches!(big.outcome_for(80, 8), Some(Outcome::Response { batch: 8, status: 413, .. })));
     /// ```
-    pub fn outcome_for(self, in_flight: BatchId) -> Option<Outcome> {
+    pub fn outcome_for(self, frame_id: u64, batch: BatchId) -> Option<Outcome> {
         match self {
             Downlink::Status {
-                batch,
+                batch: id,
                 status,
                 retry_after_millis,
-            } => (batch == in_flight).then_some(Outcome::Response {
+            } => (id == frame_id).then_some(Outcome::Response {
                 batch,
                 status,
                 retry_after_millis,
             }),
-            Downlink::Unanswered { batch } => {
-                (batch == in_flight).then_some(Outcome::Failed { batch })
+            Downlink::Unanswered { batch: id } => {
+                (id == frame_id).then_some(Outcome::Failed { batch })
             }
             Downlink::Unreadable {
                 fault: Fault::TooLarge,
             } => Some(Outcome::Response {
-                batch: in_flight,
+                batch,
                 status: 413,
                 retry_after_millis: None,
             }),
             Downlink::Unreadable {
                 fault: Fault::Garbled,
-            } => Some(Outcome::Failed { batch: in_flight }),
+            } => Some(Outcome::Failed { batch }),
         }
     }
 
@@ -119,10 +120,35 @@ impl Downlink {
     }
 }
 
+/// The id a batch's frame carries: the machine's batch id mixed with the
+/// batch's first and last sequence numbers. Batch ids start again at 1
+/// after a reset; the mix makes sure a late answer from before a reset can
+/// only ever be taken for a batch of exactly the same events, for which it
+/// is right.
+///
+/// ```
+/// use outbox_core::Batch;
+/// use outbox_embedded::serial::frame_id;
+/// let a = Batch { id: 1, first: 10, last: 19, count: 10, bytes: 100 };
+/// let b = Batch { last: 25, count: 16, ..a };
+/// assert_ne!(frame_id(&a), frame_id(&b));
+/// assert_eq!(frame_id(&a), frame_id(&a.clone()));
+/// ```
+pub fn frame_id(batch: &Batch) -> u64 {
+    // splitmix64's finaliser, chained over the three numbers.
+    fn mix(mut z: u64) -> u64 {
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    let golden = 0x9E37_79B9_7F4A_7C15_u64;
+    mix(mix(mix(batch.id.wrapping_add(golden)) ^ batch.first) ^ batch.last)
+}
+
 /// A batch to encode, straight from the driver's payloads (no copy).
 pub struct BatchOut<'a> {
-    /// The batch id.
-    pub id: BatchId,
+    /// The frame's id ([`frame_id`]).
+    pub id: u64,
     /// Its payloads, oldest first.
     pub payloads: Payloads<'a>,
 }
@@ -161,7 +187,7 @@ impl Serialize for Bytes<'_> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BatchFrame<'a> {
     /// The id to answer with.
-    pub id: BatchId,
+    pub id: u64,
     /// The events, oldest first.
     pub events: Events<'a>,
 }
@@ -175,7 +201,7 @@ impl<'a> BatchFrame<'a> {
         if tag != BATCH_TAG {
             return Err(FrameError::Malformed);
         }
-        let (id, rest) = postcard::take_from_bytes::<BatchId>(rest).map_err(bad)?;
+        let (id, rest) = postcard::take_from_bytes::<u64>(rest).map_err(bad)?;
         let (count, raw) = postcard::take_from_bytes::<u32>(rest).map_err(bad)?;
         let mut left = raw;
         for _ in 0..count {

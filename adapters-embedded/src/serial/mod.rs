@@ -15,10 +15,13 @@
 //!
 //! | direction | message | fields |
 //! | --- | --- | --- |
-//! | device → gateway | [`Uplink::Batch`] | batch id, events (byte strings, oldest first) |
-//! | gateway → device | [`Downlink::Status`] | batch id, HTTP status, Retry-After in ms (optional) |
-//! | gateway → device | [`Downlink::Unanswered`] | batch id: the endpoint gave no answer (retried) |
+//! | device → gateway | [`Uplink::Batch`] | frame id, events (byte strings, oldest first) |
+//! | gateway → device | [`Downlink::Status`] | frame id, HTTP status, Retry-After in ms (optional) |
+//! | gateway → device | [`Downlink::Unanswered`] | frame id: the endpoint gave no answer (retried) |
 //! | gateway → device | [`Downlink::Unreadable`] | the last frame was garbled (retried) or too large (a 413: the batch shrinks) |
+//!
+//! The frame id names the batch ([`frame_id`]: its id and event range), so
+//! an answer that arrives after a device reset cannot end a different batch.
 //!
 //! Sizes: an answer is at most [`Downlink::MAX_FRAME_BYTES`]; a batch frame
 //! is its payloads plus about 1 % (a varint length per event, one COBS byte
@@ -40,7 +43,7 @@ mod transport;
 mod writer;
 
 pub use error::{FrameError, SendError};
-pub use frame::{BatchFrame, BatchOut, Downlink, Events, Fault, Uplink};
+pub use frame::{frame_id, BatchFrame, BatchOut, Downlink, Events, Fault, Uplink};
 pub use reader::FrameReader;
 pub use transport::{LinkStats, SerialTransport, POLL_BUDGET_BYTES};
 pub use writer::write_frame;

@@ -211,6 +211,12 @@ impl embedded_io::Write for Loop {
     }
 }
 
+/// The id of the batch frame the transport just wrote.
+fn sent_id(t: &mut SerialTransport<Loop>) -> u64 {
+    let sent = frames(&t.link_mut().written, 64).remove(0).unwrap();
+    BatchFrame::decode(&sent).unwrap().id
+}
+
 fn answer_bytes(answer: Downlink) -> Vec<u8> {
     let mut wire = Vec::new();
     write_frame(&mut wire, &answer).unwrap();
@@ -228,25 +234,29 @@ fn batch(id: u64) -> Batch {
 }
 
 fn send(t: &mut SerialTransport<Loop>, id: u64) -> Result<(), SendError<Broken>> {
+    t.link_mut().written.clear();
     with_payloads(&[b"abc".to_vec()], |p| t.send(Instant::ZERO, &batch(id), p))
 }
 
 #[test]
 fn the_transport_pairs_answers_with_the_batch_in_flight() {
     let mut t = SerialTransport::new(Loop::default());
+    send(&mut t, 4).unwrap();
+    let old = sent_id(&mut t);
     send(&mut t, 5).unwrap();
-    let sent = frames(&t.link_mut().written, 64).remove(0).unwrap();
-    assert_eq!(BatchFrame::decode(&sent).unwrap().id, 5);
+    let id = sent_id(&mut t);
+    assert_eq!(id, frame_id(&batch(5)));
+    assert_ne!(id, old);
     assert_eq!(t.poll_outcome(Instant::ZERO), None);
 
     // A late answer to batch 4, noise, then batch 5's answer split in two.
     let stale = answer_bytes(Downlink::Status {
-        batch: 4,
+        batch: old,
         status: 200,
         retry_after_millis: None,
     });
     let fresh = answer_bytes(Downlink::Status {
-        batch: 5,
+        batch: id,
         status: 503,
         retry_after_millis: Some(1500),
     });
@@ -303,9 +313,10 @@ fn an_unreadable_or_unanswered_batch_is_a_failure_or_a_413() {
         })
     ));
     send(&mut t, 11).unwrap();
+    let id = sent_id(&mut t);
     t.link_mut()
         .incoming
-        .extend(answer_bytes(Downlink::Unanswered { batch: 11 }));
+        .extend(answer_bytes(Downlink::Unanswered { batch: id }));
     assert_eq!(
         t.poll_outcome(Instant::ZERO),
         Some(Outcome::Failed { batch: 11 })

@@ -12,7 +12,7 @@ use embedded_io::{Read, ReadReady, Write};
 use outbox_core::{Batch, BatchId, Instant, Outcome, Payloads, Transport};
 
 use super::error::SendError;
-use super::frame::{BatchOut, Downlink};
+use super::frame::{frame_id, BatchOut, Downlink};
 use super::reader::FrameReader;
 use super::writer::write_frame;
 
@@ -50,7 +50,8 @@ pub struct LinkStats {
 pub struct SerialTransport<L> {
     link: L,
     reader: FrameReader<[u8; Downlink::MAX_FRAME_BYTES]>,
-    in_flight: Option<BatchId>,
+    /// The batch in flight and its frame id.
+    in_flight: Option<(BatchId, u64)>,
     stats: LinkStats,
 }
 
@@ -103,7 +104,8 @@ impl<L: Read + ReadReady + Write> SerialTransport<L> {
                     }
                 },
             };
-            match self.in_flight.and_then(|id| answer.outcome_for(id)) {
+            let in_flight = self.in_flight;
+            match in_flight.and_then(|(batch, frame)| answer.outcome_for(frame, batch)) {
                 Some(outcome) if found.is_none() => {
                     self.in_flight = None;
                     self.stats.answers += 1;
@@ -125,12 +127,9 @@ impl<L: Read + ReadReady + Write> Transport for SerialTransport<L> {
         payloads: Payloads<'_>,
     ) -> Result<(), Self::Error> {
         self.in_flight = None;
-        let frame = BatchOut {
-            id: batch.id,
-            payloads,
-        };
-        write_frame(&mut self.link, &frame)?;
-        self.in_flight = Some(batch.id);
+        let id = frame_id(batch);
+        write_frame(&mut self.link, &BatchOut { id, payloads })?;
+        self.in_flight = Some((batch.id, id));
         self.stats.batches_sent += 1;
         Ok(())
     }
