@@ -122,3 +122,69 @@ fn stdio_gateway_posts_batches_and_answers_garbage() {
         .collect();
     assert_eq!(ids, [r#""g-1""#, r#""g-2""#, r#""g-3""#]);
 }
+
+#[test]
+fn tcp_gateway_listens_and_takes_the_next_device_after_one_leaves() {
+    use std::io::BufRead;
+    use std::net::TcpStream;
+
+    let collect = Collect::start(&[]);
+    let mut child = outbox()
+        .args(["gateway", "--tcp", "127.0.0.1:0", "--endpoint"])
+        .arg(collect.url())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn gateway");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_string();
+
+    for (round, id) in [(1u64, "t-1"), (2, "t-2")] {
+        let mut device = TcpStream::connect(&addr).unwrap();
+        device.set_read_timeout(Some(WAIT)).unwrap();
+        device.write_all(&[0xff, 0x00]).unwrap(); // line noise first
+        device
+            .write_all(&batch_frame(round, &[&event(id)]))
+            .unwrap();
+        let mut reader = FrameReader::new([0u8; Downlink::MAX_FRAME_BYTES]);
+        let mut answers = Vec::new();
+        let mut buf = [0u8; 64];
+        while answers.len() < 2 {
+            let n = device.read(&mut buf).unwrap();
+            assert!(n > 0, "gateway closed the connection");
+            let mut rest = &buf[..n];
+            while !rest.is_empty() {
+                let (frame, tail) = reader.feed(rest);
+                rest = tail;
+                if let Some(frame) = frame {
+                    answers.push(Downlink::decode(frame.unwrap()).unwrap());
+                }
+            }
+        }
+        assert_eq!(
+            answers,
+            [
+                Downlink::Unreadable {
+                    fault: Fault::Garbled
+                },
+                Downlink::Status {
+                    batch: round,
+                    status: 200,
+                    retry_after_millis: None
+                }
+            ]
+        );
+        // Dropping the connection: the gateway goes back to accepting.
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let (_, lines) = collect.stop("TERM");
+    let summary = lines.iter().find(|l| l.starts_with("summary:")).unwrap();
+    assert!(summary.contains("2 events accepted"), "{summary}");
+}
