@@ -11,12 +11,12 @@ use super::{capacity, io, Error, FlashQueue};
 impl<F: NorFlash> FlashQueue<F> {
     /// Store `payload` as event `seq`; durable when this returns `Ok`.
     ///
-    /// Numbers must grow, except that the newest may be appended again
-    /// (after a failed append): the new copy then replaces the old one.
-    /// Fails with [`Error::TooLarge`] for a payload over
-    /// [`max_payload`](Self::max_payload), [`Error::OutOfOrder`] for a number
-    /// below the newest or a deleted one, and [`Error::Full`] when no page
-    /// is free.
+    /// Numbers run on one by one while events are stored; the newest may
+    /// be appended again (after a failed append), and the new copy then
+    /// replaces the old one; an empty queue starts at any number above the
+    /// deleted ones. Fails with [`Error::TooLarge`] for a payload over
+    /// [`max_payload`](Self::max_payload), [`Error::OutOfOrder`] for any
+    /// other number, and [`Error::Full`] when no page is free.
     pub fn append(&mut self, seq: Seq, payload: &[u8]) -> Result<(), Error<F::Error>> {
         self.refresh()?;
         let w = F::WRITE_SIZE as u32;
@@ -28,14 +28,18 @@ impl<F: NorFlash> FlashQueue<F> {
             });
         }
         let st = &self.st;
-        let lowest = match st.summary.last {
-            Some(last) => last,
-            None => st.live_from,
+        // While events are stored the numbers run on without a gap (the
+        // newest may be written again); an empty queue may start anywhere
+        // above what was deleted.
+        let (lowest, highest) = match st.summary.last {
+            Some(last) => (last, last.saturating_add(1)),
+            None => (st.live_from, Seq::MAX),
         };
-        if seq < lowest || seq < st.live_from {
+        if seq < lowest || seq > highest {
             return Err(Error::OutOfOrder {
                 seq,
-                lowest: lowest.max(st.live_from),
+                lowest,
+                highest,
             });
         }
         let len = payload.len() as u32;
@@ -53,8 +57,11 @@ impl<F: NorFlash> FlashQueue<F> {
         let Some(wp) = self.st.write else {
             return Err(Error::Full);
         };
+        // The first event of each page is marked too, so that records lost
+        // from an older page (a power cut while erasing it) never end the run.
+        let jump = self.st.tail_last.is_none_or(|l| seq != l.wrapping_add(1)) || !wp.has_event;
         let header = RecordHeader {
-            kind: Kind::Event,
+            kind: Kind::Event { jump },
             len: len as u16,
             delta: (seq - wp.base) as u32,
         };
@@ -75,8 +82,10 @@ impl<F: NorFlash> FlashQueue<F> {
         let st = &mut self.st;
         if let Some(wp) = st.write.as_mut() {
             wp.off += format::record_len(len, w);
+            wp.has_event = true;
         }
         st.floor = st.floor.max(seq.saturating_add(1));
+        st.tail_last = Some(seq);
         let s = &mut st.summary;
         if s.count == 0 {
             st.head = Cursor {

@@ -33,7 +33,7 @@ impl<F: NorFlash> FlashQueue<F> {
         let mut head = None;
         let bounds = self.bounds();
         loop {
-            let r = match walk.next(&mut self.flash, &self.geo, bounds) {
+            let r = match walk.next(&mut self.flash, &self.geo, bounds, live_from) {
                 Ok(Some(r)) => r,
                 Ok(None) => break,
                 Err(e) => return self.failed(e),
@@ -75,9 +75,8 @@ impl<F: NorFlash> FlashQueue<F> {
         st.live_from = live_from;
         st.head = head;
         st.summary = summary;
-        if summary.count == 0 || st.scan.is_none_or(|c| c.last < Some(through)) {
-            st.scan = None;
-        }
+        // A reader's position is judged with the old `live_from`.
+        st.scan = None;
         self.erase_dead_pages()
     }
 

@@ -58,14 +58,16 @@ pub enum Error<E> {
         /// The most a record holds ([`FlashQueue::max_payload`](super::FlashQueue::max_payload)).
         max: usize,
     },
-    /// The sequence number is below a stored or deleted one. Numbers only
-    /// grow, except that the newest one is written again after a failed
-    /// append.
+    /// The sequence number does not continue the queue: while events are
+    /// stored the next is the newest again (after a failed append) or one
+    /// past it; an empty queue takes any number above the deleted ones.
     OutOfOrder {
         /// The number appended.
         seq: Seq,
         /// The lowest number that could be appended.
         lowest: Seq,
+        /// The highest number that could be appended.
+        highest: Seq,
     },
     /// The records asked for do not fit in the buffer.
     BufferTooSmall {
@@ -150,9 +152,14 @@ impl<E: fmt::Debug> fmt::Display for Error<E> {
                     "payload of {len} bytes exceeds the record limit of {max}"
                 )
             }
-            Error::OutOfOrder { seq, lowest } => {
-                write!(f, "sequence number {seq} is below {lowest}")
-            }
+            Error::OutOfOrder {
+                seq,
+                lowest,
+                highest,
+            } => write!(
+                f,
+                "sequence number {seq} does not continue the queue ({lowest}..={highest})"
+            ),
             Error::BufferTooSmall { needed, available } => {
                 write!(f, "records need {needed} bytes, the buffer has {available}")
             }

@@ -14,7 +14,8 @@
 //!
 //! record (8-byte header, payload, CRC, padding)
 //!   0      tag                  high nibble format version, low nibble kind
-//!                               (1 = event, 2 = checkpoint)
+//!                               (1 = event numbered one past the one before,
+//!                               3 = event whose number jumps, 2 = checkpoint)
 //!   1..3   payload length (u16)
 //!   3..7   seq - page base (u32)  (0 for a checkpoint)
 //!   7      CRC-8 of 0..7        so a torn header never gives a wrong length
@@ -42,6 +43,7 @@ pub(crate) const PAGE_HEADER_RAW: usize = 36;
 pub(crate) const RECORD_HEADER: usize = 8;
 const CRC_LEN: usize = 4;
 const TAG_DATA: u8 = (FORMAT_VERSION << 4) | 1;
+const TAG_DATA_JUMP: u8 = (FORMAT_VERSION << 4) | 3;
 const TAG_CHECKPOINT: u8 = (FORMAT_VERSION << 4) | 2;
 /// Payload bytes of a checkpoint record.
 pub(crate) const CHECKPOINT_PAYLOAD: usize = 8;
@@ -127,8 +129,9 @@ impl PageHeader {
 /// What a record holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
-    /// An event's payload.
-    Event,
+    /// An event's payload; `jump` when its number is not one past the
+    /// previous event's (the first after a gap, or one appended again).
+    Event { jump: bool },
     /// A checkpoint: every record below its `live_from` is deleted.
     Checkpoint,
 }
@@ -155,7 +158,8 @@ impl RecordHeader {
     pub fn encode(&self) -> [u8; RECORD_HEADER] {
         let mut b = [0u8; RECORD_HEADER];
         b[0] = match self.kind {
-            Kind::Event => TAG_DATA,
+            Kind::Event { jump: false } => TAG_DATA,
+            Kind::Event { jump: true } => TAG_DATA_JUMP,
             Kind::Checkpoint => TAG_CHECKPOINT,
         };
         b[1..3].copy_from_slice(&self.len.to_le_bytes());
@@ -172,7 +176,8 @@ impl RecordHeader {
             return HeaderRead::Garbage;
         }
         let kind = match b[0] {
-            TAG_DATA => Kind::Event,
+            TAG_DATA => Kind::Event { jump: false },
+            TAG_DATA_JUMP => Kind::Event { jump: true },
             TAG_CHECKPOINT => Kind::Checkpoint,
             _ => return HeaderRead::Garbage,
         };
@@ -218,7 +223,7 @@ mod tests {
     #[test]
     fn record_header_round_trips_and_a_torn_one_is_garbage() {
         let h = RecordHeader {
-            kind: Kind::Event,
+            kind: Kind::Event { jump: false },
             len: 300,
             delta: 5,
         };

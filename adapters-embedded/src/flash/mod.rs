@@ -87,13 +87,13 @@ use walk::Cursor;
 /// let n = q.read_range(1, 2, &mut buf).unwrap();
 /// assert_eq!(&buf[..n], b"helloworld");
 /// q.delete_through(1).unwrap();
-/// assert_eq!(q.summary().count, 1);
+/// assert_eq!(q.summary().unwrap().count, 1);
 /// drop(q);
 ///
 /// // After a restart, or a power cut, the same state comes back.
 /// let mut q = FlashQueue::open(&mut flash, 0..8 * 4096).unwrap();
-/// assert_eq!(q.summary().first, Some(2));
-/// assert_eq!(q.seq_floor(), 3);
+/// assert_eq!(q.summary().unwrap().first, Some(2));
+/// assert_eq!(q.seq_floor().unwrap(), 3);
 /// # }
 /// ```
 pub struct FlashQueue<F: NorFlash> {
@@ -157,6 +157,8 @@ struct State {
     summary: QueueSummary,
     /// Payload bytes of the newest event (replaced when it is appended again).
     last_len: u16,
+    /// The number of the newest accepted record, deleted or not.
+    tail_last: Option<Seq>,
     /// The walk position of the oldest event.
     head: Cursor,
     /// Where the last read stopped, to continue from there.
@@ -172,6 +174,9 @@ struct WritePage {
     off: u32,
     /// No more records go here (torn bytes at its end, or a failed write).
     closed: bool,
+    /// An event was appended here since the page was opened or read back;
+    /// until then the next one is marked as a jump.
+    has_event: bool,
 }
 
 impl<F: NorFlash> FlashQueue<F> {
@@ -191,13 +196,19 @@ impl<F: NorFlash> FlashQueue<F> {
     }
 
     /// Count, bytes and the first and last sequence numbers stored.
-    pub fn summary(&self) -> QueueSummary {
-        self.st.summary
+    pub fn summary(&mut self) -> Result<QueueSummary, Error<F::Error>> {
+        self.refresh()?;
+        Ok(self.st.summary)
     }
 
     /// One past the highest sequence number this queue ever held, deleted
     /// ones included (0 for a new queue).
-    pub fn seq_floor(&self) -> Seq {
+    pub fn seq_floor(&mut self) -> Result<Seq, Error<F::Error>> {
+        self.refresh()?;
+        Ok(self.floor())
+    }
+
+    fn floor(&self) -> Seq {
         self.st.floor.max(self.st.live_from)
     }
 

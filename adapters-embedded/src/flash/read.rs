@@ -103,7 +103,7 @@ impl<F: NorFlash> FlashQueue<F> {
         let geo = self.geo;
         let mut resume: Option<Cursor> = None;
         let result = loop {
-            let r = match walk.next(&mut self.flash, &geo, bounds) {
+            let r = match walk.next(&mut self.flash, &geo, bounds, self.st.live_from) {
                 Ok(Some(r)) => r,
                 Ok(None) => break Ok(()),
                 Err(e) => break Err(Error::Flash(e)),

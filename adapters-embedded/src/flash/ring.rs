@@ -46,7 +46,7 @@ impl<F: NorFlash> FlashQueue<F> {
         let header = PageHeader {
             lap,
             base,
-            floor: self.seq_floor(),
+            floor: self.floor(),
             live_from,
         };
         if let Err(e) = io::write_padded(&mut self.flash, geo.addr(next, 0), &header.encode()) {
@@ -66,6 +66,7 @@ impl<F: NorFlash> FlashQueue<F> {
             base,
             off: geo.header,
             closed: false,
+            has_event: false,
         });
         Ok(())
     }

@@ -95,7 +95,10 @@ pub(super) fn scan<F: NorFlash>(
     let mut summary = QueueSummary::default();
     let mut last_len = 0;
     let mut head = None;
-    while let Some(r) = walk.next(flash, geo, bounds).map_err(ScanError::Flash)? {
+    while let Some(r) = walk
+        .next(flash, geo, bounds, live_from)
+        .map_err(ScanError::Flash)?
+    {
         floor = floor.max(r.seq.saturating_add(1));
         if r.seq < live_from {
             continue;
@@ -133,6 +136,7 @@ pub(super) fn scan<F: NorFlash>(
             base: write_header.base,
             off: write_end,
             closed: !blank || end.pos.page != write_page,
+            has_event: false,
         }),
         chain_start,
         unverified_free: geo.pages - chain_len,
@@ -140,6 +144,7 @@ pub(super) fn scan<F: NorFlash>(
         floor,
         summary,
         last_len,
+        tail_last: end.last,
         head: head.unwrap_or(end),
         scan: None,
     })
@@ -155,6 +160,7 @@ fn empty(geo: &Geometry) -> State {
         floor: 0,
         summary: QueueSummary::default(),
         last_len: 0,
+        tail_last: None,
         head: Cursor {
             pos: Pos {
                 page: 0,

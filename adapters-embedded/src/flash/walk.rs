@@ -8,10 +8,20 @@
 //! - a record is replaced when the next valid event record's number is not
 //!   higher (the same number appended again after a failed append: the
 //!   newest copy wins);
-//! - a record is accepted when it is not replaced and its number is higher
-//!   than the last accepted one (so what comes out is strictly increasing,
-//!   whatever the image holds);
+//! - a record is accepted when it is not replaced and its number is one past
+//!   the last accepted one, or, when that one is deleted (below
+//!   `live_from`), higher and marked as a jump (the writer marks the first
+//!   event after an empty queue, a number appended again, and the first
+//!   event of every page). So the events a reader sees are strictly
+//!   increasing and without gaps whatever the image holds; a record lost to
+//!   damage ends the run, and records lost from a deleted page (a power cut
+//!   while erasing it) do not;
 //! - an accepted record below `live_from` is deleted.
+//!
+//! Every walk judges with the current `live_from`; a cursor is only kept
+//! where everything before it is deleted (the oldest event) or until the
+//! next delete (a reader's position), so resuming agrees with a walk from
+//! the start.
 //!
 //! A [`Cursor`] is the walk's whole state at a record boundary, so a read can
 //! continue where the previous one stopped and get the same answer as a walk
@@ -49,6 +59,7 @@ pub(crate) struct EventRec {
     pub at: Pos,
     pub seq: Seq,
     pub len: u16,
+    pub jump: bool,
 }
 
 impl EventRec {
@@ -113,12 +124,13 @@ pub(crate) fn step<F: NorFlash>(
                     let at = *pos;
                     pos.off += format::record_len(len, w);
                     return match h.kind {
-                        Kind::Event => Ok(match at.base.checked_add(u64::from(h.delta)) {
+                        Kind::Event { jump } => Ok(match at.base.checked_add(u64::from(h.delta)) {
                             Some(seq) if !validate || io::crc_matches(flash, addr, &raw, len)? => {
                                 Step::Event(EventRec {
                                     at,
                                     seq,
                                     len: h.len,
+                                    jump,
                                 })
                             }
                             _ => Step::Skipped,
@@ -177,12 +189,13 @@ impl LiveWalk {
         }
     }
 
-    /// The next accepted event record.
+    /// The next accepted event record, judged with `live_from`.
     pub fn next<F: NorFlash>(
         &mut self,
         flash: &mut F,
         geo: &Geometry,
         bounds: Bounds,
+        live_from: Seq,
     ) -> Result<Option<EventRec>, F::Error> {
         loop {
             let next = loop {
@@ -202,7 +215,12 @@ impl LiveWalk {
                 }
             };
             self.pending = next;
-            if next.is_some_and(|r| r.seq <= p.seq) || self.last.is_some_and(|l| p.seq <= l) {
+            let replaced = next.is_some_and(|r| r.seq <= p.seq);
+            let follows = match self.last {
+                None => true,
+                Some(l) => p.seq == l.wrapping_add(1) || (p.jump && p.seq > l && l < live_from),
+            };
+            if replaced || !follows {
                 continue;
             }
             self.prev = self.last;

@@ -134,7 +134,7 @@ impl Model {
 /// Everything the queue holds, read through its public API in small
 /// pieces, with the summary checked against it.
 pub fn contents<F: NorFlash>(q: &mut FlashQueue<F>) -> Vec<(u64, Vec<u8>)> {
-    let sum = q.summary();
+    let sum = q.summary().unwrap();
     let Some(first) = sum.first else {
         assert_eq!(sum.count, 0);
         assert_eq!(sum.bytes, 0);
