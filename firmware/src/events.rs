@@ -31,12 +31,13 @@ impl Writer<'_> {
     }
 
     fn number(&mut self, n: u32) {
-        self.put(decimal(u64::from(n), &mut [0; 20]));
+        self.put(decimal(n, &mut [0; 10]));
     }
 }
 
-/// Writes `n` in decimal to `buf`; returns the digits.
-pub fn decimal(n: u64, buf: &mut [u8; 20]) -> &[u8] {
+/// Writes `n` in decimal to `buf`; returns the digits. (u32: a u64
+/// division would pull in a kilobyte of compiler builtins.)
+pub fn decimal(n: u32, buf: &mut [u8; 10]) -> &[u8] {
     let mut i = buf.len();
     let mut n = n;
     loop {

@@ -1,8 +1,9 @@
 //! outbox on a Cortex-M4, in QEMU's mps2-an386.
 //!
 //! Tracks [`EVENTS`] events (one of them poison) through the core's
-//! machine and driver, a store, and the serial transport on UART0, which
-//! QEMU connects to `outbox gateway --tcp`. When every event is delivered
+//! machine and driver, the flash queue on a NOR flash kept in a region of
+//! RAM, and the serial transport on UART0, which QEMU connects to
+//! `outbox gateway --tcp`. When every event is delivered
 //! or rejected it prints the tally through semihosting and exits 0; on a
 //! wrong tally, a driver error or after [`DEADLINE_MS`] it exits 1.
 //! `firmware/run.sh` runs the whole test.
@@ -12,7 +13,8 @@
 
 mod clock;
 mod events;
-mod ram_store;
+mod flash_store;
+mod nor;
 mod uart;
 
 use core::sync::atomic::AtomicU32;
@@ -25,10 +27,12 @@ use cortex_m_semihosting::hio;
 use outbox_core::{
     Config, Driver, DriverError, InputError, Machine, Observer, Output, Overflow, Seq,
 };
+use outbox_embedded::flash::FlashQueue;
 use outbox_embedded::serial::SerialTransport;
 use panic_halt as _;
 
-use ram_store::RamStore;
+use flash_store::FlashStore;
+use nor::RamNor;
 use uart::Uart;
 
 /// Events tracked.
@@ -47,7 +51,7 @@ const BATCH_BYTES: usize = 2048;
 const NOR_BASE: usize = 0x2004_0000;
 const NOR_BYTES: usize = 64 * 1024;
 
-type Device = Driver<'static, RamStore, SerialTransport<Uart>, Tally, SLOTS>;
+type Device = Driver<'static, FlashStore<RamNor>, SerialTransport<Uart>, Tally, SLOTS>;
 
 /// What the application hears from the machine, counted in statics (the
 /// driver owns its observer).
@@ -77,11 +81,16 @@ impl Observer for Tally {
     }
 }
 
-fn config() -> Config {
+/// Largest event accepted.
+const MAX_EVENT_BYTES: u32 = 250;
+
+/// The queue's byte limit follows from the flash; a full queue refuses new
+/// events (the loop below tracks them again later).
+fn config(queue: &FlashQueue<RamNor>) -> Config {
     let config = Config::builder()
         .max_queue_events(SLOTS as u32)
-        .max_queue_bytes(NOR_BYTES as u64 / 2)
-        .max_event_bytes(250)
+        .max_queue_bytes(queue.max_queue_bytes(MAX_EVENT_BYTES, SLOTS as u32))
+        .max_event_bytes(MAX_EVENT_BYTES)
         .max_batch_events(16)
         .max_batch_bytes(BATCH_BYTES as u32)
         .overflow(Overflow::RejectNew)
@@ -107,14 +116,17 @@ fn main() -> ! {
             core::slice::from_raw_parts_mut(NOR_BASE as *mut u8, NOR_BYTES),
         )
     };
-    let Ok(machine) = Machine::<SLOTS>::new(config(), 0x5eed) else {
+    let Ok(queue) = FlashQueue::open(RamNor::new(region), 0..NOR_BYTES as u32) else {
+        finish(false, b"the flash queue did not open")
+    };
+    let Ok(machine) = Machine::<SLOTS>::new(config(&queue), 0x5eed) else {
         finish(false, b"machine refused its config")
     };
     let Some(buf) = cortex_m::singleton!(: [u8; BATCH_BYTES] = [0; BATCH_BYTES]) else {
         finish(false, b"batch buffer taken")
     };
     let transport = SerialTransport::new(link);
-    let store = RamStore::new(region);
+    let store = FlashStore(queue);
     let Some(device) = cortex_m::singleton!(: Device =
         Driver::new(machine, store, transport, buf, Tally))
     else {
@@ -183,7 +195,7 @@ fn report(device: &Device, tracked: u32) {
             let _ = out.write_all(b" ");
             let _ = out.write_all(name);
             let _ = out.write_all(b"=");
-            let _ = out.write_all(events::decimal(u64::from(value), &mut [0; 20]));
+            let _ = out.write_all(events::decimal(value, &mut [0; 10]));
         }
         let _ = out.write_all(b"\n");
     }

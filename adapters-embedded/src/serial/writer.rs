@@ -3,9 +3,9 @@
 //! postcard's `Cobs` flavour does the stuffing; it goes back to fix each
 //! block's code byte, at most 255 bytes behind the end, and never touches
 //! anything before that byte again. [`Window`] is the storage under it: it
-//! keeps the bytes pushed since the last fix-up and writes the rest to the
-//! link. So a batch frame of any size costs the device about 260 bytes of
-//! stack, not a frame buffer.
+//! keeps the bytes pushed since the last fix-up, in a ring, and writes the
+//! rest to the link. So a batch frame of any size costs the device about
+//! 260 bytes of stack, not a frame buffer (and no memmove).
 
 use core::ops::{Index, IndexMut};
 
@@ -57,12 +57,14 @@ pub fn write_frame<W: Write, T: Serialize + ?Sized>(
     }
 }
 
-/// The last bytes of a frame being written, indexed from the frame's start.
+/// The last bytes of a frame being written, indexed from the frame's
+/// start: frame byte `i` is kept in `bytes[i % WINDOW]`.
 struct Window<'w, W: Write> {
     link: &'w mut W,
     bytes: [u8; WINDOW],
-    /// Frame index of `bytes[0]`.
+    /// Frame index of the oldest byte not yet written to the link.
     base: usize,
+    /// Bytes kept from `base` on.
     len: usize,
     /// A write error met on the way; pushes fail from then on.
     failed: &'w mut Option<W::Error>,
@@ -80,13 +82,24 @@ impl<W: Write> Window<'_, W> {
         if n == 0 || self.failed.is_some() {
             return;
         }
-        if let Err(e) = self.link.write_all(&self.bytes[..n]) {
+        let start = self.base % WINDOW;
+        let first = n.min(WINDOW - start);
+        let written = self
+            .link
+            .write_all(&self.bytes[start..start + first])
+            .and_then(|()| self.link.write_all(&self.bytes[..n - first]));
+        if let Err(e) = written {
             *self.failed = Some(e);
             return;
         }
-        self.bytes.copy_within(n..self.len, 0);
         self.len -= n;
         self.base += n;
+    }
+
+    /// Where frame byte `idx` is kept, if it still is.
+    fn slot(&self, idx: usize) -> Option<usize> {
+        let offset = idx.checked_sub(self.base)?;
+        (offset < self.len).then_some(idx % WINDOW)
     }
 }
 
@@ -100,11 +113,10 @@ impl<W: Write> Flavor for Window<'_, W> {
         if self.failed.is_some() {
             return Err(postcard::Error::SerializeBufferFull);
         }
-        let slot = self
-            .bytes
-            .get_mut(self.len)
-            .ok_or(postcard::Error::SerializeBufferFull)?;
-        *slot = data;
+        if self.len == WINDOW {
+            return Err(postcard::Error::SerializeBufferFull);
+        }
+        self.bytes[(self.base + self.len) % WINDOW] = data;
         self.len += 1;
         Ok(())
     }
@@ -123,9 +135,7 @@ impl<W: Write> Index<usize> for Window<'_, W> {
     type Output = u8;
 
     fn index(&self, idx: usize) -> &u8 {
-        idx.checked_sub(self.base)
-            .and_then(|i| self.bytes[..self.len].get(i))
-            .unwrap_or(&0)
+        self.slot(idx).map_or(&0, |i| &self.bytes[i])
     }
 }
 
@@ -134,9 +144,9 @@ impl<W: Write> IndexMut<usize> for Window<'_, W> {
     /// everything pushed so far is final once this fix-up is done.
     fn index_mut(&mut self, idx: usize) -> &mut u8 {
         self.settled = self.base + self.len;
-        match idx.checked_sub(self.base) {
-            Some(i) if i < self.len => &mut self.bytes[i],
-            _ => &mut self.spare,
+        match self.slot(idx) {
+            Some(i) => &mut self.bytes[i],
+            None => &mut self.spare,
         }
     }
 }
