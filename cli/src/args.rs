@@ -39,6 +39,8 @@ pub enum Command {
     DeadLetter(DeadLetterCommand),
     /// Run a reference /v1/batch collector (dedup, fault injection).
     Collect(CollectArgs),
+    /// Bridge a device's serial frames to the endpoint (serial port, stdio or TCP).
+    Gateway(GatewayArgs),
     /// Show what outbox does, on this machine, in under a minute.
     Demo(DemoArgs),
 }
@@ -204,6 +206,46 @@ pub struct CollectArgs {
     /// Seed for the fault draws (default: from the clock).
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+}
+
+/// `outbox gateway`.
+#[derive(Debug, Clone, Args)]
+pub struct GatewayArgs {
+    #[command(flatten)]
+    pub link: LinkArgs,
+    #[command(flatten)]
+    pub endpoint: EndpointArgs,
+    /// Compress batches with gzip.
+    #[arg(long)]
+    pub gzip: bool,
+    /// Send the key with HTTP Basic auth (as the user name) instead of Bearer.
+    #[arg(long)]
+    pub basic_auth: bool,
+    /// Largest frame accepted, in encoded bytes; a larger one is answered
+    /// "too large" and the device halves its batch.
+    #[arg(long, value_name = "N", default_value_t = crate::gateway::DEFAULT_MAX_FRAME_BYTES,
+          value_parser = parse_positive_usize)]
+    pub max_frame_bytes: usize,
+    /// Baud rate set on a --serial tty.
+    #[arg(long, value_name = "N", default_value_t = 115_200)]
+    pub baud: u32,
+}
+
+/// Where the device's frames come from: exactly one.
+#[derive(Debug, Clone, Args)]
+#[group(required = true, multiple = false)]
+pub struct LinkArgs {
+    /// A serial device (e.g. /dev/ttyUSB0 or a pty), set to raw mode.
+    #[arg(long, value_name = "PATH")]
+    pub serial: Option<PathBuf>,
+    /// Frames on stdin, answers on stdout (the log goes to stderr); ends at end of input.
+    #[arg(long)]
+    pub stdio: bool,
+    /// Listen on ADDR (e.g. 127.0.0.1:5555; port 0 picks one, printed as
+    /// `listening on ADDR`) and serve one device connection at a time. QEMU
+    /// connects with `-serial tcp:ADDR`.
+    #[arg(long, value_name = "ADDR")]
+    pub tcp: Option<String>,
 }
 
 /// `outbox demo`.

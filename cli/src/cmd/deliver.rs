@@ -64,13 +64,9 @@ pub fn build_error(db: &Path, e: BuildError) -> CliError {
     }
 }
 
-/// Opens the Client on `db` for uploads to `endpoint`.
-pub fn open_client(
-    db: &Path,
-    endpoint: &Endpoint,
-    mode: FlushMode,
-    threshold: Option<u32>,
-) -> CliResult<Client> {
+/// The HTTP settings for `endpoint` (shared by `send`, `flush` and
+/// `gateway`, so every command posts the same wire).
+pub fn http_config(endpoint: &Endpoint) -> HttpConfig {
     let mut http = HttpConfig::new(
         endpoint.url.clone(),
         endpoint.key.clone().unwrap_or_default(),
@@ -92,6 +88,17 @@ pub fn open_client(
             );
         }
     }
+    http
+}
+
+/// Opens the Client on `db` for uploads to `endpoint`.
+pub fn open_client(
+    db: &Path,
+    endpoint: &Endpoint,
+    mode: FlushMode,
+    threshold: Option<u32>,
+) -> CliResult<Client> {
+    let http = http_config(endpoint);
     let capacity = u32::try_from(outbox_std::CAPACITY).unwrap_or(u32::MAX);
     Client::builder()
         .path(db)
