@@ -12,8 +12,8 @@ use std::fmt::Write as _;
 use std::rc::Rc;
 
 use outbox_core::{
-    Batch, Config, DropReason, Instant, Outcome, Output, Payloads, ReadError, RejectReason,
-    RetryCause, Seq, Store, StoreSummary, Transport,
+    Batch, Config, DropReason, HaltReason, Instant, Outcome, Output, Payloads, ReadError,
+    RejectReason, RetryCause, Seq, Store, StoreSummary, Transport,
 };
 
 use super::rng::Rng;
@@ -443,13 +443,24 @@ impl World {
                 });
                 let base = self.cfg.retry_base().as_millis() as u64;
                 let cap = self.cfg.retry_cap().as_millis() as u64;
+                // A local failure (a read on this side) spends no attempt:
+                // its delay follows its own count of local failures.
+                let local = cause == RetryCause::Local;
                 let shift = attempt.saturating_sub(1).min(31);
-                let computed = base.saturating_mul(1 << shift).min(cap);
+                let computed = if local {
+                    base
+                } else {
+                    base.saturating_mul(1 << shift).min(cap)
+                };
                 let delay = at.as_millis().saturating_sub(now);
                 let max_asked = self.cfg.max_retry_after().as_millis() as u64;
                 let asked = ra.unwrap_or(0).min(max_asked);
                 let lo = computed.max(asked);
-                let hi = (computed + computed / 2).max(asked);
+                let hi = if local {
+                    cap
+                } else {
+                    (computed + computed / 2).max(asked)
+                };
                 if at.as_millis() < now || delay < lo || delay > hi {
                     self.fail(
                         "backoff",
@@ -458,11 +469,17 @@ impl World {
                 }
                 self.not_before = Some((at.as_millis(), cause));
             }
-            Output::Halted { status } => {
-                self.note(|| format!("out: halted {status}"));
-                if status != 401 && status != 403 {
+            Output::Halted { status, reason } => {
+                self.note(|| format!("out: halted {status} ({reason:?})"));
+                let halts = matches!(status, 401..=499 | 501 | 505)
+                    && !matches!(status, 400 | 408 | 413 | 422 | 429);
+                if reason == HaltReason::Status && !halts {
                     self.fail("protocol", format!("halted on status {status}"));
                 }
+            }
+            Output::Commit => self.note(|| "out: commit".to_string()),
+            Output::ReadSizes { from, max } => {
+                self.note(|| format!("out: read {max} sizes from {from}"))
             }
             Output::Persist { seq, size } => self.note(|| format!("out: persist {seq} ({size} B)")),
             Output::Delete { through } => self.note(|| format!("out: delete through {through}")),
@@ -893,7 +910,7 @@ impl Transport for SimTransport {
                     Outcome::Response {
                         batch: batch.id,
                         status,
-                        retry_after_millis: retry_after,
+                        retry_after: retry_after.map(core::time::Duration::from_millis),
                     }
                 };
                 (outcome, now + latency.min(TRANSPORT_TIMEOUT_MS), committed)
@@ -928,9 +945,9 @@ impl Transport for SimTransport {
                     }
                 }
             }
-            Outcome::Response {
-                retry_after_millis, ..
-            } => w.last_retry_after = retry_after_millis,
+            Outcome::Response { retry_after, .. } => {
+                w.last_retry_after = retry_after.map(|d| d.as_millis() as u64)
+            }
         }
         w.note(|| format!("net: outcome {:?}", r.outcome));
         Some(r.outcome)
