@@ -150,7 +150,8 @@ fn driver(buf: &mut [u8], mode: FlushMode) -> D<'_> {
     d
 }
 
-fn run_idle(d: &mut D<'_>) {
+/// Poll at each timeout until nothing is due and no answer waits.
+fn run_idle<O: Observer>(d: &mut Driver<'_, TestStore, Server, O, 16>) {
     let mut now = Instant::ZERO;
     for _ in 0..100 {
         let _ = d.poll(now);
@@ -380,7 +381,7 @@ fn an_event_the_buffer_cannot_carry_is_no_server_413() {
     };
     let mut d = logged(&mut buf, small_config().build().unwrap(), store);
     d.handle(Instant::ZERO, Input::Flush).unwrap_err();
-    run_logged(&mut d);
+    run_idle(&mut d);
     let s = d.machine().stats();
     assert_eq!((s.rejected, s.delivered, s.retries), (1, 1, 0));
     let (store, log) = log_of(d);
@@ -388,18 +389,6 @@ fn an_event_the_buffer_cannot_carry_is_no_server_413() {
     assert!(!log
         .iter()
         .any(|o| matches!(o, Output::RetryScheduled { .. })));
-}
-
-fn run_logged(d: &mut L<'_>) {
-    let mut now = Instant::ZERO;
-    for _ in 0..100 {
-        let _ = d.poll(now);
-        match d.poll_timeout() {
-            Some(t) => now = t,
-            None if d.transport().answer.is_none() => return,
-            None => {}
-        }
-    }
 }
 
 /// Issue 8 item 5: a read error was fed to the machine as a transport
@@ -420,7 +409,7 @@ fn a_read_error_spends_no_attempt() {
     let s = d.machine().stats();
     assert_eq!((s.dropped_max_attempts, s.pending_events), (0, 2));
     d.store_mut().fail_read = false;
-    run_logged(&mut d);
+    run_idle(&mut d);
     assert_eq!(d.machine().stats().delivered, 2);
     let (_, log) = log_of(d);
     assert!(log.contains(&Output::RetryScheduled {
@@ -454,7 +443,7 @@ fn a_failed_commit_spends_no_attempt() {
         (1, 0, 0)
     );
     d.store_mut().fail_sync = false;
-    run_logged(&mut d);
+    run_idle(&mut d);
     assert_eq!(d.transport().received, [b"old".to_vec()]);
 }
 
@@ -500,12 +489,12 @@ fn a_failed_delete_halts_uploads_once() {
     assert_eq!(d.machine().stats().halt_reason, Some(HaltReason::Storage));
     d.track(now, b"c").unwrap();
     d.handle(now, Input::Flush).unwrap();
-    run_logged(&mut d);
+    run_idle(&mut d);
     assert_eq!(d.transport().received.len(), 2, "nothing sent while halted");
     d.store_mut().fail_delete = false;
     d.handle(now, Input::Resume).unwrap();
     assert_eq!(d.store().records.len(), 1, "the owed delete was retried");
-    run_logged(&mut d);
+    run_idle(&mut d);
     assert_eq!(d.transport().received.len(), 3);
     let (_, log) = log_of(d);
     let halts: Vec<_> = log
@@ -538,7 +527,7 @@ fn a_malformed_record_is_dead_lettered_alone() {
         d.handle(now, Input::Flush),
         Err(DriverError::Malformed { seq: 2 })
     );
-    run_logged(&mut d);
+    run_idle(&mut d);
     let s = d.machine().stats();
     assert_eq!(
         (s.delivered, s.rejected, s.retries, s.pending_events),

@@ -2,75 +2,21 @@
 //! Before the window, `Machine<N>` refused `max_queue_events > N` (seen
 //! failing: `QueueAboveCapacity`), so none of these could run.
 
-use std::collections::BTreeMap;
 use std::vec::Vec;
 
-use crate::{Batch, Config, FlushMode, Input, Instant, Machine, Output, Seq};
+use super::harness::Hn;
+use crate::{Batch, Config, FlushMode, Input, Instant, Output, Seq};
 
-/// A machine with a window of 4 over a store modelled as a map.
-struct W {
-    m: Machine<4>,
-    store: BTreeMap<Seq, u32>,
-    out: Vec<Output>,
-    /// Sizes the machine asked for.
-    reads: u32,
-}
+/// A machine with a window of 4.
+type W = Hn<4>;
 
-impl W {
-    fn new(config: Config) -> Self {
-        W {
-            m: Machine::new(config, 5).unwrap(),
-            store: BTreeMap::new(),
-            out: Vec::new(),
-            reads: 0,
-        }
+/// Answer every batch with `status(batch)` until nothing is in flight.
+fn serve(w: &mut W, status: impl Fn(&Batch) -> u16) {
+    for _ in 0..10_000 {
+        let Some(b) = w.m.in_flight() else { return };
+        w.respond(&b, status(&b));
     }
-
-    fn input(&mut self, input: Input) {
-        self.m.handle(Instant::ZERO, input).unwrap();
-        self.drain();
-    }
-
-    fn drain(&mut self) {
-        while let Some(o) = self.m.poll_output() {
-            match o {
-                Output::Persist { seq, size } => {
-                    self.store.insert(seq, size);
-                }
-                Output::Delete { through } => self.store.retain(|s, _| *s > through),
-                Output::ReadSizes { from, max } => {
-                    self.reads += 1;
-                    assert!(max <= 4, "asked for more sizes than the window holds");
-                    let sizes: Vec<(Seq, u32)> = self
-                        .store
-                        .range(from..)
-                        .take(max as usize)
-                        .map(|(s, z)| (*s, *z))
-                        .collect();
-                    for (seq, size) in sizes {
-                        self.m
-                            .handle(Instant::ZERO, Input::Size { seq, size })
-                            .unwrap();
-                    }
-                }
-                _ => {}
-            }
-            self.out.push(o);
-        }
-    }
-
-    /// Answer every batch with `status(batch)` until nothing is in flight.
-    fn serve(&mut self, status: impl Fn(&Batch) -> u16) {
-        for _ in 0..10_000 {
-            let Some(b) = self.m.in_flight() else { return };
-            self.input(Input::Response {
-                batch: b.id,
-                status: status(&b),
-                retry_after: None,
-            });
-        }
-        panic!("never idle");
-    }
+    panic!("never idle");
 }
 
 fn long_queue() -> crate::ConfigBuilder {
@@ -91,7 +37,7 @@ fn a_queue_far_longer_than_the_window_delivers_in_order() {
     }
     assert_eq!(w.m.stats().pending_events, 100);
     w.input(Input::Flush);
-    w.serve(|_| 200);
+    serve(&mut w, |_| 200);
     let delivered: Vec<(Seq, Seq)> = w
         .out
         .iter()
@@ -155,7 +101,7 @@ fn bisection_finds_a_poison_event_across_refills() {
         w.drain();
     }
     w.input(Input::Flush);
-    w.serve(|b| {
+    serve(&mut w, |b| {
         if (b.first..=b.last).contains(&13) {
             400
         } else {
