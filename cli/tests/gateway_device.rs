@@ -15,8 +15,8 @@ use std::time::{Duration, Instant as StdInstant};
 use outbox_cli::collect::{Collector, Config as CollectConfig, RandomFaults};
 use outbox_cli::gateway::Gateway;
 use outbox_core::{
-    Config, Driver, DriverError, InputError, Instant, Machine, Observer, Output, Overflow, Seq,
-    Store, Transport,
+    Config, Driver, DriverError, InputError, Instant, Machine, Observer, Output, Overflow,
+    ReadError, Seq, Store, StoreSummary, Transport,
 };
 use outbox_embedded::flash::sim::{SimError, SimFlash};
 use outbox_embedded::flash::{Error as FlashError, FlashQueue};
@@ -115,8 +115,8 @@ type Flash = SimFlash<1, 4, 4096>;
 const FLASH_PAGES: usize = 6;
 const REGION: std::ops::Range<u32> = 0..(FLASH_PAGES as u32 * 4096);
 
-/// The flash queue as the core's `Store` (the queue's own impl comes with
-/// the core's Store v2; until then this adapter, for the test only).
+/// The flash queue as the core's `Store` (until the queue implements it
+/// itself; the test only).
 struct FlashStore<'f>(FlashQueue<&'f mut Flash>);
 
 impl Store for FlashStore<'_> {
@@ -124,27 +124,28 @@ impl Store for FlashStore<'_> {
     fn append(&mut self, seq: Seq, payload: &[u8]) -> Result<(), Self::Error> {
         self.0.append(seq, payload)
     }
-    fn read_range(&mut self, first: Seq, last: Seq, buf: &mut [u8]) -> Result<usize, Self::Error> {
-        self.0.read_range(first, last, buf)
+    fn read_range(
+        &mut self,
+        first: Seq,
+        last: Seq,
+        buf: &mut [u8],
+    ) -> Result<usize, ReadError<Self::Error>> {
+        Ok(self.0.read_range(first, last, buf)?)
     }
     fn delete_through(&mut self, through: Seq) -> Result<(), Self::Error> {
         self.0.delete_through(through)
     }
-    fn restore<F: FnMut(Seq, u32)>(&mut self, mut visit: F) -> Result<(), Self::Error> {
-        let Some(mut from) = self.0.summary()?.first else {
-            return Ok(());
-        };
-        let mut sizes = [0u32; 32];
-        loop {
-            let n = self.0.read_sizes(from, &mut sizes)?;
-            for (i, size) in sizes[..n].iter().enumerate() {
-                visit(from + i as Seq, *size);
-            }
-            if n < sizes.len() {
-                return Ok(());
-            }
-            from += n as Seq;
-        }
+    fn summary(&mut self) -> Result<StoreSummary, Self::Error> {
+        let s = self.0.summary()?;
+        Ok(StoreSummary {
+            count: s.count,
+            bytes: s.bytes,
+            first: s.first.unwrap_or(0),
+            last: s.last.unwrap_or(0),
+        })
+    }
+    fn read_sizes(&mut self, from: Seq, out: &mut [u32]) -> Result<usize, Self::Error> {
+        self.0.read_sizes(from, out)
     }
     fn seq_floor(&mut self) -> Result<Seq, Self::Error> {
         self.0.seq_floor()
@@ -174,6 +175,7 @@ fn machine(queue: &FlashQueue<&mut Flash>) -> Machine<256> {
         .max_event_bytes(512)
         .max_batch_bytes(4096)
         .retry_backoff(Duration::from_millis(20), Duration::from_millis(200))
+        .request_timeout(Duration::from_secs(5))
         .build()
         .unwrap();
     Machine::new(config, 7).unwrap()
@@ -216,7 +218,8 @@ fn power_cycle(
         SerialTransport::new(link),
         &mut buf,
         observer,
-    );
+    )
+    .unwrap();
     driver.start(now()).unwrap();
     let mut tracked = 0;
     let mut events = events.peekable();

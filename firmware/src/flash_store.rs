@@ -1,9 +1,8 @@
-//! The flash queue as the core's `Store` (until the queue implements the
-//! core's Store v2 itself): appends, reads and deletes go straight through;
-//! start-up restores every stored record's size, 32 at a time.
+//! The flash queue as the core's `Store` (until the queue implements it
+//! itself): every call goes straight through.
 
 use embedded_storage::nor_flash::NorFlash;
-use outbox_core::{Seq, Store};
+use outbox_core::{ReadError, Seq, Store, StoreSummary};
 use outbox_embedded::flash::{Error, FlashQueue};
 
 /// A [`FlashQueue`] seen as a [`Store`].
@@ -16,29 +15,31 @@ impl<F: NorFlash> Store for FlashStore<F> {
         self.0.append(seq, payload)
     }
 
-    fn read_range(&mut self, first: Seq, last: Seq, buf: &mut [u8]) -> Result<usize, Self::Error> {
-        self.0.read_range(first, last, buf)
+    fn read_range(
+        &mut self,
+        first: Seq,
+        last: Seq,
+        buf: &mut [u8],
+    ) -> Result<usize, ReadError<Self::Error>> {
+        Ok(self.0.read_range(first, last, buf)?)
     }
 
     fn delete_through(&mut self, through: Seq) -> Result<(), Self::Error> {
         self.0.delete_through(through)
     }
 
-    fn restore<V: FnMut(Seq, u32)>(&mut self, mut visit: V) -> Result<(), Self::Error> {
-        let Some(mut from) = self.0.summary()?.first else {
-            return Ok(());
-        };
-        let mut sizes = [0u32; 32];
-        loop {
-            let n = self.0.read_sizes(from, &mut sizes)?;
-            for (i, size) in sizes[..n].iter().enumerate() {
-                visit(from + i as Seq, *size);
-            }
-            if n < sizes.len() {
-                return Ok(());
-            }
-            from += n as Seq;
-        }
+    fn summary(&mut self) -> Result<StoreSummary, Self::Error> {
+        let s = self.0.summary()?;
+        Ok(StoreSummary {
+            count: s.count,
+            bytes: s.bytes,
+            first: s.first.unwrap_or(0),
+            last: s.last.unwrap_or(0),
+        })
+    }
+
+    fn read_sizes(&mut self, from: Seq, out: &mut [u32]) -> Result<usize, Self::Error> {
+        self.0.read_sizes(from, out)
     }
 
     fn seq_floor(&mut self) -> Result<Seq, Self::Error> {

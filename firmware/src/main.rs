@@ -95,6 +95,7 @@ fn config(queue: &FlashQueue<RamNor>) -> Config {
         .max_batch_bytes(BATCH_BYTES as u32)
         .overflow(Overflow::RejectNew)
         .retry_backoff(Duration::from_millis(100), Duration::from_secs(2))
+        .request_timeout(Duration::from_secs(5))
         .build();
     match config {
         Ok(c) => c,
@@ -127,9 +128,10 @@ fn main() -> ! {
     };
     let transport = SerialTransport::new(link);
     let store = FlashStore(queue);
-    let Some(device) = cortex_m::singleton!(: Device =
-        Driver::new(machine, store, transport, buf, Tally))
-    else {
+    let Ok(driver) = Driver::new(machine, store, transport, buf, Tally) else {
+        finish(false, b"batch buffer too small")
+    };
+    let Some(device) = cortex_m::singleton!(: Device = driver) else {
         finish(false, b"driver taken")
     };
     run(device)
