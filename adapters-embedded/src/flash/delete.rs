@@ -108,7 +108,7 @@ impl<F: NorFlash> FlashQueue<F> {
             }
         }
         let base = last.unwrap_or(live_from);
-        self.open_page(base, live_from)
+        self.open_page(base, live_from, false)
     }
 
     /// Where the log ends now.

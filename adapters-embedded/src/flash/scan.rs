@@ -11,6 +11,9 @@
 //! 4. If anything but erased bytes follows them (a write cut by a power
 //!    loss), the write page takes no more records: the next append starts a
 //!    new page, so no partly written word is ever written again.
+//! 5. The free page after the write page and the one before the chain may
+//!    be pages whose erase a power cut interrupted; they are erased again
+//!    before use even if they read as erased.
 //!
 //! Only reads; RAM stays fixed whatever the size of the flash.
 
@@ -50,11 +53,7 @@ pub(super) fn scan<F: NorFlash>(
     let mut live_from = write_header.live_from;
     let mut floor = write_header.floor;
     while chain_len < geo.pages {
-        let prev = if chain_start == 0 {
-            geo.pages - 1
-        } else {
-            chain_start - 1
-        };
+        let prev = geo.prev(chain_start);
         match header(flash, prev)? {
             Some(h) if h.lap.wrapping_add(1) == start_header.lap => {
                 live_from = live_from.max(h.live_from);
@@ -140,6 +139,11 @@ pub(super) fn scan<F: NorFlash>(
         }),
         chain_start,
         unverified_free: geo.pages - chain_len,
+        suspect: if chain_len < geo.pages {
+            [Some(geo.next(write_page)), Some(geo.prev(chain_start))]
+        } else {
+            [None, None]
+        },
         live_from,
         floor,
         summary,
@@ -156,6 +160,8 @@ fn empty(geo: &Geometry) -> State {
         write: None,
         chain_start: 0,
         unverified_free: geo.pages,
+        // The first page may be the one whose first erase was cut.
+        suspect: [Some(0), None],
         live_from: 0,
         floor: 0,
         summary: QueueSummary::default(),
