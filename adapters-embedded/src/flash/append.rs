@@ -91,6 +91,7 @@ impl<F: NorFlash> FlashQueue<F> {
             st.head = Cursor {
                 pos: at,
                 last: st.head.last,
+                live_seen: false,
             };
             st.scan = None;
             s.first = Some(seq);

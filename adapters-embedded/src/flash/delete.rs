@@ -107,7 +107,9 @@ impl<F: NorFlash> FlashQueue<F> {
                 return Ok(());
             }
         }
-        let base = last.unwrap_or(live_from);
+        // Numbered from the next event: a page's base is what its first
+        // event continues from, also for a walk that starts there.
+        let base = last.map_or(live_from, |l| l.saturating_add(1));
         self.open_page(base, live_from, false)
     }
 

@@ -5,7 +5,8 @@
 //!    pages in use (the chain). Anything else is free, whatever it holds.
 //! 2. A walk over the chain's record headers finds the newest checkpoint
 //!    (deletes only grow, so the highest `live_from` is the newest).
-//! 3. A walk that checks every event's CRC counts the events at or above
+//! 3. A walk that checks every event's CRC (starting from the number the
+//!    oldest page's header says comes first) counts the events at or above
 //!    `live_from`, remembers where the oldest one is, and finds where the
 //!    write page's records end.
 //! 4. If anything but erased bytes follows them (a write cut by a power
@@ -87,9 +88,13 @@ pub(super) fn scan<F: NorFlash>(
     }
 
     // 3. Count the events and find the oldest.
+    // The walk starts as if the event before the oldest page's base had
+    // been read, as a walk from an older page would have: erasing older
+    // pages never changes how the rest is read.
     let mut walk = LiveWalk::new(Cursor {
         pos: start,
-        last: None,
+        last: start_header.base.checked_sub(1),
+        live_seen: false,
     });
     let mut summary = QueueSummary::default();
     let mut last_len = 0;
@@ -174,6 +179,7 @@ fn empty(geo: &Geometry) -> State {
                 base: 0,
             },
             last: None,
+            live_seen: false,
         },
         scan: None,
     }
