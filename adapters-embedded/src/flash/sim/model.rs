@@ -153,6 +153,9 @@ pub fn run(steps: &[Step]) {
                         w.model = got;
                         // As the machine does: the number is used again.
                     }
+                    Err(Error::TooLarge { len, max }) => {
+                        assert!(len > max && max == q.max_payload())
+                    }
                     Err(e) => panic!("append {seq}: {e}"),
                 }
             }
