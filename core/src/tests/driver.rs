@@ -5,7 +5,7 @@ use std::vec::Vec;
 
 use crate::{
     Batch, Config, Driver, DriverError, FlushMode, Input, Instant, Machine, Outcome, Output,
-    Payloads, Seq, Store, Transport,
+    Payloads, ReadError, Seq, Store, StoreSummary, Transport,
 };
 
 /// An in-memory store whose operations can be told to fail.
@@ -36,7 +36,12 @@ impl Store for TestStore {
             Ok(())
         }
     }
-    fn read_range(&mut self, first: Seq, last: Seq, buf: &mut [u8]) -> Result<usize, Self::Error> {
+    fn read_range(
+        &mut self,
+        first: Seq,
+        last: Seq,
+        buf: &mut [u8],
+    ) -> Result<usize, ReadError<Self::Error>> {
         let mut n = 0;
         for (_, p) in self
             .records
@@ -59,11 +64,25 @@ impl Store for TestStore {
         self.records.retain(|(s, _)| *s > through);
         Ok(())
     }
-    fn restore<F: FnMut(Seq, u32)>(&mut self, mut visit: F) -> Result<(), Self::Error> {
-        self.records
-            .iter()
-            .for_each(|(s, p)| visit(*s, p.len() as u32));
-        Ok(())
+    fn summary(&mut self) -> Result<StoreSummary, Self::Error> {
+        let bytes = self.records.iter().map(|(_, p)| p.len() as u64).sum();
+        Ok(match (self.records.first(), self.records.last()) {
+            (Some(f), Some(l)) => StoreSummary {
+                count: self.records.len() as u64,
+                bytes,
+                first: f.0,
+                last: l.0,
+            },
+            _ => StoreSummary::EMPTY,
+        })
+    }
+    fn read_sizes(&mut self, from: Seq, out: &mut [u32]) -> Result<usize, Self::Error> {
+        let sizes = self.records.iter().filter(|(s, _)| *s >= from);
+        Ok(out
+            .iter_mut()
+            .zip(sizes)
+            .map(|(o, (_, p))| *o = p.len() as u32)
+            .count())
     }
     fn seq_floor(&mut self) -> Result<Seq, Self::Error> {
         Ok(self.floor)
@@ -84,7 +103,7 @@ impl Transport for Server {
         self.answer = Some(Outcome::Response {
             batch: batch.id,
             status: 200,
-            retry_after_millis: None,
+            retry_after: None,
         });
         Ok(())
     }
@@ -104,13 +123,14 @@ fn driver(buf: &mut [u8], mode: FlushMode) -> D<'_> {
         .build()
         .unwrap();
     let machine = Machine::new(config, 3).unwrap();
-    let mut d: D<'_> = Driver::new(
+    let mut d: D<'_> = D::new(
         machine,
         TestStore::default(),
         Server::default(),
         buf,
         |_| {},
-    );
+    )
+    .unwrap();
     d.start(Instant::ZERO).unwrap();
     d
 }
@@ -174,7 +194,7 @@ fn a_failed_sync_drops_what_it_covered_and_the_number_is_reused() {
 
 #[test]
 fn a_batch_too_large_for_the_buffer_is_split_not_jammed() {
-    let mut buf = [0u8; 100];
+    let mut buf = [0u8; 130];
     let mut d = driver(&mut buf, FlushMode::Manual);
     for i in 0..4u8 {
         d.track(Instant::ZERO, &[i; 40]).unwrap();
@@ -184,7 +204,7 @@ fn a_batch_too_large_for_the_buffer_is_split_not_jammed() {
         flushed,
         Err(DriverError::BufferTooSmall {
             needed: 160,
-            available: 100
+            available: 130
         })
     ));
     run_idle(&mut d);
@@ -221,7 +241,7 @@ fn a_short_read_is_an_error_and_is_retried_whole() {
 
 #[test]
 fn handle_refuses_a_track_without_payload() {
-    let mut buf = [0u8; 100];
+    let mut buf = [0u8; 200];
     let mut d = driver(&mut buf, FlushMode::Manual);
     assert_eq!(
         d.handle(Instant::ZERO, Input::Track { size: 3 }),
@@ -240,9 +260,14 @@ fn restart_continues_numbering_after_the_store_emptied() {
     }
     let (_, store, _, _) = d.into_parts();
     assert!(store.records.is_empty());
-    let machine = Machine::new(Config::builder().max_queue_events(16).build().unwrap(), 4).unwrap();
+    let config = Config::builder()
+        .max_queue_events(16)
+        .max_event_bytes(64)
+        .build()
+        .unwrap();
+    let machine = Machine::new(config, 4).unwrap();
     let mut buf = [0u8; 1000];
-    let mut d: D<'_> = Driver::new(machine, store, Server::default(), &mut buf, |_| {});
+    let mut d: D<'_> = D::new(machine, store, Server::default(), &mut buf, |_| {}).unwrap();
     d.start(Instant::ZERO).unwrap();
     assert_eq!(d.track(Instant::ZERO, b"y"), Ok(3));
 }
