@@ -10,7 +10,8 @@
 //!
 //! Files: `format` (the bytes on flash), `io` (aligned reads and writes),
 //! `walk` (reading records in order), `scan` (open), `append`, `delete`
-//! (checkpoints), `ring` (opening and erasing pages), `read` (sizes and payloads), `capacity`.
+//! (checkpoints), `ring` (opening and erasing pages), `read` (sizes and payloads), `capacity`,
+//! `store` (the core's `Store`), `sim` (a simulated flash, feature `_test`).
 
 mod append;
 mod capacity;
@@ -23,6 +24,7 @@ mod ring;
 mod scan;
 #[cfg(feature = "_test")]
 pub mod sim;
+mod store;
 mod walk;
 
 use core::ops::Range;
