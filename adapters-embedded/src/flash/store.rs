@@ -1,18 +1,18 @@
-//! The flash queue as the core's `Store` (until the queue implements it
-//! itself): every call goes straight through.
+//! The flash queue as the core's [`Store`]: a thin mapping onto its own
+//! methods. Each append is durable when it returns, so `sync` is a no-op; a
+//! number appended again after a failed append replaces the old copy in
+//! every read.
 
 use embedded_storage::nor_flash::NorFlash;
 use outbox_core::{ReadError, Seq, Store, StoreSummary};
-use outbox_embedded::flash::{Error, FlashQueue};
 
-/// A [`FlashQueue`] seen as a [`Store`].
-pub struct FlashStore<F: NorFlash>(pub FlashQueue<F>);
+use super::{Error, FlashQueue};
 
-impl<F: NorFlash> Store for FlashStore<F> {
+impl<F: NorFlash> Store for FlashQueue<F> {
     type Error = Error<F::Error>;
 
     fn append(&mut self, seq: Seq, payload: &[u8]) -> Result<(), Self::Error> {
-        self.0.append(seq, payload)
+        FlashQueue::append(self, seq, payload)
     }
 
     fn read_range(
@@ -21,15 +21,19 @@ impl<F: NorFlash> Store for FlashStore<F> {
         last: Seq,
         buf: &mut [u8],
     ) -> Result<usize, ReadError<Self::Error>> {
-        Ok(self.0.read_range(first, last, buf)?)
+        FlashQueue::read_range(self, first, last, buf).map_err(|e| match e {
+            // Only a damaged image lacks a record the sizes named.
+            Error::Missing { seq } => ReadError::Malformed { seq },
+            e => ReadError::Store(e),
+        })
     }
 
     fn delete_through(&mut self, through: Seq) -> Result<(), Self::Error> {
-        self.0.delete_through(through)
+        FlashQueue::delete_through(self, through)
     }
 
     fn summary(&mut self) -> Result<StoreSummary, Self::Error> {
-        let s = self.0.summary()?;
+        let s = FlashQueue::summary(self)?;
         Ok(StoreSummary {
             count: s.count,
             bytes: s.bytes,
@@ -39,10 +43,10 @@ impl<F: NorFlash> Store for FlashStore<F> {
     }
 
     fn read_sizes(&mut self, from: Seq, out: &mut [u32]) -> Result<usize, Self::Error> {
-        self.0.read_sizes(from, out)
+        FlashQueue::read_sizes(self, from, out)
     }
 
     fn seq_floor(&mut self) -> Result<Seq, Self::Error> {
-        self.0.seq_floor()
+        FlashQueue::seq_floor(self)
     }
 }
