@@ -34,7 +34,7 @@ pub enum Command {
     Flush(FlushArgs),
     /// Show the queue: pending events and bytes, oldest age, dead letters, last error.
     Status(StatusArgs),
-    /// List or export the events the server rejected for good.
+    /// List, export, requeue or purge the events the server rejected for good.
     #[command(name = "dead-letter", subcommand)]
     DeadLetter(DeadLetterCommand),
     /// Run a reference /v1/batch collector (dedup, fault injection).
@@ -59,7 +59,9 @@ pub struct EndpointArgs {
     /// Base URL of the collector; batches go to <URL>/v1/batch.
     #[arg(long, value_name = "URL", value_parser = parse_endpoint)]
     pub endpoint: String,
-    /// The write key (sent as a Bearer token, or Basic with --basic-auth).
+    /// The write key, sent as HTTP Basic user name with an empty password
+    /// (what Segment and RudderStack read), or as a Bearer token with
+    /// --bearer. Without a key no Authorization header is sent.
     #[arg(long, env = "OUTBOX_KEY", value_name = "KEY", hide_env_values = true)]
     pub key: Option<String>,
 }
@@ -81,8 +83,12 @@ pub struct SendArgs {
     /// Compress batches with gzip.
     #[arg(long)]
     pub gzip: bool,
-    /// Send the key with HTTP Basic auth (as the user name) instead of Bearer.
-    #[arg(long)]
+    /// Send the key as `Authorization: Bearer KEY` (an OAuth token) instead
+    /// of HTTP Basic.
+    #[arg(long, conflicts_with = "basic_auth")]
+    pub bearer: bool,
+    /// HTTP Basic auth, the default since outbox 0.2; kept so old scripts run.
+    #[arg(long, hide = true)]
     pub basic_auth: bool,
     /// Give up after this long (e.g. 30s, 2m) with exit code 3; unsent events stay queued.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -108,8 +114,12 @@ pub struct FlushArgs {
     /// Compress batches with gzip.
     #[arg(long)]
     pub gzip: bool,
-    /// Send the key with HTTP Basic auth (as the user name) instead of Bearer.
-    #[arg(long)]
+    /// Send the key as `Authorization: Bearer KEY` (an OAuth token) instead
+    /// of HTTP Basic.
+    #[arg(long, conflicts_with = "basic_auth")]
+    pub bearer: bool,
+    /// HTTP Basic auth, the default since outbox 0.2; kept so old scripts run.
+    #[arg(long, hide = true)]
     pub basic_auth: bool,
     /// Give up after this long (e.g. 30s, 2m) with exit code 3; unsent events stay queued.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -133,6 +143,25 @@ pub enum DeadLetterCommand {
     List(DbArg),
     /// Every rejected event as one JSON line on stdout.
     Export(DbArg),
+    /// Put rejected events back into the queue (same bytes, same messageId);
+    /// the next `outbox flush` delivers them.
+    Requeue(DeadLetterPick),
+    /// Delete rejected events for good.
+    Purge(DeadLetterPick),
+}
+
+/// Which dead letters `requeue` or `purge` take.
+#[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("pick").required(true).args(["all", "seq"])))]
+pub struct DeadLetterPick {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Every dead letter.
+    #[arg(long)]
+    pub all: bool,
+    /// The dead letters with these seq numbers (from `outbox dead-letter list`).
+    #[arg(long, value_name = "N", num_args = 1..)]
+    pub seq: Vec<u64>,
 }
 
 /// `outbox collect`.
@@ -146,7 +175,8 @@ pub struct CollectArgs {
     /// are remembered, so deduplication holds across restarts.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
-    /// Require this key (Bearer, or Basic user name); others get 401.
+    /// Require this key (Basic user name, Bearer, or `writeKey` in the
+    /// body); others get 401.
     #[arg(
         long,
         env = "OUTBOX_COLLECT_KEY",
@@ -154,10 +184,10 @@ pub struct CollectArgs {
         hide_env_values = true
     )]
     pub key: Option<String>,
-    /// Largest batch accepted in bytes; larger gets 413.
-    #[arg(long, value_name = "N", default_value_t = crate::collect::DEFAULT_MAX_BATCH_BYTES,
-          value_parser = parse_positive_usize)]
-    pub max_batch_bytes: usize,
+    /// A stricter batch limit in bytes, answered with 413 (without it, like
+    /// Segment: 400 for a batch over 500 000 bytes or an event over 32 KiB).
+    #[arg(long, value_name = "N", value_parser = parse_positive_usize)]
+    pub max_batch_bytes: Option<usize>,
     /// Probability (0..1) that a valid batch is answered --fail-status instead.
     #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
     pub fail_rate: f64,

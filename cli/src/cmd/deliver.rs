@@ -34,18 +34,18 @@ pub struct Endpoint {
     pub key: Option<String>,
     /// Gzip bodies.
     pub gzip: bool,
-    /// Basic instead of Bearer.
-    pub basic_auth: bool,
+    /// Bearer instead of Basic.
+    pub bearer: bool,
 }
 
 impl Endpoint {
     /// From the command line.
-    pub fn new(args: &EndpointArgs, gzip: bool, basic_auth: bool) -> Self {
+    pub fn new(args: &EndpointArgs, gzip: bool, bearer: bool) -> Self {
         Endpoint {
             url: args.endpoint.clone(),
             key: args.key.clone(),
             gzip,
-            basic_auth,
+            bearer,
         }
     }
 }
@@ -69,10 +69,10 @@ pub fn http_config(endpoint: &Endpoint) -> HttpConfig {
         endpoint.url.clone(),
         endpoint.key.clone().unwrap_or_default(),
     )
-    .auth(if endpoint.basic_auth {
-        Auth::Basic
-    } else {
+    .auth(if endpoint.bearer {
         Auth::Bearer
+    } else {
+        Auth::Basic
     })
     .gzip(endpoint.gzip.then_some(6))
     .timeouts(Duration::from_secs(10), Duration::from_secs(30));
