@@ -5,8 +5,10 @@ use std::rc::Rc;
 
 use outbox_core::{
     Config, Driver, DriverError, FlushMode, InputError, Instant, Lifecycle, Machine, Observer,
-    Output, Overflow, RetryCause,
+    Output, Overflow,
 };
+
+use outbox_judge::{Judge, Limits, Mode, TrackVerdict};
 
 use super::rng::Rng;
 use super::world::{
@@ -101,6 +103,23 @@ impl Params {
         }
     }
 
+    /// The same limits, for the judge (built from the parameters, never
+    /// read back from the machine).
+    fn limits(&self) -> Limits {
+        Limits {
+            max_queue_events: self.queue_events,
+            max_queue_bytes: self.queue_bytes,
+            max_event_bytes: self.event_bytes,
+            drop_oldest: self.overflow == Overflow::DropOldest,
+            max_attempts: self.max_attempts,
+            retry_base_ms: self.retry.0,
+            retry_cap_ms: self.retry.1,
+            max_retry_after_ms: self.max_retry_after,
+            request_timeout_ms: None,
+            max_consecutive_rejections: None,
+        }
+    }
+
     fn config(&self) -> Config {
         Config::builder()
             .flush_mode(self.mode)
@@ -120,6 +139,25 @@ impl Params {
             .max_retry_after(core::time::Duration::from_millis(self.max_retry_after))
             .build()
             .expect("the simulator builds valid configs")
+    }
+}
+
+/// Whether sends are judged against the flush mode. Off until the core
+/// cancels the previous mode's requests on a switch to Manual or AppClose
+/// (issue 8 item 2, coming from branch core-v2): today every such switch
+/// still sends, and the judge would say so on most seeds.
+const JUDGE_FLUSH_MODES: bool = false;
+
+/// A flush mode in the judge's terms.
+fn judged_mode(mode: FlushMode) -> Mode {
+    if !JUDGE_FLUSH_MODES {
+        return Mode::Immediate;
+    }
+    match mode {
+        FlushMode::Immediate => Mode::Immediate,
+        FlushMode::Period { .. } => Mode::Period,
+        FlushMode::AppClose => Mode::AppClose,
+        _ => Mode::Manual,
     }
 }
 
@@ -249,7 +287,13 @@ pub fn run_seed(seed: u64, steps: u64, verbose: bool) -> SeedResult {
     let mut buf = vec![0u8; params.batch_bytes as usize];
     loop {
         let cfg = sim.params.config();
-        sim.world.borrow_mut().cfg = cfg;
+        {
+            let mut w = sim.world.borrow_mut();
+            w.cfg = cfg;
+            let up = w.network_up;
+            w.judge
+                .restart(sim.params.limits(), judged_mode(sim.params.mode), up);
+        }
         let machine = Machine::<CAP>::new(cfg, sim.rng.next_u64()).expect("config fits CAP");
         let ow = sim.world.clone();
         let observer = move |o: &Output| ow.borrow_mut().observe(o);
@@ -300,6 +344,13 @@ impl Sim {
         self.world.borrow_mut().fail(invariant, detail);
     }
 
+    /// Tell the judge what the simulator is about to do to the machine.
+    fn judge(&self, f: impl FnOnce(&mut Judge)) {
+        let mut w = self.world.borrow_mut();
+        w.judge.at(self.now);
+        f(&mut w.judge);
+    }
+
     fn violated(&self) -> bool {
         self.world.borrow().violation.is_some()
     }
@@ -328,12 +379,20 @@ impl Sim {
         {
             let mut w = self.world.borrow_mut();
             w.now = self.now;
-            w.last_retry_after = None;
+            w.judge.at(self.now);
             w.ops_this_call = 0;
         }
         self.log(|| what.to_string());
         let r = f(d, Instant::from_millis(self.now));
-        let crashed = self.world.borrow().crashed;
+        let crashed = {
+            let mut w = self.world.borrow_mut();
+            if !w.crashed {
+                if let Err(b) = w.judge.settle() {
+                    w.fail(b.invariant, b.detail);
+                }
+            }
+            w.crashed
+        };
         if let Err(e) = &r {
             self.log(|| format!("  -> error: {e}"));
             match e {
@@ -354,6 +413,11 @@ impl Sim {
                 d.handle(now, outbox_core::Input::Network { up: false })
             });
         }
+        let records: Vec<(u64, u32)> = {
+            let w = self.world.borrow();
+            w.durable.iter().map(|(s, r)| (*s, r.size)).collect()
+        };
+        self.judge(|j| j.restore(records));
         let (crashed, r) = self.call(d, "start (restore)", |d, now| d.start(now));
         if crashed {
             return End::Crash;
@@ -390,7 +454,14 @@ impl Sim {
                     if polled {
                         self.world.borrow_mut().ticks += 1;
                     }
-                    self.call(d, "poll", |d, now| d.poll(now)).0
+                    let crashed = self.call(d, "poll", |d, now| d.poll(now)).0;
+                    // The driver ticks the machine when a timer is due,
+                    // which an expired backoff is while anything is pending.
+                    let mut w = self.world.borrow_mut();
+                    if w.judge.pending().0 > 0 {
+                        w.judge.tick();
+                    }
+                    crashed
                 }
                 _ if self.healing => {
                     self.heal_steps += 1;
@@ -399,6 +470,7 @@ impl Sim {
                         return End::Done;
                     }
                     if st.halted {
+                        self.judge(Judge::resume);
                         self.call(d, "heal: resume", |d, now| {
                             d.handle(now, outbox_core::Input::Resume)
                         })
@@ -454,13 +526,13 @@ impl Sim {
             w.server.heal();
             let up = w.network_up;
             w.network_up = true;
-            if !up {
-                if let Some((_, RetryCause::Transport)) = w.not_before {
-                    w.not_before = None;
-                }
-            }
             up
         };
+        self.judge(|j| {
+            j.network(true);
+            j.resume();
+            j.flush();
+        });
         if !net_was_up {
             let _ = self.call(d, "heal: network up", |d, now| {
                 d.handle(now, outbox_core::Input::Network { up: true })
@@ -494,13 +566,15 @@ impl Sim {
 
     /// Track one event; returns whether the store crashed.
     fn track<O: Observer>(&mut self, d: &mut SimDriver<'_, O>) -> bool {
-        let cfg = *d.machine().config();
-        let size = self.event_size(cfg.max_event_bytes());
+        let size = self.event_size(self.params.event_bytes);
         let poison = self.rng.chance(self.p_poison);
-        let st = d.machine().stats();
-        let seq = st.next_seq;
-        let fits = st.pending_events < cfg.max_queue_events()
-            && st.pending_bytes + u64::from(size) <= cfg.max_queue_bytes();
+        let seq = d.machine().stats().next_seq;
+        let mut verdict = None;
+        self.judge(|j| verdict = Some(j.track(size)));
+        let Some(TrackVerdict { too_large, fits }) = verdict else {
+            unreachable!("the judge gives a verdict");
+        };
+        let reject_new = self.params.overflow == Overflow::RejectNew;
         let (id, payload) = {
             let mut w = self.world.borrow_mut();
             let id = w.events.len() as u64;
@@ -523,7 +597,6 @@ impl Sim {
         );
         let mut w = self.world.borrow_mut();
         w.tracking = None;
-        let too_large = size > cfg.max_event_bytes();
         match r {
             Ok(s) => {
                 if s != seq {
@@ -537,8 +610,14 @@ impl Sim {
                         "3-limits",
                         format!(
                             "event {id} of {size} B accepted over the {}-byte limit",
-                            cfg.max_event_bytes()
+                            self.params.event_bytes
                         ),
+                    );
+                }
+                if !fits && reject_new {
+                    w.fail(
+                        "3-limits",
+                        format!("event {id} of {size} B accepted by RejectNew, but it did not fit"),
                     );
                 }
             }
@@ -553,7 +632,7 @@ impl Sim {
                 w.seq_map.remove(&seq);
             }
             Err(DriverError::Input(InputError::QueueFull)) => {
-                if too_large || fits || cfg.overflow() != Overflow::RejectNew {
+                if too_large || fits || !reject_new {
                     w.fail(
                         "1-lost",
                         format!("event {id} of {size} B refused as queue full (fits {fits})"),
@@ -592,6 +671,7 @@ impl Sim {
             }
             Act::LongOutage => {
                 self.world.borrow_mut().network_down();
+                self.judge(|j| j.network(false));
                 let mut crashed = self
                     .call(d, "long outage: network down", |d, now| {
                         d.handle(now, Input::Network { up: false })
@@ -609,11 +689,13 @@ impl Sim {
                 crashed
             }
             Act::Flush => {
+                self.judge(Judge::flush);
                 self.call(d, "flush", |d, now| d.handle(now, Input::Flush))
                     .0
             }
             Act::SetMode => {
                 let mode = random_mode(&mut self.rng);
+                self.judge(|j| j.set_mode(judged_mode(mode)));
                 self.call(d, &format!("set mode {mode:?}"), |d, now| {
                     d.handle(now, Input::SetFlushMode(mode))
                 })
@@ -640,6 +722,9 @@ impl Sim {
                     Lifecycle::Background,
                     Lifecycle::Terminate,
                 ][self.rng.below(3) as usize];
+                if l != Lifecycle::Foreground {
+                    self.judge(Judge::closing);
+                }
                 self.call(d, &format!("lifecycle {l:?}"), |d, now| {
                     d.handle(now, Input::Lifecycle(l))
                 })
@@ -647,21 +732,15 @@ impl Sim {
             }
             Act::NetDown => {
                 self.world.borrow_mut().network_down();
+                self.judge(|j| j.network(false));
                 self.call(d, "network down", |d, now| {
                     d.handle(now, Input::Network { up: false })
                 })
                 .0
             }
             Act::NetUp => {
-                {
-                    let mut w = self.world.borrow_mut();
-                    if !w.network_up {
-                        w.network_up = true;
-                        if let Some((_, RetryCause::Transport)) = w.not_before {
-                            w.not_before = None;
-                        }
-                    }
-                }
+                self.world.borrow_mut().network_up = true;
+                self.judge(|j| j.network(true));
                 self.call(d, "network up", |d, now| {
                     d.handle(now, Input::Network { up: true })
                 })
@@ -719,6 +798,7 @@ impl Sim {
                 false
             }
             Act::Resume => {
+                self.judge(Judge::resume);
                 self.call(d, "resume", |d, now| d.handle(now, Input::Resume))
                     .0
             }

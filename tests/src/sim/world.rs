@@ -12,9 +12,10 @@ use std::fmt::Write as _;
 use std::rc::Rc;
 
 use outbox_core::{
-    Batch, Config, DropReason, Instant, Outcome, Output, Payloads, RejectReason, RetryCause, Seq,
-    Store, Transport,
+    Batch, BatchId, Config, DropReason, Instant, Outcome, Output, Payloads, RejectReason,
+    RetryCause, Seq, Store, Transport,
 };
+use outbox_judge::{Answer, Judge, Seen, Why};
 
 use super::rng::Rng;
 
@@ -144,6 +145,7 @@ pub struct Rec {
 /// A request the transport is carrying.
 #[derive(Clone, Debug)]
 pub struct Request {
+    pub id: BatchId,
     pub events: Vec<u64>,
     pub outcome: Outcome,
     pub at: u64,
@@ -183,11 +185,9 @@ pub struct World {
     pub in_flight: Option<Request>,
     pub duplicates: u64,
 
-    // backoff checks
-    /// The machine said not to send before then (and why).
-    pub not_before: Option<(u64, RetryCause)>,
-    /// Retry-After of the response handed to the machine in this step.
-    pub last_retry_after: Option<u64>,
+    /// The rules every drop, rejection, halt, retry and send is judged
+    /// by, from the simulator's own bookkeeping (invariant 5).
+    pub judge: Judge,
     /// Timer wake-ups the machine asked for and got.
     pub ticks: u64,
     /// Store operations and sends in the current driver call.
@@ -233,8 +233,11 @@ impl World {
             },
             in_flight: None,
             duplicates: 0,
-            not_before: None,
-            last_retry_after: None,
+            judge: Judge::new(
+                outbox_judge::Limits::default(),
+                outbox_judge::Mode::Immediate,
+                true,
+            ),
             ticks: 0,
             ops_this_call: 0,
         }
@@ -353,7 +356,6 @@ impl World {
         self.in_flight = None;
         self.crashed = false;
         self.ops_until_crash = None;
-        self.not_before = None;
         self.tracking = None;
         self.seq_map = self.durable.iter().map(|(s, r)| (*s, r.event)).collect();
         let (n, lost_n) = (self.durable.len(), lost.len());
@@ -362,11 +364,7 @@ impl World {
 
     /// Apply an output the machine reported, checking it against the truth.
     pub fn observe(&mut self, o: &Output) {
-        if !matches!(o, Output::RetryScheduled { .. }) {
-            // A Retry-After belongs to the retry its response schedules,
-            // never to a later one (e.g. after a max-attempts drop).
-            self.last_retry_after = None;
-        }
+        self.judge_output(o);
         match *o {
             Output::Delivered { first, last } => {
                 self.note(|| format!("out: delivered {first}..={last}"));
@@ -433,37 +431,9 @@ impl World {
                 self.events[e as usize].rejected = Some(reason);
             }
             Output::RetryScheduled { at, attempt, cause } => {
-                let now = self.now;
-                let ra = self.last_retry_after.take();
-                self.note(|| {
-                    format!(
-                        "out: retry #{attempt} at {} ({cause:?}, retry-after {ra:?})",
-                        at.as_millis()
-                    )
-                });
-                let base = self.cfg.retry_base().as_millis() as u64;
-                let cap = self.cfg.retry_cap().as_millis() as u64;
-                let shift = attempt.saturating_sub(1).min(31);
-                let computed = base.saturating_mul(1 << shift).min(cap);
-                let delay = at.as_millis().saturating_sub(now);
-                let max_asked = self.cfg.max_retry_after().as_millis() as u64;
-                let asked = ra.unwrap_or(0).min(max_asked);
-                let lo = computed.max(asked);
-                let hi = (computed + computed / 2).max(asked);
-                if at.as_millis() < now || delay < lo || delay > hi {
-                    self.fail(
-                        "backoff",
-                        format!("retry #{attempt} in {delay} ms, expected {lo}..={hi} ms (retry-after {ra:?})"),
-                    );
-                }
-                self.not_before = Some((at.as_millis(), cause));
+                self.note(|| format!("out: retry #{attempt} at {} ({cause:?})", at.as_millis()))
             }
-            Output::Halted { status } => {
-                self.note(|| format!("out: halted {status}"));
-                if status != 401 && status != 403 {
-                    self.fail("protocol", format!("halted on status {status}"));
-                }
-            }
+            Output::Halted { status } => self.note(|| format!("out: halted {status}")),
             Output::Persist { seq, size } => self.note(|| format!("out: persist {seq} ({size} B)")),
             Output::Delete { through } => self.note(|| format!("out: delete through {through}")),
             Output::Send(b) => self.note(|| {
@@ -472,6 +442,61 @@ impl World {
                     b.id, b.first, b.last, b.count, b.bytes
                 )
             }),
+        }
+    }
+
+    /// Hand an output to the judge, in its terms.
+    fn judge_output(&mut self, o: &Output) {
+        let seen = match *o {
+            Output::Persist { seq, size } => Seen::Persist { seq, size },
+            Output::Delete { .. } => return,
+            Output::Send(b) => Seen::Sent {
+                first: b.first,
+                last: b.last,
+                count: b.count,
+            },
+            Output::Delivered { first, last } => Seen::Delivered { first, last },
+            Output::Dropped {
+                first,
+                last,
+                reason,
+            } => Seen::Dropped {
+                first,
+                last,
+                why: match reason {
+                    DropReason::Overflow => Why::Overflow,
+                    DropReason::MaxAttempts => Why::MaxAttempts,
+                    _ => Why::NotStored,
+                },
+            },
+            Output::Rejected {
+                seq,
+                status,
+                reason,
+            } => Seen::Rejected {
+                seq,
+                status,
+                too_large: reason == RejectReason::TooLarge,
+            },
+            Output::Halted { status } => Seen::Halted {
+                status: Some(status),
+            },
+            Output::RetryScheduled { at, attempt, cause } => Seen::Retry {
+                at: at.as_millis(),
+                server: cause == RetryCause::Server,
+                attempt,
+            },
+        };
+        if let Err(b) = self.judge.seen(&seen) {
+            self.fail(b.invariant, b.detail);
+        }
+        if let Output::Send(b) = *o {
+            if self.in_flight.as_ref().is_none_or(|r| r.id != b.id) {
+                // The driver failed locally before the transport got it
+                // (a read or sync error). This core still spends an
+                // attempt on it, so the judge counts one.
+                self.judge.answer(Answer::Failed);
+            }
         }
     }
 
@@ -498,7 +523,7 @@ impl World {
         }
         let (p_5xx, p_429) = (s.p_5xx, s.p_429);
         if self.rng.chance(p_5xx) {
-            let status = [500, 502, 503, 504, 418, 408][self.rng.below(6) as usize];
+            let status = [500, 502, 503, 504, 408][self.rng.below(5) as usize];
             return (status, None, false);
         }
         if self.rng.chance(p_429) {
@@ -750,17 +775,6 @@ impl Transport for SimTransport {
                 format!("send #{} while a batch is in flight", batch.id),
             );
         }
-        if let Some((at, cause)) = w.not_before.take() {
-            if now < at {
-                w.fail(
-                    "backoff",
-                    format!(
-                        "batch #{} sent at {now} ms, before the retry time {at} ms ({cause:?})",
-                        batch.id
-                    ),
-                );
-            }
-        }
         // The batch: contiguous, oldest first, durable, within the limits.
         let mut events = Vec::with_capacity(batch.count as usize);
         let mut sizes = Vec::with_capacity(batch.count as usize);
@@ -873,6 +887,7 @@ impl Transport for SimTransport {
             )
         });
         w.in_flight = Some(Request {
+            id: batch.id,
             events,
             outcome,
             at,
@@ -894,10 +909,16 @@ impl Transport for SimTransport {
                         w.events[*e as usize].may_resend = true;
                     }
                 }
+                w.judge.answer(Answer::Failed);
             }
             Outcome::Response {
-                retry_after_millis, ..
-            } => w.last_retry_after = retry_after_millis,
+                status,
+                retry_after_millis,
+                ..
+            } => w.judge.answer(Answer::Status {
+                status,
+                retry_after_ms: retry_after_millis,
+            }),
         }
         w.note(|| format!("net: outcome {:?}", r.outcome));
         Some(r.outcome)
