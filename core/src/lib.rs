@@ -23,7 +23,7 @@
 //! script (first a 503, then 200s):
 //!
 //! ```
-//! use outbox_core::{Batch, Config, Driver, Instant, Machine, Outcome, Output, Payloads, Seq, Store, Transport};
+//! use outbox_core::{Batch, Config, Driver, Instant, Machine, Outcome, Output, Payloads, ReadError, Seq, Store, StoreSummary, Transport};
 //!
 //! #[derive(Default)]
 //! struct MemStore(Vec<(Seq, Vec<u8>)>);
@@ -32,7 +32,7 @@
 //!     fn append(&mut self, seq: Seq, payload: &[u8]) -> Result<(), ()> {
 //!         Ok(self.0.push((seq, payload.to_vec())))
 //!     }
-//!     fn read_range(&mut self, first: Seq, last: Seq, buf: &mut [u8]) -> Result<usize, ()> {
+//!     fn read_range(&mut self, first: Seq, last: Seq, buf: &mut [u8]) -> Result<usize, ReadError<()>> {
 //!         let mut n = 0;
 //!         for (_, p) in self.0.iter().filter(|(s, _)| (first..=last).contains(s)) {
 //!             buf[n..n + p.len()].copy_from_slice(p);
@@ -43,8 +43,16 @@
 //!     fn delete_through(&mut self, through: Seq) -> Result<(), ()> {
 //!         Ok(self.0.retain(|(s, _)| *s > through))
 //!     }
-//!     fn restore<F: FnMut(Seq, u32)>(&mut self, mut visit: F) -> Result<(), ()> {
-//!         Ok(self.0.iter().for_each(|(s, p)| visit(*s, p.len() as u32)))
+//!     fn summary(&mut self) -> Result<StoreSummary, ()> {
+//!         let bytes = self.0.iter().map(|(_, p)| p.len() as u64).sum();
+//!         Ok(match (self.0.first(), self.0.last()) {
+//!             (Some(f), Some(l)) => StoreSummary { count: self.0.len() as u64, bytes, first: f.0, last: l.0 },
+//!             _ => StoreSummary::EMPTY,
+//!         })
+//!     }
+//!     fn read_sizes(&mut self, from: Seq, out: &mut [u32]) -> Result<usize, ()> {
+//!         let sizes = self.0.iter().filter(|(s, _)| *s >= from).map(|(_, p)| p.len() as u32);
+//!         Ok(out.iter_mut().zip(sizes).map(|(o, s)| *o = s).count())
 //!     }
 //! }
 //!
@@ -131,7 +139,9 @@ mod time;
 pub mod trace;
 
 pub use config::{Config, ConfigBuilder, ConfigError, FlushMode, Overflow};
-pub use driver::{Driver, DriverError, Observer, Outcome, Payloads, Store, Transport};
+pub use driver::{
+    Driver, DriverError, Observer, Outcome, Payloads, ReadError, Store, StoreSummary, Transport,
+};
 pub use error::{InputError, TrackError};
 pub use input::{Input, Lifecycle};
 pub use machine::{Accepted, Machine};

@@ -63,7 +63,11 @@ fn pack(o: Output) -> Option<Note> {
             reason,
         } => Note {
             kind: REJECTED,
-            detail: u8::from(reason == RejectReason::TooLarge),
+            detail: match reason {
+                RejectReason::Poison => 0,
+                RejectReason::TooLarge => 1,
+                RejectReason::Malformed => 2,
+            },
             status,
             at: seq,
             ..Note::default()
@@ -100,10 +104,10 @@ fn unpack(n: Note) -> Output {
         REJECTED => Output::Rejected {
             seq: n.at,
             status: n.status,
-            reason: if n.detail == 1 {
-                RejectReason::TooLarge
-            } else {
-                RejectReason::Poison
+            reason: match n.detail {
+                0 => RejectReason::Poison,
+                1 => RejectReason::TooLarge,
+                _ => RejectReason::Malformed,
             },
         },
         HALTED => Output::Halted { status: n.status },

@@ -50,6 +50,9 @@ pub enum RejectReason {
     Poison,
     /// The server answered 413 to a batch holding only this event.
     TooLarge,
+    /// The stored record is damaged (its size and bytes disagree); it was
+    /// never sent. Its status is 0: no server answered.
+    Malformed,
 }
 
 /// Why uploads are paused.

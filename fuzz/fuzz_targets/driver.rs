@@ -12,7 +12,7 @@ use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use outbox_core::{
     Batch, Config, Driver, FlushMode, Input, Instant, Machine, Outcome, Output, Payloads,
-    RejectReason, Seq, Store, Transport,
+    ReadError, RejectReason, Seq, Store, StoreSummary, Transport,
 };
 
 const CAP: usize = 16;
@@ -57,9 +57,9 @@ impl Store for FStore {
         }
         Ok(())
     }
-    fn read_range(&mut self, first: Seq, last: Seq, buf: &mut [u8]) -> Result<usize, ()> {
+    fn read_range(&mut self, first: Seq, last: Seq, buf: &mut [u8]) -> Result<usize, ReadError<()>> {
         if self.faults.read == 1 {
-            return Err(());
+            return Err(ReadError::Store(()));
         }
         let mut n = 0;
         for (_, p, _) in self
@@ -84,14 +84,30 @@ impl Store for FStore {
         self.recs.retain(|(s, _, _)| *s > through);
         Ok(())
     }
-    fn restore<F: FnMut(Seq, u32)>(&mut self, mut visit: F) -> Result<(), ()> {
+    fn summary(&mut self) -> Result<StoreSummary, ()> {
         if self.faults.restore {
             return Err(());
         }
-        for (s, p, _) in &self.recs {
-            visit(*s, p.len() as u32);
+        Ok(match (self.recs.front(), self.recs.back()) {
+            (Some(f), Some(l)) => StoreSummary {
+                count: self.recs.len() as u64,
+                bytes: self.recs.iter().map(|(_, p, _)| p.len() as u64).sum(),
+                first: f.0,
+                last: l.0,
+            },
+            _ => StoreSummary::EMPTY,
+        })
+    }
+    fn read_sizes(&mut self, from: Seq, out: &mut [u32]) -> Result<usize, ()> {
+        if self.faults.restore {
+            return Err(());
         }
-        Ok(())
+        let sizes = self.recs.iter().filter(|(s, _, _)| *s >= from);
+        Ok(out
+            .iter_mut()
+            .zip(sizes)
+            .map(|(o, (_, p, _))| *o = p.len() as u32)
+            .count())
     }
     fn seq_floor(&mut self) -> Result<Seq, ()> {
         Ok(self.floor)

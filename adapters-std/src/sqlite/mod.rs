@@ -31,9 +31,11 @@
 //! store.append(1, br#"{"n":1}"#).unwrap();
 //! store.sync().unwrap();                     // one commit for both
 //! store.delete_through(0).unwrap();
-//! let mut seen = vec![];
-//! store.restore(|seq, size| seen.push((seq, size))).unwrap();
-//! assert_eq!(seen, [(1, 7)]);
+//! let summary = store.summary().unwrap();
+//! assert_eq!((summary.count, summary.bytes, summary.first, summary.last), (1, 7, 1, 1));
+//! let mut sizes = [0u32; 8];
+//! assert_eq!(store.read_sizes(1, &mut sizes).unwrap(), 1);
+//! assert_eq!(sizes[0], 7);
 //! ```
 
 mod dead_letter;
@@ -46,7 +48,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use outbox_core::{RejectReason, Seq, Store};
+use outbox_core::{ReadError, RejectReason, Seq, Store, StoreSummary};
 use rusqlite::{params, Connection, OpenFlags};
 
 pub use dead_letter::DeadLetter;
@@ -318,6 +320,52 @@ impl SqliteStore {
         }
     }
 
+    /// The payloads of `first..=last` into `buf`: the bytes written, or the
+    /// first record whose stored size and payload length disagree.
+    fn read_payloads(
+        &mut self,
+        first: Seq,
+        last: Seq,
+        buf: &mut [u8],
+    ) -> Result<Result<usize, Seq>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, payload FROM events WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq",
+        )?;
+        let mut rows = stmt.query(params![
+            i64::try_from(first).unwrap_or(i64::MAX),
+            i64::try_from(last).unwrap_or(i64::MAX)
+        ])?;
+        let mut expected = first;
+        let mut n = 0usize;
+        while let Some(row) = rows.next()? {
+            let seq: i64 = row.get(0)?;
+            if u64::try_from(seq).ok() != Some(expected) {
+                return Err(StoreError::Malformed(format!(
+                    "event {expected} is missing (found {seq})"
+                )));
+            }
+            let payload = row.get_ref(1)?.as_bytes().map_err(|_| {
+                StoreError::Malformed(format!("event {seq} has a non-blob payload"))
+            })?;
+            let end = n + payload.len();
+            if end > buf.len() {
+                return Err(StoreError::Malformed(format!(
+                    "events {first}..={last} exceed the {}-byte batch buffer",
+                    buf.len()
+                )));
+            }
+            buf[n..end].copy_from_slice(payload);
+            n = end;
+            expected += 1;
+        }
+        if expected != last.saturating_add(1) {
+            return Err(StoreError::Malformed(format!(
+                "event {expected} is missing"
+            )));
+        }
+        Ok(Ok(n))
+    }
+
     fn begin(&mut self) -> Result<(), StoreError> {
         if !self.in_tx {
             self.conn.execute_batch("BEGIN IMMEDIATE")?;
@@ -413,43 +461,16 @@ impl Store for SqliteStore {
         self.commit()
     }
 
-    fn read_range(&mut self, first: Seq, last: Seq, buf: &mut [u8]) -> Result<usize, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT seq, payload FROM events WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq",
-        )?;
-        let mut rows = stmt.query(params![
-            i64::try_from(first).unwrap_or(i64::MAX),
-            i64::try_from(last).unwrap_or(i64::MAX)
-        ])?;
-        let mut expected = first;
-        let mut n = 0usize;
-        while let Some(row) = rows.next()? {
-            let seq: i64 = row.get(0)?;
-            if u64::try_from(seq).ok() != Some(expected) {
-                return Err(StoreError::Malformed(format!(
-                    "event {expected} is missing (found {seq})"
-                )));
-            }
-            let payload = row.get_ref(1)?.as_bytes().map_err(|_| {
-                StoreError::Malformed(format!("event {seq} has a non-blob payload"))
-            })?;
-            let end = n + payload.len();
-            if end > buf.len() {
-                return Err(StoreError::Malformed(format!(
-                    "events {first}..={last} exceed the {}-byte batch buffer",
-                    buf.len()
-                )));
-            }
-            buf[n..end].copy_from_slice(payload);
-            n = end;
-            expected += 1;
+    fn read_range(
+        &mut self,
+        first: Seq,
+        last: Seq,
+        buf: &mut [u8],
+    ) -> Result<usize, ReadError<StoreError>> {
+        match self.read_payloads(first, last, buf)? {
+            Ok(n) => Ok(n),
+            Err(seq) => Err(ReadError::Malformed { seq }),
         }
-        if expected != last.saturating_add(1) {
-            return Err(StoreError::Malformed(format!(
-                "event {expected} is missing"
-            )));
-        }
-        Ok(n)
     }
 
     fn delete_through(&mut self, through: Seq) -> Result<(), StoreError> {
@@ -474,21 +495,45 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn restore<F: FnMut(Seq, u32)>(&mut self, mut visit: F) -> Result<(), StoreError> {
+    fn summary(&mut self) -> Result<StoreSummary, StoreError> {
+        let (count, bytes, first, last): (i64, i64, Option<i64>, Option<i64>) =
+            self.conn.query_row(
+                "SELECT count(*), coalesce(sum(size), 0), min(seq), max(seq) FROM events",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )?;
+        let seq = |v: Option<i64>| {
+            u64::try_from(v.unwrap_or(0))
+                .map_err(|_| StoreError::Malformed(format!("negative sequence number {v:?}")))
+        };
+        Ok(StoreSummary {
+            count: count.max(0) as u64,
+            bytes: bytes.max(0) as u64,
+            first: seq(first)?,
+            last: seq(last)?,
+        })
+    }
+
+    fn read_sizes(&mut self, from: Seq, out: &mut [u32]) -> Result<usize, StoreError> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT seq, size FROM events ORDER BY seq")?;
-        let mut rows = stmt.query([])?;
+            .prepare_cached("SELECT seq, size FROM events WHERE seq >= ?1 ORDER BY seq LIMIT ?2")?;
+        let mut rows = stmt.query(params![
+            i64::try_from(from).unwrap_or(i64::MAX),
+            i64::try_from(out.len()).unwrap_or(i64::MAX)
+        ])?;
+        let mut n = 0;
         while let Some(row) = rows.next()? {
             let seq: i64 = row.get(0)?;
             let size: i64 = row.get(1)?;
-            let seq = u64::try_from(seq)
-                .map_err(|_| StoreError::Malformed(format!("negative sequence number {seq}")))?;
-            let size = u32::try_from(size)
+            if u64::try_from(seq).ok() != Some(from + n as u64) || n >= out.len() {
+                break;
+            }
+            out[n] = u32::try_from(size)
                 .map_err(|_| StoreError::Malformed(format!("event {seq} has size {size}")))?;
-            visit(seq, size);
+            n += 1;
         }
-        Ok(())
+        Ok(n)
     }
 
     fn seq_floor(&mut self) -> Result<Seq, StoreError> {

@@ -1,14 +1,19 @@
 use super::*;
+use outbox_core::ReadError;
 use std::path::Path;
 
 fn open(dir: &tempfile::TempDir) -> SqliteStore {
     SqliteStore::open(dir.path().join("q.db"), SqliteOptions::default()).unwrap()
 }
 
+/// Every record as `(seq, size)`, read as the driver does: the summary,
+/// then the sizes from its first record on.
 fn restored(store: &mut SqliteStore) -> Vec<(Seq, u32)> {
-    let mut v = vec![];
-    store.restore(|s, n| v.push((s, n))).unwrap();
-    v
+    let summary = store.summary().unwrap();
+    let mut sizes = vec![0u32; summary.count as usize];
+    let n = store.read_sizes(summary.first, &mut sizes).unwrap();
+    assert_eq!(n as u64, summary.count, "read_sizes stops early");
+    (summary.first..).zip(sizes).collect()
 }
 
 #[test]
@@ -63,11 +68,11 @@ fn read_range_reports_holes_and_small_buffers() {
     let mut buf = [0u8; 64];
     assert!(matches!(
         s.read_range(0, 2, &mut buf),
-        Err(StoreError::Malformed(_))
+        Err(ReadError::Store(StoreError::Malformed(_)))
     ));
     assert!(matches!(
         s.read_range(0, 0, &mut buf[..1]),
-        Err(StoreError::Malformed(_))
+        Err(ReadError::Store(StoreError::Malformed(_)))
     ));
 }
 

@@ -5,7 +5,7 @@ use std::vec::Vec;
 
 use crate::{
     Batch, Config, Driver, DriverError, FlushMode, Input, Instant, Machine, Outcome, Output,
-    Payloads, Seq, Store, Transport,
+    Payloads, ReadError, Seq, Store, StoreSummary, Transport,
 };
 
 /// An in-memory store whose operations can be told to fail.
@@ -36,7 +36,12 @@ impl Store for TestStore {
             Ok(())
         }
     }
-    fn read_range(&mut self, first: Seq, last: Seq, buf: &mut [u8]) -> Result<usize, Self::Error> {
+    fn read_range(
+        &mut self,
+        first: Seq,
+        last: Seq,
+        buf: &mut [u8],
+    ) -> Result<usize, ReadError<Self::Error>> {
         let mut n = 0;
         for (_, p) in self
             .records
@@ -59,11 +64,25 @@ impl Store for TestStore {
         self.records.retain(|(s, _)| *s > through);
         Ok(())
     }
-    fn restore<F: FnMut(Seq, u32)>(&mut self, mut visit: F) -> Result<(), Self::Error> {
-        self.records
-            .iter()
-            .for_each(|(s, p)| visit(*s, p.len() as u32));
-        Ok(())
+    fn summary(&mut self) -> Result<StoreSummary, Self::Error> {
+        let bytes = self.records.iter().map(|(_, p)| p.len() as u64).sum();
+        Ok(match (self.records.first(), self.records.last()) {
+            (Some(f), Some(l)) => StoreSummary {
+                count: self.records.len() as u64,
+                bytes,
+                first: f.0,
+                last: l.0,
+            },
+            _ => StoreSummary::EMPTY,
+        })
+    }
+    fn read_sizes(&mut self, from: Seq, out: &mut [u32]) -> Result<usize, Self::Error> {
+        let sizes = self.records.iter().filter(|(s, _)| *s >= from);
+        Ok(out
+            .iter_mut()
+            .zip(sizes)
+            .map(|(o, (_, p))| *o = p.len() as u32)
+            .count())
     }
     fn seq_floor(&mut self) -> Result<Seq, Self::Error> {
         Ok(self.floor)

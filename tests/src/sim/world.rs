@@ -12,8 +12,8 @@ use std::fmt::Write as _;
 use std::rc::Rc;
 
 use outbox_core::{
-    Batch, BatchId, Config, DropReason, Instant, Outcome, Output, Payloads, RejectReason,
-    RetryCause, Seq, Store, Transport,
+    Batch, BatchId, Config, DropReason, Instant, Outcome, Output, Payloads, ReadError,
+    RejectReason, RetryCause, Seq, Store, StoreSummary, Transport,
 };
 use outbox_judge::{Answer, Judge, Seen, Why};
 
@@ -588,6 +588,16 @@ impl World {
         self.in_flight.as_ref().map(|r| r.at)
     }
 
+    /// The stored records as `(seq, size)` in order, a number written twice
+    /// counted once (its newest copy).
+    fn logical_records(&self) -> Vec<(Seq, u32)> {
+        let mut by_seq = BTreeMap::new();
+        for (s, r) in self.durable.iter().chain(self.volatile.iter()) {
+            by_seq.insert(*s, r.size);
+        }
+        by_seq.into_iter().collect()
+    }
+
     /// Store records: count and bytes.
     pub fn stored(&self) -> (usize, u64) {
         let it = self.durable.iter().chain(self.volatile.iter());
@@ -663,13 +673,18 @@ impl Store for SimStore {
         Ok(())
     }
 
-    fn read_range(&mut self, first: Seq, last: Seq, buf: &mut [u8]) -> Result<usize, StoreErr> {
+    fn read_range(
+        &mut self,
+        first: Seq,
+        last: Seq,
+        buf: &mut [u8],
+    ) -> Result<usize, ReadError<StoreErr>> {
         let mut w = self.0.borrow_mut();
         w.gate()?;
         let p = w.p_read_fail;
         if w.rng.chance(p) {
             w.note(|| "store: read failed".into());
-            return Err(StoreErr::Failed);
+            return Err(ReadError::Store(StoreErr::Failed));
         }
         let recs: Vec<Rec> = w
             .durable
@@ -689,7 +704,7 @@ impl Store for SimStore {
                         buf.len()
                     ),
                 );
-                return Err(StoreErr::Failed);
+                return Err(ReadError::Store(StoreErr::Failed));
             }
             w.fill(r.event, &mut buf[n..n + size]);
             n += size;
@@ -720,16 +735,34 @@ impl Store for SimStore {
         Ok(())
     }
 
-    fn restore<F: FnMut(Seq, u32)>(&mut self, mut visit: F) -> Result<(), StoreErr> {
-        let recs: Vec<(Seq, u32)> = {
-            let mut w = self.0.borrow_mut();
-            w.gate()?;
-            w.durable.iter().map(|(s, r)| (*s, r.size)).collect()
-        };
-        for (s, size) in recs {
-            visit(s, size);
+    fn summary(&mut self) -> Result<StoreSummary, StoreErr> {
+        let mut w = self.0.borrow_mut();
+        w.gate()?;
+        let recs = w.logical_records();
+        Ok(match (recs.first(), recs.last()) {
+            (Some(f), Some(l)) => StoreSummary {
+                count: recs.len() as u64,
+                bytes: recs.iter().map(|(_, size)| u64::from(*size)).sum(),
+                first: f.0,
+                last: l.0,
+            },
+            _ => StoreSummary::EMPTY,
+        })
+    }
+
+    fn read_sizes(&mut self, from: Seq, out: &mut [u32]) -> Result<usize, StoreErr> {
+        let mut w = self.0.borrow_mut();
+        w.gate()?;
+        let recs = w.logical_records();
+        let mut n = 0;
+        for (seq, size) in recs.into_iter().filter(|(s, _)| *s >= from) {
+            if n == out.len() || seq != from + n as Seq {
+                break;
+            }
+            out[n] = size;
+            n += 1;
         }
-        Ok(())
+        Ok(n)
     }
 
     fn seq_floor(&mut self) -> Result<Seq, StoreErr> {
