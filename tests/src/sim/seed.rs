@@ -221,6 +221,8 @@ struct Sim {
     rng: Rng,
     world: Shared,
     params: Params,
+    /// `max_event_bytes` of the first incarnation (restarts may shrink it).
+    first_event_bytes: u32,
     weights: [u32; 15],
     p_poison: u32,
     max_steps: u64,
@@ -273,6 +275,7 @@ pub fn run_seed(seed: u64, steps: u64, verbose: bool) -> SeedResult {
         rng,
         world: Rc::new(RefCell::new(world)),
         params,
+        first_event_bytes: params.event_bytes,
         weights,
         p_poison,
         max_steps: steps,
@@ -357,6 +360,23 @@ impl Sim {
 
     /// After a crash the limits may have changed (an app update).
     fn restart_params(&mut self) {
+        if self.rng.chance(150) {
+            // Stored events may now be over the event limit: they are
+            // still delivered, and new ones are judged by the new limit.
+            // It never grows past the first one, which the batch limit and
+            // the driver's buffer were sized for.
+            self.params.event_bytes = if self.rng.chance(700) {
+                self.rng
+                    .range(HEADER as u64 + 1, u64::from(self.params.event_bytes))
+                    as u32
+            } else {
+                self.first_event_bytes
+            };
+            self.params.queue_bytes = self
+                .params
+                .queue_bytes
+                .max(u64::from(self.params.event_bytes));
+        }
         if self.rng.chance(200) {
             self.params.queue_events = self.rng.range(1, CAP as u64) as u32;
             self.params.queue_bytes = u64::from(self.params.event_bytes) * self.rng.range(1, 40);
