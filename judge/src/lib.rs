@@ -127,6 +127,10 @@ pub enum Seen {
         status: u16,
         too_large: bool,
     },
+    /// The store said the record is damaged; it was never sent.
+    Damaged {
+        seq: u64,
+    },
     /// `status: None` is a halt for a rejection storm.
     Halted {
         status: Option<u16>,
@@ -205,6 +209,8 @@ pub struct Judge {
     tracking: Option<u32>,
     overflow_due: BTreeSet<u64>,
     overflow_seen: BTreeSet<u64>,
+    /// Records the checker's store damaged.
+    damaged: BTreeSet<u64>,
 }
 
 impl Judge {
@@ -225,15 +231,17 @@ impl Judge {
             tracking: None,
             overflow_due: BTreeSet::new(),
             overflow_seen: BTreeSet::new(),
+            damaged: BTreeSet::new(),
         }
     }
 
     /// A new machine (after a crash) over these limits; what the store
     /// holds follows with [`Judge::restore`].
     pub fn restart(&mut self, limits: Limits, mode: Mode, network_up: bool) {
-        let now = self.now;
+        let (now, damaged) = (self.now, std::mem::take(&mut self.damaged));
         *self = Judge::new(limits, mode, network_up);
         self.now = now;
+        self.damaged = damaged;
     }
 
     /// The machine restores these records (sequence number, size), oldest
@@ -298,6 +306,12 @@ impl Judge {
     /// Background or terminate (foreground asks nothing of the judged modes).
     pub fn closing(&mut self) {
         self.requests.closing(!self.queue.is_empty());
+    }
+
+    /// The checker's store damaged the record `seq`: the machine may give
+    /// it up (never as a server's verdict).
+    pub fn damaged(&mut self, seq: u64) {
+        self.damaged.insert(seq);
     }
 
     pub fn resume(&mut self) {
@@ -446,6 +460,18 @@ impl Judge {
                 self.queue.remove(seq, seq);
                 self.emptied();
                 r
+            }
+            Seen::Damaged { seq } => {
+                self.queue.remove(seq, seq);
+                self.emptied();
+                if self.damaged.remove(&seq) {
+                    Ok(())
+                } else {
+                    breach(
+                        "1-lost",
+                        format!("seq {seq} given up as damaged, but the store never damaged it"),
+                    )
+                }
             }
             Seen::Halted { status } => {
                 self.halted = true;

@@ -16,11 +16,10 @@ use std::vec::Vec;
 
 use proptest::prelude::*;
 
-use outbox_judge::{Answer, Judge, Limits, Mode, Seen, TrackVerdict, Why};
+use outbox_judge::{Answer, Judge, Limits, Mode, TrackVerdict};
 
 use crate::{
-    Batch, Config, DropReason, FlushMode, Input, InputError, Instant, Lifecycle, Machine, Output,
-    Overflow, RejectReason, RetryCause, Seq,
+    Batch, Config, FlushMode, Input, InputError, Instant, Lifecycle, Machine, Output, Overflow, Seq,
 };
 
 const CAP: usize = 32;
@@ -162,50 +161,6 @@ fn judged_mode(mode: FlushMode) -> Mode {
         FlushMode::AppClose => Mode::AppClose,
         FlushMode::Manual => Mode::Manual,
     }
-}
-
-/// An output in the judge's terms (`None`: nothing to judge).
-fn seen(o: &Output) -> Option<Seen> {
-    Some(match *o {
-        Output::Persist { seq, size } => Seen::Persist { seq, size },
-        Output::Send(b) => Seen::Sent {
-            first: b.first,
-            last: b.last,
-            count: b.count,
-        },
-        Output::Delivered { first, last } => Seen::Delivered { first, last },
-        Output::Dropped {
-            first,
-            last,
-            reason,
-        } => Seen::Dropped {
-            first,
-            last,
-            why: match reason {
-                DropReason::Overflow => Why::Overflow,
-                DropReason::MaxAttempts => Why::MaxAttempts,
-                DropReason::NotStored => Why::NotStored,
-            },
-        },
-        Output::Rejected {
-            seq,
-            status,
-            reason,
-        } => Seen::Rejected {
-            seq,
-            status,
-            too_large: reason == RejectReason::TooLarge,
-        },
-        Output::Halted { status } => Seen::Halted {
-            status: Some(status),
-        },
-        Output::RetryScheduled { at, attempt, cause } => Seen::Retry {
-            at: at.as_millis(),
-            server: cause == RetryCause::Server,
-            attempt,
-        },
-        _ => return None,
-    })
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -523,7 +478,7 @@ impl Harness {
         }
         while let Some(o) = m.poll_output() {
             model.apply(o, &self.config);
-            if let Some(seen) = seen(&o) {
+            if let Some(seen) = crate::judged::seen(&o) {
                 if let Err(b) = self.judge.seen(&seen) {
                     panic!("{b} (output {o:?})");
                 }

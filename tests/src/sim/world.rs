@@ -13,9 +13,9 @@ use std::rc::Rc;
 
 use outbox_core::{
     Batch, BatchId, Config, DropReason, Instant, Outcome, Output, Payloads, ReadError,
-    RejectReason, RetryCause, Seq, Store, StoreSummary, Transport,
+    RejectReason, Seq, Store, StoreSummary, Transport,
 };
-use outbox_judge::{Answer, Judge, Seen, Why};
+use outbox_judge::{Answer, Judge};
 
 use super::rng::Rng;
 
@@ -447,45 +447,8 @@ impl World {
 
     /// Hand an output to the judge, in its terms.
     fn judge_output(&mut self, o: &Output) {
-        let seen = match *o {
-            Output::Persist { seq, size } => Seen::Persist { seq, size },
-            Output::Delete { .. } => return,
-            Output::Send(b) => Seen::Sent {
-                first: b.first,
-                last: b.last,
-                count: b.count,
-            },
-            Output::Delivered { first, last } => Seen::Delivered { first, last },
-            Output::Dropped {
-                first,
-                last,
-                reason,
-            } => Seen::Dropped {
-                first,
-                last,
-                why: match reason {
-                    DropReason::Overflow => Why::Overflow,
-                    DropReason::MaxAttempts => Why::MaxAttempts,
-                    _ => Why::NotStored,
-                },
-            },
-            Output::Rejected {
-                seq,
-                status,
-                reason,
-            } => Seen::Rejected {
-                seq,
-                status,
-                too_large: reason == RejectReason::TooLarge,
-            },
-            Output::Halted { status } => Seen::Halted {
-                status: Some(status),
-            },
-            Output::RetryScheduled { at, attempt, cause } => Seen::Retry {
-                at: at.as_millis(),
-                server: cause == RetryCause::Server,
-                attempt,
-            },
+        let Some(seen) = outbox_core::judged::seen(o) else {
+            return;
         };
         if let Err(b) = self.judge.seen(&seen) {
             self.fail(b.invariant, b.detail);
