@@ -8,7 +8,9 @@
 //! where it applies: no panic, bounded work, accounts that add up, limits
 //! held, sends oldest first and within the batch limits, deletes only of
 //! settled events, deliveries in order, no report lost or doubled, and no
-//! wake-up asked with nothing pending.
+//! wake-up asked with nothing pending. The judge (`outbox-judge`) rules on
+//! every drop, rejection, halt, retry and send from what the fuzzer did and
+//! saw, never from the machine's counters (invariant 5).
 
 #![no_main]
 
@@ -18,8 +20,10 @@ use std::time::Duration;
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use outbox_core::{
-    Batch, Config, FlushMode, Input, InputError, Instant, Lifecycle, Machine, Output, Overflow, Seq,
+    judged, Batch, Config, FlushMode, Input, InputError, Instant, Lifecycle, Machine, Output,
+    Overflow, Seq,
 };
+use outbox_judge::{Answer, Judge, Limits};
 
 const CAP: usize = 32;
 
@@ -31,7 +35,22 @@ enum Mode {
     Manual,
 }
 
+/// Whether sends are judged against the flush mode. Off until the core
+/// cancels the previous mode's requests on a switch to Manual or AppClose
+/// (issue 8 item 2, coming from branch core-v2).
+const JUDGE_FLUSH_MODES: bool = false;
+
 impl Mode {
+    fn judged(self) -> outbox_judge::Mode {
+        match self {
+            _ if !JUDGE_FLUSH_MODES => outbox_judge::Mode::Immediate,
+            Mode::Immediate => outbox_judge::Mode::Immediate,
+            Mode::Period(_) => outbox_judge::Mode::Period,
+            Mode::AppClose => outbox_judge::Mode::AppClose,
+            Mode::Manual => outbox_judge::Mode::Manual,
+        }
+    }
+
     fn flush_mode(self) -> FlushMode {
         match self {
             Mode::Immediate => FlushMode::Immediate,
@@ -62,6 +81,20 @@ struct Setup {
 }
 
 impl Setup {
+    /// The limits for the judge, from the fuzzer's own setup.
+    fn limits(&self, queue_events: u32, queue_bytes: u64) -> Limits {
+        Limits {
+            max_queue_events: queue_events,
+            max_queue_bytes: queue_bytes,
+            max_event_bytes: u32::from(self.event_bytes),
+            drop_oldest: !self.reject_new,
+            max_attempts: self.max_attempts.map(u32::from),
+            retry_base_ms: u64::from(self.retry_base),
+            retry_cap_ms: u64::from(self.retry_cap),
+            ..Limits::default()
+        }
+    }
+
     fn config(&self, queue_events: u32, queue_bytes: u64) -> Option<Config> {
         Config::builder()
             .flush_mode(self.mode.flush_mode())
@@ -140,11 +173,15 @@ struct Model {
     answered: Option<Batch>,
     last_delivered: Option<Seq>,
     config: Config,
+    judge: Judge,
 }
 
 impl Model {
     fn drain(&mut self, m: &mut Machine<CAP>) {
         self.pump(m);
+        if let Err(b) = self.judge.settle() {
+            panic!("{b}");
+        }
         self.check(m);
     }
 
@@ -155,6 +192,11 @@ impl Model {
             let Some(o) = m.poll_output() else {
                 return;
             };
+            if let Some(seen) = judged::seen(&o) {
+                if let Err(b) = self.judge.seen(&seen) {
+                    panic!("{b} (output {o:?})");
+                }
+            }
             match o {
                 Output::Persist { seq, size } => {
                     if let Some((last, _)) = self.store.back() {
@@ -270,13 +312,22 @@ impl Model {
     }
 }
 
-fn restart(model: &mut Model, config: Config, seed: u64) -> Option<Machine<CAP>> {
+fn restart(
+    model: &mut Model,
+    config: Config,
+    limits: Limits,
+    mode: Mode,
+    seed: u64,
+) -> Option<Machine<CAP>> {
     let mut m = Machine::<CAP>::new(config, seed).ok()?;
     model.in_flight = None;
     model.answered = None;
     model.config = config;
     let now = Instant::from_millis(model.now);
     let records: Vec<(Seq, u32)> = model.store.iter().copied().collect();
+    model.judge.at(model.now);
+    model.judge.restart(limits, mode.judged(), true);
+    model.judge.restore(records.iter().copied());
     for (seq, size) in records {
         m.handle(now, Input::Restore { seq, size })
             .expect("a restore in order is accepted");
@@ -303,18 +354,22 @@ fuzz_target!(|run: Run| {
         answered: None,
         last_delivered: None,
         config,
+        judge: Judge::new(s.limits(queue_events, queue_bytes), s.mode.judged(), true),
     };
-    let Some(mut m) = restart(&mut model, config, s.seed) else {
+    let limits = s.limits(queue_events, queue_bytes);
+    let Some(mut m) = restart(&mut model, config, limits, s.mode, s.seed) else {
         return;
     };
     let max_event = config.max_event_bytes();
     for (i, op) in run.ops.iter().enumerate() {
         let now = Instant::from_millis(model.now);
         model.answered = None;
+        model.judge.at(model.now);
         match *op {
             Op::Track(size) => {
                 let size = u32::from(size);
                 let before = m.stats();
+                let verdict = model.judge.track(size);
                 let r = m.track(now, size);
                 if size > max_event {
                     assert!(
@@ -322,6 +377,12 @@ fuzz_target!(|run: Run| {
                         "over-size accepted"
                     );
                 }
+                // Refused as full exactly when it did not fit under RejectNew.
+                assert_eq!(
+                    matches!(r, Err(InputError::QueueFull)),
+                    !verdict.too_large && !verdict.fits && s.reject_new,
+                    "queue full judged wrong: {r:?}, {verdict:?}"
+                );
                 if r.is_err() {
                     assert_eq!(
                         m.stats().tracked,
@@ -332,9 +393,12 @@ fuzz_target!(|run: Run| {
             }
             Op::Advance(ms) => {
                 model.now += u64::from(ms);
+                model.judge.at(model.now);
+                model.judge.tick();
                 let _ = m.handle(Instant::from_millis(model.now), Input::Tick);
             }
             Op::Back(ms) => {
+                model.judge.tick();
                 // Time reported backwards: treated as the latest instant seen.
                 let _ = m.handle(
                     Instant::from_millis(model.now.saturating_sub(u64::from(ms))),
@@ -346,6 +410,8 @@ fuzz_target!(|run: Run| {
                 if let Some(t) = due {
                     model.now = model.now.max(t.as_millis());
                 }
+                model.judge.at(model.now);
+                model.judge.tick();
                 let _ = m.handle(Instant::from_millis(model.now), Input::Tick);
                 if due.is_some() {
                     if let Some(next) = m.poll_timeout() {
@@ -357,9 +423,11 @@ fuzz_target!(|run: Run| {
                 }
             }
             Op::Flush => {
+                model.judge.flush();
                 let _ = m.handle(now, Input::Flush);
             }
             Op::Network(up) => {
+                model.judge.network(up);
                 let _ = m.handle(now, Input::Network { up });
             }
             Op::Lifecycle(l) => {
@@ -368,6 +436,9 @@ fuzz_target!(|run: Run| {
                     Lifecycle::Background,
                     Lifecycle::Terminate,
                 ][usize::from(l % 3)];
+                if l != Lifecycle::Foreground {
+                    model.judge.closing();
+                }
                 let _ = m.handle(now, Input::Lifecycle(l));
             }
             Op::Respond {
@@ -379,6 +450,10 @@ fuzz_target!(|run: Run| {
                     Some(b) if !stale => {
                         model.in_flight = None;
                         model.answered = Some(b);
+                        model.judge.answer(Answer::Status {
+                            status,
+                            retry_after_ms: retry_after.map(u64::from),
+                        });
                         b.id
                     }
                     Some(b) => b.id.wrapping_add(1 + u64::from(status)),
@@ -397,6 +472,7 @@ fuzz_target!(|run: Run| {
                 let id = match model.in_flight {
                     Some(b) if !stale => {
                         model.in_flight = None;
+                        model.judge.answer(Answer::Failed);
                         b.id
                     }
                     Some(b) => b.id.wrapping_add(7),
@@ -426,9 +502,11 @@ fuzz_target!(|run: Run| {
                 }
             }
             Op::Resume => {
+                model.judge.resume();
                 let _ = m.handle(now, Input::Resume);
             }
             Op::SetMode(mode) => {
+                model.judge.set_mode(mode.judged());
                 let _ = m.handle(now, Input::SetFlushMode(mode.flush_mode()));
             }
             Op::SetPeriod(ms) => {
@@ -465,6 +543,7 @@ fuzz_target!(|run: Run| {
                     }
                     model.store.push_back((seq, u32::from(size)));
                     model.floor = model.floor.max(seq + 1);
+                    model.judge.restore([(seq, u32::from(size))]);
                 }
             }
             Op::Restart { shrink } => {
@@ -472,9 +551,12 @@ fuzz_target!(|run: Run| {
                     Some((e, b)) => (u32::from(e), u64::from(b)),
                     None => (queue_events, queue_bytes),
                 };
-                let config = s.config(qe, qb).unwrap_or(config);
+                let (config, limits) = match s.config(qe, qb) {
+                    Some(c) => (c, s.limits(qe, qb)),
+                    None => (config, limits),
+                };
                 let seed = s.seed.wrapping_add(i as u64);
-                match restart(&mut model, config, seed) {
+                match restart(&mut model, config, limits, s.mode, seed) {
                     Some(new) => m = new,
                     None => continue,
                 }
