@@ -9,7 +9,10 @@ use core::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::input::Input;
+use core::time::Duration;
+
+use crate::config::Config;
+use crate::input::{Input, LocalFailure};
 use crate::machine::{Accepted, Machine};
 use crate::output::{Batch, BatchId, DropReason, Output, RejectReason};
 use crate::{InputError, Instant, Seq};
@@ -169,8 +172,8 @@ pub enum Outcome {
         batch: BatchId,
         /// HTTP-like status.
         status: u16,
-        /// Retry-After in milliseconds, if the server sent one.
-        retry_after_millis: Option<u64>,
+        /// Retry-After, if the server sent one.
+        retry_after: Option<Duration>,
     },
     /// No answer (refused, timed out, connection lost).
     Failed {
@@ -185,11 +188,11 @@ impl From<Outcome> for Input {
             Outcome::Response {
                 batch,
                 status,
-                retry_after_millis,
+                retry_after,
             } => Input::Response {
                 batch,
                 status,
-                retry_after_millis,
+                retry_after,
             },
             Outcome::Failed { batch } => Input::TransportFailed { batch },
         }
@@ -211,8 +214,10 @@ pub trait Transport {
         payloads: Payloads<'_>,
     ) -> Result<(), Self::Error>;
 
-    /// The outcome of the batch in flight, once known. A transport is
-    /// responsible for its own timeouts and must eventually yield an outcome.
+    /// The outcome of the batch in flight, once known. A transport that
+    /// never answers does not stall the queue: the machine's
+    /// `request_timeout` fails the batch, and a later outcome for it is
+    /// ignored.
     fn poll_outcome(&mut self, now: Instant) -> Option<Outcome>;
 }
 
@@ -274,37 +279,45 @@ impl<'a> Iterator for Payloads<'a> {
 }
 
 /// What went wrong in one driver call. The machine's state stays consistent:
-/// a store failure on append is fed back as `PersistFailed`, a failure to
-/// read or send a batch as a transport failure (retried with backoff).
+/// a store failure is fed back to it (`PersistFailed`, `CommitFailed`,
+/// `DeleteFailed`, a local failure), never as a server status.
 #[derive(Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DriverError<SE, TE> {
+    /// [`Driver::start`] has not completed: nothing was done.
+    NotStarted,
     /// The machine refused the input.
     Input(InputError),
     /// The store failed.
     Store(SE),
     /// The transport could not start a send.
     Transport(TE),
-    /// The tracked event was not stored (its append or the sync after it
+    /// The tracked event was not stored (its append or the commit after it
     /// failed; the store's error was returned by an earlier call or is
     /// available from [`Driver::take_error`]).
     NotStored,
     /// `Input::Track` carries no payload; use [`Driver::track`].
     PayloadRequired,
-    /// The store returned fewer bytes for a batch than the events hold.
+    /// The store returned another number of bytes for a batch than its
+    /// events hold; the batch is read again after a backoff.
     ShortRead {
         /// Bytes the events hold.
         expected: usize,
         /// Bytes the store returned.
         got: usize,
     },
-    /// The stored record `seq` is malformed.
+    /// The store had fewer sizes than it holds records, from `from` on.
+    MissingSizes {
+        /// The first size missing.
+        from: Seq,
+    },
+    /// The stored record `seq` is malformed; it is dead-lettered alone.
     Malformed {
         /// The damaged record.
         seq: Seq,
     },
-    /// A batch is larger than the driver's batch buffer; it is split as if
-    /// the server had answered 413.
+    /// A batch is larger than the driver's batch buffer; batches are cut to
+    /// fit it from now on.
     BufferTooSmall {
         /// Bytes needed.
         needed: usize,
@@ -316,6 +329,7 @@ pub enum DriverError<SE, TE> {
 impl<SE: fmt::Debug, TE: fmt::Debug> fmt::Display for DriverError<SE, TE> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            DriverError::NotStarted => f.write_str("the driver is not started (call start first)"),
             DriverError::Input(e) => write!(f, "{e}"),
             DriverError::Store(e) => write!(f, "store failed: {e:?}"),
             DriverError::Transport(e) => write!(f, "transport failed: {e:?}"),
@@ -327,6 +341,9 @@ impl<SE: fmt::Debug, TE: fmt::Debug> fmt::Display for DriverError<SE, TE> {
                 f,
                 "store returned {got} bytes for a batch of {expected} bytes"
             ),
+            DriverError::MissingSizes { from } => {
+                write!(f, "store has no size for event {from} it should hold")
+            }
             DriverError::Malformed { seq } => write!(f, "stored event {seq} is malformed"),
             DriverError::BufferTooSmall { needed, available } => write!(
                 f,
@@ -343,6 +360,29 @@ impl<SE, TE> From<InputError> for DriverError<SE, TE> {
         DriverError::Input(e)
     }
 }
+
+/// [`Driver::new`] refused a batch buffer that cannot hold one maximal
+/// event plus its envelope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct BufferTooSmall {
+    /// The least the buffer must hold ([`Driver::min_buffer_bytes`]).
+    pub needed: usize,
+    /// What it holds.
+    pub available: usize,
+}
+
+impl fmt::Display for BufferTooSmall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the batch buffer has {} bytes; one maximal event and its envelope need {}",
+            self.available, self.needed
+        )
+    }
+}
+
+impl core::error::Error for BufferTooSmall {}
 
 /// Receives the notifications meant for the application: `Delivered`,
 /// `Dropped`, `Rejected`, `Halted`, `RetryScheduled` (and, for tracing,
@@ -364,16 +404,21 @@ impl<F: FnMut(&Output)> Observer for F {
 
 /// The blocking run loop: a machine, a store, a transport, a batch buffer
 /// and an observer.
+///
+/// Obligations the driver keeps for the machine: it restores the store
+/// ([`start`](Self::start)) before anything else, answers every
+/// `ReadSizes`, `Commit` and `Delete` at once (feeding failures back), and
+/// treats a failure on this side (a read, a commit, a buffer) as local:
+/// it never spends a delivery attempt and is never reported as a status.
 pub struct Driver<'b, S: Store, T: Transport, O, const N: usize> {
     machine: Machine<N>,
     store: S,
     transport: T,
     buf: &'b mut [u8],
     observer: O,
-    /// First sequence number appended since the last successful sync.
-    unsynced_from: Option<Seq>,
-    /// A failure while applying a track's outputs that did not affect the
-    /// tracked event itself.
+    started: bool,
+    /// The first failure, while applying a track's outputs, that did not
+    /// affect the tracked event itself.
     deferred: Option<ErrorOf<S, T>>,
 }
 
@@ -381,79 +426,113 @@ pub struct Driver<'b, S: Store, T: Transport, O, const N: usize> {
 type ErrorOf<S, Tr> = DriverError<<S as Store>::Error, <Tr as Transport>::Error>;
 type Result2<T, S, Tr> = Result<T, ErrorOf<S, Tr>>;
 
+/// Sizes read from the store per call while refilling the window.
+const SIZE_CHUNK: usize = 32;
+
+/// What one drain saw of the tracked event.
+struct Drained<E> {
+    error: Option<E>,
+    /// A `NotStored` drop covered the tracked event.
+    lost: bool,
+    /// The tracked event's append succeeded.
+    appended: bool,
+}
+
 impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O, N> {
-    /// A driver that batches through `buf`, which should hold
-    /// `config.max_batch_bytes()` bytes.
+    /// The least buffer a driver accepts for `config`: one event of
+    /// `max_event_bytes` plus the batch and event envelopes.
+    pub fn min_buffer_bytes(config: &Config) -> usize {
+        let bytes = u64::from(config.max_event_bytes())
+            + u64::from(config.batch_envelope_bytes())
+            + u64::from(config.event_envelope_bytes());
+        usize::try_from(bytes).unwrap_or(usize::MAX)
+    }
+
+    /// A driver that batches through `buf`; `config.max_batch_bytes()`
+    /// bytes carry full batches, and anything down to
+    /// [`min_buffer_bytes`](Self::min_buffer_bytes) works with smaller ones.
+    /// Call [`start`](Self::start) next.
     pub fn new(
         machine: Machine<N>,
         store: S,
         transport: T,
         buf: &'b mut [u8],
         observer: O,
-    ) -> Self {
-        Driver {
+    ) -> Result<Self, BufferTooSmall> {
+        let needed = Self::min_buffer_bytes(machine.config());
+        if buf.len() < needed {
+            return Err(BufferTooSmall {
+                needed,
+                available: buf.len(),
+            });
+        }
+        Ok(Driver {
             machine,
             store,
             transport,
             buf,
             observer,
-            unsynced_from: None,
+            started: false,
             deferred: None,
-        }
+        })
     }
 
-    /// Read the store's summary and the sizes of its records into the
-    /// machine, then drain. Call once, before the first track.
+    /// Read the store's summary into the machine (never every record: the
+    /// sizes of the oldest come as the machine asks for them), then drain.
+    /// Call once, before anything else.
     pub fn start(&mut self, now: Instant) -> Result2<(), S, T> {
         let summary = self.store.summary().map_err(DriverError::Store)?;
-        if summary.count > 0 {
-            let mut from = summary.first;
-            let mut sizes = [0u32; 32];
-            while from <= summary.last {
-                let n = self
-                    .store
-                    .read_sizes(from, &mut sizes)
-                    .map_err(DriverError::Store)?;
-                if n == 0 {
-                    break;
-                }
-                for (i, &size) in sizes[..n.min(sizes.len())].iter().enumerate() {
-                    let seq = from + i as Seq;
-                    self.machine.handle(now, Input::Restore { seq, size })?;
-                }
-                from += n as Seq;
-            }
-        }
+        self.machine.handle(now, Input::Restore(summary))?;
         let next = self.store.seq_floor().map_err(DriverError::Store)?;
         self.machine.handle(now, Input::SeqFloor { next })?;
+        self.started = true;
         self.drain(now, None)
     }
 
-    /// Track one event: stored (by the store's durability contract) before
-    /// this returns `Ok`, uploaded when a flush is due.
+    fn check_started(&self) -> Result2<(), S, T> {
+        if self.started {
+            Ok(())
+        } else {
+            Err(DriverError::NotStarted)
+        }
+    }
+
+    /// Track one event: stored (and committed, unless the configuration
+    /// has a `max_commit_delay`) before this returns `Ok`, uploaded when a
+    /// flush is due.
     ///
     /// `Err` means this event was not stored (or refused); it was never
     /// accepted, so tracking it again makes no duplicate. A failure of
     /// something else done in the same call (a delete, the upload of an
-    /// older batch) does not fail the track: it is kept for
-    /// [`take_error`](Self::take_error).
+    /// older batch) does not fail the track: the first such failure is kept
+    /// for [`take_error`](Self::take_error).
     pub fn track(&mut self, now: Instant, payload: &[u8]) -> Result2<Seq, S, T> {
+        self.check_started()?;
         let size = u32::try_from(payload.len()).unwrap_or(u32::MAX);
         let seq = self.machine.track(now, size)?;
-        let (error, lost) = self.drain_all(now, Some((seq, payload)));
-        match (error, lost) {
+        let mut seen = self.drain_all(now, Some((seq, payload)));
+        if !seen.appended && !seen.lost {
+            // Never appended (the room it needed could not be read): it
+            // leaves now rather than waiting without its payload.
+            self.machine
+                .handle(now, Input::PersistFailed { from_seq: seq })?;
+            let more = self.drain_all(now, None);
+            seen.error = seen.error.or(more.error);
+            seen.lost = true;
+        }
+        match (seen.error, seen.lost) {
             (Some(e), true) => Err(e),
             (None, true) => Err(DriverError::NotStored),
             (Some(e), false) => {
-                self.deferred = Some(e);
+                self.deferred.get_or_insert(e);
                 Ok(seq)
             }
             (None, false) => Ok(seq),
         }
     }
 
-    /// A failure kept from an earlier [`track`](Self::track) that did not
-    /// affect the tracked event (cleared by this call).
+    /// The first failure kept from an earlier [`track`](Self::track) that
+    /// did not affect the tracked event (cleared by this call).
     pub fn take_error(&mut self) -> Option<ErrorOf<S, T>> {
         self.deferred.take()
     }
@@ -461,6 +540,7 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
     /// Feed any other input, then drain. A `Track` is refused: it needs its
     /// payload, so use [`track`](Self::track).
     pub fn handle(&mut self, now: Instant, input: Input) -> Result2<Accepted, S, T> {
+        self.check_started()?;
         if let Input::Track { .. } = input {
             return Err(DriverError::PayloadRequired);
         }
@@ -472,6 +552,7 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
     /// Collect a transport outcome and fire due timers, then drain. Call it
     /// when the transport may have news and at [`poll_timeout`](Self::poll_timeout).
     pub fn poll(&mut self, now: Instant) -> Result2<(), S, T> {
+        self.check_started()?;
         if let Some(outcome) = self.transport.poll_outcome(now) {
             self.machine.handle(now, outcome.into())?;
         }
@@ -481,26 +562,14 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
         self.drain(now, None)
     }
 
-    /// Make every append so far durable now (a group commit), instead of
-    /// waiting for the next send. On failure the events appended since the
-    /// last successful sync leave the queue, reported as `Dropped` with
-    /// reason `NotStored`, and the store's error is returned.
+    /// Commit every append so far now (a group commit), instead of waiting
+    /// for `max_commit_delay` or the next send. On failure the events
+    /// appended since the last commit leave the queue, reported as
+    /// `Dropped` with reason `NotStored`, and the store's error is returned.
     pub fn sync(&mut self, now: Instant) -> Result2<(), S, T> {
-        let Some(from_seq) = self.unsynced_from.take() else {
-            return Ok(());
-        };
-        if let Err(e) = self.store.sync() {
-            self.machine
-                .handle(now, Input::PersistFailed { from_seq })?;
-            self.drain(now, None)?;
-            return Err(DriverError::Store(e));
-        }
-        Ok(())
-    }
-
-    /// The oldest event appended but not yet made durable by a sync.
-    pub fn unsynced_from(&self) -> Option<Seq> {
-        self.unsynced_from
+        self.check_started()?;
+        self.machine.handle(now, Input::Commit)?;
+        self.drain(now, None)
     }
 
     /// When [`poll`](Self::poll) is next due for a timer; `None` when idle.
@@ -541,20 +610,25 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
     /// Apply every output in order. Keeps going after a failure so the
     /// machine and the store stay in step; returns the first failure.
     fn drain(&mut self, now: Instant, tracked: Option<(Seq, &[u8])>) -> Result2<(), S, T> {
-        self.drain_all(now, tracked).0.map_or(Ok(()), Err)
+        self.drain_all(now, tracked).error.map_or(Ok(()), Err)
     }
 
-    /// Drain; also tells whether the tracked event left unstored.
-    fn drain_all(
-        &mut self,
-        now: Instant,
-        tracked: Option<(Seq, &[u8])>,
-    ) -> (Option<ErrorOf<S, T>>, bool) {
-        let mut first_error = None;
-        let mut lost = false;
+    fn drain_all(&mut self, now: Instant, tracked: Option<(Seq, &[u8])>) -> Drained<ErrorOf<S, T>> {
+        let mut seen = Drained {
+            error: None,
+            lost: false,
+            appended: false,
+        };
         while let Some(output) = self.machine.poll_output() {
-            if let Err(e) = self.apply(now, &output, tracked) {
-                first_error.get_or_insert(e);
+            match self.apply(now, &output, tracked) {
+                Ok(()) => {
+                    if let (Output::Persist { seq, .. }, Some((t, _))) = (output, tracked) {
+                        seen.appended |= seq == t;
+                    }
+                }
+                Err(e) => {
+                    seen.error.get_or_insert(e);
+                }
             }
             if let (
                 Output::Dropped {
@@ -565,11 +639,11 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
                 Some((seq, _)),
             ) = (output, tracked)
             {
-                lost |= (first..=last).contains(&seq);
+                seen.lost |= (first..=last).contains(&seq);
             }
             self.observer.observe(&output);
         }
-        (first_error, lost)
+        seen
     }
 
     fn apply(
@@ -595,13 +669,23 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
                         .handle(now, Input::PersistFailed { from_seq: seq })?;
                     return Err(DriverError::Store(e));
                 }
-                self.unsynced_from.get_or_insert(seq);
                 Ok(())
             }
-            Output::Delete { through } => self
-                .store
-                .delete_through(through)
-                .map_err(DriverError::Store),
+            Output::Commit => {
+                if let Err(e) = self.store.sync() {
+                    self.machine.handle(now, Input::CommitFailed)?;
+                    return Err(DriverError::Store(e));
+                }
+                Ok(())
+            }
+            Output::ReadSizes { from, max } => self.read_sizes(now, from, max),
+            Output::Delete { through } => {
+                if let Err(e) = self.store.delete_through(through) {
+                    self.machine.handle(now, Input::DeleteFailed)?;
+                    return Err(DriverError::Store(e));
+                }
+                Ok(())
+            }
             Output::Rejected {
                 seq,
                 status,
@@ -618,36 +702,52 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
         }
     }
 
-    fn send(&mut self, now: Instant, batch: Batch) -> Result2<(), S, T> {
-        if let Some(from_seq) = self.unsynced_from {
-            if let Err(e) = self.store.sync() {
-                // Nothing since the last sync is durable: those events leave
-                // the queue (reported), and this batch is abandoned.
-                self.unsynced_from = None;
-                self.machine
-                    .handle(now, Input::PersistFailed { from_seq })?;
-                self.machine
-                    .handle(now, Input::TransportFailed { batch: batch.id })?;
-                return Err(DriverError::Store(e));
+    /// Answer a `ReadSizes`: the sizes in chunks, then what was missing.
+    fn read_sizes(&mut self, now: Instant, from: Seq, max: u32) -> Result2<(), S, T> {
+        let end = from.saturating_add(u64::from(max));
+        let mut next = from;
+        let mut chunk = [0u32; SIZE_CHUNK];
+        while next < end {
+            let want = usize::try_from(end - next).map_or(SIZE_CHUNK, |n| n.min(SIZE_CHUNK));
+            let n = match self.store.read_sizes(next, &mut chunk[..want]) {
+                Ok(n) => n.min(want),
+                Err(e) => {
+                    self.machine
+                        .handle(now, Input::SizesUnavailable { from: next })?;
+                    return Err(DriverError::Store(e));
+                }
+            };
+            if n == 0 {
+                break;
             }
-            self.unsynced_from = None;
+            for (seq, &size) in (next..).zip(&chunk[..n]) {
+                self.machine.handle(now, Input::Size { seq, size })?;
+            }
+            next += n as Seq;
         }
+        if next < end {
+            self.machine
+                .handle(now, Input::SizesUnavailable { from: next })?;
+            return Err(DriverError::MissingSizes { from: next });
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, now: Instant, batch: Batch) -> Result2<(), S, T> {
+        let local = |failure| Input::LocalFailure {
+            batch: batch.id,
+            failure,
+        };
         let machine = &self.machine;
         let needed: usize = (batch.first..=batch.last)
             .map(|s| machine.pending_size(s).unwrap_or(0) as usize)
             .sum();
         if needed > self.buf.len() {
-            // Too large to carry: split it like a 413 (a single event that
-            // can never fit is rejected), so the queue cannot jam.
+            // Cut batches to the buffer from now on; this is no server's 413.
             let available = self.buf.len();
-            self.machine.handle(
-                now,
-                Input::Response {
-                    batch: batch.id,
-                    status: 413,
-                    retry_after_millis: None,
-                },
-            )?;
+            let bytes = u32::try_from(available).unwrap_or(u32::MAX);
+            self.machine
+                .handle(now, local(LocalFailure::Buffer { bytes }))?;
             return Err(DriverError::BufferTooSmall { needed, available });
         }
         let n = match self
@@ -656,21 +756,24 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
         {
             Ok(n) if n == needed => n,
             Ok(got) => {
-                self.machine
-                    .handle(now, Input::TransportFailed { batch: batch.id })?;
+                self.machine.handle(now, local(LocalFailure::Read))?;
                 return Err(DriverError::ShortRead {
                     expected: needed,
                     got,
                 });
             }
             Err(ReadError::Store(e)) => {
-                self.machine
-                    .handle(now, Input::TransportFailed { batch: batch.id })?;
+                self.machine.handle(now, local(LocalFailure::Read))?;
                 return Err(DriverError::Store(e));
             }
             Err(ReadError::Malformed { seq }) => {
-                self.machine
-                    .handle(now, Input::TransportFailed { batch: batch.id })?;
+                self.machine.handle(
+                    now,
+                    Input::Malformed {
+                        batch: batch.id,
+                        seq,
+                    },
+                )?;
                 return Err(DriverError::Malformed { seq });
             }
         };

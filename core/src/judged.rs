@@ -5,15 +5,15 @@
 //! The judge cannot name the machine's types, so it cannot read its
 //! counters; this is the one place that translates what the machine says.
 
-use outbox_judge::{Seen, Why};
+use outbox_judge::{Cause, Halt, Seen, Why};
 
-use crate::{DropReason, Output, RejectReason, RetryCause};
+use crate::{DropReason, HaltReason, Output, RejectReason, RetryCause};
 
 /// What the judge is shown of `output` (`None`: nothing to judge).
 pub fn seen(output: &Output) -> Option<Seen> {
     Some(match *output {
         Output::Persist { seq, size } => Seen::Persist { seq, size },
-        Output::Delete { .. } => return None,
+        Output::Delete { .. } | Output::Commit | Output::ReadSizes { .. } => return None,
         Output::Send(b) => Seen::Sent {
             first: b.first,
             last: b.last,
@@ -47,12 +47,21 @@ pub fn seen(output: &Output) -> Option<Seen> {
             status,
             too_large: reason == RejectReason::TooLarge,
         },
-        Output::Halted { status } => Seen::Halted {
-            status: Some(status),
+        Output::Halted { status, reason } => Seen::Halted {
+            status,
+            why: match reason {
+                HaltReason::Status => Halt::Status,
+                HaltReason::RejectionStorm => Halt::Storm,
+                HaltReason::Storage => Halt::Storage,
+            },
         },
         Output::RetryScheduled { at, attempt, cause } => Seen::Retry {
             at: at.as_millis(),
-            server: cause == RetryCause::Server,
+            cause: match cause {
+                RetryCause::Transport => Cause::Transport,
+                RetryCause::Server => Cause::Server,
+                RetryCause::Local => Cause::Local,
+            },
             attempt,
         },
     })

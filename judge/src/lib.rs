@@ -100,6 +100,28 @@ pub enum Why {
     NotStored,
 }
 
+/// Why the machine said it halted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Halt {
+    /// The status table says so (credentials, a wrong endpoint).
+    Status,
+    /// Too many single events rejected in a row.
+    Storm,
+    /// The store could not delete.
+    Storage,
+}
+
+/// What the machine blamed a retry on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cause {
+    /// No answer (network restored cuts the backoff short).
+    Transport,
+    /// A retryable status.
+    Server,
+    /// A failure on this side (a read); it spends no attempt.
+    Local,
+}
+
 /// An output of the machine, in the judge's terms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Seen {
@@ -131,13 +153,13 @@ pub enum Seen {
     Damaged {
         seq: u64,
     },
-    /// `status: None` is a halt for a rejection storm.
     Halted {
-        status: Option<u16>,
+        status: u16,
+        why: Halt,
     },
     Retry {
         at: u64,
-        server: bool,
+        cause: Cause,
         attempt: u32,
     },
 }
@@ -183,9 +205,9 @@ struct Flight {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Expect {
     Drop { first: u64, last: u64 },
-    Retry { lo: u64, hi: u64, server: bool },
+    Retry { lo: u64, hi: u64, cause: Cause },
     Reject { seq: u64, status: u16 },
-    Halt { status: Option<u16> },
+    Halt { status: u16, why: Halt },
 }
 
 /// The judge: the checker's own bookkeeping and the rules.
@@ -202,8 +224,11 @@ pub struct Judge {
     /// and deadlines), as counted here.
     streak: u32,
     backoff: Option<Backoff>,
-    /// Single events rejected since the last delivery.
+    /// Single events rejected since the last delivery or resume.
     rejections: u32,
+    /// Local failures (reads on this side) since the last delivery; they
+    /// have a backoff of their own and spend no attempt.
+    local: u32,
     expect: Vec<Expect>,
     /// The size of the event being tracked, until its `Persist`.
     tracking: Option<u32>,
@@ -227,6 +252,7 @@ impl Judge {
             streak: 0,
             backoff: None,
             rejections: 0,
+            local: 0,
             expect: Vec::new(),
             tracking: None,
             overflow_due: BTreeSet::new(),
@@ -249,9 +275,9 @@ impl Judge {
     /// reported dropped for overflow, exactly those.
     pub fn restore(&mut self, records: impl IntoIterator<Item = (u64, u32)>) {
         for (seq, size) in records {
-            self.queue
-                .restore(&self.limits, seq, size, &mut self.overflow_due);
+            self.queue.push(seq, size);
         }
+        self.queue.shed(&self.limits, &mut self.overflow_due);
     }
 
     /// The limits being judged by.
@@ -270,9 +296,10 @@ impl Judge {
         Some(f.sent_at.saturating_add(self.limits.request_timeout_ms?))
     }
 
-    /// Whether a batch is in flight, as the checker saw it sent.
+    /// Whether a batch is in flight, as the checker saw it sent, and its
+    /// deadline (if any) has not passed.
     pub fn in_flight(&self) -> bool {
-        self.flight.is_some()
+        self.flight.is_some() && self.deadline().is_none_or(|d| self.now < d)
     }
 
     /// The time of the input about to be judged.
@@ -316,6 +343,36 @@ impl Judge {
 
     pub fn resume(&mut self) {
         self.halted = false;
+        self.rejections = 0;
+    }
+
+    /// The batch in flight could not be read from the store (the driver's
+    /// side): retried after a backoff of its own, no attempt spent.
+    pub fn read_failed(&mut self) {
+        if self.flight.take().is_none() {
+            return;
+        }
+        self.local += 1;
+        let at = self.now + retry::local_delay(&self.limits, self.local);
+        self.expect.push(Expect::Retry {
+            lo: at,
+            hi: at,
+            cause: Cause::Local,
+        });
+    }
+
+    /// The store could not give the sizes asked for: asked again after the
+    /// same local backoff.
+    pub fn sizes_unavailable(&mut self) {
+        self.local += 1;
+    }
+
+    /// The store could not delete: uploads halt until a resume.
+    pub fn delete_failed(&mut self) {
+        self.expect.push(Expect::Halt {
+            status: 0,
+            why: Halt::Storage,
+        });
     }
 
     /// The machine got a tick: a backoff that has run out ends (the machine
@@ -344,7 +401,7 @@ impl Judge {
             return;
         };
         match answer {
-            Answer::Failed => self.failed(f, false, None),
+            Answer::Failed => self.failed(f, Cause::Transport, None),
             Answer::Status {
                 status,
                 retry_after_ms,
@@ -352,6 +409,7 @@ impl Judge {
                 Class::Delivered => {
                     self.streak = 0;
                     self.rejections = 0;
+                    self.local = 0;
                 }
                 Class::Poison | Class::TooLarge => {
                     self.streak = 0;
@@ -366,22 +424,25 @@ impl Judge {
                             .max_consecutive_rejections
                             .is_some_and(|m| self.rejections >= m)
                         {
-                            self.rejections = 0;
-                            self.expect.push(Expect::Halt { status: None });
+                            self.expect.push(Expect::Halt {
+                                status,
+                                why: Halt::Storm,
+                            });
                         }
                     }
                 }
                 Class::Halt => self.expect.push(Expect::Halt {
-                    status: Some(status),
+                    status,
+                    why: Halt::Status,
                 }),
-                Class::Transient => self.failed(f, true, retry_after_ms),
+                Class::Transient => self.failed(f, Cause::Server, retry_after_ms),
             },
         }
     }
 
     /// One more failed attempt of `f`: the batch is dropped when it is the
     /// `max_attempts`-th in a row, else retried after a backoff.
-    fn failed(&mut self, f: Flight, server: bool, asked: Option<u64>) {
+    fn failed(&mut self, f: Flight, cause: Cause, asked: Option<u64>) {
         self.streak += 1;
         if let Some(max) = self.limits.max_attempts {
             if self.streak >= max {
@@ -399,7 +460,7 @@ impl Judge {
         self.expect.push(Expect::Retry {
             lo: self.now + lo,
             hi: self.now + hi,
-            server,
+            cause,
         });
     }
 
@@ -419,7 +480,6 @@ impl Judge {
             Seen::Sent { first, last, count } => self.sent(first, last, count),
             Seen::Delivered { first, last } => {
                 self.queue.remove(first, last);
-                self.emptied();
                 Ok(())
             }
             Seen::Dropped { first, last, why } => {
@@ -436,7 +496,6 @@ impl Judge {
                     }
                 };
                 self.queue.remove(first, last);
-                self.emptied();
                 r
             }
             Seen::Rejected {
@@ -458,12 +517,10 @@ impl Judge {
                     Ok(())
                 };
                 self.queue.remove(seq, seq);
-                self.emptied();
                 r
             }
             Seen::Damaged { seq } => {
                 self.queue.remove(seq, seq);
-                self.emptied();
                 if self.damaged.remove(&seq) {
                     Ok(())
                 } else {
@@ -473,32 +530,32 @@ impl Judge {
                     )
                 }
             }
-            Seen::Halted { status } => {
+            Seen::Halted { status, why } => {
                 self.halted = true;
-                if self.take(Expect::Halt { status }) {
+                if self.take(Expect::Halt { status, why }) {
                     Ok(())
                 } else {
                     breach(
                         "status",
-                        match status {
-                            Some(s) => format!("halted on {s}, which was not just answered or does not halt"),
-                            None => format!(
+                        match why {
+                            Halt::Status => format!("halted on {status}, which was not just answered or does not halt"),
+                            Halt::Storm => format!(
                                 "halted for a rejection storm after {} rejections in a row (limit {:?})",
                                 self.rejections, self.limits.max_consecutive_rejections
                             ),
+                            Halt::Storage => "halted for storage, but no delete failed".into(),
                         },
                     )
                 }
             }
-            Seen::Retry {
-                at,
-                server,
-                attempt,
-            } => self.retry(at, server, attempt),
+            Seen::Retry { at, cause, attempt } => self.retry(at, cause, attempt),
         }
     }
 
     fn sent(&mut self, first: u64, last: u64, count: u32) -> Result<(), Breach> {
+        // A batch past its deadline is failed; giving up on a batch that
+        // overflow already emptied shows nothing before the next send.
+        self.deadline_failure();
         let before = self.flight.replace(Flight {
             first,
             last,
@@ -567,7 +624,7 @@ impl Judge {
         )
     }
 
-    fn retry(&mut self, at: u64, server: bool, attempt: u32) -> Result<(), Breach> {
+    fn retry(&mut self, at: u64, cause: Cause, attempt: u32) -> Result<(), Breach> {
         let found = self
             .expect
             .iter()
@@ -589,10 +646,13 @@ impl Judge {
                 ),
             );
         };
-        let Expect::Retry { lo, hi, server: s } = self.expect.remove(i) else {
+        let Expect::Retry { lo, hi, cause: c } = self.expect.remove(i) else {
             unreachable!("position matched a retry");
         };
-        self.backoff = Some(Backoff { at, transport: !s });
+        self.backoff = Some(Backoff {
+            at,
+            transport: cause == Cause::Transport,
+        });
         if attempt != self.streak {
             return breach(
                 "backoff",
@@ -611,13 +671,10 @@ impl Judge {
                 ),
             );
         }
-        if server != s {
+        if cause != c {
             return breach(
                 "backoff",
-                format!(
-                    "retry blamed on the {}",
-                    if server { "server" } else { "transport" }
-                ),
+                format!("retry blamed on {cause:?}; it was {c:?}"),
             );
         }
         Ok(())
@@ -629,7 +686,7 @@ impl Judge {
         match self.deadline() {
             Some(d) if self.now >= d => {
                 let f = self.flight.take().expect("a deadline needs a flight");
-                self.failed(f, false, None);
+                self.failed(f, Cause::Transport, None);
                 true
             }
             _ => false,
@@ -657,15 +714,20 @@ impl Judge {
         }
     }
 
-    fn emptied(&mut self) {
+    /// The input is done: every output the rules demanded must have come.
+    pub fn settle(&mut self) -> Result<(), Breach> {
+        // A deadline that passed in this input failed the batch, whether or
+        // not that showed (a drop of a batch overflow already emptied does
+        // not); an output it owes and did not give is missing below.
+        let deadline = self.deadline();
+        let fired = self.deadline_failure();
+        let expect = std::mem::take(&mut self.expect);
+        // The machine forgets its flush requests when an input leaves the
+        // queue empty (not in the middle of one: a track that overflows a
+        // queue of one never empties it).
         if self.queue.is_empty() {
             self.requests.emptied();
         }
-    }
-
-    /// The input is done: every output the rules demanded must have come.
-    pub fn settle(&mut self) -> Result<(), Breach> {
-        let expect = std::mem::take(&mut self.expect);
         let owed = std::mem::take(&mut self.overflow_due);
         let seen = std::mem::take(&mut self.overflow_seen);
         self.tracking = None;
@@ -681,6 +743,15 @@ impl Judge {
             Expect::Drop { first, last } => queue.live(first, last).is_some(),
             _ => true,
         });
+        if let (true, Some(Expect::Retry { .. } | Expect::Drop { .. })) = (fired, due) {
+            return breach(
+                "deadline",
+                format!(
+                    "the batch in flight had no answer by its deadline ({:?} ms) and the machine did not give up on it (now {} ms)",
+                    deadline, self.now
+                ),
+            );
+        }
         if let Some(e) = due {
             let (invariant, what) = match e {
                 Expect::Drop { first, last } => (
@@ -701,23 +772,19 @@ impl Judge {
                     "status",
                     format!("seq {seq} alone answered {status}, not rejected"),
                 ),
-                Expect::Halt { status } => (
+                Expect::Halt { status, why } => (
                     "status",
-                    match status {
-                        Some(s) => format!("answered {s}, no halt"),
-                        None => "a rejection storm, no halt".into(),
+                    match why {
+                        Halt::Status => format!("answered {status}, no halt"),
+                        Halt::Storm => format!(
+                            "{} single events rejected in a row (limit {:?}), no halt",
+                            self.rejections, self.limits.max_consecutive_rejections
+                        ),
+                        Halt::Storage => "a delete failed, no halt".into(),
                     },
                 ),
             };
             return breach(invariant, what);
-        }
-        if let Some(d) = self.deadline() {
-            if self.now > d {
-                return breach(
-                    "deadline",
-                    format!("the batch in flight has had no answer since {d} ms, its deadline, and is still in flight at {} ms", self.now),
-                );
-            }
         }
         Ok(())
     }

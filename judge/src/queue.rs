@@ -58,25 +58,16 @@ impl Queue {
         Some(r)
     }
 
-    /// A restored record, under the rule for limits that shrank since it
-    /// was stored: the oldest go until it fits, and it goes too when it is
-    /// larger than the whole queue. The same number twice: the later wins.
-    pub(crate) fn restore(
-        &mut self,
-        limits: &Limits,
-        seq: u64,
-        size: u32,
-        dropped: &mut BTreeSet<u64>,
-    ) {
-        if self.items.back().is_some_and(|r| r.0 == seq) {
-            self.remove(seq, seq);
-        }
-        self.make_room(limits, size, dropped);
-        self.push(seq, size);
-        if self.bytes > limits.max_queue_bytes {
-            if let Some((seq, _)) = self.pop_front() {
-                dropped.insert(seq);
-            }
+    /// Drop the oldest until the queue is within its limits (restored
+    /// records over limits that shrank since they were stored).
+    pub(crate) fn shed(&mut self, limits: &Limits, dropped: &mut BTreeSet<u64>) {
+        while self.items.len() as u64 > u64::from(limits.max_queue_events)
+            || self.bytes > limits.max_queue_bytes
+        {
+            let Some((seq, _)) = self.pop_front() else {
+                break;
+            };
+            dropped.insert(seq);
         }
     }
 

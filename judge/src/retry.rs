@@ -24,6 +24,12 @@ pub(crate) fn window(limits: &Limits, streak: u32, asked: Option<u64>) -> (u64, 
     (computed.max(asked), (computed + computed / 2).max(asked))
 }
 
+/// The delay after the `n`-th local failure in a row: the backoff
+/// schedule, without jitter, and without spending an attempt.
+pub(crate) fn local_delay(limits: &Limits, n: u32) -> u64 {
+    window(limits, n, None).0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -103,7 +103,7 @@ impl Transport for Server {
         self.answer = Some(Outcome::Response {
             batch: batch.id,
             status: 200,
-            retry_after_millis: None,
+            retry_after: None,
         });
         Ok(())
     }
@@ -123,13 +123,14 @@ fn driver(buf: &mut [u8], mode: FlushMode) -> D<'_> {
         .build()
         .unwrap();
     let machine = Machine::new(config, 3).unwrap();
-    let mut d: D<'_> = Driver::new(
+    let mut d: D<'_> = D::new(
         machine,
         TestStore::default(),
         Server::default(),
         buf,
         |_| {},
-    );
+    )
+    .unwrap();
     d.start(Instant::ZERO).unwrap();
     d
 }
@@ -193,7 +194,7 @@ fn a_failed_sync_drops_what_it_covered_and_the_number_is_reused() {
 
 #[test]
 fn a_batch_too_large_for_the_buffer_is_split_not_jammed() {
-    let mut buf = [0u8; 100];
+    let mut buf = [0u8; 130];
     let mut d = driver(&mut buf, FlushMode::Manual);
     for i in 0..4u8 {
         d.track(Instant::ZERO, &[i; 40]).unwrap();
@@ -203,7 +204,7 @@ fn a_batch_too_large_for_the_buffer_is_split_not_jammed() {
         flushed,
         Err(DriverError::BufferTooSmall {
             needed: 160,
-            available: 100
+            available: 130
         })
     ));
     run_idle(&mut d);
@@ -240,7 +241,7 @@ fn a_short_read_is_an_error_and_is_retried_whole() {
 
 #[test]
 fn handle_refuses_a_track_without_payload() {
-    let mut buf = [0u8; 100];
+    let mut buf = [0u8; 200];
     let mut d = driver(&mut buf, FlushMode::Manual);
     assert_eq!(
         d.handle(Instant::ZERO, Input::Track { size: 3 }),
@@ -259,9 +260,14 @@ fn restart_continues_numbering_after_the_store_emptied() {
     }
     let (_, store, _, _) = d.into_parts();
     assert!(store.records.is_empty());
-    let machine = Machine::new(Config::builder().max_queue_events(16).build().unwrap(), 4).unwrap();
+    let config = Config::builder()
+        .max_queue_events(16)
+        .max_event_bytes(64)
+        .build()
+        .unwrap();
+    let machine = Machine::new(config, 4).unwrap();
     let mut buf = [0u8; 1000];
-    let mut d: D<'_> = Driver::new(machine, store, Server::default(), &mut buf, |_| {});
+    let mut d: D<'_> = D::new(machine, store, Server::default(), &mut buf, |_| {}).unwrap();
     d.start(Instant::ZERO).unwrap();
     assert_eq!(d.track(Instant::ZERO, b"y"), Ok(3));
 }

@@ -1,8 +1,9 @@
 //! A tiny driver for tests: inputs in, outputs recorded.
 
+use std::collections::BTreeMap;
 use std::vec::Vec;
 
-use crate::{Batch, Config, Input, Instant, Machine, Output, Seq};
+use crate::{Batch, Config, Input, Instant, Machine, Output, Seq, StoreSummary};
 
 pub(crate) const CAP: usize = 64;
 
@@ -10,6 +11,9 @@ pub(crate) struct H {
     pub m: Machine<CAP>,
     pub now: Instant,
     pub out: Vec<Output>,
+    /// What a store would hold: sizes by sequence number, kept from
+    /// `Persist` and `Delete`, used to answer `ReadSizes`.
+    pub store: BTreeMap<Seq, u32>,
 }
 
 impl H {
@@ -18,17 +22,44 @@ impl H {
             m: Machine::new(config, 7).unwrap(),
             now: Instant::ZERO,
             out: Vec::new(),
+            store: BTreeMap::new(),
         }
+    }
+
+    /// Start over a store holding `records` (seq, size).
+    pub fn restore(&mut self, records: &[(Seq, u32)]) -> Vec<Output> {
+        self.store = records.iter().copied().collect();
+        let summary = summary_of(&self.store);
+        self.input(Input::Restore(summary))
     }
 
     pub fn default_small() -> Self {
         H::new(small().build().unwrap())
     }
 
-    /// Drain outputs, returning what came out since the last call.
+    /// Drain outputs, returning what came out since the last call; persists,
+    /// deletes and reads of sizes are applied to `store` on the way.
     pub fn drain(&mut self) -> Vec<Output> {
         let mut got = Vec::new();
         while let Some(o) = self.m.poll_output() {
+            match o {
+                Output::Persist { seq, size } => {
+                    self.store.insert(seq, size);
+                }
+                Output::Delete { through } => self.store.retain(|s, _| *s > through),
+                Output::ReadSizes { from, max } => {
+                    let sizes: Vec<(Seq, u32)> = self
+                        .store
+                        .range(from..)
+                        .take(max as usize)
+                        .map(|(s, z)| (*s, *z))
+                        .collect();
+                    for (seq, size) in sizes {
+                        self.m.handle(self.now, Input::Size { seq, size }).unwrap();
+                    }
+                }
+                _ => {}
+            }
             got.push(o);
         }
         self.out.extend(got.iter().copied());
@@ -53,7 +84,7 @@ impl H {
         self.input(Input::Response {
             batch: batch.id,
             status,
-            retry_after_millis: None,
+            retry_after: None,
         })
     }
 }
@@ -81,4 +112,17 @@ pub(crate) fn one_send(outs: &[Output]) -> Batch {
     let s = sends(outs);
     assert_eq!(s.len(), 1, "expected exactly one send in {outs:?}");
     s[0]
+}
+
+/// The summary of a store holding `records`.
+pub(crate) fn summary_of(records: &BTreeMap<Seq, u32>) -> StoreSummary {
+    match (records.keys().next(), records.keys().next_back()) {
+        (Some(&first), Some(&last)) => StoreSummary {
+            count: records.len() as u64,
+            bytes: records.values().map(|&s| u64::from(s)).sum(),
+            first,
+            last,
+        },
+        _ => StoreSummary::EMPTY,
+    }
 }

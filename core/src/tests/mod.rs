@@ -9,3 +9,5 @@ mod harness;
 mod model;
 mod rules;
 mod trace;
+
+pub(crate) use harness::summary_of;

@@ -10,6 +10,7 @@
 //! and send is judged from what the test did and saw, never from the
 //! machine's counters (invariant 5).
 
+use core::time::Duration;
 use std::collections::VecDeque;
 use std::vec;
 use std::vec::Vec;
@@ -19,7 +20,8 @@ use proptest::prelude::*;
 use outbox_judge::{Answer, Judge, Limits, Mode, TrackVerdict};
 
 use crate::{
-    Batch, Config, FlushMode, Input, InputError, Instant, Lifecycle, Machine, Output, Overflow, Seq,
+    Batch, Config, FlushMode, Input, InputError, Instant, Lifecycle, Machine, Output, Overflow,
+    Seq, StoreSummary,
 };
 
 const CAP: usize = 32;
@@ -49,7 +51,7 @@ enum Op {
 fn mode() -> impl Strategy<Value = FlushMode> {
     prop_oneof![
         Just(FlushMode::Immediate),
-        (1u64..20_000).prop_map(|millis| FlushMode::Period { millis }),
+        Just(FlushMode::Period),
         Just(FlushMode::AppClose),
         Just(FlushMode::Manual),
     ]
@@ -58,7 +60,8 @@ fn mode() -> impl Strategy<Value = FlushMode> {
 fn op() -> impl Strategy<Value = Op> {
     let status = prop::sample::select(
         &[
-            200u16, 201, 204, 400, 413, 401, 403, 429, 500, 503, 302, 502,
+            200u16, 201, 204, 400, 422, 413, 401, 403, 404, 410, 418, 408, 429, 500, 501, 503, 505,
+            302,
         ][..],
     );
     prop_oneof![
@@ -89,12 +92,22 @@ struct Setup {
     attempts: Option<u32>,
     reject_new: bool,
     threshold: Option<u32>,
+    period: u64,
+    commit: u64,
+    /// The in-flight deadline; when it passes, the judge says the batch
+    /// failed and the model forgets it was in flight.
+    request_timeout: u64,
+    max_rejections: Option<u32>,
 }
 
 impl Setup {
     fn config(&self) -> Config {
         Config::builder()
             .flush_mode(self.mode)
+            .flush_period(Duration::from_millis(self.period))
+            .max_commit_delay(Duration::from_millis(self.commit))
+            .request_timeout(Duration::from_millis(self.request_timeout))
+            .max_consecutive_rejections(self.max_rejections)
             .max_queue_events(self.queue)
             .max_queue_bytes(self.queue_bytes)
             .max_event_bytes(MAX_EVENT)
@@ -107,7 +120,7 @@ impl Setup {
             } else {
                 Overflow::DropOldest
             })
-            .flush_threshold(self.threshold)
+            .flush_threshold(self.threshold.map(|t| t.min(self.queue)))
             .build()
             .unwrap()
     }
@@ -120,6 +133,8 @@ impl Setup {
             max_event_bytes: MAX_EVENT,
             drop_oldest: !self.reject_new,
             max_attempts: self.attempts,
+            request_timeout_ms: Some(self.request_timeout),
+            max_consecutive_rejections: self.max_rejections,
             ..Limits::default()
         }
     }
@@ -134,9 +149,24 @@ fn setup() -> impl Strategy<Value = Setup> {
         any::<bool>(),
         prop::option::of(1u32..10),
         300u64..3000,
+        (
+            1u64..20_000,
+            prop::option::of(1u64..5000),
+            prop_oneof![1u64..60_000, Just(1 << 40)],
+            prop_oneof![Just(Some(20)), Just(None), (1u32..4).prop_map(Some)],
+        ),
     )
         .prop_map(
-            |(mode, queue, batch, attempts, reject_new, threshold, queue_bytes)| Setup {
+            |(
+                mode,
+                queue,
+                batch,
+                attempts,
+                reject_new,
+                threshold,
+                queue_bytes,
+                (period, commit, request_timeout, max_rejections),
+            )| Setup {
                 mode,
                 queue,
                 queue_bytes,
@@ -144,20 +174,18 @@ fn setup() -> impl Strategy<Value = Setup> {
                 attempts,
                 reject_new,
                 threshold,
+                period,
+                commit: commit.unwrap_or(0),
+                request_timeout,
+                max_rejections,
             },
         )
 }
 
-/// Whether sends are judged against the flush mode. Off until the core
-/// cancels the previous mode's requests on a switch to Manual or AppClose
-/// (issue 8 item 2, coming from branch core-v2).
-const JUDGE_FLUSH_MODES: bool = false;
-
 fn judged_mode(mode: FlushMode) -> Mode {
     match mode {
-        _ if !JUDGE_FLUSH_MODES => Mode::Immediate,
         FlushMode::Immediate => Mode::Immediate,
-        FlushMode::Period { .. } => Mode::Period,
+        FlushMode::Period => Mode::Period,
         FlushMode::AppClose => Mode::AppClose,
         FlushMode::Manual => Mode::Manual,
     }
@@ -189,6 +217,8 @@ struct Model {
     restored: u64,
     /// One past the highest sequence number ever deleted from the store.
     floor: Seq,
+    /// Records below this are committed.
+    committed: Seq,
 }
 
 impl Model {
@@ -275,7 +305,10 @@ impl Model {
                 }
             }
             Output::Rejected { seq, .. } => self.settle(seq, Fate::Rejected),
-            Output::Halted { .. } | Output::RetryScheduled { .. } => {}
+            Output::Commit => {
+                self.committed = self.store.back().map_or(self.committed, |r| r.0 + 1);
+            }
+            Output::ReadSizes { .. } | Output::Halted { .. } | Output::RetryScheduled { .. } => {}
         }
     }
 }
@@ -361,13 +394,13 @@ impl Harness {
                     Input::Response {
                         batch: b.id,
                         status,
-                        retry_after_millis: retry_after,
+                        retry_after: retry_after.map(Duration::from_millis),
                     }
                 }
                 None => Input::Response {
                     batch: 999_999,
                     status,
-                    retry_after_millis: None,
+                    retry_after: None,
                 },
             },
             Op::TransportFail => match model.in_flight.take() {
@@ -381,11 +414,17 @@ impl Harness {
                 }
             },
             Op::PersistFail(back) => {
-                // The newest `back % 4` records were not stored after all.
-                let n = usize::from(back % 4).min(model.store.len());
+                // The newest `back % 4` records were not stored after all
+                // (only uncommitted ones can be lost).
+                let uncommitted = model
+                    .store
+                    .iter()
+                    .filter(|(s, _)| *s >= model.committed)
+                    .count();
+                let n = usize::from(back % 4).min(uncommitted);
                 let keep = model.store.len() - n;
                 let from = model.store.get(keep).map_or(u64::MAX, |r| r.0);
-                if model.in_flight.is_some_and(|b| b.last >= from) {
+                if n == 0 || model.in_flight.is_some_and(|b| b.last >= from) {
                     // A send only ever names stored events; an adapter
                     // cannot fail a persist it already sent.
                     judge.tick();
@@ -403,32 +442,47 @@ impl Harness {
                 judge.set_mode(judged_mode(mode));
                 Input::SetFlushMode(mode)
             }
-            Op::SetPeriod(millis) => Input::SetFlushPeriod { millis },
+            Op::SetPeriod(millis) => Input::SetFlushPeriod(Duration::from_millis(millis)),
             Op::SetThreshold(t) => Input::SetFlushThreshold(t),
-            Op::Restart => {
-                let now = self.now;
-                let m = &mut self.m;
-                *m = Machine::new(self.config, self.seed.wrapping_add(model.floor)).unwrap();
-                judge.restart(self.setup.limits(), judged_mode(self.setup.mode), true);
-                judge.restore(model.store.iter().copied());
-                for &(seq, size) in &model.store {
-                    m.handle(now, Input::Restore { seq, size }).unwrap();
-                }
-                m.handle(now, Input::SeqFloor { next: model.floor })
-                    .unwrap();
-                model.in_flight = None;
-                model.accepted = 0;
-                model.restored = model.store.len() as u64;
-                for (i, f) in FATES.iter().enumerate() {
-                    model.base[i] = count(model, *f);
-                }
-                // Pending events carry over as restored ones.
-                model.base[0] = 0;
-                judge.tick();
-                Input::Tick
-            }
+            Op::Restart => return self.restart(),
         };
         self.feed(input, verdict);
+    }
+
+    /// A crash after a commit (the store keeps every record), then a new
+    /// machine restored from the model's store.
+    fn restart(&mut self) {
+        self.feed(Input::Commit, None);
+
+        let (model, judge) = (&mut self.model, &mut self.judge);
+        let now = self.now;
+        let m = &mut self.m;
+        *m = Machine::new(self.config, self.seed.wrapping_add(model.floor)).unwrap();
+        judge.restart(self.setup.limits(), judged_mode(self.setup.mode), true);
+        judge.restore(model.store.iter().copied());
+        let summary = match (model.store.front(), model.store.back()) {
+            (Some(f), Some(l)) => StoreSummary {
+                count: model.store.len() as u64,
+                bytes: model.store.iter().map(|r| u64::from(r.1)).sum(),
+                first: f.0,
+                last: l.0,
+            },
+            _ => StoreSummary::EMPTY,
+        };
+        m.handle(now, Input::Restore(summary)).unwrap();
+        m.handle(now, Input::SeqFloor { next: model.floor })
+            .unwrap();
+        model.in_flight = None;
+        model.accepted = 0;
+        model.restored = model.store.len() as u64;
+        for (i, f) in FATES.iter().enumerate() {
+            model.base[i] = count(model, *f);
+        }
+        // Pending events carry over as restored ones.
+        model.base[0] = 0;
+        judge.tick();
+
+        self.feed(Input::Tick, None);
     }
 
     /// Hand the machine one input and drain it, judging every output.
@@ -476,7 +530,38 @@ impl Harness {
             };
             assert_eq!(result.map(|_| crate::Accepted::Applied), expected);
         }
+        self.pump();
+        if let Err(b) = self.judge.settle() {
+            panic!("{b}");
+        }
+        if !self.judge.in_flight() {
+            // Its deadline passed: the judge says the machine gave up on it.
+            self.model.in_flight = None;
+        }
+        check(&self.m, &self.model);
+    }
+
+    /// Drain the machine into the model and the judge, answering reads of
+    /// sizes from the model's store.
+    fn pump(&mut self) {
+        let (m, model) = (&mut self.m, &mut self.model);
         while let Some(o) = m.poll_output() {
+            if let Output::ReadSizes { from, max } = o {
+                let sizes: Vec<(Seq, u32)> = model
+                    .store
+                    .iter()
+                    .filter(|(s, _)| *s >= from)
+                    .take(max as usize)
+                    .copied()
+                    .collect();
+                for (seq, size) in sizes {
+                    m.handle(self.now, Input::Size { seq, size }).unwrap();
+                }
+            }
+            if !self.judge.in_flight() {
+                // Its deadline passed: the judge says the machine gave up on it.
+                model.in_flight = None;
+            }
             model.apply(o, &self.config);
             if let Some(seen) = crate::judged::seen(&o) {
                 if let Err(b) = self.judge.seen(&seen) {
@@ -484,10 +569,6 @@ impl Harness {
                 }
             }
         }
-        if let Err(b) = self.judge.settle() {
-            panic!("{b}");
-        }
-        check(m, model);
     }
 
     /// Network up, resume, flush, then answer 200 to everything until idle.
@@ -508,7 +589,7 @@ impl Harness {
                 let input = Input::Response {
                     batch: b.id,
                     status: 200,
-                    retry_after_millis: None,
+                    retry_after: None,
                 };
                 self.feed(input, None);
             } else if let Some(t) = self.m.poll_timeout() {
@@ -552,7 +633,7 @@ fn check(m: &Machine<CAP>, model: &Model) {
     assert!(s.pending_events <= c.max_queue_events());
     assert!(s.pending_bytes <= c.max_queue_bytes());
     // Idle means no wake-ups.
-    if s.pending_events == 0 {
+    if s.pending_events == 0 && m.in_flight().is_none() {
         assert_eq!(m.poll_timeout(), None);
         assert!(!s.flush_requested);
     }

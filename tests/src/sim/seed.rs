@@ -50,6 +50,8 @@ pub struct SeedResult {
 #[derive(Clone, Copy, Debug)]
 struct Params {
     mode: FlushMode,
+    period: u64,
+    commit_delay: u64,
     threshold: Option<u32>,
     queue_events: u32,
     queue_bytes: u64,
@@ -61,6 +63,8 @@ struct Params {
     retry: (u64, u64),
     max_attempts: Option<u32>,
     max_retry_after: u64,
+    request_timeout: u64,
+    max_rejections: Option<u32>,
 }
 
 impl Params {
@@ -81,6 +85,12 @@ impl Params {
         let base = rng.range(50, 2_000);
         Params {
             mode: random_mode(rng),
+            period: rng.range(100, 120_000),
+            commit_delay: if rng.chance(300) {
+                rng.range(1, 5_000)
+            } else {
+                0
+            },
             threshold: (!rng.chance(300)).then(|| rng.range(1, 30) as u32),
             queue_events,
             queue_bytes,
@@ -100,6 +110,16 @@ impl Params {
             } else {
                 3_600_000
             },
+            request_timeout: if rng.chance(300) {
+                rng.range(500, 60_000)
+            } else {
+                30_000
+            },
+            max_rejections: match rng.below(10) {
+                0 => None,
+                1..=3 => Some(rng.range(1, 5) as u32),
+                _ => Some(20),
+            },
         }
     }
 
@@ -115,15 +135,17 @@ impl Params {
             retry_base_ms: self.retry.0,
             retry_cap_ms: self.retry.1,
             max_retry_after_ms: self.max_retry_after,
-            request_timeout_ms: None,
-            max_consecutive_rejections: None,
+            request_timeout_ms: Some(self.request_timeout),
+            max_consecutive_rejections: self.max_rejections,
         }
     }
 
     fn config(&self) -> Config {
         Config::builder()
             .flush_mode(self.mode)
-            .flush_threshold(self.threshold)
+            .flush_period(core::time::Duration::from_millis(self.period))
+            .max_commit_delay(core::time::Duration::from_millis(self.commit_delay))
+            .flush_threshold(self.threshold.map(|t| t.min(self.queue_events)))
             .max_queue_events(self.queue_events)
             .max_queue_bytes(self.queue_bytes)
             .max_event_bytes(self.event_bytes)
@@ -137,25 +159,18 @@ impl Params {
             )
             .max_attempts(self.max_attempts)
             .max_retry_after(core::time::Duration::from_millis(self.max_retry_after))
+            .request_timeout(core::time::Duration::from_millis(self.request_timeout))
+            .max_consecutive_rejections(self.max_rejections)
             .build()
             .expect("the simulator builds valid configs")
     }
 }
 
-/// Whether sends are judged against the flush mode. Off until the core
-/// cancels the previous mode's requests on a switch to Manual or AppClose
-/// (issue 8 item 2, coming from branch core-v2): today every such switch
-/// still sends, and the judge would say so on most seeds.
-const JUDGE_FLUSH_MODES: bool = false;
-
 /// A flush mode in the judge's terms.
 fn judged_mode(mode: FlushMode) -> Mode {
-    if !JUDGE_FLUSH_MODES {
-        return Mode::Immediate;
-    }
     match mode {
         FlushMode::Immediate => Mode::Immediate,
-        FlushMode::Period { .. } => Mode::Period,
+        FlushMode::Period => Mode::Period,
         FlushMode::AppClose => Mode::AppClose,
         _ => Mode::Manual,
     }
@@ -164,9 +179,7 @@ fn judged_mode(mode: FlushMode) -> Mode {
 fn random_mode(rng: &mut Rng) -> FlushMode {
     match rng.below(5) {
         0 | 1 => FlushMode::Immediate,
-        2 => FlushMode::Period {
-            millis: rng.range(100, 120_000),
-        },
+        2 => FlushMode::Period,
         3 => FlushMode::AppClose,
         _ => FlushMode::Manual,
     }
@@ -287,8 +300,9 @@ pub fn run_seed(seed: u64, steps: u64, verbose: bool) -> SeedResult {
         crashes: 0,
     };
     sim.next_action_at = sim.gap();
-    let mut buf = vec![0u8; params.batch_bytes as usize];
+    let mut buf;
     loop {
+        buf = vec![0u8; sim.params.batch_bytes as usize];
         let cfg = sim.params.config();
         {
             let mut w = sim.world.borrow_mut();
@@ -297,7 +311,17 @@ pub fn run_seed(seed: u64, steps: u64, verbose: bool) -> SeedResult {
             w.judge
                 .restart(sim.params.limits(), judged_mode(sim.params.mode), up);
         }
-        let machine = Machine::<CAP>::new(cfg, sim.rng.next_u64()).expect("config fits CAP");
+        let mut machine = Machine::<CAP>::new(cfg, sim.rng.next_u64()).expect("config fits CAP");
+        if !sim.world.borrow().network_up {
+            // Told before the driver starts (and sends anything).
+            sim.log(|| "restart: network is down".to_string());
+            machine
+                .handle(
+                    Instant::from_millis(sim.now),
+                    outbox_core::Input::Network { up: false },
+                )
+                .expect("network input is always accepted");
+        }
         let ow = sim.world.clone();
         let observer = move |o: &Output| ow.borrow_mut().observe(o);
         let mut driver = Driver::new(
@@ -306,7 +330,8 @@ pub fn run_seed(seed: u64, steps: u64, verbose: bool) -> SeedResult {
             SimTransport(sim.world.clone()),
             &mut buf,
             observer,
-        );
+        )
+        .expect("a batch buffer holds one maximal event");
         let end = sim.incarnation(&mut driver);
         drop(driver);
         match end {
@@ -410,6 +435,7 @@ impl Sim {
                 if let Err(b) = w.judge.settle() {
                     w.fail(b.invariant, b.detail);
                 }
+                w.abandon_overdue();
             }
             w.crashed
         };
@@ -427,12 +453,6 @@ impl Sim {
     }
 
     fn incarnation<O: Observer>(&mut self, d: &mut SimDriver<'_, O>) -> End {
-        let net_up = self.world.borrow().network_up;
-        if !net_up {
-            let _ = self.call(d, "restart: network is down", |d, now| {
-                d.handle(now, outbox_core::Input::Network { up: false })
-            });
-        }
         let records: Vec<(u64, u32)> = {
             let w = self.world.borrow();
             w.durable.iter().map(|(s, r)| (*s, r.size)).collect()
@@ -475,11 +495,9 @@ impl Sim {
                         self.world.borrow_mut().ticks += 1;
                     }
                     let crashed = self.call(d, "poll", |d, now| d.poll(now)).0;
-                    // The driver ticks the machine when a timer is due,
-                    // which an expired backoff is while anything is pending.
-                    let mut w = self.world.borrow_mut();
-                    if w.judge.pending().0 > 0 {
-                        w.judge.tick();
+                    if polled {
+                        // The driver ticked the machine (a timer was due).
+                        self.world.borrow_mut().judge.tick();
                     }
                     crashed
                 }
@@ -725,7 +743,10 @@ impl Sim {
                 if self.rng.chance(500) {
                     let millis = self.rng.range(1, 120_000);
                     self.call(d, &format!("set period {millis} ms"), |d, now| {
-                        d.handle(now, Input::SetFlushPeriod { millis })
+                        d.handle(
+                            now,
+                            Input::SetFlushPeriod(core::time::Duration::from_millis(millis)),
+                        )
                     })
                     .0
                 } else {
@@ -770,7 +791,7 @@ impl Sim {
                 let now = self.now;
                 // One fault at a time; often none. Faults mostly clear up
                 // within minutes, sometimes within half an hour.
-                let k = self.rng.below(11);
+                let k = self.rng.below(13);
                 let mut w = self.world.borrow_mut();
                 let p = w.rng.range(100, 700) as u32;
                 let until = now
@@ -807,6 +828,16 @@ impl Sim {
                     6 => {
                         s.p_pre_fail = p;
                         "unreachable at times"
+                    }
+                    11 => {
+                        s.p_silent = p;
+                        "never answering at times"
+                    }
+                    12 => {
+                        // A wrong endpoint or protocol: the table says halt.
+                        s.auth_until = until;
+                        s.auth_status = [404, 405, 410, 418, 501, 505][(p % 6) as usize];
+                        "endpoint broken"
                     }
                     _ => {
                         s.p_slow = p;
@@ -925,15 +956,16 @@ impl Sim {
             );
         }
         // Liveness: an idle machine asks for no wake-up; a backoff is kept.
-        if st.pending_events == 0 && timeout.is_some() {
+        if st.pending_events == 0 && m.in_flight().is_none() && timeout.is_some() {
             w.fail(
                 "liveness",
                 format!("empty queue but a wake-up at {timeout:?}"),
             );
         }
         if let Some(r) = st.retry_at.map(Instant::as_millis) {
-            let period =
-                matches!(cfg.flush_mode(), FlushMode::Period { .. }) && !st.flush_requested;
+            // Earlier wake-ups: the period, or a group commit owed.
+            let period = (cfg.flush_mode() == FlushMode::Period && !st.flush_requested)
+                || cfg.max_commit_delay() > core::time::Duration::ZERO;
             match timeout {
                 None if st.pending_events > 0 => w.fail(
                     "liveness",
@@ -964,7 +996,7 @@ impl Sim {
                         st.pending_events
                     ),
                 ),
-                FlushMode::Period { .. } if !st.flush_requested && timeout.is_none() => w.fail(
+                FlushMode::Period if !st.flush_requested && timeout.is_none() => w.fail(
                     "liveness",
                     format!(
                         "Period mode with {} pending and no timer",

@@ -114,6 +114,9 @@ pub struct Server {
     pub p_pre_fail: u32,
     /// Per mille of requests that take long (possibly past the transport timeout).
     pub p_slow: u32,
+    /// Per mille of requests never answered at all (only the machine's
+    /// in-flight deadline ends them).
+    pub p_silent: u32,
     /// The server's own limit on a batch's bytes (413 above it).
     pub max_bytes: u64,
     /// Newest event id committed for the first time (order check).
@@ -132,6 +135,7 @@ impl Server {
         self.p_lost = 0;
         self.p_pre_fail = 0;
         self.p_slow = 0;
+        self.p_silent = 0;
     }
 }
 
@@ -409,7 +413,7 @@ impl World {
                 let ev = self.events[e as usize].clone();
                 let wire = self.wire_bytes(std::iter::once(ev.size));
                 let justified = match reason {
-                    RejectReason::Poison => ev.poison && status == 400,
+                    RejectReason::Poison => ev.poison && matches!(status, 400 | 422),
                     RejectReason::TooLarge => wire > self.server.max_bytes && status == 413,
                     _ => false,
                 };
@@ -433,7 +437,13 @@ impl World {
             Output::RetryScheduled { at, attempt, cause } => {
                 self.note(|| format!("out: retry #{attempt} at {} ({cause:?})", at.as_millis()))
             }
-            Output::Halted { status } => self.note(|| format!("out: halted {status}")),
+            Output::Halted { status, reason } => {
+                self.note(|| format!("out: halted {status} ({reason:?})"))
+            }
+            Output::Commit => self.note(|| "out: commit".to_string()),
+            Output::ReadSizes { from, max } => {
+                self.note(|| format!("out: read {max} sizes from {from}"))
+            }
             Output::Persist { seq, size } => self.note(|| format!("out: persist {seq} ({size} B)")),
             Output::Delete { through } => self.note(|| format!("out: delete through {through}")),
             Output::Send(b) => self.note(|| {
@@ -455,10 +465,9 @@ impl World {
         }
         if let Output::Send(b) = *o {
             if self.in_flight.as_ref().is_none_or(|r| r.id != b.id) {
-                // The driver failed locally before the transport got it
-                // (a read or sync error). This core still spends an
-                // attempt on it, so the judge counts one.
-                self.judge.answer(Answer::Failed);
+                // The driver could not read the batch from the store (the
+                // simulated store's only local failure): no attempt spent.
+                self.judge.read_failed();
             }
         }
     }
@@ -475,7 +484,9 @@ impl World {
             return (413, None, false);
         }
         if events.iter().any(|e| self.events[*e as usize].poison) {
-            return (400, None, false);
+            // Segment answers 400; other collectors 422.
+            let status = if events.len().is_multiple_of(3) { 422 } else { 400 };
+            return (status, None, false);
         }
         if s.down_until > now {
             let ra = self
@@ -529,6 +540,43 @@ impl World {
         }
         let status = [200, 200, 200, 201, 202, 204][self.rng.below(6) as usize];
         (status, None, true)
+    }
+
+    /// Carry a request until `at` (`u64::MAX`: forever).
+    fn carry(
+        &mut self,
+        id: BatchId,
+        events: Vec<u64>,
+        outcome: Outcome,
+        at: u64,
+        committed: bool,
+    ) -> Result<(), TransportErr> {
+        self.note(|| format!("net: batch #{id} -> {outcome:?} at {at} ms (committed {committed})"));
+        self.in_flight = Some(Request {
+            id,
+            events,
+            outcome,
+            at,
+            committed,
+        });
+        Ok(())
+    }
+
+    /// The machine gave up on the request in flight (its deadline passed,
+    /// the judge says): like a real transport, drop it; a late answer
+    /// would name a batch nobody waits for.
+    pub fn abandon_overdue(&mut self) {
+        if self.judge.in_flight() || self.in_flight.is_none() {
+            return;
+        }
+        if let Some(r) = self.in_flight.take() {
+            if r.committed {
+                for e in &r.events {
+                    self.events[*e as usize].may_resend = true;
+                }
+            }
+            self.note(|| format!("net: batch #{} abandoned", r.id));
+        }
     }
 
     /// The network went down: a request in flight fails now.
@@ -677,7 +725,11 @@ impl Store for SimStore {
 
     fn delete_through(&mut self, through: Seq) -> Result<(), StoreErr> {
         let mut w = self.0.borrow_mut();
-        w.gate()?;
+        if let Err(e) = w.gate() {
+            // The machine halts for storage until a resume.
+            w.judge.delete_failed();
+            return Err(e);
+        }
         let doomed: Vec<(Seq, u64)> = w
             .durable
             .iter()
@@ -715,7 +767,11 @@ impl Store for SimStore {
 
     fn read_sizes(&mut self, from: Seq, out: &mut [u32]) -> Result<usize, StoreErr> {
         let mut w = self.0.borrow_mut();
-        w.gate()?;
+        if let Err(e) = w.gate() {
+            // Asked again after a local backoff.
+            w.judge.sizes_unavailable();
+            return Err(e);
+        }
         let recs = w.logical_records();
         let mut n = 0;
         for (seq, size) in recs.into_iter().filter(|(s, _)| *s >= from) {
@@ -765,6 +821,7 @@ impl Transport for SimTransport {
         let now = now.as_millis();
         w.now = now;
         w.watchdog();
+        w.abandon_overdue();
         if w.in_flight.is_some() {
             w.fail(
                 "protocol",
@@ -849,6 +906,7 @@ impl Transport for SimTransport {
         } else {
             let p_pre = w.server.p_pre_fail;
             let p_slow = w.server.p_slow;
+            let p_silent = w.server.p_silent;
             let p_lost = w.server.p_lost;
             let latency = if w.rng.chance(p_slow) {
                 w.rng.range(2_000, 2 * TRANSPORT_TIMEOUT_MS)
@@ -864,32 +922,29 @@ impl Transport for SimTransport {
             } else {
                 let (status, retry_after, committed) = w.serve(&events, wire);
                 let lost = latency > TRANSPORT_TIMEOUT_MS || w.rng.chance(p_lost);
+                if w.rng.chance(p_silent) {
+                    // Handled (maybe committed), never answered.
+                    return w.carry(
+                        batch.id,
+                        events,
+                        Outcome::Failed { batch: batch.id },
+                        u64::MAX,
+                        committed,
+                    );
+                }
                 let outcome = if lost {
                     Outcome::Failed { batch: batch.id }
                 } else {
                     Outcome::Response {
                         batch: batch.id,
                         status,
-                        retry_after_millis: retry_after,
+                        retry_after: retry_after.map(core::time::Duration::from_millis),
                     }
                 };
                 (outcome, now + latency.min(TRANSPORT_TIMEOUT_MS), committed)
             }
         };
-        w.note(|| {
-            format!(
-                "net: batch #{} -> {outcome:?} at {at} ms (committed {committed})",
-                batch.id
-            )
-        });
-        w.in_flight = Some(Request {
-            id: batch.id,
-            events,
-            outcome,
-            at,
-            committed,
-        });
-        Ok(())
+        w.carry(batch.id, events, outcome, at, committed)
     }
 
     fn poll_outcome(&mut self, now: Instant) -> Option<Outcome> {
@@ -909,11 +964,11 @@ impl Transport for SimTransport {
             }
             Outcome::Response {
                 status,
-                retry_after_millis,
+                retry_after,
                 ..
             } => w.judge.answer(Answer::Status {
                 status,
-                retry_after_ms: retry_after_millis,
+                retry_after_ms: retry_after.map(|d| d.as_millis() as u64),
             }),
         }
         w.note(|| format!("net: outcome {:?}", r.outcome));
