@@ -485,7 +485,11 @@ impl World {
         }
         if events.iter().any(|e| self.events[*e as usize].poison) {
             // Segment answers 400; other collectors 422.
-            let status = if events.len().is_multiple_of(3) { 422 } else { 400 };
+            let status = if events.len().is_multiple_of(3) {
+                422
+            } else {
+                400
+            };
             return (status, None, false);
         }
         if s.down_until > now {
