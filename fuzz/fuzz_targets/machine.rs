@@ -156,6 +156,8 @@ struct Model {
     config: Config,
     /// Stored events below this are committed.
     committed: Seq,
+    /// When the batch in flight times out (`request_timeout` after its send).
+    deadline: u64,
 }
 
 impl Model {
@@ -217,6 +219,10 @@ impl Model {
                         "send names unstored events"
                     );
                     self.in_flight = Some(b);
+                    let timeout = cfg.request_timeout().as_millis();
+                    self.deadline = self
+                        .now
+                        .saturating_add(u64::try_from(timeout).unwrap_or(u64::MAX));
                 }
                 Output::Delivered { first, last } => {
                     let b = self.answered.expect("delivered without a response");
@@ -267,6 +273,13 @@ impl Model {
             }
         }
         panic!("poll_output did not run dry: unbounded work");
+    }
+
+    /// A tick at or after the deadline fails the batch in flight.
+    fn expire_in_flight(&mut self) {
+        if self.in_flight.is_some() && self.now >= self.deadline {
+            self.in_flight = None;
+        }
     }
 
     fn settle(&mut self, first: Seq, last: Seq) {
@@ -352,6 +365,7 @@ fuzz_target!(|run: Run| {
         last_delivered: None,
         config,
         committed: 0,
+        deadline: 0,
     };
     let Some(mut m) = restart(&mut model, config, s.seed) else {
         return;
@@ -382,6 +396,7 @@ fuzz_target!(|run: Run| {
             Op::Advance(ms) => {
                 model.now += u64::from(ms);
                 let _ = m.handle(Instant::from_millis(model.now), Input::Tick);
+                model.expire_in_flight();
             }
             Op::Back(ms) => {
                 // Time reported backwards: treated as the latest instant seen.
@@ -396,6 +411,7 @@ fuzz_target!(|run: Run| {
                     model.now = model.now.max(t.as_millis());
                 }
                 let _ = m.handle(Instant::from_millis(model.now), Input::Tick);
+                model.expire_in_flight();
                 if due.is_some() {
                     if let Some(next) = m.poll_timeout() {
                         assert!(
