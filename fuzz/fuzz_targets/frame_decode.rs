@@ -11,7 +11,9 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use outbox_embedded::serial::{write_frame, BatchFrame, Downlink, FrameReader, Uplink};
+use outbox_embedded::serial::{
+    write_frame, BatchFrame, Downlink, FrameReader, Uplink,
+};
 
 #[derive(Arbitrary, Debug)]
 struct Case {
@@ -29,9 +31,7 @@ fn read_all(limit: usize, cuts: &[u8], wire: &[u8], mut each: impl FnMut(Result<
     let mut rest = wire;
     let mut cut = cuts.iter().cycle();
     while !rest.is_empty() {
-        let take = usize::from(*cut.next().unwrap_or(&255))
-            .max(1)
-            .min(rest.len());
+        let take = usize::from(*cut.next().unwrap_or(&255)).max(1).min(rest.len());
         let (mut piece, tail) = rest.split_at(take);
         rest = tail;
         while !piece.is_empty() {
@@ -61,10 +61,7 @@ fuzz_target!(|case: Case| {
         if let Ok(batch) = BatchFrame::decode(content) {
             // Re-encode what was decoded: it must decode to the same batch.
             let events: Vec<Vec<u8>> = batch.events.clone().map(<[u8]>::to_vec).collect();
-            let again = Uplink::Batch {
-                id: batch.id,
-                events: events.clone(),
-            };
+            let again = Uplink::Batch { id: batch.id, events: events.clone() };
             let mut re = Vec::new();
             write_frame(&mut re, &again).unwrap();
             let mut seen = 0;
@@ -84,11 +81,6 @@ fuzz_target!(|case: Case| {
     write_frame(&mut encoded, &good).unwrap();
     if encoded.len() - 2 <= limit {
         let Uplink::Batch { id, events } = good;
-        assert_eq!(
-            last,
-            Some((id, events)),
-            "no resync after {:?}",
-            case.garbage
-        );
+        assert_eq!(last, Some((id, events)), "no resync after {:?}", case.garbage);
     }
 });
