@@ -471,6 +471,10 @@ impl<const N: usize> Machine<N> {
         if self.refill.retry_at.is_some_and(|t| t <= now) {
             self.refill.retry_at = None;
         }
+        if self.commit_deadline().is_some_and(|t| t <= now) {
+            // Owed now: no longer a timer but an output.
+            self.commits.requested = true;
+        }
         if self.in_flight_deadline.is_some_and(|t| t <= now) {
             if let Some(b) = self.in_flight.take() {
                 self.in_flight_deadline = None;
@@ -859,7 +863,7 @@ impl<const N: usize> Machine<N> {
 
     fn commit_deadline(&self) -> Option<Instant> {
         let c = &self.commits;
-        if c.commit_cursor.max(self.pending.head()) >= c.persist_cursor {
+        if c.requested || c.commit_cursor.max(self.pending.head()) >= c.persist_cursor {
             return None;
         }
         let since = c.since?;

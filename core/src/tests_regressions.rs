@@ -151,3 +151,23 @@ fn seq_floor_keeps_the_delete_a_restore_owes() {
     assert_eq!(m.stats().next_seq, 7);
     assert!(m.stats().balanced());
 }
+
+/// Fuzz target `machine`, input crash-81d55fa6: a tick at the group-commit
+/// deadline left `poll_timeout` asking to be woken at that same instant
+/// until the caller drained (the owed commit is an output now, not a timer).
+#[test]
+fn a_tick_at_the_commit_deadline_asks_for_no_second_wake_up() {
+    let config = Config::builder()
+        .flush_mode(crate::FlushMode::Manual)
+        .max_commit_delay(core::time::Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let mut m = Machine::<4>::new(config, 1).unwrap();
+    m.track(Instant::ZERO, 10).unwrap();
+    drain(&mut m);
+    let due = m.poll_timeout().unwrap();
+    assert_eq!(due, Instant::from_millis(50));
+    m.handle(due, Input::Tick).unwrap();
+    assert!(m.poll_timeout().is_none_or(|t| t > due));
+    assert_eq!(drain(&mut m), [Output::Commit]);
+}

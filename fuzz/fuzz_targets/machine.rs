@@ -195,6 +195,8 @@ struct Model {
     judge: Judge,
     /// Stored events below this are committed.
     committed: Seq,
+    /// When the batch in flight times out (`request_timeout` after its send).
+    deadline: u64,
 }
 
 impl Model {
@@ -271,6 +273,10 @@ impl Model {
                         "send names unstored events"
                     );
                     self.in_flight = Some(b);
+                    let timeout = cfg.request_timeout().as_millis();
+                    self.deadline = self
+                        .now
+                        .saturating_add(u64::try_from(timeout).unwrap_or(u64::MAX));
                 }
                 Output::Delivered { first, last } => {
                     let b = self.answered.expect("delivered without a response");
@@ -314,6 +320,13 @@ impl Model {
             }
         }
         panic!("poll_output did not run dry: unbounded work");
+    }
+
+    /// A tick at or after the deadline fails the batch in flight.
+    fn expire_in_flight(&mut self) {
+        if self.in_flight.is_some() && self.now >= self.deadline {
+            self.in_flight = None;
+        }
     }
 
     fn settle(&mut self, first: Seq, last: Seq) {
@@ -409,6 +422,7 @@ fuzz_target!(|run: Run| {
         config,
         judge: Judge::new(s.limits(queue_events, queue_bytes), s.mode.judged(), true),
         committed: 0,
+        deadline: 0,
     };
     let limits = s.limits(queue_events, queue_bytes);
     let Some(mut m) = restart(&mut model, config, limits, s.mode, s.seed) else {
@@ -451,6 +465,7 @@ fuzz_target!(|run: Run| {
                 model.judge.at(model.now);
                 model.judge.tick();
                 let _ = m.handle(Instant::from_millis(model.now), Input::Tick);
+                model.expire_in_flight();
             }
             Op::Back(ms) => {
                 model.judge.tick();
@@ -469,6 +484,7 @@ fuzz_target!(|run: Run| {
                 model.judge.tick();
                 let _ = m.handle(Instant::from_millis(model.now), Input::Tick);
                 woken = due.is_some();
+                model.expire_in_flight();
             }
             Op::Flush => {
                 model.judge.flush();
