@@ -44,7 +44,7 @@ fn autocommit_count(o: &Options) -> usize {
 fn outbox(dir: &Path, sync: Synchronous, events: Vec<Event>) -> f64 {
     let n = events.len();
     let client = Client::builder()
-        .path(dir.join("outbox.db"))
+        .path(dir.join(format!("outbox-{sync:?}.db")))
         .uploader(|_: &outbox_std::BatchBody| {
             Ok(Response {
                 status: 200,
@@ -62,8 +62,9 @@ fn outbox(dir: &Path, sync: Synchronous, events: Vec<Event>) -> f64 {
         }
         client.sync().expect("sync");
     });
-    let pending = client.stats().expect("stats").core.pending_events;
-    assert_eq!(pending as usize, n, "every event is pending");
+    let stats = client.stats().expect("stats").core;
+    assert_eq!(stats.pending_events as usize, n, "every event is pending");
+    assert_eq!(stats.dropped(), 0, "nothing dropped");
     client.close().expect("close");
     rate(n, took)
 }
