@@ -6,6 +6,7 @@
 //! and every handle sees the same queue. Dropping the last handle stops both
 //! threads after a bounded best-effort flush.
 
+mod buffers;
 mod clock;
 mod error;
 mod notify;
@@ -182,6 +183,8 @@ impl ClientBuilder {
             transport::ChannelTransport::start(uploader, tx.clone())?;
         let (started_tx, started_rx) = mpsc::sync_channel(1);
         let worker_hub = hub.clone();
+        let buffers = Arc::new(buffers::BufferPool::default());
+        let worker_buffers = buffers.clone();
         let batch_bytes = config.max_batch_bytes() as usize;
         let worker = std::thread::Builder::new()
             .name("outbox-worker".into())
@@ -196,7 +199,7 @@ impl ClientBuilder {
                     }
                 };
                 let not_stored = Default::default();
-                let w = Worker::new(rx, clock, not_stored, worker_hub);
+                let w = Worker::new(rx, clock, not_stored, worker_hub, worker_buffers);
                 worker::restore_and_run(w, machine, store, transport, batch_bytes, started_tx);
             })?;
         match started_rx.recv() {
@@ -217,6 +220,7 @@ impl ClientBuilder {
                 tx,
                 worker: Mutex::new(Some(worker)),
                 hub,
+                buffers,
                 max_event_bytes: config.max_event_bytes() as usize,
                 drop_flush_timeout: self.drop_flush_timeout,
                 path,
@@ -229,6 +233,7 @@ struct Inner {
     tx: SyncSender<Msg>,
     worker: Mutex<Option<JoinHandle<()>>>,
     hub: notify::Hub,
+    buffers: Arc<buffers::BufferPool>,
     max_event_bytes: usize,
     drop_flush_timeout: Duration,
     path: PathBuf,
@@ -324,28 +329,29 @@ impl Client {
     /// [`track_durable`](Self::track_durable) to wait for the commit and get
     /// those errors back.
     pub fn track(&self, event: Event) -> Result<String, TrackError> {
-        let payload = event.into_payload(self.inner.max_event_bytes)?;
+        let mut payload = self.inner.buffers.take();
+        let message_id = event.write_payload(&mut payload, self.inner.max_event_bytes)?;
         self.inner
             .tx
             .send(Msg::Track {
-                payload: payload.bytes,
+                payload,
                 durable: None,
             })
             .map_err(|_| TrackError::Stopped)?;
-        Ok(payload.message_id)
+        Ok(message_id)
     }
 
     /// Track `event` and return only once it is committed to the database
     /// (with every event tracked meanwhile, in one transaction).
     pub fn track_durable(&self, event: Event) -> Result<String, TrackError> {
-        let payload = event.into_payload(self.inner.max_event_bytes)?;
-        let bytes = payload.bytes;
+        let mut payload = self.inner.buffers.take();
+        let message_id = event.write_payload(&mut payload, self.inner.max_event_bytes)?;
         let result = ask(&self.inner.tx, |reply| Msg::Track {
-            payload: bytes,
+            payload,
             durable: Some(reply),
         })
         .ok_or(TrackError::Stopped)?;
-        result.map(|()| payload.message_id)
+        result.map(|()| message_id)
     }
 
     /// Wait until every event tracked before this call is committed.
