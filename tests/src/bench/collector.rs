@@ -14,6 +14,7 @@ pub struct Collector {
     /// `http://127.0.0.1:<port>`.
     pub url: String,
     acked: Arc<AtomicU64>,
+    requests: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     port: u16,
     thread: Option<JoinHandle<()>>,
@@ -30,21 +31,23 @@ impl Collector {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the collector");
         let port = listener.local_addr().expect("local address").port();
         let acked = Arc::new(AtomicU64::new(0));
+        let requests = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let (a, s) = (acked.clone(), stop.clone());
+        let (a, r, s) = (acked.clone(), requests.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if s.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
-                let a = a.clone();
-                std::thread::spawn(move || serve(conn, &a));
+                let (a, r) = (a.clone(), r.clone());
+                std::thread::spawn(move || serve(conn, &a, &r));
             }
         });
         Collector {
             url: format!("http://127.0.0.1:{port}"),
             acked,
+            requests,
             stop,
             port,
             thread: Some(thread),
@@ -54,6 +57,11 @@ impl Collector {
     /// Events in batches answered 200 so far.
     pub fn acked(&self) -> u64 {
         self.acked.load(Ordering::SeqCst)
+    }
+
+    /// Requests answered so far.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::SeqCst)
     }
 }
 
@@ -69,7 +77,7 @@ impl Drop for Collector {
 }
 
 /// Serve one connection until the peer closes it.
-fn serve(conn: TcpStream, acked: &AtomicU64) {
+fn serve(conn: TcpStream, acked: &AtomicU64, requests: &AtomicU64) {
     let _ = conn.set_nodelay(true);
     let mut out = match conn.try_clone() {
         Ok(c) => c,
@@ -112,6 +120,7 @@ fn serve(conn: TcpStream, acked: &AtomicU64) {
         // Counted before the answer leaves, so a sender that saw the 200
         // always finds its events counted.
         acked.fetch_add(events, Ordering::SeqCst);
+        requests.fetch_add(1, Ordering::SeqCst);
         let reply = r#"{"success":true}"#;
         let answer = format!(
             "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{reply}",

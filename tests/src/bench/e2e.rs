@@ -30,8 +30,14 @@ fn count(o: &Options) -> usize {
     }
 }
 
-/// outbox end to end; events acknowledged per second.
-fn outbox(collector: &Collector, events: Vec<Event>) -> f64 {
+/// One contender's run: events acknowledged per second, and requests.
+struct Run {
+    rate: f64,
+    requests: u64,
+}
+
+/// outbox end to end.
+fn outbox(collector: &Collector, events: Vec<Event>) -> Run {
     let n = events.len();
     let dir = tempfile::tempdir().expect("tempdir");
     let client = Client::builder()
@@ -41,6 +47,7 @@ fn outbox(collector: &Collector, events: Vec<Event>) -> f64 {
         .build()
         .expect("open the bench Client");
     let before = collector.acked();
+    let requests = collector.requests();
     let (report, took) = timed(|| {
         for e in events {
             client.track(e).expect("track");
@@ -53,7 +60,10 @@ fn outbox(collector: &Collector, events: Vec<Event>) -> f64 {
     assert_eq!(report.pending, 0);
     assert!(acked >= n as u64, "collector acknowledged {acked} of {n}");
     client.close().expect("close");
-    rate(n, took)
+    Run {
+        rate: rate(n, took),
+        requests: collector.requests() - requests,
+    }
 }
 
 /// The same events as the peer's messages.
@@ -77,8 +87,8 @@ fn peer_messages(events: &[Event]) -> Vec<Track> {
         .collect()
 }
 
-/// The non-durable peer; events acknowledged per second.
-fn peer(collector: &Collector, messages: Vec<Track>) -> f64 {
+/// The non-durable peer.
+fn peer(collector: &Collector, messages: Vec<Track>) -> Run {
     let n = messages.len();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -86,6 +96,7 @@ fn peer(collector: &Collector, messages: Vec<Track>) -> f64 {
         .expect("tokio runtime");
     let http = HttpClient::new(reqwest::Client::new(), collector.url.clone());
     let before = collector.acked();
+    let requests = collector.requests();
     let ((), took) = timed(|| {
         rt.block_on(async {
             let mut batcher = Batcher::new(None);
@@ -107,7 +118,10 @@ fn peer(collector: &Collector, messages: Vec<Track>) -> f64 {
     });
     let acked = collector.acked() - before;
     assert!(acked >= n as u64, "collector acknowledged {acked} of {n}");
-    rate(n, took)
+    Run {
+        rate: rate(n, took),
+        requests: collector.requests() - requests,
+    }
 }
 
 /// Run the row; sets C.
@@ -120,20 +134,36 @@ pub fn run(o: &Options, ratios: &mut Ratios) -> Vec<Line> {
         ours.push(outbox(&collector, all.clone()));
         theirs.push(peer(&collector, peer_messages(&all)));
     }
-    let c: Vec<f64> = ours.iter().zip(&theirs).map(|(x, y)| x / y).collect();
+    let c: Vec<f64> = ours
+        .iter()
+        .zip(&theirs)
+        .map(|(x, y)| x.rate / y.rate)
+        .collect();
     ratios.e2e_vs_peer = Some(median(c));
+    let rates = |runs: &[Run]| median(runs.iter().map(|r| r.rate).collect());
+    let per_request = |runs: &[Run]| {
+        let requests: u64 = runs.iter().map(|r| r.requests).sum();
+        (n * runs.len()) as f64 / requests.max(1) as f64
+    };
     vec![
         Line::measured(
             "e2e",
-            "outbox Client, durable, 500/batch",
-            format!("{} ev/s", grouped(median(ours.clone()))),
-            format!("{n} events acknowledged, {} reps", ours.len()),
+            "outbox Client, durable, up to 500/batch",
+            format!("{} ev/s", grouped(rates(&ours))),
+            format!(
+                "{n} events acknowledged, {} reps, {:.0} events/request",
+                ours.len(),
+                per_request(&ours)
+            ),
         ),
         Line::measured(
             "e2e",
             "peer: segment Batcher, in memory, 500 KB",
-            format!("{} ev/s", grouped(median(theirs.clone()))),
-            "same events, same collector on 127.0.0.1",
+            format!("{} ev/s", grouped(rates(&theirs))),
+            format!(
+                "same events and collector, {:.0} events/request",
+                per_request(&theirs)
+            ),
         ),
     ]
 }
