@@ -414,6 +414,12 @@ impl Store for SqliteStore {
     }
 
     fn read_range(&mut self, first: Seq, last: Seq, buf: &mut [u8]) -> Result<usize, StoreError> {
+        // A batch is read to be sent: a deletion (or dead letter) still in
+        // the open transaction becomes durable first, so that a crash can
+        // never bring back a batch acknowledged before this one was sent.
+        if self.in_tx {
+            self.sync()?;
+        }
         let mut stmt = self.conn.prepare_cached(
             "SELECT seq, payload FROM events WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq",
         )?;
@@ -465,12 +471,10 @@ impl Store for SqliteStore {
             self.note_failure();
             return Err(e.into());
         }
-        // Without pending appends nothing else waits for a sync: make the
-        // deletion (and a dead letter before it) durable now, so no later
-        // send can overtake it.
-        if !self.tx_has_appends {
-            self.commit()?;
-        }
+        // The deletion rides the next commit: the next `sync`, or at the
+        // latest the next `read_range` (the next send), so no later send
+        // can overtake it. A delivered batch's delete and the appends
+        // tracked meanwhile cost one commit, not two.
         Ok(())
     }
 

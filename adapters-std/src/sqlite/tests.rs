@@ -40,17 +40,36 @@ fn unsynced_appends_are_gone_after_a_crash() {
 }
 
 #[test]
-fn delete_commits_at_once_without_pending_appends() {
+fn a_delete_rides_the_next_commit_and_is_durable_before_the_next_read() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = open(&dir);
     for i in 0..4 {
         s.append(i, b"{}").unwrap();
     }
     s.sync().unwrap();
+    // A crash right after the delete brings the batch back (re-sent,
+    // deduplicated by the server).
     s.delete_through(1).unwrap();
     drop(s);
     let mut s = open(&dir);
+    assert_eq!(restored(&mut s).len(), 4);
+    // Deleted, then the next batch read for sending: the delete is durable
+    // before that batch can go out.
+    s.delete_through(1).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(s.read_range(2, 3, &mut buf).unwrap(), 4);
+    drop(s);
+    let mut s = open(&dir);
     assert_eq!(restored(&mut s), [(2, 2), (3, 2)]);
+    // A delete and the appends after it: one commit.
+    let commits = s.commits();
+    s.delete_through(2).unwrap();
+    s.append(4, b"{}").unwrap();
+    s.sync().unwrap();
+    assert_eq!(s.commits(), commits + 1);
+    drop(s);
+    let mut s = open(&dir);
+    assert_eq!(restored(&mut s), [(3, 2), (4, 2)]);
 }
 
 #[test]
@@ -145,6 +164,7 @@ fn the_floor_survives_an_emptied_queue_and_a_reopen() {
     s.sync().unwrap();
     assert_eq!(s.seq_floor().unwrap(), 5, "past the stored records");
     s.delete_through(4).unwrap();
+    s.sync().unwrap();
     drop(s);
     let mut s = open(&dir);
     assert!(restored(&mut s).is_empty());
