@@ -8,12 +8,10 @@ use std::time::{Duration, Instant};
 
 use outbox_core::Overflow;
 use outbox_std::http::{Auth, HttpConfig};
-use outbox_std::{
-    BuildError, Client, ClientStats, FlushMode, Notification, Notifications, RetryCause,
-};
+use outbox_std::{BuildError, Client, ClientStats, Notification, Notifications, RetryCause};
 
 use super::progress::Progress;
-use crate::args::EndpointArgs;
+use crate::args::{EndpointArgs, FlushModeArg};
 use crate::error::{CliError, CliResult};
 
 /// Events the CLI lets pile up in the queue before it waits for delivery
@@ -95,18 +93,21 @@ pub fn http_config(endpoint: &Endpoint) -> HttpConfig {
 pub fn open_client(
     db: &Path,
     endpoint: &Endpoint,
-    mode: FlushMode,
+    mode: FlushModeArg,
     threshold: Option<u32>,
 ) -> CliResult<Client> {
     let http = http_config(endpoint);
-    let capacity = u32::try_from(outbox_std::CAPACITY).unwrap_or(u32::MAX);
     Client::builder()
         .path(db)
         .http(http)
-        .flush_mode(mode)
+        .flush_mode(mode.to_core())
         .configure(|c| {
+            let c = match mode.period() {
+                Some(period) => c.flush_period(period),
+                None => c,
+            };
             let c = c
-                .max_queue_events(capacity)
+                .max_queue_events(u32::MAX)
                 .max_queue_bytes(MAX_QUEUE_BYTES)
                 .overflow(Overflow::RejectNew);
             match threshold {

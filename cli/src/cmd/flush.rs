@@ -2,12 +2,10 @@
 
 use std::time::Instant;
 
-use outbox_std::FlushMode;
-
 use super::deliver::{open_client, Endpoint, Watch};
 use super::out_line;
 use super::progress::Progress;
-use crate::args::FlushArgs;
+use crate::args::{FlushArgs, FlushModeArg};
 use crate::error::{CliError, CliResult};
 
 /// Runs `outbox flush`: exit 0 once the queue is empty.
@@ -22,7 +20,7 @@ pub fn run(args: FlushArgs) -> CliResult {
             db.display()
         )));
     }
-    let client = open_client(db, &endpoint, FlushMode::Manual, None)?;
+    let client = open_client(db, &endpoint, FlushModeArg::Manual, None)?;
     let result = (|| {
         let notes = client.notifications();
         let stats = client

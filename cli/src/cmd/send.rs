@@ -60,7 +60,7 @@ pub fn run(args: SendArgs) -> CliResult {
             Box::new(BufReader::new(io::stdin()))
         }
     };
-    let client = open_client(db, &endpoint, args.flush_mode.to_core(), args.threshold)?;
+    let client = open_client(db, &endpoint, args.flush_mode, args.threshold)?;
     let result = send(&client, &args, &endpoint, deadline, reader);
     // Whatever happened (delivered, --no-wait, --strict, a failure), commit
     // and stop without starting another upload: what is stored stays stored.

@@ -46,7 +46,7 @@ fn cycles(budget: Duration) -> f64 {
                 Input::Response {
                     batch: batch.id,
                     status: 200,
-                    retry_after_millis: None,
+                    retry_after: None,
                 },
             )
             .expect("response");
