@@ -14,7 +14,7 @@ use std::time::Instant as StdInstant;
 
 use outbox_core::Store;
 use outbox_std::sqlite::{SqliteOptions, SqliteStore};
-use outbox_std::{Client, FlushMode, Response};
+use outbox_std::{Client, FlushMode};
 
 use super::events::{event, events, payloads};
 use super::table::{grouped, Line, Ratios};
@@ -52,12 +52,7 @@ fn fill(path: &Path, count: u64) {
 fn client(db: &Path, count: u64) -> Result<Client, String> {
     Client::builder()
         .path(db)
-        .uploader(|_: &outbox_std::BatchBody| {
-            Ok(Response {
-                status: 200,
-                retry_after: None,
-            })
-        })
+        .uploader(super::accept_all)
         .flush_mode(FlushMode::Manual)
         .configure(|c| {
             c.max_queue_events(u32::try_from(count + 1000).unwrap_or(u32::MAX))

@@ -15,7 +15,7 @@
 use std::path::Path;
 
 use outbox_std::sqlite::Synchronous;
-use outbox_std::{Client, Event, FlushMode, Response};
+use outbox_std::{Client, Event, FlushMode};
 use rusqlite::{params, Connection};
 
 use super::events::{events, mean_size, payloads};
@@ -45,12 +45,7 @@ fn outbox(dir: &Path, sync: Synchronous, mut events: Vec<Event>) -> f64 {
     let n = events.len();
     let client = Client::builder()
         .path(dir.join(format!("outbox-{sync:?}.db")))
-        .uploader(|_: &outbox_std::BatchBody| {
-            Ok(Response {
-                status: 200,
-                retry_after: None,
-            })
-        })
+        .uploader(super::accept_all)
         .flush_mode(FlushMode::Manual)
         .synchronous(sync)
         .configure(|c| c.max_queue_events(n as u32))
