@@ -218,8 +218,12 @@ pub struct GatewayArgs {
     /// Compress batches with gzip.
     #[arg(long)]
     pub gzip: bool,
-    /// Send the key with HTTP Basic auth (as the user name) instead of Bearer.
-    #[arg(long)]
+    /// Send the key as `Authorization: Bearer KEY` (an OAuth token) instead
+    /// of HTTP Basic.
+    #[arg(long, conflicts_with = "basic_auth")]
+    pub bearer: bool,
+    /// HTTP Basic auth, the default since outbox 0.2; kept so old scripts run.
+    #[arg(long, hide = true)]
     pub basic_auth: bool,
     /// Largest frame accepted, in encoded bytes; a larger one is answered
     /// "too large" and the device halves its batch.

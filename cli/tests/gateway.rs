@@ -188,3 +188,75 @@ fn tcp_gateway_listens_and_takes_the_next_device_after_one_leaves() {
     let summary = lines.iter().find(|l| l.starts_with("summary:")).unwrap();
     assert!(summary.contains("2 events accepted"), "{summary}");
 }
+
+/// `--serial` on a pseudo-terminal: the gateway must put the tty in raw
+/// mode (a cooked tty would hold frames back until a newline and echo
+/// them), then answer frames like any link.
+#[cfg(target_os = "linux")]
+#[test]
+fn serial_gateway_sets_the_tty_raw_and_answers() {
+    use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
+    use rustix::termios::{tcgetattr, LocalModes};
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
+    let collect = Collect::start(&[]);
+    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
+    grantpt(&master).unwrap();
+    unlockpt(&master).unwrap();
+    let slave = ptsname(&master, Vec::new()).unwrap().into_string().unwrap();
+    let mut child = outbox()
+        .args(["gateway", "--serial", &slave, "--endpoint"])
+        .arg(collect.url())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn gateway");
+    // The line discipline is shared: wait until the gateway made it raw.
+    let start = Instant::now();
+    while tcgetattr(&master)
+        .unwrap()
+        .local_modes
+        .contains(LocalModes::ICANON)
+    {
+        assert!(start.elapsed() < WAIT, "the gateway never set raw mode");
+        thread::sleep(Duration::from_millis(20));
+    }
+    let mut master = std::fs::File::from(master);
+    master
+        .write_all(&batch_frame(21, &[&event("s-1")]))
+        .unwrap();
+    let mut reader_end = master.try_clone().unwrap();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut reader = FrameReader::new([0u8; Downlink::MAX_FRAME_BYTES]);
+        let mut buf = [0u8; 64];
+        loop {
+            let Ok(n) = reader_end.read(&mut buf) else {
+                return;
+            };
+            let mut rest = &buf[..n];
+            while !rest.is_empty() {
+                let (frame, tail) = reader.feed(rest);
+                rest = tail;
+                if let Some(frame) = frame {
+                    let _ = tx.send(frame.map(Downlink::decode));
+                }
+            }
+        }
+    });
+    let answer = rx.recv_timeout(WAIT).expect("no answer on the tty");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        answer,
+        Ok(Ok(Downlink::Status {
+            batch: 21,
+            status: 200,
+            retry_after_secs: None
+        }))
+    );
+    let (_, lines) = collect.stop("TERM");
+    let summary = lines.iter().find(|l| l.starts_with("summary:")).unwrap();
+    assert!(summary.contains("1 events accepted"), "{summary}");
+}

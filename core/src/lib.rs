@@ -133,6 +133,8 @@ mod config;
 mod driver;
 mod error;
 mod input;
+#[cfg(any(test, feature = "_judge"))]
+pub mod judged;
 mod machine;
 mod notes;
 mod output;

@@ -57,7 +57,12 @@ impl Store for FStore {
         }
         Ok(())
     }
-    fn read_range(&mut self, first: Seq, last: Seq, buf: &mut [u8]) -> Result<usize, ReadError<()>> {
+    fn read_range(
+        &mut self,
+        first: Seq,
+        last: Seq,
+        buf: &mut [u8],
+    ) -> Result<usize, ReadError<()>> {
         if self.faults.read == 1 {
             return Err(ReadError::Store(()));
         }

@@ -8,7 +8,9 @@
 //! where it applies: no panic, bounded work, accounts that add up, limits
 //! held, sends oldest first and within the batch limits, deletes only of
 //! settled events, deliveries in order, no report lost or doubled, and no
-//! wake-up asked with nothing pending.
+//! wake-up asked with nothing pending. The judge (`outbox-judge`) rules on
+//! every drop, rejection, halt, retry and send from what the fuzzer did and
+//! saw, never from the machine's counters (invariant 5).
 
 #![no_main]
 
@@ -18,9 +20,10 @@ use std::time::Duration;
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use outbox_core::{
-    Batch, Config, FlushMode, HaltReason, Input, InputError, Instant, Lifecycle, Machine, Output,
+    judged, Batch, Config, FlushMode, Input, InputError, Instant, Lifecycle, Machine, Output,
     Overflow, Seq, StoreSummary,
 };
+use outbox_judge::{Answer, Judge, Limits};
 
 const CAP: usize = 32;
 
@@ -33,6 +36,15 @@ enum Mode {
 }
 
 impl Mode {
+    fn judged(self) -> outbox_judge::Mode {
+        match self {
+            Mode::Immediate => outbox_judge::Mode::Immediate,
+            Mode::Period(_) => outbox_judge::Mode::Period,
+            Mode::AppClose => outbox_judge::Mode::AppClose,
+            Mode::Manual => outbox_judge::Mode::Manual,
+        }
+    }
+
     fn period(self) -> Option<Duration> {
         match self {
             Mode::Period(ms) => Some(Duration::from_millis(u64::from(ms))),
@@ -66,9 +78,35 @@ struct Setup {
     retry_cap: u32,
     max_attempts: Option<u8>,
     commit_delay: u16,
+    /// The in-flight deadline in ms (0: practically never).
+    request_timeout: u16,
+    max_rejections: Option<u8>,
 }
 
 impl Setup {
+    /// The limits for the judge, from the fuzzer's own setup.
+    fn limits(&self, queue_events: u32, queue_bytes: u64) -> Limits {
+        Limits {
+            max_queue_events: queue_events,
+            max_queue_bytes: queue_bytes,
+            max_event_bytes: u32::from(self.event_bytes),
+            drop_oldest: !self.reject_new,
+            max_attempts: self.max_attempts.map(u32::from),
+            retry_base_ms: u64::from(self.retry_base),
+            retry_cap_ms: u64::from(self.retry_cap),
+            request_timeout_ms: Some(self.request_timeout().as_millis() as u64),
+            max_consecutive_rejections: self.max_rejections.map(u32::from),
+            ..Limits::default()
+        }
+    }
+
+    fn request_timeout(&self) -> Duration {
+        match self.request_timeout {
+            0 => Duration::from_secs(1 << 40),
+            ms => Duration::from_millis(u64::from(ms)),
+        }
+    }
+
     fn config(&self, queue_events: u32, queue_bytes: u64) -> Option<Config> {
         let b = Config::builder();
         let b = match self.mode.period() {
@@ -77,8 +115,8 @@ impl Setup {
         };
         b.flush_mode(self.mode.flush_mode())
             .max_commit_delay(Duration::from_millis(u64::from(self.commit_delay)))
-            // The model answers or fails every batch itself.
-            .request_timeout(Duration::from_secs(1 << 40))
+            .request_timeout(self.request_timeout())
+            .max_consecutive_rejections(self.max_rejections.map(u32::from))
             .flush_threshold(self.threshold.map(u32::from))
             .max_queue_events(queue_events)
             .max_queue_bytes(queue_bytes)
@@ -154,6 +192,7 @@ struct Model {
     answered: Option<Batch>,
     last_delivered: Option<Seq>,
     config: Config,
+    judge: Judge,
     /// Stored events below this are committed.
     committed: Seq,
 }
@@ -161,6 +200,12 @@ struct Model {
 impl Model {
     fn drain(&mut self, m: &mut Machine<CAP>) {
         self.pump(m);
+        if let Err(b) = self.judge.settle() {
+            panic!("{b}");
+        }
+        if !self.judge.in_flight() {
+            self.in_flight = None;
+        }
         self.check(m);
     }
 
@@ -168,9 +213,18 @@ impl Model {
     fn pump(&mut self, m: &mut Machine<CAP>) {
         let cfg = *m.config();
         for _ in 0..100_000 {
+            if !self.judge.in_flight() {
+                // Its deadline passed: the judge says the machine gave up.
+                self.in_flight = None;
+            }
             let Some(o) = m.poll_output() else {
                 return;
             };
+            if let Some(seen) = judged::seen(&o) {
+                if let Err(b) = self.judge.seen(&seen) {
+                    panic!("{b} (output {o:?})");
+                }
+            }
             match o {
                 Output::Persist { seq, size } => {
                     if let Some((last, _)) = self.store.back() {
@@ -235,15 +289,8 @@ impl Model {
                     assert!(matches!(status, 400 | 413 | 422), "rejected on {status}");
                     self.settle(seq, seq);
                 }
-                Output::Halted { status, reason } => {
-                    if reason == HaltReason::Status {
-                        assert!(
-                            matches!(status, 401..=499 | 501 | 505)
-                                && !matches!(status, 400 | 408 | 413 | 422 | 429),
-                            "halted on {status}"
-                        );
-                    }
-                }
+                // The judge rules on halts (the status table, storms).
+                Output::Halted { .. } => {}
                 Output::Commit => {
                     self.committed = self.store.back().map_or(self.committed, |r| r.0 + 1);
                 }
@@ -311,12 +358,21 @@ impl Model {
     }
 }
 
-fn restart(model: &mut Model, config: Config, seed: u64) -> Option<Machine<CAP>> {
+fn restart(
+    model: &mut Model,
+    config: Config,
+    limits: Limits,
+    mode: Mode,
+    seed: u64,
+) -> Option<Machine<CAP>> {
     let mut m = Machine::<CAP>::new(config, seed).ok()?;
     model.in_flight = None;
     model.answered = None;
     model.config = config;
     let now = Instant::from_millis(model.now);
+    model.judge.at(model.now);
+    model.judge.restart(limits, mode.judged(), true);
+    model.judge.restore(model.store.iter().copied());
     let summary = match (model.store.front(), model.store.back()) {
         (Some(f), Some(l)) => StoreSummary {
             count: model.store.len() as u64,
@@ -351,19 +407,24 @@ fuzz_target!(|run: Run| {
         answered: None,
         last_delivered: None,
         config,
+        judge: Judge::new(s.limits(queue_events, queue_bytes), s.mode.judged(), true),
         committed: 0,
     };
-    let Some(mut m) = restart(&mut model, config, s.seed) else {
+    let limits = s.limits(queue_events, queue_bytes);
+    let Some(mut m) = restart(&mut model, config, limits, s.mode, s.seed) else {
         return;
     };
     let max_event = config.max_event_bytes();
     for (i, op) in run.ops.iter().enumerate() {
         let now = Instant::from_millis(model.now);
         model.answered = None;
+        model.judge.at(model.now);
+        let mut woken = false;
         match *op {
             Op::Track(size) => {
                 let size = u32::from(size);
                 let before = m.stats();
+                let verdict = model.judge.track(size);
                 let r = m.track(now, size);
                 if size > max_event {
                     assert!(
@@ -371,6 +432,12 @@ fuzz_target!(|run: Run| {
                         "over-size accepted"
                     );
                 }
+                // Refused as full exactly when it did not fit under RejectNew.
+                assert_eq!(
+                    matches!(r, Err(InputError::QueueFull)),
+                    !verdict.too_large && !verdict.fits && s.reject_new,
+                    "queue full judged wrong: {r:?}, {verdict:?}"
+                );
                 if r.is_err() {
                     assert_eq!(
                         m.stats().tracked,
@@ -381,9 +448,12 @@ fuzz_target!(|run: Run| {
             }
             Op::Advance(ms) => {
                 model.now += u64::from(ms);
+                model.judge.at(model.now);
+                model.judge.tick();
                 let _ = m.handle(Instant::from_millis(model.now), Input::Tick);
             }
             Op::Back(ms) => {
+                model.judge.tick();
                 // Time reported backwards: treated as the latest instant seen.
                 let _ = m.handle(
                     Instant::from_millis(model.now.saturating_sub(u64::from(ms))),
@@ -395,20 +465,17 @@ fuzz_target!(|run: Run| {
                 if let Some(t) = due {
                     model.now = model.now.max(t.as_millis());
                 }
+                model.judge.at(model.now);
+                model.judge.tick();
                 let _ = m.handle(Instant::from_millis(model.now), Input::Tick);
-                if due.is_some() {
-                    if let Some(next) = m.poll_timeout() {
-                        assert!(
-                            next.as_millis() > model.now,
-                            "woken, asks to be woken again now"
-                        );
-                    }
-                }
+                woken = due.is_some();
             }
             Op::Flush => {
+                model.judge.flush();
                 let _ = m.handle(now, Input::Flush);
             }
             Op::Network(up) => {
+                model.judge.network(up);
                 let _ = m.handle(now, Input::Network { up });
             }
             Op::Lifecycle(l) => {
@@ -417,6 +484,9 @@ fuzz_target!(|run: Run| {
                     Lifecycle::Background,
                     Lifecycle::Terminate,
                 ][usize::from(l % 3)];
+                if l != Lifecycle::Foreground {
+                    model.judge.closing();
+                }
                 let _ = m.handle(now, Input::Lifecycle(l));
             }
             Op::Respond {
@@ -428,6 +498,10 @@ fuzz_target!(|run: Run| {
                     Some(b) if !stale => {
                         model.in_flight = None;
                         model.answered = Some(b);
+                        model.judge.answer(Answer::Status {
+                            status,
+                            retry_after_ms: retry_after.map(u64::from),
+                        });
                         b.id
                     }
                     Some(b) => b.id.wrapping_add(1 + u64::from(status)),
@@ -446,6 +520,7 @@ fuzz_target!(|run: Run| {
                 let id = match model.in_flight {
                     Some(b) if !stale => {
                         model.in_flight = None;
+                        model.judge.answer(Answer::Failed);
                         b.id
                     }
                     Some(b) => b.id.wrapping_add(7),
@@ -476,9 +551,11 @@ fuzz_target!(|run: Run| {
                 }
             }
             Op::Resume => {
+                model.judge.resume();
                 let _ = m.handle(now, Input::Resume);
             }
             Op::SetMode(mode) => {
+                model.judge.set_mode(mode.judged());
                 if let Some(p) = mode.period() {
                     let _ = m.handle(now, Input::SetFlushPeriod(p));
                 }
@@ -513,14 +590,26 @@ fuzz_target!(|run: Run| {
                     Some((e, b)) => (u32::from(e), u64::from(b)),
                     None => (queue_events, queue_bytes),
                 };
-                let config = s.config(qe, qb).unwrap_or(config);
+                let (config, limits) = match s.config(qe, qb) {
+                    Some(c) => (c, s.limits(qe, qb)),
+                    None => (config, limits),
+                };
                 let seed = s.seed.wrapping_add(i as u64);
-                match restart(&mut model, config, seed) {
+                match restart(&mut model, config, limits, s.mode, seed) {
                     Some(new) => m = new,
                     None => continue,
                 }
             }
         }
         model.drain(&mut m);
+        if woken {
+            // Woken and drained, it does not ask to be woken at once.
+            if let Some(next) = m.poll_timeout() {
+                assert!(
+                    next.as_millis() > model.now,
+                    "woken, asks to be woken again now"
+                );
+            }
+        }
     }
 });

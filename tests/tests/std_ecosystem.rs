@@ -423,12 +423,14 @@ fn status_table_retry_after_in_seconds_and_as_a_date_sets_the_wait() {
 
 #[test]
 fn status_table_no_connection_and_no_answer_are_transient() {
-    /// The first notification of a one-event queue uploading with `http`.
-    fn first_note(http: HttpConfig) -> Option<Notification> {
+    /// The first notification of a one-event queue uploading with `http`,
+    /// the machine giving up on a request after `request_timeout`.
+    fn first_note(http: HttpConfig, request_timeout: Duration) -> Option<Notification> {
         let dir = tempfile::tempdir().unwrap();
         let client = Client::builder()
             .path(dir.path().join("q.db"))
             .http(http)
+            .configure(|c| c.request_timeout(request_timeout))
             .build()
             .unwrap();
         let notes = client.notifications();
@@ -451,14 +453,40 @@ fn status_table_no_connection_and_no_answer_are_transient() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let note = first_note(HttpConfig::new(format!("http://{dead}"), "k"));
+    let note = first_note(HttpConfig::new(format!("http://{dead}"), "k"), PATIENCE);
     assert!(transient(&note), "{note:?}");
     // A server that accepts and never answers: the request's timeout.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = silent.local_addr().unwrap();
     let http = HttpConfig::new(format!("http://{addr}"), "k")
         .timeouts(Duration::from_secs(1), Duration::from_secs(1));
-    let note = first_note(http);
+    let note = first_note(http, PATIENCE);
+    assert!(transient(&note), "{note:?}");
+    // The same silence with a transport that would wait for minutes: the
+    // machine's `request_timeout` ends the attempt.
+    let http = HttpConfig::new(format!("http://{addr}"), "k")
+        .timeouts(Duration::from_secs(300), Duration::from_secs(300));
+    let note = first_note(http, Duration::from_secs(1));
     assert!(transient(&note), "{note:?}");
     drop(silent);
+}
+
+#[test]
+fn status_table_422_rejects_the_single_bad_event_like_400() {
+    let notes = first_answer(422, None);
+    assert!(
+        matches!(notes[..], [Notification::Rejected { status: 422, .. }]),
+        "{notes:?}"
+    );
+}
+
+#[test]
+fn status_table_wrong_endpoint_or_protocol_halts_keeping_everything() {
+    for status in [404, 405, 410, 418, 501, 505] {
+        let notes = first_answer(status, None);
+        assert!(
+            matches!(notes[..], [Notification::Halted { status: s, .. }] if s == status),
+            "{status}: {notes:?}"
+        );
+    }
 }

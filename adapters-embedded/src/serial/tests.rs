@@ -211,9 +211,9 @@ impl embedded_io::Write for Loop {
     }
 }
 
-/// The id of the batch frame the transport just wrote.
+/// The id of the last batch frame the transport wrote.
 fn sent_id(t: &mut SerialTransport<Loop>) -> u64 {
-    let sent = frames(&t.link_mut().written, 64).remove(0).unwrap();
+    let sent = frames(&t.link_mut().written, 4096).pop().unwrap().unwrap();
     BatchFrame::decode(&sent).unwrap().id
 }
 
@@ -345,4 +345,66 @@ fn one_poll_reads_a_bounded_number_of_bytes() {
     t.link_mut().incoming.extend(vec![1u8; 10_000]);
     assert_eq!(t.poll_outcome(Instant::ZERO), None);
     assert_eq!(t.link_mut().incoming.len(), 10_000 - POLL_BUDGET_BYTES);
+}
+
+#[test]
+fn a_gateway_that_never_answers_is_ended_by_the_request_timeout() {
+    use crate::flash::sim::SimFlash;
+    use crate::flash::FlashQueue;
+    use core::time::Duration;
+    use outbox_core::{Config, Driver, Machine};
+
+    let config = Config::builder()
+        .max_event_bytes(64)
+        .max_batch_bytes(256)
+        .retry_backoff(Duration::from_millis(100), Duration::from_millis(100))
+        .request_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let mut flash = SimFlash::<1, 4, 1024>::new(8);
+    let queue = FlashQueue::open(&mut flash, 0..8 * 1024).unwrap();
+    let mut buf = [0u8; 256];
+    let mut delivered = 0;
+    let mut driver = Driver::new(
+        Machine::<16>::new(config, 1).unwrap(),
+        queue,
+        SerialTransport::new(Loop::default()),
+        &mut buf,
+        |o: &outbox_core::Output| {
+            if let outbox_core::Output::Delivered { first, last } = o {
+                delivered += last - first + 1;
+            }
+        },
+    )
+    .unwrap();
+    let at = Instant::from_millis;
+    driver.start(at(0)).unwrap();
+    driver.track(at(0), b"{\"n\":1}").unwrap();
+    let first = sent_id(driver.transport_mut());
+    // Silence: nothing comes back until the machine gives up on the batch
+    // and, after its backoff, sends it again in a new frame.
+    let mut now = 0;
+    while driver.transport().stats().batches_sent < 2 {
+        now += 50;
+        assert!(now < 5_000, "no second attempt by {now} ms");
+        driver.poll(at(now)).unwrap();
+    }
+    assert!(
+        now >= 1_000,
+        "re-sent before the request timeout, at {now} ms"
+    );
+    let second = sent_id(driver.transport_mut());
+    assert_ne!(first, second);
+    // The late answer to the first frame ends nothing; the second's does.
+    let link = driver.transport_mut().link_mut();
+    for batch in [first, second] {
+        link.incoming.extend(answer_bytes(Downlink::Status {
+            batch,
+            status: 200,
+            retry_after_secs: None,
+        }));
+    }
+    driver.poll(at(now)).unwrap();
+    drop(driver);
+    assert_eq!(delivered, 1);
 }

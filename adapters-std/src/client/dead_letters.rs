@@ -8,6 +8,8 @@
 //! [`Client::purge_dead_letters`](super::Client::purge_dead_letters) deletes
 //! those nobody wants.
 
+use std::collections::HashSet;
+
 use outbox_core::Seq;
 
 use crate::sqlite::DeadLetter;
@@ -23,13 +25,17 @@ pub enum DeadLetterSelection {
     Seqs(Vec<Seq>),
 }
 
-/// The row ids of the chosen letters, oldest first.
-pub(crate) fn select(all: &[DeadLetter], which: &DeadLetterSelection) -> Vec<i64> {
+/// The chosen letters, oldest first (linear in the dead letters, however
+/// many seqs are asked for).
+pub(crate) fn select<'a>(
+    all: &'a [DeadLetter],
+    which: &DeadLetterSelection,
+) -> Vec<&'a DeadLetter> {
+    let seqs: HashSet<Seq> = match which {
+        DeadLetterSelection::All => HashSet::new(),
+        DeadLetterSelection::Seqs(seqs) => seqs.iter().copied().collect(),
+    };
     all.iter()
-        .filter(|d| match which {
-            DeadLetterSelection::All => true,
-            DeadLetterSelection::Seqs(seqs) => seqs.contains(&d.seq),
-        })
-        .map(|d| d.id)
+        .filter(|d| matches!(which, DeadLetterSelection::All) || seqs.contains(&d.seq))
         .collect()
 }

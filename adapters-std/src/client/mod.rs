@@ -617,5 +617,14 @@ mod tests {
             .configure(|c| c.max_batch_events(WINDOW as u32 + 1))
             .build();
         assert!(matches!(too_big, Err(BuildError::Config(_))));
+        // Issue 8 item 1: the queue is bounded by configuration and disk,
+        // not by a capacity of 100 000 in memory (this was refused before).
+        let long = Client::builder()
+            .path(dir.path().join("c.db"))
+            .uploader(ok)
+            .configure(|c| c.max_queue_events(50_000_000))
+            .build()
+            .unwrap();
+        long.close().unwrap();
     }
 }

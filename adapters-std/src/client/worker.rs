@@ -356,10 +356,12 @@ impl Worker {
                 let _ = reply.send(self.requeue(driver, &which));
             }
             Msg::Purge(which, reply) => {
-                let ids = driver
-                    .store()
-                    .dead_letters()
-                    .map(|all| super::dead_letters::select(&all, &which));
+                let ids = driver.store().dead_letters().map(|all| {
+                    super::dead_letters::select(&all, &which)
+                        .iter()
+                        .map(|d| d.id)
+                        .collect::<Vec<_>>()
+                });
                 let result = ids
                     .and_then(|ids| driver.store_mut().remove_dead_letters(&ids))
                     .map_err(ClientError::Store);
@@ -541,7 +543,7 @@ impl Worker {
         let chosen = super::dead_letters::select(&all, which);
         let config = *driver.machine().config();
         let mut moved = Vec::with_capacity(chosen.len());
-        for letter in all.iter().filter(|d| chosen.contains(&d.id)) {
+        for letter in chosen.iter().copied() {
             let s = driver.machine().stats();
             let room = s.pending_events < config.max_queue_events()
                 && s.pending_bytes + letter.payload.len() as u64 <= config.max_queue_bytes();

@@ -5,7 +5,10 @@
 //! outputs), and the fate of every accepted event (pending, delivered,
 //! dropped, rejected). After every step the invariants of DESIGN.md are
 //! checked: nothing silently lost, tracking order, limits held, accounts
-//! that add up, one batch in flight, and no wake-ups when idle.
+//! that add up, one batch in flight, and no wake-ups when idle. Beside the
+//! model runs the judge (`outbox-judge`): every drop, rejection, halt, retry
+//! and send is judged from what the test did and saw, never from the
+//! machine's counters (invariant 5).
 
 use core::time::Duration;
 use std::collections::VecDeque;
@@ -14,9 +17,11 @@ use std::vec::Vec;
 
 use proptest::prelude::*;
 
+use outbox_judge::{Answer, Judge, Limits, Mode, TrackVerdict};
+
 use crate::{
-    Batch, Config, FlushMode, Input, Instant, Lifecycle, Machine, Output, Overflow, Seq,
-    StoreSummary,
+    Batch, Config, FlushMode, Input, InputError, Instant, Lifecycle, Machine, Output, Overflow,
+    Seq, StoreSummary,
 };
 
 const CAP: usize = 32;
@@ -55,7 +60,8 @@ fn mode() -> impl Strategy<Value = FlushMode> {
 fn op() -> impl Strategy<Value = Op> {
     let status = prop::sample::select(
         &[
-            200u16, 201, 204, 400, 413, 401, 403, 429, 500, 503, 302, 404,
+            200u16, 201, 204, 400, 422, 413, 401, 403, 404, 410, 418, 408, 429, 500, 501, 503, 505,
+            302,
         ][..],
     );
     prop_oneof![
@@ -75,7 +81,66 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-fn config() -> impl Strategy<Value = Config> {
+/// The machine's settings, kept so that the judge gets them from here and
+/// not from the machine.
+#[derive(Clone, Copy, Debug)]
+struct Setup {
+    mode: FlushMode,
+    queue: u32,
+    queue_bytes: u64,
+    batch: u32,
+    attempts: Option<u32>,
+    reject_new: bool,
+    threshold: Option<u32>,
+    period: u64,
+    commit: u64,
+    /// The in-flight deadline; when it passes, the judge says the batch
+    /// failed and the model forgets it was in flight.
+    request_timeout: u64,
+    max_rejections: Option<u32>,
+}
+
+impl Setup {
+    fn config(&self) -> Config {
+        Config::builder()
+            .flush_mode(self.mode)
+            .flush_period(Duration::from_millis(self.period))
+            .max_commit_delay(Duration::from_millis(self.commit))
+            .request_timeout(Duration::from_millis(self.request_timeout))
+            .max_consecutive_rejections(self.max_rejections)
+            .max_queue_events(self.queue)
+            .max_queue_bytes(self.queue_bytes)
+            .max_event_bytes(MAX_EVENT)
+            .max_batch_events(self.batch)
+            .max_batch_bytes(250)
+            .envelope_bytes(10, 1)
+            .max_attempts(self.attempts)
+            .overflow(if self.reject_new {
+                Overflow::RejectNew
+            } else {
+                Overflow::DropOldest
+            })
+            .flush_threshold(self.threshold.map(|t| t.min(self.queue)))
+            .build()
+            .unwrap()
+    }
+
+    /// The same limits, for the judge (defaults as DESIGN.md states them).
+    fn limits(&self) -> Limits {
+        Limits {
+            max_queue_events: self.queue,
+            max_queue_bytes: self.queue_bytes,
+            max_event_bytes: MAX_EVENT,
+            drop_oldest: !self.reject_new,
+            max_attempts: self.attempts,
+            request_timeout_ms: Some(self.request_timeout),
+            max_consecutive_rejections: self.max_rejections,
+            ..Limits::default()
+        }
+    }
+}
+
+fn setup() -> impl Strategy<Value = Setup> {
     (
         mode(),
         1u32..=CAP as u32,
@@ -84,7 +149,12 @@ fn config() -> impl Strategy<Value = Config> {
         any::<bool>(),
         prop::option::of(1u32..10),
         300u64..3000,
-        (1u64..20_000, prop::option::of(1u64..5000)),
+        (
+            1u64..20_000,
+            prop::option::of(1u64..5000),
+            prop_oneof![1u64..60_000, Just(1 << 40)],
+            prop_oneof![Just(Some(20)), Just(None), (1u32..4).prop_map(Some)],
+        ),
     )
         .prop_map(
             |(
@@ -95,31 +165,30 @@ fn config() -> impl Strategy<Value = Config> {
                 reject_new,
                 threshold,
                 queue_bytes,
-                (period, commit),
-            )| {
-                Config::builder()
-                    .flush_mode(mode)
-                    .flush_period(Duration::from_millis(period))
-                    .max_commit_delay(Duration::from_millis(commit.unwrap_or(0)))
-                    // The model answers or fails every batch itself.
-                    .request_timeout(Duration::from_secs(1 << 40))
-                    .max_queue_events(queue)
-                    .max_queue_bytes(queue_bytes)
-                    .max_event_bytes(MAX_EVENT)
-                    .max_batch_events(batch)
-                    .max_batch_bytes(250)
-                    .envelope_bytes(10, 1)
-                    .max_attempts(attempts)
-                    .overflow(if reject_new {
-                        Overflow::RejectNew
-                    } else {
-                        Overflow::DropOldest
-                    })
-                    .flush_threshold(threshold.map(|t| t.min(queue)))
-                    .build()
-                    .unwrap()
+                (period, commit, request_timeout, max_rejections),
+            )| Setup {
+                mode,
+                queue,
+                queue_bytes,
+                batch,
+                attempts,
+                reject_new,
+                threshold,
+                period,
+                commit: commit.unwrap_or(0),
+                request_timeout,
+                max_rejections,
             },
         )
+}
+
+fn judged_mode(mode: FlushMode) -> Mode {
+    match mode {
+        FlushMode::Immediate => Mode::Immediate,
+        FlushMode::Period => Mode::Period,
+        FlushMode::AppClose => Mode::AppClose,
+        FlushMode::Manual => Mode::Manual,
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -244,26 +313,6 @@ impl Model {
     }
 }
 
-/// Drain the machine into the model, answering reads of sizes from the
-/// model's store.
-fn pump(m: &mut Machine<CAP>, model: &mut Model, now: Instant) {
-    while let Some(o) = m.poll_output() {
-        if let Output::ReadSizes { from, max } = o {
-            let sizes: Vec<(Seq, u32)> = model
-                .store
-                .iter()
-                .filter(|(s, _)| *s >= from)
-                .take(max as usize)
-                .copied()
-                .collect();
-            for (seq, size) in sizes {
-                m.handle(now, Input::Size { seq, size }).unwrap();
-            }
-        }
-        model.apply(o, m.config());
-    }
-}
-
 fn count(model: &Model, f: Fate) -> u64 {
     model.fates.iter().filter(|(_, x)| *x == f).count() as u64
 }
@@ -276,29 +325,78 @@ const FATES: [Fate; 5] = [
     Fate::Rejected,
 ];
 
-fn run(config: Config, seed: u64, ops: &[Op]) {
-    let mut m: Machine<CAP> = Machine::new(config, seed).unwrap();
-    let mut model = Model::default();
-    let mut now = Instant::ZERO;
-    for op in ops {
+/// The machine, the model beside it and the judge, driven together.
+struct Harness {
+    setup: Setup,
+    config: Config,
+    seed: u64,
+    m: Machine<CAP>,
+    model: Model,
+    judge: Judge,
+    now: Instant,
+}
+
+impl Harness {
+    fn new(setup: Setup, seed: u64) -> Self {
+        let config = setup.config();
+        Harness {
+            setup,
+            config,
+            seed,
+            m: Machine::new(config, seed).unwrap(),
+            model: Model::default(),
+            judge: Judge::new(setup.limits(), judged_mode(setup.mode), true),
+            now: Instant::ZERO,
+        }
+    }
+
+    /// Apply one op: tell the judge what is done, do it, judge every
+    /// output, check the model.
+    fn step(&mut self, op: &Op) {
+        self.judge.at(self.now.as_millis());
+        let model = &mut self.model;
+        let judge = &mut self.judge;
+        let mut verdict = None;
         let input = match *op {
-            Op::Track(size) => Input::Track { size },
+            Op::Track(size) => {
+                verdict = Some(judge.track(size));
+                Input::Track { size }
+            }
             Op::Advance(ms) => {
-                now = now.plus_millis(ms);
+                self.now = self.now.plus_millis(ms);
+                judge.at(self.now.as_millis());
+                judge.tick();
                 Input::Tick
             }
-            Op::Flush => Input::Flush,
-            Op::Network(up) => Input::Network { up },
-            Op::Lifecycle(l) => Input::Lifecycle(l),
+            Op::Flush => {
+                judge.flush();
+                Input::Flush
+            }
+            Op::Network(up) => {
+                judge.network(up);
+                Input::Network { up }
+            }
+            Op::Lifecycle(l) => {
+                if l != Lifecycle::Foreground {
+                    judge.closing();
+                }
+                Input::Lifecycle(l)
+            }
             Op::Respond {
                 status,
                 retry_after,
             } => match model.in_flight.take() {
-                Some(b) => Input::Response {
-                    batch: b.id,
-                    status,
-                    retry_after: retry_after.map(Duration::from_millis),
-                },
+                Some(b) => {
+                    judge.answer(Answer::Status {
+                        status,
+                        retry_after_ms: retry_after,
+                    });
+                    Input::Response {
+                        batch: b.id,
+                        status,
+                        retry_after: retry_after.map(Duration::from_millis),
+                    }
+                }
                 None => Input::Response {
                     batch: 999_999,
                     status,
@@ -306,8 +404,14 @@ fn run(config: Config, seed: u64, ops: &[Op]) {
                 },
             },
             Op::TransportFail => match model.in_flight.take() {
-                Some(b) => Input::TransportFailed { batch: b.id },
-                None => Input::Tick,
+                Some(b) => {
+                    judge.answer(Answer::Failed);
+                    Input::TransportFailed { batch: b.id }
+                }
+                None => {
+                    judge.tick();
+                    Input::Tick
+                }
             },
             Op::PersistFail(back) => {
                 // The newest `back % 4` records were not stored after all
@@ -323,46 +427,70 @@ fn run(config: Config, seed: u64, ops: &[Op]) {
                 if n == 0 || model.in_flight.is_some_and(|b| b.last >= from) {
                     // A send only ever names stored events; an adapter
                     // cannot fail a persist it already sent.
+                    judge.tick();
                     Input::Tick
                 } else {
                     model.store.truncate(keep);
                     Input::PersistFailed { from_seq: from }
                 }
             }
-            Op::Resume => Input::Resume,
-            Op::SetMode(mode) => Input::SetFlushMode(mode),
+            Op::Resume => {
+                judge.resume();
+                Input::Resume
+            }
+            Op::SetMode(mode) => {
+                judge.set_mode(judged_mode(mode));
+                Input::SetFlushMode(mode)
+            }
             Op::SetPeriod(millis) => Input::SetFlushPeriod(Duration::from_millis(millis)),
             Op::SetThreshold(t) => Input::SetFlushThreshold(t),
-            Op::Restart => {
-                // A crash after a commit: the store keeps every record.
-                m.handle(now, Input::Commit).unwrap();
-                pump(&mut m, &mut model, now);
-                m = Machine::new(config, seed.wrapping_add(model.floor)).unwrap();
-                let summary = match (model.store.front(), model.store.back()) {
-                    (Some(f), Some(l)) => StoreSummary {
-                        count: model.store.len() as u64,
-                        bytes: model.store.iter().map(|r| u64::from(r.1)).sum(),
-                        first: f.0,
-                        last: l.0,
-                    },
-                    _ => StoreSummary::EMPTY,
-                };
-                m.handle(now, Input::Restore(summary)).unwrap();
-                m.handle(now, Input::SeqFloor { next: model.floor })
-                    .unwrap();
-                model.in_flight = None;
-                model.accepted = 0;
-                model.restored = model.store.len() as u64;
-                for (i, f) in FATES.iter().enumerate() {
-                    model.base[i] = count(&model, *f);
-                }
-                // Pending events carry over as restored ones.
-                model.base[0] = 0;
-                Input::Tick
-            }
+            Op::Restart => return self.restart(),
         };
+        self.feed(input, verdict);
+    }
+
+    /// A crash after a commit (the store keeps every record), then a new
+    /// machine restored from the model's store.
+    fn restart(&mut self) {
+        self.feed(Input::Commit, None);
+
+        let (model, judge) = (&mut self.model, &mut self.judge);
+        let now = self.now;
+        let m = &mut self.m;
+        *m = Machine::new(self.config, self.seed.wrapping_add(model.floor)).unwrap();
+        judge.restart(self.setup.limits(), judged_mode(self.setup.mode), true);
+        judge.restore(model.store.iter().copied());
+        let summary = match (model.store.front(), model.store.back()) {
+            (Some(f), Some(l)) => StoreSummary {
+                count: model.store.len() as u64,
+                bytes: model.store.iter().map(|r| u64::from(r.1)).sum(),
+                first: f.0,
+                last: l.0,
+            },
+            _ => StoreSummary::EMPTY,
+        };
+        m.handle(now, Input::Restore(summary)).unwrap();
+        m.handle(now, Input::SeqFloor { next: model.floor })
+            .unwrap();
+        model.in_flight = None;
+        model.accepted = 0;
+        model.restored = model.store.len() as u64;
+        for (i, f) in FATES.iter().enumerate() {
+            model.base[i] = count(model, *f);
+        }
+        // Pending events carry over as restored ones.
+        model.base[0] = 0;
+        judge.tick();
+
+        self.feed(Input::Tick, None);
+    }
+
+    /// Hand the machine one input and drain it, judging every output.
+    fn feed(&mut self, input: Input, verdict: Option<TrackVerdict>) {
+        let (m, model) = (&mut self.m, &mut self.model);
         let before = m.stats();
-        match m.handle(now, input) {
+        let result = m.handle(self.now, input);
+        match result {
             Ok(crate::Accepted::Tracked(seq)) => {
                 // Never reused: only numbers that were never stored come back.
                 assert!(
@@ -385,8 +513,94 @@ fn run(config: Config, seed: u64, ops: &[Op]) {
                 );
             }
         }
-        pump(&mut m, &mut model, now);
-        check(&m, &model);
+        if let Some(v) = verdict {
+            // Refused exactly when too large, or full under RejectNew.
+            let expected = if v.too_large {
+                Err(InputError::TooLarge {
+                    size: match input {
+                        Input::Track { size } => size,
+                        _ => 0,
+                    },
+                    max: MAX_EVENT,
+                })
+            } else if !v.fits && self.setup.reject_new {
+                Err(InputError::QueueFull)
+            } else {
+                result.map(|_| crate::Accepted::Applied)
+            };
+            assert_eq!(result.map(|_| crate::Accepted::Applied), expected);
+        }
+        self.pump();
+        if let Err(b) = self.judge.settle() {
+            panic!("{b}");
+        }
+        if !self.judge.in_flight() {
+            // Its deadline passed: the judge says the machine gave up on it.
+            self.model.in_flight = None;
+        }
+        check(&self.m, &self.model);
+    }
+
+    /// Drain the machine into the model and the judge, answering reads of
+    /// sizes from the model's store.
+    fn pump(&mut self) {
+        let (m, model) = (&mut self.m, &mut self.model);
+        while let Some(o) = m.poll_output() {
+            if let Output::ReadSizes { from, max } = o {
+                let sizes: Vec<(Seq, u32)> = model
+                    .store
+                    .iter()
+                    .filter(|(s, _)| *s >= from)
+                    .take(max as usize)
+                    .copied()
+                    .collect();
+                for (seq, size) in sizes {
+                    m.handle(self.now, Input::Size { seq, size }).unwrap();
+                }
+            }
+            if !self.judge.in_flight() {
+                // Its deadline passed: the judge says the machine gave up on it.
+                model.in_flight = None;
+            }
+            model.apply(o, &self.config);
+            if let Some(seen) = crate::judged::seen(&o) {
+                if let Err(b) = self.judge.seen(&seen) {
+                    panic!("{b} (output {o:?})");
+                }
+            }
+        }
+    }
+
+    /// Network up, resume, flush, then answer 200 to everything until idle.
+    fn heal(&mut self) {
+        self.judge.at(self.now.as_millis());
+        self.judge.network(true);
+        self.feed(Input::Network { up: true }, None);
+        self.judge.resume();
+        self.feed(Input::Resume, None);
+        self.judge.flush();
+        self.feed(Input::Flush, None);
+        for _ in 0..10_000 {
+            if let Some(b) = self.model.in_flight.take() {
+                self.judge.answer(Answer::Status {
+                    status: 200,
+                    retry_after_ms: None,
+                });
+                let input = Input::Response {
+                    batch: b.id,
+                    status: 200,
+                    retry_after: None,
+                };
+                self.feed(input, None);
+            } else if let Some(t) = self.m.poll_timeout() {
+                self.now = t;
+                self.judge.at(t.as_millis());
+                self.judge.tick();
+                self.feed(Input::Tick, None);
+            } else {
+                break;
+            }
+        }
     }
 }
 
@@ -430,12 +644,16 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
 
     #[test]
-    fn machine_agrees_with_the_model(config in config(), seed in any::<u64>(), ops in prop::collection::vec(op(), 200)) {
-        run(config, seed, &ops);
+    fn machine_agrees_with_the_model(setup in setup(), seed in any::<u64>(), ops in prop::collection::vec(op(), 200)) {
+        let mut h = Harness::new(setup, seed);
+        for op in &ops {
+            h.step(op);
+        }
     }
 }
 
-/// With a healthy server and network, any run ends with everything delivered.
+/// With a healthy server and network, any run (every op may come before
+/// the healing) ends with everything delivered.
 #[test]
 fn healed_runs_deliver_everything_left() {
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
@@ -444,46 +662,14 @@ fn healed_runs_deliver_everything_left() {
     });
     runner
         .run(
-            &(config(), any::<u64>(), prop::collection::vec(op(), 100)),
-            |(config, seed, ops)| {
-                let mut m: Machine<CAP> = Machine::new(config, seed).unwrap();
-                let mut model = Model::default();
-                let mut now = Instant::ZERO;
+            &(setup(), any::<u64>(), prop::collection::vec(op(), 100)),
+            |(setup, seed, ops)| {
+                let mut h = Harness::new(setup, seed);
                 for op in &ops {
-                    if let Op::Track(size) = op {
-                        if let Ok(seq) = m.track(now, *size) {
-                            model.fates.push((seq, Fate::Pending));
-                            model.accepted += 1;
-                        }
-                    }
-                    now = now.plus_millis(10);
-                    pump(&mut m, &mut model, now);
+                    h.step(op);
                 }
-                // Heal: network up, resume, flush; answer 200 until idle.
-                for input in [Input::Network { up: true }, Input::Resume, Input::Flush] {
-                    m.handle(now, input).unwrap();
-                }
-                for _ in 0..10_000 {
-                    pump(&mut m, &mut model, now);
-                    if let Some(b) = model.in_flight.take() {
-                        m.handle(
-                            now,
-                            Input::Response {
-                                batch: b.id,
-                                status: 200,
-                                retry_after: None,
-                            },
-                        )
-                        .unwrap();
-                    } else if let Some(t) = m.poll_timeout() {
-                        now = t;
-                        m.handle(now, Input::Tick).unwrap();
-                    } else {
-                        break;
-                    }
-                }
-                check(&m, &model);
-                prop_assert_eq!(m.stats().pending_events, 0);
+                h.heal();
+                prop_assert_eq!(h.m.stats().pending_events, 0);
                 Ok(())
             },
         )

@@ -4,7 +4,7 @@
 //! [`outbox_core::Driver`], with a virtual clock, a seeded random number
 //! generator, a store that can crash between any two of its operations, and
 //! a server that deduplicates by messageId. After every step it checks the
-//! four invariants (and a few more: accounting, liveness, backoff); at the
+//! invariants (and a few more: accounting, liveness, backoff); at the
 //! end of a seed it heals everything, drains, and checks the books.
 //!
 //! `cargo run --release -p outbox-tests --bin sim -- --seeds N` runs it;
@@ -32,6 +32,22 @@
 //!   or later than base × 2^n + 50 % jitter.
 //! * `protocol`: the driver broke the store or transport contract (appends
 //!   out of order, two batches in flight, ...).
+//!
+//! The judge (`outbox-judge`) rules on every drop, rejection, halt, retry
+//! and send from the simulator's own bookkeeping, never from the machine's
+//! counters (invariant 5), and names these:
+//!
+//! * `5-drop`: an overflow drop of an event that fit (or not exactly the
+//!   oldest that had to go), a max-attempts drop with no limit or before
+//!   the limit's count of failures in a row, or one missing when due.
+//! * `backoff` (also): a retry numbered or blamed other than the failures
+//!   counted here, or a retry with no failure before it.
+//! * `status`: a rejection, halt or storm halt the status table and the
+//!   answers handed over do not call for, or one missing.
+//! * `flush-mode`: a send in `Manual` (or `AppClose`) that no explicit
+//!   flush (or background, terminate) asked for since the switch.
+//! * `deadline`: a batch with no answer still in flight after its
+//!   `request_timeout`.
 
 mod rng;
 mod seed;

@@ -5,8 +5,10 @@ use std::rc::Rc;
 
 use outbox_core::{
     Config, Driver, DriverError, FlushMode, InputError, Instant, Lifecycle, Machine, Observer,
-    Output, Overflow, RetryCause,
+    Output, Overflow,
 };
+
+use outbox_judge::{Judge, Limits, Mode, TrackVerdict};
 
 use super::rng::Rng;
 use super::world::{
@@ -61,6 +63,8 @@ struct Params {
     retry: (u64, u64),
     max_attempts: Option<u32>,
     max_retry_after: u64,
+    request_timeout: u64,
+    max_rejections: Option<u32>,
 }
 
 impl Params {
@@ -106,6 +110,33 @@ impl Params {
             } else {
                 3_600_000
             },
+            request_timeout: if rng.chance(300) {
+                rng.range(500, 60_000)
+            } else {
+                30_000
+            },
+            max_rejections: match rng.below(10) {
+                0 => None,
+                1..=3 => Some(rng.range(1, 5) as u32),
+                _ => Some(20),
+            },
+        }
+    }
+
+    /// The same limits, for the judge (built from the parameters, never
+    /// read back from the machine).
+    fn limits(&self) -> Limits {
+        Limits {
+            max_queue_events: self.queue_events,
+            max_queue_bytes: self.queue_bytes,
+            max_event_bytes: self.event_bytes,
+            drop_oldest: self.overflow == Overflow::DropOldest,
+            max_attempts: self.max_attempts,
+            retry_base_ms: self.retry.0,
+            retry_cap_ms: self.retry.1,
+            max_retry_after_ms: self.max_retry_after,
+            request_timeout_ms: Some(self.request_timeout),
+            max_consecutive_rejections: self.max_rejections,
         }
     }
 
@@ -128,8 +159,20 @@ impl Params {
             )
             .max_attempts(self.max_attempts)
             .max_retry_after(core::time::Duration::from_millis(self.max_retry_after))
+            .request_timeout(core::time::Duration::from_millis(self.request_timeout))
+            .max_consecutive_rejections(self.max_rejections)
             .build()
             .expect("the simulator builds valid configs")
+    }
+}
+
+/// A flush mode in the judge's terms.
+fn judged_mode(mode: FlushMode) -> Mode {
+    match mode {
+        FlushMode::Immediate => Mode::Immediate,
+        FlushMode::Period => Mode::Period,
+        FlushMode::AppClose => Mode::AppClose,
+        _ => Mode::Manual,
     }
 }
 
@@ -191,6 +234,8 @@ struct Sim {
     rng: Rng,
     world: Shared,
     params: Params,
+    /// `max_event_bytes` of the first incarnation (restarts may shrink it).
+    first_event_bytes: u32,
     weights: [u32; 15],
     p_poison: u32,
     max_steps: u64,
@@ -243,6 +288,7 @@ pub fn run_seed(seed: u64, steps: u64, verbose: bool) -> SeedResult {
         rng,
         world: Rc::new(RefCell::new(world)),
         params,
+        first_event_bytes: params.event_bytes,
         weights,
         p_poison,
         max_steps: steps,
@@ -258,7 +304,13 @@ pub fn run_seed(seed: u64, steps: u64, verbose: bool) -> SeedResult {
     loop {
         buf = vec![0u8; sim.params.batch_bytes as usize];
         let cfg = sim.params.config();
-        sim.world.borrow_mut().cfg = cfg;
+        {
+            let mut w = sim.world.borrow_mut();
+            w.cfg = cfg;
+            let up = w.network_up;
+            w.judge
+                .restart(sim.params.limits(), judged_mode(sim.params.mode), up);
+        }
         let mut machine = Machine::<CAP>::new(cfg, sim.rng.next_u64()).expect("config fits CAP");
         if !sim.world.borrow().network_up {
             // Told before the driver starts (and sends anything).
@@ -320,12 +372,36 @@ impl Sim {
         self.world.borrow_mut().fail(invariant, detail);
     }
 
+    /// Tell the judge what the simulator is about to do to the machine.
+    fn judge(&self, f: impl FnOnce(&mut Judge)) {
+        let mut w = self.world.borrow_mut();
+        w.judge.at(self.now);
+        f(&mut w.judge);
+    }
+
     fn violated(&self) -> bool {
         self.world.borrow().violation.is_some()
     }
 
     /// After a crash the limits may have changed (an app update).
     fn restart_params(&mut self) {
+        if self.rng.chance(150) {
+            // Stored events may now be over the event limit: they are
+            // still delivered, and new ones are judged by the new limit.
+            // It never grows past the first one, which the batch limit and
+            // the driver's buffer were sized for.
+            self.params.event_bytes = if self.rng.chance(700) {
+                self.rng
+                    .range(HEADER as u64 + 1, u64::from(self.params.event_bytes))
+                    as u32
+            } else {
+                self.first_event_bytes
+            };
+            self.params.queue_bytes = self
+                .params
+                .queue_bytes
+                .max(u64::from(self.params.event_bytes));
+        }
         if self.rng.chance(200) {
             self.params.queue_events = self.rng.range(1, CAP as u64) as u32;
             self.params.queue_bytes = u64::from(self.params.event_bytes) * self.rng.range(1, 40);
@@ -348,12 +424,21 @@ impl Sim {
         {
             let mut w = self.world.borrow_mut();
             w.now = self.now;
-            w.last_retry_after = None;
+            w.judge.at(self.now);
             w.ops_this_call = 0;
         }
         self.log(|| what.to_string());
         let r = f(d, Instant::from_millis(self.now));
-        let crashed = self.world.borrow().crashed;
+        let crashed = {
+            let mut w = self.world.borrow_mut();
+            if !w.crashed {
+                if let Err(b) = w.judge.settle() {
+                    w.fail(b.invariant, b.detail);
+                }
+                w.abandon_overdue();
+            }
+            w.crashed
+        };
         if let Err(e) = &r {
             self.log(|| format!("  -> error: {e}"));
             match e {
@@ -368,6 +453,11 @@ impl Sim {
     }
 
     fn incarnation<O: Observer>(&mut self, d: &mut SimDriver<'_, O>) -> End {
+        let records: Vec<(u64, u32)> = {
+            let w = self.world.borrow();
+            w.durable.iter().map(|(s, r)| (*s, r.size)).collect()
+        };
+        self.judge(|j| j.restore(records));
         let (crashed, r) = self.call(d, "start (restore)", |d, now| d.start(now));
         if crashed {
             return End::Crash;
@@ -404,7 +494,12 @@ impl Sim {
                     if polled {
                         self.world.borrow_mut().ticks += 1;
                     }
-                    self.call(d, "poll", |d, now| d.poll(now)).0
+                    let crashed = self.call(d, "poll", |d, now| d.poll(now)).0;
+                    if polled {
+                        // The driver ticked the machine (a timer was due).
+                        self.world.borrow_mut().judge.tick();
+                    }
+                    crashed
                 }
                 _ if self.healing => {
                     self.heal_steps += 1;
@@ -413,6 +508,7 @@ impl Sim {
                         return End::Done;
                     }
                     if st.halted {
+                        self.judge(Judge::resume);
                         self.call(d, "heal: resume", |d, now| {
                             d.handle(now, outbox_core::Input::Resume)
                         })
@@ -468,13 +564,13 @@ impl Sim {
             w.server.heal();
             let up = w.network_up;
             w.network_up = true;
-            if !up {
-                if let Some((_, RetryCause::Transport)) = w.not_before {
-                    w.not_before = None;
-                }
-            }
             up
         };
+        self.judge(|j| {
+            j.network(true);
+            j.resume();
+            j.flush();
+        });
         if !net_was_up {
             let _ = self.call(d, "heal: network up", |d, now| {
                 d.handle(now, outbox_core::Input::Network { up: true })
@@ -508,13 +604,15 @@ impl Sim {
 
     /// Track one event; returns whether the store crashed.
     fn track<O: Observer>(&mut self, d: &mut SimDriver<'_, O>) -> bool {
-        let cfg = *d.machine().config();
-        let size = self.event_size(cfg.max_event_bytes());
+        let size = self.event_size(self.params.event_bytes);
         let poison = self.rng.chance(self.p_poison);
-        let st = d.machine().stats();
-        let seq = st.next_seq;
-        let fits = st.pending_events < cfg.max_queue_events()
-            && st.pending_bytes + u64::from(size) <= cfg.max_queue_bytes();
+        let seq = d.machine().stats().next_seq;
+        let mut verdict = None;
+        self.judge(|j| verdict = Some(j.track(size)));
+        let Some(TrackVerdict { too_large, fits }) = verdict else {
+            unreachable!("the judge gives a verdict");
+        };
+        let reject_new = self.params.overflow == Overflow::RejectNew;
         let (id, payload) = {
             let mut w = self.world.borrow_mut();
             let id = w.events.len() as u64;
@@ -537,7 +635,6 @@ impl Sim {
         );
         let mut w = self.world.borrow_mut();
         w.tracking = None;
-        let too_large = size > cfg.max_event_bytes();
         match r {
             Ok(s) => {
                 if s != seq {
@@ -551,8 +648,14 @@ impl Sim {
                         "3-limits",
                         format!(
                             "event {id} of {size} B accepted over the {}-byte limit",
-                            cfg.max_event_bytes()
+                            self.params.event_bytes
                         ),
+                    );
+                }
+                if !fits && reject_new {
+                    w.fail(
+                        "3-limits",
+                        format!("event {id} of {size} B accepted by RejectNew, but it did not fit"),
                     );
                 }
             }
@@ -567,7 +670,7 @@ impl Sim {
                 w.seq_map.remove(&seq);
             }
             Err(DriverError::Input(InputError::QueueFull)) => {
-                if too_large || fits || cfg.overflow() != Overflow::RejectNew {
+                if too_large || fits || !reject_new {
                     w.fail(
                         "1-lost",
                         format!("event {id} of {size} B refused as queue full (fits {fits})"),
@@ -606,6 +709,7 @@ impl Sim {
             }
             Act::LongOutage => {
                 self.world.borrow_mut().network_down();
+                self.judge(|j| j.network(false));
                 let mut crashed = self
                     .call(d, "long outage: network down", |d, now| {
                         d.handle(now, Input::Network { up: false })
@@ -623,11 +727,13 @@ impl Sim {
                 crashed
             }
             Act::Flush => {
+                self.judge(Judge::flush);
                 self.call(d, "flush", |d, now| d.handle(now, Input::Flush))
                     .0
             }
             Act::SetMode => {
                 let mode = random_mode(&mut self.rng);
+                self.judge(|j| j.set_mode(judged_mode(mode)));
                 self.call(d, &format!("set mode {mode:?}"), |d, now| {
                     d.handle(now, Input::SetFlushMode(mode))
                 })
@@ -657,6 +763,9 @@ impl Sim {
                     Lifecycle::Background,
                     Lifecycle::Terminate,
                 ][self.rng.below(3) as usize];
+                if l != Lifecycle::Foreground {
+                    self.judge(Judge::closing);
+                }
                 self.call(d, &format!("lifecycle {l:?}"), |d, now| {
                     d.handle(now, Input::Lifecycle(l))
                 })
@@ -664,21 +773,15 @@ impl Sim {
             }
             Act::NetDown => {
                 self.world.borrow_mut().network_down();
+                self.judge(|j| j.network(false));
                 self.call(d, "network down", |d, now| {
                     d.handle(now, Input::Network { up: false })
                 })
                 .0
             }
             Act::NetUp => {
-                {
-                    let mut w = self.world.borrow_mut();
-                    if !w.network_up {
-                        w.network_up = true;
-                        if let Some((_, RetryCause::Transport)) = w.not_before {
-                            w.not_before = None;
-                        }
-                    }
-                }
+                self.world.borrow_mut().network_up = true;
+                self.judge(|j| j.network(true));
                 self.call(d, "network up", |d, now| {
                     d.handle(now, Input::Network { up: true })
                 })
@@ -688,7 +791,7 @@ impl Sim {
                 let now = self.now;
                 // One fault at a time; often none. Faults mostly clear up
                 // within minutes, sometimes within half an hour.
-                let k = self.rng.below(11);
+                let k = self.rng.below(13);
                 let mut w = self.world.borrow_mut();
                 let p = w.rng.range(100, 700) as u32;
                 let until = now
@@ -726,6 +829,16 @@ impl Sim {
                         s.p_pre_fail = p;
                         "unreachable at times"
                     }
+                    11 => {
+                        s.p_silent = p;
+                        "never answering at times"
+                    }
+                    12 => {
+                        // A wrong endpoint or protocol: the table says halt.
+                        s.auth_until = until;
+                        s.auth_status = [404, 405, 410, 418, 501, 505][(p % 6) as usize];
+                        "endpoint broken"
+                    }
                     _ => {
                         s.p_slow = p;
                         "slow"
@@ -736,6 +849,7 @@ impl Sim {
                 false
             }
             Act::Resume => {
+                self.judge(Judge::resume);
                 self.call(d, "resume", |d, now| d.handle(now, Input::Resume))
                     .0
             }

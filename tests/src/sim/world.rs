@@ -12,9 +12,10 @@ use std::fmt::Write as _;
 use std::rc::Rc;
 
 use outbox_core::{
-    Batch, Config, DropReason, HaltReason, Instant, Outcome, Output, Payloads, ReadError,
-    RejectReason, RetryCause, Seq, Store, StoreSummary, Transport,
+    Batch, BatchId, Config, DropReason, Instant, Outcome, Output, Payloads, ReadError,
+    RejectReason, Seq, Store, StoreSummary, Transport,
 };
+use outbox_judge::{Answer, Judge};
 
 use super::rng::Rng;
 
@@ -113,6 +114,9 @@ pub struct Server {
     pub p_pre_fail: u32,
     /// Per mille of requests that take long (possibly past the transport timeout).
     pub p_slow: u32,
+    /// Per mille of requests never answered at all (only the machine's
+    /// in-flight deadline ends them).
+    pub p_silent: u32,
     /// The server's own limit on a batch's bytes (413 above it).
     pub max_bytes: u64,
     /// Newest event id committed for the first time (order check).
@@ -131,6 +135,7 @@ impl Server {
         self.p_lost = 0;
         self.p_pre_fail = 0;
         self.p_slow = 0;
+        self.p_silent = 0;
     }
 }
 
@@ -144,6 +149,7 @@ pub struct Rec {
 /// A request the transport is carrying.
 #[derive(Clone, Debug)]
 pub struct Request {
+    pub id: BatchId,
     pub events: Vec<u64>,
     pub outcome: Outcome,
     pub at: u64,
@@ -183,11 +189,9 @@ pub struct World {
     pub in_flight: Option<Request>,
     pub duplicates: u64,
 
-    // backoff checks
-    /// The machine said not to send before then (and why).
-    pub not_before: Option<(u64, RetryCause)>,
-    /// Retry-After of the response handed to the machine in this step.
-    pub last_retry_after: Option<u64>,
+    /// The rules every drop, rejection, halt, retry and send is judged
+    /// by, from the simulator's own bookkeeping (invariant 5).
+    pub judge: Judge,
     /// Timer wake-ups the machine asked for and got.
     pub ticks: u64,
     /// Store operations and sends in the current driver call.
@@ -233,8 +237,11 @@ impl World {
             },
             in_flight: None,
             duplicates: 0,
-            not_before: None,
-            last_retry_after: None,
+            judge: Judge::new(
+                outbox_judge::Limits::default(),
+                outbox_judge::Mode::Immediate,
+                true,
+            ),
             ticks: 0,
             ops_this_call: 0,
         }
@@ -353,7 +360,6 @@ impl World {
         self.in_flight = None;
         self.crashed = false;
         self.ops_until_crash = None;
-        self.not_before = None;
         self.tracking = None;
         self.seq_map = self.durable.iter().map(|(s, r)| (*s, r.event)).collect();
         let (n, lost_n) = (self.durable.len(), lost.len());
@@ -362,11 +368,7 @@ impl World {
 
     /// Apply an output the machine reported, checking it against the truth.
     pub fn observe(&mut self, o: &Output) {
-        if !matches!(o, Output::RetryScheduled { .. }) {
-            // A Retry-After belongs to the retry its response schedules,
-            // never to a later one (e.g. after a max-attempts drop).
-            self.last_retry_after = None;
-        }
+        self.judge_output(o);
         match *o {
             Output::Delivered { first, last } => {
                 self.note(|| format!("out: delivered {first}..={last}"));
@@ -411,7 +413,7 @@ impl World {
                 let ev = self.events[e as usize].clone();
                 let wire = self.wire_bytes(std::iter::once(ev.size));
                 let justified = match reason {
-                    RejectReason::Poison => ev.poison && status == 400,
+                    RejectReason::Poison => ev.poison && matches!(status, 400 | 422),
                     RejectReason::TooLarge => wire > self.server.max_bytes && status == 413,
                     _ => false,
                 };
@@ -433,49 +435,10 @@ impl World {
                 self.events[e as usize].rejected = Some(reason);
             }
             Output::RetryScheduled { at, attempt, cause } => {
-                let now = self.now;
-                let ra = self.last_retry_after.take();
-                self.note(|| {
-                    format!(
-                        "out: retry #{attempt} at {} ({cause:?}, retry-after {ra:?})",
-                        at.as_millis()
-                    )
-                });
-                let base = self.cfg.retry_base().as_millis() as u64;
-                let cap = self.cfg.retry_cap().as_millis() as u64;
-                // A local failure (a read on this side) spends no attempt:
-                // its delay follows its own count of local failures.
-                let local = cause == RetryCause::Local;
-                let shift = attempt.saturating_sub(1).min(31);
-                let computed = if local {
-                    base
-                } else {
-                    base.saturating_mul(1 << shift).min(cap)
-                };
-                let delay = at.as_millis().saturating_sub(now);
-                let max_asked = self.cfg.max_retry_after().as_millis() as u64;
-                let asked = ra.unwrap_or(0).min(max_asked);
-                let lo = computed.max(asked);
-                let hi = if local {
-                    cap
-                } else {
-                    (computed + computed / 2).max(asked)
-                };
-                if at.as_millis() < now || delay < lo || delay > hi {
-                    self.fail(
-                        "backoff",
-                        format!("retry #{attempt} in {delay} ms, expected {lo}..={hi} ms (retry-after {ra:?})"),
-                    );
-                }
-                self.not_before = Some((at.as_millis(), cause));
+                self.note(|| format!("out: retry #{attempt} at {} ({cause:?})", at.as_millis()))
             }
             Output::Halted { status, reason } => {
-                self.note(|| format!("out: halted {status} ({reason:?})"));
-                let halts = matches!(status, 401..=499 | 501 | 505)
-                    && !matches!(status, 400 | 408 | 413 | 422 | 429);
-                if reason == HaltReason::Status && !halts {
-                    self.fail("protocol", format!("halted on status {status}"));
-                }
+                self.note(|| format!("out: halted {status} ({reason:?})"))
             }
             Output::Commit => self.note(|| "out: commit".to_string()),
             Output::ReadSizes { from, max } => {
@@ -492,6 +455,23 @@ impl World {
         }
     }
 
+    /// Hand an output to the judge, in its terms.
+    fn judge_output(&mut self, o: &Output) {
+        let Some(seen) = outbox_core::judged::seen(o) else {
+            return;
+        };
+        if let Err(b) = self.judge.seen(&seen) {
+            self.fail(b.invariant, b.detail);
+        }
+        if let Output::Send(b) = *o {
+            if self.in_flight.as_ref().is_none_or(|r| r.id != b.id) {
+                // The driver could not read the batch from the store (the
+                // simulated store's only local failure): no attempt spent.
+                self.judge.read_failed();
+            }
+        }
+    }
+
     /// The server handles a batch at `now`; returns the status and whether
     /// it committed.
     fn serve(&mut self, events: &[u64], wire: u64) -> (u16, Option<u64>, bool) {
@@ -504,7 +484,13 @@ impl World {
             return (413, None, false);
         }
         if events.iter().any(|e| self.events[*e as usize].poison) {
-            return (400, None, false);
+            // Segment answers 400; other collectors 422.
+            let status = if events.len().is_multiple_of(3) {
+                422
+            } else {
+                400
+            };
+            return (status, None, false);
         }
         if s.down_until > now {
             let ra = self
@@ -515,7 +501,7 @@ impl World {
         }
         let (p_5xx, p_429) = (s.p_5xx, s.p_429);
         if self.rng.chance(p_5xx) {
-            let status = [500, 502, 503, 504, 418, 408][self.rng.below(6) as usize];
+            let status = [500, 502, 503, 504, 408][self.rng.below(5) as usize];
             return (status, None, false);
         }
         if self.rng.chance(p_429) {
@@ -558,6 +544,43 @@ impl World {
         }
         let status = [200, 200, 200, 201, 202, 204][self.rng.below(6) as usize];
         (status, None, true)
+    }
+
+    /// Carry a request until `at` (`u64::MAX`: forever).
+    fn carry(
+        &mut self,
+        id: BatchId,
+        events: Vec<u64>,
+        outcome: Outcome,
+        at: u64,
+        committed: bool,
+    ) -> Result<(), TransportErr> {
+        self.note(|| format!("net: batch #{id} -> {outcome:?} at {at} ms (committed {committed})"));
+        self.in_flight = Some(Request {
+            id,
+            events,
+            outcome,
+            at,
+            committed,
+        });
+        Ok(())
+    }
+
+    /// The machine gave up on the request in flight (its deadline passed,
+    /// the judge says): like a real transport, drop it; a late answer
+    /// would name a batch nobody waits for.
+    pub fn abandon_overdue(&mut self) {
+        if self.judge.in_flight() || self.in_flight.is_none() {
+            return;
+        }
+        if let Some(r) = self.in_flight.take() {
+            if r.committed {
+                for e in &r.events {
+                    self.events[*e as usize].may_resend = true;
+                }
+            }
+            self.note(|| format!("net: batch #{} abandoned", r.id));
+        }
     }
 
     /// The network went down: a request in flight fails now.
@@ -706,7 +729,11 @@ impl Store for SimStore {
 
     fn delete_through(&mut self, through: Seq) -> Result<(), StoreErr> {
         let mut w = self.0.borrow_mut();
-        w.gate()?;
+        if let Err(e) = w.gate() {
+            // The machine halts for storage until a resume.
+            w.judge.delete_failed();
+            return Err(e);
+        }
         let doomed: Vec<(Seq, u64)> = w
             .durable
             .iter()
@@ -744,7 +771,11 @@ impl Store for SimStore {
 
     fn read_sizes(&mut self, from: Seq, out: &mut [u32]) -> Result<usize, StoreErr> {
         let mut w = self.0.borrow_mut();
-        w.gate()?;
+        if let Err(e) = w.gate() {
+            // Asked again after a local backoff.
+            w.judge.sizes_unavailable();
+            return Err(e);
+        }
         let recs = w.logical_records();
         let mut n = 0;
         for (seq, size) in recs.into_iter().filter(|(s, _)| *s >= from) {
@@ -794,22 +825,12 @@ impl Transport for SimTransport {
         let now = now.as_millis();
         w.now = now;
         w.watchdog();
+        w.abandon_overdue();
         if w.in_flight.is_some() {
             w.fail(
                 "protocol",
                 format!("send #{} while a batch is in flight", batch.id),
             );
-        }
-        if let Some((at, cause)) = w.not_before.take() {
-            if now < at {
-                w.fail(
-                    "backoff",
-                    format!(
-                        "batch #{} sent at {now} ms, before the retry time {at} ms ({cause:?})",
-                        batch.id
-                    ),
-                );
-            }
         }
         // The batch: contiguous, oldest first, durable, within the limits.
         let mut events = Vec::with_capacity(batch.count as usize);
@@ -889,6 +910,7 @@ impl Transport for SimTransport {
         } else {
             let p_pre = w.server.p_pre_fail;
             let p_slow = w.server.p_slow;
+            let p_silent = w.server.p_silent;
             let p_lost = w.server.p_lost;
             let latency = if w.rng.chance(p_slow) {
                 w.rng.range(2_000, 2 * TRANSPORT_TIMEOUT_MS)
@@ -904,6 +926,16 @@ impl Transport for SimTransport {
             } else {
                 let (status, retry_after, committed) = w.serve(&events, wire);
                 let lost = latency > TRANSPORT_TIMEOUT_MS || w.rng.chance(p_lost);
+                if w.rng.chance(p_silent) {
+                    // Handled (maybe committed), never answered.
+                    return w.carry(
+                        batch.id,
+                        events,
+                        Outcome::Failed { batch: batch.id },
+                        u64::MAX,
+                        committed,
+                    );
+                }
                 let outcome = if lost {
                     Outcome::Failed { batch: batch.id }
                 } else {
@@ -916,19 +948,7 @@ impl Transport for SimTransport {
                 (outcome, now + latency.min(TRANSPORT_TIMEOUT_MS), committed)
             }
         };
-        w.note(|| {
-            format!(
-                "net: batch #{} -> {outcome:?} at {at} ms (committed {committed})",
-                batch.id
-            )
-        });
-        w.in_flight = Some(Request {
-            events,
-            outcome,
-            at,
-            committed,
-        });
-        Ok(())
+        w.carry(batch.id, events, outcome, at, committed)
     }
 
     fn poll_outcome(&mut self, now: Instant) -> Option<Outcome> {
@@ -944,10 +964,16 @@ impl Transport for SimTransport {
                         w.events[*e as usize].may_resend = true;
                     }
                 }
+                w.judge.answer(Answer::Failed);
             }
-            Outcome::Response { retry_after, .. } => {
-                w.last_retry_after = retry_after.map(|d| d.as_millis() as u64)
-            }
+            Outcome::Response {
+                status,
+                retry_after,
+                ..
+            } => w.judge.answer(Answer::Status {
+                status,
+                retry_after_ms: retry_after.map(|d| d.as_millis() as u64),
+            }),
         }
         w.note(|| format!("net: outcome {:?}", r.outcome));
         Some(r.outcome)

@@ -20,7 +20,7 @@ use std::vec;
 use std::vec::Vec;
 
 use embedded_storage::nor_flash::{
-    ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
+    ErrorType, MultiwriteNorFlash, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
 };
 
 /// Operation counts since the flash was made (or since a snapshot, with
@@ -360,4 +360,13 @@ impl<const READ: usize, const WRITE: usize, const ERASE: usize> NorFlash
         }
         Ok(())
     }
+}
+
+/// For comparing with stores that rewrite words (sequential-storage's queue
+/// pops by rewriting an item's header): such a store needs
+/// [`set_write_once(false)`](SimFlash::set_write_once). The flash queue
+/// needs only [`NorFlash`] and runs with the check on.
+impl<const READ: usize, const WRITE: usize, const ERASE: usize> MultiwriteNorFlash
+    for SimFlash<READ, WRITE, ERASE>
+{
 }

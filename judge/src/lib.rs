@@ -1,0 +1,791 @@
+//! Independent judgement of what an outbox machine reports (DESIGN.md,
+//! invariant 5: "every drop is justified, and checkers judge it
+//! independently of the machine's own counters").
+//!
+//! The simulator, the proptest model and the fuzz targets each keep their
+//! own picture of the world (what the store holds, what the server saw).
+//! This crate is the part they share: the rules that say whether a drop, a
+//! rejection, a halt, a retry or a send was justified, worked out from what
+//! the checker itself did to the machine and what came back. It has no
+//! dependencies, so it cannot read the machine's counters even by mistake:
+//! each checker translates the machine's outputs into [`Seen`].
+//!
+//! Drive it beside the machine. For every input: [`Judge::at`] with the
+//! time, then the call that describes the input ([`Judge::track`],
+//! [`Judge::answer`], [`Judge::flush`], ...), then [`Judge::seen`] for each
+//! output, in order, then [`Judge::settle`], which also fails when an output
+//! the rules demand did not come.
+//!
+//! ```
+//! use outbox_judge::{Answer, Judge, Limits, Mode, Seen, Why};
+//!
+//! let limits = Limits { max_queue_events: 2, max_attempts: Some(1), ..Limits::default() };
+//! let mut j = Judge::new(limits, Mode::Manual, true);
+//! for seq in 0..2 {
+//!     assert!(j.track(10).fits);
+//!     j.seen(&Seen::Persist { seq, size: 10 }).unwrap();
+//! }
+//! // A third event does not fit: exactly the oldest must go.
+//! assert!(!j.track(10).fits);
+//! assert!(j.seen(&Seen::Dropped { first: 0, last: 1, why: Why::Overflow }).is_err());
+//! ```
+
+mod flush;
+mod queue;
+mod retry;
+mod status;
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+pub use flush::Mode;
+pub use status::{classify, Class};
+
+use flush::Requests;
+use queue::Queue;
+use retry::Backoff;
+
+/// The limits the checker built the machine with.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_queue_events: u32,
+    pub max_queue_bytes: u64,
+    pub max_event_bytes: u32,
+    /// `DropOldest` (true) or `RejectNew` (false).
+    pub drop_oldest: bool,
+    pub max_attempts: Option<u32>,
+    pub retry_base_ms: u64,
+    pub retry_cap_ms: u64,
+    pub max_retry_after_ms: u64,
+    /// The deadline of a batch in flight, if the machine owns one.
+    pub request_timeout_ms: Option<u64>,
+    /// Single events rejected in a row before the machine halts.
+    pub max_consecutive_rejections: Option<u32>,
+}
+
+impl Default for Limits {
+    /// DESIGN.md's defaults.
+    fn default() -> Self {
+        Limits {
+            max_queue_events: 1000,
+            max_queue_bytes: u64::MAX,
+            max_event_bytes: 32 * 1024,
+            drop_oldest: true,
+            max_attempts: None,
+            retry_base_ms: 1_000,
+            retry_cap_ms: 32_000,
+            max_retry_after_ms: 3_600_000,
+            request_timeout_ms: None,
+            max_consecutive_rejections: None,
+        }
+    }
+}
+
+/// What the transport handed the machine for the batch in flight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    Status {
+        status: u16,
+        retry_after_ms: Option<u64>,
+    },
+    /// No response (the request failed, or its answer was lost).
+    Failed,
+}
+
+/// Why the machine said it dropped events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Why {
+    Overflow,
+    MaxAttempts,
+    NotStored,
+}
+
+/// Why the machine said it halted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Halt {
+    /// The status table says so (credentials, a wrong endpoint).
+    Status,
+    /// Too many single events rejected in a row.
+    Storm,
+    /// The store could not delete.
+    Storage,
+}
+
+/// What the machine blamed a retry on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cause {
+    /// No answer (network restored cuts the backoff short).
+    Transport,
+    /// A retryable status.
+    Server,
+    /// A failure on this side (a read); it spends no attempt.
+    Local,
+}
+
+/// An output of the machine, in the judge's terms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Seen {
+    /// A tracked event was given its number (the machine asks to store it).
+    Persist {
+        seq: u64,
+        size: u32,
+    },
+    Sent {
+        first: u64,
+        last: u64,
+        count: u32,
+    },
+    Delivered {
+        first: u64,
+        last: u64,
+    },
+    Dropped {
+        first: u64,
+        last: u64,
+        why: Why,
+    },
+    Rejected {
+        seq: u64,
+        status: u16,
+        too_large: bool,
+    },
+    /// The store said the record is damaged; it was never sent.
+    Damaged {
+        seq: u64,
+    },
+    Halted {
+        status: u16,
+        why: Halt,
+    },
+    Retry {
+        at: u64,
+        cause: Cause,
+        attempt: u32,
+    },
+}
+
+/// A broken rule: the invariant's name and what happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Breach {
+    /// `5-drop`, `backoff`, `status`, `flush-mode`, `deadline` or `protocol`.
+    pub invariant: &'static str,
+    pub detail: String,
+}
+
+impl fmt::Display for Breach {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.invariant, self.detail)
+    }
+}
+
+fn breach(invariant: &'static str, detail: String) -> Result<(), Breach> {
+    Err(Breach { invariant, detail })
+}
+
+/// What a track must lead to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TrackVerdict {
+    /// Over `max_event_bytes`: refused, never stored.
+    pub too_large: bool,
+    /// Fits without dropping anything. When false, `RejectNew` refuses it
+    /// and `DropOldest` drops exactly the oldest events that make room.
+    pub fits: bool,
+}
+
+/// The batch in flight, as the checker saw it sent.
+#[derive(Clone, Copy, Debug)]
+struct Flight {
+    first: u64,
+    last: u64,
+    count: u32,
+    sent_at: u64,
+}
+
+/// An output the rules demand in answer to the current input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expect {
+    Drop { first: u64, last: u64 },
+    Retry { lo: u64, hi: u64, cause: Cause },
+    Reject { seq: u64, status: u16 },
+    Halt { status: u16, why: Halt },
+}
+
+/// The judge: the checker's own bookkeeping and the rules.
+#[derive(Clone, Debug)]
+pub struct Judge {
+    limits: Limits,
+    now: u64,
+    queue: Queue,
+    requests: Requests,
+    network_up: bool,
+    halted: bool,
+    flight: Option<Flight>,
+    /// Consecutive failed attempts (transient statuses, transport failures
+    /// and deadlines), as counted here.
+    streak: u32,
+    backoff: Option<Backoff>,
+    /// Single events rejected since the last delivery or resume.
+    rejections: u32,
+    /// Local failures (reads on this side) since the last delivery; they
+    /// have a backoff of their own and spend no attempt.
+    local: u32,
+    expect: Vec<Expect>,
+    /// The size of the event being tracked, until its `Persist`.
+    tracking: Option<u32>,
+    overflow_due: BTreeSet<u64>,
+    overflow_seen: BTreeSet<u64>,
+    /// Records the checker's store damaged.
+    damaged: BTreeSet<u64>,
+}
+
+impl Judge {
+    /// A judge for a fresh machine with an empty store.
+    pub fn new(limits: Limits, mode: Mode, network_up: bool) -> Self {
+        Judge {
+            limits,
+            now: 0,
+            queue: Queue::default(),
+            requests: Requests::new(mode),
+            network_up,
+            halted: false,
+            flight: None,
+            streak: 0,
+            backoff: None,
+            rejections: 0,
+            local: 0,
+            expect: Vec::new(),
+            tracking: None,
+            overflow_due: BTreeSet::new(),
+            overflow_seen: BTreeSet::new(),
+            damaged: BTreeSet::new(),
+        }
+    }
+
+    /// A new machine (after a crash) over these limits; what the store
+    /// holds follows with [`Judge::restore`].
+    pub fn restart(&mut self, limits: Limits, mode: Mode, network_up: bool) {
+        let (now, damaged) = (self.now, std::mem::take(&mut self.damaged));
+        *self = Judge::new(limits, mode, network_up);
+        self.now = now;
+        self.damaged = damaged;
+    }
+
+    /// The machine restores these records (sequence number, size), oldest
+    /// first, at start-up. Records over limits that shrank since must be
+    /// reported dropped for overflow, exactly those.
+    pub fn restore(&mut self, records: impl IntoIterator<Item = (u64, u32)>) {
+        for (seq, size) in records {
+            self.queue.push(seq, size);
+        }
+        self.queue.shed(&self.limits, &mut self.overflow_due);
+    }
+
+    /// The limits being judged by.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Pending events and bytes, as counted here.
+    pub fn pending(&self) -> (usize, u64) {
+        (self.queue.len(), self.queue.bytes())
+    }
+
+    /// When the batch in flight must have failed by, if one is unanswered.
+    pub fn deadline(&self) -> Option<u64> {
+        let f = self.flight?;
+        Some(f.sent_at.saturating_add(self.limits.request_timeout_ms?))
+    }
+
+    /// Whether a batch is in flight, as the checker saw it sent, and its
+    /// deadline (if any) has not passed.
+    pub fn in_flight(&self) -> bool {
+        self.flight.is_some() && self.deadline().is_none_or(|d| self.now < d)
+    }
+
+    /// The time of the input about to be judged.
+    pub fn at(&mut self, now: u64) {
+        self.now = self.now.max(now);
+    }
+
+    /// An event of `size` bytes is about to be tracked.
+    pub fn track(&mut self, size: u32) -> TrackVerdict {
+        let too_large = size > self.limits.max_event_bytes;
+        let fits = self.queue.fits(&self.limits, size);
+        if !too_large && !fits && self.limits.drop_oldest {
+            let mut room = self.queue.clone();
+            room.make_room(&self.limits, size, &mut self.overflow_due);
+        }
+        if !too_large && (fits || self.limits.drop_oldest) {
+            self.tracking = Some(size);
+        }
+        TrackVerdict { too_large, fits }
+    }
+
+    /// An explicit flush request.
+    pub fn flush(&mut self) {
+        self.requests.flush(!self.queue.is_empty());
+    }
+
+    pub fn set_mode(&mut self, mode: Mode) {
+        self.requests.set_mode(mode);
+    }
+
+    /// Background or terminate (foreground asks nothing of the judged modes).
+    pub fn closing(&mut self) {
+        self.requests.closing(!self.queue.is_empty());
+    }
+
+    /// The checker's store damaged the record `seq`: the machine may give
+    /// it up (never as a server's verdict).
+    pub fn damaged(&mut self, seq: u64) {
+        self.damaged.insert(seq);
+    }
+
+    pub fn resume(&mut self) {
+        self.halted = false;
+        self.rejections = 0;
+    }
+
+    /// The batch in flight could not be read from the store (the driver's
+    /// side): retried after a backoff of its own, no attempt spent.
+    pub fn read_failed(&mut self) {
+        if self.flight.take().is_none() {
+            return;
+        }
+        self.local += 1;
+        let at = self.now + retry::local_delay(&self.limits, self.local);
+        self.expect.push(Expect::Retry {
+            lo: at,
+            hi: at,
+            cause: Cause::Local,
+        });
+    }
+
+    /// The store could not give the sizes asked for: asked again after the
+    /// same local backoff.
+    pub fn sizes_unavailable(&mut self) {
+        self.local += 1;
+    }
+
+    /// The store could not delete: uploads halt until a resume.
+    pub fn delete_failed(&mut self) {
+        self.expect.push(Expect::Halt {
+            status: 0,
+            why: Halt::Storage,
+        });
+    }
+
+    /// The machine got a tick: a backoff that has run out ends (the machine
+    /// learns that time passed only from ticks).
+    pub fn tick(&mut self) {
+        if self.backoff.is_some_and(|b| b.at <= self.now) {
+            self.backoff = None;
+        }
+    }
+
+    /// The network went up or down. Restored, it cuts short a backoff a
+    /// transport failure caused (one no tick has ended yet), and the
+    /// failures before it stop counting.
+    pub fn network(&mut self, up: bool) {
+        if up && !self.network_up && self.backoff.is_some_and(|b| b.transport) {
+            self.backoff = None;
+            self.streak = 0;
+        }
+        self.network_up = up;
+    }
+
+    /// The transport handed the machine `answer` for the batch in flight
+    /// (an answer with nothing in flight is stale and changes nothing).
+    pub fn answer(&mut self, answer: Answer) {
+        let Some(f) = self.flight.take() else {
+            return;
+        };
+        match answer {
+            Answer::Failed => self.failed(f, Cause::Transport, None),
+            Answer::Status {
+                status,
+                retry_after_ms,
+            } => match classify(status) {
+                Class::Delivered => {
+                    self.streak = 0;
+                    self.rejections = 0;
+                    self.local = 0;
+                }
+                Class::Poison | Class::TooLarge => {
+                    self.streak = 0;
+                    if f.count == 1 && self.queue.contains(f.first) {
+                        self.expect.push(Expect::Reject {
+                            seq: f.first,
+                            status,
+                        });
+                        self.rejections += 1;
+                        if self
+                            .limits
+                            .max_consecutive_rejections
+                            .is_some_and(|m| self.rejections >= m)
+                        {
+                            self.expect.push(Expect::Halt {
+                                status,
+                                why: Halt::Storm,
+                            });
+                        }
+                    }
+                }
+                Class::Halt => self.expect.push(Expect::Halt {
+                    status,
+                    why: Halt::Status,
+                }),
+                Class::Transient => self.failed(f, Cause::Server, retry_after_ms),
+            },
+        }
+    }
+
+    /// One more failed attempt of `f`: the batch is dropped when it is the
+    /// `max_attempts`-th in a row, else retried after a backoff.
+    fn failed(&mut self, f: Flight, cause: Cause, asked: Option<u64>) {
+        self.streak += 1;
+        if let Some(max) = self.limits.max_attempts {
+            if self.streak >= max {
+                self.streak = 0;
+                // What is left of it when the drop comes (a failed persist
+                // reported first may take its newest events).
+                self.expect.push(Expect::Drop {
+                    first: f.first,
+                    last: f.last,
+                });
+                return;
+            }
+        }
+        let (lo, hi) = retry::window(&self.limits, self.streak, asked);
+        self.expect.push(Expect::Retry {
+            lo: self.now + lo,
+            hi: self.now + hi,
+            cause,
+        });
+    }
+
+    /// Judge one output of the machine.
+    pub fn seen(&mut self, seen: &Seen) -> Result<(), Breach> {
+        match *seen {
+            Seen::Persist { seq, size } => match self.tracking.take() {
+                Some(s) if s == size => {
+                    self.queue.push(seq, size);
+                    Ok(())
+                }
+                other => breach(
+                    "protocol",
+                    format!("persist {seq} of {size} B, but the event being tracked is {other:?}"),
+                ),
+            },
+            Seen::Sent { first, last, count } => self.sent(first, last, count),
+            Seen::Delivered { first, last } => {
+                self.queue.remove(first, last);
+                Ok(())
+            }
+            Seen::Dropped { first, last, why } => {
+                let r = match why {
+                    Why::Overflow => self.overflow_drop(first, last),
+                    Why::MaxAttempts => self.max_attempts_drop(first, last),
+                    Why::NotStored => {
+                        // The store lost them; a batch in flight never
+                        // names them again (their numbers are reused).
+                        if let Some(f) = self.flight.as_mut() {
+                            f.last = f.last.min(first.saturating_sub(1));
+                        }
+                        Ok(())
+                    }
+                };
+                self.queue.remove(first, last);
+                r
+            }
+            Seen::Rejected {
+                seq,
+                status,
+                too_large,
+            } => {
+                let r = if !self.take(Expect::Reject { seq, status }) {
+                    breach(
+                        "status",
+                        format!("seq {seq} rejected on {status}, which no single-event batch of it was answered"),
+                    )
+                } else if too_large != (classify(status) == Class::TooLarge) {
+                    breach(
+                        "status",
+                        format!("seq {seq} rejected on {status} with the wrong reason"),
+                    )
+                } else {
+                    Ok(())
+                };
+                self.queue.remove(seq, seq);
+                r
+            }
+            Seen::Damaged { seq } => {
+                self.queue.remove(seq, seq);
+                if self.damaged.remove(&seq) {
+                    Ok(())
+                } else {
+                    breach(
+                        "1-lost",
+                        format!("seq {seq} given up as damaged, but the store never damaged it"),
+                    )
+                }
+            }
+            Seen::Halted { status, why } => {
+                self.halted = true;
+                if self.take(Expect::Halt { status, why }) {
+                    Ok(())
+                } else {
+                    breach(
+                        "status",
+                        match why {
+                            Halt::Status => format!("halted on {status}, which was not just answered or does not halt"),
+                            Halt::Storm => format!(
+                                "halted for a rejection storm after {} rejections in a row (limit {:?})",
+                                self.rejections, self.limits.max_consecutive_rejections
+                            ),
+                            Halt::Storage => "halted for storage, but no delete failed".into(),
+                        },
+                    )
+                }
+            }
+            Seen::Retry { at, cause, attempt } => self.retry(at, cause, attempt),
+        }
+    }
+
+    fn sent(&mut self, first: u64, last: u64, count: u32) -> Result<(), Breach> {
+        // A batch past its deadline is failed; giving up on a batch that
+        // overflow already emptied shows nothing before the next send.
+        self.deadline_failure();
+        let before = self.flight.replace(Flight {
+            first,
+            last,
+            count,
+            sent_at: self.now,
+        });
+        if before.is_some() {
+            return breach("protocol", "a send while a batch is in flight".into());
+        }
+        if self.halted {
+            return breach("status", "a send while halted".into());
+        }
+        if self.queue.front() != Some(first) {
+            return breach(
+                "2-order",
+                format!(
+                    "a batch from {first}, but the oldest pending event is {:?}",
+                    self.queue.front()
+                ),
+            );
+        }
+        if let Some(b) = self.backoff.take() {
+            if self.now < b.at {
+                return breach(
+                    "backoff",
+                    format!("sent at {} ms, before the retry time {} ms", self.now, b.at),
+                );
+            }
+        }
+        if let Some(why) = self.requests.refuse_send() {
+            return breach("flush-mode", why.into());
+        }
+        Ok(())
+    }
+
+    fn overflow_drop(&mut self, first: u64, last: u64) -> Result<(), Breach> {
+        for seq in first..=last {
+            if !self.overflow_due.contains(&seq) {
+                let (n, b) = self.pending();
+                return breach(
+                    "5-drop",
+                    format!(
+                        "seq {seq} dropped for overflow, but with {n} events / {b} B pending (limits {} / {}) nothing had to go, or not it",
+                        self.limits.max_queue_events, self.limits.max_queue_bytes
+                    ),
+                );
+            }
+            self.overflow_seen.insert(seq);
+        }
+        Ok(())
+    }
+
+    fn max_attempts_drop(&mut self, first: u64, last: u64) -> Result<(), Breach> {
+        if self.take_drop(first, last) || (self.deadline_failure() && self.take_drop(first, last)) {
+            return Ok(());
+        }
+        breach(
+            "5-drop",
+            match self.limits.max_attempts {
+                None => format!("{first}..={last} dropped for max attempts, but no limit is set"),
+                Some(m) => format!(
+                    "{first}..={last} dropped for max attempts, after {} failed attempts in a row (limit {m})",
+                    self.streak
+                ),
+            },
+        )
+    }
+
+    fn retry(&mut self, at: u64, cause: Cause, attempt: u32) -> Result<(), Breach> {
+        let found = self
+            .expect
+            .iter()
+            .position(|e| matches!(e, Expect::Retry { .. }))
+            .or_else(|| {
+                self.deadline_failure()
+                    .then(|| {
+                        self.expect
+                            .iter()
+                            .position(|e| matches!(e, Expect::Retry { .. }))
+                    })
+                    .flatten()
+            });
+        let Some(i) = found else {
+            return breach(
+                "backoff",
+                format!(
+                    "retry #{attempt} at {at} ms scheduled, but no attempt just failed (or it was the last allowed)"
+                ),
+            );
+        };
+        let Expect::Retry { lo, hi, cause: c } = self.expect.remove(i) else {
+            unreachable!("position matched a retry");
+        };
+        self.backoff = Some(Backoff {
+            at,
+            transport: cause == Cause::Transport,
+        });
+        if attempt != self.streak {
+            return breach(
+                "backoff",
+                format!(
+                    "retry says attempt {attempt}; this is failure {} in a row",
+                    self.streak
+                ),
+            );
+        }
+        if at < lo || at > hi {
+            return breach(
+                "backoff",
+                format!(
+                    "retry #{} at {at} ms, expected {lo}..={hi} ms (now {} ms)",
+                    self.streak, self.now
+                ),
+            );
+        }
+        if cause != c {
+            return breach(
+                "backoff",
+                format!("retry blamed on {cause:?}; it was {c:?}"),
+            );
+        }
+        Ok(())
+    }
+
+    /// The machine gave up on the batch in flight with no answer: only its
+    /// deadline allows that, and only once it has passed.
+    fn deadline_failure(&mut self) -> bool {
+        match self.deadline() {
+            Some(d) if self.now >= d => {
+                let f = self.flight.take().expect("a deadline needs a flight");
+                self.failed(f, Cause::Transport, None);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// An expected max-attempts drop of a batch whose live part is exactly
+    /// `first..=last`.
+    fn take_drop(&mut self, first: u64, last: u64) -> bool {
+        let queue = &self.queue;
+        let found = self.expect.iter().position(|e| match *e {
+            Expect::Drop { first: f, last: l } => queue.live(f, l) == Some((first, last)),
+            _ => false,
+        });
+        found.map(|i| self.expect.remove(i)).is_some()
+    }
+
+    fn take(&mut self, e: Expect) -> bool {
+        match self.expect.iter().position(|x| *x == e) {
+            Some(i) => {
+                self.expect.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The input is done: every output the rules demanded must have come.
+    pub fn settle(&mut self) -> Result<(), Breach> {
+        // A deadline that passed in this input failed the batch, whether or
+        // not that showed (a drop of a batch overflow already emptied does
+        // not); an output it owes and did not give is missing below.
+        let deadline = self.deadline();
+        let fired = self.deadline_failure();
+        let expect = std::mem::take(&mut self.expect);
+        // The machine forgets its flush requests when an input leaves the
+        // queue empty (not in the middle of one: a track that overflows a
+        // queue of one never empties it).
+        if self.queue.is_empty() {
+            self.requests.emptied();
+        }
+        let owed = std::mem::take(&mut self.overflow_due);
+        let seen = std::mem::take(&mut self.overflow_seen);
+        self.tracking = None;
+        if owed != seen {
+            let missing: Vec<u64> = owed.difference(&seen).copied().collect();
+            return breach(
+                "5-drop",
+                format!("events {missing:?} had to go for overflow and were not reported"),
+            );
+        }
+        let queue = &self.queue;
+        let due = expect.iter().find(|e| match **e {
+            Expect::Drop { first, last } => queue.live(first, last).is_some(),
+            _ => true,
+        });
+        if let (true, Some(Expect::Retry { .. } | Expect::Drop { .. })) = (fired, due) {
+            return breach(
+                "deadline",
+                format!(
+                    "the batch in flight had no answer by its deadline ({:?} ms) and the machine did not give up on it (now {} ms)",
+                    deadline, self.now
+                ),
+            );
+        }
+        if let Some(e) = due {
+            let (invariant, what) = match e {
+                Expect::Drop { first, last } => (
+                    "5-drop",
+                    format!(
+                        "{first}..={last} failed {} times in a row and were not dropped",
+                        self.limits.max_attempts.unwrap_or(0)
+                    ),
+                ),
+                Expect::Retry { lo, hi, .. } => (
+                    "backoff",
+                    format!(
+                        "failure {} in a row, no retry scheduled ({lo}..={hi} ms expected)",
+                        self.streak
+                    ),
+                ),
+                Expect::Reject { seq, status } => (
+                    "status",
+                    format!("seq {seq} alone answered {status}, not rejected"),
+                ),
+                Expect::Halt { status, why } => (
+                    "status",
+                    match why {
+                        Halt::Status => format!("answered {status}, no halt"),
+                        Halt::Storm => format!(
+                            "{} single events rejected in a row (limit {:?}), no halt",
+                            self.rejections, self.limits.max_consecutive_rejections
+                        ),
+                        Halt::Storage => "a delete failed, no halt".into(),
+                    },
+                ),
+            };
+            return breach(invariant, what);
+        }
+        Ok(())
+    }
+}
