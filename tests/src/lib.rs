@@ -1,3 +1,5 @@
-//! Simulation, property, crash and end-to-end tests for outbox
+//! Simulation, property, crash and end-to-end tests for outbox, and the
+//! bench binary's rows.
 
+pub mod bench;
 pub mod sim;

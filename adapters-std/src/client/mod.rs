@@ -8,6 +8,7 @@
 
 #[cfg(feature = "async")]
 mod async_face;
+mod buffers;
 mod clock;
 mod dead_letters;
 mod environment;
@@ -241,6 +242,8 @@ impl ClientBuilder {
             transport::ChannelTransport::start(uploader, tx.clone())?;
         let (started_tx, started_rx) = mpsc::sync_channel(1);
         let worker_hub = hub.clone();
+        let buffers = Arc::new(buffers::BufferPool::default());
+        let worker_buffers = buffers.clone();
         let batch_bytes = config.max_batch_bytes() as usize;
         let worker = std::thread::Builder::new()
             .name("outbox-worker".into())
@@ -253,7 +256,7 @@ impl ClientBuilder {
                     }
                 };
                 let not_stored = Default::default();
-                let w = Worker::new(rx, clock, not_stored, worker_hub);
+                let w = Worker::new(rx, clock, not_stored, worker_hub, worker_buffers);
                 worker::restore_and_run(w, machine, store, transport, batch_bytes, started_tx);
             })?;
         match started_rx.recv() {
@@ -274,6 +277,7 @@ impl ClientBuilder {
                 tx,
                 worker: Mutex::new(Some(worker)),
                 hub,
+                buffers,
                 max_event_bytes: config.max_event_bytes() as usize,
                 drop_flush_timeout: self.drop_flush_timeout,
                 path,
@@ -288,6 +292,7 @@ struct Inner {
     tx: SyncSender<Msg>,
     worker: Mutex<Option<JoinHandle<()>>>,
     hub: notify::Hub,
+    buffers: Arc<buffers::BufferPool>,
     max_event_bytes: usize,
     drop_flush_timeout: Duration,
     path: PathBuf,
@@ -336,7 +341,9 @@ impl Inner {
     /// in, checked, serialized.
     fn payload(&self, mut event: Event) -> Result<crate::Payload, TrackError> {
         event.apply_defaults(&self.context, &self.properties);
-        Ok(event.into_payload(self.max_event_bytes)?)
+        let mut bytes = self.buffers.take();
+        let message_id = event.write_payload(&mut bytes, self.max_event_bytes)?;
+        Ok(crate::Payload { bytes, message_id })
     }
 }
 

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant as StdInstant};
 
 use outbox_core::{Driver, DriverError, Input, InputError, Machine, Seq, Stats, Store};
 
+use super::buffers::BufferPool;
 use super::clock::Clock;
 use super::error::{ClientError, FlushError, FlushReport, TrackError};
 use super::notify::Notifier;
@@ -112,6 +113,9 @@ pub(crate) struct Worker {
     last_store_error: Option<StoreError>,
     /// A storage error not yet recorded in the database (at the next commit).
     unrecorded: Option<String>,
+    /// Payload buffers stored this round, handed back to `track` after it.
+    spent: Vec<Vec<u8>>,
+    buffers: Arc<BufferPool>,
 }
 
 fn head(s: &Stats) -> Seq {
@@ -133,6 +137,7 @@ impl Worker {
         clock: Clock,
         not_stored: Rc<RefCell<Vec<(Seq, Seq)>>>,
         hub: super::notify::Hub,
+        buffers: Arc<BufferPool>,
     ) -> Self {
         Worker {
             rx,
@@ -146,6 +151,8 @@ impl Worker {
             last_error: None,
             last_store_error: None,
             unrecorded: None,
+            spent: Vec::new(),
+            buffers,
         }
     }
 
@@ -209,6 +216,7 @@ impl Worker {
                         Err(_) => break,
                     }
                 }
+                self.buffers.give_back(&mut self.spent);
             }
             self.commit(&mut driver);
             if !self.quiet() {
@@ -303,6 +311,7 @@ impl Worker {
                         }
                     }
                 }
+                self.spent.push(payload);
             }
             Msg::Sync(reply) => {
                 let mark = self.not_stored.borrow().len();

@@ -424,13 +424,28 @@ impl Event {
     /// Check the event, fill in `messageId`, `timestamp` and
     /// `context.library` when absent, and serialize it; refuses it when the
     /// result is over `max_bytes`.
-    pub fn into_payload(mut self, max_bytes: usize) -> Result<Payload, EventError> {
+    pub fn into_payload(self, max_bytes: usize) -> Result<Payload, EventError> {
+        // Most events fit without growing the buffer.
+        let mut bytes = Vec::with_capacity(512);
+        let message_id = self.write_payload(&mut bytes, max_bytes)?;
+        Ok(Payload { bytes, message_id })
+    }
+
+    /// [`into_payload`](Self::into_payload) into `buf` (cleared first), so a
+    /// caller can reuse one allocation; returns the `messageId`.
+    pub(crate) fn write_payload(
+        mut self,
+        buf: &mut Vec<u8>,
+        max_bytes: usize,
+    ) -> Result<String, EventError> {
         self.validate()?;
-        let message_id = match self.message_id.take().filter(|m| !m.is_empty()) {
-            Some(m) => m,
-            None => uuid::Uuid::new_v4().to_string(),
-        };
-        self.message_id = Some(message_id.clone());
+        if blank(&self.message_id) {
+            // uuid's `fast-rng`: a thread-local generator seeded from the OS,
+            // not a getrandom system call per event.
+            let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+            let id = uuid::Uuid::new_v4().hyphenated();
+            self.message_id = Some(id.encode_lower(&mut text).to_owned());
+        }
         if blank(&self.timestamp) {
             self.timestamp = Some(humantime::format_rfc3339_millis(SystemTime::now()).to_string());
         }
@@ -445,14 +460,16 @@ impl Event {
                 || serde_json::json!({"name": LIBRARY_NAME, "version": LIBRARY_VERSION}),
             );
         }
-        let bytes = serde_json::to_vec(&self).map_err(|e| EventError::Serialize(e.to_string()))?;
-        if bytes.len() > max_bytes {
+        buf.clear();
+        serde_json::to_writer(&mut *buf, &self)
+            .map_err(|e| EventError::Serialize(e.to_string()))?;
+        if buf.len() > max_bytes {
             return Err(EventError::TooLarge {
-                size: bytes.len(),
+                size: buf.len(),
                 max: max_bytes,
             });
         }
-        Ok(Payload { bytes, message_id })
+        Ok(self.message_id.take().unwrap_or_default())
     }
 }
 

@@ -23,6 +23,7 @@
 //! ```
 
 mod key;
+mod resolve;
 mod retry_after;
 
 use std::io::Write;
@@ -198,15 +199,21 @@ impl HttpUploader {
         if config.connect_timeout.is_zero() || config.timeout.is_zero() {
             return Err(HttpConfigError::ZeroTimeout);
         }
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let agent_config = ureq::Agent::config_builder()
             .timeout_connect(bounded(config.connect_timeout))
             .timeout_global(bounded(config.timeout))
             .max_redirects(config.max_redirects)
             .save_redirect_history(true)
             .http_status_as_error(false)
             .user_agent(config.user_agent.as_str())
-            .build()
-            .into();
+            .build();
+        // ureq's own connector, with a resolver that spawns no thread for an
+        // IP literal or a recently resolved name.
+        let agent = ureq::Agent::with_parts(
+            agent_config,
+            ureq::unversioned::transport::DefaultConnector::default(),
+            resolve::CachingResolver::default(),
+        );
         let authorization = match config.auth {
             _ if config.key.is_empty() => None,
             Auth::Bearer => Some(config.key.bearer()),

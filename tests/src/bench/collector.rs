@@ -1,0 +1,133 @@
+//! A minimal HTTP/1.1 collector on 127.0.0.1 for the end-to-end row: keeps
+//! connections alive, reads each request's body by its Content-Length,
+//! counts the events in its `batch` array and answers 200. Both contenders
+//! post to the same collector, so its cost is the same for each.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// A running collector; stops when dropped.
+pub struct Collector {
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    acked: Arc<AtomicU64>,
+    requests: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    port: u16,
+    thread: Option<JoinHandle<()>>,
+}
+
+#[derive(serde::Deserialize)]
+struct Body {
+    batch: Vec<serde::de::IgnoredAny>,
+}
+
+impl Collector {
+    /// Listen on an ephemeral port.
+    pub fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the collector");
+        let port = listener.local_addr().expect("local address").port();
+        let acked = Arc::new(AtomicU64::new(0));
+        let requests = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (a, r, s) = (acked.clone(), requests.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let (a, r) = (a.clone(), r.clone());
+                std::thread::spawn(move || serve(conn, &a, &r));
+            }
+        });
+        Collector {
+            url: format!("http://127.0.0.1:{port}"),
+            acked,
+            requests,
+            stop,
+            port,
+            thread: Some(thread),
+        }
+    }
+
+    /// Events in batches answered 200 so far.
+    pub fn acked(&self) -> u64 {
+        self.acked.load(Ordering::SeqCst)
+    }
+
+    /// Requests answered so far.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Serve one connection until the peer closes it.
+fn serve(conn: TcpStream, acked: &AtomicU64, requests: &AtomicU64) {
+    let _ = conn.set_nodelay(true);
+    let mut out = match conn.try_clone() {
+        Ok(c) => c,
+        Err(_) => return,
+    };
+    let mut reader = BufReader::new(conn);
+    let mut line = String::new();
+    let mut body = Vec::new();
+    loop {
+        let mut length = 0usize;
+        let mut first = true;
+        loop {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            let l = line.trim_end();
+            if l.is_empty() {
+                if first {
+                    continue;
+                }
+                break;
+            }
+            first = false;
+            if let Some((name, value)) = l.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        body.resize(length, 0);
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let (status, events) = match serde_json::from_slice::<Body>(&body) {
+            Ok(b) => ("200 OK", b.batch.len() as u64),
+            Err(_) => ("400 Bad Request", 0),
+        };
+        // Counted before the answer leaves, so a sender that saw the 200
+        // always finds its events counted.
+        acked.fetch_add(events, Ordering::SeqCst);
+        requests.fetch_add(1, Ordering::SeqCst);
+        let reply = r#"{"success":true}"#;
+        let answer = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{reply}",
+            reply.len()
+        );
+        if out.write_all(answer.as_bytes()).is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! Row `e2e`: events acknowledged by a collector on 127.0.0.1 per second.
+//!
+//! - outbox: the durable Client (SQLite, NORMAL, Immediate flush mode, its
+//!   default batches of up to 500 events) tracks every event, then
+//!   `flush_and_wait` until the collector has acknowledged all of them;
+//! - the peer: the `segment` crate's `Batcher` and `HttpClient` (reqwest on
+//!   a one-thread tokio runtime), keeping nothing on disk: it fills a batch
+//!   up to its 500 KB limit, posts it, waits for the answer, and goes on.
+//!
+//! Both post the same events (the peer's carry the same kind of `messageId`
+//! in `extra`) to the same collector, and both are counted only by what the
+//! collector acknowledged. C = outbox / peer.
+
+use std::time::Duration;
+
+use outbox_std::{Client, Event};
+use segment::message::{Track, User};
+use segment::{Batcher, Client as _, HttpClient};
+
+use super::collector::Collector;
+use super::events::events;
+use super::table::{grouped, Line, Ratios};
+use super::{median, rate, timed, Options};
+
+fn count(o: &Options) -> usize {
+    if o.quick {
+        20_000
+    } else {
+        100_000
+    }
+}
+
+/// One contender's run: events acknowledged per second, and requests.
+struct Run {
+    rate: f64,
+    requests: u64,
+}
+
+/// outbox end to end.
+fn outbox(collector: &Collector, mut events: Vec<Event>) -> Run {
+    let n = events.len();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let client = Client::builder()
+        .path(dir.path().join("e2e.db"))
+        .endpoint(collector.url.clone(), "bench-key")
+        .configure(|c| c.max_queue_events(n as u32))
+        .build()
+        .expect("open the bench Client");
+    let before = collector.acked();
+    let requests = collector.requests();
+    let (report, took) = timed(|| {
+        // Drained, so the 6 MB vector itself is freed after the clock
+        // stops (freeing it makes glibc consolidate every small free chunk).
+        for e in events.drain(..) {
+            client.track(e).expect("track");
+        }
+        client
+            .flush_and_wait(Duration::from_secs(300))
+            .expect("every event delivered")
+    });
+    let acked = collector.acked() - before;
+    assert_eq!(report.pending, 0);
+    assert!(acked >= n as u64, "collector acknowledged {acked} of {n}");
+    client.close().expect("close");
+    Run {
+        rate: rate(n, took),
+        requests: collector.requests() - requests,
+    }
+}
+
+/// The same events as the peer's messages.
+fn peer_messages(events: &[Event]) -> Vec<Track> {
+    events
+        .iter()
+        .map(|e| {
+            let mut extra = serde_json::Map::new();
+            extra.insert("messageId".into(), uuid::Uuid::new_v4().to_string().into());
+            Track {
+                user: User::UserId {
+                    user_id: e.user_id.clone().unwrap_or_default(),
+                },
+                event: e.event.clone().unwrap_or_default(),
+                properties: e.properties.clone().unwrap_or_default(),
+                context: e.context.clone(),
+                extra,
+                ..Track::default()
+            }
+        })
+        .collect()
+}
+
+/// The non-durable peer.
+fn peer(collector: &Collector, messages: Vec<Track>) -> Run {
+    let n = messages.len();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let http = HttpClient::new(reqwest::Client::new(), collector.url.clone());
+    let before = collector.acked();
+    let requests = collector.requests();
+    let ((), took) = timed(|| {
+        rt.block_on(async {
+            let mut batcher = Batcher::new(None);
+            for m in messages {
+                if let Some(back) = batcher.push(m).expect("push") {
+                    let full = std::mem::replace(&mut batcher, Batcher::new(None));
+                    http.send("bench-key".into(), full.into_message())
+                        .await
+                        .expect("peer send");
+                    batcher.push(back).expect("push");
+                }
+            }
+            if !batcher.is_empty() {
+                http.send("bench-key".into(), batcher.into_message())
+                    .await
+                    .expect("peer send");
+            }
+        });
+    });
+    let acked = collector.acked() - before;
+    assert!(acked >= n as u64, "collector acknowledged {acked} of {n}");
+    Run {
+        rate: rate(n, took),
+        requests: collector.requests() - requests,
+    }
+}
+
+/// Run the row; sets C.
+pub fn run(o: &Options, ratios: &mut Ratios) -> Vec<Line> {
+    let n = count(o);
+    let all = events(n);
+    let collector = Collector::start();
+    let (mut ours, mut theirs) = (vec![], vec![]);
+    for _ in 0..o.reps() {
+        ours.push(outbox(&collector, all.clone()));
+        theirs.push(peer(&collector, peer_messages(&all)));
+    }
+    let c: Vec<f64> = ours
+        .iter()
+        .zip(&theirs)
+        .map(|(x, y)| x.rate / y.rate)
+        .collect();
+    ratios.e2e_vs_peer = Some(median(c));
+    let rates = |runs: &[Run]| median(runs.iter().map(|r| r.rate).collect());
+    let per_request = |runs: &[Run]| {
+        let requests: u64 = runs.iter().map(|r| r.requests).sum();
+        (n * runs.len()) as f64 / requests.max(1) as f64
+    };
+    vec![
+        Line::measured(
+            "e2e",
+            "outbox Client, durable, up to 500/batch",
+            format!("{} ev/s", grouped(rates(&ours))),
+            format!(
+                "{n} events acknowledged, {} reps, {:.0} events/request",
+                ours.len(),
+                per_request(&ours)
+            ),
+        ),
+        Line::measured(
+            "e2e",
+            "peer: segment Batcher, in memory, 500 KB",
+            format!("{} ev/s", grouped(rates(&theirs))),
+            format!(
+                "same events and collector, {:.0} events/request",
+                per_request(&theirs)
+            ),
+        ),
+    ]
+}

@@ -1,0 +1,199 @@
+//! Row `flash`: outbox's NOR flash queue against the sequential-storage
+//! crate's queue, on the same simulated flash and the same workload.
+//!
+//! Both run on `SimFlash` (256 pages of 4 KiB, read and write size 4), whose
+//! counters give bytes written, erases and reads per event. The workload is
+//! steady state: a backlog of 500 events of ~300 bytes, then, per event,
+//! push one and remove the oldest (ours: `append` then `delete_through`;
+//! theirs: `push` then `pop`), for long enough that both rings wrap.
+//!
+//! sequential-storage is async: its flash is ours wrapped in
+//! embassy-embedded-hal's `BlockingAsync`, driven by embassy-futures'
+//! `block_on`. Its `pop` marks an item popped by writing its header word a
+//! second time, so it needs `MultiwriteNorFlash`, which ours never does: its
+//! `SimFlash` has the write-once check turned off and a thin wrapper
+//! declares `MultiwriteNorFlash` (the simulation still refuses any 0 → 1
+//! bit without an erase). Ours runs with the write-once check on. Their
+//! cache is `Cache::new_uncached()`: like our queue, no RAM index.
+//!
+//! D = our bytes written per event / theirs; E = our erases per event /
+//! theirs.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Instant as StdInstant;
+
+use embassy_embedded_hal::adapter::BlockingAsync;
+use embassy_futures::block_on;
+use embedded_storage::nor_flash::{ErrorType, MultiwriteNorFlash, NorFlash, ReadNorFlash};
+use outbox_embedded::flash::sim::{FlashStats, SimError, SimFlash};
+use outbox_embedded::flash::FlashQueue;
+use sequential_storage::cache::Cache;
+use sequential_storage::queue::{QueueConfig, QueueStorage};
+
+use super::events::{events, payloads};
+use super::table::{grouped, Line, Ratios};
+use super::{median, Options};
+
+const PAGES: usize = 256;
+const PAGE: usize = 4096;
+const REGION: core::ops::Range<u32> = 0..(PAGES * PAGE) as u32;
+const BACKLOG: usize = 500;
+/// Appends per delete in the context line.
+const DELETE_BATCH: usize = 50;
+
+type Sim = SimFlash<4, 4, PAGE>;
+
+/// Our simulated flash, declared multi-write for sequential-storage's pop;
+/// shared so the counters can be read while the queue owns the flash
+/// (`BlockingAsync` gives no access to what it wraps).
+struct Multiwrite(Rc<RefCell<Sim>>);
+
+impl ErrorType for Multiwrite {
+    type Error = SimError;
+}
+
+impl ReadNorFlash for Multiwrite {
+    const READ_SIZE: usize = 4;
+    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), SimError> {
+        self.0.borrow_mut().read(offset, bytes)
+    }
+    fn capacity(&self) -> usize {
+        self.0.borrow().capacity()
+    }
+}
+
+impl NorFlash for Multiwrite {
+    const WRITE_SIZE: usize = 4;
+    const ERASE_SIZE: usize = PAGE;
+    fn erase(&mut self, from: u32, to: u32) -> Result<(), SimError> {
+        self.0.borrow_mut().erase(from, to)
+    }
+    fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), SimError> {
+        self.0.borrow_mut().write(offset, bytes)
+    }
+}
+
+impl MultiwriteNorFlash for Multiwrite {}
+
+/// Per-event figures of one run.
+#[derive(Clone, Copy)]
+struct PerEvent {
+    bytes_written: f64,
+    erases: f64,
+    reads: f64,
+    rate: f64,
+}
+
+fn per_event(stats: FlashStats, n: usize, secs: f64) -> PerEvent {
+    PerEvent {
+        bytes_written: stats.bytes_written as f64 / n as f64,
+        erases: stats.erases as f64 / n as f64,
+        reads: stats.reads as f64 / n as f64,
+        rate: n as f64 / secs.max(1e-9),
+    }
+}
+
+/// Ours; `batch` events appended per `delete_through` (1: the judged
+/// workload; more: how outbox deletes, one per delivered batch).
+fn ours(samples: &[Vec<u8>], n: usize, batch: usize) -> PerEvent {
+    let mut flash = Sim::new(PAGES);
+    let mut q = FlashQueue::open(&mut flash, REGION).expect("open our queue");
+    let mut seq = 0u64;
+    for _ in 0..BACKLOG {
+        q.append(seq, &samples[seq as usize % samples.len()])
+            .expect("prefill");
+        seq += 1;
+    }
+    let before = q.flash_mut().stats();
+    let start = StdInstant::now();
+    for i in 0..n {
+        q.append(seq, &samples[seq as usize % samples.len()])
+            .expect("append");
+        if (i + 1) % batch == 0 {
+            q.delete_through(seq - BACKLOG as u64).expect("delete");
+        }
+        seq += 1;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let stats = q.flash_mut().stats().since(&before);
+    assert!(q.summary().expect("summary").count as usize <= BACKLOG + batch);
+    assert_eq!(q.flash_mut().violations(), 0, "our queue broke a NOR rule");
+    per_event(stats, n, secs)
+}
+
+fn theirs(samples: &[Vec<u8>], n: usize) -> PerEvent {
+    let sim = Rc::new(RefCell::new(Sim::new(PAGES)));
+    sim.borrow_mut().set_write_once(false);
+    let flash = BlockingAsync::new(Multiwrite(sim.clone()));
+    let mut q = QueueStorage::new(flash, QueueConfig::new(REGION), Cache::new_uncached());
+    let mut buf = vec![0u8; PAGE];
+    block_on(async {
+        let mut i = 0usize;
+        for _ in 0..BACKLOG {
+            q.push(&samples[i % samples.len()], false)
+                .await
+                .expect("prefill");
+            i += 1;
+        }
+        let before = sim.borrow().stats();
+        let start = StdInstant::now();
+        for _ in 0..n {
+            q.push(&samples[i % samples.len()], false)
+                .await
+                .expect("push");
+            let popped = q.pop(&mut buf).await.expect("pop").map(|p| p.len());
+            assert_eq!(popped, Some(samples[(i - BACKLOG) % samples.len()].len()));
+            i += 1;
+        }
+        let secs = start.elapsed().as_secs_f64();
+        assert_eq!(sim.borrow().violations(), 0, "a NOR rule broken");
+        per_event(sim.borrow().stats().since(&before), n, secs)
+    })
+}
+
+/// Run the row; sets D and E.
+pub fn run(o: &Options, ratios: &mut Ratios) -> Vec<Line> {
+    let n = if o.quick { 5_000 } else { 20_000 };
+    let samples = payloads(&events(1000));
+    let (mut a, mut b, mut batched) = (vec![], vec![], vec![]);
+    for _ in 0..o.reps() {
+        a.push(ours(&samples, n, 1));
+        b.push(theirs(&samples, n));
+        batched.push(ours(&samples, n, DELETE_BATCH));
+    }
+    let med = |runs: &[PerEvent], f: fn(&PerEvent) -> f64| median(runs.iter().map(f).collect());
+    let line = |who: &str, runs: &[PerEvent], note: String| {
+        Line::measured(
+            "flash",
+            who.to_string(),
+            format!("{:.0} B/event", med(runs, |r| r.bytes_written)),
+            format!(
+                "{:.4} erases/ev, {:.0} reads/ev, {} ev/s; {note}",
+                med(runs, |r| r.erases),
+                med(runs, |r| r.reads),
+                grouped(med(runs, |r| r.rate)),
+            ),
+        )
+    };
+    ratios.flash_bytes_vs_seqstorage =
+        Some(med(&a, |r| r.bytes_written) / med(&b, |r| r.bytes_written));
+    ratios.flash_erases_vs_seqstorage = Some(med(&a, |r| r.erases) / med(&b, |r| r.erases));
+    vec![
+        line(
+            "outbox flash queue: append, delete_through",
+            &a,
+            format!("{n} events after a {BACKLOG}-event backlog, 256 x 4 KiB, write-once words"),
+        ),
+        line(
+            "sequential-storage 8 queue: push, pop",
+            &b,
+            "same flash and events; uncached; MultiwriteNorFlash".into(),
+        ),
+        line(
+            "outbox flash queue, a delete per 50 appends",
+            &batched,
+            "context, not judged: one delete per delivered batch".into(),
+        ),
+    ]
+}
