@@ -23,8 +23,8 @@
 //! | [`http::HttpUploader`] | the transport by itself; [`Uploader`] to plug in another |
 //!
 //! A Client holds at most [`CAPACITY`] queued events (`max_queue_events`,
-//! default 1000); `<db>.lock` beside the database keeps a second Client off
-//! the same file.
+//! default 1000); an OS lock on the database file (on Unix; `<db>.lock`
+//! elsewhere) keeps a second Client off the same file, through any path.
 //!
 //! ```no_run
 //! # #[cfg(all(feature = "sqlite", feature = "http"))]

@@ -60,6 +60,11 @@ pub struct EndpointArgs {
     /// The write key (sent as a Bearer token, or Basic with --basic-auth).
     #[arg(long, env = "OUTBOX_KEY", value_name = "KEY", hide_env_values = true)]
     pub key: Option<String>,
+    /// Allow http:// to a host that is not loopback (events and key then
+    /// travel unencrypted). Without it only https://, or http:// to
+    /// localhost / 127.0.0.0/8 / [::1], is accepted.
+    #[arg(long)]
+    pub allow_plain_http: bool,
 }
 
 /// `outbox send`.

@@ -63,9 +63,9 @@ impl CliError {
 
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Keep it to one line whatever the source said.
-        let line: String = self
-            .message
+        // Keep it to one line whatever the source said, and never show the
+        // credentials of a URL.
+        let line: String = crate::printable::strip_userinfo(&self.message)
             .chars()
             .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
             .collect();

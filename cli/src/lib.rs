@@ -9,6 +9,7 @@ pub mod args;
 mod cmd;
 pub mod collect;
 pub mod error;
+pub mod printable;
 
 pub use error::{exit, CliError, CliResult};
 

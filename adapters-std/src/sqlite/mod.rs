@@ -17,9 +17,12 @@
 //!   [`SqliteStore::last_error`] reads back (also on a read-only view).
 //! - Each event's **stored time** lets [`SqliteStore::oldest_event`] tell
 //!   the queue's age from its first row alone.
-//! - A lock file (`<db>.lock`, held with an OS file lock) makes a second
-//!   store on the same file fail fast with [`OpenError::InUse`]; the OS
-//!   drops the lock when the process dies, even on `kill -9`.
+//! - An OS lock on the file's identity (the database file itself on Unix,
+//!   see `lock.rs`) makes a second store on the same file, through any
+//!   path or hard link, fail fast with [`OpenError::InUse`]; the OS drops
+//!   the lock when the process dies, even on `kill -9`.
+//! - A path that is not a regular file is refused before anything is
+//!   created; a new database is created owner-only (0600 on Unix).
 //!
 //! ```
 //! use outbox_core::Store;
@@ -38,6 +41,7 @@
 
 mod dead_letter;
 mod error;
+mod file;
 mod lock;
 mod meta;
 mod schema;
@@ -158,25 +162,18 @@ impl SqliteStore {
     /// database, is damaged, or another store has it open.
     pub fn open(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self, OpenError> {
         let path = path.as_ref();
-        if path.is_dir() {
-            return Err(OpenError::Io {
-                path: path.to_path_buf(),
-                source: std::io::Error::new(std::io::ErrorKind::IsADirectory, "is a directory"),
-            });
-        }
         let err = |e| OpenError::from_sqlite(path, e);
+        file::prepare(path)?;
+        // Lock before SQLite opens the file; declared first, the lock is
+        // dropped after the connection (see `lock`).
+        let lock = lock::acquire(path)?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let mut conn = Connection::open_with_flags(path, flags).map_err(err)?;
         conn.busy_timeout(options.busy_timeout).map_err(err)?;
-        // Identify the file before anything else touches it (not even a
-        // lock file next to a foreign one); then lock before any write.
+        // Identify the file before anything else touches it.
         let found = schema::inspect(&conn, path)?;
-        // Lock beside the real file, so a symlink or another spelling of the
-        // path finds the same lock.
-        let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-        let lock = lock::acquire(&real)?;
         let read_only = conn.is_readonly("main").unwrap_or(false);
         if !read_only {
             let mode: String = conn

@@ -1,6 +1,6 @@
 //! What `send` and `flush` share: opening the Client on the database with
 //! the CLI's queue settings, and waiting until the queue is delivered (or
-//! time runs out, the key is refused, the endpoint stays unreachable).
+//! the run's [`Bound`] ends, or the key is refused).
 
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::Path;
@@ -12,20 +12,21 @@ use outbox_std::{
     BuildError, Client, ClientStats, FlushMode, Notification, Notifications, RetryCause,
 };
 
+use super::deadline::{self, Bound};
+use super::guard;
 use super::progress::Progress;
 use crate::args::EndpointArgs;
 use crate::error::{CliError, CliResult};
 
-/// Events the CLI lets pile up in the queue before it waits for delivery
-/// (well under the Client's capacity, so nothing is ever refused as full).
-pub const PENDING_HIGH_WATER: u32 = 50_000;
-/// Payload bytes the CLI lets pile up likewise.
-pub const PENDING_HIGH_WATER_BYTES: u64 = 128 * 1024 * 1024;
-/// The queue's byte limit the CLI configures.
-const MAX_QUEUE_BYTES: u64 = 2 * PENDING_HIGH_WATER_BYTES;
-/// Consecutive transport failures after which, without `--timeout`, the
-/// endpoint is declared unreachable.
-pub const UNREACHABLE_AFTER: u32 = 3;
+/// Events the CLI lets the queue hold (the Client's capacity); `send`
+/// waits for room, never for delivery, before it gets there.
+pub const MAX_QUEUE_EVENTS: u32 = if outbox_std::CAPACITY > u32::MAX as usize {
+    u32::MAX
+} else {
+    outbox_std::CAPACITY as u32
+};
+/// Payload bytes the CLI lets the queue hold (they are on disk, not in RAM).
+pub const MAX_QUEUE_BYTES: u64 = 1024 * 1024 * 1024;
 
 /// How to reach the endpoint.
 #[derive(Clone, Debug)]
@@ -38,17 +39,21 @@ pub struct Endpoint {
     pub gzip: bool,
     /// Basic instead of Bearer.
     pub basic_auth: bool,
+    /// Plain http to a host that is not loopback was allowed.
+    pub allow_plain_http: bool,
 }
 
 impl Endpoint {
-    /// From the command line.
-    pub fn new(args: &EndpointArgs, gzip: bool, basic_auth: bool) -> Self {
-        Endpoint {
+    /// From the command line, once [`guard::check`] accepts it.
+    pub fn new(args: &EndpointArgs, gzip: bool, basic_auth: bool) -> CliResult<Self> {
+        guard::check(args)?;
+        Ok(Endpoint {
             url: args.endpoint.clone(),
             key: args.key.clone(),
             gzip,
             basic_auth,
-        }
+            allow_plain_http: args.allow_plain_http,
+        })
     }
 }
 
@@ -71,7 +76,7 @@ pub fn open_client(
     mode: FlushMode,
     threshold: Option<u32>,
 ) -> CliResult<Client> {
-    let mut http = HttpConfig::new(
+    let http = HttpConfig::new(
         endpoint.url.clone(),
         endpoint.key.clone().unwrap_or_default(),
     )
@@ -81,25 +86,15 @@ pub fn open_client(
         Auth::Bearer
     })
     .gzip(endpoint.gzip.then_some(6))
-    .timeouts(Duration::from_secs(10), Duration::from_secs(30));
-    if endpoint.url.starts_with("http://") {
-        // The user typed http:// on purpose; loopback needs no opt-in, and
-        // elsewhere the key travels in clear text, which we say.
-        http = http.allow_plain_http(true);
-        if endpoint.key.is_some() && !is_loopback_url(&endpoint.url) {
-            super::err_line(
-                "outbox: warning: the key is sent in clear text over http://; use https:// to protect it",
-            );
-        }
-    }
-    let capacity = u32::try_from(outbox_std::CAPACITY).unwrap_or(u32::MAX);
+    .timeouts(Duration::from_secs(10), Duration::from_secs(30))
+    .allow_plain_http(endpoint.allow_plain_http);
     Client::builder()
         .path(db)
         .http(http)
         .flush_mode(mode)
         .configure(|c| {
             let c = c
-                .max_queue_events(capacity)
+                .max_queue_events(MAX_QUEUE_EVENTS)
                 .max_queue_bytes(MAX_QUEUE_BYTES)
                 .overflow(Overflow::RejectNew);
             match threshold {
@@ -111,21 +106,6 @@ pub fn open_client(
         .drop_flush_timeout(Duration::ZERO)
         .build()
         .map_err(|e| build_error(db, e))
-}
-
-fn is_loopback_url(url: &str) -> bool {
-    let rest = url.split("://").nth(1).unwrap_or("");
-    let authority = rest.split('/').next().unwrap_or("");
-    let host = authority.rsplit('@').next().unwrap_or("");
-    let host = if host.starts_with('[') {
-        host.trim_start_matches('[').split(']').next().unwrap_or("")
-    } else {
-        host.split(':').next().unwrap_or("")
-    };
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A best-effort description of why `url` cannot be reached (the Client
@@ -153,6 +133,14 @@ pub fn probe(url: &str) -> String {
     }
 }
 
+/// The failure when the endpoint rejected events for good.
+pub fn rejected_error(rejected: u64, delivered: u64) -> CliError {
+    CliError::failure(format!(
+        "{rejected} events were rejected by the endpoint and moved to the dead-letter table \
+         (see `outbox dead-letter list`); {delivered} were delivered"
+    ))
+}
+
 /// Counts shown while waiting.
 pub fn progress_message(stats: &ClientStats, base: &outbox_std::Stats) -> String {
     let s = &stats.core;
@@ -173,8 +161,8 @@ pub struct Watch<'a> {
     pub endpoint: &'a Endpoint,
     /// Its database (for messages).
     pub db: &'a Path,
-    /// Give up then, with exit code 3.
-    pub deadline: Option<Instant>,
+    /// The run's time bound.
+    pub bound: &'a Bound,
     /// A subscription taken before the work started.
     pub notes: &'a Notifications,
     /// The stats when the command started.
@@ -191,15 +179,17 @@ impl Watch<'_> {
 
     /// Waits until `goal` holds for the stats, showing progress.
     ///
-    /// Fails (events stay queued) when the deadline passes, when the
-    /// endpoint refuses the key (401/403), or, without a deadline, after
-    /// [`UNREACHABLE_AFTER`] consecutive transport failures.
+    /// Fails (events stay queued) when the endpoint refuses the key
+    /// (401/403) or when the run's [`Bound`] ends: the `--timeout`, or
+    /// without one [`deadline::PATIENCE`] without progress.
     pub fn wait_until(
         &self,
         progress: &mut Progress,
         show: impl Fn(&ClientStats) -> (u64, u64, String),
         goal: impl Fn(&ClientStats) -> bool,
     ) -> CliResult<ClientStats> {
+        self.bound.start_waiting(Instant::now());
+        let mut last_cause = None;
         loop {
             let stats = self.stats()?;
             let (position, total, message) = show(&stats);
@@ -209,6 +199,9 @@ impl Watch<'_> {
                 return Ok(stats);
             }
             let s = &stats.core;
+            let now = Instant::now();
+            self.bound
+                .observe(s.delivered + s.rejected + s.dropped(), now);
             if s.halted {
                 return Err(CliError::failure(format!(
                     "{} refused the key (401/403): wrong or missing --key; {} events stay queued in {}",
@@ -217,58 +210,85 @@ impl Watch<'_> {
                     self.db.display()
                 )));
             }
-            if let Some(deadline) = self.deadline {
-                if Instant::now() >= deadline {
-                    return Err(CliError::queued(format!(
-                        "timed out with {} events still queued in {}; run `outbox flush` to deliver them",
-                        s.pending_events,
-                        self.db.display()
-                    )));
-                }
+            if self.bound.timed_out(now) {
+                return Err(CliError::queued(format!(
+                    "timed out with {} events still queued in {}; run `outbox flush` to deliver them",
+                    s.pending_events,
+                    self.db.display()
+                )));
             }
-            let wait = self.deadline.map_or(Duration::from_millis(100), |d| {
-                d.saturating_duration_since(Instant::now())
-                    .min(Duration::from_millis(100))
-            });
+            if self.bound.out_of_patience(now) {
+                return Err(self.gave_up(last_cause, s.pending_events));
+            }
+            let wait = self.bound.slice(Duration::from_millis(100), now);
             if let Some(note) = self.notes.recv_timeout(wait) {
                 for note in std::iter::once(note).chain(self.notes.try_iter()) {
-                    self.on_note(progress, note)?;
+                    if let Some(cause) = self.on_note(progress, note) {
+                        last_cause = Some(cause);
+                    }
                 }
             }
         }
     }
 
-    /// Drains pending notifications without waiting.
-    pub fn drain_notes(&self, progress: &mut Progress) -> CliResult {
-        for note in self.notes.try_iter() {
-            self.on_note(progress, note)?;
-        }
-        Ok(())
+    /// Without `--timeout`, the wait ended: say why, by the last failure.
+    fn gave_up(&self, cause: Option<RetryCause>, pending: u32) -> CliError {
+        let why = match cause {
+            Some(RetryCause::Server) => format!(
+                "{} keeps answering with errors (see `outbox status`)",
+                self.endpoint.url
+            ),
+            _ => format!(
+                "cannot reach {} ({})",
+                self.endpoint.url,
+                probe(&self.endpoint.url)
+            ),
+        };
+        CliError::queued(format!(
+            "{why}; gave up, as nothing was delivered for {} (the bound without --timeout); \
+             {pending} events stay queued in {}; run `outbox flush` later",
+            deadline::human(deadline::PATIENCE),
+            self.db.display()
+        ))
     }
 
-    fn on_note(&self, progress: &mut Progress, note: Notification) -> CliResult {
+    /// Drains pending notifications without waiting (while reading input:
+    /// they are shown, never a reason to stop reading).
+    pub fn drain_notes(&self, progress: &mut Progress) {
+        for note in self.notes.try_iter() {
+            self.on_note(progress, note);
+        }
+    }
+
+    /// Shows what the user should see; returns the cause of a failed attempt.
+    fn on_note(&self, progress: &mut Progress, note: Notification) -> Option<RetryCause> {
         match note {
             Notification::RetryScheduled {
                 attempt,
-                cause: RetryCause::Transport,
-                ..
-            } if self.deadline.is_none() && attempt >= UNREACHABLE_AFTER => {
-                let pending = self.stats().map(|s| s.core.pending_events).unwrap_or(0);
-                Err(CliError::queued(format!(
-                    "cannot reach {} ({}); {pending} events stay queued in {}; \
-                     run `outbox flush` once it is up",
-                    self.endpoint.url,
-                    probe(&self.endpoint.url),
-                    self.db.display()
-                )))
+                delay,
+                cause,
+            } => {
+                self.bound.retry_in(delay, Instant::now());
+                if delay > deadline::ANNOUNCE_AFTER {
+                    let what = match cause {
+                        RetryCause::Server => "the server answered with an error",
+                        RetryCause::Transport => "no answer",
+                    };
+                    progress.println(&format!(
+                        "outbox: upload attempt {attempt} failed ({what}); \
+                         next attempt in {} (as the server asked, or by backoff)",
+                        deadline::human(delay)
+                    ));
+                }
+                Some(cause)
             }
             Notification::Rejected { seq, status, .. } => {
                 progress.println(&format!(
                     "outbox: event #{seq} rejected by the endpoint ({status}); moved to the dead-letter table"
                 ));
-                Ok(())
+                None
             }
-            _ => Ok(()),
+            _ => None,
         }
     }
 

@@ -4,7 +4,8 @@ use std::time::Instant;
 
 use outbox_std::FlushMode;
 
-use super::deliver::{open_client, Endpoint, Watch};
+use super::deadline::Bound;
+use super::deliver::{open_client, rejected_error, Endpoint, Watch};
 use super::out_line;
 use super::progress::Progress;
 use crate::args::FlushArgs;
@@ -12,8 +13,8 @@ use crate::error::{CliError, CliResult};
 
 /// Runs `outbox flush`: exit 0 once the queue is empty.
 pub fn run(args: FlushArgs) -> CliResult {
-    let deadline = args.timeout.map(|t| Instant::now() + t);
-    let endpoint = Endpoint::new(&args.endpoint, args.gzip, args.basic_auth);
+    let bound = Bound::new(Instant::now(), args.timeout);
+    let endpoint = Endpoint::new(&args.endpoint, args.gzip, args.basic_auth)?;
     let db = args.db.db.as_path();
     if !db.exists() {
         return Err(CliError::failure(format!(
@@ -31,7 +32,7 @@ pub fn run(args: FlushArgs) -> CliResult {
             client: &client,
             endpoint: &endpoint,
             db,
-            deadline,
+            bound: &bound,
             notes: &notes,
             base: stats.core,
         };
@@ -40,15 +41,12 @@ pub fn run(args: FlushArgs) -> CliResult {
         let done = watch.deliver_all(&mut progress, queued)?;
         let s = &done.core;
         let rejected = s.rejected - stats.core.rejected;
+        let delivered = s.delivered - stats.core.delivered;
         out_line(&format!(
-            "flushed {queued} queued events: {} delivered, {rejected} rejected, 0 still queued",
-            s.delivered - stats.core.delivered
+            "flushed {queued} queued events: {delivered} delivered, {rejected} rejected, 0 still queued"
         ));
         if rejected > 0 {
-            return Err(CliError::failure(format!(
-                "{rejected} events were rejected by the endpoint and moved to the dead-letter table \
-                 (see `outbox dead-letter list`); everything else was delivered"
-            )));
+            return Err(rejected_error(rejected, delivered));
         }
         Ok(())
     })();

@@ -1,0 +1,405 @@
+//! Issue 11: `outbox` in hostile environments. Each test names the item it
+//! covers; each failed before its fix. Traffic goes to 127.0.0.1 only; the
+//! plain-http refusal uses a name that cannot resolve.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+/// Item 1: with the endpoint down, `send --no-wait` stores every line, far
+/// past the old 50 000-event high-water mark.
+#[test]
+fn send_with_the_endpoint_down_stores_every_line_it_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let input = dir.path().join("in.jsonl");
+    let (text, _) = events("hw", 60_000);
+    std::fs::write(&input, text).unwrap();
+    let res = run(&[
+        "send",
+        "--endpoint",
+        &dead_url(),
+        "--db",
+        db.to_str().unwrap(),
+        "--no-wait",
+        "--flush-mode",
+        "manual",
+        "--input",
+        input.to_str().unwrap(),
+    ]);
+    assert_ok(&res);
+    assert_eq!(status_json(&db)["pendingEvents"], 60_000);
+}
+
+/// Item 4: nothing valid read is a failure (exit 4), and repeated warnings
+/// are capped.
+#[test]
+fn send_of_garbage_exits_non_zero_with_capped_warnings() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let mut garbage = String::new();
+    for i in 0..500 {
+        garbage.push_str(&format!("not json {i}\n"));
+    }
+    let res = run_with_stdin(
+        &[
+            "send",
+            "--endpoint",
+            &dead_url(),
+            "--db",
+            db.to_str().unwrap(),
+        ],
+        &garbage,
+    );
+    let last = assert_error_last(&res, 4);
+    assert!(last.contains("no valid event"), "{last}");
+    assert!(last.contains("500 bad lines"), "{last}");
+    let stderr = stderr_of(&res);
+    assert!(stderr.lines().count() <= 15, "{stderr}");
+    assert!(stderr.contains("490 more bad lines"), "{stderr}");
+}
+
+/// Item 6: `--timeout` bounds input reading: a pipe that never ends.
+#[test]
+fn timeout_bounds_a_stalled_input_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let mut child = outbox()
+        .args([
+            "send",
+            "--endpoint",
+            &dead_url(),
+            "--db",
+            db.to_str().unwrap(),
+        ])
+        .args(["--timeout", "2s"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let (first, _) = events("slow", 3);
+    stdin.write_all(first.as_bytes()).unwrap();
+    // Keep stdin open and silent.
+    let started = Instant::now();
+    let status = wait_with_bound(&mut child, Duration::from_secs(20));
+    let elapsed = started.elapsed();
+    drop(stdin);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(3), "{stderr}");
+    assert!(elapsed < Duration::from_secs(8), "took {elapsed:?}");
+    assert!(stderr.contains("line 3 is the last read"), "{stderr}");
+    assert_eq!(status_json(&db)["pendingEvents"], 3);
+}
+
+/// Item 6: `--input /dev/zero` (one endless line) ends at `--timeout`.
+#[test]
+fn timeout_bounds_an_endless_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let started = Instant::now();
+    let res = run(&[
+        "send",
+        "--endpoint",
+        &dead_url(),
+        "--db",
+        db.to_str().unwrap(),
+        "--input",
+        "/dev/zero",
+        "--timeout",
+        "2s",
+    ]);
+    assert_error_last(&res, 3);
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+/// Item 7: without `--timeout`, a long Retry-After is announced and, being
+/// past the bound, ends the run at once (exit 3, events kept).
+#[test]
+fn a_long_retry_after_is_announced_and_ends_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let c = Collect::start(&[
+        "--fail-rate",
+        "1",
+        "--fail-status",
+        "429",
+        "--retry-after",
+        "3600",
+    ]);
+    let (input, _) = events("ra", 5);
+    let started = Instant::now();
+    let res = run_with_stdin(
+        &["send", "--endpoint", &c.url(), "--db", db.to_str().unwrap()],
+        &input,
+    );
+    let last = assert_error_last(&res, 3);
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let stderr = stderr_of(&res);
+    assert!(
+        stderr.contains("next attempt in 59m") || stderr.contains("next attempt in 1h"),
+        "{stderr}"
+    );
+    assert!(last.contains("5 events stay queued"), "{last}");
+}
+
+/// Item 7: a server answering 503 forever: the same bound ends the run.
+#[test]
+fn a_server_failing_forever_is_bounded_without_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let c = Collect::start(&["--fail-rate", "1", "--fail-status", "503"]);
+    let (input, _) = events("f", 3);
+    let started = Instant::now();
+    let res = run_with_stdin(
+        &[
+            "flush",
+            "--endpoint",
+            &c.url(),
+            "--db",
+            db.to_str().unwrap(),
+        ],
+        "",
+    );
+    // No database yet: flush refuses; store the events first.
+    assert_error_last(&res, 1);
+    let res = run_with_stdin(
+        &["send", "--endpoint", &c.url(), "--db", db.to_str().unwrap()],
+        &input,
+    );
+    let last = assert_error_last(&res, 3);
+    assert!(last.contains("keeps answering with errors"), "{last}");
+    assert!(started.elapsed() < Duration::from_secs(45));
+    assert_eq!(status_json(&db)["pendingEvents"], 3);
+}
+
+/// Item 9: plain http to a host that is not loopback is refused (exit 2)
+/// before anything is created, unless --allow-plain-http.
+#[test]
+fn plain_http_to_a_remote_host_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    for cmd in ["send", "flush"] {
+        let res = run(&[
+            cmd,
+            "--endpoint",
+            "http://collector.invalid:8080",
+            "--db",
+            db.to_str().unwrap(),
+        ]);
+        let line = assert_one_line_error(&res);
+        assert_eq!(res.status.code(), Some(2), "{line}");
+        assert!(line.contains("--allow-plain-http"), "{line}");
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    // With the opt-in the command runs (and stores; the name never resolves).
+    let (input, _) = events("p", 1);
+    let res = run_with_stdin(
+        &[
+            "send",
+            "--endpoint",
+            "http://collector.invalid:8080",
+            "--allow-plain-http",
+            "--db",
+            db.to_str().unwrap(),
+            "--no-wait",
+            "--flush-mode",
+            "manual",
+        ],
+        &input,
+    );
+    assert_ok(&res);
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// Item 10: the database, its -wal and -shm, and `collect --out` are the
+/// owner's only.
+#[cfg(unix)]
+#[test]
+fn files_are_created_owner_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let mut child = outbox()
+        .args([
+            "send",
+            "--endpoint",
+            &dead_url(),
+            "--db",
+            db.to_str().unwrap(),
+        ])
+        .args(["--flush-mode", "manual"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let (input, _) = events("m", 300);
+    stdin.write_all(input.as_bytes()).unwrap();
+    let wal = dir.path().join("q.db-wal");
+    let shm = dir.path().join("q.db-shm");
+    let deadline = Instant::now() + WAIT;
+    while !(wal.exists() && shm.exists()) {
+        assert!(Instant::now() < deadline, "no -wal/-shm appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let modes: Vec<(String, u32)> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| (p.display().to_string(), mode(&p)))
+        .collect();
+    drop(stdin);
+    let _ = child.kill();
+    let _ = child.wait();
+    for (path, m) in &modes {
+        assert_eq!(*m, 0o600, "{path} is {m:o}; all: {modes:?}");
+    }
+    let out = dir.path().join("got.jsonl");
+    let c = Collect::start(&["--out", out.to_str().unwrap()]);
+    drop(c);
+    assert_eq!(mode(&out), 0o600);
+}
+
+/// Item 11: credentials in the URL never appear in a message.
+#[test]
+fn userinfo_is_stripped_from_every_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let dead = dead_url();
+    let with_creds = dead.replace("http://", "http://alice:s3cr3t-pw@");
+    let (input, _) = events("u", 2);
+    let res = run_with_stdin(
+        &[
+            "send",
+            "--endpoint",
+            &with_creds,
+            "--db",
+            db.to_str().unwrap(),
+            "--timeout",
+            "3s",
+        ],
+        &input,
+    );
+    assert_error_last(&res, 3);
+    let res2 = run(&[
+        "flush",
+        "--endpoint",
+        &with_creds,
+        "--db",
+        db.to_str().unwrap(),
+    ]);
+    let line = assert_error_last(&res2, 3);
+    assert!(line.contains(&dead), "the URL is still named: {line}");
+    let res3 = run(&["flush", "--endpoint", "http://bob:s3cr3t-pw@h:99999"]);
+    assert_eq!(res3.status.code(), Some(2));
+    for out in [&res, &res2, &res3] {
+        let all = format!("{}{}", stderr_of(out), String::from_utf8_lossy(&out.stdout));
+        assert!(!all.contains("s3cr3t-pw"), "{all}");
+        assert!(!all.contains("alice") && !all.contains("bob"), "{all}");
+    }
+}
+
+/// Item 12: a key with a line break is a usage error at start, and is not
+/// echoed.
+#[test]
+fn a_key_with_control_characters_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let c = Collect::start(&[]);
+    let res = run(&[
+        "flush",
+        "--endpoint",
+        &c.url(),
+        "--key",
+        "k3y-abc\r\nX-Evil: 1",
+        "--db",
+        db.to_str().unwrap(),
+    ]);
+    let line = assert_one_line_error(&res);
+    assert_eq!(res.status.code(), Some(2), "{line}");
+    assert!(line.contains("control character"), "{line}");
+    assert!(!line.contains("k3y-abc"), "{line}");
+    let res = run_cmd(
+        outbox()
+            .args(["send", "--endpoint", &c.url(), "--db", db.to_str().unwrap()])
+            .env("OUTBOX_KEY", "k3y\n"),
+    );
+    assert_eq!(res.status.code(), Some(2), "{}", stderr_of(&res));
+    assert!(!db.exists());
+}
+
+/// Item 14: bytes from a client are escaped in the collector's log.
+#[test]
+fn collect_escapes_control_characters_in_its_log() {
+    let mut c = Collect::start(&["--reject-field", "bad"]);
+    let body = serde_json::json!({
+        "batch": [{ "messageId": "\u{1b}]0;pwned\u{7}\u{1b}[2J", "bad": 1 }]
+    })
+    .to_string();
+    let resp = post_batch(c.addr, None, &body).unwrap();
+    assert_eq!(resp.status, 400);
+    let line = c.wait_for("batch 1");
+    assert!(!line.chars().any(|ch| ch.is_control()), "{line:?}");
+    assert!(line.contains("\\u{1b}"), "{line:?}");
+}
+
+/// Item 15: a device as --db, or a directory as --input, fails before any
+/// file is created.
+#[test]
+fn bad_paths_fail_before_creating_anything() {
+    let before: Vec<_> = std::fs::read_dir("/dev")
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let (input, _) = events("d", 1);
+    let res = run_with_stdin(
+        &[
+            "send",
+            "--endpoint",
+            &dead_url(),
+            "--db",
+            "/dev/null",
+            "--no-wait",
+        ],
+        &input,
+    );
+    assert_one_line_error(&res);
+    let after: Vec<_> = std::fs::read_dir("/dev")
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| !before.contains(n))
+        .filter(|n| n.to_string_lossy().starts_with("null"))
+        .collect();
+    assert!(after.is_empty(), "created {after:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let res = run(&[
+        "send",
+        "--endpoint",
+        &dead_url(),
+        "--db",
+        db.to_str().unwrap(),
+        "--input",
+        dir.path().to_str().unwrap(),
+    ]);
+    let line = assert_one_line_error(&res);
+    assert!(line.contains("directory"), "{line}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
