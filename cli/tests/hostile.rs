@@ -403,3 +403,214 @@ fn bad_paths_fail_before_creating_anything() {
     assert!(line.contains("directory"), "{line}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+/// The number right after `marker` in `text`.
+fn number_after(text: &str, marker: &str) -> Option<usize> {
+    let at = text.find(marker)? + marker.len();
+    let digits: String = text[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+/// Item 5: the disk fills up during `send` (a file-size limit, which works
+/// for any user, makes SQLite's writes fail): `send` exits 1 naming the
+/// line where storing stopped, and every line before it is really stored.
+#[cfg(unix)]
+#[test]
+fn a_full_disk_during_send_names_the_line_where_storing_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let input = dir.path().join("in.jsonl");
+    let mut text = String::new();
+    for i in 0..20_000 {
+        let pad = "x".repeat(300);
+        text.push_str(
+            &serde_json::json!({
+                "type": "track", "event": "E", "userId": "u",
+                "messageId": format!("full-{i}"), "properties": { "pad": pad }
+            })
+            .to_string(),
+        );
+        text.push('\n');
+    }
+    std::fs::write(&input, text).unwrap();
+    let res = run_cmd(
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg("trap '' XFSZ; ulimit -f 2000; exec \"$0\" \"$@\"")
+            .arg(env!("CARGO_BIN_EXE_outbox"))
+            .args([
+                "send",
+                "--endpoint",
+                &dead_url(),
+                "--db",
+                db.to_str().unwrap(),
+            ])
+            .args(["--no-wait", "--flush-mode", "manual"])
+            .args(["--input", input.to_str().unwrap()])
+            .stdin(Stdio::null()),
+    );
+    let last = assert_error_last(&res, 1);
+    // Lines 1..=good are stored (event i is on line i + 1).
+    let good = match number_after(&last, "is the first line not stored") {
+        Some(_) => number_after(&last, "cannot store line ").unwrap() - 1,
+        None => number_after(&last, "line ")
+            .filter(|_| last.contains("is the last line known stored"))
+            .unwrap_or_else(|| panic!("no line named: {last}")),
+    };
+    assert!(good > 0 && good < 20_000, "{last}");
+    let out = dir.path().join("got.jsonl");
+    let _c = flush_into(&db, &out);
+    let got = ids_in(&out);
+    for i in 0..good {
+        assert!(
+            got.contains(&format!("full-{i}")),
+            "line {} lost: {last}",
+            i + 1
+        );
+    }
+}
+
+/// A directory made read-only for root too: a read-only bind mount of it,
+/// or else the immutable attribute. Undone on drop.
+struct ReadOnlyDir {
+    path: std::path::PathBuf,
+    undo: Vec<Vec<String>>,
+}
+
+impl ReadOnlyDir {
+    /// `None` when neither works here (not root, no mount, no chattr).
+    fn of(dir: &Path, spare: &Path) -> Option<ReadOnlyDir> {
+        let ok = |args: &[&str]| {
+            std::process::Command::new(args[0])
+                .args(&args[1..])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let (d, m) = (dir.to_str()?, spare.to_str()?);
+        if ok(&["mount", "--bind", d, m]) {
+            if ok(&["mount", "-o", "remount,ro,bind", m]) {
+                return Some(ReadOnlyDir {
+                    path: spare.to_path_buf(),
+                    undo: vec![vec!["umount".into(), m.into()]],
+                });
+            }
+            ok(&["umount", m]);
+        }
+        if ok(&["chattr", "+i", d]) {
+            return Some(ReadOnlyDir {
+                path: dir.to_path_buf(),
+                undo: vec![vec!["chattr".into(), "-i".into(), d.into()]],
+            });
+        }
+        None
+    }
+}
+
+impl Drop for ReadOnlyDir {
+    fn drop(&mut self) {
+        for cmd in &self.undo {
+            let _ = std::process::Command::new(&cmd[0]).args(&cmd[1..]).status();
+        }
+    }
+}
+
+/// Item 16: `status` reads a (cleanly closed, WAL) database in a directory
+/// it cannot write to.
+#[test]
+fn status_reads_a_database_in_a_read_only_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let view = dir.path().join("view");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::create_dir_all(&view).unwrap();
+    let db = data.join("q.db");
+    let (input, _) = events("ro", 4);
+    let res = run_with_stdin(
+        &[
+            "send",
+            "--endpoint",
+            &dead_url(),
+            "--db",
+            db.to_str().unwrap(),
+            "--no-wait",
+            "--flush-mode",
+            "manual",
+        ],
+        &input,
+    );
+    assert_ok(&res);
+    let Some(ro) = ReadOnlyDir::of(&data, &view) else {
+        eprintln!("NOT CHECKED: this machine cannot make a read-only directory for root");
+        return;
+    };
+    let st = status_json(&ro.path.join("q.db"));
+    assert_eq!(st["pendingEvents"], 4, "{st}");
+}
+
+/// Item 16: a 0-byte file is an empty queue for `status`, as for `send`.
+#[test]
+fn status_of_an_empty_file_is_an_empty_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    std::fs::write(&db, b"").unwrap();
+    let st = status_json(&db);
+    assert_eq!(st["pendingEvents"], 0, "{st}");
+    assert_eq!(std::fs::metadata(&db).unwrap().len(), 0);
+}
+
+/// Item 16: a truncated database is refused by `status` and `send` with
+/// nothing created beside it, and `status --json` says so in JSON.
+#[test]
+fn a_truncated_database_gets_no_files_beside_it_and_json_errors_are_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, events("t", 300).0).unwrap();
+    let res = run(&[
+        "send",
+        "--endpoint",
+        &dead_url(),
+        "--db",
+        db.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--no-wait",
+        "--flush-mode",
+        "manual",
+    ]);
+    assert_ok(&res);
+    std::fs::remove_file(&input).unwrap();
+    let bytes = std::fs::read(&db).unwrap();
+    std::fs::write(&db, &bytes[..bytes.len() / 3]).unwrap();
+    let cut = std::fs::read(&db).unwrap();
+    let res = run(&["status", "--json", "--db", db.to_str().unwrap()]);
+    assert_eq!(res.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&res.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {:?}", String::from_utf8_lossy(&res.stdout)));
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("corrupt"),
+        "{doc}"
+    );
+    assert_eq!(doc["error"]["exitCode"], 1);
+    let res = run(&[
+        "send",
+        "--endpoint",
+        &dead_url(),
+        "--db",
+        db.to_str().unwrap(),
+    ]);
+    assert_error_last(&res, 1);
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(names, ["q.db"]);
+    assert_eq!(std::fs::read(&db).unwrap(), cut, "left untouched");
+}

@@ -45,6 +45,7 @@ mod file;
 mod lock;
 mod meta;
 mod schema;
+mod view;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -170,10 +171,19 @@ impl SqliteStore {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let sidecars = view::Sidecars::before_open(path);
         let mut conn = Connection::open_with_flags(path, flags).map_err(err)?;
         conn.busy_timeout(options.busy_timeout).map_err(err)?;
-        // Identify the file before anything else touches it.
-        let found = schema::inspect(&conn, path)?;
+        // Identify the file before anything else touches it; a refused one
+        // keeps no -wal/-shm that opening it created.
+        let found = match schema::inspect(&conn, path) {
+            Ok(found) => found,
+            Err(e) => {
+                drop(conn);
+                sidecars.remove_created();
+                return Err(e);
+            }
+        };
         let read_only = conn.is_readonly("main").unwrap_or(false);
         if !read_only {
             let mode: String = conn
@@ -245,7 +255,9 @@ impl SqliteStore {
     /// Open an existing store for reading only (listing dead letters,
     /// counting the queue, checking integrity) while a Client may be
     /// running on it. Takes no lock and never writes, so a file of an older
-    /// schema is read as it is, without migrating it.
+    /// schema is read as it is, without migrating it; a refused file gets
+    /// no `-wal`/`-shm` left beside it, and a cleanly closed database in a
+    /// read-only directory is read as immutable.
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self, OpenError> {
         let path = path.as_ref();
         if !path.is_file() {
@@ -254,19 +266,7 @@ impl SqliteStore {
                 source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
             });
         }
-        let err = |e| OpenError::from_sqlite(path, e);
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(err)?;
-        conn.busy_timeout(Duration::from_secs(2)).map_err(err)?;
-        let version = match schema::inspect(&conn, path)? {
-            schema::Found::Outbox(v) if v >= schema::OLDEST_READABLE => v,
-            _ => {
-                return Err(OpenError::Foreign {
-                    path: path.to_path_buf(),
-                    application_id: 0,
-                })
-            }
-        };
+        let (conn, version) = view::open(path)?;
         Ok(SqliteStore {
             conn,
             path: path.to_path_buf(),

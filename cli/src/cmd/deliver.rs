@@ -2,6 +2,7 @@
 //! the CLI's queue settings, and waiting until the queue is delivered (or
 //! the run's [`Bound`] ends, or the key is refused).
 
+use std::cell::RefCell;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -9,7 +10,8 @@ use std::time::{Duration, Instant};
 use outbox_core::Overflow;
 use outbox_std::http::{Auth, HttpConfig};
 use outbox_std::{
-    BuildError, Client, ClientStats, FlushMode, Notification, Notifications, RetryCause,
+    BuildError, Client, ClientStats, DropReason, FlushMode, Notification, Notifications,
+    RetryCause, Seq,
 };
 
 use super::deadline::{self, Bound};
@@ -167,6 +169,8 @@ pub struct Watch<'a> {
     pub notes: &'a Notifications,
     /// The stats when the command started.
     pub base: outbox_std::Stats,
+    /// Events the store could not keep, as reported (`first..=last`).
+    pub not_stored: RefCell<Vec<(Seq, Seq)>>,
 }
 
 impl Watch<'_> {
@@ -281,6 +285,14 @@ impl Watch<'_> {
                     ));
                 }
                 Some(cause)
+            }
+            Notification::Dropped {
+                first,
+                last,
+                reason: DropReason::NotStored | DropReason::Overflow,
+            } => {
+                self.not_stored.borrow_mut().push((first, last));
+                None
             }
             Notification::Rejected { seq, status, .. } => {
                 progress.println(&format!(

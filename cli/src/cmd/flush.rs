@@ -35,6 +35,7 @@ pub fn run(args: FlushArgs) -> CliResult {
             bound: &bound,
             notes: &notes,
             base: stats.core,
+            not_stored: Default::default(),
         };
         let queued = u64::from(stats.core.pending_events);
         let mut progress = Progress::new("flush", queued);

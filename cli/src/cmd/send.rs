@@ -50,6 +50,10 @@ struct Counts {
     confirmed_line: u64,
     /// The line of the last event handed to the Client.
     last_event_line: u64,
+    /// The lines of the events handed over since the last confirmation;
+    /// the first got sequence number `window_seq`, the next one more.
+    window: Vec<u64>,
+    window_seq: u64,
 }
 
 /// Runs `outbox send`.
@@ -114,9 +118,13 @@ fn send(
         bound,
         notes: &notes,
         base,
+        not_stored: Default::default(),
     };
     let mut progress = Progress::new("send", 0);
-    let mut counts = Counts::default();
+    let mut counts = Counts {
+        window_seq: base.next_seq,
+        ..Counts::default()
+    };
     loop {
         let (no, line) = match feed.next(bound.deadline()) {
             Ok(next) => next,
@@ -152,7 +160,7 @@ fn send(
                 match serde_json::from_value::<Event>(Value::Object(map)) {
                     Err(e) => Some(format!("not a valid event: {e}")),
                     Ok(event) => {
-                        if counts.stored > 0 && counts.stored % LOOK_EVERY == 0 {
+                        if counts.stored > 0 && counts.stored.is_multiple_of(LOOK_EVERY) {
                             let stats = confirm(&watch, &mut counts)?;
                             progress.set_total(counts.stored);
                             progress.update(
@@ -170,6 +178,7 @@ fn send(
                             Ok(_) => {
                                 counts.stored += 1;
                                 counts.last_event_line = no;
+                                counts.window.push(no);
                                 None
                             }
                             Err(TrackError::Invalid(e)) => Some(e.to_string()),
@@ -253,6 +262,8 @@ fn send(
 
 /// Commits what was handed to the Client and checks that all of it was
 /// kept; then every event up to the last one handed over is confirmed.
+/// Otherwise names the first line not stored (from the store's drop
+/// reports), or the last line known stored when those are incomplete.
 fn confirm(watch: &Watch<'_>, counts: &mut Counts) -> CliResult<ClientStats> {
     let synced = watch.client.sync();
     let stats = watch.stats()?;
@@ -262,6 +273,8 @@ fn confirm(watch: &Watch<'_>, counts: &mut Counts) -> CliResult<ClientStats> {
         + (s.dropped_overflow - b.dropped_overflow);
     if synced.is_ok() && lost == 0 {
         counts.confirmed_line = counts.last_event_line;
+        counts.window.clear();
+        counts.window_seq = s.next_seq;
         return Ok(stats);
     }
     let why = match synced {
@@ -271,15 +284,44 @@ fn confirm(watch: &Watch<'_>, counts: &mut Counts) -> CliResult<ClientStats> {
             .clone()
             .unwrap_or_else(|| "the queue refused them".into()),
     };
-    Err(CliError::failure(format!(
-        "cannot store the events after line {}: {why}; line {} is the last line known stored; \
-         of lines {}..={} some were not stored, and nothing after line {} was read",
-        counts.confirmed_line,
-        counts.confirmed_line,
-        counts.confirmed_line + 1,
+    // Which of the window's events were reported not stored.
+    watch.drain_notes(&mut Progress::new("send", 0));
+    let missing: Vec<u64> = counts
+        .window
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| {
+            let seq = counts.window_seq + i as u64;
+            watch
+                .not_stored
+                .borrow()
+                .iter()
+                .any(|&(first, last)| (first..=last).contains(&seq))
+        })
+        .map(|(_, &line)| line)
+        .collect();
+    let after = format!(
+        "nothing after line {} was stored; events stored: {}",
         counts.last_event_line,
-        counts.last_line
-    )))
+        counts.stored - lost
+    );
+    let message = match missing.first() {
+        Some(first) if missing.len() as u64 == lost => format!(
+            "cannot store line {first}: {why}; line {first} is the first line not stored (every \
+             line before it is stored); {} of lines {first}..={} were not stored, and {after}",
+            missing.len(),
+            counts.last_event_line,
+        ),
+        _ => format!(
+            "cannot store the events after line {}: {why}; line {} is the last line known \
+             stored; of lines {}..={} some were not stored, and {after}",
+            counts.confirmed_line,
+            counts.confirmed_line,
+            counts.confirmed_line + 1,
+            counts.last_event_line,
+        ),
+    };
+    Err(CliError::failure(message))
 }
 
 /// Before tracking line `no`: if the queue is near its limits, flush and

@@ -5,7 +5,10 @@
 //! event's stored time (its first row only), the dead letters, and the last
 //! upload or storage error the Client recorded there (cleared by the next
 //! delivery). In `--json`, `lastError` is `{"at", "command", "message"}`
-//! where `command` names what failed: `"upload"` or `"store"`.
+//! where `command` names what failed: `"upload"` or `"store"`. When the
+//! database cannot be read, `--json` still prints one JSON object on stdout,
+//! `{"db", "error": {"message", "exitCode"}}`, besides the line on stderr.
+//! An empty (0-byte) file shows as an empty queue, as `send` would use it.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -41,6 +44,17 @@ pub fn open_read_only(db: &Path) -> CliResult<SqliteStore> {
 }
 
 fn read_status(db: &Path) -> CliResult<Status> {
+    // An empty file is a queue not yet created: `send` makes it one.
+    if std::fs::metadata(db).is_ok_and(|m| m.is_file() && m.len() == 0) {
+        return Ok(Status {
+            pending_events: 0,
+            pending_bytes: 0,
+            oldest_timestamp: None,
+            oldest_age: None,
+            dead_letters: 0,
+            last_error: None,
+        });
+    }
     let store = open_read_only(db)?;
     let failed =
         |e: &dyn std::fmt::Display| CliError::failure(format!("cannot read {}: {e}", db.display()));
@@ -100,7 +114,20 @@ pub fn human_age(d: Duration) -> String {
 /// Runs `outbox status`.
 pub fn run(args: StatusArgs) -> CliResult {
     let db = args.db.db.as_path();
-    let st = read_status(db)?;
+    let st = match read_status(db) {
+        Ok(st) => st,
+        Err(e) => {
+            if args.json {
+                // Scripts reading stdout get JSON either way.
+                let doc = json!({
+                    "db": db.display().to_string(),
+                    "error": { "message": e.to_string(), "exitCode": e.code },
+                });
+                out_line(&doc.to_string());
+            }
+            return Err(e);
+        }
+    };
     if args.json {
         let doc = json!({
             "db": db.display().to_string(),
