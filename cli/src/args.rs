@@ -15,8 +15,9 @@ pub const DEFAULT_DB: &str = "outbox.db";
 /// batches to `<endpoint>/v1/batch` with retries until the server has them.
 ///
 /// Exit codes: 0 done; 1 failure; 2 bad command line; 3 events still queued
-/// (time ran out or the endpoint is unreachable; they stay stored for the next
-/// run); 4 bad input line under --strict.
+/// (time ran out: --timeout, or without it 30 s without progress; they stay
+/// stored for the next run); 4 bad input (--strict met a bad line, or no
+/// line was valid).
 #[derive(Debug, Parser)]
 #[command(name = "outbox", version, propagate_version = true)]
 pub struct Cli {
@@ -87,7 +88,8 @@ pub struct SendArgs {
     /// Send the key with HTTP Basic auth (as the user name) instead of Bearer.
     #[arg(long)]
     pub basic_auth: bool,
-    /// Give up after this long (e.g. 30s, 2m) with exit code 3; unsent events stay queued.
+    /// Give up after this long (e.g. 30s, 2m), input reading included, with
+    /// exit code 3; stored events stay queued. Without it: 30 s without progress.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
     /// Exit once every event is stored, without waiting for delivery.
@@ -114,7 +116,8 @@ pub struct FlushArgs {
     /// Send the key with HTTP Basic auth (as the user name) instead of Bearer.
     #[arg(long)]
     pub basic_auth: bool,
-    /// Give up after this long (e.g. 30s, 2m) with exit code 3; unsent events stay queued.
+    /// Give up after this long (e.g. 30s, 2m) with exit code 3; unsent events
+    /// stay queued. Without it: 30 s without progress.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
 }
