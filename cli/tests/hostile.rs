@@ -614,3 +614,31 @@ fn a_truncated_database_gets_no_files_beside_it_and_json_errors_are_json() {
     assert_eq!(names, ["q.db"]);
     assert_eq!(std::fs::read(&db).unwrap(), cut, "left untouched");
 }
+
+/// Item 8 (the CLI's part): when the endpoint rejects everything, the final
+/// message says how many were delivered, never "everything else was
+/// delivered".
+#[test]
+fn when_everything_is_rejected_the_message_does_not_claim_deliveries() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let c = Collect::start(&["--reject-field", "poison"]);
+    let mut input = String::new();
+    for i in 0..4 {
+        input.push_str(
+            &serde_json::json!({
+                "event": "E", "userId": "u", "messageId": format!("r-{i}"),
+                "properties": { "poison": true }
+            })
+            .to_string(),
+        );
+        input.push('\n');
+    }
+    let res = run_with_stdin(
+        &["send", "--endpoint", &c.url(), "--db", db.to_str().unwrap()],
+        &input,
+    );
+    let last = assert_error_last(&res, 1);
+    assert!(!last.contains("everything else"), "{last}");
+    assert!(last.contains("0 were delivered"), "{last}");
+}
