@@ -186,7 +186,7 @@ fn send(
                                 confirm(&watch, &mut counts)?;
                                 return Err(CliError::failure(format!(
                                     "cannot store line {no}: {e}; line {} is the last line \
-                                     stored ({} events in {})",
+                                     known stored ({} events in {})",
                                     counts.confirmed_line,
                                     counts.stored,
                                     db.display()
@@ -266,7 +266,9 @@ fn send(
 /// reports), or the last line known stored when those are incomplete.
 fn confirm(watch: &Watch<'_>, counts: &mut Counts) -> CliResult<ClientStats> {
     let synced = watch.client.sync();
-    let stats = watch.stats()?;
+    let stats = watch
+        .stats()
+        .map_err(|e| CliError::failure(unsure(counts, &e.message)))?;
     let (s, b) = (&stats.core, &watch.base);
     let lost = counts.stored.saturating_sub(s.tracked - b.tracked)
         + (s.dropped_not_stored - b.dropped_not_stored)
@@ -312,16 +314,22 @@ fn confirm(watch: &Watch<'_>, counts: &mut Counts) -> CliResult<ClientStats> {
             missing.len(),
             counts.last_event_line,
         ),
-        _ => format!(
-            "cannot store the events after line {}: {why}; line {} is the last line known \
-             stored; of lines {}..={} some were not stored, and {after}",
-            counts.confirmed_line,
-            counts.confirmed_line,
-            counts.confirmed_line + 1,
-            counts.last_event_line,
-        ),
+        _ => format!("{}; {after}", unsure(counts, &why)),
     };
     Err(CliError::failure(message))
+}
+
+/// Names the last line known stored when which of the later ones were
+/// kept is not known.
+fn unsure(counts: &Counts, why: &str) -> String {
+    format!(
+        "cannot store the events after line {}: {why}; line {} is the last line known stored; \
+         of lines {}..={} some may not be stored, and no later line was",
+        counts.confirmed_line,
+        counts.confirmed_line,
+        counts.confirmed_line + 1,
+        counts.last_event_line,
+    )
 }
 
 /// Before tracking line `no`: if the queue is near its limits, flush and
