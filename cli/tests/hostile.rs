@@ -585,3 +585,39 @@ fn when_everything_is_rejected_the_message_does_not_claim_deliveries() {
     assert!(!last.contains("everything else"), "{last}");
     assert!(last.contains("0 were delivered"), "{last}");
 }
+
+/// Item 13: a hard link to a database in use cannot open a second writer
+/// (the lock is on the file, not its name).
+#[cfg(unix)]
+#[test]
+fn a_hard_link_to_a_database_in_use_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let (input, _) = events("hl", 3);
+    let (mut child, stdin) = spawn_send_nowhere(&db, &["--flush-mode", "manual"], &input);
+    let deadline = Instant::now() + WAIT;
+    let pending = || {
+        let out = run(&["status", "--json", "--db", db.to_str().unwrap()]);
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).ok()?["pendingEvents"].as_u64()
+    };
+    while pending() != Some(3) {
+        assert!(Instant::now() < deadline, "the send stored nothing");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let link = dir.path().join("alias.db");
+    std::fs::hard_link(&db, &link).unwrap();
+    let res = run(&[
+        "flush",
+        "--endpoint",
+        &dead_url(),
+        "--db",
+        link.to_str().unwrap(),
+        "--timeout",
+        "2s",
+    ]);
+    drop(stdin);
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = assert_error_last(&res, 1);
+    assert!(line.contains("already in use"), "{line}");
+}
