@@ -130,7 +130,7 @@ fn send(
             Ok(next) => next,
             Err(FeedEnd::Done) => break,
             Err(FeedEnd::TimedOut) => {
-                confirm(&watch, &mut counts)?;
+                confirm(&watch, &mut progress, &mut counts)?;
                 return Err(CliError::queued(format!(
                     "timed out reading the input: line {} is the last read, and every event up to \
                      it is stored ({} events); nothing after it was read; run `outbox flush` to \
@@ -141,7 +141,7 @@ fn send(
                 )));
             }
             Err(FeedEnd::Failed(e)) => {
-                confirm(&watch, &mut counts)?;
+                confirm(&watch, &mut progress, &mut counts)?;
                 return Err(CliError::failure(format!(
                     "cannot read the input after line {}: {e}; every event up to it is stored \
                      ({} events in {})",
@@ -161,7 +161,7 @@ fn send(
                     Err(e) => Some(format!("not a valid event: {e}")),
                     Ok(event) => {
                         if counts.stored > 0 && counts.stored.is_multiple_of(LOOK_EVERY) {
-                            let stats = confirm(&watch, &mut counts)?;
+                            let stats = confirm(&watch, &mut progress, &mut counts)?;
                             progress.set_total(counts.stored);
                             progress.update(
                                 stats.core.delivered - base.delivered,
@@ -183,7 +183,7 @@ fn send(
                             }
                             Err(TrackError::Invalid(e)) => Some(e.to_string()),
                             Err(e) => {
-                                confirm(&watch, &mut counts)?;
+                                confirm(&watch, &mut progress, &mut counts)?;
                                 return Err(CliError::failure(format!(
                                     "cannot store line {no}: {e}; line {} is the last line \
                                      known stored ({} events in {})",
@@ -199,7 +199,7 @@ fn send(
         };
         if let Some(reason) = bad {
             if args.strict {
-                confirm(&watch, &mut counts)?;
+                confirm(&watch, &mut progress, &mut counts)?;
                 return Err(CliError::bad_input(format!(
                     "line {no}: {reason}; stopped (--strict) with the {} events before it stored in {}",
                     counts.stored,
@@ -215,7 +215,7 @@ fn send(
         watch.drain_notes(&mut progress);
     }
     // Everything read is now committed, or we say why not.
-    let stats = confirm(&watch, &mut counts)?;
+    let stats = confirm(&watch, &mut progress, &mut counts)?;
     if counts.bad > BAD_LINES_SHOWN {
         progress.println(&format!(
             "outbox: {} more bad lines skipped (only the first {BAD_LINES_SHOWN} are shown)",
@@ -264,7 +264,11 @@ fn send(
 /// kept; then every event up to the last one handed over is confirmed.
 /// Otherwise names the first line not stored (from the store's drop
 /// reports), or the last line known stored when those are incomplete.
-fn confirm(watch: &Watch<'_>, counts: &mut Counts) -> CliResult<ClientStats> {
+fn confirm(
+    watch: &Watch<'_>,
+    progress: &mut Progress,
+    counts: &mut Counts,
+) -> CliResult<ClientStats> {
     let synced = watch.client.sync();
     let stats = watch
         .stats()
@@ -287,7 +291,7 @@ fn confirm(watch: &Watch<'_>, counts: &mut Counts) -> CliResult<ClientStats> {
             .unwrap_or_else(|| "the queue refused them".into()),
     };
     // Which of the window's events were reported not stored.
-    watch.drain_notes(&mut Progress::new("send", 0));
+    watch.drain_notes(progress);
     let missing: Vec<u64> = counts
         .window
         .iter()
