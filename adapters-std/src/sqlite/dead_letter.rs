@@ -124,6 +124,31 @@ impl SqliteStore {
         Ok(letters.len())
     }
 
+    /// Delete the dead letters with these row ids, inside the store's
+    /// current transaction (so a requeue's appends and this delete commit
+    /// together at the next `sync`); returns how many went.
+    pub fn remove_dead_letters(&mut self, ids: &[i64]) -> Result<usize, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        self.begin()?;
+        let mut removed = 0;
+        for id in ids {
+            let result = self
+                .conn
+                .prepare_cached("DELETE FROM dead_letters WHERE id = ?1")
+                .and_then(|mut s| s.execute([id]));
+            match result {
+                Ok(n) => removed += n,
+                Err(e) => {
+                    self.note_failure();
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     /// Delete the dead letters with id `<= through` (after exporting them).
     pub fn purge_dead_letters(&mut self, through: i64) -> Result<u64, StoreError> {
         let n = self

@@ -39,21 +39,21 @@ pub struct Endpoint {
     pub key: Option<String>,
     /// Gzip bodies.
     pub gzip: bool,
-    /// Basic instead of Bearer.
-    pub basic_auth: bool,
+    /// Bearer instead of Basic.
+    pub bearer: bool,
     /// Plain http to a host that is not loopback was allowed.
     pub allow_plain_http: bool,
 }
 
 impl Endpoint {
     /// From the command line, once [`guard::check`] accepts it.
-    pub fn new(args: &EndpointArgs, gzip: bool, basic_auth: bool) -> CliResult<Self> {
+    pub fn new(args: &EndpointArgs, gzip: bool, bearer: bool) -> CliResult<Self> {
         guard::check(args)?;
         Ok(Endpoint {
             url: args.endpoint.clone(),
             key: args.key.clone(),
             gzip,
-            basic_auth,
+            bearer,
             allow_plain_http: args.allow_plain_http,
         })
     }
@@ -71,6 +71,23 @@ pub fn build_error(db: &Path, e: BuildError) -> CliError {
     }
 }
 
+/// The HTTP settings for `endpoint` (shared by `send`, `flush` and
+/// `gateway`, so every command posts the same wire).
+pub fn http_config(endpoint: &Endpoint) -> HttpConfig {
+    HttpConfig::new(
+        endpoint.url.clone(),
+        endpoint.key.clone().unwrap_or_default(),
+    )
+    .auth(if endpoint.bearer {
+        Auth::Bearer
+    } else {
+        Auth::Basic
+    })
+    .gzip(endpoint.gzip.then_some(6))
+    .timeouts(Duration::from_secs(10), Duration::from_secs(30))
+    .allow_plain_http(endpoint.allow_plain_http)
+}
+
 /// Opens the Client on `db` for uploads to `endpoint`.
 pub fn open_client(
     db: &Path,
@@ -78,18 +95,7 @@ pub fn open_client(
     mode: FlushMode,
     threshold: Option<u32>,
 ) -> CliResult<Client> {
-    let http = HttpConfig::new(
-        endpoint.url.clone(),
-        endpoint.key.clone().unwrap_or_default(),
-    )
-    .auth(if endpoint.basic_auth {
-        Auth::Basic
-    } else {
-        Auth::Bearer
-    })
-    .gzip(endpoint.gzip.then_some(6))
-    .timeouts(Duration::from_secs(10), Duration::from_secs(30))
-    .allow_plain_http(endpoint.allow_plain_http);
+    let http = http_config(endpoint);
     Client::builder()
         .path(db)
         .http(http)

@@ -6,6 +6,7 @@ pub mod deadline;
 pub mod deliver;
 pub mod demo;
 pub mod flush;
+pub mod gateway;
 pub mod guard;
 pub mod input;
 pub mod progress;

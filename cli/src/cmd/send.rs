@@ -5,6 +5,7 @@
 //! stops early (time ran out, the disk is full, the queue stayed full) it
 //! names the last line known stored and exits non-zero.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, IsTerminal};
 use std::time::Instant;
@@ -16,16 +17,17 @@ use super::deadline::Bound;
 use super::deliver::{
     open_client, progress_message, Endpoint, Watch, MAX_QUEUE_BYTES, MAX_QUEUE_EVENTS,
 };
-use super::input::{Feed, FeedEnd, Line};
+use super::input::{events_of, Feed, FeedEnd, Line};
 use super::out_line;
 use super::progress::Progress;
 use crate::args::{FlushModeArg, SendArgs};
 use crate::error::{CliError, CliResult};
 
 /// Longest input line read into memory; longer ones are bad lines. The
-/// event limit (32 KiB serialized) is checked on the event itself, so this
-/// only needs to leave room for whitespace.
-const MAX_LINE_BYTES: usize = 256 * 1024;
+/// event limit (32 KiB serialized) is checked on each event itself; a line
+/// may be a whole `{"batch": [...]}` request body (at most 500 000 bytes at
+/// Segment), so this leaves room for one.
+const MAX_LINE_BYTES: usize = 1024 * 1024;
 
 /// Largest stored event (the Client's event limit), for the room check.
 const MAX_EVENT_BYTES: u64 = 32 * 1024;
@@ -59,7 +61,7 @@ struct Counts {
 /// Runs `outbox send`.
 pub fn run(args: SendArgs) -> CliResult {
     let bound = Bound::new(Instant::now(), args.timeout);
-    let endpoint = Endpoint::new(&args.endpoint, args.gzip, args.basic_auth)?;
+    let endpoint = Endpoint::new(&args.endpoint, args.gzip, args.bearer)?;
     let db = args.db.db.as_path();
     if args.threshold.is_some() && !matches!(args.flush_mode, FlushModeArg::Period(_)) {
         return Err(CliError::usage(
@@ -98,6 +100,41 @@ pub fn run(args: SendArgs) -> CliResult {
     result
 }
 
+/// Track one event read on line `no`: `Ok(Err(reason))` for an event
+/// refused as invalid, `Err` when the Client could not take it at all. A
+/// `messageId` the input already gave is stored again (the server keeps
+/// one) and warned about.
+fn store(
+    client: &Client,
+    map: serde_json::Map<String, Value>,
+    no: u64,
+    given_ids: &mut HashMap<String, u64>,
+    progress: &mut Progress,
+) -> Result<Result<(), String>, TrackError> {
+    let event = match serde_json::from_value::<Event>(Value::Object(map)) {
+        Ok(e) => e,
+        Err(e) => return Ok(Err(format!("not a valid event: {e}"))),
+    };
+    let given = event.message_id.clone().filter(|m| !m.is_empty());
+    match client.track(event) {
+        Ok(_) => {}
+        Err(TrackError::Invalid(e)) => return Ok(Err(e.to_string())),
+        Err(e) => return Err(e),
+    }
+    if let Some(id) = given {
+        match given_ids.get(&id) {
+            Some(first) => progress.println(&format!(
+                "outbox: warning: line {no}: messageId {id:?} repeats line {first}; \
+                 the server keeps only one of them"
+            )),
+            None => {
+                given_ids.insert(id, no);
+            }
+        }
+    }
+    Ok(Ok(()))
+}
+
 fn send(
     client: &Client,
     args: &SendArgs,
@@ -125,6 +162,8 @@ fn send(
         window_seq: base.next_seq,
         ..Counts::default()
     };
+    // The line each messageId given in the input was first read on.
+    let mut given_ids: HashMap<String, u64> = HashMap::new();
     loop {
         let (no, line) = match feed.next(bound.deadline()) {
             Ok(next) => next,
@@ -155,11 +194,17 @@ fn send(
         let bad = match line {
             Line::Blank => continue,
             Line::Bad(reason) => Some(reason),
-            Line::Event(map) => {
-                counts.read += 1;
-                match serde_json::from_value::<Event>(Value::Object(map)) {
-                    Err(e) => Some(format!("not a valid event: {e}")),
-                    Ok(event) => {
+            Line::Event(map) => match events_of(map) {
+                Err(reason) => {
+                    counts.read += 1;
+                    Some(reason)
+                }
+                Ok(events) => {
+                    // Every refused item of an envelope line, in one report.
+                    let mut bad: Vec<String> = Vec::new();
+                    let items = events.len();
+                    for (i, map) in events.into_iter().enumerate() {
+                        counts.read += 1;
                         if counts.stored > 0 && counts.stored.is_multiple_of(LOOK_EVERY) {
                             let stats = confirm(&watch, &mut progress, &mut counts)?;
                             progress.set_total(counts.stored);
@@ -174,14 +219,16 @@ fn send(
                             );
                             make_room(&watch, &mut progress, &stats, no)?;
                         }
-                        match client.track(event) {
-                            Ok(_) => {
+                        match store(client, map, no, &mut given_ids, &mut progress) {
+                            Ok(Ok(())) => {
                                 counts.stored += 1;
                                 counts.last_event_line = no;
                                 counts.window.push(no);
-                                None
                             }
-                            Err(TrackError::Invalid(e)) => Some(e.to_string()),
+                            Ok(Err(reason)) if items > 1 => {
+                                bad.push(format!("batch item {i}: {reason}"))
+                            }
+                            Ok(Err(reason)) => bad.push(reason),
                             Err(e) => {
                                 confirm(&watch, &mut progress, &mut counts)?;
                                 return Err(CliError::failure(format!(
@@ -193,9 +240,13 @@ fn send(
                                 )));
                             }
                         }
+                        if !bad.is_empty() && args.strict {
+                            break;
+                        }
                     }
+                    (!bad.is_empty()).then(|| bad.join("; "))
                 }
-            }
+            },
         };
         if let Some(reason) = bad {
             if args.strict {
