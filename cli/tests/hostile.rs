@@ -442,16 +442,16 @@ fn a_full_disk_during_send_names_the_line_where_storing_stopped() {
     }
 }
 
-/// A directory made read-only for root too: a read-only bind mount of it,
-/// or else the immutable attribute. Undone on drop.
-struct ReadOnlyDir {
-    path: std::path::PathBuf,
-    undo: Vec<Vec<String>>,
+/// A file or directory made read-only in place, for root too: a read-only
+/// bind mount of it onto itself, or else the immutable attribute. Undone
+/// on drop.
+struct ReadOnly {
+    undo: Vec<String>,
 }
 
-impl ReadOnlyDir {
+impl ReadOnly {
     /// `None` when neither works here (not root, no mount, no chattr).
-    fn of(dir: &Path, spare: &Path) -> Option<ReadOnlyDir> {
+    fn of(path: &Path) -> Option<ReadOnly> {
         let ok = |args: &[&str]| {
             std::process::Command::new(args[0])
                 .args(&args[1..])
@@ -459,31 +459,26 @@ impl ReadOnlyDir {
                 .status()
                 .is_ok_and(|s| s.success())
         };
-        let (d, m) = (dir.to_str()?, spare.to_str()?);
-        if ok(&["mount", "--bind", d, m]) {
-            if ok(&["mount", "-o", "remount,ro,bind", m]) {
-                return Some(ReadOnlyDir {
-                    path: spare.to_path_buf(),
-                    undo: vec![vec!["umount".into(), m.into()]],
+        let p = path.to_str()?;
+        if ok(&["mount", "--bind", p, p]) {
+            if ok(&["mount", "-o", "remount,ro,bind", p]) {
+                return Some(ReadOnly {
+                    undo: vec!["umount".into(), p.into()],
                 });
             }
-            ok(&["umount", m]);
+            ok(&["umount", p]);
         }
-        if ok(&["chattr", "+i", d]) {
-            return Some(ReadOnlyDir {
-                path: dir.to_path_buf(),
-                undo: vec![vec!["chattr".into(), "-i".into(), d.into()]],
-            });
-        }
-        None
+        ok(&["chattr", "+i", p]).then(|| ReadOnly {
+            undo: vec!["chattr".into(), "-i".into(), p.into()],
+        })
     }
 }
 
-impl Drop for ReadOnlyDir {
+impl Drop for ReadOnly {
     fn drop(&mut self) {
-        for cmd in &self.undo {
-            let _ = std::process::Command::new(&cmd[0]).args(&cmd[1..]).status();
-        }
+        let _ = std::process::Command::new(&self.undo[0])
+            .args(&self.undo[1..])
+            .status();
     }
 }
 
@@ -493,9 +488,7 @@ impl Drop for ReadOnlyDir {
 fn status_reads_a_database_in_a_read_only_directory() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let view = dir.path().join("view");
     std::fs::create_dir_all(&data).unwrap();
-    std::fs::create_dir_all(&view).unwrap();
     let db = data.join("q.db");
     let (input, _) = events("ro", 4);
     let res = run_with_stdin(
@@ -503,11 +496,11 @@ fn status_reads_a_database_in_a_read_only_directory() {
         &input,
     );
     assert_ok(&res);
-    let Some(ro) = ReadOnlyDir::of(&data, &view) else {
+    let Some(_ro) = ReadOnly::of(&data) else {
         eprintln!("NOT CHECKED: this machine cannot make a read-only directory for root");
         return;
     };
-    let st = status_json(&ro.path.join("q.db"));
+    let st = status_json(&db);
     assert_eq!(st["pendingEvents"], 4, "{st}");
 }
 
@@ -620,4 +613,32 @@ fn a_hard_link_to_a_database_in_use_is_refused() {
     let _ = child.wait();
     let line = assert_error_last(&res, 1);
     assert!(line.contains("already in use"), "{line}");
+}
+
+/// Item 2 (status): `status` says when the database cannot be written, so
+/// delivered events could not be removed.
+#[test]
+fn status_says_when_the_database_cannot_be_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let (input, _) = events("w", 2);
+    let res = run_with_stdin(
+        &strs(&send_nowhere(&db, &["--no-wait", "--flush-mode", "manual"])),
+        &input,
+    );
+    assert_ok(&res);
+    assert_eq!(status_json(&db)["writable"], true);
+    let Some(_ro) = ReadOnly::of(&db) else {
+        eprintln!("NOT CHECKED: this machine cannot make a read-only file for root");
+        return;
+    };
+    let st = status_json(&db);
+    assert_eq!(st["writable"], false, "{st}");
+    assert!(
+        st["storageProblem"]
+            .as_str()
+            .unwrap()
+            .contains("could not be removed"),
+        "{st}"
+    );
 }

@@ -9,6 +9,8 @@
 //! database cannot be read, `--json` still prints one JSON object on stdout,
 //! `{"db", "error": {"message", "exitCode"}}`, besides the line on stderr.
 //! An empty (0-byte) file shows as an empty queue, as `send` would use it.
+//! `writable` says whether a writer could change the file: if not, uploads
+//! would deliver events they cannot remove (`flush` stops on that).
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -82,6 +84,16 @@ fn read_status(db: &Path) -> CliResult<Status> {
     })
 }
 
+/// Why the writer could not change `db` (a read-only file or file
+/// system), found by opening it for appending, which writes nothing.
+/// Uploads would then deliver events they cannot remove, so `flush` stops.
+fn storage_problem(db: &Path) -> Option<String> {
+    let file = std::fs::OpenOptions::new().append(true).open(db);
+    file.err().map(|e| {
+        format!("the database cannot be written ({e}): delivered events could not be removed")
+    })
+}
+
 /// The `lastError` object of `--json`.
 fn last_error_json(e: &LastError) -> Value {
     json!({
@@ -128,8 +140,11 @@ pub fn run(args: StatusArgs) -> CliResult {
             return Err(e);
         }
     };
+    let problem = storage_problem(db);
     if args.json {
         let doc = json!({
+            "writable": problem.is_none(),
+            "storageProblem": problem,
             "db": db.display().to_string(),
             "pendingEvents": st.pending_events,
             "pendingBytes": st.pending_bytes,
@@ -169,6 +184,10 @@ pub fn run(args: StatusArgs) -> CliResult {
         ("oldest event", oldest),
         ("dead letters", st.dead_letters.to_string()),
         ("last error", last),
+        (
+            "writable",
+            problem.map_or("yes".into(), |p| format!("no: {p}")),
+        ),
     ];
     for (k, v) in rows {
         out_line(&format!("{k:<14}{v}"));
