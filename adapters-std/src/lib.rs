@@ -25,9 +25,12 @@
 //! | [`sqlite::SqliteStore`] | the store by itself; `open_read_only` to inspect a live database: `queue_len`, `oldest_event`, `last_error`, dead letters |
 //! | [`http::HttpUploader`] | the transport by itself; [`Uploader`] to plug in another |
 //!
-//! A Client holds at most [`CAPACITY`] queued events (`max_queue_events`,
-//! default 1000); an OS lock on the database file (on Unix; `<db>.lock`
-//! elsewhere) keeps a second Client off the same file, through any path.
+//! A Client's queue is bounded by `max_queue_events` (default 1000) and
+//! `max_queue_bytes`, not by memory: the machine keeps a window of
+//! [`WINDOW`] sizes and the database holds the rest, so millions of queued
+//! events open in milliseconds. An OS lock on the database file (on Unix;
+//! `<db>.lock` elsewhere) keeps a second Client off the same file, through
+//! any path.
 //!
 //! ```no_run
 //! # #[cfg(all(feature = "sqlite", feature = "http"))]
@@ -76,9 +79,10 @@ pub use client::AsyncClient;
 #[cfg(feature = "sqlite")]
 pub use client::{
     BuildError, Client, ClientBuilder, ClientError, ClientStats, DeadLetterSelection, FlushError,
-    FlushReport, Notification, Notifications, Receipt, TrackError, CAPACITY,
+    FlushReport, Notification, Notifications, Receipt, TrackError, DEFAULT_COMMIT_DELAY, WINDOW,
 };
 
 pub use outbox_core::{
-    Config, ConfigBuilder, DropReason, FlushMode, Lifecycle, RejectReason, RetryCause, Seq, Stats,
+    Config, ConfigBuilder, DropReason, FlushMode, HaltReason, Lifecycle, RejectReason, RetryCause,
+    Seq, Stats,
 };

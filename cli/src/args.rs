@@ -285,7 +285,15 @@ impl FlushModeArg {
             FlushModeArg::Immediate => outbox_core::FlushMode::Immediate,
             FlushModeArg::Manual => outbox_core::FlushMode::Manual,
             FlushModeArg::AppClose => outbox_core::FlushMode::AppClose,
-            FlushModeArg::Period(d) => outbox_core::FlushMode::period(d),
+            FlushModeArg::Period(_) => outbox_core::FlushMode::Period,
+        }
+    }
+
+    /// The period, for `period` modes.
+    pub fn period(self) -> Option<Duration> {
+        match self {
+            FlushModeArg::Period(d) => Some(d),
+            _ => None,
         }
     }
 }

@@ -59,9 +59,9 @@ impl fmt::Display for Report {
                 match answer {
                     Downlink::Status {
                         status,
-                        retry_after_millis: Some(ms),
+                        retry_after_secs: Some(secs),
                         ..
-                    } => write!(f, "{status} (retry after {ms} ms)"),
+                    } => write!(f, "{status} (retry after {secs} s)"),
                     Downlink::Status { status, .. } => write!(f, "{status}"),
                     _ => write!(
                         f,
@@ -170,13 +170,15 @@ fn post<U: Uploader>(
             if (200..300).contains(&response.status) {
                 stats.delivered += 1;
             }
-            let retry_after_millis = response
-                .retry_after
-                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            // HTTP's Retry-After is whole seconds; round a date's up.
+            let retry_after_secs = response.retry_after.map(|d| {
+                let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+                u32::try_from(secs).unwrap_or(u32::MAX)
+            });
             let answer = Downlink::Status {
                 batch: batch.id,
                 status: response.status,
-                retry_after_millis,
+                retry_after_secs,
             };
             (answer, None)
         }

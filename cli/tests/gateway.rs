@@ -84,7 +84,7 @@ fn stdio_gateway_posts_batches_and_answers_garbage() {
     let status_of = |batch| Downlink::Status {
         batch,
         status: 200,
-        retry_after_millis: None,
+        retry_after_secs: None,
     };
     let garbled = Downlink::Unreadable {
         fault: Fault::Garbled,
@@ -101,7 +101,7 @@ fn stdio_gateway_posts_batches_and_answers_garbage() {
             Downlink::Status {
                 batch: 10,
                 status: 400,
-                retry_after_millis: None
+                retry_after_secs: None
             },
             status_of(11),
         ],
@@ -176,7 +176,7 @@ fn tcp_gateway_listens_and_takes_the_next_device_after_one_leaves() {
                 Downlink::Status {
                     batch: round,
                     status: 200,
-                    retry_after_millis: None
+                    retry_after_secs: None
                 }
             ]
         );

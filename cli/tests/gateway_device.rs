@@ -16,10 +16,10 @@ use outbox_cli::collect::{Collector, Config as CollectConfig, RandomFaults};
 use outbox_cli::gateway::Gateway;
 use outbox_core::{
     Config, Driver, DriverError, InputError, Instant, Machine, Observer, Output, Overflow, Seq,
-    Store, Transport,
+    Transport,
 };
-use outbox_embedded::flash::sim::{SimError, SimFlash};
-use outbox_embedded::flash::{Error as FlashError, FlashQueue};
+use outbox_embedded::flash::sim::SimFlash;
+use outbox_embedded::flash::FlashQueue;
 use outbox_embedded::serial::SerialTransport;
 use outbox_std::http::{HttpConfig, HttpUploader};
 
@@ -115,42 +115,6 @@ type Flash = SimFlash<1, 4, 4096>;
 const FLASH_PAGES: usize = 6;
 const REGION: std::ops::Range<u32> = 0..(FLASH_PAGES as u32 * 4096);
 
-/// The flash queue as the core's `Store` (the queue's own impl comes with
-/// the core's Store v2; until then this adapter, for the test only).
-struct FlashStore<'f>(FlashQueue<&'f mut Flash>);
-
-impl Store for FlashStore<'_> {
-    type Error = FlashError<SimError>;
-    fn append(&mut self, seq: Seq, payload: &[u8]) -> Result<(), Self::Error> {
-        self.0.append(seq, payload)
-    }
-    fn read_range(&mut self, first: Seq, last: Seq, buf: &mut [u8]) -> Result<usize, Self::Error> {
-        self.0.read_range(first, last, buf)
-    }
-    fn delete_through(&mut self, through: Seq) -> Result<(), Self::Error> {
-        self.0.delete_through(through)
-    }
-    fn restore<F: FnMut(Seq, u32)>(&mut self, mut visit: F) -> Result<(), Self::Error> {
-        let Some(mut from) = self.0.summary()?.first else {
-            return Ok(());
-        };
-        let mut sizes = [0u32; 32];
-        loop {
-            let n = self.0.read_sizes(from, &mut sizes)?;
-            for (i, size) in sizes[..n].iter().enumerate() {
-                visit(from + i as Seq, *size);
-            }
-            if n < sizes.len() {
-                return Ok(());
-            }
-            from += n as Seq;
-        }
-    }
-    fn seq_floor(&mut self) -> Result<Seq, Self::Error> {
-        self.0.seq_floor()
-    }
-}
-
 const EVENTS: u32 = 300;
 const POISON: u32 = 231;
 const BOUND: Duration = Duration::from_secs(60);
@@ -167,13 +131,14 @@ fn event(n: u32) -> Vec<u8> {
 /// a full queue refuses new events (the device waits and tracks again).
 fn machine(queue: &FlashQueue<&mut Flash>) -> Machine<256> {
     let config = Config::builder()
-        .max_queue_events(256)
-        .max_queue_bytes(queue.max_queue_bytes(512, 256))
+        .max_queue_events(64)
+        .max_queue_bytes(queue.max_queue_bytes(512, 64))
         .overflow(Overflow::RejectNew)
         .max_batch_events(16)
         .max_event_bytes(512)
         .max_batch_bytes(4096)
         .retry_backoff(Duration::from_millis(20), Duration::from_millis(200))
+        .request_timeout(Duration::from_secs(5))
         .build()
         .unwrap();
     Machine::new(config, 7).unwrap()
@@ -187,8 +152,10 @@ struct Seen {
 }
 
 /// Whether the device's flash still has power.
-fn powered<T: Transport, O: Observer>(d: &mut Driver<'_, FlashStore<'_>, T, O, 256>) -> bool {
-    d.store_mut().0.flash_mut().is_powered()
+fn powered<T: Transport, O: Observer>(
+    d: &mut Driver<'_, FlashQueue<&mut Flash>, T, O, 256>,
+) -> bool {
+    d.store_mut().flash_mut().is_powered()
 }
 
 /// Runs one power cycle of the device: open the flash queue, restore,
@@ -212,11 +179,12 @@ fn power_cycle(
     let queue = FlashQueue::open(flash, REGION).expect("the flash opens");
     let mut driver = Driver::new(
         machine(&queue),
-        FlashStore(queue),
+        queue,
         SerialTransport::new(link),
         &mut buf,
         observer,
-    );
+    )
+    .unwrap();
     driver.start(now()).unwrap();
     let mut tracked = 0;
     let mut events = events.peekable();

@@ -642,3 +642,131 @@ fn status_says_when_the_database_cannot_be_written() {
         "{st}"
     );
 }
+
+/// Item 2: the database turns read-only after the events were stored: the
+/// upload succeeds, the delete fails. `flush` stops there (exit 1, saying
+/// the events were delivered but could not be removed) instead of
+/// re-sending them, and says so once.
+#[test]
+fn a_delete_failing_after_delivery_stops_uploads_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let out = dir.path().join("got.jsonl");
+    let (input, ids) = events("dd", 50);
+    let res = run_with_stdin(
+        &strs(&send_nowhere(&db, &["--no-wait", "--flush-mode", "manual"])),
+        &input,
+    );
+    assert_ok(&res);
+    let mut c = Collect::start(&["--out", out.to_str().unwrap()]);
+    let Some(ro) = ReadOnly::of(&db) else {
+        eprintln!("NOT CHECKED: this machine cannot make a read-only file for root");
+        return;
+    };
+    let res = run(&[
+        "flush",
+        "--endpoint",
+        &c.url(),
+        "--db",
+        db.to_str().unwrap(),
+    ]);
+    let last = assert_error_last(&res, 1);
+    assert!(
+        last.contains("delivered but could not be removed"),
+        "{last}"
+    );
+    assert_eq!(sorted(ids_in(&out)), sorted(ids.clone()));
+    c.wait_for("batch 1 ");
+    let st = status_json(&db);
+    assert_eq!(st["writable"], false, "{st}");
+    drop(ro);
+    let (_, rest) = c.stop("TERM");
+    assert!(
+        rest.iter().all(|l| !l.starts_with("batch ")),
+        "re-sent: {rest:?}"
+    );
+}
+
+/// Item 8: a server answering 400 to everything: the rejection-storm halt
+/// stops the uploads early; `send` exits 1 pointing to `dead-letter
+/// requeue`, never claiming deliveries, and most events stay queued.
+#[test]
+fn a_400_storm_stops_early_and_points_to_requeue() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let c = Collect::start(&["--fail-rate", "1", "--fail-status", "400"]);
+    let (input, _) = events("storm", 500);
+    let res = run_with_stdin(
+        &["send", "--endpoint", &c.url(), "--db", db.to_str().unwrap()],
+        &input,
+    );
+    let last = assert_error_last(&res, 1);
+    assert!(last.contains("dead-letter requeue"), "{last}");
+    assert!(!last.contains("everything else"), "{last}");
+    let st = status_json(&db);
+    assert!(st["pendingEvents"].as_u64().unwrap() > 400, "{st}");
+    let (_, rest) = c.stop("TERM");
+    let summary = rest.iter().find(|l| l.starts_with("summary:")).unwrap();
+    let batches: u64 = summary["summary: ".len()..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // Bisecting all 500 down to single rejections takes about 2 x 500
+    // requests; the halt comes after 20 single rejections in a row.
+    assert!(batches < 250, "{summary}");
+}
+
+/// Item 3: a stored record whose size does not match its bytes (an edited
+/// or damaged database) is quarantined with reason "malformed", reported
+/// once, and the queue moves on: the others are delivered.
+#[test]
+fn a_malformed_record_is_quarantined_and_the_queue_moves_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let out = dir.path().join("got.jsonl");
+    let (input, ids) = events("mal", 10);
+    let res = run_with_stdin(
+        &strs(&send_nowhere(&db, &["--no-wait", "--flush-mode", "manual"])),
+        &input,
+    );
+    assert_ok(&res);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let damaged: i64 = conn
+        .query_row("SELECT min(seq) + 3 FROM events", [], |r| r.get(0))
+        .unwrap();
+    conn.execute(
+        "UPDATE events SET size = size + 5 WHERE seq = ?1",
+        [damaged],
+    )
+    .unwrap();
+    drop(conn);
+    let c = Collect::start(&["--out", out.to_str().unwrap()]);
+    let res = run(&[
+        "flush",
+        "--endpoint",
+        &c.url(),
+        "--db",
+        db.to_str().unwrap(),
+        "--timeout",
+        "20s",
+    ]);
+    let last = assert_error_last(&res, 1);
+    let stderr = stderr_of(&res);
+    assert!(
+        last.contains("malformed") || last.contains("damaged"),
+        "{last}"
+    );
+    assert_eq!(
+        stderr.matches("malformed").count(),
+        2,
+        "reported once, then summed up: {stderr}"
+    );
+    let mut expected = ids.clone();
+    expected.remove(3);
+    assert_eq!(sorted(ids_in(&out)), sorted(expected));
+    let list = run(&["dead-letter", "list", "--db", db.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&list.stdout).contains("malformed"));
+    assert_eq!(status_json(&db)["pendingEvents"], 0);
+}

@@ -21,13 +21,10 @@ pub enum FlushMode {
     /// while a batch is in flight go in the next batch.
     #[default]
     Immediate,
-    /// Flush every period (in milliseconds), when the pending count reaches
+    /// Flush every [`Config::flush_period`], when the pending count reaches
     /// the flush threshold, on background and terminate, and on foreground
     /// when anything is pending.
-    Period {
-        /// The period in milliseconds; never zero.
-        millis: u64,
-    },
+    Period,
     /// Flush on background and terminate only.
     AppClose,
     /// Never flush by itself; only an explicit flush request uploads.
@@ -35,21 +32,13 @@ pub enum FlushMode {
 }
 
 impl FlushMode {
-    /// `Period` with the given period.
-    pub fn period(d: Duration) -> Self {
-        FlushMode::Period {
-            millis: duration_millis(d),
-        }
-    }
-
     /// The default period of [`FlushMode::Period`]: 60 minutes.
     pub const DEFAULT_PERIOD: Duration = Duration::from_secs(60 * 60);
 
-    pub(crate) fn check(self) -> Result<Self, ConfigError> {
-        match self {
-            FlushMode::Period { millis: 0 } => Err(ConfigError::ZeroFlushPeriod),
-            other => Ok(other),
-        }
+    /// Whether the mode requests flushes by itself when events arrive or
+    /// the network comes back (`Immediate`, `Period`).
+    pub const fn is_automatic(self) -> bool {
+        matches!(self, FlushMode::Immediate | FlushMode::Period)
     }
 }
 
@@ -72,11 +61,13 @@ pub enum Overflow {
 /// use outbox_core::{Config, FlushMode};
 ///
 /// let config = Config::builder()
-///     .flush_mode(FlushMode::period(Duration::from_secs(30)))
-///     .max_queue_events(500)
+///     .flush_mode(FlushMode::Period)
+///     .flush_period(Duration::from_secs(30))
+///     .max_queue_events(100_000)
 ///     .build()
 ///     .unwrap();
-/// assert_eq!(config.max_queue_events(), 500);
+/// assert_eq!(config.max_queue_events(), 100_000);
+/// assert_eq!(config.flush_period(), Duration::from_secs(30));
 /// assert!(Config::builder().max_batch_events(0).build().is_err());
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,10 +75,13 @@ pub enum Overflow {
 pub struct Config {
     pub(crate) flush_mode: FlushMode,
     pub(crate) flush_threshold: Option<u32>,
+    /// The threshold was set (a default one shrinks to a smaller queue).
+    pub(crate) threshold_set: bool,
     pub(crate) max_queue_events: u32,
     pub(crate) max_queue_bytes: u64,
     pub(crate) max_event_bytes: u32,
-    pub(crate) max_batch_events: u32,
+    /// `None`: the default, 500 or the machine's window `N` if smaller.
+    pub(crate) max_batch_events: Option<u32>,
     pub(crate) max_batch_bytes: u32,
     pub(crate) batch_envelope_bytes: u32,
     pub(crate) event_envelope_bytes: u32,
@@ -97,6 +91,9 @@ pub struct Config {
     pub(crate) max_attempts: Option<u32>,
     pub(crate) max_retry_after_millis: u32,
     pub(crate) flush_period_millis: u64,
+    pub(crate) request_timeout_millis: u64,
+    pub(crate) max_commit_delay_millis: u64,
+    pub(crate) max_consecutive_rejections: Option<u32>,
 }
 
 impl Default for Config {
@@ -110,10 +107,11 @@ impl Config {
     pub const DEFAULT: Config = Config {
         flush_mode: FlushMode::Immediate,
         flush_threshold: Some(20),
+        threshold_set: false,
         max_queue_events: 1000,
         max_queue_bytes: 32 * 1024 * 1024,
         max_event_bytes: 32 * 1024,
-        max_batch_events: 500,
+        max_batch_events: None,
         max_batch_bytes: 500_000,
         batch_envelope_bytes: 64,
         event_envelope_bytes: 1,
@@ -123,7 +121,14 @@ impl Config {
         max_attempts: None,
         max_retry_after_millis: 60 * 60 * 1000,
         flush_period_millis: 60 * 60 * 1000,
+        request_timeout_millis: 30_000,
+        max_commit_delay_millis: 0,
+        max_consecutive_rejections: Some(20),
     };
+
+    /// The default `max_batch_events` when the machine's window holds at
+    /// least that many sizes.
+    pub const DEFAULT_MAX_BATCH_EVENTS: u32 = 500;
 
     /// A builder starting from the defaults.
     pub const fn builder() -> ConfigBuilder {
@@ -152,9 +157,13 @@ impl Config {
     pub const fn max_event_bytes(&self) -> u32 {
         self.max_event_bytes
     }
-    /// Most events in one batch.
+    /// Most events in one batch [500, or the machine's window `N` when
+    /// smaller and not set].
     pub const fn max_batch_events(&self) -> u32 {
-        self.max_batch_events
+        match self.max_batch_events {
+            Some(n) => n,
+            None => Config::DEFAULT_MAX_BATCH_EVENTS,
+        }
     }
     /// Most bytes in one batch, envelope included.
     pub const fn max_batch_bytes(&self) -> u32 {
@@ -189,41 +198,70 @@ impl Config {
     pub const fn max_retry_after(&self) -> Duration {
         Duration::from_millis(self.max_retry_after_millis as u64)
     }
-    /// The period `Period` mode last used or was given by `SetFlushPeriod`
-    /// [60 min], remembered while another mode is active.
+    /// The period of `Period` mode [60 min], kept while another mode is
+    /// active.
     pub const fn flush_period(&self) -> Duration {
         Duration::from_millis(self.flush_period_millis)
     }
+    /// How long the batch in flight may go unanswered before it counts as a
+    /// transport failure [30 s].
+    pub const fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_millis)
+    }
+    /// Group commit: how long an appended event may stay uncommitted [zero:
+    /// every event is committed before `track` returns].
+    pub const fn max_commit_delay(&self) -> Duration {
+        Duration::from_millis(self.max_commit_delay_millis)
+    }
+    /// Rejected single events in a row (no delivery between) after which
+    /// uploads halt [20]; `None` never halts.
+    pub const fn max_consecutive_rejections(&self) -> Option<u32> {
+        self.max_consecutive_rejections
+    }
+
+    /// The configuration a machine with a window of `window` sizes runs
+    /// with: the default batch size shrinks to fit the window.
+    pub(crate) fn for_window(mut self, window: usize) -> Result<Config, ConfigError> {
+        let window = u32::try_from(window).unwrap_or(u32::MAX);
+        match self.max_batch_events {
+            None => {
+                if window == 0 {
+                    return Err(ConfigError::BatchAboveWindow { window });
+                }
+                self.max_batch_events = Some(Config::DEFAULT_MAX_BATCH_EVENTS.min(window));
+            }
+            Some(n) if n > window => return Err(ConfigError::BatchAboveWindow { window }),
+            Some(_) => {}
+        }
+        Ok(self)
+    }
 
     /// Bytes a batch of `events` events totalling `payload` bytes occupies.
-    pub(crate) fn batch_bytes(&self, events: u32, payload: u64) -> u64 {
+    pub(crate) fn batch_bytes(&self, events: u64, payload: u64) -> u64 {
         u64::from(self.batch_envelope_bytes)
-            + u64::from(events) * u64::from(self.event_envelope_bytes)
-            + payload
+            .saturating_add(events.saturating_mul(u64::from(self.event_envelope_bytes)))
+            .saturating_add(payload)
     }
 
     /// Check every rule; the builder and runtime changes both call this.
     pub(crate) fn validate(mut self) -> Result<Config, ConfigError> {
-        self.flush_mode.check()?;
-        if let FlushMode::Period { millis } = self.flush_mode {
-            self.flush_period_millis = millis;
-        }
         if self.flush_period_millis == 0 {
             return Err(ConfigError::ZeroFlushPeriod);
-        }
-        if self.flush_threshold == Some(0) {
-            return Err(ConfigError::ZeroFlushThreshold);
         }
         if self.max_queue_events == 0 {
             return Err(ConfigError::ZeroQueueEvents);
         }
+        if !self.threshold_set {
+            self.flush_threshold = self.flush_threshold.map(|t| t.min(self.max_queue_events));
+        }
+        self.check_threshold(self.flush_threshold)?;
         if self.max_event_bytes == 0 {
             return Err(ConfigError::ZeroEventBytes);
         }
         if self.max_queue_bytes < u64::from(self.max_event_bytes) {
             return Err(ConfigError::QueueBytesBelowEventBytes);
         }
-        if self.max_batch_events == 0 {
+        if self.max_batch_events == Some(0) {
             return Err(ConfigError::ZeroBatchEvents);
         }
         if self.batch_bytes(1, u64::from(self.max_event_bytes)) > u64::from(self.max_batch_bytes) {
@@ -238,7 +276,26 @@ impl Config {
         if self.max_attempts == Some(0) {
             return Err(ConfigError::ZeroMaxAttempts);
         }
+        if self.request_timeout_millis == 0 {
+            return Err(ConfigError::ZeroRequestTimeout);
+        }
+        if self.max_consecutive_rejections == Some(0) {
+            return Err(ConfigError::ZeroConsecutiveRejections);
+        }
         Ok(self)
+    }
+
+    /// A flush threshold is at least 1 and at most `max_queue_events` (a
+    /// queue that never gets that long would never reach it).
+    pub(crate) fn check_threshold(&self, threshold: Option<u32>) -> Result<(), ConfigError> {
+        match threshold {
+            Some(0) => Err(ConfigError::ZeroFlushThreshold),
+            Some(t) if t > self.max_queue_events => Err(ConfigError::ThresholdAboveQueue {
+                threshold: t,
+                max_queue_events: self.max_queue_events,
+            }),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -256,9 +313,11 @@ impl ConfigBuilder {
         self.config.flush_mode = mode;
         self
     }
-    /// Threshold for `Period` mode [20]; `None` turns it off.
+    /// Threshold for `Period` mode [20, or `max_queue_events` if smaller];
+    /// `None` turns it off. Above `max_queue_events` it is an error.
     pub const fn flush_threshold(mut self, threshold: Option<u32>) -> Self {
         self.config.flush_threshold = threshold;
+        self.config.threshold_set = true;
         self
     }
     /// Most events the queue holds [1000].
@@ -276,9 +335,10 @@ impl ConfigBuilder {
         self.config.max_event_bytes = n;
         self
     }
-    /// Most events in a batch [500].
+    /// Most events in a batch [500, or the machine's window `N` if smaller];
+    /// at most `N`.
     pub const fn max_batch_events(mut self, n: u32) -> Self {
-        self.config.max_batch_events = n;
+        self.config.max_batch_events = Some(n);
         self
     }
     /// Most bytes in a batch including the envelope [500 000, the limit
@@ -318,9 +378,28 @@ impl ConfigBuilder {
             u32::try_from(duration_millis(cap)).unwrap_or(u32::MAX);
         self
     }
-    /// Period for `Period` mode when it is chosen later [60 min].
+    /// Period of `Period` mode [60 min] (also when the mode is chosen later).
     pub fn flush_period(mut self, period: Duration) -> Self {
         self.config.flush_period_millis = duration_millis(period);
+        self
+    }
+    /// Deadline of the batch in flight [30 s]; no answer by then is a
+    /// transport failure, retried with backoff.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.config.request_timeout_millis = duration_millis(timeout);
+        self
+    }
+    /// Group commit [zero: off]: appended events may wait up to `delay`
+    /// for one commit with others; the machine asks for the commit by then
+    /// (and always before a send).
+    pub fn max_commit_delay(mut self, delay: Duration) -> Self {
+        self.config.max_commit_delay_millis = duration_millis(delay);
+        self
+    }
+    /// Halt uploads after this many rejected single events in a row [20];
+    /// `None` never halts.
+    pub const fn max_consecutive_rejections(mut self, n: Option<u32>) -> Self {
+        self.config.max_consecutive_rejections = n;
         self
     }
 
@@ -355,11 +434,24 @@ pub enum ConfigError {
     RetryCapBelowBase,
     /// Zero attempts would drop every batch unsent; use `None` to retry forever.
     ZeroMaxAttempts,
-    /// `max_queue_events` is above the machine's compile-time capacity.
-    QueueAboveCapacity {
-        /// The machine's capacity `N`.
-        capacity: u32,
+    /// `max_batch_events` is above the machine's window `N` (a batch's
+    /// sizes must fit the window).
+    BatchAboveWindow {
+        /// The machine's window `N`.
+        window: u32,
     },
+    /// The flush threshold is above `max_queue_events`, so it could never
+    /// be reached.
+    ThresholdAboveQueue {
+        /// The threshold.
+        threshold: u32,
+        /// The queue limit.
+        max_queue_events: u32,
+    },
+    /// A zero request timeout would fail every batch at once.
+    ZeroRequestTimeout,
+    /// Zero would halt before any rejection; use `None` to never halt.
+    ZeroConsecutiveRejections,
 }
 
 impl fmt::Display for ConfigError {
@@ -385,10 +477,23 @@ impl fmt::Display for ConfigError {
             ConfigError::ZeroMaxAttempts => {
                 f.write_str("max_attempts must be at least 1 (or unlimited)")
             }
-            ConfigError::QueueAboveCapacity { capacity } => write!(
+            ConfigError::BatchAboveWindow { window } => write!(
                 f,
-                "max_queue_events exceeds the machine's capacity of {capacity} events"
+                "max_batch_events exceeds the machine's window of {window} sizes"
             ),
+            ConfigError::ThresholdAboveQueue {
+                threshold,
+                max_queue_events,
+            } => write!(
+                f,
+                "flush threshold {threshold} is above max_queue_events ({max_queue_events})"
+            ),
+            ConfigError::ZeroRequestTimeout => {
+                f.write_str("request timeout must be greater than zero")
+            }
+            ConfigError::ZeroConsecutiveRejections => {
+                f.write_str("max_consecutive_rejections must be at least 1 (or None)")
+            }
         }
     }
 }
@@ -432,7 +537,9 @@ mod tests {
             Err(ConfigError::BatchBytesBelowEventBytes)
         );
         assert_eq!(
-            b.flush_mode(FlushMode::period(Duration::ZERO)).build(),
+            b.flush_mode(FlushMode::Period)
+                .flush_period(Duration::ZERO)
+                .build(),
             Err(ConfigError::ZeroFlushPeriod)
         );
         assert_eq!(
@@ -462,5 +569,52 @@ mod tests {
             Err(ConfigError::QueueBytesBelowEventBytes)
         );
         assert!(b.flush_threshold(None).build().is_ok());
+        assert_eq!(
+            b.request_timeout(Duration::ZERO).build(),
+            Err(ConfigError::ZeroRequestTimeout)
+        );
+        assert_eq!(
+            b.max_consecutive_rejections(Some(0)).build(),
+            Err(ConfigError::ZeroConsecutiveRejections)
+        );
+    }
+
+    /// Issue 8 item 7: a threshold the queue can never reach was accepted.
+    #[test]
+    fn a_threshold_above_the_queue_is_a_typed_error() {
+        let b = Config::builder().max_queue_events(10);
+        assert_eq!(
+            b.flush_threshold(Some(11)).build(),
+            Err(ConfigError::ThresholdAboveQueue {
+                threshold: 11,
+                max_queue_events: 10
+            })
+        );
+        assert!(b.flush_threshold(Some(10)).build().is_ok());
+    }
+
+    /// Issue 8 item 7: `flush_mode(period(30 s)).flush_period(10 s)` kept
+    /// 30 s silently; now the period has one setter.
+    #[test]
+    fn the_period_has_one_setter() {
+        let c = Config::builder()
+            .flush_mode(FlushMode::Period)
+            .flush_period(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        assert_eq!(c.flush_period(), Duration::from_secs(10));
+        assert_eq!(c.flush_mode(), FlushMode::Period);
+    }
+
+    #[test]
+    fn the_default_batch_shrinks_to_the_window() {
+        let c = Config::default();
+        assert_eq!(c.for_window(64).unwrap().max_batch_events(), 64);
+        assert_eq!(c.for_window(4096).unwrap().max_batch_events(), 500);
+        let explicit = Config::builder().max_batch_events(100).build().unwrap();
+        assert_eq!(
+            explicit.for_window(64),
+            Err(ConfigError::BatchAboveWindow { window: 64 })
+        );
     }
 }

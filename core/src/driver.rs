@@ -7,54 +7,142 @@
 
 use core::fmt;
 
-use crate::input::Input;
+use serde::{Deserialize, Serialize};
+
+use core::time::Duration;
+
+use crate::config::Config;
+use crate::input::{Input, LocalFailure};
 use crate::machine::{Accepted, Machine};
 use crate::output::{Batch, BatchId, DropReason, Output, RejectReason};
 use crate::{InputError, Instant, Seq};
 
+/// What a store holds, in the logical view: a sequence number written twice
+/// counts once (its newest copy), so `count == last - first + 1` for a store
+/// without gaps. Read once at start-up ([`Store::summary`]); the machine
+/// keeps these totals from then on and never visits every record.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct StoreSummary {
+    /// Pending records.
+    pub count: u64,
+    /// Their payload bytes.
+    pub bytes: u64,
+    /// The oldest record's sequence number (meaningless when `count` is 0).
+    pub first: Seq,
+    /// The newest record's sequence number (meaningless when `count` is 0).
+    pub last: Seq,
+}
+
+impl StoreSummary {
+    /// A store holding nothing.
+    pub const EMPTY: StoreSummary = StoreSummary {
+        count: 0,
+        bytes: 0,
+        first: 0,
+        last: 0,
+    };
+}
+
+/// Why [`Store::read_range`] could not return a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum ReadError<E> {
+    /// The backend failed (I/O, a lock, ...): the read is retried later,
+    /// without spending a delivery attempt.
+    Store(E),
+    /// The record `seq` is damaged for good (its stored size and its bytes
+    /// disagree, its checksum fails): the driver dead-letters that one event
+    /// with [`RejectReason::Malformed`] and the queue moves on.
+    Malformed {
+        /// The damaged record.
+        seq: Seq,
+    },
+}
+
+impl<E> From<E> for ReadError<E> {
+    fn from(e: E) -> Self {
+        ReadError::Store(e)
+    }
+}
+
+impl<E: fmt::Debug> fmt::Display for ReadError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadError::Store(e) => write!(f, "read failed: {e:?}"),
+            ReadError::Malformed { seq } => write!(f, "stored event {seq} is malformed"),
+        }
+    }
+}
+
+impl<E: fmt::Debug> core::error::Error for ReadError<E> {}
+
 /// Durable storage for event payloads, keyed by sequence number.
+///
+/// The machine never asks for every record: it reads the [`summary`](Store::summary)
+/// at start-up and then the sizes of a small window of the oldest records
+/// ([`read_sizes`](Store::read_sizes)) as it needs them, so a store of ten
+/// million events costs the machine the same memory as one of ten.
 ///
 /// # Durability contract
 ///
 /// - After [`append`](Store::append) *and then* [`sync`](Store::sync) return
 ///   `Ok`, the record survives a crash or power cut. A store that makes each
-///   append durable by itself implements `sync` as a no-op. The driver calls
-///   `sync` before every send, so no batch ever names an event that could be
-///   lost by a crash.
+///   append durable by itself implements `sync` as a no-op. The machine asks
+///   for a sync (a commit) before every send, so no batch ever names an event
+///   that a crash could lose.
 /// - A record whose append or sync failed may or may not be there after a
-///   crash; if it is, it is either whole or detected as torn and skipped by
-///   [`restore`](Store::restore). It is never half-visible.
+///   crash; if it is, it is either whole or detected as torn and left out of
+///   every read. It is never half-visible.
 /// - [`delete_through`](Store::delete_through) removes a prefix; after a crash
 ///   the prefix is either gone or still whole (re-sending it is harmless, the
 ///   server deduplicates by `messageId`).
 /// - After a failed append or sync the machine hands the same sequence
 ///   numbers out again. An append of a number that still holds a record
-///   replaces it; a store that cannot overwrite may keep both and let
-///   `restore` visit both, oldest first: the machine keeps the later one.
-/// - `restore` visits every surviving record in increasing sequence order,
-///   with no gaps.
+///   replaces it; a store that cannot overwrite may keep both copies, but
+///   every read (summary, sizes, payloads) shows only the newest.
+/// - Reads see every append so far, synced or not.
+/// - The stored records are contiguous: no gaps between `first` and `last`.
 pub trait Store {
     /// The backend's error.
     type Error: fmt::Debug;
 
     /// Store `payload` as event `seq`. Sequence numbers only grow, except
-    /// that numbers whose append failed are used again.
+    /// that numbers whose append or sync failed are used again.
     fn append(&mut self, seq: Seq, payload: &[u8]) -> Result<(), Self::Error>;
 
-    /// Make every append so far durable.
+    /// Make every append so far durable (a commit).
     fn sync(&mut self) -> Result<(), Self::Error> {
         Ok(())
     }
 
     /// Copy the payloads of `first..=last`, back to back and oldest first,
-    /// into `buf`; returns the number of bytes written.
-    fn read_range(&mut self, first: Seq, last: Seq, buf: &mut [u8]) -> Result<usize, Self::Error>;
+    /// into `buf` (which the driver sizes from the machine's sizes); returns
+    /// the number of bytes written. A record whose stored size and bytes
+    /// disagree is [`ReadError::Malformed`], naming that record.
+    fn read_range(
+        &mut self,
+        first: Seq,
+        last: Seq,
+        buf: &mut [u8],
+    ) -> Result<usize, ReadError<Self::Error>>;
 
-    /// Delete every record with sequence number `<= through`.
+    /// Delete every record with sequence number `<= through`. Durable by the
+    /// next sync at the latest.
     fn delete_through(&mut self, through: Seq) -> Result<(), Self::Error>;
 
-    /// Visit every stored record as `(seq, size)` in increasing order.
-    fn restore<F: FnMut(Seq, u32)>(&mut self, visit: F) -> Result<(), Self::Error>;
+    /// Count, bytes, first and last sequence number of the records held, in
+    /// the logical view (a number written twice counts once). Called at
+    /// start-up; it should not visit every record (keep counters, or
+    /// aggregate over an index).
+    fn summary(&mut self) -> Result<StoreSummary, Self::Error>;
+
+    /// The stored sizes of the records `from, from + 1, ...`, at most
+    /// `out.len()` of them, into `out`; returns how many were written. It
+    /// stops early only at the end of the store (or at a gap, which a store
+    /// must not have). Used to refill the machine's window of sizes.
+    fn read_sizes(&mut self, from: Seq, out: &mut [u32]) -> Result<usize, Self::Error>;
 
     /// One past the highest sequence number this store ever held, deleted
     /// records included (0 for a new store), so that numbering never goes
@@ -65,8 +153,9 @@ pub trait Store {
         Ok(0)
     }
 
-    /// The server refused `seq` for good; keep a dead-letter copy if the
-    /// store has a place for one. The `delete_through` covering it follows.
+    /// The event `seq` is refused for good (by the server, or because its
+    /// record is malformed); keep a dead-letter copy if the store has a
+    /// place for one. The `delete_through` covering it follows.
     fn reject(&mut self, seq: Seq, status: u16, reason: RejectReason) -> Result<(), Self::Error> {
         let _ = (seq, status, reason);
         Ok(())
@@ -83,8 +172,8 @@ pub enum Outcome {
         batch: BatchId,
         /// HTTP-like status.
         status: u16,
-        /// Retry-After in milliseconds, if the server sent one.
-        retry_after_millis: Option<u64>,
+        /// Retry-After, if the server sent one.
+        retry_after: Option<Duration>,
     },
     /// No answer (refused, timed out, connection lost).
     Failed {
@@ -99,11 +188,11 @@ impl From<Outcome> for Input {
             Outcome::Response {
                 batch,
                 status,
-                retry_after_millis,
+                retry_after,
             } => Input::Response {
                 batch,
                 status,
-                retry_after_millis,
+                retry_after,
             },
             Outcome::Failed { batch } => Input::TransportFailed { batch },
         }
@@ -125,8 +214,10 @@ pub trait Transport {
         payloads: Payloads<'_>,
     ) -> Result<(), Self::Error>;
 
-    /// The outcome of the batch in flight, once known. A transport is
-    /// responsible for its own timeouts and must eventually yield an outcome.
+    /// The outcome of the batch in flight, once known. A transport that
+    /// never answers does not stall the queue: the machine's
+    /// `request_timeout` fails the batch, and a later outcome for it is
+    /// ignored.
     fn poll_outcome(&mut self, now: Instant) -> Option<Outcome>;
 }
 
@@ -188,32 +279,45 @@ impl<'a> Iterator for Payloads<'a> {
 }
 
 /// What went wrong in one driver call. The machine's state stays consistent:
-/// a store failure on append is fed back as `PersistFailed`, a failure to
-/// read or send a batch as a transport failure (retried with backoff).
+/// a store failure is fed back to it (`PersistFailed`, `CommitFailed`,
+/// `DeleteFailed`, a local failure), never as a server status.
 #[derive(Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DriverError<SE, TE> {
+    /// [`Driver::start`] has not completed: nothing was done.
+    NotStarted,
     /// The machine refused the input.
     Input(InputError),
     /// The store failed.
     Store(SE),
     /// The transport could not start a send.
     Transport(TE),
-    /// The tracked event was not stored (its append or the sync after it
+    /// The tracked event was not stored (its append or the commit after it
     /// failed; the store's error was returned by an earlier call or is
     /// available from [`Driver::take_error`]).
     NotStored,
     /// `Input::Track` carries no payload; use [`Driver::track`].
     PayloadRequired,
-    /// The store returned fewer bytes for a batch than the events hold.
+    /// The store returned another number of bytes for a batch than its
+    /// events hold; the batch is read again after a backoff.
     ShortRead {
         /// Bytes the events hold.
         expected: usize,
         /// Bytes the store returned.
         got: usize,
     },
-    /// A batch is larger than the driver's batch buffer; it is split as if
-    /// the server had answered 413.
+    /// The store had fewer sizes than it holds records, from `from` on.
+    MissingSizes {
+        /// The first size missing.
+        from: Seq,
+    },
+    /// The stored record `seq` is malformed; it is dead-lettered alone.
+    Malformed {
+        /// The damaged record.
+        seq: Seq,
+    },
+    /// A batch is larger than the driver's batch buffer; batches are cut to
+    /// fit it from now on.
     BufferTooSmall {
         /// Bytes needed.
         needed: usize,
@@ -225,6 +329,7 @@ pub enum DriverError<SE, TE> {
 impl<SE: fmt::Debug, TE: fmt::Debug> fmt::Display for DriverError<SE, TE> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            DriverError::NotStarted => f.write_str("the driver is not started (call start first)"),
             DriverError::Input(e) => write!(f, "{e}"),
             DriverError::Store(e) => write!(f, "store failed: {e:?}"),
             DriverError::Transport(e) => write!(f, "transport failed: {e:?}"),
@@ -236,6 +341,10 @@ impl<SE: fmt::Debug, TE: fmt::Debug> fmt::Display for DriverError<SE, TE> {
                 f,
                 "store returned {got} bytes for a batch of {expected} bytes"
             ),
+            DriverError::MissingSizes { from } => {
+                write!(f, "store has no size for event {from} it should hold")
+            }
+            DriverError::Malformed { seq } => write!(f, "stored event {seq} is malformed"),
             DriverError::BufferTooSmall { needed, available } => write!(
                 f,
                 "batch needs {needed} bytes but the driver's buffer has {available}"
@@ -251,6 +360,29 @@ impl<SE, TE> From<InputError> for DriverError<SE, TE> {
         DriverError::Input(e)
     }
 }
+
+/// [`Driver::new`] refused a batch buffer that cannot hold one maximal
+/// event plus its envelope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct BufferTooSmall {
+    /// The least the buffer must hold ([`Driver::min_buffer_bytes`]).
+    pub needed: usize,
+    /// What it holds.
+    pub available: usize,
+}
+
+impl fmt::Display for BufferTooSmall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the batch buffer has {} bytes; one maximal event and its envelope need {}",
+            self.available, self.needed
+        )
+    }
+}
+
+impl core::error::Error for BufferTooSmall {}
 
 /// Receives the notifications meant for the application: `Delivered`,
 /// `Dropped`, `Rejected`, `Halted`, `RetryScheduled` (and, for tracing,
@@ -272,16 +404,21 @@ impl<F: FnMut(&Output)> Observer for F {
 
 /// The blocking run loop: a machine, a store, a transport, a batch buffer
 /// and an observer.
+///
+/// Obligations the driver keeps for the machine: it restores the store
+/// ([`start`](Self::start)) before anything else, answers every
+/// `ReadSizes`, `Commit` and `Delete` at once (feeding failures back), and
+/// treats a failure on this side (a read, a commit, a buffer) as local:
+/// it never spends a delivery attempt and is never reported as a status.
 pub struct Driver<'b, S: Store, T: Transport, O, const N: usize> {
     machine: Machine<N>,
     store: S,
     transport: T,
     buf: &'b mut [u8],
     observer: O,
-    /// First sequence number appended since the last successful sync.
-    unsynced_from: Option<Seq>,
-    /// A failure while applying a track's outputs that did not affect the
-    /// tracked event itself.
+    started: bool,
+    /// The first failure, while applying a track's outputs, that did not
+    /// affect the tracked event itself.
     deferred: Option<ErrorOf<S, T>>,
 }
 
@@ -289,74 +426,113 @@ pub struct Driver<'b, S: Store, T: Transport, O, const N: usize> {
 type ErrorOf<S, Tr> = DriverError<<S as Store>::Error, <Tr as Transport>::Error>;
 type Result2<T, S, Tr> = Result<T, ErrorOf<S, Tr>>;
 
+/// Sizes read from the store per call while refilling the window.
+const SIZE_CHUNK: usize = 32;
+
+/// What one drain saw of the tracked event.
+struct Drained<E> {
+    error: Option<E>,
+    /// A `NotStored` drop covered the tracked event.
+    lost: bool,
+    /// The tracked event's append succeeded.
+    appended: bool,
+}
+
 impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O, N> {
-    /// A driver that batches through `buf`, which should hold
-    /// `config.max_batch_bytes()` bytes.
+    /// The least buffer a driver accepts for `config`: one event of
+    /// `max_event_bytes` plus the batch and event envelopes.
+    pub fn min_buffer_bytes(config: &Config) -> usize {
+        let bytes = u64::from(config.max_event_bytes())
+            + u64::from(config.batch_envelope_bytes())
+            + u64::from(config.event_envelope_bytes());
+        usize::try_from(bytes).unwrap_or(usize::MAX)
+    }
+
+    /// A driver that batches through `buf`; `config.max_batch_bytes()`
+    /// bytes carry full batches, and anything down to
+    /// [`min_buffer_bytes`](Self::min_buffer_bytes) works with smaller ones.
+    /// Call [`start`](Self::start) next.
     pub fn new(
         machine: Machine<N>,
         store: S,
         transport: T,
         buf: &'b mut [u8],
         observer: O,
-    ) -> Self {
-        Driver {
+    ) -> Result<Self, BufferTooSmall> {
+        let needed = Self::min_buffer_bytes(machine.config());
+        if buf.len() < needed {
+            return Err(BufferTooSmall {
+                needed,
+                available: buf.len(),
+            });
+        }
+        Ok(Driver {
             machine,
             store,
             transport,
             buf,
             observer,
-            unsynced_from: None,
+            started: false,
             deferred: None,
-        }
+        })
     }
 
-    /// Restore every stored record into the machine, then drain. Call once,
-    /// before the first track.
+    /// Read the store's summary into the machine (never every record: the
+    /// sizes of the oldest come as the machine asks for them), then drain.
+    /// Call once, before anything else.
     pub fn start(&mut self, now: Instant) -> Result2<(), S, T> {
-        let machine = &mut self.machine;
-        let mut refused = None;
-        self.store
-            .restore(|seq, size| {
-                if refused.is_none() {
-                    if let Err(e) = machine.handle(now, Input::Restore { seq, size }) {
-                        refused = Some(e);
-                    }
-                }
-            })
-            .map_err(DriverError::Store)?;
-        if let Some(e) = refused {
-            return Err(DriverError::Input(e));
-        }
+        let summary = self.store.summary().map_err(DriverError::Store)?;
+        self.machine.handle(now, Input::Restore(summary))?;
         let next = self.store.seq_floor().map_err(DriverError::Store)?;
         self.machine.handle(now, Input::SeqFloor { next })?;
+        self.started = true;
         self.drain(now, None)
     }
 
-    /// Track one event: stored (by the store's durability contract) before
-    /// this returns `Ok`, uploaded when a flush is due.
+    fn check_started(&self) -> Result2<(), S, T> {
+        if self.started {
+            Ok(())
+        } else {
+            Err(DriverError::NotStarted)
+        }
+    }
+
+    /// Track one event: stored (and committed, unless the configuration
+    /// has a `max_commit_delay`) before this returns `Ok`, uploaded when a
+    /// flush is due.
     ///
     /// `Err` means this event was not stored (or refused); it was never
     /// accepted, so tracking it again makes no duplicate. A failure of
     /// something else done in the same call (a delete, the upload of an
-    /// older batch) does not fail the track: it is kept for
-    /// [`take_error`](Self::take_error).
+    /// older batch) does not fail the track: the first such failure is kept
+    /// for [`take_error`](Self::take_error).
     pub fn track(&mut self, now: Instant, payload: &[u8]) -> Result2<Seq, S, T> {
+        self.check_started()?;
         let size = u32::try_from(payload.len()).unwrap_or(u32::MAX);
         let seq = self.machine.track(now, size)?;
-        let (error, lost) = self.drain_all(now, Some((seq, payload)));
-        match (error, lost) {
+        let mut seen = self.drain_all(now, Some((seq, payload)));
+        if !seen.appended && !seen.lost {
+            // Never appended (the room it needed could not be read): it
+            // leaves now rather than waiting without its payload.
+            self.machine
+                .handle(now, Input::PersistFailed { from_seq: seq })?;
+            let more = self.drain_all(now, None);
+            seen.error = seen.error.or(more.error);
+            seen.lost = true;
+        }
+        match (seen.error, seen.lost) {
             (Some(e), true) => Err(e),
             (None, true) => Err(DriverError::NotStored),
             (Some(e), false) => {
-                self.deferred = Some(e);
+                self.deferred.get_or_insert(e);
                 Ok(seq)
             }
             (None, false) => Ok(seq),
         }
     }
 
-    /// A failure kept from an earlier [`track`](Self::track) that did not
-    /// affect the tracked event (cleared by this call).
+    /// The first failure kept from an earlier [`track`](Self::track) that
+    /// did not affect the tracked event (cleared by this call).
     pub fn take_error(&mut self) -> Option<ErrorOf<S, T>> {
         self.deferred.take()
     }
@@ -364,6 +540,7 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
     /// Feed any other input, then drain. A `Track` is refused: it needs its
     /// payload, so use [`track`](Self::track).
     pub fn handle(&mut self, now: Instant, input: Input) -> Result2<Accepted, S, T> {
+        self.check_started()?;
         if let Input::Track { .. } = input {
             return Err(DriverError::PayloadRequired);
         }
@@ -375,6 +552,7 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
     /// Collect a transport outcome and fire due timers, then drain. Call it
     /// when the transport may have news and at [`poll_timeout`](Self::poll_timeout).
     pub fn poll(&mut self, now: Instant) -> Result2<(), S, T> {
+        self.check_started()?;
         if let Some(outcome) = self.transport.poll_outcome(now) {
             self.machine.handle(now, outcome.into())?;
         }
@@ -384,26 +562,14 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
         self.drain(now, None)
     }
 
-    /// Make every append so far durable now (a group commit), instead of
-    /// waiting for the next send. On failure the events appended since the
-    /// last successful sync leave the queue, reported as `Dropped` with
-    /// reason `NotStored`, and the store's error is returned.
+    /// Commit every append so far now (a group commit), instead of waiting
+    /// for `max_commit_delay` or the next send. On failure the events
+    /// appended since the last commit leave the queue, reported as
+    /// `Dropped` with reason `NotStored`, and the store's error is returned.
     pub fn sync(&mut self, now: Instant) -> Result2<(), S, T> {
-        let Some(from_seq) = self.unsynced_from.take() else {
-            return Ok(());
-        };
-        if let Err(e) = self.store.sync() {
-            self.machine
-                .handle(now, Input::PersistFailed { from_seq })?;
-            self.drain(now, None)?;
-            return Err(DriverError::Store(e));
-        }
-        Ok(())
-    }
-
-    /// The oldest event appended but not yet made durable by a sync.
-    pub fn unsynced_from(&self) -> Option<Seq> {
-        self.unsynced_from
+        self.check_started()?;
+        self.machine.handle(now, Input::Commit)?;
+        self.drain(now, None)
     }
 
     /// When [`poll`](Self::poll) is next due for a timer; `None` when idle.
@@ -444,20 +610,25 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
     /// Apply every output in order. Keeps going after a failure so the
     /// machine and the store stay in step; returns the first failure.
     fn drain(&mut self, now: Instant, tracked: Option<(Seq, &[u8])>) -> Result2<(), S, T> {
-        self.drain_all(now, tracked).0.map_or(Ok(()), Err)
+        self.drain_all(now, tracked).error.map_or(Ok(()), Err)
     }
 
-    /// Drain; also tells whether the tracked event left unstored.
-    fn drain_all(
-        &mut self,
-        now: Instant,
-        tracked: Option<(Seq, &[u8])>,
-    ) -> (Option<ErrorOf<S, T>>, bool) {
-        let mut first_error = None;
-        let mut lost = false;
+    fn drain_all(&mut self, now: Instant, tracked: Option<(Seq, &[u8])>) -> Drained<ErrorOf<S, T>> {
+        let mut seen = Drained {
+            error: None,
+            lost: false,
+            appended: false,
+        };
         while let Some(output) = self.machine.poll_output() {
-            if let Err(e) = self.apply(now, &output, tracked) {
-                first_error.get_or_insert(e);
+            match self.apply(now, &output, tracked) {
+                Ok(()) => {
+                    if let (Output::Persist { seq, .. }, Some((t, _))) = (output, tracked) {
+                        seen.appended |= seq == t;
+                    }
+                }
+                Err(e) => {
+                    seen.error.get_or_insert(e);
+                }
             }
             if let (
                 Output::Dropped {
@@ -468,11 +639,11 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
                 Some((seq, _)),
             ) = (output, tracked)
             {
-                lost |= (first..=last).contains(&seq);
+                seen.lost |= (first..=last).contains(&seq);
             }
             self.observer.observe(&output);
         }
-        (first_error, lost)
+        seen
     }
 
     fn apply(
@@ -498,13 +669,23 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
                         .handle(now, Input::PersistFailed { from_seq: seq })?;
                     return Err(DriverError::Store(e));
                 }
-                self.unsynced_from.get_or_insert(seq);
                 Ok(())
             }
-            Output::Delete { through } => self
-                .store
-                .delete_through(through)
-                .map_err(DriverError::Store),
+            Output::Commit => {
+                if let Err(e) = self.store.sync() {
+                    self.machine.handle(now, Input::CommitFailed)?;
+                    return Err(DriverError::Store(e));
+                }
+                Ok(())
+            }
+            Output::ReadSizes { from, max } => self.read_sizes(now, from, max),
+            Output::Delete { through } => {
+                if let Err(e) = self.store.delete_through(through) {
+                    self.machine.handle(now, Input::DeleteFailed)?;
+                    return Err(DriverError::Store(e));
+                }
+                Ok(())
+            }
             Output::Rejected {
                 seq,
                 status,
@@ -521,36 +702,52 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
         }
     }
 
-    fn send(&mut self, now: Instant, batch: Batch) -> Result2<(), S, T> {
-        if let Some(from_seq) = self.unsynced_from {
-            if let Err(e) = self.store.sync() {
-                // Nothing since the last sync is durable: those events leave
-                // the queue (reported), and this batch is abandoned.
-                self.unsynced_from = None;
-                self.machine
-                    .handle(now, Input::PersistFailed { from_seq })?;
-                self.machine
-                    .handle(now, Input::TransportFailed { batch: batch.id })?;
-                return Err(DriverError::Store(e));
+    /// Answer a `ReadSizes`: the sizes in chunks, then what was missing.
+    fn read_sizes(&mut self, now: Instant, from: Seq, max: u32) -> Result2<(), S, T> {
+        let end = from.saturating_add(u64::from(max));
+        let mut next = from;
+        let mut chunk = [0u32; SIZE_CHUNK];
+        while next < end {
+            let want = usize::try_from(end - next).map_or(SIZE_CHUNK, |n| n.min(SIZE_CHUNK));
+            let n = match self.store.read_sizes(next, &mut chunk[..want]) {
+                Ok(n) => n.min(want),
+                Err(e) => {
+                    self.machine
+                        .handle(now, Input::SizesUnavailable { from: next })?;
+                    return Err(DriverError::Store(e));
+                }
+            };
+            if n == 0 {
+                break;
             }
-            self.unsynced_from = None;
+            for (seq, &size) in (next..).zip(&chunk[..n]) {
+                self.machine.handle(now, Input::Size { seq, size })?;
+            }
+            next += n as Seq;
         }
+        if next < end {
+            self.machine
+                .handle(now, Input::SizesUnavailable { from: next })?;
+            return Err(DriverError::MissingSizes { from: next });
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, now: Instant, batch: Batch) -> Result2<(), S, T> {
+        let local = |failure| Input::LocalFailure {
+            batch: batch.id,
+            failure,
+        };
         let machine = &self.machine;
         let needed: usize = (batch.first..=batch.last)
             .map(|s| machine.pending_size(s).unwrap_or(0) as usize)
             .sum();
         if needed > self.buf.len() {
-            // Too large to carry: split it like a 413 (a single event that
-            // can never fit is rejected), so the queue cannot jam.
+            // Cut batches to the buffer from now on; this is no server's 413.
             let available = self.buf.len();
-            self.machine.handle(
-                now,
-                Input::Response {
-                    batch: batch.id,
-                    status: 413,
-                    retry_after_millis: None,
-                },
-            )?;
+            let bytes = u32::try_from(available).unwrap_or(u32::MAX);
+            self.machine
+                .handle(now, local(LocalFailure::Buffer { bytes }))?;
             return Err(DriverError::BufferTooSmall { needed, available });
         }
         let n = match self
@@ -559,17 +756,25 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
         {
             Ok(n) if n == needed => n,
             Ok(got) => {
-                self.machine
-                    .handle(now, Input::TransportFailed { batch: batch.id })?;
+                self.machine.handle(now, local(LocalFailure::Read))?;
                 return Err(DriverError::ShortRead {
                     expected: needed,
                     got,
                 });
             }
-            Err(e) => {
-                self.machine
-                    .handle(now, Input::TransportFailed { batch: batch.id })?;
+            Err(ReadError::Store(e)) => {
+                self.machine.handle(now, local(LocalFailure::Read))?;
                 return Err(DriverError::Store(e));
+            }
+            Err(ReadError::Malformed { seq }) => {
+                self.machine.handle(
+                    now,
+                    Input::Malformed {
+                        batch: batch.id,
+                        seq,
+                    },
+                )?;
+                return Err(DriverError::Malformed { seq });
             }
         };
         let machine = &self.machine;

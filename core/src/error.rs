@@ -43,6 +43,10 @@ pub enum InputError {
     },
     /// Sequence numbers are used up (after 2^63 events).
     SeqExhausted,
+    /// More than `N` events were tracked without draining the outputs (their
+    /// sizes would leave the window before being committed). Drain
+    /// [`Machine::poll_output`](crate::Machine::poll_output) after every input.
+    Undrained,
     /// A configuration change was refused.
     Config(ConfigError),
 }
@@ -80,6 +84,9 @@ impl fmt::Display for InputError {
                 )
             }
             InputError::SeqExhausted => f.write_str("sequence numbers are used up"),
+            InputError::Undrained => {
+                f.write_str("too many events tracked without draining the machine's outputs")
+            }
             InputError::Config(e) => write!(f, "configuration refused: {e}"),
         }
     }

@@ -4,11 +4,31 @@
 //! `(Instant, Input)` pairs and replayed to exactly the same outputs under the
 //! same seed (postcard makes that a few bytes per input, also on a device).
 
+use core::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use crate::config::FlushMode;
+use crate::driver::StoreSummary;
 use crate::output::BatchId;
 use crate::Seq;
+
+/// A failure on this side of the wire: the batch never left, so it spends
+/// no delivery attempt and is never reported as a server status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum LocalFailure {
+    /// The store could not read the batch (an I/O error, a short read):
+    /// retried after a backoff.
+    Read,
+    /// The batch does not fit the driver's buffer of `bytes` bytes: batches
+    /// are cut to fit it from now on, and sent again at once.
+    Buffer {
+        /// The buffer's size.
+        bytes: u32,
+    },
+}
 
 /// The application's lifecycle, as the platform reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,22 +71,20 @@ pub enum Input {
         batch: BatchId,
         /// HTTP-like status code.
         status: u16,
-        /// Retry-After from the response, converted to milliseconds by the adapter.
-        retry_after_millis: Option<u64>,
+        /// Retry-After from the response (seconds or an HTTP date,
+        /// converted by the adapter).
+        retry_after: Option<Duration>,
     },
     /// The batch `batch` got no response (connection refused, timeout, lost).
     TransportFailed {
         /// The batch that failed; a stale id is ignored.
         batch: BatchId,
     },
-    /// At start-up: the store holds the event `seq` of `size` bytes. Restore
-    /// every stored event in increasing `seq` order before tracking.
-    Restore {
-        /// The stored event's sequence number.
-        seq: Seq,
-        /// Its payload size in bytes.
-        size: u32,
-    },
+    /// At start-up, before anything else: what the store holds
+    /// ([`Store::summary`](crate::Store::summary)). The machine then asks
+    /// for the sizes of the oldest records with
+    /// [`Output::ReadSizes`](crate::Output::ReadSizes).
+    Restore(StoreSummary),
     /// At start-up: the store has used every sequence number below `next`
     /// (it remembers how far it deleted). Numbering continues there when the
     /// store holds no records; otherwise it continues after the newest record.
@@ -74,22 +92,66 @@ pub enum Input {
         /// One past the highest sequence number the store ever used.
         next: Seq,
     },
-    /// The events from `from_seq` on were not stored (disk full, I/O error):
-    /// they leave the queue and are reported dropped.
+    /// The stored size of event `seq`: one answer to
+    /// [`Output::ReadSizes`](crate::Output::ReadSizes), in order from its `from`.
+    Size {
+        /// The event.
+        seq: Seq,
+        /// Its stored size in bytes.
+        size: u32,
+    },
+    /// The store could not give the sizes from `from` on (an error, or fewer
+    /// than asked): the machine asks again after a backoff.
+    SizesUnavailable {
+        /// The first size not read.
+        from: Seq,
+    },
+    /// The append of `from_seq` failed (disk full, I/O error): it and every
+    /// newer event leave the queue and are reported dropped (`NotStored`).
+    /// Give it before the next input.
     PersistFailed {
         /// The oldest event that was not stored.
         from_seq: Seq,
     },
-    /// Resume uploads after a 401/403 halt.
-    Resume,
-    /// Change the flush mode.
-    SetFlushMode(FlushMode),
-    /// Change the `Period` mode's period in milliseconds; while another mode
-    /// is active it is remembered ([`Config::flush_period`](crate::Config::flush_period)).
-    SetFlushPeriod {
-        /// The new period in milliseconds; never zero.
-        millis: u64,
+    /// Commit now (a group commit the caller wants, e.g. for `sync`): an
+    /// [`Output::Commit`](crate::Output::Commit) follows if anything is
+    /// uncommitted.
+    Commit,
+    /// The last [`Output::Commit`](crate::Output::Commit) failed: the events
+    /// it covered, and every newer one, were not stored. Give it before the
+    /// next input.
+    CommitFailed,
+    /// A [`Output::Delete`](crate::Output::Delete) failed: uploads halt
+    /// ([`HaltReason::Storage`](crate::HaltReason::Storage)) until `Resume`,
+    /// which tries the delete again; nothing delivered is sent again
+    /// meanwhile.
+    DeleteFailed,
+    /// The batch `batch` was not sent for a reason on this side of the wire.
+    LocalFailure {
+        /// The batch.
+        batch: BatchId,
+        /// What went wrong.
+        failure: LocalFailure,
     },
-    /// Change the `Period` mode's threshold; `None` turns it off.
+    /// While reading the batch `batch`, the record `seq` was found damaged
+    /// for good: it is rejected alone
+    /// ([`RejectReason::Malformed`](crate::RejectReason::Malformed)) once
+    /// the events before it are delivered; no attempt is spent.
+    Malformed {
+        /// The batch being read.
+        batch: BatchId,
+        /// The damaged record.
+        seq: Seq,
+    },
+    /// Resume uploads after a halt (a status, a rejection storm, storage).
+    Resume,
+    /// Change the flush mode. Switching cancels every flush the previous
+    /// mode requested; an explicit [`Input::Flush`] still stands.
+    SetFlushMode(FlushMode),
+    /// Change the `Period` mode's period (kept while another mode is
+    /// active); never zero.
+    SetFlushPeriod(Duration),
+    /// Change the `Period` mode's threshold (at most `max_queue_events`);
+    /// `None` turns it off.
     SetFlushThreshold(Option<u32>),
 }

@@ -12,8 +12,10 @@
 //! * Randomness (retry jitter) comes from a seed: same seed and inputs, same
 //!   outputs. [`Input`] and [`Output`] are serde types, so a run can be
 //!   recorded with postcard and replayed.
-//! * Memory is fixed: `Machine<N>` holds at most `N` pending events at 4
-//!   bytes each (their sizes; payloads stay in the store).
+//! * Memory is fixed and does not grow with the queue: `Machine<N>` keeps
+//!   the queue's totals and the sizes of a window of `N` events (payloads
+//!   and the other sizes stay in the store, which the machine asks for
+//!   sizes when its window runs low).
 //!
 //! ## The run loop
 //!
@@ -23,7 +25,7 @@
 //! script (first a 503, then 200s):
 //!
 //! ```
-//! use outbox_core::{Batch, Config, Driver, Instant, Machine, Outcome, Output, Payloads, Seq, Store, Transport};
+//! use outbox_core::{Batch, Config, Driver, Instant, Machine, Outcome, Output, Payloads, ReadError, Seq, Store, StoreSummary, Transport};
 //!
 //! #[derive(Default)]
 //! struct MemStore(Vec<(Seq, Vec<u8>)>);
@@ -32,7 +34,7 @@
 //!     fn append(&mut self, seq: Seq, payload: &[u8]) -> Result<(), ()> {
 //!         Ok(self.0.push((seq, payload.to_vec())))
 //!     }
-//!     fn read_range(&mut self, first: Seq, last: Seq, buf: &mut [u8]) -> Result<usize, ()> {
+//!     fn read_range(&mut self, first: Seq, last: Seq, buf: &mut [u8]) -> Result<usize, ReadError<()>> {
 //!         let mut n = 0;
 //!         for (_, p) in self.0.iter().filter(|(s, _)| (first..=last).contains(s)) {
 //!             buf[n..n + p.len()].copy_from_slice(p);
@@ -43,8 +45,16 @@
 //!     fn delete_through(&mut self, through: Seq) -> Result<(), ()> {
 //!         Ok(self.0.retain(|(s, _)| *s > through))
 //!     }
-//!     fn restore<F: FnMut(Seq, u32)>(&mut self, mut visit: F) -> Result<(), ()> {
-//!         Ok(self.0.iter().for_each(|(s, p)| visit(*s, p.len() as u32)))
+//!     fn summary(&mut self) -> Result<StoreSummary, ()> {
+//!         let bytes = self.0.iter().map(|(_, p)| p.len() as u64).sum();
+//!         Ok(match (self.0.first(), self.0.last()) {
+//!             (Some(f), Some(l)) => StoreSummary { count: self.0.len() as u64, bytes, first: f.0, last: l.0 },
+//!             _ => StoreSummary::EMPTY,
+//!         })
+//!     }
+//!     fn read_sizes(&mut self, from: Seq, out: &mut [u32]) -> Result<usize, ()> {
+//!         let sizes = self.0.iter().filter(|(s, _)| *s >= from).map(|(_, p)| p.len() as u32);
+//!         Ok(out.iter_mut().zip(sizes).map(|(o, s)| *o = s).count())
 //!     }
 //! }
 //!
@@ -57,7 +67,7 @@
 //!         if status == 200 {
 //!             self.received.extend(payloads.map(|(_, p)| p.to_vec()));
 //!         }
-//!         self.answer = Some(Outcome::Response { batch: batch.id, status, retry_after_millis: None });
+//!         self.answer = Some(Outcome::Response { batch: batch.id, status, retry_after: None });
 //!         Ok(())
 //!     }
 //!     fn poll_outcome(&mut self, _now: Instant) -> Option<Outcome> {
@@ -65,26 +75,26 @@
 //!     }
 //! }
 //!
-//! let machine = Machine::<64>::new(Config::builder().max_queue_events(64).build().unwrap(), 42).unwrap();
+//! let machine = Machine::<64>::new(Config::default(), 42).unwrap();
 //! let transport = Scripted { statuses: vec![503], answer: None, received: vec![] };
-//! let mut buf = [0u8; 4096];
 //! let mut delivered = 0;
+//! let mut buf = vec![0u8; 40 * 1024];                // one batch (at least one maximal event)
 //! let mut driver = Driver::new(machine, MemStore::default(), transport, &mut buf, |o: &Output| {
 //!     if let Output::Delivered { first, last } = o { delivered += last - first + 1 }
-//! });
+//! }).unwrap();
 //!
 //! let mut now = Instant::ZERO;
 //! driver.start(now).unwrap();                       // restore what the store holds
 //! for event in [&b"{\"n\":1}"[..], b"{\"n\":2}", b"{\"n\":3}"] {
 //!     driver.track(now, event).unwrap();            // stored, then (Immediate mode) sent
 //! }
-//! // The run loop: poll for outcomes, sleep until the machine's next timeout.
+//! // The run loop: poll for outcomes, sleep until the machine's next timeout
+//! // (a batch in flight has one: its request deadline).
 //! for _ in 0..100 {
 //!     driver.poll(now).unwrap();
 //!     match driver.poll_timeout() {
-//!         Some(t) => now = t,                       // a real loop sleeps until t
-//!         None if driver.machine().stats().pending_events == 0 => break,
-//!         None => {}
+//!         Some(t) => now = t,                       // a real loop sleeps until t or the transport's news
+//!         None => break,                            // idle: nothing pending, nothing in flight
 //!     }
 //! }
 //! let (machine, store, transport, _) = driver.into_parts();
@@ -102,13 +112,15 @@
 //! ## Memory
 //!
 //! `size_of::<Machine<N>>()` is [`FIXED_STATE_BYTES`] plus
-//! [`BYTES_PER_PENDING_SLOT`] × `N` (a test checks it): 424 bytes fixed and
-//! 4 bytes a slot on a 64-bit target, so the default 1000-event queue needs
-//! about 4.4 KiB, payloads excluded. The fixed part is mostly 64-bit
-//! counters for [`Stats`] (72 bytes), the [`Config`] (88), the waiting
-//! notifications (88), the pending ring's bookkeeping (40) and the batch in
-//! flight (40); it is over the 256 bytes we aimed for because sequence numbers
-//! and counters stay 64-bit so a busy server never wraps them.
+//! [`BYTES_PER_WINDOW_SLOT`] × `N` (a test checks it): 624 bytes fixed and
+//! 8 bytes a slot on a 64-bit target (the sizes of the oldest `N` events and
+//! of the newest `N` until they are committed). The queue's length costs
+//! nothing: `Machine<64>` is 1136 bytes whether ten events or ten million
+//! wait in the store. `N` only has to hold one batch (`max_batch_events` is
+//! at most `N`). The fixed part is mostly 64-bit sequence numbers, instants
+//! and counters (so a busy server never wraps them): [`Stats`] counters,
+//! the [`Config`], the waiting notifications, the window's bookkeeping,
+//! the commit and refill cursors, and the batch in flight.
 
 #![no_std]
 #![deny(missing_docs)]
@@ -131,11 +143,14 @@ mod time;
 pub mod trace;
 
 pub use config::{Config, ConfigBuilder, ConfigError, FlushMode, Overflow};
-pub use driver::{Driver, DriverError, Observer, Outcome, Payloads, Store, Transport};
+pub use driver::{
+    BufferTooSmall, Driver, DriverError, Observer, Outcome, Payloads, ReadError, Store,
+    StoreSummary, Transport,
+};
 pub use error::{InputError, TrackError};
-pub use input::{Input, Lifecycle};
+pub use input::{Input, Lifecycle, LocalFailure};
 pub use machine::{Accepted, Machine};
-pub use output::{Batch, BatchId, DropReason, Output, RejectReason, RetryCause};
+pub use output::{Batch, BatchId, DropReason, HaltReason, Output, RejectReason, RetryCause};
 pub use stats::Stats;
 pub use time::Instant;
 
@@ -150,8 +165,13 @@ pub const MAX_SEQ: Seq = u64::MAX >> 1;
 /// Bytes of a machine's state that do not depend on its capacity `N`.
 pub const FIXED_STATE_BYTES: usize = core::mem::size_of::<Machine<0>>();
 
-/// Bytes each pending slot adds to a machine (an event's size).
-pub const BYTES_PER_PENDING_SLOT: usize = core::mem::size_of::<u32>();
+/// Bytes each window slot adds to a machine (the size of one of the oldest
+/// events and of one of the newest).
+pub const BYTES_PER_WINDOW_SLOT: usize = 2 * core::mem::size_of::<u32>();
+
+/// [`FIXED_STATE_BYTES`] on 64-bit targets, as the crate docs state it.
+#[cfg(test)]
+const DOCUMENTED_FIXED_STATE_BYTES: usize = 624;
 
 #[cfg(test)]
 mod tests;

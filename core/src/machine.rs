@@ -10,17 +10,27 @@
 //! 3. sleep until `poll_timeout()` or the next input, whichever is first.
 //!
 //! Every call does bounded work: at most one batch (`max_batch_events`) is
-//! walked per output, and an input touches at most the events it removes.
+//! walked per output, and an input touches at most `N` sizes (the window).
 //! No input from outside can make it panic; a panic is a bug.
+//!
+//! The machine keeps the totals of the whole queue and the sizes of two
+//! windows of `N` events only (the oldest, for batches and drops; the newest,
+//! until they are committed), so its memory does not grow with the queue.
+//! When it needs sizes it does not hold, it asks the store with
+//! [`Output::ReadSizes`] and takes the answers as [`Input::Size`].
+
+use core::time::Duration;
 
 use crate::config::{Config, ConfigError, FlushMode, Overflow};
+use crate::driver::StoreSummary;
 use crate::error::InputError;
-use crate::input::{Input, Lifecycle};
+use crate::input::{Input, Lifecycle, LocalFailure};
 use crate::notes::Notes;
-use crate::output::{Batch, BatchId, DropReason, Output, RejectReason, RetryCause};
-use crate::pending::PendingIndex;
+use crate::output::{Batch, BatchId, DropReason, HaltReason, Output, RejectReason, RetryCause};
+use crate::pending::Pending;
 use crate::rng::SplitMix64;
 use crate::stats::Stats;
+use crate::time::duration_millis;
 use crate::{Instant, Seq, MAX_SEQ};
 
 /// What an accepted input produced.
@@ -33,7 +43,7 @@ pub enum Accepted {
     Applied,
 }
 
-/// The machine narrows batches after a 400 (poison) or 413 (too large).
+/// The machine narrows batches after a 400/422 (poison) or 413 (too large).
 #[derive(Clone, Copy, Debug)]
 struct Narrowing {
     /// Newest event of the batch that failed.
@@ -62,29 +72,73 @@ struct Counters {
     notes_overflowed: u32,
 }
 
-/// The sans-IO delivery machine for at most `N` pending events.
+/// Commits: what is appended, what is durable, and when a commit is owed.
+#[derive(Clone, Copy, Debug, Default)]
+struct Commits {
+    /// Next sequence number whose `Persist` has not been emitted.
+    persist_cursor: Seq,
+    /// Events below this are committed.
+    commit_cursor: Seq,
+    /// `commit_cursor` before the last `Commit`, until the next input
+    /// (a `CommitFailed` takes back from there).
+    last_from: Option<Seq>,
+    /// When the oldest uncommitted `Persist` was emitted.
+    since: Option<Instant>,
+    /// A commit was asked for (`Input::Commit`, the group-commit timer).
+    requested: bool,
+}
+
+/// Reads of sizes the window lacks.
+#[derive(Clone, Copy, Debug, Default)]
+struct Refill {
+    /// A `ReadSizes` is out, answered up to (not including) this number.
+    asked_until: Option<Seq>,
+    /// The store could not answer; ask again at this instant.
+    retry_at: Option<Instant>,
+}
+
+/// The sans-IO delivery machine with a window of `N` sizes.
 ///
-/// `N` bounds `max_queue_events`; each pending event costs 4 bytes of the
-/// machine's memory (its size), never its payload.
+/// `N` bounds `max_batch_events` (a batch's sizes must fit the window) but
+/// not the queue: `max_queue_events` and `max_queue_bytes` may be far
+/// larger, the store holds the rest. Each window slot costs 8 bytes (the
+/// oldest and the newest sizes), never a payload.
 #[derive(Clone, Debug)]
 pub struct Machine<const N: usize> {
     config: Config,
-    pending: PendingIndex<N>,
+    pending: Pending<N>,
     rng: SplitMix64,
     now: Instant,
-    /// Next sequence number whose `Persist` has not been emitted.
-    persist_cursor: Seq,
+    commits: Commits,
+    refill: Refill,
     /// Head at the last `Delete` emitted.
     delete_cursor: Seq,
     in_flight: Option<Batch>,
+    in_flight_deadline: Option<Instant>,
     next_batch_id: BatchId,
     narrowing: Option<Narrowing>,
+    /// The smallest batch (in bytes) a 413 refused; batches stay below it
+    /// until one of at least that size is delivered.
+    too_large_bytes: Option<u32>,
+    /// Payload bytes the driver's buffer holds, once a batch did not fit.
+    buffer_bytes: Option<u32>,
+    /// A record found damaged: rejected once it is the oldest.
+    malformed: Option<Seq>,
     backoff: Option<Backoff>,
     period_due: Option<Instant>,
     attempts: u32,
-    flush_requested: bool,
+    local_failures: u32,
+    rejections_in_a_row: u32,
+    /// An explicit flush request: stands until the queue is empty.
+    explicit_flush: bool,
+    /// A flush the mode requested: cancelled when the mode changes.
+    auto_flush: bool,
     network_up: bool,
-    halted: bool,
+    halt: Option<HaltReason>,
+    /// A restore or a track happened: no restore may follow.
+    started: bool,
+    /// The store's floor: numbering never goes below it.
+    seq_floor: Seq,
     tracked_any: bool,
     notes: Notes,
     counters: Counters,
@@ -93,30 +147,44 @@ pub struct Machine<const N: usize> {
 impl<const N: usize> Machine<N> {
     /// A machine with `config`, drawing retry jitter from `seed`.
     ///
-    /// Fails when `max_queue_events` exceeds `N`. The network is assumed up
-    /// until told otherwise.
+    /// Fails when `max_batch_events` was set above the window `N` (when it
+    /// was left unset it becomes 500 or `N`, whichever is smaller). The
+    /// network is assumed up until told otherwise.
+    ///
+    /// ```
+    /// use outbox_core::{Config, Machine};
+    /// let m = Machine::<64>::new(Config::default(), 1).unwrap();
+    /// assert_eq!(m.config().max_batch_events(), 64);
+    /// assert_eq!(m.config().max_queue_events(), 1000);
+    /// ```
     pub fn new(config: Config, seed: u64) -> Result<Self, ConfigError> {
-        let config = config.validate()?;
-        let capacity = u32::try_from(N).unwrap_or(u32::MAX);
-        if config.max_queue_events > capacity {
-            return Err(ConfigError::QueueAboveCapacity { capacity });
-        }
+        let config = config.validate()?.for_window(N)?;
         Ok(Machine {
             config,
-            pending: PendingIndex::new(),
+            pending: Pending::new(),
             rng: SplitMix64::new(seed),
             now: Instant::ZERO,
-            persist_cursor: 0,
+            commits: Commits::default(),
+            refill: Refill::default(),
             delete_cursor: 0,
             in_flight: None,
+            in_flight_deadline: None,
             next_batch_id: 1,
             narrowing: None,
+            too_large_bytes: None,
+            buffer_bytes: None,
+            malformed: None,
             backoff: None,
             period_due: None,
             attempts: 0,
-            flush_requested: false,
+            local_failures: 0,
+            rejections_in_a_row: 0,
+            explicit_flush: false,
+            auto_flush: false,
             network_up: true,
-            halted: false,
+            halt: None,
+            started: false,
+            seq_floor: 0,
             tracked_any: false,
             notes: Notes::new(),
             counters: Counters::default(),
@@ -134,63 +202,103 @@ impl<const N: usize> Machine<N> {
         if now > self.now {
             self.now = now;
         }
+        if !matches!(input, Input::Size { .. }) {
+            self.refill.asked_until = None;
+        }
+        if !matches!(input, Input::CommitFailed) {
+            self.commits.last_from = None;
+        }
         let result = match input {
-            Input::Track { size } => self.on_track(size).map(Accepted::Tracked),
-            Input::Tick => {
-                self.on_tick();
-                Ok(Accepted::Applied)
+            Input::Track { size } => return self.on_track(size).map(Accepted::Tracked),
+            Input::Restore(summary) => self.on_restore(summary),
+            Input::SeqFloor { next } => self.on_seq_floor(next),
+            Input::SetFlushMode(mode) => {
+                self.on_set_mode(mode);
+                Ok(())
             }
+            Input::SetFlushPeriod(period) => self.on_set_period(period),
+            Input::SetFlushThreshold(t) => match self.config.check_threshold(t) {
+                Ok(()) => {
+                    self.config.flush_threshold = t;
+                    Ok(())
+                }
+                Err(e) => Err(InputError::Config(e)),
+            },
+            other => {
+                self.on_event(other);
+                Ok(())
+            }
+        };
+        self.settle();
+        result.map(|()| Accepted::Applied)
+    }
+
+    /// The inputs that cannot be refused.
+    fn on_event(&mut self, input: Input) {
+        match input {
+            Input::Tick => self.on_tick(),
             Input::Flush => {
-                self.request_flush();
-                Ok(Accepted::Applied)
+                if !self.pending.is_empty() {
+                    self.explicit_flush = true;
+                }
             }
-            Input::Network { up } => {
-                self.on_network(up);
-                Ok(Accepted::Applied)
-            }
-            Input::Lifecycle(l) => {
-                self.on_lifecycle(l);
-                Ok(Accepted::Applied)
-            }
+            Input::Network { up } => self.on_network(up),
+            Input::Lifecycle(l) => self.on_lifecycle(l),
             Input::Response {
                 batch,
                 status,
-                retry_after_millis,
-            } => {
-                self.on_response(batch, status, retry_after_millis);
-                Ok(Accepted::Applied)
-            }
+                retry_after,
+            } => self.on_response(batch, status, retry_after),
             Input::TransportFailed { batch } => {
                 if let Some(b) = self.take_in_flight(batch) {
                     self.fail_attempt(b, RetryCause::Transport, None);
                 }
-                Ok(Accepted::Applied)
             }
-            Input::Restore { seq, size } => self.on_restore(seq, size).map(|()| Accepted::Applied),
-            Input::SeqFloor { next } => self.on_seq_floor(next).map(|()| Accepted::Applied),
+            Input::Size { seq, size } => self.on_size(seq, size),
+            Input::SizesUnavailable { .. } => {
+                self.refill.asked_until = None;
+                let until = self.now.plus_millis(self.local_delay());
+                self.refill.retry_at = Some(until);
+            }
             Input::PersistFailed { from_seq } => {
-                self.on_persist_failed(from_seq);
-                Ok(Accepted::Applied)
+                let from = from_seq.max(self.commits.commit_cursor);
+                self.drop_newest_from(from);
             }
-            Input::Resume => {
-                self.halted = false;
-                Ok(Accepted::Applied)
+            Input::Commit => self.commits.requested = true,
+            Input::CommitFailed => {
+                let from = self
+                    .commits
+                    .last_from
+                    .take()
+                    .unwrap_or(self.commits.commit_cursor);
+                self.drop_newest_from(from);
             }
-            Input::SetFlushMode(mode) => self.on_set_mode(mode).map(|()| Accepted::Applied),
-            Input::SetFlushPeriod { millis } => {
-                self.on_set_period(millis).map(|()| Accepted::Applied)
-            }
-            Input::SetFlushThreshold(t) => {
-                if t == Some(0) {
-                    Err(InputError::Config(ConfigError::ZeroFlushThreshold))
-                } else {
-                    self.config.flush_threshold = t;
-                    Ok(Accepted::Applied)
+            Input::DeleteFailed => self.halt_with(0, HaltReason::Storage),
+            Input::LocalFailure { batch, failure } => self.on_local_failure(batch, failure),
+            Input::Malformed { batch, seq } => {
+                let _ = self.take_in_flight(batch);
+                if seq >= self.pending.head() && seq < self.pending.end() {
+                    self.malformed = Some(seq);
                 }
             }
-        };
-        self.settle();
-        result
+            Input::Resume => {
+                if self.halt == Some(HaltReason::Storage) {
+                    // Try the delete that failed again.
+                    self.delete_cursor = self
+                        .delete_cursor
+                        .min(self.pending.head().saturating_sub(1));
+                }
+                self.halt = None;
+                self.rejections_in_a_row = 0;
+            }
+            // Handled by `handle`.
+            Input::Track { .. }
+            | Input::Restore(_)
+            | Input::SeqFloor { .. }
+            | Input::SetFlushMode(_)
+            | Input::SetFlushPeriod(_)
+            | Input::SetFlushThreshold(_) => {}
+        }
     }
 
     /// Track an event of `size` bytes: a shorthand for `handle(now, Input::Track { size })`.
@@ -204,55 +312,87 @@ impl<const N: usize> Machine<N> {
 
     /// The next thing to do, in the order it must be done; `None` when idle.
     pub fn poll_output(&mut self) -> Option<Output> {
-        if self.persist_cursor < self.pending.head() {
-            self.persist_cursor = self.pending.head();
-        }
+        let head = self.pending.head();
+        let c = &mut self.commits;
+        c.persist_cursor = c.persist_cursor.max(head);
+        c.commit_cursor = c.commit_cursor.max(head);
         // Notifications first (a `Rejected` precedes the `Delete` covering
         // it), then deletes (so a store sized to the limits makes room before
-        // the event that overflowed it), then persists, then a send (which
-        // only names persisted events).
+        // the event that overflowed it), then persists, commits, reads of
+        // sizes, and last a send (which only names committed events).
         if let Some(note) = self.notes.pop() {
             return Some(note);
         }
-        if self.pending.head() > self.delete_cursor {
-            self.delete_cursor = self.pending.head();
-            return Some(Output::Delete {
-                through: self.delete_cursor - 1,
-            });
+        if head > self.delete_cursor {
+            self.delete_cursor = head;
+            return Some(Output::Delete { through: head - 1 });
         }
-        if self.persist_cursor < self.pending.end() {
-            let seq = self.persist_cursor;
-            self.persist_cursor += 1;
+        if self.over_limits() {
+            // Room is still owed: the sizes to drop come first.
+            return self.ask_sizes();
+        }
+        if self.commits.persist_cursor < self.pending.end() {
+            let seq = self.commits.persist_cursor;
+            self.commits.persist_cursor += 1;
+            self.commits.since.get_or_insert(self.now);
             let size = self.pending.size_of(seq).unwrap_or(0);
             return Some(Output::Persist { seq, size });
         }
-        if self.can_send() {
-            let batch = self.next_batch();
-            self.in_flight = Some(batch);
-            return Some(Output::Send(batch));
+        if self.commit_due() {
+            let c = &mut self.commits;
+            c.last_from = Some(c.commit_cursor);
+            c.commit_cursor = c.persist_cursor;
+            c.since = None;
+            c.requested = false;
+            return Some(Output::Commit);
         }
-        None
+        self.commits.requested = false;
+        if self.commits.commit_cursor >= self.commits.persist_cursor {
+            self.commits.since = None;
+        }
+        if !self.wants_send() {
+            return None;
+        }
+        if self.pending.front_len() < self.config.max_batch_events() as usize
+            && self.pending.missing().is_some()
+            && self.refill.retry_at.is_none()
+        {
+            return self.ask_sizes();
+        }
+        if self.pending.size_of(head).is_none() || self.commits.commit_cursor <= head {
+            return None;
+        }
+        let batch = self.next_batch();
+        self.in_flight = Some(batch);
+        self.in_flight_deadline = Some(self.now.plus_millis(self.config.request_timeout_millis));
+        Some(Output::Send(batch))
     }
 
     /// When the machine next wants a `Tick`; `None` means never (until another input).
     ///
-    /// An idle machine (nothing pending) never asks to be woken.
+    /// An idle machine (nothing pending, nothing in flight) never asks to be
+    /// woken.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.pending.is_empty() {
-            return None;
+        let mut next: Option<Instant> = self.in_flight_deadline;
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
+        if !self.pending.is_empty() {
+            consider(self.backoff.map(|b| b.until));
+            consider(self.period_due);
+            consider(self.refill.retry_at);
+            consider(self.commit_deadline());
         }
-        let backoff = self.backoff.map(|b| b.until);
-        match (backoff, self.period_due) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        next
     }
 
     /// The machine's accounts.
     pub fn stats(&self) -> Stats {
         let c = &self.counters;
         Stats {
-            pending_events: self.pending.len(),
+            pending_events: u32::try_from(self.pending.len()).unwrap_or(u32::MAX),
             pending_bytes: self.pending.bytes(),
             in_flight_events: self
                 .in_flight
@@ -267,9 +407,10 @@ impl<const N: usize> Machine<N> {
             rejected: c.rejected,
             retries: c.retries,
             notes_overflowed: c.notes_overflowed,
-            halted: self.halted,
+            halted: self.halt.is_some(),
+            halt_reason: self.halt,
             network_up: self.network_up,
-            flush_requested: self.flush_requested,
+            flush_requested: self.explicit_flush || self.auto_flush,
             retry_at: self.backoff.map(|b| b.until),
             next_seq: self.pending.end(),
         }
@@ -280,7 +421,8 @@ impl<const N: usize> Machine<N> {
         self.in_flight
     }
 
-    /// Size of the pending event `seq`, if it is pending.
+    /// Size of the pending event `seq`, if one of the windows holds it
+    /// (always so for the events of the batch just sent).
     pub fn pending_size(&self, seq: Seq) -> Option<u32> {
         self.pending.size_of(seq)
     }
@@ -299,29 +441,40 @@ impl<const N: usize> Machine<N> {
         if seq >= MAX_SEQ {
             return Err(InputError::SeqExhausted);
         }
-        self.make_room(size);
-        if !self.pending.push(size) {
-            // Unreachable: max_queue_events <= N and make_room made space.
-            return Err(InputError::QueueFull);
+        if self
+            .pending
+            .push_evicts()
+            .is_some_and(|s| s >= self.commits.commit_cursor)
+        {
+            return Err(InputError::Undrained);
         }
+        self.pending.push(size);
+        self.started = true;
         self.tracked_any = true;
         self.counters.tracked += 1;
         if self.config.flush_mode == FlushMode::Immediate {
-            self.flush_requested = true;
+            self.auto_flush = true;
         }
+        self.settle();
         Ok(seq)
     }
 
     fn on_tick(&mut self) {
-        if let Some(b) = self.backoff {
-            if b.until <= self.now {
-                self.backoff = None;
-            }
+        let now = self.now;
+        if self.backoff.is_some_and(|b| b.until <= now) {
+            self.backoff = None;
         }
-        if let Some(due) = self.period_due {
-            if due <= self.now {
-                self.period_due = None;
-                self.request_flush();
+        if self.period_due.is_some_and(|due| due <= now) {
+            self.period_due = None;
+            self.request_auto_flush();
+        }
+        if self.refill.retry_at.is_some_and(|t| t <= now) {
+            self.refill.retry_at = None;
+        }
+        if self.in_flight_deadline.is_some_and(|t| t <= now) {
+            if let Some(b) = self.in_flight.take() {
+                self.in_flight_deadline = None;
+                self.fail_attempt(b, RetryCause::Transport, None);
             }
         }
     }
@@ -340,43 +493,46 @@ impl<const N: usize> Machine<N> {
             self.backoff = None;
             self.attempts = 0;
         }
-        if matches!(
-            self.config.flush_mode,
-            FlushMode::Immediate | FlushMode::Period { .. }
-        ) {
-            self.request_flush();
+        if self.config.flush_mode.is_automatic() {
+            self.request_auto_flush();
         }
     }
 
     fn on_lifecycle(&mut self, lifecycle: Lifecycle) {
         let flush = match (lifecycle, self.config.flush_mode) {
             (_, FlushMode::Manual) => false,
-            (Lifecycle::Foreground, FlushMode::Period { .. }) => true,
+            (Lifecycle::Foreground, FlushMode::Period) => true,
             (Lifecycle::Foreground, _) => false,
             (Lifecycle::Background | Lifecycle::Terminate, _) => true,
         };
         if flush {
-            self.request_flush();
+            self.request_auto_flush();
         }
     }
 
-    fn on_response(&mut self, id: BatchId, status: u16, retry_after_millis: Option<u64>) {
+    fn on_response(&mut self, id: BatchId, status: u16, retry_after: Option<Duration>) {
         let Some(batch) = self.take_in_flight(id) else {
             return;
         };
         match status {
             200..=299 => self.on_delivered(batch),
-            400 | 413 => self.on_refused(batch, status),
-            401 | 403 => {
-                self.halted = true;
-                self.push_note(Output::Halted { status });
-            }
-            _ => self.fail_attempt(batch, RetryCause::Server, retry_after_millis),
+            400 | 422 => self.on_refused(batch, status, RejectReason::Poison),
+            413 => self.on_refused(batch, status, RejectReason::TooLarge),
+            408 | 429 => self.fail_attempt(batch, RetryCause::Server, retry_after),
+            // Credentials, a wrong endpoint or protocol: retrying cannot
+            // help and dropping would lose data.
+            401..=499 | 501 | 505 => self.halt_with(status, HaltReason::Status),
+            _ => self.fail_attempt(batch, RetryCause::Server, retry_after),
         }
     }
 
     fn on_delivered(&mut self, batch: Batch) {
         self.attempts = 0;
+        self.local_failures = 0;
+        self.rejections_in_a_row = 0;
+        if self.too_large_bytes.is_some_and(|t| batch.bytes >= t) {
+            self.too_large_bytes = None;
+        }
         if let Some((first, last)) = self.live_range(&batch) {
             self.pop_through(last);
             self.counters.delivered += last - first + 1;
@@ -394,33 +550,36 @@ impl<const N: usize> Machine<N> {
         };
     }
 
-    /// 400 or 413: bisect, or reject the one event that still fails.
-    fn on_refused(&mut self, batch: Batch, status: u16) {
+    /// 400/422 or 413: bisect, or reject the one event that still fails.
+    fn on_refused(&mut self, batch: Batch, status: u16, reason: RejectReason) {
         self.attempts = 0;
         let Some((first, last)) = self.live_range(&batch) else {
             return;
         };
-        let poison = status == 400;
+        let poison = reason == RejectReason::Poison;
         // Only a batch of one names its culprit: if overflow dropped part of
         // a larger batch in flight, the bad event may be among those gone.
         if batch.count == 1 {
-            self.pop_through(first);
-            self.counters.rejected += 1;
-            let reason = if poison {
-                RejectReason::Poison
-            } else {
-                RejectReason::TooLarge
-            };
-            self.push_note(Output::Rejected {
-                seq: first,
-                status,
-                reason,
-            });
+            self.reject_head(first, status, reason);
             self.narrowing = match self.narrowing {
                 Some(n) if !n.poison && n.end > first => Some(n),
                 _ => None,
             };
+            self.rejections_in_a_row = self.rejections_in_a_row.saturating_add(1);
+            if self
+                .config
+                .max_consecutive_rejections
+                .is_some_and(|max| self.rejections_in_a_row >= max)
+            {
+                self.halt_with(status, HaltReason::RejectionStorm);
+            }
         } else {
+            if !poison {
+                let cap = self
+                    .too_large_bytes
+                    .map_or(batch.bytes, |t| t.min(batch.bytes));
+                self.too_large_bytes = Some(cap);
+            }
             let count = (last - first + 1).min(u64::from(u32::MAX)) as u32;
             self.narrowing = Some(Narrowing {
                 end: last,
@@ -430,58 +589,88 @@ impl<const N: usize> Machine<N> {
         }
     }
 
-    fn on_restore(&mut self, seq: Seq, size: u32) -> Result<(), InputError> {
-        if seq >= MAX_SEQ {
-            return Err(InputError::RestoreOutOfRange { seq });
+    /// Dead-letter the oldest event `seq`.
+    fn reject_head(&mut self, seq: Seq, status: u16, reason: RejectReason) {
+        if self.pending.head() != seq || self.pending.pop_front().is_none() {
+            return;
         }
-        if !self.tracked_any && !self.pending.is_empty() && seq == self.pending.end() - 1 {
-            // The same number twice: a failed append or sync left a record
-            // that a later append reused the number for. The later one wins,
-            // restored like any record so that the limits hold for it too.
-            self.pending.pop_back();
-            self.counters.restored = self.counters.restored.saturating_sub(1);
+        self.counters.rejected += 1;
+        self.push_note(Output::Rejected {
+            seq,
+            status,
+            reason,
+        });
+    }
+
+    fn on_local_failure(&mut self, batch: BatchId, failure: LocalFailure) {
+        let Some(b) = self.take_in_flight(batch) else {
+            return;
+        };
+        match failure {
+            // One event larger than the buffer (restored after the limits
+            // shrank) can never be carried: rejected, with no server status.
+            LocalFailure::Buffer { .. } if b.count == 1 => {
+                self.reject_head(b.first, 0, RejectReason::TooLarge);
+            }
+            LocalFailure::Buffer { bytes } => self.buffer_bytes = Some(bytes),
+            LocalFailure::Read => {
+                let until = self.now.plus_millis(self.local_delay());
+                self.backoff = Some(Backoff {
+                    until,
+                    cause: RetryCause::Local,
+                });
+                self.push_note(Output::RetryScheduled {
+                    at: until,
+                    attempt: self.attempts,
+                    cause: RetryCause::Local,
+                });
+            }
         }
-        if self.tracked_any || seq < self.pending.end() {
+    }
+
+    fn on_size(&mut self, seq: Seq, size: u32) {
+        self.pending.refill(seq, size);
+        if self
+            .refill
+            .asked_until
+            .is_some_and(|until| seq + 1 >= until)
+        {
+            self.refill.asked_until = None;
+        }
+    }
+
+    fn on_restore(&mut self, summary: StoreSummary) -> Result<(), InputError> {
+        if self.started {
             return Err(InputError::RestoreOutOfOrder {
-                seq,
+                seq: summary.first,
                 expected_at_least: self.pending.end(),
             });
         }
-        if self.pending.is_empty() {
-            // Numbering may jump; records dropped before (still to be
-            // deleted) keep their delete owed.
-            if self.delete_cursor == self.pending.head() {
-                self.delete_cursor = seq;
-            }
-            self.pending.reset_empty_at(seq);
-        } else if seq != self.pending.end() {
+        if summary.count == 0 {
+            self.started = true;
+            return Ok(());
+        }
+        if summary.last >= MAX_SEQ {
+            return Err(InputError::RestoreOutOfRange { seq: summary.last });
+        }
+        let expected = summary.first.saturating_add(summary.count - 1);
+        if summary.last < summary.first || expected != summary.last {
             return Err(InputError::RestoreGap {
-                seq,
-                expected: self.pending.end(),
+                seq: summary.last,
+                expected,
             });
         }
-        // Restored records are over the limits only when the limits shrank:
-        // the oldest go, whatever the policy, so deletion stays a prefix.
-        self.make_room(size);
-        if !self.pending.push(size) {
-            return Err(InputError::QueueFull);
+        self.started = true;
+        if self.delete_cursor == self.pending.head() {
+            self.delete_cursor = summary.first;
         }
-        if self.pending.bytes() > self.config.max_queue_bytes {
-            // Larger than the whole queue (the limits shrank below it), so
-            // make_room emptied the queue: this record goes as well.
-            let dropped = self.pending.head();
-            self.pending.pop_front();
-            self.counters.dropped_overflow += 1;
-            self.push_note(Output::Dropped {
-                first: dropped,
-                last: dropped,
-                reason: DropReason::Overflow,
-            });
-        }
-        self.persist_cursor = self.pending.end();
-        self.counters.restored += 1;
+        let end = summary.last + 1;
+        self.pending.restore(summary.first, end, summary.bytes);
+        self.commits.persist_cursor = end;
+        self.commits.commit_cursor = end;
+        self.counters.restored = summary.count;
         if self.config.flush_mode == FlushMode::Immediate {
-            self.flush_requested = true;
+            self.auto_flush = true;
         }
         Ok(())
     }
@@ -496,70 +685,85 @@ impl<const N: usize> Machine<N> {
                 expected_at_least: self.pending.end(),
             });
         }
-        if self.pending.is_empty() && next > self.pending.end() {
-            // Records the restore dropped keep their delete owed.
-            if self.delete_cursor == self.pending.head() {
-                self.delete_cursor = next;
-            }
-            self.pending.reset_empty_at(next);
-            self.persist_cursor = next;
-        }
+        self.started = true;
+        self.seq_floor = self.seq_floor.max(next);
+        self.apply_seq_floor();
         Ok(())
     }
 
-    fn on_persist_failed(&mut self, from_seq: Seq) {
-        let from = from_seq.max(self.pending.head());
+    /// Numbering continues at the store's floor once the restored records
+    /// are gone (the restore may drop them after the floor came), until the
+    /// first track.
+    fn apply_seq_floor(&mut self) {
+        let next = self.seq_floor;
+        if self.tracked_any || !self.pending.is_empty() || next <= self.pending.end() {
+            return;
+        }
+        // Records the restore dropped keep their delete owed.
+        if self.delete_cursor == self.pending.head() {
+            self.delete_cursor = next;
+        }
+        self.pending.reset_empty_at(next);
+        self.commits.persist_cursor = next;
+        self.commits.commit_cursor = next;
+    }
+
+    /// The events from `from` on were not stored: they leave, reported.
+    fn drop_newest_from(&mut self, from: Seq) {
+        let from = from.max(self.pending.head());
         let end = self.pending.end();
         if from >= end {
             return;
         }
         while self.pending.end() > from {
-            self.pending.pop_back();
+            if self.pending.pop_back().is_none() {
+                // Unreachable: uncommitted sizes stay in the window.
+                break;
+            }
         }
-        self.counters.dropped_not_stored += end - from;
+        let gone = self.pending.end();
+        self.counters.dropped_not_stored += end - gone;
         self.push_note(Output::Dropped {
-            first: from,
+            first: gone,
             last: end - 1,
             reason: DropReason::NotStored,
         });
-        if self.persist_cursor > from {
-            self.persist_cursor = from;
+        let c = &mut self.commits;
+        c.persist_cursor = c.persist_cursor.min(gone);
+        c.commit_cursor = c.commit_cursor.min(gone);
+        if self.malformed.is_some_and(|m| m >= gone) {
+            self.malformed = None;
         }
         // A batch can only name stored events; never let a later reuse of
         // these numbers be acknowledged by an old response.
         if let Some(b) = self.in_flight.as_mut() {
-            if from <= b.first {
+            if gone <= b.first {
                 // Nothing of it was stored: its answer acknowledges nothing.
                 b.first = 1;
                 b.last = 0;
-            } else if b.last >= from {
-                b.last = from - 1;
+            } else if b.last >= gone {
+                b.last = gone - 1;
             }
         }
     }
 
-    fn on_set_mode(&mut self, mode: FlushMode) -> Result<(), InputError> {
-        let mode = mode.check()?;
+    fn on_set_mode(&mut self, mode: FlushMode) {
         self.config.flush_mode = mode;
-        if let FlushMode::Period { millis } = mode {
-            self.config.flush_period_millis = millis;
-        }
         self.period_due = None;
+        // A mode's requests go with it; an explicit flush stands.
+        self.auto_flush = false;
         if mode == FlushMode::Immediate {
-            self.request_flush();
+            self.request_auto_flush();
         }
-        Ok(())
     }
 
-    fn on_set_period(&mut self, millis: u64) -> Result<(), InputError> {
+    fn on_set_period(&mut self, period: Duration) -> Result<(), InputError> {
+        let millis = duration_millis(period);
         if millis == 0 {
             return Err(InputError::Config(ConfigError::ZeroFlushPeriod));
         }
         self.config.flush_period_millis = millis;
-        if let FlushMode::Period { .. } = self.config.flush_mode {
-            self.config.flush_mode = FlushMode::Period { millis };
-            self.period_due = None;
-        }
+        self.period_due = None;
         Ok(())
     }
 
@@ -567,22 +771,33 @@ impl<const N: usize> Machine<N> {
 
     /// Re-derive timers and requests after every input.
     fn settle(&mut self) {
-        if let FlushMode::Period { millis } = self.config.flush_mode {
+        self.make_room();
+        self.apply_seq_floor();
+        if let Some(m) = self.malformed {
+            if m < self.pending.head() {
+                self.malformed = None;
+            } else if m == self.pending.head() && self.in_flight.is_none() {
+                self.malformed = None;
+                self.reject_head(m, 0, RejectReason::Malformed);
+            }
+        }
+        if self.config.flush_mode == FlushMode::Period {
             if let Some(t) = self.config.flush_threshold {
-                if self.pending.len() >= t {
-                    self.request_flush();
+                if self.pending.len() >= u64::from(t) {
+                    self.request_auto_flush();
                 }
             }
-            if self.pending.is_empty() || self.flush_requested {
+            if self.pending.is_empty() || self.auto_flush || self.explicit_flush {
                 self.period_due = None;
             } else if self.period_due.is_none() {
-                self.period_due = Some(self.now.plus_millis(millis));
+                self.period_due = Some(self.now.plus_millis(self.config.flush_period_millis));
             }
         } else {
             self.period_due = None;
         }
         if self.pending.is_empty() {
-            self.flush_requested = false;
+            self.explicit_flush = false;
+            self.auto_flush = false;
         }
         if let Some(n) = self.narrowing {
             if n.end < self.pending.head() {
@@ -591,21 +806,36 @@ impl<const N: usize> Machine<N> {
         }
     }
 
-    fn request_flush(&mut self) {
+    fn request_auto_flush(&mut self) {
         if !self.pending.is_empty() {
-            self.flush_requested = true;
+            self.auto_flush = true;
         }
     }
 
+    fn halt_with(&mut self, status: u16, reason: HaltReason) {
+        if self.halt == Some(reason) {
+            return;
+        }
+        self.halt = Some(reason);
+        self.push_note(Output::Halted { status, reason });
+    }
+
     fn fits(&self, size: u32) -> bool {
-        self.pending.len() < self.config.max_queue_events
+        self.pending.len() < u64::from(self.config.max_queue_events)
             && self.pending.bytes() + u64::from(size) <= self.config.max_queue_bytes
     }
 
-    /// Drop the oldest events until one of `size` bytes fits.
-    fn make_room(&mut self, size: u32) {
+    fn over_limits(&self) -> bool {
+        self.pending.len() > u64::from(self.config.max_queue_events)
+            || self.pending.bytes() > self.config.max_queue_bytes
+    }
+
+    /// Drop the oldest events until the queue is within its limits (after
+    /// a track, or a restore over limits that shrank). Stops early when the
+    /// window runs dry; the sizes are asked for and it goes on when they come.
+    fn make_room(&mut self) {
         let first = self.pending.head();
-        while !self.fits(size) && self.pending.pop_front().is_some() {}
+        while self.over_limits() && self.pending.pop_front().is_some() {}
         let head = self.pending.head();
         if head > first {
             self.counters.dropped_overflow += head - first;
@@ -617,13 +847,64 @@ impl<const N: usize> Machine<N> {
         }
     }
 
+    /// Ask for the sizes the oldest window lacks, unless already asked.
+    fn ask_sizes(&mut self) -> Option<Output> {
+        if self.refill.asked_until.is_some() || self.refill.retry_at.is_some() {
+            return None;
+        }
+        let (from, max) = self.pending.missing()?;
+        self.refill.asked_until = Some(from + u64::from(max));
+        Some(Output::ReadSizes { from, max })
+    }
+
+    fn commit_deadline(&self) -> Option<Instant> {
+        let c = &self.commits;
+        if c.commit_cursor.max(self.pending.head()) >= c.persist_cursor {
+            return None;
+        }
+        let since = c.since?;
+        Some(since.plus_millis(self.config.max_commit_delay_millis))
+    }
+
+    /// Whether the appends so far must be committed now.
+    fn commit_due(&self) -> bool {
+        let c = &self.commits;
+        if c.commit_cursor >= c.persist_cursor {
+            return false;
+        }
+        c.requested
+            || self.commit_deadline().is_some_and(|t| t <= self.now)
+            || self.wants_send()
+            // The next track would push an uncommitted size out of the window.
+            || self
+                .pending
+                .push_evicts()
+                .is_some_and(|s| s >= c.commit_cursor)
+    }
+
+    /// A local failure's delay: the backoff schedule, without spending an
+    /// attempt.
+    fn local_delay(&mut self) -> u64 {
+        self.local_failures = self.local_failures.saturating_add(1);
+        self.delay_for(self.local_failures)
+    }
+
+    fn delay_for(&self, failures: u32) -> u64 {
+        let exponent = failures.saturating_sub(1).min(31);
+        let base = u64::from(self.config.retry_base_millis);
+        (base << exponent).min(u64::from(self.config.retry_cap_millis))
+    }
+
     fn pop_through(&mut self, last: Seq) {
         while self.pending.head() <= last && self.pending.pop_front().is_some() {}
     }
 
     fn take_in_flight(&mut self, id: BatchId) -> Option<Batch> {
         match self.in_flight {
-            Some(b) if b.id == id => self.in_flight.take(),
+            Some(b) if b.id == id => {
+                self.in_flight_deadline = None;
+                self.in_flight.take()
+            }
             _ => None,
         }
     }
@@ -637,7 +918,7 @@ impl<const N: usize> Machine<N> {
     }
 
     /// A failed attempt: back off and retry, or drop after `max_attempts`.
-    fn fail_attempt(&mut self, batch: Batch, cause: RetryCause, retry_after_millis: Option<u64>) {
+    fn fail_attempt(&mut self, batch: Batch, cause: RetryCause, retry_after: Option<Duration>) {
         self.attempts = self.attempts.saturating_add(1);
         self.counters.retries += 1;
         if let Some(max) = self.config.max_attempts {
@@ -655,13 +936,11 @@ impl<const N: usize> Machine<N> {
                 return;
             }
         }
-        let exponent = (self.attempts - 1).min(31);
-        let base = u64::from(self.config.retry_base_millis);
-        let computed = (base << exponent).min(u64::from(self.config.retry_cap_millis));
+        let computed = self.delay_for(self.attempts);
         let mut delay = computed + self.rng.below_or_equal(computed / 2);
         let mut cause = cause;
-        if let Some(asked) = retry_after_millis {
-            let asked = asked.min(u64::from(self.config.max_retry_after_millis));
+        if let Some(asked) = retry_after {
+            let asked = duration_millis(asked).min(u64::from(self.config.max_retry_after_millis));
             if asked > delay {
                 delay = asked;
                 cause = RetryCause::Server;
@@ -683,37 +962,54 @@ impl<const N: usize> Machine<N> {
         }
     }
 
-    fn can_send(&self) -> bool {
+    /// Whether a batch should go now (sizes and commits permitting).
+    fn wants_send(&self) -> bool {
         self.in_flight.is_none()
-            && !self.halted
+            && self.halt.is_none()
             && self.network_up
-            && self.flush_requested
+            && (self.explicit_flush || self.auto_flush)
             && self.backoff.is_none()
             && !self.pending.is_empty()
+            && self.malformed != Some(self.pending.head())
     }
 
-    /// The next batch from the head: oldest first, within the batch limits
-    /// and any narrowing, and never empty (an event too large for a batch
-    /// still goes alone, so the queue cannot jam).
+    /// The next batch from the head: oldest first, within the batch limits,
+    /// any narrowing, a remembered 413 size and the driver's buffer, only
+    /// committed events whose sizes the window holds, and never empty (an
+    /// event too large for a batch still goes alone, so the queue cannot jam).
     fn next_batch(&mut self) -> Batch {
         let first = self.pending.head();
-        let mut cap = self.config.max_batch_events.min(self.pending.len());
+        let committed = self.commits.commit_cursor.saturating_sub(first);
+        let mut cap = u64::from(self.config.max_batch_events()).min(committed.max(1));
         let mut end = Seq::MAX;
         if let Some(n) = self.narrowing {
-            cap = cap.min(n.cap.max(1));
+            cap = cap.min(u64::from(n.cap.max(1)));
             end = n.end;
         }
+        if let Some(m) = self.malformed {
+            end = end.min(m.saturating_sub(1));
+        }
         let max_bytes = u64::from(self.config.max_batch_bytes);
-        let mut count: u32 = 0;
+        let too_large = self.too_large_bytes.map(u64::from);
+        let buffer = self.buffer_bytes.map(u64::from);
+        let mut count: u64 = 0;
         let mut payload: u64 = 0;
         while count < cap {
-            let seq = first + u64::from(count);
+            let seq = first + count;
             if seq > end {
                 break;
             }
-            let size = u64::from(self.pending.size_of(seq).unwrap_or(0));
-            if count > 0 && self.config.batch_bytes(count + 1, payload + size) > max_bytes {
+            let Some(size) = self.pending.size_of(seq).map(u64::from) else {
                 break;
+            };
+            if count > 0 {
+                let bytes = self.config.batch_bytes(count + 1, payload + size);
+                if bytes > max_bytes
+                    || too_large.is_some_and(|t| bytes >= t)
+                    || buffer.is_some_and(|b| payload + size > b)
+                {
+                    break;
+                }
             }
             payload += size;
             count += 1;
@@ -724,8 +1020,8 @@ impl<const N: usize> Machine<N> {
         Batch {
             id,
             first,
-            last: first + u64::from(count) - 1,
-            count,
+            last: first + count - 1,
+            count: u32::try_from(count).unwrap_or(u32::MAX),
             bytes: u32::try_from(self.config.batch_bytes(count, payload)).unwrap_or(u32::MAX),
         }
     }

@@ -7,7 +7,7 @@
 
 use heapless::Deque;
 
-use crate::output::{DropReason, Output, RejectReason, RetryCause};
+use crate::output::{DropReason, HaltReason, Output, RejectReason, RetryCause};
 use crate::{Instant, Seq};
 
 /// Notifications that can wait in line between two drains. Each input queues
@@ -63,24 +63,41 @@ fn pack(o: Output) -> Option<Note> {
             reason,
         } => Note {
             kind: REJECTED,
-            detail: u8::from(reason == RejectReason::TooLarge),
+            detail: match reason {
+                RejectReason::Poison => 0,
+                RejectReason::TooLarge => 1,
+                RejectReason::Malformed => 2,
+            },
             status,
             at: seq,
             ..Note::default()
         },
-        Output::Halted { status } => Note {
+        Output::Halted { status, reason } => Note {
             kind: HALTED,
+            detail: match reason {
+                HaltReason::Status => 0,
+                HaltReason::RejectionStorm => 1,
+                HaltReason::Storage => 2,
+            },
             status,
             ..Note::default()
         },
         Output::RetryScheduled { at, attempt, cause } => Note {
             kind: RETRY,
-            detail: u8::from(cause == RetryCause::Server),
+            detail: match cause {
+                RetryCause::Transport => 0,
+                RetryCause::Server => 1,
+                RetryCause::Local => 2,
+            },
             n: attempt,
             at: at.as_millis(),
             ..Note::default()
         },
-        Output::Persist { .. } | Output::Delete { .. } | Output::Send(_) => return None,
+        Output::Persist { .. }
+        | Output::Commit
+        | Output::ReadSizes { .. }
+        | Output::Delete { .. }
+        | Output::Send(_) => return None,
     })
 }
 
@@ -100,20 +117,27 @@ fn unpack(n: Note) -> Output {
         REJECTED => Output::Rejected {
             seq: n.at,
             status: n.status,
-            reason: if n.detail == 1 {
-                RejectReason::TooLarge
-            } else {
-                RejectReason::Poison
+            reason: match n.detail {
+                0 => RejectReason::Poison,
+                1 => RejectReason::TooLarge,
+                _ => RejectReason::Malformed,
             },
         },
-        HALTED => Output::Halted { status: n.status },
+        HALTED => Output::Halted {
+            status: n.status,
+            reason: match n.detail {
+                0 => HaltReason::Status,
+                1 => HaltReason::RejectionStorm,
+                _ => HaltReason::Storage,
+            },
+        },
         _ => Output::RetryScheduled {
             at: Instant::from_millis(n.at),
             attempt: n.n,
-            cause: if n.detail == 1 {
-                RetryCause::Server
-            } else {
-                RetryCause::Transport
+            cause: match n.detail {
+                0 => RetryCause::Transport,
+                1 => RetryCause::Server,
+                _ => RetryCause::Local,
             },
         },
     }
@@ -196,7 +220,28 @@ mod tests {
                 status: 413,
                 reason: RejectReason::TooLarge,
             },
-            Output::Halted { status: 403 },
+            Output::Rejected {
+                seq: 4,
+                status: 0,
+                reason: RejectReason::Malformed,
+            },
+            Output::Halted {
+                status: 403,
+                reason: HaltReason::Status,
+            },
+            Output::Halted {
+                status: 400,
+                reason: HaltReason::RejectionStorm,
+            },
+            Output::Halted {
+                status: 0,
+                reason: HaltReason::Storage,
+            },
+            Output::RetryScheduled {
+                at: Instant::from_millis(5),
+                attempt: 0,
+                cause: RetryCause::Local,
+            },
             Output::RetryScheduled {
                 at: Instant::from_millis(99),
                 attempt: 3,
@@ -221,9 +266,18 @@ mod tests {
     fn overflow_keeps_the_newest() {
         let mut notes = Notes::new();
         for i in 0..6 {
-            let kept = notes.push(Output::Halted { status: i });
+            let kept = notes.push(Output::Halted {
+                status: i,
+                reason: HaltReason::Status,
+            });
             assert_eq!(kept, i < 4);
         }
-        assert_eq!(notes.pop(), Some(Output::Halted { status: 2 }));
+        assert_eq!(
+            notes.pop(),
+            Some(Output::Halted {
+                status: 2,
+                reason: HaltReason::Status
+            })
+        );
     }
 }

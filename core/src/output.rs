@@ -50,28 +50,65 @@ pub enum RejectReason {
     Poison,
     /// The server answered 413 to a batch holding only this event.
     TooLarge,
+    /// The stored record is damaged (its size and bytes disagree); it was
+    /// never sent. Its status is 0: no server answered.
+    Malformed,
 }
 
 /// Why uploads are paused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum RetryCause {
-    /// No response at all; network restored cuts this backoff short.
+    /// No response at all (or none by `request_timeout`); network restored
+    /// cuts this backoff short.
     Transport,
     /// The server answered with a retryable status; only time ends it.
     Server,
+    /// The batch could not be read on this side; no attempt was spent.
+    Local,
+}
+
+/// Why uploads halted (until `Resume` or the next start).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum HaltReason {
+    /// The server answered a status retrying cannot fix (401, 403, 404,
+    /// 405, 410, 501, 505, other 4xx): credentials or the endpoint are wrong.
+    Status,
+    /// `max_consecutive_rejections` single events were rejected with no
+    /// delivery between: the server, not the events, is likely broken.
+    RejectionStorm,
+    /// The store failed to delete delivered events: sending on would
+    /// deliver them again and again.
+    Storage,
 }
 
 /// One thing for the driver to do, or to tell the application.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Output {
-    /// Store the event `seq` (of `size` bytes) durably.
+    /// Append the event `seq` (of `size` bytes) to the store. It is durable
+    /// after the next `Commit`.
     Persist {
         /// The event's sequence number.
         seq: Seq,
         /// Its size.
         size: u32,
+    },
+    /// Make every append so far durable ([`Store::sync`](crate::Store::sync));
+    /// on failure answer [`Input::CommitFailed`](crate::Input::CommitFailed).
+    Commit,
+    /// Read the stored sizes of the events `from, from + 1, ...` (at most
+    /// `max`) and answer each with [`Input::Size`](crate::Input::Size), or
+    /// [`Input::SizesUnavailable`](crate::Input::SizesUnavailable) from the
+    /// first one not read.
+    ReadSizes {
+        /// The first event whose size is wanted.
+        from: Seq,
+        /// The most sizes wanted.
+        max: u32,
     },
     /// Delete every stored event with sequence number `<= through`.
     Delete {
@@ -96,20 +133,24 @@ pub enum Output {
         /// Why.
         reason: DropReason,
     },
-    /// The server refused the event `seq` for good; move it to dead letters.
-    /// The `Delete` covering it follows.
+    /// The event `seq` is refused for good; move it to dead letters. The
+    /// `Delete` covering it follows.
     Rejected {
         /// The refused event.
         seq: Seq,
-        /// The HTTP-like status it got.
+        /// The HTTP-like status it got (0 when no server answered: a
+        /// malformed record).
         status: u16,
         /// Why.
         reason: RejectReason,
     },
-    /// Uploads stopped on 401/403; every event is kept until `Resume`.
+    /// Uploads stopped; every event is kept until `Resume`.
     Halted {
-        /// The status that halted uploads.
+        /// The server's status that halted them (the last rejection's for a
+        /// storm; 0 for storage).
         status: u16,
+        /// Why.
+        reason: HaltReason,
     },
     /// The last attempt failed; the next one waits until `at`.
     RetryScheduled {

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Instant, Seq};
+use crate::{HaltReason, Instant, Seq};
 
 /// A snapshot of the machine's accounts, from [`Machine::stats`](crate::Machine::stats).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,8 +34,10 @@ pub struct Stats {
     pub retries: u64,
     /// Notifications lost because the caller did not drain `poll_output`.
     pub notes_overflowed: u32,
-    /// Uploads halted on 401/403.
+    /// Uploads halted (until `Resume`).
     pub halted: bool,
+    /// Why uploads halted, when they did.
+    pub halt_reason: Option<HaltReason>,
     /// The network is believed usable.
     pub network_up: bool,
     /// A flush is requested and not yet complete.

@@ -1,13 +1,25 @@
 //! Regressions found by the deterministic simulator (tests/src/sim) and the
 //! fuzzer: each test names the seed that found it.
 
+use std::collections::BTreeMap;
 use std::vec::Vec;
 
-use crate::{Config, Input, Instant, Machine, Output};
+use crate::tests::summary_of;
+use crate::{Config, Input, Instant, Machine, Output, Seq};
 
 fn drain<const N: usize>(m: &mut Machine<N>) -> Vec<Output> {
+    drain_from(m, &BTreeMap::new())
+}
+
+/// Drain, answering reads of sizes from `store`.
+fn drain_from<const N: usize>(m: &mut Machine<N>, store: &BTreeMap<Seq, u32>) -> Vec<Output> {
     let mut out = Vec::new();
     while let Some(o) = m.poll_output() {
+        if let Output::ReadSizes { from, max } = o {
+            for (&seq, &size) in store.range(from..).take(max as usize) {
+                m.handle(Instant::ZERO, Input::Size { seq, size }).unwrap();
+            }
+        }
         out.push(o);
     }
     out
@@ -40,7 +52,7 @@ fn refused_batch_shrunk_by_overflow_is_bisected_not_blamed() {
         Input::Response {
             batch: batch.id,
             status: 400,
-            retry_after_millis: None,
+            retry_after: None,
         },
     )
     .unwrap();
@@ -61,16 +73,16 @@ fn refused_batch_shrunk_by_overflow_is_bisected_not_blamed() {
 /// Simulator seed 185: after a restart over limits that had shrunk, the
 /// restore dropped record after record, one notification each, before the
 /// driver could drain; all but the last four drops went unreported. Drops
-/// that continue each other now extend one notification.
+/// that continue each other now extend one notification (here across two
+/// window refills).
 #[test]
 fn restore_over_shrunk_limits_reports_every_drop() {
     let config = Config::builder().max_queue_events(2).build().unwrap();
     let mut m = Machine::<2>::new(config, 1).unwrap();
     let now = Instant::ZERO;
-    for seq in 10..20 {
-        m.handle(now, Input::Restore { seq, size: 5 }).unwrap();
-    }
-    let out = drain(&mut m);
+    let store: BTreeMap<Seq, u32> = (10..20).map(|s| (s, 5)).collect();
+    m.handle(now, Input::Restore(summary_of(&store))).unwrap();
+    let out = drain_from(&mut m, &store);
     let dropped: u64 = out
         .iter()
         .map(|o| match o {
@@ -79,11 +91,7 @@ fn restore_over_shrunk_limits_reports_every_drop() {
         })
         .sum();
     assert_eq!(dropped, 8, "{out:?}");
-    assert!(out.contains(&Output::Dropped {
-        first: 10,
-        last: 17,
-        reason: crate::DropReason::Overflow,
-    }));
+    assert!(out.contains(&Output::Delete { through: 17 }), "{out:?}");
     assert_eq!(m.stats().notes_overflowed, 0);
     assert!(m.stats().balanced());
 }
@@ -102,12 +110,9 @@ fn restored_record_larger_than_the_queue_is_dropped() {
         .unwrap();
     let mut m = Machine::<4>::new(config, 1).unwrap();
     let now = Instant::ZERO;
-    m.handle(now, Input::Restore { seq: 7, size: 50 }).unwrap();
-    m.handle(now, Input::Restore { seq: 8, size: 150 }).unwrap();
-    // The queue is empty again, but records 7 and 8 still await deletion,
-    // also when numbering jumps (an append of 9 had failed).
-    m.handle(now, Input::Restore { seq: 10, size: 50 }).unwrap();
-    let out = drain(&mut m);
+    let store: BTreeMap<Seq, u32> = [(7, 50), (8, 150), (9, 50)].into_iter().collect();
+    m.handle(now, Input::Restore(summary_of(&store))).unwrap();
+    let out = drain_from(&mut m, &store);
     let s = m.stats();
     assert!(s.pending_bytes <= 100, "{s:?}");
     assert_eq!(
@@ -120,37 +125,7 @@ fn restored_record_larger_than_the_queue_is_dropped() {
         last: 8,
         reason: crate::DropReason::Overflow,
     }));
-    assert!(out.contains(&Output::Delete { through: 9 }));
-}
-
-/// Fuzz target `machine`, input crash-3af4d26a: the same sequence number
-/// restored twice (the later record wins) skipped the limits, so a
-/// 65 535-byte replacement sat in a 49 708-byte queue. The replacement is
-/// now restored like any record.
-#[test]
-fn replaced_restore_keeps_the_limits() {
-    let config = Config::builder()
-        .max_event_bytes(100)
-        .max_queue_events(4)
-        .max_queue_bytes(200)
-        .build()
-        .unwrap();
-    let mut m = Machine::<4>::new(config, 1).unwrap();
-    let now = Instant::ZERO;
-    m.handle(now, Input::Restore { seq: 3, size: 90 }).unwrap();
-    m.handle(now, Input::Restore { seq: 4, size: 90 }).unwrap();
-    m.handle(now, Input::Restore { seq: 4, size: 150 }).unwrap();
-    let out = drain(&mut m);
-    let s = m.stats();
-    assert!(s.pending_bytes <= 200, "{s:?}");
-    assert_eq!((s.pending_events, s.pending_bytes), (1, 150));
-    assert_eq!((s.restored, s.dropped_overflow), (2, 1));
-    assert!(s.balanced());
-    assert!(out.contains(&Output::Dropped {
-        first: 3,
-        last: 3,
-        reason: crate::DropReason::Overflow,
-    }));
+    assert!(out.contains(&Output::Delete { through: 8 }));
 }
 
 /// Fuzz target `machine`, input crash-854cad71: the only stored record was
@@ -168,9 +143,10 @@ fn seq_floor_keeps_the_delete_a_restore_owes() {
         .unwrap();
     let mut m = Machine::<4>::new(config, 1).unwrap();
     let now = Instant::ZERO;
-    m.handle(now, Input::Restore { seq: 5, size: 150 }).unwrap();
+    let store: BTreeMap<Seq, u32> = [(5, 150)].into_iter().collect();
+    m.handle(now, Input::Restore(summary_of(&store))).unwrap();
     m.handle(now, Input::SeqFloor { next: 7 }).unwrap();
-    let out = drain(&mut m);
+    let out = drain_from(&mut m, &store);
     assert!(out.contains(&Output::Delete { through: 6 }), "{out:?}");
     assert_eq!(m.stats().next_seq, 7);
     assert!(m.stats().balanced());

@@ -59,7 +59,7 @@ impl fmt::Display for TraceError {
 impl core::error::Error for TraceError {}
 
 /// The most bytes one encoded entry takes.
-pub const MAX_ENTRY_BYTES: usize = 40;
+pub const MAX_ENTRY_BYTES: usize = 64;
 
 /// Encode `entry` at the start of `buf`; returns the bytes used.
 pub fn encode_entry<'a>(entry: &TraceEntry, buf: &'a mut [u8]) -> Result<&'a mut [u8], TraceError> {
@@ -80,7 +80,8 @@ pub fn decode_entry(bytes: &[u8]) -> Result<(TraceEntry, &[u8]), TraceError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{FlushMode, Lifecycle};
+    use crate::{FlushMode, Lifecycle, LocalFailure, StoreSummary};
+    use core::time::Duration;
 
     #[test]
     fn the_largest_entries_fit_the_stated_maximum() {
@@ -89,13 +90,28 @@ mod tests {
             Input::Response {
                 batch: u64::MAX,
                 status: u16::MAX,
-                retry_after_millis: Some(u64::MAX),
+                retry_after: Some(Duration::MAX),
             },
-            Input::Restore {
+            Input::Restore(StoreSummary {
+                count: u64::MAX,
+                bytes: u64::MAX,
+                first: u64::MAX,
+                last: u64::MAX,
+            }),
+            Input::LocalFailure {
+                batch: u64::MAX,
+                failure: LocalFailure::Buffer { bytes: u32::MAX },
+            },
+            Input::Malformed {
+                batch: u64::MAX,
+                seq: u64::MAX,
+            },
+            Input::Size {
                 seq: u64::MAX,
                 size: u32::MAX,
             },
-            Input::SetFlushMode(FlushMode::Period { millis: u64::MAX }),
+            Input::SetFlushPeriod(Duration::MAX),
+            Input::SetFlushMode(FlushMode::Period),
             Input::SetFlushThreshold(Some(u32::MAX)),
             Input::Lifecycle(Lifecycle::Terminate),
         ] {

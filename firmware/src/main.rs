@@ -13,7 +13,6 @@
 
 mod clock;
 mod events;
-mod flash_store;
 mod nor;
 mod uart;
 
@@ -31,7 +30,6 @@ use outbox_embedded::flash::FlashQueue;
 use outbox_embedded::serial::SerialTransport;
 use panic_halt as _;
 
-use flash_store::FlashStore;
 use nor::RamNor;
 use uart::Uart;
 
@@ -51,7 +49,7 @@ const BATCH_BYTES: usize = 2048;
 const NOR_BASE: usize = 0x2004_0000;
 const NOR_BYTES: usize = 64 * 1024;
 
-type Device = Driver<'static, FlashStore<RamNor>, SerialTransport<Uart>, Tally, SLOTS>;
+type Device = Driver<'static, FlashQueue<RamNor>, SerialTransport<Uart>, Tally, SLOTS>;
 
 /// What the application hears from the machine, counted in statics (the
 /// driver owns its observer).
@@ -95,6 +93,7 @@ fn config(queue: &FlashQueue<RamNor>) -> Config {
         .max_batch_bytes(BATCH_BYTES as u32)
         .overflow(Overflow::RejectNew)
         .retry_backoff(Duration::from_millis(100), Duration::from_secs(2))
+        .request_timeout(Duration::from_secs(5))
         .build();
     match config {
         Ok(c) => c,
@@ -126,10 +125,10 @@ fn main() -> ! {
         finish(false, b"batch buffer taken")
     };
     let transport = SerialTransport::new(link);
-    let store = FlashStore(queue);
-    let Some(device) = cortex_m::singleton!(: Device =
-        Driver::new(machine, store, transport, buf, Tally))
-    else {
+    let Ok(driver) = Driver::new(machine, queue, transport, buf, Tally) else {
+        finish(false, b"batch buffer too small")
+    };
+    let Some(device) = cortex_m::singleton!(: Device = driver) else {
         finish(false, b"driver taken")
     };
     run(device)

@@ -12,7 +12,7 @@ use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use outbox_core::{
     Batch, Config, Driver, FlushMode, Input, Instant, Machine, Outcome, Output, Payloads,
-    RejectReason, Seq, Store, Transport,
+    ReadError, RejectReason, Seq, Store, StoreSummary, Transport,
 };
 
 const CAP: usize = 16;
@@ -57,9 +57,9 @@ impl Store for FStore {
         }
         Ok(())
     }
-    fn read_range(&mut self, first: Seq, last: Seq, buf: &mut [u8]) -> Result<usize, ()> {
+    fn read_range(&mut self, first: Seq, last: Seq, buf: &mut [u8]) -> Result<usize, ReadError<()>> {
         if self.faults.read == 1 {
-            return Err(());
+            return Err(ReadError::Store(()));
         }
         let mut n = 0;
         for (_, p, _) in self
@@ -84,14 +84,30 @@ impl Store for FStore {
         self.recs.retain(|(s, _, _)| *s > through);
         Ok(())
     }
-    fn restore<F: FnMut(Seq, u32)>(&mut self, mut visit: F) -> Result<(), ()> {
+    fn summary(&mut self) -> Result<StoreSummary, ()> {
         if self.faults.restore {
             return Err(());
         }
-        for (s, p, _) in &self.recs {
-            visit(*s, p.len() as u32);
+        Ok(match (self.recs.front(), self.recs.back()) {
+            (Some(f), Some(l)) => StoreSummary {
+                count: self.recs.len() as u64,
+                bytes: self.recs.iter().map(|(_, p, _)| p.len() as u64).sum(),
+                first: f.0,
+                last: l.0,
+            },
+            _ => StoreSummary::EMPTY,
+        })
+    }
+    fn read_sizes(&mut self, from: Seq, out: &mut [u32]) -> Result<usize, ()> {
+        if self.faults.restore {
+            return Err(());
         }
-        Ok(())
+        let sizes = self.recs.iter().filter(|(s, _, _)| *s >= from);
+        Ok(out
+            .iter_mut()
+            .zip(sizes)
+            .map(|(o, (_, p, _))| *o = p.len() as u32)
+            .count())
     }
     fn seq_floor(&mut self) -> Result<Seq, ()> {
         Ok(self.floor)
@@ -188,13 +204,17 @@ fuzz_target!(|run: Run| {
         let Ok(machine) = Machine::<CAP>::new(config, run.seed.wrapping_add(life)) else {
             return;
         };
-        let mut driver = Driver::new(
+        let mut driver = match Driver::new(
             machine,
             store,
             FTransport::default(),
             &mut buf,
             |_: &Output| {},
-        );
+        ) {
+            Ok(d) => d,
+            // A buffer below one maximal event is refused up front.
+            Err(_) => return,
+        };
         if driver.start(Instant::from_millis(now)).is_err() {
             // A failed start is reported; the next life tries again.
             store = driver.into_parts().1;
@@ -234,7 +254,8 @@ fuzz_target!(|run: Run| {
                             Outcome::Response {
                                 batch: b.id,
                                 status,
-                                retry_after_millis: retry_after.map(u64::from),
+                                retry_after: retry_after
+                                    .map(|s| std::time::Duration::from_millis(u64::from(s))),
                             }
                         });
                     }
@@ -250,9 +271,11 @@ fuzz_target!(|run: Run| {
                         0 => FlushMode::Immediate,
                         1 => FlushMode::Manual,
                         2 => FlushMode::AppClose,
-                        _ => FlushMode::Period {
-                            millis: 1 + u64::from(m) * 100,
-                        },
+                        _ => {
+                            let period = std::time::Duration::from_millis(1 + u64::from(m) * 100);
+                            let _ = driver.handle(t, Input::SetFlushPeriod(period));
+                            FlushMode::Period
+                        }
                     };
                     let _ = driver.handle(t, Input::SetFlushMode(mode));
                 }
@@ -263,7 +286,7 @@ fuzz_target!(|run: Run| {
             assert!(st.balanced(), "accounts do not add up: {st:?}");
             assert!(st.pending_events <= config.max_queue_events());
             assert!(st.pending_bytes <= config.max_queue_bytes());
-            if st.pending_events == 0 {
+            if st.pending_events == 0 && m.in_flight().is_none() {
                 assert_eq!(driver.poll_timeout(), None, "idle machine asks to be woken");
             }
         }

@@ -18,7 +18,8 @@ use std::time::Duration;
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use outbox_core::{
-    Batch, Config, FlushMode, Input, InputError, Instant, Lifecycle, Machine, Output, Overflow, Seq,
+    Batch, Config, FlushMode, HaltReason, Input, InputError, Instant, Lifecycle, Machine, Output,
+    Overflow, Seq, StoreSummary,
 };
 
 const CAP: usize = 32;
@@ -32,12 +33,17 @@ enum Mode {
 }
 
 impl Mode {
+    fn period(self) -> Option<Duration> {
+        match self {
+            Mode::Period(ms) => Some(Duration::from_millis(u64::from(ms))),
+            _ => None,
+        }
+    }
+
     fn flush_mode(self) -> FlushMode {
         match self {
             Mode::Immediate => FlushMode::Immediate,
-            Mode::Period(ms) => FlushMode::Period {
-                millis: u64::from(ms),
-            },
+            Mode::Period(_) => FlushMode::Period,
             Mode::AppClose => FlushMode::AppClose,
             Mode::Manual => FlushMode::Manual,
         }
@@ -59,12 +65,20 @@ struct Setup {
     retry_base: u16,
     retry_cap: u32,
     max_attempts: Option<u8>,
+    commit_delay: u16,
 }
 
 impl Setup {
     fn config(&self, queue_events: u32, queue_bytes: u64) -> Option<Config> {
-        Config::builder()
-            .flush_mode(self.mode.flush_mode())
+        let b = Config::builder();
+        let b = match self.mode.period() {
+            Some(p) => b.flush_period(p),
+            None => b,
+        };
+        b.flush_mode(self.mode.flush_mode())
+            .max_commit_delay(Duration::from_millis(u64::from(self.commit_delay)))
+            // The model answers or fails every batch itself.
+            .request_timeout(Duration::from_secs(1 << 40))
             .flush_threshold(self.threshold.map(u32::from))
             .max_queue_events(queue_events)
             .max_queue_bytes(queue_bytes)
@@ -140,6 +154,8 @@ struct Model {
     answered: Option<Batch>,
     last_delivered: Option<Seq>,
     config: Config,
+    /// Stored events below this are committed.
+    committed: Seq,
 }
 
 impl Model {
@@ -216,10 +232,35 @@ impl Model {
                 }
                 Output::Dropped { first, last, .. } => self.settle(first, last),
                 Output::Rejected { seq, status, .. } => {
-                    assert!(status == 400 || status == 413, "rejected on {status}");
+                    assert!(matches!(status, 400 | 413 | 422), "rejected on {status}");
                     self.settle(seq, seq);
                 }
-                Output::Halted { status } => assert!(status == 401 || status == 403),
+                Output::Halted { status, reason } => {
+                    if reason == HaltReason::Status {
+                        assert!(
+                            matches!(status, 401..=499 | 501 | 505)
+                                && !matches!(status, 400 | 408 | 413 | 422 | 429),
+                            "halted on {status}"
+                        );
+                    }
+                }
+                Output::Commit => {
+                    self.committed = self.store.back().map_or(self.committed, |r| r.0 + 1);
+                }
+                Output::ReadSizes { from, max } => {
+                    let sizes: Vec<(Seq, u32)> = self
+                        .store
+                        .iter()
+                        .filter(|(s, _)| *s >= from)
+                        .take(max as usize)
+                        .copied()
+                        .collect();
+                    let now = Instant::from_millis(self.now);
+                    for (seq, size) in sizes {
+                        m.handle(now, Input::Size { seq, size })
+                            .expect("a size is accepted");
+                    }
+                }
                 Output::RetryScheduled { at, .. } => {
                     assert!(at.as_millis() >= self.now, "retry scheduled in the past")
                 }
@@ -262,7 +303,7 @@ impl Model {
         if let Some((last, _)) = self.store.back() {
             assert_eq!(*last + 1, st.next_seq);
         }
-        if st.pending_events == 0 {
+        if st.pending_events == 0 && m.in_flight().is_none() {
             assert_eq!(m.poll_timeout(), None, "idle machine asks to be woken");
         }
         assert_eq!(m.in_flight(), self.in_flight);
@@ -276,11 +317,18 @@ fn restart(model: &mut Model, config: Config, seed: u64) -> Option<Machine<CAP>>
     model.answered = None;
     model.config = config;
     let now = Instant::from_millis(model.now);
-    let records: Vec<(Seq, u32)> = model.store.iter().copied().collect();
-    for (seq, size) in records {
-        m.handle(now, Input::Restore { seq, size })
-            .expect("a restore in order is accepted");
-    }
+    let summary = match (model.store.front(), model.store.back()) {
+        (Some(f), Some(l)) => StoreSummary {
+            count: model.store.len() as u64,
+            bytes: model.store.iter().map(|r| u64::from(r.1)).sum(),
+            first: f.0,
+            last: l.0,
+        },
+        _ => StoreSummary::EMPTY,
+    };
+    m.handle(now, Input::Restore(summary))
+        .expect("a contiguous summary is accepted");
+    model.committed = model.store.back().map_or(0, |r| r.0 + 1);
     m.handle(now, Input::SeqFloor { next: model.floor })
         .expect("a seq floor after restores is accepted");
     model.drain(&mut m);
@@ -303,6 +351,7 @@ fuzz_target!(|run: Run| {
         answered: None,
         last_delivered: None,
         config,
+        committed: 0,
     };
     let Some(mut m) = restart(&mut model, config, s.seed) else {
         return;
@@ -389,7 +438,7 @@ fuzz_target!(|run: Run| {
                     Input::Response {
                         batch: id,
                         status,
-                        retry_after_millis: retry_after.map(u64::from),
+                        retry_after: retry_after.map(|ms| Duration::from_millis(u64::from(ms))),
                     },
                 );
             }
@@ -409,8 +458,9 @@ fuzz_target!(|run: Run| {
                 // follows a sync); pick one of those, if any.
                 let next = m.stats().next_seq;
                 let from = next.saturating_sub(u64::from(back % 4) + 1);
+                // Only uncommitted events can fail to persist.
                 let sent_through = model.in_flight.map(|b| b.last);
-                if sent_through.is_none_or(|l| from > l) {
+                if from >= model.committed && sent_through.is_none_or(|l| from > l) {
                     let _ = m.handle(now, Input::PersistFailed { from_seq: from });
                     model.pump(&mut m);
                     // The store never got them (after the report, which
@@ -429,14 +479,15 @@ fuzz_target!(|run: Run| {
                 let _ = m.handle(now, Input::Resume);
             }
             Op::SetMode(mode) => {
+                if let Some(p) = mode.period() {
+                    let _ = m.handle(now, Input::SetFlushPeriod(p));
+                }
                 let _ = m.handle(now, Input::SetFlushMode(mode.flush_mode()));
             }
             Op::SetPeriod(ms) => {
                 let _ = m.handle(
                     now,
-                    Input::SetFlushPeriod {
-                        millis: u64::from(ms),
-                    },
+                    Input::SetFlushPeriod(Duration::from_millis(u64::from(ms))),
                 );
             }
             Op::SetThreshold(t) => {
@@ -446,26 +497,16 @@ fuzz_target!(|run: Run| {
                 let before = m.stats();
                 let r = m.handle(
                     now,
-                    Input::Restore {
-                        seq,
-                        size: u32::from(size),
-                    },
+                    Input::Restore(StoreSummary {
+                        count: 1,
+                        bytes: u64::from(size),
+                        first: seq,
+                        last: seq,
+                    }),
                 );
-                if before.tracked > 0 {
-                    assert!(r.is_err(), "a restore after a track was obeyed");
-                }
-                if r.is_err() {
-                    assert_eq!(m.stats(), before, "a refused restore changed the machine");
-                } else {
-                    // Accepted (nothing tracked yet): the model store holds
-                    // it too, as if the store had it all along.
-                    if model.store.back().is_some_and(|(s, _)| *s == seq) {
-                        // The same number twice: the later record wins.
-                        model.store.pop_back();
-                    }
-                    model.store.push_back((seq, u32::from(size)));
-                    model.floor = model.floor.max(seq + 1);
-                }
+                // The machine restored at start-up already: refused.
+                assert!(r.is_err(), "a late restore was obeyed");
+                assert_eq!(m.stats(), before, "a refused restore changed the machine");
             }
             Op::Restart { shrink } => {
                 let (qe, qb) = match shrink {

@@ -375,7 +375,7 @@ fn status_table_401_and_403_halt() {
     for status in [401, 403] {
         let notes = first_answer(status, None);
         assert!(
-            matches!(notes[..], [Notification::Halted { status: s }] if s == status),
+            matches!(notes[..], [Notification::Halted { status: s, .. }] if s == status),
             "{status}: {notes:?}"
         );
     }

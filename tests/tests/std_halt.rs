@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use outbox_std::{FlushError, FlushMode, Lifecycle, Notification};
+use outbox_std::{FlushError, FlushMode, HaltReason, Lifecycle, Notification};
 use std_support::*;
 
 #[test]
@@ -42,9 +42,11 @@ fn a_401_halts_until_resume_and_keeps_every_event() {
     let stats = client.stats().unwrap();
     assert!(stats.core.halted);
     assert_eq!(stats.core.pending_events, 10);
-    assert!(notes
-        .recv_timeout(PATIENCE)
-        .is_some_and(|n| n == Notification::Halted { status: 401 }));
+    assert!(notes.recv_timeout(PATIENCE).is_some_and(|n| n
+        == Notification::Halted {
+            status: 401,
+            reason: HaltReason::Status
+        }));
     let attempts = collector.requests().len();
     // More tracking while halted stores but does not upload.
     client.track(event("h-10")).unwrap();
@@ -139,9 +141,8 @@ fn lifecycle_and_runtime_settings_drive_the_other_modes() {
     assert!(wait_until(PATIENCE, || collector.delivered().len() == 1));
 
     // Period mode with a threshold of 3: the third event triggers a flush.
-    client
-        .set_flush_mode(FlushMode::period(Duration::from_secs(3600)))
-        .unwrap();
+    client.set_flush_period(Duration::from_secs(3600)).unwrap();
+    client.set_flush_mode(FlushMode::Period).unwrap();
     client.set_flush_threshold(Some(3)).unwrap();
     for i in 1..=3 {
         client.track(event(&format!("a-{i}"))).unwrap();

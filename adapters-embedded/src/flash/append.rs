@@ -52,7 +52,7 @@ impl<F: NorFlash> FlashQueue<F> {
         };
         if !self.st.write.as_ref().is_some_and(fits) {
             let live_from = self.st.live_from;
-            self.open_page(seq, live_from)?;
+            self.open_page(seq, live_from, true)?;
         }
         let Some(wp) = self.st.write else {
             return Err(Error::Full);
@@ -91,6 +91,7 @@ impl<F: NorFlash> FlashQueue<F> {
             st.head = Cursor {
                 pos: at,
                 last: st.head.last,
+                live_seen: false,
             };
             st.scan = None;
             s.first = Some(seq);

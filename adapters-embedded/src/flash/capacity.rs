@@ -4,13 +4,14 @@
 //! CRC, padding). A page closes when the next record does not fit, wasting
 //! less than one largest record; each page keeps room for one checkpoint.
 //! The pages in use are the oldest event's page, full pages, and the write
-//! page; one page must stay free for the next page to open. Between the
+//! page; one page must stay free for the next page to open, and one more is
+//! kept for a delete when the write page has no room left. Between the
 //! oldest event and the newest there is at most one checkpoint per event
 //! (each delete removes at least one older event). From these:
 //!
 //! ```text
 //! per page  = page - header - largest record - checkpoint
-//! bytes    <= (pages - 3) * per page - events * (15 + WRITE_SIZE + checkpoint)
+//! bytes    <= (pages - 4) * per page - events * (15 + WRITE_SIZE + checkpoint)
 //! ```
 //!
 //! A machine whose `max_queue_bytes` and `max_queue_events` stay within this
@@ -76,7 +77,7 @@ impl<F: NorFlash> FlashQueue<F> {
         let largest = u64::from(format::record_len(max_event_bytes, w));
         let per_page =
             u64::from(self.geo.page_size - self.geo.header).saturating_sub(largest + ckpt);
-        let pages = u64::from(self.geo.pages.saturating_sub(3));
+        let pages = u64::from(self.geo.pages.saturating_sub(4));
         let overhead = 15 + u64::from(w) + ckpt;
         (pages * per_page).saturating_sub(u64::from(max_queue_events) * overhead)
     }

@@ -75,6 +75,16 @@ impl<F: NorFlash> FlashQueue<F> {
         st.live_from = live_from;
         st.head = head;
         st.summary = summary;
+        // Only a damaged image reads differently once older events are gone
+        // (a run cut short by a lost record gives way to a later one): then
+        // the counts no longer add up, and the state is read back afresh.
+        let span = summary
+            .first
+            .zip(summary.last)
+            .map(|(f, l)| l.wrapping_sub(f).wrapping_add(1));
+        if span.unwrap_or(0) != summary.count {
+            self.stale = true;
+        }
         // A reader's position is judged with the old `live_from`.
         st.scan = None;
         self.erase_dead_pages()
@@ -107,8 +117,10 @@ impl<F: NorFlash> FlashQueue<F> {
                 return Ok(());
             }
         }
-        let base = last.unwrap_or(live_from);
-        self.open_page(base, live_from)
+        // Numbered from the next event: a page's base is what its first
+        // event continues from, also for a walk that starts there.
+        let base = last.map_or(live_from, |l| l.saturating_add(1));
+        self.open_page(base, live_from, false)
     }
 
     /// Where the log ends now.

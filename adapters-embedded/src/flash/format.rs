@@ -7,7 +7,8 @@
 //! page header (first bytes of every page in use, 36 bytes + padding)
 //!   0..3   magic "OBQ"          3      format version (1)
 //!   4..8   lap (u32)            page counter: +1 for every page opened
-//!   8..16  base (u64)           record sequence numbers are base + delta
+//!   8..16  base (u64)           record numbers are base + delta; the first
+//!                               event here continues from base - 1
 //!   16..24 floor (u64)          one past the highest seq ever held, at opening
 //!   24..32 live_from (u64)      every record below it is deleted, at opening
 //!   32..36 CRC-32 of 0..32

@@ -10,7 +10,8 @@
 //!
 //! Files: `format` (the bytes on flash), `io` (aligned reads and writes),
 //! `walk` (reading records in order), `scan` (open), `append`, `delete`
-//! (checkpoints), `ring` (opening and erasing pages), `read` (sizes and payloads), `capacity`.
+//! (checkpoints), `ring` (opening and erasing pages), `read` (sizes and payloads), `capacity`,
+//! `store` (the core's `Store`), `sim` (a simulated flash, feature `_test`).
 
 mod append;
 mod capacity;
@@ -23,6 +24,7 @@ mod ring;
 mod scan;
 #[cfg(feature = "_test")]
 pub mod sim;
+mod store;
 mod walk;
 
 use core::ops::Range;
@@ -139,6 +141,14 @@ impl Geometry {
             page + 1
         }
     }
+
+    fn prev(&self, page: u32) -> u32 {
+        if page == 0 {
+            self.pages - 1
+        } else {
+            page - 1
+        }
+    }
 }
 
 /// Everything the queue keeps in RAM; all of it can be rebuilt by a scan.
@@ -150,6 +160,10 @@ struct State {
     chain_start: u32,
     /// Free pages at the front of the free run not known to be erased.
     unverified_free: u32,
+    /// Free pages whose erase a power cut may have interrupted (the one
+    /// after the write page and the one before `chain_start`): they read as
+    /// erased, or not, but are erased again before use.
+    suspect: [Option<u32>; 2],
     /// Every record below this is deleted.
     live_from: Seq,
     /// One past the highest sequence number held.

@@ -15,24 +15,30 @@ use super::{io, Error, FlashQueue, WritePage};
 
 impl<F: NorFlash> FlashQueue<F> {
     /// Start a new write page whose records are numbered from `base`,
-    /// recording `live_from` in its header. Fails with `Full` when every
-    /// page holds records that are not deleted.
-    pub(super) fn open_page(&mut self, base: Seq, live_from: Seq) -> Result<(), Error<F::Error>> {
+    /// recording `live_from` in its header. Fails with `Full` when no page
+    /// is free, or, for an append (`keep_spare`), when it would take the
+    /// last free page: that one is kept so a delete can always be written.
+    pub(super) fn open_page(
+        &mut self,
+        base: Seq,
+        live_from: Seq,
+        keep_spare: bool,
+    ) -> Result<(), Error<F::Error>> {
         let geo = self.geo;
+        let needed = if keep_spare { 2 } else { 1 };
+        if self.free_pages() < needed {
+            self.erase_dead_pages()?;
+            if self.free_pages() < needed {
+                return Err(Error::Full);
+            }
+        }
         let next = match self.st.write {
             None => self.st.chain_start,
-            Some(w) => {
-                let next = geo.next(w.page);
-                if next == self.st.chain_start {
-                    self.erase_dead_pages()?;
-                    if next == self.st.chain_start {
-                        return Err(Error::Full);
-                    }
-                }
-                next
-            }
+            Some(w) => geo.next(w.page),
         };
-        if self.st.unverified_free > 0 {
+        if self.take_suspect(next) {
+            self.erase(next)?;
+        } else if self.st.unverified_free > 0 {
             let blank = match io::is_blank(&mut self.flash, geo.addr(next, 0), geo.page_size) {
                 Ok(b) => b,
                 Err(e) => return self.failed(e),
@@ -40,8 +46,8 @@ impl<F: NorFlash> FlashQueue<F> {
             if !blank {
                 self.erase(next)?;
             }
-            self.st.unverified_free -= 1;
         }
+        self.st.unverified_free = self.st.unverified_free.saturating_sub(1);
         let lap = self.st.write.map_or(0, |w| w.lap.wrapping_add(1));
         let header = PageHeader {
             lap,
@@ -71,6 +77,15 @@ impl<F: NorFlash> FlashQueue<F> {
         Ok(())
     }
 
+    /// Pages not in use.
+    fn free_pages(&self) -> u32 {
+        let pages = self.geo.pages;
+        match self.st.write {
+            None => pages,
+            Some(w) => pages - ((w.page + pages - self.st.chain_start) % pages + 1),
+        }
+    }
+
     /// Erase the pages before the oldest event's page (never the write page).
     pub(super) fn erase_dead_pages(&mut self) -> Result<(), Error<F::Error>> {
         let Some(w) = self.st.write else {
@@ -82,10 +97,28 @@ impl<F: NorFlash> FlashQueue<F> {
             self.st.head.pos.page
         };
         while self.st.chain_start != keep && self.st.chain_start != w.page {
+            // The free page just before the chain goes first, in case its
+            // erase was cut: later pages freed behind it must not hide it.
+            let before = self.geo.prev(self.st.chain_start);
+            if before != w.page && self.take_suspect(before) {
+                self.erase(before)?;
+            }
             self.erase(self.st.chain_start)?;
             self.st.chain_start = self.geo.next(self.st.chain_start);
         }
         Ok(())
+    }
+
+    /// Whether `page` is suspect (and no longer, once this returns true).
+    fn take_suspect(&mut self, page: u32) -> bool {
+        let mut found = false;
+        for s in self.st.suspect.iter_mut() {
+            if *s == Some(page) {
+                *s = None;
+                found = true;
+            }
+        }
+        found
     }
 
     fn erase(&mut self, page: u32) -> Result<(), Error<F::Error>> {

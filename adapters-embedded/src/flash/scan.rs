@@ -5,12 +5,16 @@
 //!    pages in use (the chain). Anything else is free, whatever it holds.
 //! 2. A walk over the chain's record headers finds the newest checkpoint
 //!    (deletes only grow, so the highest `live_from` is the newest).
-//! 3. A walk that checks every event's CRC counts the events at or above
+//! 3. A walk that checks every event's CRC (starting from the number the
+//!    oldest page's header says comes first) counts the events at or above
 //!    `live_from`, remembers where the oldest one is, and finds where the
 //!    write page's records end.
 //! 4. If anything but erased bytes follows them (a write cut by a power
 //!    loss), the write page takes no more records: the next append starts a
 //!    new page, so no partly written word is ever written again.
+//! 5. The free page after the write page and the one before the chain may
+//!    be pages whose erase a power cut interrupted; they are erased again
+//!    before use even if they read as erased.
 //!
 //! Only reads; RAM stays fixed whatever the size of the flash.
 
@@ -50,11 +54,7 @@ pub(super) fn scan<F: NorFlash>(
     let mut live_from = write_header.live_from;
     let mut floor = write_header.floor;
     while chain_len < geo.pages {
-        let prev = if chain_start == 0 {
-            geo.pages - 1
-        } else {
-            chain_start - 1
-        };
+        let prev = geo.prev(chain_start);
         match header(flash, prev)? {
             Some(h) if h.lap.wrapping_add(1) == start_header.lap => {
                 live_from = live_from.max(h.live_from);
@@ -88,9 +88,13 @@ pub(super) fn scan<F: NorFlash>(
     }
 
     // 3. Count the events and find the oldest.
+    // The walk starts as if the event before the oldest page's base had
+    // been read, as a walk from an older page would have: erasing older
+    // pages never changes how the rest is read.
     let mut walk = LiveWalk::new(Cursor {
         pos: start,
-        last: None,
+        last: start_header.base.checked_sub(1),
+        live_seen: false,
     });
     let mut summary = QueueSummary::default();
     let mut last_len = 0;
@@ -140,6 +144,11 @@ pub(super) fn scan<F: NorFlash>(
         }),
         chain_start,
         unverified_free: geo.pages - chain_len,
+        suspect: if chain_len < geo.pages {
+            [Some(geo.next(write_page)), Some(geo.prev(chain_start))]
+        } else {
+            [None, None]
+        },
         live_from,
         floor,
         summary,
@@ -156,6 +165,8 @@ fn empty(geo: &Geometry) -> State {
         write: None,
         chain_start: 0,
         unverified_free: geo.pages,
+        // The first page may be the one whose first erase was cut.
+        suspect: [Some(0), None],
         live_from: 0,
         floor: 0,
         summary: QueueSummary::default(),
@@ -168,6 +179,7 @@ fn empty(geo: &Geometry) -> State {
                 base: 0,
             },
             last: None,
+            live_seen: false,
         },
         scan: None,
     }

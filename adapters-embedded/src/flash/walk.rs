@@ -9,13 +9,13 @@
 //!   higher (the same number appended again after a failed append: the
 //!   newest copy wins);
 //! - a record is accepted when it is not replaced and its number is one past
-//!   the last accepted one, or, when that one is deleted (below
-//!   `live_from`), higher and marked as a jump (the writer marks the first
-//!   event after an empty queue, a number appended again, and the first
-//!   event of every page). So the events a reader sees are strictly
-//!   increasing and without gaps whatever the image holds; a record lost to
-//!   damage ends the run, and records lost from a deleted page (a power cut
-//!   while erasing it) do not;
+//!   the last accepted one, or, before the first event at or above
+//!   `live_from` (the oldest one kept), higher and marked as a jump (the
+//!   writer marks the first event after an empty queue, a number appended
+//!   again, and the first event of every page). So the events a reader sees
+//!   are strictly increasing and without gaps whatever the image holds; a
+//!   record lost to damage ends the run, and records lost from a deleted
+//!   page (a power cut while erasing it) do not;
 //! - an accepted record below `live_from` is deleted.
 //!
 //! Every walk judges with the current `live_from`; a cursor is only kept
@@ -51,6 +51,8 @@ pub(crate) struct Cursor {
     pub pos: Pos,
     /// The last accepted number before `pos`.
     pub last: Option<Seq>,
+    /// Whether an event at or above `live_from` was accepted before `pos`.
+    pub live_seen: bool,
 }
 
 /// A valid event record.
@@ -175,8 +177,9 @@ pub(crate) struct LiveWalk {
     /// The record read but not yet judged (it waits for the next one).
     pending: Option<EventRec>,
     last: Option<Seq>,
-    /// `last` before the most recently returned record.
-    prev: Option<Seq>,
+    live_seen: bool,
+    /// `last` and `live_seen` before the most recently returned record.
+    prev: (Option<Seq>, bool),
 }
 
 impl LiveWalk {
@@ -185,7 +188,8 @@ impl LiveWalk {
             pos: c.pos,
             pending: None,
             last: c.last,
-            prev: c.last,
+            live_seen: c.live_seen,
+            prev: (c.last, c.live_seen),
         }
     }
 
@@ -218,13 +222,14 @@ impl LiveWalk {
             let replaced = next.is_some_and(|r| r.seq <= p.seq);
             let follows = match self.last {
                 None => true,
-                Some(l) => p.seq == l.wrapping_add(1) || (p.jump && p.seq > l && l < live_from),
+                Some(l) => p.seq == l.wrapping_add(1) || (p.jump && p.seq > l && !self.live_seen),
             };
             if replaced || !follows {
                 continue;
             }
-            self.prev = self.last;
+            self.prev = (self.last, self.live_seen);
             self.last = Some(p.seq);
+            self.live_seen |= p.seq >= live_from;
             return Ok(Some(p));
         }
     }
@@ -234,6 +239,7 @@ impl LiveWalk {
         Cursor {
             pos: self.pending.map_or(self.pos, |p| p.at),
             last: self.last,
+            live_seen: self.live_seen,
         }
     }
 
@@ -241,7 +247,8 @@ impl LiveWalk {
     pub fn cursor_before(&self, rec: &EventRec) -> Cursor {
         Cursor {
             pos: rec.at,
-            last: self.prev,
+            last: self.prev.0,
+            live_seen: self.prev.1,
         }
     }
 }

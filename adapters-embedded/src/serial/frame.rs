@@ -8,6 +8,8 @@
 //!
 //! Gateway to device: [`Downlink`], a plain serde enum.
 
+use core::time::Duration;
+
 use outbox_core::{Batch, BatchId, Outcome, Payloads};
 use serde::ser::{SerializeSeq, SerializeStructVariant};
 use serde::{Deserialize, Serialize, Serializer};
@@ -40,8 +42,9 @@ pub enum Downlink {
         batch: u64,
         /// The HTTP status.
         status: u16,
-        /// Retry-After, in milliseconds, when the endpoint sent one.
-        retry_after_millis: Option<u64>,
+        /// Retry-After, in seconds (HTTP's own unit), when the endpoint
+        /// sent one.
+        retry_after_secs: Option<u32>,
     },
     /// The endpoint gave no answer (unreachable, timed out).
     Unanswered {
@@ -78,8 +81,8 @@ impl Downlink {
     /// use outbox_embedded::serial::{Downlink, Fault};
     /// use outbox_core::Outcome;
     ///
-    /// let ok = Downlink::Status { batch: 70, status: 200, retry_after_millis: None };
-    /// assert_eq!(ok.outcome_for(70, 7), Some(Outcome::Response { batch: 7, status: 200, retry_after_millis: None }));
+    /// let ok = Downlink::Status { batch: 70, status: 200, retry_after_secs: None };
+    /// assert_eq!(ok.outcome_for(70, 7), Some(Outcome::Response { batch: 7, status: 200, retry_after: None }));
     /// assert_eq!(ok.outcome_for(80, 8), None);
     /// let big = Downlink::Unreadable { fault: Fault::TooLarge };
     /// assert!(matches!(big.outcome_for(80, 8), Some(Outcome::Response { batch: 8, status: 413, .. })));
@@ -89,11 +92,11 @@ impl Downlink {
             Downlink::Status {
                 batch: id,
                 status,
-                retry_after_millis,
+                retry_after_secs,
             } => (id == frame_id).then_some(Outcome::Response {
                 batch,
                 status,
-                retry_after_millis,
+                retry_after: retry_after_secs.map(|s| Duration::from_secs(u64::from(s))),
             }),
             Downlink::Unanswered { batch: id } => {
                 (id == frame_id).then_some(Outcome::Failed { batch })
@@ -103,7 +106,7 @@ impl Downlink {
             } => Some(Outcome::Response {
                 batch,
                 status: 413,
-                retry_after_millis: None,
+                retry_after: None,
             }),
             Downlink::Unreadable {
                 fault: Fault::Garbled,

@@ -16,7 +16,7 @@
 //! | direction | message | fields |
 //! | --- | --- | --- |
 //! | device → gateway | [`Uplink::Batch`] | frame id, events (byte strings, oldest first) |
-//! | gateway → device | [`Downlink::Status`] | frame id, HTTP status, Retry-After in ms (optional) |
+//! | gateway → device | [`Downlink::Status`] | frame id, HTTP status, Retry-After in seconds (optional) |
 //! | gateway → device | [`Downlink::Unanswered`] | frame id: the endpoint gave no answer (retried) |
 //! | gateway → device | [`Downlink::Unreadable`] | the last frame was garbled (retried) or too large (a 413: the batch shrinks) |
 //!

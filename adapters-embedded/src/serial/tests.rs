@@ -103,7 +103,7 @@ fn every_answer_fits_its_frame_size() {
         Downlink::Status {
             batch: u64::MAX,
             status: u16::MAX,
-            retry_after_millis: Some(u64::MAX),
+            retry_after_secs: Some(u32::MAX),
         },
         Downlink::Unanswered { batch: u64::MAX },
         Downlink::Unreadable {
@@ -253,12 +253,12 @@ fn the_transport_pairs_answers_with_the_batch_in_flight() {
     let stale = answer_bytes(Downlink::Status {
         batch: old,
         status: 200,
-        retry_after_millis: None,
+        retry_after_secs: None,
     });
     let fresh = answer_bytes(Downlink::Status {
         batch: id,
         status: 503,
-        retry_after_millis: Some(1500),
+        retry_after_secs: Some(2),
     });
     let link = t.link_mut();
     link.incoming.extend(stale);
@@ -271,7 +271,7 @@ fn the_transport_pairs_answers_with_the_batch_in_flight() {
         Some(Outcome::Response {
             batch: 5,
             status: 503,
-            retry_after_millis: Some(1500)
+            retry_after: Some(core::time::Duration::from_secs(2))
         })
     );
     let stats = t.stats();

@@ -27,7 +27,7 @@ const WINDOW: usize = 260;
 /// use outbox_embedded::serial::{write_frame, Downlink, FrameReader};
 ///
 /// let mut wire = Vec::new();
-/// let answer = Downlink::Status { batch: 3, status: 503, retry_after_millis: Some(2000) };
+/// let answer = Downlink::Status { batch: 3, status: 503, retry_after_secs: Some(2) };
 /// write_frame(&mut wire, &answer).unwrap();
 /// let mut reader = FrameReader::new([0u8; Downlink::MAX_FRAME_BYTES]);
 /// let (frame, _) = reader.feed(&wire);

@@ -32,12 +32,16 @@ pub use dead_letters::DeadLetterSelection;
 pub use error::{BuildError, ClientError, FlushError, FlushReport, TrackError};
 pub use notify::{Notification, Notifications};
 pub use receipt::Receipt;
-pub use worker::CAPACITY;
+pub use worker::WINDOW;
 
 use crate::event::Event;
 use crate::sqlite::{DeadLetter, SqliteOptions, SqliteStore, StoreError, Synchronous};
 use crate::upload::Uploader;
 use worker::{Msg, Worker};
+
+/// The Client's `max_commit_delay` unless configured: a tracked event is
+/// durable at the end of the worker's round, and never later than this.
+pub const DEFAULT_COMMIT_DELAY: Duration = Duration::from_millis(100);
 
 /// Messages that may wait for the worker before `track` blocks.
 const CHANNEL_CAPACITY: usize = 8192;
@@ -122,6 +126,8 @@ impl ClientBuilder {
     }
 
     /// Adjust the machine's configuration (limits, batch sizes, backoff...).
+    /// A Client starts from the core defaults except `max_commit_delay`
+    /// ([`DEFAULT_COMMIT_DELAY`]: the worker commits in groups).
     ///
     /// ```
     /// # let b = outbox_std::Client::builder();
@@ -224,13 +230,8 @@ impl ClientBuilder {
         let seed = self
             .seed
             .unwrap_or_else(|| uuid::Uuid::new_v4().as_u64_pair().0);
-        if config.max_queue_events() as usize > CAPACITY {
-            return Err(BuildError::Config(
-                outbox_core::ConfigError::QueueAboveCapacity {
-                    capacity: CAPACITY as u32,
-                },
-            ));
-        }
+        // Refused here, on the caller's thread, rather than by the worker.
+        Machine::<WINDOW>::new(config, 0)?;
         let store = SqliteStore::open(&path, self.sqlite)?;
 
         let (tx, rx) = mpsc::sync_channel::<Msg>(CHANNEL_CAPACITY);
@@ -243,10 +244,8 @@ impl ClientBuilder {
         let batch_bytes = config.max_batch_bytes() as usize;
         let worker = std::thread::Builder::new()
             .name("outbox-worker".into())
-            // The machine keeps 4 bytes per slot of CAPACITY on this stack.
-            .stack_size(8 * 1024 * 1024 + CAPACITY * 16)
             .spawn(move || {
-                let machine = match Machine::<CAPACITY>::new(config, seed) {
+                let machine = match Machine::<WINDOW>::new(config, seed) {
                     Ok(m) => m,
                     Err(e) => {
                         let _ = started_tx.send(Err(StoreError::Other(e.to_string())));
@@ -391,7 +390,10 @@ impl Client {
     pub fn builder() -> ClientBuilder {
         ClientBuilder {
             path: None,
-            config: Config::builder(),
+            // Group commit: the worker commits every round (each message
+            // that arrived during the last commit), so the machine's own
+            // deadline is only a backstop.
+            config: Config::builder().max_commit_delay(DEFAULT_COMMIT_DELAY),
             sqlite: SqliteOptions::default(),
             uploader: None,
             #[cfg(feature = "http")]
@@ -472,8 +474,7 @@ impl Client {
 
     /// Change the `Period` mode's period.
     pub fn set_flush_period(&self, period: Duration) -> Result<(), ClientError> {
-        let millis = u64::try_from(period.as_millis()).unwrap_or(u64::MAX);
-        self.input(Input::SetFlushPeriod { millis })
+        self.input(Input::SetFlushPeriod(period))
     }
 
     /// Change the `Period` mode's threshold; `None` turns it off.
@@ -606,7 +607,7 @@ mod tests {
         let too_big = Client::builder()
             .path(dir.path().join("b.db"))
             .uploader(ok)
-            .configure(|c| c.max_queue_events(CAPACITY as u32 + 1))
+            .configure(|c| c.max_batch_events(WINDOW as u32 + 1))
             .build();
         assert!(matches!(too_big, Err(BuildError::Config(_))));
     }

@@ -12,7 +12,7 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use outbox_core::{DropReason, Observer, Output, RejectReason, RetryCause, Seq};
+use outbox_core::{DropReason, HaltReason, Observer, Output, RejectReason, RetryCause, Seq};
 
 use super::clock::Clock;
 
@@ -48,11 +48,13 @@ pub enum Notification {
         /// Why.
         reason: RejectReason,
     },
-    /// Uploads stopped on 401/403 until [`Client::resume`](super::Client::resume)
-    /// or the next start; every event is kept.
+    /// Uploads stopped until [`Client::resume`](super::Client::resume) or
+    /// the next start; every event is kept.
     Halted {
-        /// The status.
+        /// The server's status (0 when the database failed).
         status: u16,
+        /// Why: a status retrying cannot fix, a rejection storm, or storage.
+        reason: HaltReason,
     },
     /// An upload failed; the next attempt waits `delay`.
     RetryScheduled {
@@ -215,12 +217,20 @@ impl Observer for Notifier {
                     reason,
                 }
             }
-            Output::Halted { status } => {
+            Output::Halted { status, reason } => {
                 self.halt_status.set(status);
-                log::error!(
-                    "outbox: uploads halted: server answered {status} (check the write key)"
-                );
-                Notification::Halted { status }
+                match reason {
+                    HaltReason::Status => log::error!(
+                        "outbox: uploads halted: server answered {status} (check the write key and endpoint)"
+                    ),
+                    HaltReason::RejectionStorm => log::error!(
+                        "outbox: uploads halted: the server rejected event after event (last {status})"
+                    ),
+                    _ => log::error!(
+                        "outbox: uploads halted: the database could not delete delivered events"
+                    ),
+                }
+                Notification::Halted { status, reason }
             }
             Output::RetryScheduled { at, attempt, cause } => {
                 let delay = Duration::from_millis(at.millis_since(self.clock.now()));
@@ -233,7 +243,11 @@ impl Observer for Notifier {
                     cause,
                 }
             }
-            Output::Persist { .. } | Output::Delete { .. } | Output::Send(_) => return,
+            Output::Persist { .. }
+            | Output::Commit
+            | Output::ReadSizes { .. }
+            | Output::Delete { .. }
+            | Output::Send(_) => return,
         };
         self.hub.publish(note);
     }

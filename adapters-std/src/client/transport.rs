@@ -58,9 +58,7 @@ impl ChannelTransport {
                             Outcome::Response {
                                 batch: job.batch,
                                 status: r.status,
-                                retry_after_millis: r
-                                    .retry_after
-                                    .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                                retry_after: r.retry_after,
                             }
                         }
                         Ok(Err(e)) => {

@@ -22,9 +22,10 @@ use super::ClientStats;
 use super::DeadLetterSelection;
 use crate::sqlite::{DeadLetter, ErrorSource, SqliteStore, StoreError};
 
-/// Most pending events a Client's machine can hold (`max_queue_events`
-/// may not exceed it); 4 bytes each.
-pub const CAPACITY: usize = 100_000;
+/// The Client machine's window of sizes (`max_batch_events` may not exceed
+/// it): 8 bytes a slot, whatever the queue's length. The queue itself is
+/// bounded only by `max_queue_events`, `max_queue_bytes` and the disk.
+pub const WINDOW: usize = 2048;
 
 /// Messages handled in one round before committing.
 const ROUND_LIMIT: usize = 4096;
@@ -65,7 +66,7 @@ pub(crate) enum Msg {
     },
 }
 
-type Drv<'b> = Driver<'b, SqliteStore, ChannelTransport, Notifier, CAPACITY>;
+type Drv<'b> = Driver<'b, SqliteStore, ChannelTransport, Notifier, WINDOW>;
 type DrvError = DriverError<StoreError, super::transport::TransportGone>;
 
 /// A caller waiting for the round's commit.
@@ -562,7 +563,7 @@ impl Worker {
 /// driver lives) and run.
 pub(crate) fn restore_and_run(
     worker: Worker,
-    machine: Machine<CAPACITY>,
+    machine: Machine<WINDOW>,
     store: SqliteStore,
     transport: ChannelTransport,
     batch_bytes: usize,
@@ -575,7 +576,14 @@ pub(crate) fn restore_and_run(
         not_stored: worker.not_stored.clone(),
         halt_status: worker.halt_status.clone(),
     };
-    let mut driver = Driver::new(machine, store, transport, &mut buf, notifier);
+    // The configuration's batch size always holds one maximal event.
+    let mut driver = match Driver::new(machine, store, transport, &mut buf, notifier) {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = started.send(Err(StoreError::Other(e.to_string())));
+            return;
+        }
+    };
     match driver.start(worker.clock.now()) {
         Ok(()) => {}
         // Restored fine, but the first send or a delete failed: recorded.

@@ -24,7 +24,8 @@ pub struct DeadLetter {
     pub seq: Seq,
     /// The HTTP status that refused it (400 poison, 413 too large).
     pub status: u16,
-    /// `"poison"` or `"too_large"`.
+    /// `"poison"`, `"too_large"` or `"malformed"` (a damaged record, never
+    /// sent: status 0).
     pub reason: String,
     /// When it was rejected, RFC 3339.
     pub rejected_at: String,
@@ -60,6 +61,7 @@ pub(crate) fn reason_name(reason: RejectReason) -> &'static str {
     match reason {
         RejectReason::Poison => "poison",
         RejectReason::TooLarge => "too_large",
+        RejectReason::Malformed => "malformed",
         _ => "rejected",
     }
 }

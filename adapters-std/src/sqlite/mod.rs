@@ -7,8 +7,14 @@
 //! - **Group commit**: [`append`](Store::append) writes into an open
 //!   transaction and [`sync`](Store::sync) commits it, so the Client commits
 //!   every event that arrived during the previous commit in one go.
-//! - **Prefix delete** on the integer primary key, and a **restore** scan
-//!   that reads `(seq, size)` only, never a payload.
+//! - **Prefix delete** on the integer primary key. Start-up reads a
+//!   **summary** (count and bytes from counters that triggers keep in `meta`
+//!   in the same transaction as every insert and delete; first and last from
+//!   the key), and the machine's window of sizes is an indexed range read:
+//!   ten million queued events open without a scan.
+//! - A row whose stored size and payload disagree is reported as that one
+//!   malformed record ([`ReadError::Malformed`]), which the driver
+//!   dead-letters alone.
 //! - Opening checks the file before writing anything: a foreign, damaged or
 //!   newer file is refused with an [`OpenError`] and left exactly as it was.
 //! - A one-row **meta** table remembers how far numbering went (raised in
@@ -34,9 +40,11 @@
 //! store.append(1, br#"{"n":1}"#).unwrap();
 //! store.sync().unwrap();                     // one commit for both
 //! store.delete_through(0).unwrap();
-//! let mut seen = vec![];
-//! store.restore(|seq, size| seen.push((seq, size))).unwrap();
-//! assert_eq!(seen, [(1, 7)]);
+//! let summary = store.summary().unwrap();
+//! assert_eq!((summary.count, summary.bytes, summary.first, summary.last), (1, 7, 1, 1));
+//! let mut sizes = [0u32; 8];
+//! assert_eq!(store.read_sizes(1, &mut sizes).unwrap(), 1);
+//! assert_eq!(sizes[0], 7);
 //! ```
 
 mod dead_letter;
@@ -51,7 +59,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use outbox_core::{RejectReason, Seq, Store};
+use outbox_core::{ReadError, RejectReason, Seq, Store, StoreSummary};
 use rusqlite::{params, Connection, OpenFlags};
 
 pub use dead_letter::DeadLetter;
@@ -289,12 +297,52 @@ impl SqliteStore {
     /// Events in the queue and their payload bytes (committed ones, plus
     /// this store's own uncommitted appends).
     pub fn queue_len(&self) -> Result<(u64, u64), StoreError> {
-        let (n, bytes): (i64, i64) = self.conn.query_row(
-            "SELECT count(*), coalesce(sum(size), 0) FROM events",
+        let s = self.queue_summary()?;
+        Ok((s.count, s.bytes))
+    }
+
+    /// The queue's count and bytes from the counters in `meta` (schema 3),
+    /// and its first and last sequence numbers from the primary key: a few
+    /// page reads, whatever the queue's length. Counters that disagree with
+    /// the key range (a file edited by hand) are recounted and repaired.
+    fn queue_summary(&self) -> Result<StoreSummary, StoreError> {
+        let counted = if self.schema >= 3 {
+            let (count, bytes, first, last) = self.conn.query_row(
+                "SELECT pending_count, pending_bytes,
+                        (SELECT min(seq) FROM events), (SELECT max(seq) FROM events)
+                 FROM meta WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )?;
+            let summary = summary_from(count, bytes, first, last)?;
+            let span = summary.last.checked_sub(summary.first).map(|d| d + 1);
+            let consistent = match summary.count {
+                0 => first.is_none(),
+                n => span == Some(n) && bytes >= 0,
+            };
+            consistent.then_some(summary)
+        } else {
+            None
+        };
+        if let Some(summary) = counted {
+            return Ok(summary);
+        }
+        let (count, bytes, first, last) = self.conn.query_row(
+            "SELECT count(*), coalesce(sum(size), 0), min(seq), max(seq) FROM events",
             [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )?;
-        Ok((n.max(0) as u64, bytes.max(0) as u64))
+        if self.schema >= 3 && self._lock.is_some() {
+            log::warn!(
+                "outbox: the queue counters of {} were wrong; recounted",
+                self.path.display()
+            );
+            self.conn.execute(
+                "UPDATE meta SET pending_count = ?1, pending_bytes = ?2 WHERE id = 1",
+                params![count, bytes],
+            )?;
+        }
+        summary_from(count, bytes, first, last)
     }
 
     /// Transactions this store committed since it was opened.
@@ -313,6 +361,56 @@ impl SqliteStore {
         } else {
             Err(StoreError::Corrupt(lines.join("; ")))
         }
+    }
+
+    /// The payloads of `first..=last` into `buf`: the bytes written, or the
+    /// first record whose stored size and payload disagree (`Err(seq)`).
+    fn read_payloads(
+        &mut self,
+        first: Seq,
+        last: Seq,
+        buf: &mut [u8],
+    ) -> Result<Result<usize, Seq>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, size, payload FROM events WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq",
+        )?;
+        let mut rows = stmt.query(params![
+            i64::try_from(first).unwrap_or(i64::MAX),
+            i64::try_from(last).unwrap_or(i64::MAX)
+        ])?;
+        let mut expected = first;
+        let mut n = 0usize;
+        while let Some(row) = rows.next()? {
+            let seq: i64 = row.get(0)?;
+            if u64::try_from(seq).ok() != Some(expected) {
+                return Err(StoreError::Malformed(format!(
+                    "event {expected} is missing (found {seq})"
+                )));
+            }
+            let size: i64 = row.get(1)?;
+            // A damaged row: not a blob, or not as long as its stored size
+            // (which the machine batched by). That record alone is refused.
+            let payload = match row.get_ref(2)?.as_bytes() {
+                Ok(p) if i64::try_from(p.len()).ok() == Some(size) => p,
+                _ => return Ok(Err(expected)),
+            };
+            let end = n + payload.len();
+            if end > buf.len() {
+                return Err(StoreError::Malformed(format!(
+                    "events {first}..={last} exceed the {}-byte batch buffer",
+                    buf.len()
+                )));
+            }
+            buf[n..end].copy_from_slice(payload);
+            n = end;
+            expected += 1;
+        }
+        if expected != last.saturating_add(1) {
+            return Err(StoreError::Malformed(format!(
+                "event {expected} is missing"
+            )));
+        }
+        Ok(Ok(n))
     }
 
     fn begin(&mut self) -> Result<(), StoreError> {
@@ -375,10 +473,13 @@ impl Store for SqliteStore {
         let size = payload.len() as i64;
         let result = if self.schema >= 2 {
             let stored_at = meta::to_millis(SystemTime::now());
+            // An upsert, not INSERT OR REPLACE: a replacing delete would not
+            // fire the trigger that keeps the queue's counters.
             self.conn
                 .prepare_cached(
-                    "INSERT OR REPLACE INTO events (seq, size, payload, stored_at)
-                     VALUES (?1, ?2, ?3, ?4)",
+                    "INSERT INTO events (seq, size, payload, stored_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (seq) DO UPDATE SET size = excluded.size,
+                         payload = excluded.payload, stored_at = excluded.stored_at",
                 )
                 .and_then(|mut s| s.execute(params![seq, size, payload, stored_at]))
         } else {
@@ -410,43 +511,16 @@ impl Store for SqliteStore {
         self.commit()
     }
 
-    fn read_range(&mut self, first: Seq, last: Seq, buf: &mut [u8]) -> Result<usize, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT seq, payload FROM events WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq",
-        )?;
-        let mut rows = stmt.query(params![
-            i64::try_from(first).unwrap_or(i64::MAX),
-            i64::try_from(last).unwrap_or(i64::MAX)
-        ])?;
-        let mut expected = first;
-        let mut n = 0usize;
-        while let Some(row) = rows.next()? {
-            let seq: i64 = row.get(0)?;
-            if u64::try_from(seq).ok() != Some(expected) {
-                return Err(StoreError::Malformed(format!(
-                    "event {expected} is missing (found {seq})"
-                )));
-            }
-            let payload = row.get_ref(1)?.as_bytes().map_err(|_| {
-                StoreError::Malformed(format!("event {seq} has a non-blob payload"))
-            })?;
-            let end = n + payload.len();
-            if end > buf.len() {
-                return Err(StoreError::Malformed(format!(
-                    "events {first}..={last} exceed the {}-byte batch buffer",
-                    buf.len()
-                )));
-            }
-            buf[n..end].copy_from_slice(payload);
-            n = end;
-            expected += 1;
+    fn read_range(
+        &mut self,
+        first: Seq,
+        last: Seq,
+        buf: &mut [u8],
+    ) -> Result<usize, ReadError<StoreError>> {
+        match self.read_payloads(first, last, buf)? {
+            Ok(n) => Ok(n),
+            Err(seq) => Err(ReadError::Malformed { seq }),
         }
-        if expected != last.saturating_add(1) {
-            return Err(StoreError::Malformed(format!(
-                "event {expected} is missing"
-            )));
-        }
-        Ok(n)
     }
 
     fn delete_through(&mut self, through: Seq) -> Result<(), StoreError> {
@@ -471,21 +545,30 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn restore<F: FnMut(Seq, u32)>(&mut self, mut visit: F) -> Result<(), StoreError> {
+    fn summary(&mut self) -> Result<StoreSummary, StoreError> {
+        self.queue_summary()
+    }
+
+    fn read_sizes(&mut self, from: Seq, out: &mut [u32]) -> Result<usize, StoreError> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT seq, size FROM events ORDER BY seq")?;
-        let mut rows = stmt.query([])?;
+            .prepare_cached("SELECT seq, size FROM events WHERE seq >= ?1 ORDER BY seq LIMIT ?2")?;
+        let mut rows = stmt.query(params![
+            i64::try_from(from).unwrap_or(i64::MAX),
+            i64::try_from(out.len()).unwrap_or(i64::MAX)
+        ])?;
+        let mut n = 0;
         while let Some(row) = rows.next()? {
             let seq: i64 = row.get(0)?;
             let size: i64 = row.get(1)?;
-            let seq = u64::try_from(seq)
-                .map_err(|_| StoreError::Malformed(format!("negative sequence number {seq}")))?;
-            let size = u32::try_from(size)
+            if u64::try_from(seq).ok() != Some(from + n as u64) || n >= out.len() {
+                break;
+            }
+            out[n] = u32::try_from(size)
                 .map_err(|_| StoreError::Malformed(format!("event {seq} has size {size}")))?;
-            visit(seq, size);
+            n += 1;
         }
-        Ok(())
+        Ok(n)
     }
 
     fn seq_floor(&mut self) -> Result<Seq, StoreError> {
@@ -501,6 +584,25 @@ impl Store for SqliteStore {
         }
         Ok(())
     }
+}
+
+/// A summary from SQL numbers, refusing negative ones.
+fn summary_from(
+    count: i64,
+    bytes: i64,
+    first: Option<i64>,
+    last: Option<i64>,
+) -> Result<StoreSummary, StoreError> {
+    let seq = |v: Option<i64>| {
+        u64::try_from(v.unwrap_or(0))
+            .map_err(|_| StoreError::Malformed(format!("negative sequence number {v:?}")))
+    };
+    Ok(StoreSummary {
+        count: u64::try_from(count).unwrap_or(0),
+        bytes: u64::try_from(bytes).unwrap_or(0),
+        first: seq(first)?,
+        last: seq(last)?,
+    })
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::time::Duration;
 
+use outbox_core::Overflow;
 use outbox_std::{Client, DeadLetterSelection, FlushMode, UploadFailed};
 use serde_json::Value;
 
@@ -79,12 +80,16 @@ fn change(pick: &DeadLetterPick, requeue: bool) -> CliResult {
     let no_upload = |_: &outbox_std::BatchBody| -> Result<outbox_std::Response, UploadFailed> {
         Err(UploadFailed("dead-letter commands do not upload".into()))
     };
-    let capacity = u32::try_from(outbox_std::CAPACITY).unwrap_or(u32::MAX);
     let client = Client::builder()
         .path(db)
         .uploader(no_upload)
         .flush_mode(FlushMode::Manual)
-        .configure(|c| c.max_queue_events(capacity))
+        .configure(|c| {
+            // Requeued events must never push older ones out.
+            c.max_queue_events(u32::MAX)
+                .max_queue_bytes(u64::MAX)
+                .overflow(Overflow::RejectNew)
+        })
         .drop_flush_timeout(Duration::ZERO)
         .build()
         .map_err(|e| build_error(db, e))?;

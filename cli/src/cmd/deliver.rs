@@ -2,7 +2,7 @@
 //! the CLI's queue settings, and waiting until the queue is delivered (or
 //! the run's [`Bound`] ends, or the key is refused).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -10,23 +10,20 @@ use std::time::{Duration, Instant};
 use outbox_core::Overflow;
 use outbox_std::http::{Auth, HttpConfig};
 use outbox_std::{
-    BuildError, Client, ClientStats, DropReason, FlushMode, Notification, Notifications,
-    RetryCause, Seq,
+    BuildError, Client, ClientStats, DropReason, HaltReason, Notification, Notifications,
+    RejectReason, RetryCause, Seq,
 };
 
 use super::deadline::{self, Bound};
 use super::guard;
 use super::progress::Progress;
-use crate::args::EndpointArgs;
+use crate::args::{EndpointArgs, FlushModeArg};
 use crate::error::{CliError, CliResult};
 
-/// Events the CLI lets the queue hold (the Client's capacity); `send`
-/// waits for room, never for delivery, before it gets there.
-pub const MAX_QUEUE_EVENTS: u32 = if outbox_std::CAPACITY > u32::MAX as usize {
-    u32::MAX
-} else {
-    outbox_std::CAPACITY as u32
-};
+/// Events the CLI lets the queue hold: no count limit (the queue lives on
+/// disk; the bytes limit and the disk bound it). `send` waits for room,
+/// never for delivery, before it gets there.
+pub const MAX_QUEUE_EVENTS: u32 = u32::MAX;
 /// Payload bytes the CLI lets the queue hold (they are on disk, not in RAM).
 pub const MAX_QUEUE_BYTES: u64 = 1024 * 1024 * 1024;
 
@@ -92,15 +89,19 @@ pub fn http_config(endpoint: &Endpoint) -> HttpConfig {
 pub fn open_client(
     db: &Path,
     endpoint: &Endpoint,
-    mode: FlushMode,
+    mode: FlushModeArg,
     threshold: Option<u32>,
 ) -> CliResult<Client> {
     let http = http_config(endpoint);
     Client::builder()
         .path(db)
         .http(http)
-        .flush_mode(mode)
+        .flush_mode(mode.to_core())
         .configure(|c| {
+            let c = match mode.period() {
+                Some(period) => c.flush_period(period),
+                None => c,
+            };
             let c = c
                 .max_queue_events(MAX_QUEUE_EVENTS)
                 .max_queue_bytes(MAX_QUEUE_BYTES)
@@ -141,11 +142,22 @@ pub fn probe(url: &str) -> String {
     }
 }
 
-/// The failure when the endpoint rejected events for good.
-pub fn rejected_error(rejected: u64, delivered: u64) -> CliError {
+/// The failure when events went to the dead-letter table: `malformed` of
+/// the `rejected` were damaged in the database, the rest refused by the
+/// endpoint.
+pub fn rejected_error(rejected: u64, malformed: u64, delivered: u64) -> CliError {
+    let refused = rejected.saturating_sub(malformed);
+    let what = match (refused, malformed) {
+        (0, m) => format!("{m} events were damaged in the database (malformed)"),
+        (r, 0) => format!("{r} events were rejected by the endpoint"),
+        (r, m) => format!(
+            "{r} events were rejected by the endpoint and {m} were damaged in the database \
+             (malformed)"
+        ),
+    };
     CliError::failure(format!(
-        "{rejected} events were rejected by the endpoint and moved to the dead-letter table \
-         (see `outbox dead-letter list`); {delivered} were delivered"
+        "{what}; they are in the dead-letter table (see `outbox dead-letter list`; \
+         `outbox dead-letter requeue` queues them again); {delivered} were delivered"
     ))
 }
 
@@ -175,8 +187,19 @@ pub struct Watch<'a> {
     pub notes: &'a Notifications,
     /// The stats when the command started.
     pub base: outbox_std::Stats,
+    /// What the notifications told so far.
+    pub seen: Seen,
+}
+
+/// What a [`Watch`] learnt from notifications.
+#[derive(Debug, Default)]
+pub struct Seen {
     /// Events the store could not keep, as reported (`first..=last`).
     pub not_stored: RefCell<Vec<(Seq, Seq)>>,
+    /// The status uploads halted on (0 for a storage halt).
+    pub halt_status: Cell<u16>,
+    /// Records found damaged in the database and dead-lettered.
+    pub malformed: Cell<u64>,
 }
 
 impl Watch<'_> {
@@ -205,6 +228,11 @@ impl Watch<'_> {
             let (position, total, message) = show(&stats);
             progress.set_total(total);
             progress.update(position, message);
+            // A halt first: a storage halt may come with nothing pending.
+            if stats.core.halted {
+                self.drain_notes(progress);
+                return Err(self.halted(&stats));
+            }
             if goal(&stats) {
                 return Ok(stats);
             }
@@ -212,14 +240,6 @@ impl Watch<'_> {
             let now = Instant::now();
             self.bound
                 .observe(s.delivered + s.rejected + s.dropped(), now);
-            if s.halted {
-                return Err(CliError::failure(format!(
-                    "{} refused the key (401/403): wrong or missing --key; {} events stay queued in {}",
-                    self.endpoint.url,
-                    s.pending_events,
-                    self.db.display()
-                )));
-            }
             if self.bound.timed_out(now) {
                 return Err(CliError::queued(format!(
                     "timed out with {} events still queued in {}; run `outbox flush` to deliver them",
@@ -239,6 +259,41 @@ impl Watch<'_> {
                 }
             }
         }
+    }
+
+    /// Uploads halted: say why and what to do. Exit 1; events stay queued.
+    fn halted(&self, stats: &ClientStats) -> CliError {
+        let s = &stats.core;
+        let (url, db) = (&self.endpoint.url, self.db.display());
+        let status = self.seen.halt_status.get();
+        let pending = s.pending_events;
+        CliError::failure(match s.halt_reason {
+            Some(HaltReason::RejectionStorm) => format!(
+                "{url} rejected event after event (last with {status}), so uploads stopped: \
+                 {} events went to the dead-letter table and {pending} stay queued in {db}; \
+                 nothing was lost. Once the endpoint is fixed, `outbox dead-letter requeue --all` \
+                 and `outbox flush` send them again",
+                s.rejected - self.base.rejected
+            ),
+            Some(HaltReason::Storage) => format!(
+                "events were delivered but could not be removed from {db} ({}), so uploads \
+                 stopped rather than send them again; make the database writable (see \
+                 `outbox status`), then run `outbox flush`",
+                stats
+                    .last_error
+                    .as_deref()
+                    .unwrap_or("the database refused the delete")
+            ),
+            _ if matches!(status, 0 | 401 | 403) => format!(
+                "{url} refused the key ({}): wrong or missing --key; {pending} events stay \
+                 queued in {db}",
+                if status == 0 { "401/403".into() } else { status.to_string() }
+            ),
+            _ => format!(
+                "{url} answered {status}, which retrying cannot fix (a wrong --endpoint?); \
+                 {pending} events stay queued in {db}"
+            ),
+        })
     }
 
     /// Without `--timeout`, the wait ended: say why, by the last failure.
@@ -283,6 +338,7 @@ impl Watch<'_> {
                     let what = match cause {
                         RetryCause::Server => "the server answered with an error",
                         RetryCause::Transport => "no answer",
+                        _ => "the batch could not be read from the database",
                     };
                     progress.println(&format!(
                         "outbox: upload attempt {attempt} failed ({what}); \
@@ -297,13 +353,29 @@ impl Watch<'_> {
                 last,
                 reason: DropReason::NotStored | DropReason::Overflow,
             } => {
-                self.not_stored.borrow_mut().push((first, last));
+                self.seen.not_stored.borrow_mut().push((first, last));
+                None
+            }
+            Notification::Rejected {
+                seq,
+                reason: RejectReason::Malformed,
+                ..
+            } => {
+                self.seen.malformed.set(self.seen.malformed.get() + 1);
+                progress.println(&format!(
+                    "outbox: event #{seq} is damaged in the database (malformed): its stored \
+                     size and bytes disagree; moved to the dead-letter table, never sent"
+                ));
                 None
             }
             Notification::Rejected { seq, status, .. } => {
                 progress.println(&format!(
                     "outbox: event #{seq} rejected by the endpoint ({status}); moved to the dead-letter table"
                 ));
+                None
+            }
+            Notification::Halted { status, .. } => {
+                self.seen.halt_status.set(status);
                 None
             }
             _ => None,

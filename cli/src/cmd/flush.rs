@@ -2,13 +2,11 @@
 
 use std::time::Instant;
 
-use outbox_std::FlushMode;
-
 use super::deadline::Bound;
 use super::deliver::{open_client, rejected_error, Endpoint, Watch};
 use super::out_line;
 use super::progress::Progress;
-use crate::args::FlushArgs;
+use crate::args::{FlushArgs, FlushModeArg};
 use crate::error::{CliError, CliResult};
 
 /// Runs `outbox flush`: exit 0 once the queue is empty.
@@ -22,7 +20,7 @@ pub fn run(args: FlushArgs) -> CliResult {
             db.display()
         )));
     }
-    let client = open_client(db, &endpoint, FlushMode::Manual, None)?;
+    let client = open_client(db, &endpoint, FlushModeArg::Manual, None)?;
     let result = (|| {
         let notes = client.notifications();
         let stats = client
@@ -35,7 +33,7 @@ pub fn run(args: FlushArgs) -> CliResult {
             bound: &bound,
             notes: &notes,
             base: stats.core,
-            not_stored: Default::default(),
+            seen: Default::default(),
         };
         let queued = u64::from(stats.core.pending_events);
         let mut progress = Progress::new("flush", queued);
@@ -47,7 +45,11 @@ pub fn run(args: FlushArgs) -> CliResult {
             "flushed {queued} queued events: {delivered} delivered, {rejected} rejected, 0 still queued"
         ));
         if rejected > 0 {
-            return Err(rejected_error(rejected, delivered));
+            return Err(rejected_error(
+                rejected,
+                watch.seen.malformed.get(),
+                delivered,
+            ));
         }
         Ok(())
     })();

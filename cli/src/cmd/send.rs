@@ -92,7 +92,7 @@ pub fn run(args: SendArgs) -> CliResult {
     };
     let feed = Feed::spawn(reader, MAX_LINE_BYTES)
         .map_err(|e| CliError::failure(format!("cannot start reading the input: {e}")))?;
-    let client = open_client(db, &endpoint, args.flush_mode.to_core(), args.threshold)?;
+    let client = open_client(db, &endpoint, args.flush_mode, args.threshold)?;
     let result = send(&client, &args, &endpoint, &bound, &feed);
     // Whatever happened (delivered, --no-wait, --strict, a failure), commit
     // and stop without starting another upload: what is stored stays stored.
@@ -155,7 +155,7 @@ fn send(
         bound,
         notes: &notes,
         base,
-        not_stored: Default::default(),
+        seen: Default::default(),
     };
     let mut progress = Progress::new("send", 0);
     let mut counts = Counts {
@@ -306,7 +306,11 @@ fn send(
         counts.bad,
     ));
     if rejected > 0 {
-        return Err(super::deliver::rejected_error(rejected, delivered));
+        return Err(super::deliver::rejected_error(
+            rejected,
+            watch.seen.malformed.get(),
+            delivered,
+        ));
     }
     Ok(())
 }
@@ -350,6 +354,7 @@ fn confirm(
         .filter(|&(i, _)| {
             let seq = counts.window_seq + i as u64;
             watch
+                .seen
                 .not_stored
                 .borrow()
                 .iter()

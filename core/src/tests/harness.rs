@@ -1,34 +1,79 @@
 //! A tiny driver for tests: inputs in, outputs recorded.
 
+use std::collections::BTreeMap;
 use std::vec::Vec;
 
-use crate::{Batch, Config, Input, Instant, Machine, Output, Seq};
+use crate::{Batch, Config, Input, Instant, Machine, Output, Seq, StoreSummary};
 
 pub(crate) const CAP: usize = 64;
 
-pub(crate) struct H {
-    pub m: Machine<CAP>,
+/// A machine with a window of `N` sizes over a store modelled as a map.
+pub(crate) struct Hn<const N: usize> {
+    pub m: Machine<N>,
     pub now: Instant,
     pub out: Vec<Output>,
+    /// What a store would hold: sizes by sequence number, kept from
+    /// `Persist` and `Delete`, used to answer `ReadSizes`.
+    pub store: BTreeMap<Seq, u32>,
+    /// `ReadSizes` outputs answered.
+    pub reads: u32,
 }
 
-impl H {
-    pub fn new(config: Config) -> Self {
-        H {
-            m: Machine::new(config, 7).unwrap(),
-            now: Instant::ZERO,
-            out: Vec::new(),
-        }
-    }
+/// The harness with the tests' usual window.
+pub(crate) type H = Hn<CAP>;
 
+impl H {
     pub fn default_small() -> Self {
         H::new(small().build().unwrap())
     }
+}
 
-    /// Drain outputs, returning what came out since the last call.
+impl<const N: usize> Hn<N> {
+    pub fn new(config: Config) -> Self {
+        Hn {
+            m: Machine::new(config, 7).unwrap(),
+            now: Instant::ZERO,
+            out: Vec::new(),
+            store: BTreeMap::new(),
+            reads: 0,
+        }
+    }
+
+    /// Start over a store holding `records` (seq, size).
+    pub fn restore(&mut self, records: &[(Seq, u32)]) -> Vec<Output> {
+        self.store = records.iter().copied().collect();
+        let summary = summary_of(&self.store);
+        self.input(Input::Restore(summary))
+    }
+
+    /// Drain outputs, returning what came out since the last call; persists,
+    /// deletes and reads of sizes are applied to `store` on the way.
     pub fn drain(&mut self) -> Vec<Output> {
         let mut got = Vec::new();
         while let Some(o) = self.m.poll_output() {
+            match o {
+                Output::Persist { seq, size } => {
+                    self.store.insert(seq, size);
+                }
+                Output::Delete { through } => self.store.retain(|s, _| *s > through),
+                Output::ReadSizes { from, max } => {
+                    self.reads += 1;
+                    assert!(
+                        max as usize <= N,
+                        "asked for more sizes than the window holds"
+                    );
+                    let sizes: Vec<(Seq, u32)> = self
+                        .store
+                        .range(from..)
+                        .take(max as usize)
+                        .map(|(s, z)| (*s, *z))
+                        .collect();
+                    for (seq, size) in sizes {
+                        self.m.handle(self.now, Input::Size { seq, size }).unwrap();
+                    }
+                }
+                _ => {}
+            }
             got.push(o);
         }
         self.out.extend(got.iter().copied());
@@ -53,7 +98,7 @@ impl H {
         self.input(Input::Response {
             batch: batch.id,
             status,
-            retry_after_millis: None,
+            retry_after: None,
         })
     }
 }
@@ -81,4 +126,17 @@ pub(crate) fn one_send(outs: &[Output]) -> Batch {
     let s = sends(outs);
     assert_eq!(s.len(), 1, "expected exactly one send in {outs:?}");
     s[0]
+}
+
+/// The summary of a store holding `records`.
+pub(crate) fn summary_of(records: &BTreeMap<Seq, u32>) -> StoreSummary {
+    match (records.keys().next(), records.keys().next_back()) {
+        (Some(&first), Some(&last)) => StoreSummary {
+            count: records.len() as u64,
+            bytes: records.values().map(|&s| u64::from(s)).sum(),
+            first,
+            last,
+        },
+        _ => StoreSummary::EMPTY,
+    }
 }

@@ -7,13 +7,17 @@
 //! checked: nothing silently lost, tracking order, limits held, accounts
 //! that add up, one batch in flight, and no wake-ups when idle.
 
+use core::time::Duration;
 use std::collections::VecDeque;
 use std::vec;
 use std::vec::Vec;
 
 use proptest::prelude::*;
 
-use crate::{Batch, Config, FlushMode, Input, Instant, Lifecycle, Machine, Output, Overflow, Seq};
+use crate::{
+    Batch, Config, FlushMode, Input, Instant, Lifecycle, Machine, Output, Overflow, Seq,
+    StoreSummary,
+};
 
 const CAP: usize = 32;
 const MAX_EVENT: u32 = 100;
@@ -42,7 +46,7 @@ enum Op {
 fn mode() -> impl Strategy<Value = FlushMode> {
     prop_oneof![
         Just(FlushMode::Immediate),
-        (1u64..20_000).prop_map(|millis| FlushMode::Period { millis }),
+        Just(FlushMode::Period),
         Just(FlushMode::AppClose),
         Just(FlushMode::Manual),
     ]
@@ -80,11 +84,25 @@ fn config() -> impl Strategy<Value = Config> {
         any::<bool>(),
         prop::option::of(1u32..10),
         300u64..3000,
+        (1u64..20_000, prop::option::of(1u64..5000)),
     )
         .prop_map(
-            |(mode, queue, batch, attempts, reject_new, threshold, queue_bytes)| {
+            |(
+                mode,
+                queue,
+                batch,
+                attempts,
+                reject_new,
+                threshold,
+                queue_bytes,
+                (period, commit),
+            )| {
                 Config::builder()
                     .flush_mode(mode)
+                    .flush_period(Duration::from_millis(period))
+                    .max_commit_delay(Duration::from_millis(commit.unwrap_or(0)))
+                    // The model answers or fails every batch itself.
+                    .request_timeout(Duration::from_secs(1 << 40))
                     .max_queue_events(queue)
                     .max_queue_bytes(queue_bytes)
                     .max_event_bytes(MAX_EVENT)
@@ -97,7 +115,7 @@ fn config() -> impl Strategy<Value = Config> {
                     } else {
                         Overflow::DropOldest
                     })
-                    .flush_threshold(threshold)
+                    .flush_threshold(threshold.map(|t| t.min(queue)))
                     .build()
                     .unwrap()
             },
@@ -130,6 +148,8 @@ struct Model {
     restored: u64,
     /// One past the highest sequence number ever deleted from the store.
     floor: Seq,
+    /// Records below this are committed.
+    committed: Seq,
 }
 
 impl Model {
@@ -216,8 +236,31 @@ impl Model {
                 }
             }
             Output::Rejected { seq, .. } => self.settle(seq, Fate::Rejected),
-            Output::Halted { .. } | Output::RetryScheduled { .. } => {}
+            Output::Commit => {
+                self.committed = self.store.back().map_or(self.committed, |r| r.0 + 1);
+            }
+            Output::ReadSizes { .. } | Output::Halted { .. } | Output::RetryScheduled { .. } => {}
         }
+    }
+}
+
+/// Drain the machine into the model, answering reads of sizes from the
+/// model's store.
+fn pump(m: &mut Machine<CAP>, model: &mut Model, now: Instant) {
+    while let Some(o) = m.poll_output() {
+        if let Output::ReadSizes { from, max } = o {
+            let sizes: Vec<(Seq, u32)> = model
+                .store
+                .iter()
+                .filter(|(s, _)| *s >= from)
+                .take(max as usize)
+                .copied()
+                .collect();
+            for (seq, size) in sizes {
+                m.handle(now, Input::Size { seq, size }).unwrap();
+            }
+        }
+        model.apply(o, m.config());
     }
 }
 
@@ -254,12 +297,12 @@ fn run(config: Config, seed: u64, ops: &[Op]) {
                 Some(b) => Input::Response {
                     batch: b.id,
                     status,
-                    retry_after_millis: retry_after,
+                    retry_after: retry_after.map(Duration::from_millis),
                 },
                 None => Input::Response {
                     batch: 999_999,
                     status,
-                    retry_after_millis: None,
+                    retry_after: None,
                 },
             },
             Op::TransportFail => match model.in_flight.take() {
@@ -267,11 +310,17 @@ fn run(config: Config, seed: u64, ops: &[Op]) {
                 None => Input::Tick,
             },
             Op::PersistFail(back) => {
-                // The newest `back % 4` records were not stored after all.
-                let n = usize::from(back % 4).min(model.store.len());
+                // The newest `back % 4` records were not stored after all
+                // (only uncommitted ones can be lost).
+                let uncommitted = model
+                    .store
+                    .iter()
+                    .filter(|(s, _)| *s >= model.committed)
+                    .count();
+                let n = usize::from(back % 4).min(uncommitted);
                 let keep = model.store.len() - n;
                 let from = model.store.get(keep).map_or(u64::MAX, |r| r.0);
-                if model.in_flight.is_some_and(|b| b.last >= from) {
+                if n == 0 || model.in_flight.is_some_and(|b| b.last >= from) {
                     // A send only ever names stored events; an adapter
                     // cannot fail a persist it already sent.
                     Input::Tick
@@ -282,13 +331,23 @@ fn run(config: Config, seed: u64, ops: &[Op]) {
             }
             Op::Resume => Input::Resume,
             Op::SetMode(mode) => Input::SetFlushMode(mode),
-            Op::SetPeriod(millis) => Input::SetFlushPeriod { millis },
+            Op::SetPeriod(millis) => Input::SetFlushPeriod(Duration::from_millis(millis)),
             Op::SetThreshold(t) => Input::SetFlushThreshold(t),
             Op::Restart => {
+                // A crash after a commit: the store keeps every record.
+                m.handle(now, Input::Commit).unwrap();
+                pump(&mut m, &mut model, now);
                 m = Machine::new(config, seed.wrapping_add(model.floor)).unwrap();
-                for &(seq, size) in &model.store {
-                    m.handle(now, Input::Restore { seq, size }).unwrap();
-                }
+                let summary = match (model.store.front(), model.store.back()) {
+                    (Some(f), Some(l)) => StoreSummary {
+                        count: model.store.len() as u64,
+                        bytes: model.store.iter().map(|r| u64::from(r.1)).sum(),
+                        first: f.0,
+                        last: l.0,
+                    },
+                    _ => StoreSummary::EMPTY,
+                };
+                m.handle(now, Input::Restore(summary)).unwrap();
                 m.handle(now, Input::SeqFloor { next: model.floor })
                     .unwrap();
                 model.in_flight = None;
@@ -326,9 +385,7 @@ fn run(config: Config, seed: u64, ops: &[Op]) {
                 );
             }
         }
-        while let Some(o) = m.poll_output() {
-            model.apply(o, m.config());
-        }
+        pump(&mut m, &mut model, now);
         check(&m, &model);
     }
 }
@@ -362,7 +419,7 @@ fn check(m: &Machine<CAP>, model: &Model) {
     assert!(s.pending_events <= c.max_queue_events());
     assert!(s.pending_bytes <= c.max_queue_bytes());
     // Idle means no wake-ups.
-    if s.pending_events == 0 {
+    if s.pending_events == 0 && m.in_flight().is_none() {
         assert_eq!(m.poll_timeout(), None);
         assert!(!s.flush_requested);
     }
@@ -400,25 +457,21 @@ fn healed_runs_deliver_everything_left() {
                         }
                     }
                     now = now.plus_millis(10);
-                    while let Some(o) = m.poll_output() {
-                        model.apply(o, m.config());
-                    }
+                    pump(&mut m, &mut model, now);
                 }
                 // Heal: network up, resume, flush; answer 200 until idle.
                 for input in [Input::Network { up: true }, Input::Resume, Input::Flush] {
                     m.handle(now, input).unwrap();
                 }
                 for _ in 0..10_000 {
-                    while let Some(o) = m.poll_output() {
-                        model.apply(o, m.config());
-                    }
+                    pump(&mut m, &mut model, now);
                     if let Some(b) = model.in_flight.take() {
                         m.handle(
                             now,
                             Input::Response {
                                 batch: b.id,
                                 status: 200,
-                                retry_after_millis: None,
+                                retry_after: None,
                             },
                         )
                         .unwrap();

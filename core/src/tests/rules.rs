@@ -1,16 +1,20 @@
 //! One test per behaviour rule of DESIGN.md "Behaviour".
 
+use core::time::Duration;
 use std::vec;
 use std::vec::Vec;
 
 use super::harness::{one_send, sends, small, H};
 use crate::{
     Config, DropReason, FlushMode, Input, InputError, Instant, Lifecycle, Machine, Output,
-    Overflow, RejectReason, RetryCause, BYTES_PER_PENDING_SLOT, FIXED_STATE_BYTES,
+    Overflow, RejectReason, RetryCause, StoreSummary, BYTES_PER_WINDOW_SLOT, FIXED_STATE_BYTES,
 };
 
-fn period(ms: u64) -> FlushMode {
-    FlushMode::Period { millis: ms }
+/// `small()` in `Period` mode with a period of `ms` milliseconds.
+fn periodic(ms: u64) -> crate::ConfigBuilder {
+    small()
+        .flush_mode(FlushMode::Period)
+        .flush_period(Duration::from_millis(ms))
 }
 
 #[test]
@@ -71,11 +75,7 @@ fn persist_always_precedes_send_and_rejected_precedes_delete() {
 
 #[test]
 fn period_mode_flushes_on_timer_threshold_background_and_foreground() {
-    let cfg = small()
-        .flush_mode(period(1000))
-        .flush_threshold(Some(3))
-        .build()
-        .unwrap();
+    let cfg = periodic(1000).flush_threshold(Some(3)).build().unwrap();
     let mut h = H::new(cfg);
     assert_eq!(h.m.poll_timeout(), None);
     h.track(1);
@@ -112,11 +112,7 @@ fn period_mode_flushes_on_timer_threshold_background_and_foreground() {
 
 #[test]
 fn threshold_can_be_turned_off_and_changed_at_runtime() {
-    let cfg = small()
-        .flush_mode(period(60_000))
-        .flush_threshold(None)
-        .build()
-        .unwrap();
+    let cfg = periodic(60_000).flush_threshold(None).build().unwrap();
     let mut h = H::new(cfg);
     for _ in 0..10 {
         h.track(1);
@@ -132,17 +128,18 @@ fn threshold_can_be_turned_off_and_changed_at_runtime() {
 
 #[test]
 fn period_change_rearms_the_timer_from_now() {
-    let mut h = H::new(small().flush_mode(period(10_000)).build().unwrap());
+    let mut h = H::new(periodic(10_000).build().unwrap());
     h.track(1);
     h.drain();
     h.now = Instant::from_millis(4000);
-    h.input(Input::SetFlushPeriod { millis: 2000 });
+    h.input(Input::SetFlushPeriod(Duration::from_millis(2000)));
     assert_eq!(h.m.poll_timeout(), Some(Instant::from_millis(6000)));
     assert!(h
         .m
-        .handle(h.now, Input::SetFlushPeriod { millis: 0 })
+        .handle(h.now, Input::SetFlushPeriod(Duration::ZERO))
         .is_err());
-    assert_eq!(h.m.config().flush_mode(), period(2000));
+    assert_eq!(h.m.config().flush_mode(), FlushMode::Period);
+    assert_eq!(h.m.config().flush_period(), Duration::from_millis(2000));
 }
 
 #[test]
@@ -196,11 +193,11 @@ fn manual_only_on_explicit_flush_which_drains_everything() {
 fn flush_in_every_mode() {
     for mode in [
         FlushMode::Immediate,
-        period(1_000_000),
+        FlushMode::Period,
         FlushMode::AppClose,
         FlushMode::Manual,
     ] {
-        let mut h = H::new(small().flush_mode(mode).build().unwrap());
+        let mut h = H::new(periodic(1_000_000).flush_mode(mode).build().unwrap());
         h.input(Input::Network { up: false });
         h.track(1);
         h.drain();
@@ -227,11 +224,11 @@ fn flush_requested_offline_waits_for_the_network() {
 fn network_restored_flushes_in_automatic_modes() {
     for (mode, expect) in [
         (FlushMode::Immediate, true),
-        (period(1_000_000), true),
+        (FlushMode::Period, true),
         (FlushMode::AppClose, false),
         (FlushMode::Manual, false),
     ] {
-        let mut h = H::new(small().flush_mode(mode).build().unwrap());
+        let mut h = H::new(periodic(1_000_000).flush_mode(mode).build().unwrap());
         h.input(Input::Network { up: false });
         h.track(1);
         h.drain();
@@ -247,7 +244,6 @@ fn switching_to_immediate_flushes_what_is_pending() {
     h.track(1);
     h.drain();
     one_send(&h.input(Input::SetFlushMode(FlushMode::Immediate)));
-    assert!(h.m.handle(h.now, Input::SetFlushMode(period(0))).is_err());
 }
 
 #[test]
@@ -469,7 +465,10 @@ fn unauthorized_halts_keeps_everything_and_resumes() {
         h.track(1);
         let b = one_send(&h.drain());
         let out = h.respond(&b, status);
-        assert!(out.contains(&Output::Halted { status }));
+        assert!(out.contains(&Output::Halted {
+            status,
+            reason: crate::HaltReason::Status
+        }));
         assert!(sends(&out).is_empty());
         h.track(1);
         assert!(sends(&h.input(Input::Flush)).is_empty());
@@ -553,14 +552,14 @@ fn retry_after_replaces_the_delay_only_when_longer() {
     h.input(Input::Response {
         batch: b.id,
         status: 429,
-        retry_after_millis: Some(20_000),
+        retry_after: Some(Duration::from_millis(20_000)),
     });
     assert_eq!(h.m.poll_timeout(), Some(Instant::from_millis(20_000)));
     let b = one_send(&h.advance(20_000));
     h.input(Input::Response {
         batch: b.id,
         status: 429,
-        retry_after_millis: Some(10),
+        retry_after: Some(Duration::from_millis(10)),
     });
     let delay = h.m.poll_timeout().unwrap().millis_since(h.now);
     assert!((2000..=3000).contains(&delay), "{delay}");
@@ -603,7 +602,7 @@ fn network_restored_resets_only_a_transport_backoff() {
     h.input(Input::Response {
         batch: b.id,
         status: 503,
-        retry_after_millis: Some(5_000),
+        retry_after: Some(Duration::from_millis(5_000)),
     });
     h.input(Input::Network { up: false });
     assert!(sends(&h.input(Input::Network { up: true })).is_empty());
@@ -613,11 +612,9 @@ fn network_restored_resets_only_a_transport_backoff() {
 #[test]
 fn restore_continues_numbering_and_does_not_persist_again() {
     let mut h = H::default_small();
-    for seq in 10..13 {
-        h.m.handle(h.now, Input::Restore { seq, size: 7 }).unwrap();
-    }
-    let out = h.drain();
+    let out = h.restore(&[(10, 7), (11, 7), (12, 7)]);
     assert!(!out.iter().any(|o| matches!(o, Output::Persist { .. })));
+    assert!(out.contains(&Output::ReadSizes { from: 10, max: 3 }));
     let b = one_send(&out);
     assert_eq!((b.first, b.last), (10, 12));
     assert_eq!(h.track(1), 13);
@@ -626,30 +623,31 @@ fn restore_continues_numbering_and_does_not_persist_again() {
 }
 
 #[test]
-fn restore_refuses_disorder_gaps_and_late_restores() {
+fn restore_refuses_gaps_and_late_restores() {
+    let summary = |count, first, last| StoreSummary {
+        count,
+        bytes: count,
+        first,
+        last,
+    };
     let mut m: Machine<8> = Machine::new(small().max_queue_events(8).build().unwrap(), 1).unwrap();
-    m.handle(Instant::ZERO, Input::Restore { seq: 5, size: 1 })
-        .unwrap();
-    // The same number again replaces the record (a reused number after a
-    // failed append); an older one is out of order.
-    m.handle(Instant::ZERO, Input::Restore { seq: 5, size: 9 })
-        .unwrap();
-    assert_eq!(m.pending_size(5), Some(9));
-    assert_eq!(m.stats().restored, 1);
-    assert!(matches!(
-        m.handle(Instant::ZERO, Input::Restore { seq: 4, size: 1 }),
-        Err(InputError::RestoreOutOfOrder { .. })
-    ));
-    assert!(matches!(
-        m.handle(Instant::ZERO, Input::Restore { seq: 9, size: 1 }),
+    assert_eq!(
+        m.handle(Instant::ZERO, Input::Restore(summary(3, 5, 9))),
         Err(InputError::RestoreGap {
             seq: 9,
-            expected: 6
+            expected: 7
         })
+    );
+    m.handle(Instant::ZERO, Input::Restore(summary(5, 5, 9)))
+        .unwrap();
+    assert!(matches!(
+        m.handle(Instant::ZERO, Input::Restore(summary(1, 10, 10))),
+        Err(InputError::RestoreOutOfOrder { .. })
     ));
+    let mut m: Machine<8> = Machine::new(small().max_queue_events(8).build().unwrap(), 1).unwrap();
     m.track(Instant::ZERO, 1).unwrap();
     assert!(m
-        .handle(Instant::ZERO, Input::Restore { seq: 100, size: 1 })
+        .handle(Instant::ZERO, Input::Restore(summary(1, 100, 100)))
         .is_err());
 }
 
@@ -661,10 +659,7 @@ fn restore_over_shrunk_limits_drops_the_oldest() {
         .build()
         .unwrap();
     let mut h = H::new(cfg);
-    for seq in 0..4 {
-        h.m.handle(h.now, Input::Restore { seq, size: 1 }).unwrap();
-    }
-    let out = h.drain();
+    let out = h.restore(&[(0, 1), (1, 1), (2, 1), (3, 1)]);
     assert!(out.contains(&Output::Delete { through: 1 }));
     let s = h.m.stats();
     assert_eq!(
@@ -675,7 +670,12 @@ fn restore_over_shrunk_limits_drops_the_oldest() {
 
 #[test]
 fn persist_failure_drops_the_newest_and_reuses_their_numbers() {
-    let mut h = H::new(small().flush_mode(FlushMode::Manual).build().unwrap());
+    let cfg = small()
+        .flush_mode(FlushMode::Manual)
+        .max_commit_delay(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let mut h = H::new(cfg);
     for _ in 0..3 {
         h.track(1);
     }
@@ -705,7 +705,7 @@ fn stale_or_unknown_responses_are_ignored() {
             .input(Input::Response {
                 batch: id,
                 status: 200,
-                retry_after_millis: None
+                retry_after: None
             })
             .is_empty());
         assert!(h.input(Input::TransportFailed { batch: id }).is_empty());
@@ -743,24 +743,38 @@ fn time_never_runs_backwards_inside() {
     assert!(sends(&h.input(Input::Tick)).is_empty());
 }
 
+/// Issue 8 items 1 and 7: `Machine::<64>::new(Config::default())` failed
+/// (the default queue of 1000 events was above `N`), and no queue could be
+/// longer than `N`. The window now bounds batches only.
 #[test]
-fn capacity_is_checked_when_built() {
-    assert!(Machine::<10>::new(Config::default(), 0).is_err());
-    assert!(Machine::<1000>::new(Config::default(), 0).is_ok());
+fn the_window_bounds_batches_not_the_queue() {
+    let m = Machine::<64>::new(Config::default(), 0).unwrap();
+    assert_eq!(m.config().max_batch_events(), 64);
+    assert_eq!(m.config().max_queue_events(), 1000);
+    let big = Config::builder()
+        .max_queue_events(10_000_000)
+        .max_batch_events(500)
+        .build()
+        .unwrap();
+    assert!(Machine::<500>::new(big, 0).is_ok());
+    assert_eq!(
+        Machine::<64>::new(big, 0).unwrap_err(),
+        crate::ConfigError::BatchAboveWindow { window: 64 }
+    );
 }
 
 #[test]
 fn memory_matches_the_documented_figures() {
-    assert_eq!(BYTES_PER_PENDING_SLOT, 4);
+    assert_eq!(BYTES_PER_WINDOW_SLOT, 8);
     assert_eq!(
         core::mem::size_of::<Machine<1000>>(),
-        FIXED_STATE_BYTES + 1000 * BYTES_PER_PENDING_SLOT
+        FIXED_STATE_BYTES + 1000 * BYTES_PER_WINDOW_SLOT
     );
-    // The crate docs state 424 bytes on 64-bit targets; this keeps them true.
+    // The crate docs state the figure on 64-bit targets; this keeps them true.
     #[cfg(target_pointer_width = "64")]
-    assert!(
-        std::hint::black_box(FIXED_STATE_BYTES) <= 424,
-        "fixed state grew to {FIXED_STATE_BYTES} bytes"
+    assert_eq!(
+        std::hint::black_box(FIXED_STATE_BYTES),
+        crate::DOCUMENTED_FIXED_STATE_BYTES
     );
     std::println!("fixed state: {FIXED_STATE_BYTES} bytes");
 }
@@ -768,24 +782,19 @@ fn memory_matches_the_documented_figures() {
 #[test]
 fn sequence_numbers_at_the_edge_are_errors_not_overflows() {
     let mut m: Machine<8> = Machine::new(small().max_queue_events(8).build().unwrap(), 1).unwrap();
+    let one = |seq| StoreSummary {
+        count: 1,
+        bytes: 1,
+        first: seq,
+        last: seq,
+    };
     assert_eq!(
-        m.handle(
-            Instant::ZERO,
-            Input::Restore {
-                seq: u64::MAX,
-                size: 1
-            }
-        ),
+        m.handle(Instant::ZERO, Input::Restore(one(u64::MAX))),
         Err(InputError::RestoreOutOfRange { seq: u64::MAX })
     );
-    m.handle(
-        Instant::ZERO,
-        Input::Restore {
-            seq: crate::MAX_SEQ - 1,
-            size: 1,
-        },
-    )
-    .unwrap();
+    let mut m: Machine<8> = Machine::new(small().max_queue_events(8).build().unwrap(), 1).unwrap();
+    m.handle(Instant::ZERO, Input::Restore(one(crate::MAX_SEQ - 1)))
+        .unwrap();
     assert_eq!(m.track(Instant::ZERO, 1), Err(InputError::SeqExhausted));
     while m.poll_output().is_some() {}
     let lookup = |_| Some(1);
@@ -805,7 +814,7 @@ fn seq_floor_continues_numbering_over_an_empty_store() {
 
     // With records, numbering continues after the newest record.
     let mut h = H::default_small();
-    h.input(Input::Restore { seq: 7, size: 1 });
+    h.restore(&[(7, 1)]);
     h.input(Input::SeqFloor { next: 5 });
     assert_eq!(h.track(1), 8);
 }
@@ -822,7 +831,7 @@ fn retry_after_is_capped() {
     h.input(Input::Response {
         batch: b.id,
         status: 503,
-        retry_after_millis: Some(u64::MAX),
+        retry_after: Some(Duration::from_millis(u64::MAX)),
     });
     assert_eq!(h.m.poll_timeout(), Some(Instant::from_millis(60_000)));
     assert_eq!(
@@ -834,17 +843,265 @@ fn retry_after_is_capped() {
 #[test]
 fn flush_period_is_remembered_outside_period_mode() {
     let mut h = H::new(small().flush_mode(FlushMode::Manual).build().unwrap());
-    h.input(Input::SetFlushPeriod { millis: 5000 });
-    assert_eq!(
-        h.m.config().flush_period(),
-        core::time::Duration::from_secs(5)
-    );
+    h.input(Input::SetFlushPeriod(Duration::from_secs(5)));
+    assert_eq!(h.m.config().flush_period(), Duration::from_secs(5));
     assert_eq!(h.m.config().flush_mode(), FlushMode::Manual);
-    h.input(Input::SetFlushMode(period(7000)));
-    assert_eq!(
-        h.m.config().flush_period(),
-        core::time::Duration::from_secs(7)
-    );
+    h.input(Input::SetFlushMode(FlushMode::Period));
+    assert_eq!(h.m.config().flush_period(), Duration::from_secs(5));
     let cfg = small().flush_period(core::time::Duration::ZERO).build();
     assert_eq!(cfg, Err(crate::ConfigError::ZeroFlushPeriod));
+}
+
+/// Issue 8 item 2: an Immediate -> Manual switch still uploaded events
+/// tracked after the switch (the batch in flight's follow-up), and so did a
+/// later network restore. Seen failing before the fix (a second send).
+#[test]
+fn switching_to_manual_cancels_what_the_mode_requested() {
+    let mut h = H::default_small();
+    h.track(1);
+    let b = one_send(&h.drain());
+    h.track(1);
+    h.input(Input::SetFlushMode(FlushMode::Manual));
+    h.track(1);
+    assert!(sends(&h.respond(&b, 200)).is_empty());
+    h.input(Input::Network { up: false });
+    assert!(sends(&h.input(Input::Network { up: true })).is_empty());
+    assert!(!h.m.stats().flush_requested);
+    // An explicit flush still stands, in any mode.
+    let b = one_send(&h.input(Input::Flush));
+    assert_eq!((b.first, b.last), (1, 2));
+
+    // AppClose: a background flush requested offline is cancelled by a
+    // switch to Manual; an explicit one is not.
+    let mut h = H::new(small().flush_mode(FlushMode::AppClose).build().unwrap());
+    h.input(Input::Network { up: false });
+    h.track(1);
+    h.input(Input::Lifecycle(Lifecycle::Background));
+    h.input(Input::SetFlushMode(FlushMode::Manual));
+    assert!(sends(&h.input(Input::Network { up: true })).is_empty());
+    h.input(Input::Network { up: false });
+    h.input(Input::Flush);
+    h.input(Input::SetFlushMode(FlushMode::AppClose));
+    one_send(&h.input(Input::Network { up: true }));
+}
+
+/// Issue 8 item 3: a batch that got no answer stalled the queue for good
+/// (no deadline, and `poll_timeout` was `None`). Seen failing before the fix.
+#[test]
+fn no_answer_by_request_timeout_is_a_transport_failure() {
+    let cfg = small()
+        .request_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let mut h = H::new(cfg);
+    h.track(1);
+    let b = one_send(&h.drain());
+    assert_eq!(h.m.poll_timeout(), Some(Instant::from_millis(5_000)));
+    assert!(h.advance(4_999).is_empty(), "early tick is a no-op");
+    let out = h.advance(1);
+    assert!(matches!(
+        out.as_slice(),
+        [Output::RetryScheduled {
+            attempt: 1,
+            cause: RetryCause::Transport,
+            ..
+        }]
+    ));
+    assert_eq!(h.m.in_flight(), None);
+    // The late answer is stale and ignored; the retry goes out after the backoff.
+    assert!(h.respond(&b, 200).is_empty());
+    assert_eq!(h.m.stats().delivered, 0);
+    let at = h.m.poll_timeout().unwrap();
+    h.now = at;
+    let retry = one_send(&h.input(Input::Tick));
+    h.respond(&retry, 200);
+    assert_eq!(h.m.stats().delivered, 1);
+    assert_eq!(Config::default().request_timeout(), Duration::from_secs(30));
+}
+
+/// Issue 8 item 4: without group commit every tracked event is committed
+/// before anything else happens; with it, no later than `max_commit_delay`
+/// after the oldest uncommitted append (before, in Period mode an event sat
+/// uncommitted until the next send: seen failing, no Commit by the deadline).
+#[test]
+fn commits_are_bounded_by_max_commit_delay() {
+    let mut h = H::new(small().flush_mode(FlushMode::Manual).build().unwrap());
+    h.track(1);
+    assert_eq!(
+        h.drain(),
+        [Output::Persist { seq: 0, size: 1 }, Output::Commit]
+    );
+
+    let cfg = periodic(60_000)
+        .max_commit_delay(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let mut h = H::new(cfg);
+    h.track(1);
+    assert_eq!(h.drain(), [Output::Persist { seq: 0, size: 1 }]);
+    h.now = Instant::from_millis(150);
+    h.track(2);
+    assert_eq!(h.drain(), [Output::Persist { seq: 1, size: 2 }]);
+    assert_eq!(h.m.poll_timeout(), Some(Instant::from_millis(200)));
+    h.now = Instant::from_millis(200);
+    assert_eq!(h.input(Input::Tick), [Output::Commit]);
+    assert_eq!(h.m.poll_timeout(), Some(Instant::from_millis(60_000)));
+    // A send always follows a commit, and an explicit commit comes at once.
+    h.track(3);
+    h.drain();
+    assert_eq!(h.input(Input::Commit), [Output::Commit]);
+    h.track(4);
+    let out = h.input(Input::Flush);
+    let commit = out.iter().position(|o| *o == Output::Commit).unwrap();
+    let send = out
+        .iter()
+        .position(|o| matches!(o, Output::Send(_)))
+        .unwrap();
+    assert!(commit < send, "{out:?}");
+}
+
+/// Issue 8 item 6: 422 is poison like 400 (it used to be retried forever);
+/// 408 is retried; 404, 405, 410, 501, 505 and other 4xx halt with their
+/// status (they used to be retried, or to spend attempts until a drop).
+#[test]
+fn the_status_table_of_design() {
+    let (mut h, b) = eight_events_flushed();
+    let out = h.respond(&b, 422);
+    let half = one_send(&out);
+    assert_eq!((b.count, half.count), (8, 4), "422 bisects");
+
+    for status in [408, 429, 500, 502, 503] {
+        let mut h = H::default_small();
+        h.track(1);
+        let b = one_send(&h.drain());
+        let out = h.respond(&b, status);
+        assert!(
+            matches!(out.as_slice(), [Output::RetryScheduled { .. }]),
+            "{status}: {out:?}"
+        );
+    }
+    for status in [401, 403, 404, 405, 410, 418, 451, 501, 505] {
+        let mut h = H::default_small();
+        h.track(1);
+        let b = one_send(&h.drain());
+        let out = h.respond(&b, status);
+        assert_eq!(
+            out,
+            [Output::Halted {
+                status,
+                reason: crate::HaltReason::Status
+            }],
+            "{status}"
+        );
+        let s = h.m.stats();
+        assert_eq!((s.pending_events, s.retries, s.halted), (1, 0, true));
+        h.track(1);
+        assert!(sends(&h.input(Input::Flush)).is_empty(), "halted");
+        one_send(&h.input(Input::Resume));
+    }
+}
+
+/// Issue 8 item 6: after a 413 the smaller size was forgotten once the
+/// failing range was delivered, so every later full batch cost another 413
+/// round. Seen failing before the fix (the next batch had 4 events again).
+#[test]
+fn a_413_cap_is_remembered_until_a_batch_that_large_succeeds() {
+    let cfg = small()
+        .flush_mode(FlushMode::Manual)
+        .max_event_bytes(250)
+        .build()
+        .unwrap();
+    let mut h = H::new(cfg);
+    let flush_all = |h: &mut H, sizes: &[u32]| -> Vec<crate::Batch> {
+        for &size in sizes {
+            h.track(size);
+        }
+        h.drain();
+        let mut sent = vec![one_send(&h.input(Input::Flush))];
+        while let Some(n) = sends(&h.respond(sent.last().unwrap(), 200))
+            .first()
+            .copied()
+        {
+            sent.push(n);
+        }
+        sent
+    };
+    for _ in 0..4 {
+        h.track(50);
+    }
+    h.drain();
+    let b = one_send(&h.input(Input::Flush));
+    assert_eq!((b.count, b.bytes), (4, 214));
+    let mut next = one_send(&h.respond(&b, 413));
+    while let Some(n) = sends(&h.respond(&next, 200)).first().copied() {
+        next = n;
+    }
+    assert_eq!(h.m.stats().delivered, 4);
+    let later = flush_all(&mut h, &[50; 4]);
+    assert!(
+        later.iter().all(|b| b.bytes < 214),
+        "the cap is remembered: {later:?}"
+    );
+    // A batch of at least the refused size getting through lifts it.
+    let big = flush_all(&mut h, &[210]);
+    assert_eq!(big[0].bytes, 221);
+    let after = flush_all(&mut h, &[50; 4]);
+    assert_eq!(after[0].count, 4, "no cap any more: {after:?}");
+}
+
+/// Issue 8 item 6: a server that refuses everything used to dead-letter
+/// the whole queue, event by event. After `max_consecutive_rejections`
+/// rejected events in a row uploads halt, with their own reason; a delivery
+/// in between starts the count again. Seen failing before the fix.
+#[test]
+fn a_rejection_storm_halts_with_its_own_reason() {
+    let cfg = small()
+        .flush_mode(FlushMode::Manual)
+        .max_batch_events(1)
+        .max_consecutive_rejections(Some(3))
+        .build()
+        .unwrap();
+    let mut h = H::new(cfg);
+    for _ in 0..6 {
+        h.track(1);
+    }
+    h.drain();
+    let mut b = one_send(&h.input(Input::Flush));
+    // Two rejections, a delivery, then three rejections in a row.
+    for (i, status) in [400, 400, 200, 400, 422].into_iter().enumerate() {
+        let out = h.respond(&b, status);
+        assert!(
+            !out.iter().any(|o| matches!(o, Output::Halted { .. })),
+            "{i}"
+        );
+        b = one_send(&out);
+    }
+    let out = h.respond(&b, 400);
+    assert!(out.contains(&Output::Halted {
+        status: 400,
+        reason: crate::HaltReason::RejectionStorm
+    }));
+    assert!(sends(&out).is_empty());
+    let s = h.m.stats();
+    assert_eq!((s.rejected, s.delivered, s.pending_events), (5, 1, 0));
+    assert_eq!(Config::default().max_consecutive_rejections(), Some(20));
+
+    let cfg = small()
+        .flush_mode(FlushMode::Manual)
+        .max_queue_events(30)
+        .max_batch_events(1)
+        .max_consecutive_rejections(None)
+        .build()
+        .unwrap();
+    let mut h = H::new(cfg);
+    for _ in 0..30 {
+        h.track(1);
+    }
+    h.drain();
+    let mut b = one_send(&h.input(Input::Flush));
+    for _ in 0..29 {
+        b = one_send(&h.respond(&b, 400));
+    }
+    h.respond(&b, 400);
+    assert_eq!((h.m.stats().rejected, h.m.stats().halted), (30, false));
 }

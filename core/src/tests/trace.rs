@@ -49,7 +49,8 @@ fn record(seed: u64, choices: &[u8]) -> Trace {
                 Some(b) => Input::Response {
                     batch: b.id,
                     status: [200, 400, 413, 429, 500, 401][usize::from(c / 12) % 6],
-                    retry_after_millis: (c & 1 == 0).then_some(u64::from(c) * 50),
+                    retry_after: (c & 1 == 0)
+                        .then(|| core::time::Duration::from_millis(u64::from(c) * 50)),
                 },
                 None => Input::Flush,
             },
@@ -74,7 +75,7 @@ fn record(seed: u64, choices: &[u8]) -> Trace {
                     FlushMode::Immediate,
                     FlushMode::Manual,
                     FlushMode::AppClose,
-                    FlushMode::Period { millis: 3000 },
+                    FlushMode::Period,
                 ][usize::from(c / 12) % 4],
             ),
             _ => Input::Resume,

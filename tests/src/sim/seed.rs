@@ -48,6 +48,8 @@ pub struct SeedResult {
 #[derive(Clone, Copy, Debug)]
 struct Params {
     mode: FlushMode,
+    period: u64,
+    commit_delay: u64,
     threshold: Option<u32>,
     queue_events: u32,
     queue_bytes: u64,
@@ -79,6 +81,12 @@ impl Params {
         let base = rng.range(50, 2_000);
         Params {
             mode: random_mode(rng),
+            period: rng.range(100, 120_000),
+            commit_delay: if rng.chance(300) {
+                rng.range(1, 5_000)
+            } else {
+                0
+            },
             threshold: (!rng.chance(300)).then(|| rng.range(1, 30) as u32),
             queue_events,
             queue_bytes,
@@ -104,7 +112,9 @@ impl Params {
     fn config(&self) -> Config {
         Config::builder()
             .flush_mode(self.mode)
-            .flush_threshold(self.threshold)
+            .flush_period(core::time::Duration::from_millis(self.period))
+            .max_commit_delay(core::time::Duration::from_millis(self.commit_delay))
+            .flush_threshold(self.threshold.map(|t| t.min(self.queue_events)))
             .max_queue_events(self.queue_events)
             .max_queue_bytes(self.queue_bytes)
             .max_event_bytes(self.event_bytes)
@@ -126,9 +136,7 @@ impl Params {
 fn random_mode(rng: &mut Rng) -> FlushMode {
     match rng.below(5) {
         0 | 1 => FlushMode::Immediate,
-        2 => FlushMode::Period {
-            millis: rng.range(100, 120_000),
-        },
+        2 => FlushMode::Period,
         3 => FlushMode::AppClose,
         _ => FlushMode::Manual,
     }
@@ -246,11 +254,22 @@ pub fn run_seed(seed: u64, steps: u64, verbose: bool) -> SeedResult {
         crashes: 0,
     };
     sim.next_action_at = sim.gap();
-    let mut buf = vec![0u8; params.batch_bytes as usize];
+    let mut buf;
     loop {
+        buf = vec![0u8; sim.params.batch_bytes as usize];
         let cfg = sim.params.config();
         sim.world.borrow_mut().cfg = cfg;
-        let machine = Machine::<CAP>::new(cfg, sim.rng.next_u64()).expect("config fits CAP");
+        let mut machine = Machine::<CAP>::new(cfg, sim.rng.next_u64()).expect("config fits CAP");
+        if !sim.world.borrow().network_up {
+            // Told before the driver starts (and sends anything).
+            sim.log(|| "restart: network is down".to_string());
+            machine
+                .handle(
+                    Instant::from_millis(sim.now),
+                    outbox_core::Input::Network { up: false },
+                )
+                .expect("network input is always accepted");
+        }
         let ow = sim.world.clone();
         let observer = move |o: &Output| ow.borrow_mut().observe(o);
         let mut driver = Driver::new(
@@ -259,7 +278,8 @@ pub fn run_seed(seed: u64, steps: u64, verbose: bool) -> SeedResult {
             SimTransport(sim.world.clone()),
             &mut buf,
             observer,
-        );
+        )
+        .expect("a batch buffer holds one maximal event");
         let end = sim.incarnation(&mut driver);
         drop(driver);
         match end {
@@ -348,12 +368,6 @@ impl Sim {
     }
 
     fn incarnation<O: Observer>(&mut self, d: &mut SimDriver<'_, O>) -> End {
-        let net_up = self.world.borrow().network_up;
-        if !net_up {
-            let _ = self.call(d, "restart: network is down", |d, now| {
-                d.handle(now, outbox_core::Input::Network { up: false })
-            });
-        }
         let (crashed, r) = self.call(d, "start (restore)", |d, now| d.start(now));
         if crashed {
             return End::Crash;
@@ -623,7 +637,10 @@ impl Sim {
                 if self.rng.chance(500) {
                     let millis = self.rng.range(1, 120_000);
                     self.call(d, &format!("set period {millis} ms"), |d, now| {
-                        d.handle(now, Input::SetFlushPeriod { millis })
+                        d.handle(
+                            now,
+                            Input::SetFlushPeriod(core::time::Duration::from_millis(millis)),
+                        )
                     })
                     .0
                 } else {
@@ -825,15 +842,16 @@ impl Sim {
             );
         }
         // Liveness: an idle machine asks for no wake-up; a backoff is kept.
-        if st.pending_events == 0 && timeout.is_some() {
+        if st.pending_events == 0 && m.in_flight().is_none() && timeout.is_some() {
             w.fail(
                 "liveness",
                 format!("empty queue but a wake-up at {timeout:?}"),
             );
         }
         if let Some(r) = st.retry_at.map(Instant::as_millis) {
-            let period =
-                matches!(cfg.flush_mode(), FlushMode::Period { .. }) && !st.flush_requested;
+            // Earlier wake-ups: the period, or a group commit owed.
+            let period = (cfg.flush_mode() == FlushMode::Period && !st.flush_requested)
+                || cfg.max_commit_delay() > core::time::Duration::ZERO;
             match timeout {
                 None if st.pending_events > 0 => w.fail(
                     "liveness",
@@ -864,7 +882,7 @@ impl Sim {
                         st.pending_events
                     ),
                 ),
-                FlushMode::Period { .. } if !st.flush_requested && timeout.is_none() => w.fail(
+                FlushMode::Period if !st.flush_requested && timeout.is_none() => w.fail(
                     "liveness",
                     format!(
                         "Period mode with {} pending and no timer",

@@ -12,8 +12,8 @@ use std::fmt::Write as _;
 use std::rc::Rc;
 
 use outbox_core::{
-    Batch, Config, DropReason, Instant, Outcome, Output, Payloads, RejectReason, RetryCause, Seq,
-    Store, Transport,
+    Batch, Config, DropReason, HaltReason, Instant, Outcome, Output, Payloads, ReadError,
+    RejectReason, RetryCause, Seq, Store, StoreSummary, Transport,
 };
 
 use super::rng::Rng;
@@ -443,13 +443,24 @@ impl World {
                 });
                 let base = self.cfg.retry_base().as_millis() as u64;
                 let cap = self.cfg.retry_cap().as_millis() as u64;
+                // A local failure (a read on this side) spends no attempt:
+                // its delay follows its own count of local failures.
+                let local = cause == RetryCause::Local;
                 let shift = attempt.saturating_sub(1).min(31);
-                let computed = base.saturating_mul(1 << shift).min(cap);
+                let computed = if local {
+                    base
+                } else {
+                    base.saturating_mul(1 << shift).min(cap)
+                };
                 let delay = at.as_millis().saturating_sub(now);
                 let max_asked = self.cfg.max_retry_after().as_millis() as u64;
                 let asked = ra.unwrap_or(0).min(max_asked);
                 let lo = computed.max(asked);
-                let hi = (computed + computed / 2).max(asked);
+                let hi = if local {
+                    cap
+                } else {
+                    (computed + computed / 2).max(asked)
+                };
                 if at.as_millis() < now || delay < lo || delay > hi {
                     self.fail(
                         "backoff",
@@ -458,11 +469,17 @@ impl World {
                 }
                 self.not_before = Some((at.as_millis(), cause));
             }
-            Output::Halted { status } => {
-                self.note(|| format!("out: halted {status}"));
-                if status != 401 && status != 403 {
+            Output::Halted { status, reason } => {
+                self.note(|| format!("out: halted {status} ({reason:?})"));
+                let halts = matches!(status, 401..=499 | 501 | 505)
+                    && !matches!(status, 400 | 408 | 413 | 422 | 429);
+                if reason == HaltReason::Status && !halts {
                     self.fail("protocol", format!("halted on status {status}"));
                 }
+            }
+            Output::Commit => self.note(|| "out: commit".to_string()),
+            Output::ReadSizes { from, max } => {
+                self.note(|| format!("out: read {max} sizes from {from}"))
             }
             Output::Persist { seq, size } => self.note(|| format!("out: persist {seq} ({size} B)")),
             Output::Delete { through } => self.note(|| format!("out: delete through {through}")),
@@ -563,6 +580,16 @@ impl World {
         self.in_flight.as_ref().map(|r| r.at)
     }
 
+    /// The stored records as `(seq, size)` in order, a number written twice
+    /// counted once (its newest copy).
+    fn logical_records(&self) -> Vec<(Seq, u32)> {
+        let mut by_seq = BTreeMap::new();
+        for (s, r) in self.durable.iter().chain(self.volatile.iter()) {
+            by_seq.insert(*s, r.size);
+        }
+        by_seq.into_iter().collect()
+    }
+
     /// Store records: count and bytes.
     pub fn stored(&self) -> (usize, u64) {
         let it = self.durable.iter().chain(self.volatile.iter());
@@ -638,13 +665,18 @@ impl Store for SimStore {
         Ok(())
     }
 
-    fn read_range(&mut self, first: Seq, last: Seq, buf: &mut [u8]) -> Result<usize, StoreErr> {
+    fn read_range(
+        &mut self,
+        first: Seq,
+        last: Seq,
+        buf: &mut [u8],
+    ) -> Result<usize, ReadError<StoreErr>> {
         let mut w = self.0.borrow_mut();
         w.gate()?;
         let p = w.p_read_fail;
         if w.rng.chance(p) {
             w.note(|| "store: read failed".into());
-            return Err(StoreErr::Failed);
+            return Err(ReadError::Store(StoreErr::Failed));
         }
         let recs: Vec<Rec> = w
             .durable
@@ -664,7 +696,7 @@ impl Store for SimStore {
                         buf.len()
                     ),
                 );
-                return Err(StoreErr::Failed);
+                return Err(ReadError::Store(StoreErr::Failed));
             }
             w.fill(r.event, &mut buf[n..n + size]);
             n += size;
@@ -695,16 +727,34 @@ impl Store for SimStore {
         Ok(())
     }
 
-    fn restore<F: FnMut(Seq, u32)>(&mut self, mut visit: F) -> Result<(), StoreErr> {
-        let recs: Vec<(Seq, u32)> = {
-            let mut w = self.0.borrow_mut();
-            w.gate()?;
-            w.durable.iter().map(|(s, r)| (*s, r.size)).collect()
-        };
-        for (s, size) in recs {
-            visit(s, size);
+    fn summary(&mut self) -> Result<StoreSummary, StoreErr> {
+        let mut w = self.0.borrow_mut();
+        w.gate()?;
+        let recs = w.logical_records();
+        Ok(match (recs.first(), recs.last()) {
+            (Some(f), Some(l)) => StoreSummary {
+                count: recs.len() as u64,
+                bytes: recs.iter().map(|(_, size)| u64::from(*size)).sum(),
+                first: f.0,
+                last: l.0,
+            },
+            _ => StoreSummary::EMPTY,
+        })
+    }
+
+    fn read_sizes(&mut self, from: Seq, out: &mut [u32]) -> Result<usize, StoreErr> {
+        let mut w = self.0.borrow_mut();
+        w.gate()?;
+        let recs = w.logical_records();
+        let mut n = 0;
+        for (seq, size) in recs.into_iter().filter(|(s, _)| *s >= from) {
+            if n == out.len() || seq != from + n as Seq {
+                break;
+            }
+            out[n] = size;
+            n += 1;
         }
-        Ok(())
+        Ok(n)
     }
 
     fn seq_floor(&mut self) -> Result<Seq, StoreErr> {
@@ -860,7 +910,7 @@ impl Transport for SimTransport {
                     Outcome::Response {
                         batch: batch.id,
                         status,
-                        retry_after_millis: retry_after,
+                        retry_after: retry_after.map(core::time::Duration::from_millis),
                     }
                 };
                 (outcome, now + latency.min(TRANSPORT_TIMEOUT_MS), committed)
@@ -895,9 +945,9 @@ impl Transport for SimTransport {
                     }
                 }
             }
-            Outcome::Response {
-                retry_after_millis, ..
-            } => w.last_retry_after = retry_after_millis,
+            Outcome::Response { retry_after, .. } => {
+                w.last_retry_after = retry_after.map(|d| d.as_millis() as u64)
+            }
         }
         w.note(|| format!("net: outcome {:?}", r.outcome));
         Some(r.outcome)

@@ -14,6 +14,8 @@
 //! bytes of a write programmed, part of a page erased) and every later
 //! operation fails until [`power_on`](SimFlash::power_on).
 
+pub mod model;
+
 use std::vec;
 use std::vec::Vec;
 
