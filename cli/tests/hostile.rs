@@ -32,6 +32,17 @@ fn store_only(db: &Path, input: &Path) -> Vec<String> {
     )
 }
 
+/// Queues `n` events `{prefix}-{i}` in `db` without uploading; their ids.
+fn queue_nowhere(db: &Path, prefix: &str, n: usize) -> Vec<String> {
+    let (input, ids) = events(prefix, n);
+    let res = run_with_stdin(
+        &strs(&send_nowhere(db, &["--no-wait", "--flush-mode", "manual"])),
+        &input,
+    );
+    assert_ok(&res);
+    ids
+}
+
 /// Starts `send_nowhere(db, extra)`, writes `input` and keeps stdin open.
 fn spawn_send_nowhere(
     db: &Path,
@@ -490,12 +501,7 @@ fn status_reads_a_database_in_a_read_only_directory() {
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
     let db = data.join("q.db");
-    let (input, _) = events("ro", 4);
-    let res = run_with_stdin(
-        &strs(&send_nowhere(&db, &["--no-wait", "--flush-mode", "manual"])),
-        &input,
-    );
-    assert_ok(&res);
+    queue_nowhere(&db, "ro", 4);
     let Some(_ro) = ReadOnly::of(&data) else {
         eprintln!("NOT CHECKED: this machine cannot make a read-only directory for root");
         return;
@@ -621,12 +627,7 @@ fn a_hard_link_to_a_database_in_use_is_refused() {
 fn status_says_when_the_database_cannot_be_written() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("q.db");
-    let (input, _) = events("w", 2);
-    let res = run_with_stdin(
-        &strs(&send_nowhere(&db, &["--no-wait", "--flush-mode", "manual"])),
-        &input,
-    );
-    assert_ok(&res);
+    queue_nowhere(&db, "w", 2);
     assert_eq!(status_json(&db)["writable"], true);
     let Some(_ro) = ReadOnly::of(&db) else {
         eprintln!("NOT CHECKED: this machine cannot make a read-only file for root");
@@ -652,12 +653,7 @@ fn a_delete_failing_after_delivery_stops_uploads_and_exits_1() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("q.db");
     let out = dir.path().join("got.jsonl");
-    let (input, ids) = events("dd", 50);
-    let res = run_with_stdin(
-        &strs(&send_nowhere(&db, &["--no-wait", "--flush-mode", "manual"])),
-        &input,
-    );
-    assert_ok(&res);
+    let ids = queue_nowhere(&db, "dd", 50);
     let mut c = Collect::start(&["--out", out.to_str().unwrap()]);
     let Some(ro) = ReadOnly::of(&db) else {
         eprintln!("NOT CHECKED: this machine cannot make a read-only file for root");
@@ -726,12 +722,7 @@ fn a_malformed_record_is_quarantined_and_the_queue_moves_on() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("q.db");
     let out = dir.path().join("got.jsonl");
-    let (input, ids) = events("mal", 10);
-    let res = run_with_stdin(
-        &strs(&send_nowhere(&db, &["--no-wait", "--flush-mode", "manual"])),
-        &input,
-    );
-    assert_ok(&res);
+    let ids = queue_nowhere(&db, "mal", 10);
     let conn = rusqlite::Connection::open(&db).unwrap();
     let damaged: i64 = conn
         .query_row("SELECT min(seq) + 3 FROM events", [], |r| r.get(0))

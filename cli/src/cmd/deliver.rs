@@ -287,7 +287,11 @@ impl Watch<'_> {
             _ if matches!(status, 0 | 401 | 403) => format!(
                 "{url} refused the key ({}): wrong or missing --key; {pending} events stay \
                  queued in {db}",
-                if status == 0 { "401/403".into() } else { status.to_string() }
+                if status == 0 {
+                    "401/403".into()
+                } else {
+                    status.to_string()
+                }
             ),
             _ => format!(
                 "{url} answered {status}, which retrying cannot fix (a wrong --endpoint?); \
