@@ -28,8 +28,9 @@
 //! A Client's queue is bounded by `max_queue_events` (default 1000) and
 //! `max_queue_bytes`, not by memory: the machine keeps a window of
 //! [`WINDOW`] sizes and the database holds the rest, so millions of queued
-//! events open in milliseconds. `<db>.lock` beside the database keeps a
-//! second Client off the same file.
+//! events open in milliseconds. An OS lock on the database file (on Unix;
+//! `<db>.lock` elsewhere) keeps a second Client off the same file, through
+//! any path.
 //!
 //! ```no_run
 //! # #[cfg(all(feature = "sqlite", feature = "http"))]

@@ -15,8 +15,9 @@ pub const DEFAULT_DB: &str = "outbox.db";
 /// batches to `<endpoint>/v1/batch` with retries until the server has them.
 ///
 /// Exit codes: 0 done; 1 failure; 2 bad command line; 3 events still queued
-/// (time ran out or the endpoint is unreachable; they stay stored for the next
-/// run); 4 bad input line under --strict.
+/// (time ran out: --timeout, or without it 30 s without progress; they stay
+/// stored for the next run); 4 bad input (--strict met a bad line, or no
+/// line was valid).
 #[derive(Debug, Parser)]
 #[command(name = "outbox", version, propagate_version = true)]
 pub struct Cli {
@@ -64,6 +65,11 @@ pub struct EndpointArgs {
     /// --bearer. Without a key no Authorization header is sent.
     #[arg(long, env = "OUTBOX_KEY", value_name = "KEY", hide_env_values = true)]
     pub key: Option<String>,
+    /// Allow http:// to a host that is not loopback (events and key then
+    /// travel unencrypted). Without it only https://, or http:// to
+    /// localhost / 127.0.0.0/8 / [::1], is accepted.
+    #[arg(long)]
+    pub allow_plain_http: bool,
 }
 
 /// `outbox send`.
@@ -90,7 +96,8 @@ pub struct SendArgs {
     /// HTTP Basic auth, the default since outbox 0.2; kept so old scripts run.
     #[arg(long, hide = true)]
     pub basic_auth: bool,
-    /// Give up after this long (e.g. 30s, 2m) with exit code 3; unsent events stay queued.
+    /// Give up after this long (e.g. 30s, 2m), input reading included, with
+    /// exit code 3; stored events stay queued. Without it: 30 s without progress.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
     /// Exit once every event is stored, without waiting for delivery.
@@ -121,7 +128,8 @@ pub struct FlushArgs {
     /// HTTP Basic auth, the default since outbox 0.2; kept so old scripts run.
     #[arg(long, hide = true)]
     pub basic_auth: bool,
-    /// Give up after this long (e.g. 30s, 2m) with exit code 3; unsent events stay queued.
+    /// Give up after this long (e.g. 30s, 2m) with exit code 3; unsent events
+    /// stay queued. Without it: 30 s without progress.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
 }

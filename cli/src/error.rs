@@ -11,10 +11,11 @@ pub mod exit {
     pub const FAILURE: i32 = 1;
     /// The command line is wrong (unknown flag, bad value).
     pub const USAGE: i32 = 2;
-    /// Time ran out (or the endpoint stayed unreachable) with events still
-    /// queued; they stay stored for the next `send` or `flush`.
+    /// Time ran out (`--timeout`, or without it the bound of
+    /// `cmd::deadline`) with events still queued; they stay stored for the
+    /// next `send` or `flush`.
     pub const QUEUED: i32 = 3;
-    /// `send --strict` met a bad input line.
+    /// `send --strict` met a bad input line, or no input line was valid.
     pub const BAD_INPUT: i32 = 4;
 }
 
@@ -63,9 +64,9 @@ impl CliError {
 
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Keep it to one line whatever the source said.
-        let line: String = self
-            .message
+        // Keep it to one line whatever the source said, and never show the
+        // credentials of a URL.
+        let line: String = crate::printable::strip_userinfo(&self.message)
             .chars()
             .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
             .collect();

@@ -10,6 +10,7 @@ mod cmd;
 pub mod collect;
 pub mod error;
 pub mod gateway;
+pub mod printable;
 
 pub use error::{exit, CliError, CliResult};
 

@@ -21,7 +21,7 @@ fn main() {
             .unwrap_or_default();
         eprintln!(
             "outbox: internal error (a bug, please report it): {}{place}",
-            msg.replace('\n', " ")
+            outbox_cli::printable::strip_userinfo(&msg.replace('\n', " "))
         );
     }));
 
@@ -75,6 +75,7 @@ fn report_clap_error(e: clap::Error) -> i32 {
                 Some(sub) => format!("outbox {sub} --help"),
                 None => "outbox --help".into(),
             };
+            let message = outbox_cli::printable::strip_userinfo(&message);
             eprintln!("outbox: {message} (see '{help}')");
             exit::USAGE
         }

@@ -46,11 +46,11 @@ pub enum OpenError {
         supported: i64,
     },
     /// Another outbox store (in this or another process) has the file open.
-    #[error("{path}: already in use by another outbox client (lock file {lock} is held)")]
+    #[error("{path}: already in use by another outbox client (the lock on {lock} is held)")]
     InUse {
         /// The file.
         path: PathBuf,
-        /// The lock file that is held.
+        /// The file whose lock is held.
         lock: PathBuf,
     },
     /// The file or its lock file could not be opened.

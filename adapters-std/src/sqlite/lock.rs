@@ -1,39 +1,48 @@
 //! One writer per database file.
 //!
 //! SQLite's own locks only serialise transactions; two outbox stores on one
-//! file would both restore the same queue and send it twice. An exclusive OS
-//! lock on `<db>.lock` (flock on Unix, LockFileEx on Windows) makes the
-//! second one fail at open. The lock file is never deleted (deleting it
-//! would race with a concurrent open); the OS frees the lock when the
-//! process exits, however it exits.
+//! file would both restore the same queue and send it twice. An exclusive
+//! OS lock makes the second one fail at open. It is keyed on the file's
+//! identity, not its name, so a symlink, another spelling of the path or a
+//! hard link all find the same lock:
+//!
+//! - on Unix the lock is `flock` on the database file itself (independent
+//!   of the `fcntl` locks SQLite takes). The descriptor must outlive the
+//!   SQLite connection, because closing any descriptor of a file drops the
+//!   process's `fcntl` locks on it: [`SqliteStore`](super::SqliteStore)
+//!   declares the connection first, so it is dropped first;
+//! - elsewhere (Windows locks are mandatory and would block SQLite's own
+//!   reads) it is `<db>.lock` beside the canonical path, never deleted.
+//!
+//! The OS frees the lock when the process exits, however it exits.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 
 use super::error::OpenError;
 
-/// The lock file guarding `db`.
+/// The file whose lock guards `db`.
+#[cfg(unix)]
 pub fn lock_path(db: &Path) -> PathBuf {
-    let mut name = db.file_name().unwrap_or_default().to_os_string();
-    name.push(".lock");
-    db.with_file_name(name)
+    db.to_path_buf()
 }
 
-/// Take the lock for `db` or fail with [`OpenError::InUse`].
+/// The file whose lock guards `db`.
+#[cfg(not(unix))]
+pub fn lock_path(db: &Path) -> PathBuf {
+    let real = std::fs::canonicalize(db).unwrap_or_else(|_| db.to_path_buf());
+    let mut name = real.file_name().unwrap_or_default().to_os_string();
+    name.push(".lock");
+    real.with_file_name(name)
+}
+
+/// Take the lock for `db` (which exists) or fail with [`OpenError::InUse`].
 pub fn acquire(db: &Path) -> Result<File, OpenError> {
     let lock = lock_path(db);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock)
-        // An existing lock file we may not write still locks (flock needs
-        // no write access): a read-only database stays usable for reading.
-        .or_else(|_| OpenOptions::new().read(true).open(&lock))
-        .map_err(|source| OpenError::Io {
-            path: lock.clone(),
-            source,
-        })?;
+    let file = open(&lock).map_err(|source| OpenError::Io {
+        path: lock.clone(),
+        source,
+    })?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(TryLockError::WouldBlock) => Err(OpenError::InUse {
@@ -42,4 +51,20 @@ pub fn acquire(db: &Path) -> Result<File, OpenError> {
         }),
         Err(TryLockError::Error(source)) => Err(OpenError::Io { path: lock, source }),
     }
+}
+
+/// flock needs no write access: a read-only database stays lockable.
+#[cfg(unix)]
+fn open(lock: &Path) -> std::io::Result<File> {
+    File::open(lock)
+}
+
+#[cfg(not(unix))]
+fn open(lock: &Path) -> std::io::Result<File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(lock)
+        .or_else(|_| File::open(lock))
 }

@@ -23,9 +23,12 @@
 //!   [`SqliteStore::last_error`] reads back (also on a read-only view).
 //! - Each event's **stored time** lets [`SqliteStore::oldest_event`] tell
 //!   the queue's age from its first row alone.
-//! - A lock file (`<db>.lock`, held with an OS file lock) makes a second
-//!   store on the same file fail fast with [`OpenError::InUse`]; the OS
-//!   drops the lock when the process dies, even on `kill -9`.
+//! - An OS lock on the file's identity (the database file itself on Unix,
+//!   see `lock.rs`) makes a second store on the same file, through any
+//!   path or hard link, fail fast with [`OpenError::InUse`]; the OS drops
+//!   the lock when the process dies, even on `kill -9`.
+//! - A path that is not a regular file is refused before anything is
+//!   created; a new database is created owner-only (0600 on Unix).
 //!
 //! ```
 //! use outbox_core::Store;
@@ -46,9 +49,11 @@
 
 mod dead_letter;
 mod error;
+mod file;
 mod lock;
 mod meta;
 mod schema;
+mod view;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -166,25 +171,27 @@ impl SqliteStore {
     /// database, is damaged, or another store has it open.
     pub fn open(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self, OpenError> {
         let path = path.as_ref();
-        if path.is_dir() {
-            return Err(OpenError::Io {
-                path: path.to_path_buf(),
-                source: std::io::Error::new(std::io::ErrorKind::IsADirectory, "is a directory"),
-            });
-        }
         let err = |e| OpenError::from_sqlite(path, e);
+        file::prepare(path)?;
+        // Lock before SQLite opens the file; declared first, the lock is
+        // dropped after the connection (see `lock`).
+        let lock = lock::acquire(path)?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let sidecars = view::Sidecars::before_open(path);
         let mut conn = Connection::open_with_flags(path, flags).map_err(err)?;
         conn.busy_timeout(options.busy_timeout).map_err(err)?;
-        // Identify the file before anything else touches it (not even a
-        // lock file next to a foreign one); then lock before any write.
-        let found = schema::inspect(&conn, path)?;
-        // Lock beside the real file, so a symlink or another spelling of the
-        // path finds the same lock.
-        let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-        let lock = lock::acquire(&real)?;
+        // Identify the file before anything else touches it; a refused one
+        // keeps no -wal/-shm that opening it created.
+        let found = match schema::inspect(&conn, path) {
+            Ok(found) => found,
+            Err(e) => {
+                drop(conn);
+                sidecars.remove_created();
+                return Err(e);
+            }
+        };
         let read_only = conn.is_readonly("main").unwrap_or(false);
         if !read_only {
             let mode: String = conn
@@ -256,7 +263,9 @@ impl SqliteStore {
     /// Open an existing store for reading only (listing dead letters,
     /// counting the queue, checking integrity) while a Client may be
     /// running on it. Takes no lock and never writes, so a file of an older
-    /// schema is read as it is, without migrating it.
+    /// schema is read as it is, without migrating it; a refused file gets
+    /// no `-wal`/`-shm` left beside it, and a cleanly closed database in a
+    /// read-only directory is read as immutable.
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self, OpenError> {
         let path = path.as_ref();
         if !path.is_file() {
@@ -265,19 +274,7 @@ impl SqliteStore {
                 source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
             });
         }
-        let err = |e| OpenError::from_sqlite(path, e);
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(err)?;
-        conn.busy_timeout(Duration::from_secs(2)).map_err(err)?;
-        let version = match schema::inspect(&conn, path)? {
-            schema::Found::Outbox(v) if v >= schema::OLDEST_READABLE => v,
-            _ => {
-                return Err(OpenError::Foreign {
-                    path: path.to_path_buf(),
-                    application_id: 0,
-                })
-            }
-        };
+        let (conn, version) = view::open(path)?;
         Ok(SqliteStore {
             conn,
             path: path.to_path_buf(),

@@ -359,6 +359,52 @@ fn damaged_times_read_back_clamped_never_panicking_a_formatter() {
     assert_eq!(e.source, ErrorSource::Store);
 }
 
+#[cfg(unix)]
+#[test]
+fn a_hard_link_to_an_open_database_finds_the_same_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let other = tempfile::tempdir_in(dir.path()).unwrap();
+    let link = other.path().join("alias.db");
+    std::fs::hard_link(dir.path().join("q.db"), &link).unwrap();
+    let e = SqliteStore::open(&link, SqliteOptions::default()).unwrap_err();
+    assert!(matches!(e, OpenError::InUse { .. }), "{e}");
+    drop(s);
+    // Free once the first store is gone, and no lock file was left around.
+    drop(SqliteStore::open(&link, SqliteOptions::default()).unwrap());
+    assert!(!dir.path().join("q.db.lock").exists());
+}
+
+#[cfg(unix)]
+#[test]
+fn a_new_database_and_its_wal_and_shm_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open(&dir);
+    s.append(0, b"{}").unwrap();
+    s.sync().unwrap();
+    for name in ["q.db", "q.db-wal", "q.db-shm"] {
+        let mode = std::fs::metadata(dir.path().join(name))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name}: {:o}", mode & 0o777);
+    }
+}
+
+#[test]
+fn a_path_that_is_not_a_regular_file_is_refused_before_creating_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap_err();
+    assert!(matches!(e, OpenError::Io { .. }), "{e}");
+    #[cfg(unix)]
+    {
+        let e = SqliteStore::open("/dev/null", SqliteOptions::default()).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
 /// The summary the driver starts from, by brute force.
 fn counted(s: &SqliteStore) -> (u64, u64) {
     s.conn

@@ -1,29 +1,31 @@
 //! What `send` and `flush` share: opening the Client on the database with
 //! the CLI's queue settings, and waiting until the queue is delivered (or
-//! time runs out, the key is refused, the endpoint stays unreachable).
+//! the run's [`Bound`] ends, or the key is refused).
 
+use std::cell::{Cell, RefCell};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use outbox_core::Overflow;
 use outbox_std::http::{Auth, HttpConfig};
-use outbox_std::{BuildError, Client, ClientStats, Notification, Notifications, RetryCause};
+use outbox_std::{
+    BuildError, Client, ClientStats, DropReason, HaltReason, Notification, Notifications,
+    RejectReason, RetryCause, Seq,
+};
 
+use super::deadline::{self, Bound};
+use super::guard;
 use super::progress::Progress;
 use crate::args::{EndpointArgs, FlushModeArg};
 use crate::error::{CliError, CliResult};
 
-/// Events the CLI lets pile up in the queue before it waits for delivery
-/// (well under the Client's capacity, so nothing is ever refused as full).
-pub const PENDING_HIGH_WATER: u32 = 50_000;
-/// Payload bytes the CLI lets pile up likewise.
-pub const PENDING_HIGH_WATER_BYTES: u64 = 128 * 1024 * 1024;
-/// The queue's byte limit the CLI configures.
-const MAX_QUEUE_BYTES: u64 = 2 * PENDING_HIGH_WATER_BYTES;
-/// Consecutive transport failures after which, without `--timeout`, the
-/// endpoint is declared unreachable.
-pub const UNREACHABLE_AFTER: u32 = 3;
+/// Events the CLI lets the queue hold: no count limit (the queue lives on
+/// disk; the bytes limit and the disk bound it). `send` waits for room,
+/// never for delivery, before it gets there.
+pub const MAX_QUEUE_EVENTS: u32 = u32::MAX;
+/// Payload bytes the CLI lets the queue hold (they are on disk, not in RAM).
+pub const MAX_QUEUE_BYTES: u64 = 1024 * 1024 * 1024;
 
 /// How to reach the endpoint.
 #[derive(Clone, Debug)]
@@ -36,17 +38,21 @@ pub struct Endpoint {
     pub gzip: bool,
     /// Bearer instead of Basic.
     pub bearer: bool,
+    /// Plain http to a host that is not loopback was allowed.
+    pub allow_plain_http: bool,
 }
 
 impl Endpoint {
-    /// From the command line.
-    pub fn new(args: &EndpointArgs, gzip: bool, bearer: bool) -> Self {
-        Endpoint {
+    /// From the command line, once [`guard::check`] accepts it.
+    pub fn new(args: &EndpointArgs, gzip: bool, bearer: bool) -> CliResult<Self> {
+        guard::check(args)?;
+        Ok(Endpoint {
             url: args.endpoint.clone(),
             key: args.key.clone(),
             gzip,
             bearer,
-        }
+            allow_plain_http: args.allow_plain_http,
+        })
     }
 }
 
@@ -65,7 +71,7 @@ pub fn build_error(db: &Path, e: BuildError) -> CliError {
 /// The HTTP settings for `endpoint` (shared by `send`, `flush` and
 /// `gateway`, so every command posts the same wire).
 pub fn http_config(endpoint: &Endpoint) -> HttpConfig {
-    let mut http = HttpConfig::new(
+    HttpConfig::new(
         endpoint.url.clone(),
         endpoint.key.clone().unwrap_or_default(),
     )
@@ -75,18 +81,8 @@ pub fn http_config(endpoint: &Endpoint) -> HttpConfig {
         Auth::Basic
     })
     .gzip(endpoint.gzip.then_some(6))
-    .timeouts(Duration::from_secs(10), Duration::from_secs(30));
-    if endpoint.url.starts_with("http://") {
-        // The user typed http:// on purpose; loopback needs no opt-in, and
-        // elsewhere the key travels in clear text, which we say.
-        http = http.allow_plain_http(true);
-        if endpoint.key.is_some() && !is_loopback_url(&endpoint.url) {
-            super::err_line(
-                "outbox: warning: the key is sent in clear text over http://; use https:// to protect it",
-            );
-        }
-    }
-    http
+    .timeouts(Duration::from_secs(10), Duration::from_secs(30))
+    .allow_plain_http(endpoint.allow_plain_http)
 }
 
 /// Opens the Client on `db` for uploads to `endpoint`.
@@ -107,7 +103,7 @@ pub fn open_client(
                 None => c,
             };
             let c = c
-                .max_queue_events(u32::MAX)
+                .max_queue_events(MAX_QUEUE_EVENTS)
                 .max_queue_bytes(MAX_QUEUE_BYTES)
                 .overflow(Overflow::RejectNew);
             match threshold {
@@ -119,21 +115,6 @@ pub fn open_client(
         .drop_flush_timeout(Duration::ZERO)
         .build()
         .map_err(|e| build_error(db, e))
-}
-
-fn is_loopback_url(url: &str) -> bool {
-    let rest = url.split("://").nth(1).unwrap_or("");
-    let authority = rest.split('/').next().unwrap_or("");
-    let host = authority.rsplit('@').next().unwrap_or("");
-    let host = if host.starts_with('[') {
-        host.trim_start_matches('[').split(']').next().unwrap_or("")
-    } else {
-        host.split(':').next().unwrap_or("")
-    };
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A best-effort description of why `url` cannot be reached (the Client
@@ -161,6 +142,25 @@ pub fn probe(url: &str) -> String {
     }
 }
 
+/// The failure when events went to the dead-letter table: `malformed` of
+/// the `rejected` were damaged in the database, the rest refused by the
+/// endpoint.
+pub fn rejected_error(rejected: u64, malformed: u64, delivered: u64) -> CliError {
+    let refused = rejected.saturating_sub(malformed);
+    let what = match (refused, malformed) {
+        (0, m) => format!("{m} events were damaged in the database (malformed)"),
+        (r, 0) => format!("{r} events were rejected by the endpoint"),
+        (r, m) => format!(
+            "{r} events were rejected by the endpoint and {m} were damaged in the database \
+             (malformed)"
+        ),
+    };
+    CliError::failure(format!(
+        "{what}; they are in the dead-letter table (see `outbox dead-letter list`; \
+         `outbox dead-letter requeue` queues them again); {delivered} were delivered"
+    ))
+}
+
 /// Counts shown while waiting.
 pub fn progress_message(stats: &ClientStats, base: &outbox_std::Stats) -> String {
     let s = &stats.core;
@@ -181,12 +181,25 @@ pub struct Watch<'a> {
     pub endpoint: &'a Endpoint,
     /// Its database (for messages).
     pub db: &'a Path,
-    /// Give up then, with exit code 3.
-    pub deadline: Option<Instant>,
+    /// The run's time bound.
+    pub bound: &'a Bound,
     /// A subscription taken before the work started.
     pub notes: &'a Notifications,
     /// The stats when the command started.
     pub base: outbox_std::Stats,
+    /// What the notifications told so far.
+    pub seen: Seen,
+}
+
+/// What a [`Watch`] learnt from notifications.
+#[derive(Debug, Default)]
+pub struct Seen {
+    /// Events the store could not keep, as reported (`first..=last`).
+    pub not_stored: RefCell<Vec<(Seq, Seq)>>,
+    /// The status uploads halted on (0 for a storage halt).
+    pub halt_status: Cell<u16>,
+    /// Records found damaged in the database and dead-lettered.
+    pub malformed: Cell<u64>,
 }
 
 impl Watch<'_> {
@@ -199,84 +212,177 @@ impl Watch<'_> {
 
     /// Waits until `goal` holds for the stats, showing progress.
     ///
-    /// Fails (events stay queued) when the deadline passes, when the
-    /// endpoint refuses the key (401/403), or, without a deadline, after
-    /// [`UNREACHABLE_AFTER`] consecutive transport failures.
+    /// Fails (events stay queued) when the endpoint refuses the key
+    /// (401/403) or when the run's [`Bound`] ends: the `--timeout`, or
+    /// without one [`deadline::PATIENCE`] without progress.
     pub fn wait_until(
         &self,
         progress: &mut Progress,
         show: impl Fn(&ClientStats) -> (u64, u64, String),
         goal: impl Fn(&ClientStats) -> bool,
     ) -> CliResult<ClientStats> {
+        self.bound.start_waiting(Instant::now());
+        let mut last_cause = None;
         loop {
             let stats = self.stats()?;
             let (position, total, message) = show(&stats);
             progress.set_total(total);
             progress.update(position, message);
+            // A halt first: a storage halt may come with nothing pending.
+            if stats.core.halted {
+                self.drain_notes(progress);
+                return Err(self.halted(&stats));
+            }
             if goal(&stats) {
                 return Ok(stats);
             }
             let s = &stats.core;
-            if s.halted {
-                return Err(CliError::failure(format!(
-                    "{} refused the key (401/403): wrong or missing --key; {} events stay queued in {}",
-                    self.endpoint.url,
+            let now = Instant::now();
+            self.bound
+                .observe(s.delivered + s.rejected + s.dropped(), now);
+            if self.bound.timed_out(now) {
+                return Err(CliError::queued(format!(
+                    "timed out with {} events still queued in {}; run `outbox flush` to deliver them",
                     s.pending_events,
                     self.db.display()
                 )));
             }
-            if let Some(deadline) = self.deadline {
-                if Instant::now() >= deadline {
-                    return Err(CliError::queued(format!(
-                        "timed out with {} events still queued in {}; run `outbox flush` to deliver them",
-                        s.pending_events,
-                        self.db.display()
-                    )));
-                }
+            if self.bound.out_of_patience(now) {
+                return Err(self.gave_up(last_cause, s.pending_events));
             }
-            let wait = self.deadline.map_or(Duration::from_millis(100), |d| {
-                d.saturating_duration_since(Instant::now())
-                    .min(Duration::from_millis(100))
-            });
+            let wait = self.bound.slice(Duration::from_millis(100), now);
             if let Some(note) = self.notes.recv_timeout(wait) {
                 for note in std::iter::once(note).chain(self.notes.try_iter()) {
-                    self.on_note(progress, note)?;
+                    if let Some(cause) = self.on_note(progress, note) {
+                        last_cause = Some(cause);
+                    }
                 }
             }
         }
     }
 
-    /// Drains pending notifications without waiting.
-    pub fn drain_notes(&self, progress: &mut Progress) -> CliResult {
-        for note in self.notes.try_iter() {
-            self.on_note(progress, note)?;
-        }
-        Ok(())
+    /// Uploads halted: say why and what to do. Exit 1; events stay queued.
+    fn halted(&self, stats: &ClientStats) -> CliError {
+        let s = &stats.core;
+        let (url, db) = (&self.endpoint.url, self.db.display());
+        let status = self.seen.halt_status.get();
+        let pending = s.pending_events;
+        CliError::failure(match s.halt_reason {
+            Some(HaltReason::RejectionStorm) => format!(
+                "{url} rejected event after event (last with {status}), so uploads stopped: \
+                 {} events went to the dead-letter table and {pending} stay queued in {db}; \
+                 nothing was lost. Once the endpoint is fixed, `outbox dead-letter requeue --all` \
+                 and `outbox flush` send them again",
+                s.rejected - self.base.rejected
+            ),
+            Some(HaltReason::Storage) => format!(
+                "events were delivered but could not be removed from {db} ({}), so uploads \
+                 stopped rather than send them again; make the database writable (see \
+                 `outbox status`), then run `outbox flush`",
+                stats
+                    .last_error
+                    .as_deref()
+                    .unwrap_or("the database refused the delete")
+            ),
+            _ if matches!(status, 0 | 401 | 403) => format!(
+                "{url} refused the key ({}): wrong or missing --key; {pending} events stay \
+                 queued in {db}",
+                if status == 0 {
+                    "401/403".into()
+                } else {
+                    status.to_string()
+                }
+            ),
+            _ => format!(
+                "{url} answered {status}, which retrying cannot fix (a wrong --endpoint?); \
+                 {pending} events stay queued in {db}"
+            ),
+        })
     }
 
-    fn on_note(&self, progress: &mut Progress, note: Notification) -> CliResult {
+    /// Without `--timeout`, the wait ended: say why, by the last failure.
+    fn gave_up(&self, cause: Option<RetryCause>, pending: u32) -> CliError {
+        let why = match cause {
+            Some(RetryCause::Server) => format!(
+                "{} keeps answering with errors (see `outbox status`)",
+                self.endpoint.url
+            ),
+            _ => format!(
+                "cannot reach {} ({})",
+                self.endpoint.url,
+                probe(&self.endpoint.url)
+            ),
+        };
+        CliError::queued(format!(
+            "{why}; gave up, as nothing was delivered for {} (the bound without --timeout); \
+             {pending} events stay queued in {}; run `outbox flush` later",
+            deadline::human(deadline::PATIENCE),
+            self.db.display()
+        ))
+    }
+
+    /// Drains pending notifications without waiting (while reading input:
+    /// they are shown, never a reason to stop reading).
+    pub fn drain_notes(&self, progress: &mut Progress) {
+        for note in self.notes.try_iter() {
+            self.on_note(progress, note);
+        }
+    }
+
+    /// Shows what the user should see; returns the cause of a failed attempt.
+    fn on_note(&self, progress: &mut Progress, note: Notification) -> Option<RetryCause> {
         match note {
             Notification::RetryScheduled {
                 attempt,
-                cause: RetryCause::Transport,
+                delay,
+                cause,
+            } => {
+                self.bound.retry_in(delay, Instant::now());
+                if delay > deadline::ANNOUNCE_AFTER {
+                    let what = match cause {
+                        RetryCause::Server => "the server answered with an error",
+                        RetryCause::Transport => "no answer",
+                        _ => "the batch could not be read from the database",
+                    };
+                    progress.println(&format!(
+                        "outbox: upload attempt {attempt} failed ({what}); \
+                         next attempt in {} (as the server asked, or by backoff)",
+                        deadline::human(delay)
+                    ));
+                }
+                Some(cause)
+            }
+            Notification::Dropped {
+                first,
+                last,
+                reason: DropReason::NotStored | DropReason::Overflow,
+            } => {
+                self.seen.not_stored.borrow_mut().push((first, last));
+                None
+            }
+            Notification::Rejected {
+                seq,
+                reason: RejectReason::Malformed,
                 ..
-            } if self.deadline.is_none() && attempt >= UNREACHABLE_AFTER => {
-                let pending = self.stats().map(|s| s.core.pending_events).unwrap_or(0);
-                Err(CliError::queued(format!(
-                    "cannot reach {} ({}); {pending} events stay queued in {}; \
-                     run `outbox flush` once it is up",
-                    self.endpoint.url,
-                    probe(&self.endpoint.url),
-                    self.db.display()
-                )))
+            } => {
+                self.seen.malformed.set(self.seen.malformed.get() + 1);
+                progress.println(&format!(
+                    "outbox: event #{seq} is damaged in the database (malformed): its stored \
+                     size and bytes disagree; moved to the dead-letter table, never sent"
+                ));
+                None
             }
             Notification::Rejected { seq, status, .. } => {
                 progress.println(&format!(
                     "outbox: event #{seq} rejected by the endpoint ({status}); moved to the dead-letter table"
                 ));
-                Ok(())
+                None
             }
-            _ => Ok(()),
+            Notification::Halted { status, .. } => {
+                self.seen.halt_status.set(status);
+                None
+            }
+            _ => None,
         }
     }
 

@@ -2,7 +2,8 @@
 
 use std::time::Instant;
 
-use super::deliver::{open_client, Endpoint, Watch};
+use super::deadline::Bound;
+use super::deliver::{open_client, rejected_error, Endpoint, Watch};
 use super::out_line;
 use super::progress::Progress;
 use crate::args::{FlushArgs, FlushModeArg};
@@ -10,9 +11,8 @@ use crate::error::{CliError, CliResult};
 
 /// Runs `outbox flush`: exit 0 once the queue is empty.
 pub fn run(args: FlushArgs) -> CliResult {
-    // A timeout too large for an Instant is no deadline.
-    let deadline = args.timeout.and_then(|t| Instant::now().checked_add(t));
-    let endpoint = Endpoint::new(&args.endpoint, args.gzip, args.bearer);
+    let bound = Bound::new(Instant::now(), args.timeout);
+    let endpoint = Endpoint::new(&args.endpoint, args.gzip, args.bearer)?;
     let db = args.db.db.as_path();
     if !db.exists() {
         return Err(CliError::failure(format!(
@@ -30,24 +30,26 @@ pub fn run(args: FlushArgs) -> CliResult {
             client: &client,
             endpoint: &endpoint,
             db,
-            deadline,
+            bound: &bound,
             notes: &notes,
             base: stats.core,
+            seen: Default::default(),
         };
         let queued = u64::from(stats.core.pending_events);
         let mut progress = Progress::new("flush", queued);
         let done = watch.deliver_all(&mut progress, queued)?;
         let s = &done.core;
         let rejected = s.rejected - stats.core.rejected;
+        let delivered = s.delivered - stats.core.delivered;
         out_line(&format!(
-            "flushed {queued} queued events: {} delivered, {rejected} rejected, 0 still queued",
-            s.delivered - stats.core.delivered
+            "flushed {queued} queued events: {delivered} delivered, {rejected} rejected, 0 still queued"
         ));
         if rejected > 0 {
-            return Err(CliError::failure(format!(
-                "{rejected} events were rejected by the endpoint and moved to the dead-letter table \
-                 (see `outbox dead-letter list`); everything else was delivered"
-            )));
+            return Err(rejected_error(
+                rejected,
+                watch.seen.malformed.get(),
+                delivered,
+            ));
         }
         Ok(())
     })();

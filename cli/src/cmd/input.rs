@@ -4,9 +4,14 @@
 //! SDK would POST it, whose events are taken one by one with the envelope's
 //! `context` and `integrations` merged in (the event's own keys win).
 //! Numbers keep the exact text they were written with (serde_json's
-//! `arbitrary_precision`).
+//! `arbitrary_precision`). Lines are read on a thread of their own
+//! ([`Feed`]), so a stalled pipe or an endless line cannot outlast
+//! `--timeout`.
 
 use std::io::{self, BufRead};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread;
+use std::time::Instant;
 
 use serde_json::{Map, Value};
 
@@ -75,6 +80,68 @@ impl<R: BufRead> Lines<R> {
             return Ok(Some((self.line_no, Line::Bad(reason))));
         }
         Ok(Some((self.line_no, judge(&self.buf))))
+    }
+}
+
+/// Judged lines read ahead by a thread, received with a deadline.
+pub struct Feed {
+    rx: Receiver<io::Result<(u64, Line)>>,
+}
+
+/// What [`Feed::next`] got instead of a line.
+#[derive(Debug)]
+pub enum FeedEnd {
+    /// The input ended.
+    Done,
+    /// The deadline passed while waiting for the next line.
+    TimedOut,
+    /// Reading failed.
+    Failed(io::Error),
+}
+
+/// Lines judged ahead of the consumer.
+const READ_AHEAD: usize = 256;
+
+impl Feed {
+    /// Reads `reader` on a thread. The thread stops at the end of input, at
+    /// a read error, or once the `Feed` is dropped and it has a line to give;
+    /// one blocked forever in a read ends with the process.
+    pub fn spawn<R: BufRead + Send + 'static>(reader: R, max_line: usize) -> io::Result<Self> {
+        let (tx, rx) = mpsc::sync_channel(READ_AHEAD);
+        thread::Builder::new()
+            .name("outbox-input".into())
+            .spawn(move || {
+                let mut lines = Lines::new(reader, max_line);
+                loop {
+                    let next = lines.next_line().transpose();
+                    let stop = !matches!(next, Some(Ok(_)));
+                    match next {
+                        Some(item) => {
+                            if tx.send(item).is_err() || stop {
+                                return;
+                            }
+                        }
+                        None => return,
+                    }
+                }
+            })?;
+        Ok(Feed { rx })
+    }
+
+    /// The next line, waiting at most until `deadline`.
+    pub fn next(&self, deadline: Option<Instant>) -> Result<(u64, Line), FeedEnd> {
+        let got = match deadline {
+            None => self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(d) => self
+                .rx
+                .recv_timeout(d.saturating_duration_since(Instant::now())),
+        };
+        match got {
+            Ok(Ok(line)) => Ok(line),
+            Ok(Err(e)) => Err(FeedEnd::Failed(e)),
+            Err(RecvTimeoutError::Timeout) => Err(FeedEnd::TimedOut),
+            Err(RecvTimeoutError::Disconnected) => Err(FeedEnd::Done),
+        }
     }
 }
 
@@ -200,6 +267,25 @@ mod tests {
         assert_eq!(got.len(), 3);
         assert!(matches!(got[1], (2, Line::Bad(_))));
         assert!(matches!(&got[2], (3, Line::Event(m)) if m.contains_key("b")));
+    }
+
+    #[test]
+    fn a_feed_gives_every_line_then_done_and_honours_its_deadline() {
+        let feed = Feed::spawn(io::Cursor::new(b"{}\n{}\n".to_vec()), 100).unwrap();
+        assert!(matches!(feed.next(None), Ok((1, Line::Event(_)))));
+        assert!(matches!(feed.next(None), Ok((2, Line::Event(_)))));
+        assert!(matches!(feed.next(None), Err(FeedEnd::Done)));
+        // A reader that never answers: the deadline ends the wait.
+        struct Stalled;
+        impl io::Read for Stalled {
+            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+                Ok(0)
+            }
+        }
+        let feed = Feed::spawn(io::BufReader::new(Stalled), 100).unwrap();
+        let deadline = Instant::now() + std::time::Duration::from_millis(50);
+        assert!(matches!(feed.next(Some(deadline)), Err(FeedEnd::TimedOut)));
     }
 
     #[test]

@@ -53,7 +53,7 @@ impl Progress {
         match &self.bar {
             Some(bar) => {
                 bar.set_position(position);
-                bar.set_message(message);
+                bar.set_message(crate::printable::strip_userinfo(&message).into_owned());
             }
             None => {
                 if self.last_plain.is_none_or(|t| t.elapsed() >= PLAIN_EVERY) {
@@ -67,7 +67,7 @@ impl Progress {
     /// Prints a line above the bar (or as a plain line).
     pub fn println(&self, line: &str) {
         match &self.bar {
-            Some(bar) => bar.println(line),
+            Some(bar) => bar.println(crate::printable::strip_userinfo(line)),
             None => err_line(line),
         }
     }

@@ -1,17 +1,23 @@
 //! `outbox send`: JSON lines in, stored, delivered.
+//!
+//! Every line read is stored (the queue is bounded by configuration and
+//! disk, and `send` waits for room rather than for delivery). When `send`
+//! stops early (time ran out, the disk is full, the queue stayed full) it
+//! names the last line known stored and exits non-zero.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, IsTerminal};
 use std::time::Instant;
 
-use outbox_std::{Client, Event, TrackError};
+use outbox_std::{Client, ClientStats, Event, TrackError};
 use serde_json::Value;
 
+use super::deadline::Bound;
 use super::deliver::{
-    open_client, progress_message, Endpoint, Watch, PENDING_HIGH_WATER, PENDING_HIGH_WATER_BYTES,
+    open_client, progress_message, Endpoint, Watch, MAX_QUEUE_BYTES, MAX_QUEUE_EVENTS,
 };
-use super::input::{events_of, Line, Lines};
+use super::input::{events_of, Feed, FeedEnd, Line};
 use super::out_line;
 use super::progress::Progress;
 use crate::args::{FlushModeArg, SendArgs};
@@ -23,34 +29,58 @@ use crate::error::{CliError, CliResult};
 /// Segment), so this leaves room for one.
 const MAX_LINE_BYTES: usize = 1024 * 1024;
 
-/// Events tracked between two looks at the queue.
+/// Largest stored event (the Client's event limit), for the room check.
+const MAX_EVENT_BYTES: u64 = 32 * 1024;
+
+/// Events tracked between two checks that they are stored.
 const LOOK_EVERY: u64 = 256;
 
-/// Counts for the summary.
+/// Bad lines reported one by one; the rest are counted.
+const BAD_LINES_SHOWN: u64 = 10;
+
+/// Where reading got to.
 #[derive(Debug, Default)]
 struct Counts {
     read: u64,
     stored: u64,
     bad: u64,
+    /// The first bad line.
+    first_bad: Option<u64>,
+    /// The number of the last line taken from the input.
+    last_line: u64,
+    /// Every event on a line up to this one is known to be stored.
+    confirmed_line: u64,
+    /// The line of the last event handed to the Client.
+    last_event_line: u64,
+    /// The lines of the events handed over since the last confirmation;
+    /// the first got sequence number `window_seq`, the next one more.
+    window: Vec<u64>,
+    window_seq: u64,
 }
 
 /// Runs `outbox send`.
 pub fn run(args: SendArgs) -> CliResult {
-    let started = Instant::now();
-    // A timeout too large for an Instant (e.g. 18446744073709551615s) is no deadline.
-    let deadline = args.timeout.and_then(|t| started.checked_add(t));
-    let endpoint = Endpoint::new(&args.endpoint, args.gzip, args.bearer);
+    let bound = Bound::new(Instant::now(), args.timeout);
+    let endpoint = Endpoint::new(&args.endpoint, args.gzip, args.bearer)?;
     let db = args.db.db.as_path();
     if args.threshold.is_some() && !matches!(args.flush_mode, FlushModeArg::Period(_)) {
         return Err(CliError::usage(
             "--threshold only applies to --flush-mode period=DURATION",
         ));
     }
-    // The input first: a missing file fails before any database is created.
-    let reader: Box<dyn BufRead> = match &args.input {
-        Some(path) => Box::new(BufReader::new(File::open(path).map_err(|e| {
-            CliError::failure(format!("cannot read --input {}: {e}", path.display()))
-        })?)),
+    // The input first: a missing file or a directory fails before any
+    // database is created.
+    let reader: Box<dyn BufRead + Send> = match &args.input {
+        Some(path) => {
+            let cannot = |e: &dyn std::fmt::Display| {
+                CliError::failure(format!("cannot read --input {}: {e}", path.display()))
+            };
+            let file = File::open(path).map_err(|e| cannot(&e))?;
+            if file.metadata().map_err(|e| cannot(&e))?.is_dir() {
+                return Err(cannot(&"it is a directory"));
+            }
+            Box::new(BufReader::new(file))
+        }
         None => {
             if io::stdin().is_terminal() {
                 super::err_line(
@@ -60,8 +90,10 @@ pub fn run(args: SendArgs) -> CliResult {
             Box::new(BufReader::new(io::stdin()))
         }
     };
+    let feed = Feed::spawn(reader, MAX_LINE_BYTES)
+        .map_err(|e| CliError::failure(format!("cannot start reading the input: {e}")))?;
     let client = open_client(db, &endpoint, args.flush_mode, args.threshold)?;
-    let result = send(&client, &args, &endpoint, deadline, reader);
+    let result = send(&client, &args, &endpoint, &bound, &feed);
     // Whatever happened (delivered, --no-wait, --strict, a failure), commit
     // and stop without starting another upload: what is stored stays stored.
     let _ = client.close();
@@ -107,8 +139,8 @@ fn send(
     client: &Client,
     args: &SendArgs,
     endpoint: &Endpoint,
-    deadline: Option<Instant>,
-    reader: Box<dyn BufRead>,
+    bound: &Bound,
+    feed: &Feed,
 ) -> CliResult {
     let db = args.db.db.as_path();
     let notes = client.notifications();
@@ -120,20 +152,45 @@ fn send(
         client,
         endpoint,
         db,
-        deadline,
+        bound,
         notes: &notes,
         base,
+        seen: Default::default(),
     };
     let mut progress = Progress::new("send", 0);
-    let mut counts = Counts::default();
-    let mut lines = Lines::new(reader, MAX_LINE_BYTES);
+    let mut counts = Counts {
+        window_seq: base.next_seq,
+        ..Counts::default()
+    };
     // The line each messageId given in the input was first read on.
     let mut given_ids: HashMap<String, u64> = HashMap::new();
     loop {
-        let next = lines
-            .next_line()
-            .map_err(|e| CliError::failure(format!("cannot read the input: {e}")))?;
-        let Some((no, line)) = next else { break };
+        let (no, line) = match feed.next(bound.deadline()) {
+            Ok(next) => next,
+            Err(FeedEnd::Done) => break,
+            Err(FeedEnd::TimedOut) => {
+                confirm(&watch, &mut progress, &mut counts)?;
+                return Err(CliError::queued(format!(
+                    "timed out reading the input: line {} is the last read, and every event up to \
+                     it is stored ({} events); nothing after it was read; run `outbox flush` to \
+                     deliver what is stored in {}",
+                    counts.last_line,
+                    counts.stored,
+                    db.display()
+                )));
+            }
+            Err(FeedEnd::Failed(e)) => {
+                confirm(&watch, &mut progress, &mut counts)?;
+                return Err(CliError::failure(format!(
+                    "cannot read the input after line {}: {e}; every event up to it is stored \
+                     ({} events in {})",
+                    counts.last_line,
+                    counts.stored,
+                    db.display()
+                )));
+            }
+        };
+        counts.last_line = no;
         let bad = match line {
             Line::Blank => continue,
             Line::Bad(reason) => Some(reason),
@@ -148,19 +205,40 @@ fn send(
                     let items = events.len();
                     for (i, map) in events.into_iter().enumerate() {
                         counts.read += 1;
-                        let stored = store(client, map, no, &mut given_ids, &mut progress)
-                            .map_err(|e| {
-                                CliError::failure(format!(
-                                    "cannot store line {no}: {e}; {} lines stored before it",
-                                    counts.stored
-                                ))
-                            })?;
-                        match stored {
-                            Ok(()) => counts.stored += 1,
-                            Err(reason) if items > 1 => {
+                        if counts.stored > 0 && counts.stored.is_multiple_of(LOOK_EVERY) {
+                            let stats = confirm(&watch, &mut progress, &mut counts)?;
+                            progress.set_total(counts.stored);
+                            progress.update(
+                                stats.core.delivered - base.delivered,
+                                format!(
+                                    "read {} · stored {} · {}",
+                                    counts.read,
+                                    counts.stored,
+                                    progress_message(&stats, &base)
+                                ),
+                            );
+                            make_room(&watch, &mut progress, &stats, no)?;
+                        }
+                        match store(client, map, no, &mut given_ids, &mut progress) {
+                            Ok(Ok(())) => {
+                                counts.stored += 1;
+                                counts.last_event_line = no;
+                                counts.window.push(no);
+                            }
+                            Ok(Err(reason)) if items > 1 => {
                                 bad.push(format!("batch item {i}: {reason}"))
                             }
-                            Err(reason) => bad.push(reason),
+                            Ok(Err(reason)) => bad.push(reason),
+                            Err(e) => {
+                                confirm(&watch, &mut progress, &mut counts)?;
+                                return Err(CliError::failure(format!(
+                                    "cannot store line {no}: {e}; line {} is the last line \
+                                     known stored ({} events in {})",
+                                    counts.confirmed_line,
+                                    counts.stored,
+                                    db.display()
+                                )));
+                            }
                         }
                         if !bad.is_empty() && args.strict {
                             break;
@@ -172,9 +250,7 @@ fn send(
         };
         if let Some(reason) = bad {
             if args.strict {
-                client.sync().map_err(|e| {
-                    CliError::failure(format!("cannot store the events before line {no}: {e}"))
-                })?;
+                confirm(&watch, &mut progress, &mut counts)?;
                 return Err(CliError::bad_input(format!(
                     "line {no}: {reason}; stopped (--strict) with the {} events before it stored in {}",
                     counts.stored,
@@ -182,64 +258,26 @@ fn send(
                 )));
             }
             counts.bad += 1;
-            progress.println(&format!("outbox: line {no}: {reason}; skipped"));
-        }
-        if counts.stored > 0 && counts.stored % LOOK_EVERY == 0 {
-            watch.drain_notes(&mut progress)?;
-            let stats = watch.stats()?;
-            progress.set_total(counts.stored);
-            progress.update(
-                stats.core.delivered - base.delivered,
-                format!(
-                    "read {} · stored {} · {}",
-                    counts.read,
-                    counts.stored,
-                    progress_message(&stats, &base)
-                ),
-            );
-            // Keep the queue well under its limits: let delivery catch up.
-            let s = &stats.core;
-            if s.pending_events >= PENDING_HIGH_WATER || s.pending_bytes >= PENDING_HIGH_WATER_BYTES
-            {
-                client
-                    .flush()
-                    .map_err(|e| CliError::failure(format!("cannot flush: {e}")))?;
-                let stored = counts.stored;
-                let read = counts.read;
-                watch.wait_until(
-                    &mut progress,
-                    |st| {
-                        (
-                            st.core.delivered - base.delivered,
-                            stored,
-                            format!(
-                                "read {read} · stored {stored} · {}",
-                                progress_message(st, &base)
-                            ),
-                        )
-                    },
-                    |st| {
-                        st.core.pending_events < PENDING_HIGH_WATER / 2
-                            && st.core.pending_bytes < PENDING_HIGH_WATER_BYTES / 2
-                    },
-                )?;
+            counts.first_bad.get_or_insert(no);
+            if counts.bad <= BAD_LINES_SHOWN {
+                progress.println(&format!("outbox: line {no}: {reason}; skipped"));
             }
         }
+        watch.drain_notes(&mut progress);
     }
     // Everything read is now committed, or we say why not.
-    client
-        .sync()
-        .map_err(|e| CliError::failure(format!("cannot store the events: {e}")))?;
-    let stats = watch.stats()?;
-    let not_stored = stats.core.dropped() - base.dropped();
-    if not_stored > 0 {
-        return Err(CliError::failure(format!(
-            "{not_stored} events could not be kept ({}); the rest are stored in {}",
-            stats
-                .last_error
-                .as_deref()
-                .unwrap_or("dropped by the queue"),
-            db.display()
+    let stats = confirm(&watch, &mut progress, &mut counts)?;
+    if counts.bad > BAD_LINES_SHOWN {
+        progress.println(&format!(
+            "outbox: {} more bad lines skipped (only the first {BAD_LINES_SHOWN} are shown)",
+            counts.bad - BAD_LINES_SHOWN
+        ));
+    }
+    if counts.stored == 0 && counts.bad > 0 {
+        return Err(CliError::bad_input(format!(
+            "no valid event in the input: {} bad lines (the first is line {}), nothing stored",
+            counts.bad,
+            counts.first_bad.unwrap_or(0)
         )));
     }
     if args.no_wait {
@@ -260,19 +298,143 @@ fn send(
     let done = watch.deliver_all(&mut progress, counts.stored)?;
     let s = &done.core;
     let rejected = s.rejected - base.rejected;
+    let delivered = s.delivered - base.delivered;
     out_line(&format!(
-        "read {} lines: {} stored, {} bad lines skipped; {} delivered, {} rejected, 0 still queued",
+        "read {} lines: {} stored, {} bad lines skipped; {delivered} delivered, {rejected} rejected, 0 still queued",
         counts.stored + counts.bad,
         counts.stored,
         counts.bad,
-        s.delivered - base.delivered,
-        rejected
     ));
     if rejected > 0 {
-        return Err(CliError::failure(format!(
-            "{rejected} events were rejected by the endpoint and moved to the dead-letter table \
-             (see `outbox dead-letter list`); everything else was delivered"
-        )));
+        return Err(super::deliver::rejected_error(
+            rejected,
+            watch.seen.malformed.get(),
+            delivered,
+        ));
     }
     Ok(())
+}
+
+/// Commits what was handed to the Client and checks that all of it was
+/// kept; then every event up to the last one handed over is confirmed.
+/// Otherwise names the first line not stored (from the store's drop
+/// reports), or the last line known stored when those are incomplete.
+fn confirm(
+    watch: &Watch<'_>,
+    progress: &mut Progress,
+    counts: &mut Counts,
+) -> CliResult<ClientStats> {
+    let synced = watch.client.sync();
+    let stats = watch
+        .stats()
+        .map_err(|e| CliError::failure(unsure(counts, &e.message)))?;
+    let (s, b) = (&stats.core, &watch.base);
+    let lost = counts.stored.saturating_sub(s.tracked - b.tracked)
+        + (s.dropped_not_stored - b.dropped_not_stored)
+        + (s.dropped_overflow - b.dropped_overflow);
+    if synced.is_ok() && lost == 0 {
+        counts.confirmed_line = counts.last_event_line;
+        counts.window.clear();
+        counts.window_seq = s.next_seq;
+        return Ok(stats);
+    }
+    let why = match synced {
+        Err(e) => e.to_string(),
+        Ok(()) => stats
+            .last_error
+            .clone()
+            .unwrap_or_else(|| "the queue refused them".into()),
+    };
+    // Which of the window's events were reported not stored.
+    watch.drain_notes(progress);
+    let missing: Vec<u64> = counts
+        .window
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| {
+            let seq = counts.window_seq + i as u64;
+            watch
+                .seen
+                .not_stored
+                .borrow()
+                .iter()
+                .any(|&(first, last)| (first..=last).contains(&seq))
+        })
+        .map(|(_, &line)| line)
+        .collect();
+    let after = format!(
+        "nothing after line {} was stored; events stored: {}",
+        counts.last_event_line,
+        counts.stored - lost
+    );
+    let message = match missing.first() {
+        Some(first) if missing.len() as u64 == lost => format!(
+            "cannot store line {first}: {why}; line {first} is the first line not stored (every \
+             line before it is stored); {} of lines {first}..={} were not stored, and {after}",
+            missing.len(),
+            counts.last_event_line,
+        ),
+        _ => format!("{}; {after}", unsure(counts, &why)),
+    };
+    Err(CliError::failure(message))
+}
+
+/// Names the last line known stored when which of the later ones were
+/// kept is not known.
+fn unsure(counts: &Counts, why: &str) -> String {
+    format!(
+        "cannot store the events after line {}: {why}; line {} is the last line known stored; \
+         of lines {}..={} some may not be stored, and no later line was",
+        counts.confirmed_line,
+        counts.confirmed_line,
+        counts.confirmed_line + 1,
+        counts.last_event_line,
+    )
+}
+
+/// Before tracking line `no`: if the queue is near its limits, flush and
+/// wait for room (never for full delivery). If no room comes within the
+/// run's bound, line `no` is the first not stored.
+fn make_room(
+    watch: &Watch<'_>,
+    progress: &mut Progress,
+    stats: &ClientStats,
+    no: u64,
+) -> CliResult {
+    let has_room = |st: &ClientStats| {
+        u64::from(st.core.pending_events) + LOOK_EVERY <= u64::from(MAX_QUEUE_EVENTS)
+            && st.core.pending_bytes + LOOK_EVERY * MAX_EVENT_BYTES <= MAX_QUEUE_BYTES
+    };
+    if has_room(stats) {
+        return Ok(());
+    }
+    watch
+        .client
+        .flush()
+        .map_err(|e| CliError::failure(format!("cannot flush: {e}")))?;
+    let base = watch.base;
+    watch
+        .wait_until(
+            progress,
+            |st| {
+                (
+                    st.core.delivered - base.delivered,
+                    u64::from(st.core.pending_events),
+                    format!(
+                        "queue full, waiting for room · {}",
+                        progress_message(st, &base)
+                    ),
+                )
+            },
+            has_room,
+        )
+        .map(|_| ())
+        .map_err(|e| CliError {
+            code: e.code,
+            message: format!(
+                "the queue is full and no room came: line {no} is the first line not stored \
+                 (every line before it is); {}",
+                e.message
+            ),
+        })
 }

@@ -5,7 +5,12 @@
 //! event's stored time (its first row only), the dead letters, and the last
 //! upload or storage error the Client recorded there (cleared by the next
 //! delivery). In `--json`, `lastError` is `{"at", "command", "message"}`
-//! where `command` names what failed: `"upload"` or `"store"`.
+//! where `command` names what failed: `"upload"` or `"store"`. When the
+//! database cannot be read, `--json` still prints one JSON object on stdout,
+//! `{"db", "error": {"message", "exitCode"}}`, besides the line on stderr.
+//! An empty (0-byte) file shows as an empty queue, as `send` would use it.
+//! `writable` says whether a writer could change the file: if not, uploads
+//! would deliver events they cannot remove (`flush` stops on that).
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -41,6 +46,17 @@ pub fn open_read_only(db: &Path) -> CliResult<SqliteStore> {
 }
 
 fn read_status(db: &Path) -> CliResult<Status> {
+    // An empty file is a queue not yet created: `send` makes it one.
+    if std::fs::metadata(db).is_ok_and(|m| m.is_file() && m.len() == 0) {
+        return Ok(Status {
+            pending_events: 0,
+            pending_bytes: 0,
+            oldest_timestamp: None,
+            oldest_age: None,
+            dead_letters: 0,
+            last_error: None,
+        });
+    }
     let store = open_read_only(db)?;
     let failed =
         |e: &dyn std::fmt::Display| CliError::failure(format!("cannot read {}: {e}", db.display()));
@@ -65,6 +81,16 @@ fn read_status(db: &Path) -> CliResult<Status> {
         oldest_age,
         dead_letters,
         last_error: last_error.as_ref().map(last_error_json),
+    })
+}
+
+/// Why the writer could not change `db` (a read-only file or file
+/// system), found by opening it for appending, which writes nothing.
+/// Uploads would then deliver events they cannot remove, so `flush` stops.
+fn storage_problem(db: &Path) -> Option<String> {
+    let file = std::fs::OpenOptions::new().append(true).open(db);
+    file.err().map(|e| {
+        format!("the database cannot be written ({e}): delivered events could not be removed")
     })
 }
 
@@ -100,9 +126,25 @@ pub fn human_age(d: Duration) -> String {
 /// Runs `outbox status`.
 pub fn run(args: StatusArgs) -> CliResult {
     let db = args.db.db.as_path();
-    let st = read_status(db)?;
+    let st = match read_status(db) {
+        Ok(st) => st,
+        Err(e) => {
+            if args.json {
+                // Scripts reading stdout get JSON either way.
+                let doc = json!({
+                    "db": db.display().to_string(),
+                    "error": { "message": e.to_string(), "exitCode": e.code },
+                });
+                out_line(&doc.to_string());
+            }
+            return Err(e);
+        }
+    };
+    let problem = storage_problem(db);
     if args.json {
         let doc = json!({
+            "writable": problem.is_none(),
+            "storageProblem": problem,
             "db": db.display().to_string(),
             "pendingEvents": st.pending_events,
             "pendingBytes": st.pending_bytes,
@@ -142,6 +184,10 @@ pub fn run(args: StatusArgs) -> CliResult {
         ("oldest event", oldest),
         ("dead letters", st.dead_letters.to_string()),
         ("last error", last),
+        (
+            "writable",
+            problem.map_or("yes".into(), |p| format!("no: {p}")),
+        ),
     ];
     for (k, v) in rows {
         out_line(&format!("{k:<14}{v}"));

@@ -118,7 +118,8 @@ impl fmt::Display for BatchLog {
             self.events, self.accepted, self.duplicates
         )?;
         if !self.note.is_empty() {
-            write!(f, " ({})", self.note)?;
+            // The note may quote the client's bytes (a messageId, say).
+            write!(f, " ({})", crate::printable::escape_controls(&self.note))?;
         }
         Ok(())
     }
@@ -344,11 +345,12 @@ impl Drop for Collector {
 /// line after a crash, say) are skipped. A file not ending in a newline gets
 /// one, so the next event starts on its own line.
 fn open_out(path: &Path) -> io::Result<(HashSet<String>, File)> {
-    let mut file = OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(true)
-        .open(path)?;
+    let mut options = OpenOptions::new();
+    options.read(true).append(true).create(true);
+    // Accepted events may be personal data: a new file is the owner's only.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
     let mut seen = HashSet::new();
     let mut reader = BufReader::new(&file);
     let mut line = Vec::new();
