@@ -13,6 +13,7 @@
 
 mod clock;
 mod events;
+mod mem;
 mod nor;
 mod uart;
 

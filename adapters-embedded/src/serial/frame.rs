@@ -116,8 +116,41 @@ impl Downlink {
 
     /// Decode a frame's content (already un-stuffed).
     pub fn decode(bytes: &[u8]) -> Result<Self, FrameError> {
-        match postcard::take_from_bytes::<Downlink>(bytes) {
-            Ok((d, [])) => Ok(d),
+        // Field by field rather than through the derived `Deserialize`
+        // (the same postcard layout: variant index, then the fields), which
+        // costs the firmware several hundred bytes of visitor code.
+        fn take<'b, T: Deserialize<'b>>(bytes: &'b [u8]) -> Result<(T, &'b [u8]), FrameError> {
+            postcard::take_from_bytes(bytes).map_err(|_| FrameError::Malformed)
+        }
+        let (variant, rest) = take::<u32>(bytes)?;
+        let (answer, rest) = match variant {
+            0 => {
+                let (batch, rest) = take(rest)?;
+                let (status, rest) = take(rest)?;
+                let (retry_after_secs, rest) = take(rest)?;
+                let status = Downlink::Status {
+                    batch,
+                    status,
+                    retry_after_secs,
+                };
+                (status, rest)
+            }
+            1 => {
+                let (batch, rest) = take(rest)?;
+                (Downlink::Unanswered { batch }, rest)
+            }
+            2 => {
+                let fault = match take::<u32>(rest)? {
+                    (0, rest) => (Fault::TooLarge, rest),
+                    (1, rest) => (Fault::Garbled, rest),
+                    _ => return Err(FrameError::Malformed),
+                };
+                (Downlink::Unreadable { fault: fault.0 }, fault.1)
+            }
+            _ => return Err(FrameError::Malformed),
+        };
+        match rest {
+            [] => Ok(answer),
             _ => Err(FrameError::Malformed),
         }
     }
