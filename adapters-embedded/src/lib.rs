@@ -1,2 +1,8 @@
 //! NOR-flash queue and serial transport for outbox (no_std)
 #![no_std]
+
+#[cfg(any(test, feature = "_test"))]
+extern crate std;
+
+pub mod flash;
+pub mod serial;

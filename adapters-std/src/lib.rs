@@ -9,13 +9,16 @@
 //!
 //! | item | what it is for |
 //! | --- | --- |
-//! | [`Client::builder`] → [`ClientBuilder`] | `.path(db)`, `.endpoint(url, key)` or `.http(HttpConfig)` or `.uploader(u)`, `.flush_mode(m)`, `.configure(\|c\| ...)`, `.synchronous(s)`, `.build()?` |
-//! | [`Client::track`] / [`Client::track_durable`] | queue an [`Event`]; returns its `messageId`; the durable form returns after the commit |
+//! | [`Client::builder`] → [`ClientBuilder`] | `.path(db)`, `.endpoint(url, key)` or `.http(HttpConfig)` or `.uploader(u)`, `.flush_mode(m)`, `.configure(\|c\| ...)`, `.synchronous(s)`, `.context(json)`, `.app(name, version)`, `.environment_context()`, `.properties(json)`, `.build()?` |
+//! | [`Event::track`], [`Event::identify`], [`Event::page`], [`Event::screen`], [`Event::group`], [`Event::alias`] | every Segment call, checked as Segment checks it; numeric ids become strings |
+//! | [`Client::track`] / [`Client::track_durable`] | queue an [`Event`]; returns a [`Receipt`] (its `messageId`, and the seq its notifications carry: [`Receipt::concerns`]); the durable form returns after the commit |
 //! | [`Client::sync`] | wait for the commit of everything tracked so far |
 //! | [`Client::flush`] / [`Client::flush_and_wait`] | upload now; wait for a [`FlushReport`] |
 //! | `set_flush_mode`, `set_flush_period`, `set_flush_threshold`, `set_network_available`, `lifecycle`, `resume` | runtime controls |
 //! | [`Client::stats`] → [`ClientStats`] | counters, dead-letter count, last error |
 //! | [`Client::dead_letters`] | refused events, with status, reason and time |
+//! | [`Client::requeue_dead_letters`] / [`Client::purge_dead_letters`] | put refused events back into the queue, or delete them ([`DeadLetterSelection`]) |
+//! | `Client::into_async` → `AsyncClient` (feature `async`) | `track_durable`, `flush_and_wait`, `shutdown` as futures, on any executor |
 //! | [`Client::notifications`] → [`Notifications`] | an iterator of [`Notification`]s |
 //! | [`Client::shutdown`] | bounded final flush, then stop (also on drop of the last handle) |
 //! | [`Client::close`] | commit and stop without starting an upload |
@@ -47,6 +50,10 @@
 //! # fn main() {}
 //! ```
 //!
+//! On the wire it is the Segment HTTP Tracking API: HTTP Basic auth with the
+//! write key as user name (no header without a key), `context.library`
+//! added to every event that has none, batches of at most 500 000 bytes.
+//!
 //! Logging goes through the `log` crate; the write key never appears in it.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -61,13 +68,17 @@ pub mod http;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
-pub use event::{Event, EventError, EventType, Payload};
+pub use event::{
+    merge_missing, Event, EventError, EventType, Id, Payload, LIBRARY_NAME, LIBRARY_VERSION,
+};
 pub use upload::{BatchBody, Response, UploadFailed, Uploader};
 
+#[cfg(feature = "async")]
+pub use client::AsyncClient;
 #[cfg(feature = "sqlite")]
 pub use client::{
-    BuildError, Client, ClientBuilder, ClientError, ClientStats, FlushError, FlushReport,
-    Notification, Notifications, TrackError, DEFAULT_COMMIT_DELAY, WINDOW,
+    BuildError, Client, ClientBuilder, ClientError, ClientStats, DeadLetterSelection, FlushError,
+    FlushReport, Notification, Notifications, Receipt, TrackError, DEFAULT_COMMIT_DELAY, WINDOW,
 };
 
 pub use outbox_core::{

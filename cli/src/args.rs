@@ -34,11 +34,13 @@ pub enum Command {
     Flush(FlushArgs),
     /// Show the queue: pending events and bytes, oldest age, dead letters, last error.
     Status(StatusArgs),
-    /// List or export the events the server rejected for good.
+    /// List, export, requeue or purge the events the server rejected for good.
     #[command(name = "dead-letter", subcommand)]
     DeadLetter(DeadLetterCommand),
     /// Run a reference /v1/batch collector (dedup, fault injection).
     Collect(CollectArgs),
+    /// Bridge a device's serial frames to the endpoint (serial port, stdio or TCP).
+    Gateway(GatewayArgs),
     /// Show what outbox does, on this machine, in under a minute.
     Demo(DemoArgs),
 }
@@ -57,7 +59,9 @@ pub struct EndpointArgs {
     /// Base URL of the collector; batches go to <URL>/v1/batch.
     #[arg(long, value_name = "URL", value_parser = parse_endpoint)]
     pub endpoint: String,
-    /// The write key (sent as a Bearer token, or Basic with --basic-auth).
+    /// The write key, sent as HTTP Basic user name with an empty password
+    /// (what Segment and RudderStack read), or as a Bearer token with
+    /// --bearer. Without a key no Authorization header is sent.
     #[arg(long, env = "OUTBOX_KEY", value_name = "KEY", hide_env_values = true)]
     pub key: Option<String>,
 }
@@ -79,8 +83,12 @@ pub struct SendArgs {
     /// Compress batches with gzip.
     #[arg(long)]
     pub gzip: bool,
-    /// Send the key with HTTP Basic auth (as the user name) instead of Bearer.
-    #[arg(long)]
+    /// Send the key as `Authorization: Bearer KEY` (an OAuth token) instead
+    /// of HTTP Basic.
+    #[arg(long, conflicts_with = "basic_auth")]
+    pub bearer: bool,
+    /// HTTP Basic auth, the default since outbox 0.2; kept so old scripts run.
+    #[arg(long, hide = true)]
     pub basic_auth: bool,
     /// Give up after this long (e.g. 30s, 2m) with exit code 3; unsent events stay queued.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -106,8 +114,12 @@ pub struct FlushArgs {
     /// Compress batches with gzip.
     #[arg(long)]
     pub gzip: bool,
-    /// Send the key with HTTP Basic auth (as the user name) instead of Bearer.
-    #[arg(long)]
+    /// Send the key as `Authorization: Bearer KEY` (an OAuth token) instead
+    /// of HTTP Basic.
+    #[arg(long, conflicts_with = "basic_auth")]
+    pub bearer: bool,
+    /// HTTP Basic auth, the default since outbox 0.2; kept so old scripts run.
+    #[arg(long, hide = true)]
     pub basic_auth: bool,
     /// Give up after this long (e.g. 30s, 2m) with exit code 3; unsent events stay queued.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -131,6 +143,25 @@ pub enum DeadLetterCommand {
     List(DbArg),
     /// Every rejected event as one JSON line on stdout.
     Export(DbArg),
+    /// Put rejected events back into the queue (same bytes, same messageId);
+    /// the next `outbox flush` delivers them.
+    Requeue(DeadLetterPick),
+    /// Delete rejected events for good.
+    Purge(DeadLetterPick),
+}
+
+/// Which dead letters `requeue` or `purge` take.
+#[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("pick").required(true).args(["all", "seq"])))]
+pub struct DeadLetterPick {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Every dead letter.
+    #[arg(long)]
+    pub all: bool,
+    /// The dead letters with these seq numbers (from `outbox dead-letter list`).
+    #[arg(long, value_name = "N", num_args = 1..)]
+    pub seq: Vec<u64>,
 }
 
 /// `outbox collect`.
@@ -144,7 +175,8 @@ pub struct CollectArgs {
     /// are remembered, so deduplication holds across restarts.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
-    /// Require this key (Bearer, or Basic user name); others get 401.
+    /// Require this key (Basic user name, Bearer, or `writeKey` in the
+    /// body); others get 401.
     #[arg(
         long,
         env = "OUTBOX_COLLECT_KEY",
@@ -152,10 +184,10 @@ pub struct CollectArgs {
         hide_env_values = true
     )]
     pub key: Option<String>,
-    /// Largest batch accepted in bytes; larger gets 413.
-    #[arg(long, value_name = "N", default_value_t = crate::collect::DEFAULT_MAX_BATCH_BYTES,
-          value_parser = parse_positive_usize)]
-    pub max_batch_bytes: usize,
+    /// A stricter batch limit in bytes, answered with 413 (without it, like
+    /// Segment: 400 for a batch over 500 000 bytes or an event over 32 KiB).
+    #[arg(long, value_name = "N", value_parser = parse_positive_usize)]
+    pub max_batch_bytes: Option<usize>,
     /// Probability (0..1) that a valid batch is answered --fail-status instead.
     #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
     pub fail_rate: f64,
@@ -174,6 +206,46 @@ pub struct CollectArgs {
     /// Seed for the fault draws (default: from the clock).
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+}
+
+/// `outbox gateway`.
+#[derive(Debug, Clone, Args)]
+pub struct GatewayArgs {
+    #[command(flatten)]
+    pub link: LinkArgs,
+    #[command(flatten)]
+    pub endpoint: EndpointArgs,
+    /// Compress batches with gzip.
+    #[arg(long)]
+    pub gzip: bool,
+    /// Send the key with HTTP Basic auth (as the user name) instead of Bearer.
+    #[arg(long)]
+    pub basic_auth: bool,
+    /// Largest frame accepted, in encoded bytes; a larger one is answered
+    /// "too large" and the device halves its batch.
+    #[arg(long, value_name = "N", default_value_t = crate::gateway::DEFAULT_MAX_FRAME_BYTES,
+          value_parser = parse_positive_usize)]
+    pub max_frame_bytes: usize,
+    /// Baud rate set on a --serial tty.
+    #[arg(long, value_name = "N", default_value_t = 115_200)]
+    pub baud: u32,
+}
+
+/// Where the device's frames come from: exactly one.
+#[derive(Debug, Clone, Args)]
+#[group(required = true, multiple = false)]
+pub struct LinkArgs {
+    /// A serial device (e.g. /dev/ttyUSB0 or a pty), set to raw mode.
+    #[arg(long, value_name = "PATH")]
+    pub serial: Option<PathBuf>,
+    /// Frames on stdin, answers on stdout (the log goes to stderr); ends at end of input.
+    #[arg(long)]
+    pub stdio: bool,
+    /// Listen on ADDR (e.g. 127.0.0.1:5555; port 0 picks one, printed as
+    /// `listening on ADDR`) and serve one device connection at a time. QEMU
+    /// connects with `-serial tcp:ADDR`.
+    #[arg(long, value_name = "ADDR")]
+    pub tcp: Option<String>,
 }
 
 /// `outbox demo`.

@@ -1,6 +1,6 @@
 //! The `outbox` command as a library: argument parsing ([`args`]), the
-//! reference collector ([`collect`], also used in-process by the demo) and
-//! the subcommands. `src/main.rs` only parses, runs and maps errors to one
+//! reference collector ([`collect`], also used in-process by the demo), the
+//! device [`gateway`] and the subcommands. `src/main.rs` only parses, runs and maps errors to one
 //! line on stderr and an exit code.
 
 #![forbid(unsafe_code)]
@@ -9,6 +9,7 @@ pub mod args;
 mod cmd;
 pub mod collect;
 pub mod error;
+pub mod gateway;
 
 pub use error::{exit, CliError, CliResult};
 
@@ -21,6 +22,7 @@ pub fn run(cli: args::Cli) -> CliResult {
         Command::Status(a) => cmd::status::run(a),
         Command::DeadLetter(a) => cmd::dead_letter::run(a),
         Command::Collect(a) => cmd::collect::run(a),
+        Command::Gateway(a) => cmd::gateway::run(a),
         Command::Demo(a) => cmd::demo::run(a),
     }
 }

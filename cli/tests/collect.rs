@@ -74,7 +74,7 @@ fn checks_key_size_json_and_reject_field() {
     .unwrap();
     assert_eq!(r.status, 200, "{r:?}");
 
-    // Too large: 413.
+    // Over the configured --max-batch-bytes: 413.
     let big: Vec<String> = (0..100).map(|i| format!("big-{i}")).collect();
     let big: Vec<&str> = big.iter().map(String::as_str).collect();
     assert_eq!(
@@ -84,18 +84,29 @@ fn checks_key_size_json_and_reject_field() {
         413
     );
 
-    // Not JSON, not an object, no batch array, an event without messageId: 400.
+    // Not JSON, not an object, no batch array, a messageId that is no
+    // string, an event that is no object: 400 with a Segment-style body.
     for body in [
         "not json",
         "[1,2]",
         r#"{"sentAt":"x"}"#,
-        r#"{"batch":[{"event":"x"}]}"#,
+        r#"{"batch":[{"event":"x","messageId":7}]}"#,
         r#"{"batch":[42]}"#,
     ] {
         let r = post_batch(c.addr, Some("k3y"), body).unwrap();
         assert_eq!(r.status, 400, "{body}: {r:?}");
-        assert!(r.json()["error"].is_string());
+        assert_eq!(r.json()["code"], "invalid_request", "{r:?}");
+        assert!(r.json()["message"].is_string(), "{r:?}");
     }
+
+    // An event without messageId is accepted, given one, counted apart.
+    let r = post_batch(
+        c.addr,
+        Some("k3y"),
+        r#"{"batch":[{"type":"track","event":"x"}]}"#,
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
 
     // A batch with a poison event (the field at any depth) is refused whole.
     let poisoned = serde_json::json!({ "batch": [
@@ -127,11 +138,14 @@ fn checks_key_size_json_and_reject_field() {
         .iter()
         .find(|l| l.starts_with("summary:"))
         .expect("summary line");
-    assert!(summary.contains("4 events accepted"), "{summary}");
+    assert!(summary.contains("5 events accepted"), "{summary}");
+    assert!(summary.contains("1 without messageId"), "{summary}");
     assert!(summary.contains("6 bad requests (400)"), "{summary}");
     assert!(summary.contains("2 unauthorized (401)"), "{summary}");
-    assert!(summary.contains("1 too large (413)"), "{summary}");
-    assert_eq!(ids_in(&out), ["a", "b", "c", "d"]);
+    assert!(summary.contains("1 too large"), "{summary}");
+    let ids = ids_in(&out);
+    assert_eq!(ids[..4], ["a", "b", "c", "d"]);
+    assert!(ids[4].starts_with("collect-"), "{ids:?}");
 }
 
 #[test]

@@ -112,7 +112,7 @@ impl Config {
         max_queue_bytes: 32 * 1024 * 1024,
         max_event_bytes: 32 * 1024,
         max_batch_events: None,
-        max_batch_bytes: 500 * 1024,
+        max_batch_bytes: 500_000,
         batch_envelope_bytes: 64,
         event_envelope_bytes: 1,
         overflow: Overflow::DropOldest,
@@ -341,7 +341,8 @@ impl ConfigBuilder {
         self.config.max_batch_events = Some(n);
         self
     }
-    /// Most bytes in a batch including the envelope [500 KiB].
+    /// Most bytes in a batch including the envelope [500 000, the limit
+    /// of Segment's batch API; its SDKs stay at or under it].
     pub const fn max_batch_bytes(mut self, n: u32) -> Self {
         self.config.max_batch_bytes = n;
         self
@@ -511,7 +512,7 @@ mod tests {
         assert_eq!(c.max_queue_events(), 1000);
         assert_eq!(c.max_event_bytes(), 32 * 1024);
         assert_eq!(c.max_batch_events(), 500);
-        assert_eq!(c.max_batch_bytes(), 500 * 1024);
+        assert_eq!(c.max_batch_bytes(), 500_000);
         assert_eq!(c.overflow(), Overflow::DropOldest);
         assert_eq!(c.retry_base(), Duration::from_secs(1));
         assert_eq!(c.retry_cap(), Duration::from_secs(32));

@@ -471,9 +471,6 @@ impl<const N: usize> Machine<N> {
         if self.refill.retry_at.is_some_and(|t| t <= now) {
             self.refill.retry_at = None;
         }
-        if self.commit_deadline().is_some_and(|t| t <= now) {
-            self.commits.requested = true;
-        }
         if self.in_flight_deadline.is_some_and(|t| t <= now) {
             if let Some(b) = self.in_flight.take() {
                 self.in_flight_deadline = None;
@@ -876,7 +873,6 @@ impl<const N: usize> Machine<N> {
             return false;
         }
         c.requested
-            || self.config.max_commit_delay_millis == 0
             || self.commit_deadline().is_some_and(|t| t <= self.now)
             || self.wants_send()
             // The next track would push an uncommitted size out of the window.

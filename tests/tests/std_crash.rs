@@ -212,7 +212,10 @@ fn kill_9_at_random_points_loses_nothing_confirmed() {
     let mut last_first: Option<(u64, u64)> = None;
     let mut last_ack_by_run: Vec<(u64, usize)> = Vec::new(); // (run, request index)
     for (n, r) in requests.iter().enumerate() {
-        if !(200..300).contains(&r.status) {
+        // A child killed while sending its body leaves a request whose body
+        // does not parse: the collector answered it, but it acknowledged no
+        // event, so it is no incarnation's last acknowledged batch.
+        if !(200..300).contains(&r.status) || r.ids.is_empty() {
             continue;
         }
         let run = run_of(r);

@@ -30,7 +30,8 @@ fn every_event_arrives_in_order_in_segment_bodies() {
     for r in collector.requests() {
         assert_eq!(r.path, "/v1/batch");
         assert_eq!(r.content_type.as_deref(), Some("application/json"));
-        assert_eq!(r.authorization.as_deref(), Some("Bearer test-key"));
+        // HTTP Basic, key as user name, empty password: base64("test-key:").
+        assert_eq!(r.authorization.as_deref(), Some("Basic dGVzdC1rZXk6"));
         assert!(r.ids.len() <= 7);
         let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
         let sent_at = body["sentAt"].as_str().unwrap();
@@ -70,17 +71,17 @@ fn message_id_and_timestamp_are_set_when_absent() {
         .unwrap();
     client.flush_and_wait(PATIENCE).unwrap();
     let r = &collector.requests()[0];
-    assert_eq!(r.ids, vec![id.clone()]);
+    assert_eq!(r.ids, vec![id.to_string()]);
     assert_eq!(id.len(), 36, "a UUID: {id}");
     assert!(r.events[0]["timestamp"].is_string());
 }
 
 #[test]
-fn basic_auth_gzip_and_user_agent() {
+fn bearer_option_gzip_and_user_agent() {
     let collector = Collector::start();
     let dir = tempfile::tempdir().unwrap();
     let http = HttpConfig::new(collector.url.clone(), "seg-write-key")
-        .auth(Auth::Basic)
+        .auth(Auth::Bearer)
         .gzip(Some(9))
         .user_agent("std-tests/1");
     let client = Client::builder()
@@ -94,10 +95,9 @@ fn basic_auth_gzip_and_user_agent() {
     client.flush_and_wait(PATIENCE).unwrap();
     let requests = collector.requests();
     assert!(requests.iter().all(|r| r.gzip), "every body gzipped");
-    // base64("seg-write-key:")
     assert!(requests
         .iter()
-        .all(|r| r.authorization.as_deref() == Some("Basic c2VnLXdyaXRlLWtleTo=")));
+        .all(|r| r.authorization.as_deref() == Some("Bearer seg-write-key")));
     assert!(requests
         .iter()
         .all(|r| r.user_agent.as_deref() == Some("std-tests/1")));

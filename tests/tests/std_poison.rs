@@ -152,3 +152,67 @@ fn invalid_events_are_refused_by_track_itself() {
         "nothing was stored"
     );
 }
+
+/// Issue 11 hook, end to end: a row edited so that its payload no longer
+/// matches its stored size is dead-lettered alone as "malformed" (status 0,
+/// never sent), and every other event is delivered in order.
+#[test]
+fn a_damaged_row_is_dead_lettered_alone_as_malformed() {
+    let collector = Collector::with_policy(|_| Reply::ok());
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let client = builder(&db, &collector)
+        .flush_mode(FlushMode::Manual)
+        .build()
+        .unwrap();
+    for i in 0..5 {
+        client.track_durable(event(&format!("m-{i}"))).unwrap();
+    }
+    client.close().unwrap();
+    drop(client);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let seq: i64 = conn
+        .query_row(
+            "SELECT seq FROM events ORDER BY seq LIMIT 1 OFFSET 2",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    conn.execute("UPDATE events SET payload = x'7b7d' WHERE seq = ?1", [seq])
+        .unwrap();
+    drop(conn);
+
+    let client = builder(&db, &collector)
+        .flush_mode(FlushMode::Manual)
+        .build()
+        .unwrap();
+    let notes = client.notifications();
+    let report = client.flush_and_wait(PATIENCE).unwrap();
+    assert_eq!(
+        (report.delivered, report.rejected, report.pending),
+        (4, 1, 0)
+    );
+    assert_eq!(collector.delivered(), ["m-0", "m-1", "m-3", "m-4"]);
+    let dead = client.dead_letters().unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        (dead[0].seq, dead[0].status, dead[0].reason.as_str()),
+        (seq as u64, 0, "malformed")
+    );
+    let rejections: Vec<_> = notes
+        .try_iter()
+        .filter(|n| matches!(n, Notification::Rejected { .. }))
+        .collect();
+    assert!(
+        matches!(
+            rejections.as_slice(),
+            [Notification::Rejected {
+                status: 0,
+                reason: RejectReason::Malformed,
+                ..
+            }]
+        ),
+        "{rejections:?}"
+    );
+    client.shutdown(Duration::from_secs(5)).unwrap();
+}

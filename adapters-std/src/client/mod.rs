@@ -6,22 +6,32 @@
 //! and every handle sees the same queue. Dropping the last handle stops both
 //! threads after a bounded best-effort flush.
 
+#[cfg(feature = "async")]
+mod async_face;
 mod clock;
+mod dead_letters;
+mod environment;
 mod error;
 mod notify;
+mod receipt;
 mod transport;
 mod worker;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, SyncSender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant as StdInstant};
 
 use outbox_core::{Config, ConfigBuilder, FlushMode, Input, Lifecycle, Machine, Stats};
+use serde_json::{Map, Value};
 
+#[cfg(feature = "async")]
+pub use async_face::AsyncClient;
+pub use dead_letters::DeadLetterSelection;
 pub use error::{BuildError, ClientError, FlushError, FlushReport, TrackError};
 pub use notify::{Notification, Notifications};
+pub use receipt::Receipt;
 pub use worker::WINDOW;
 
 use crate::event::Event;
@@ -69,6 +79,8 @@ pub struct ClientBuilder {
     http: Option<crate::http::HttpConfig>,
     drop_flush_timeout: Duration,
     seed: Option<u64>,
+    context: Map<String, Value>,
+    properties: Map<String, Value>,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -87,8 +99,9 @@ impl ClientBuilder {
         self
     }
 
-    /// Upload over HTTP to `<endpoint>/v1/batch` with `key` (Bearer auth,
-    /// no gzip; use [`http`](Self::http) for the other settings).
+    /// Upload over HTTP to `<endpoint>/v1/batch` with `key` (HTTP Basic
+    /// with the key as user name, as Segment and RudderStack read it; no
+    /// gzip; use [`http`](Self::http) for the other settings).
     #[cfg(feature = "http")]
     pub fn endpoint(
         mut self,
@@ -155,6 +168,51 @@ impl ClientBuilder {
         self
     }
 
+    /// Context merged into every event's `context` (the event's own keys
+    /// win, nested objects are merged key by key); calls add up. A value
+    /// that is not an object is ignored.
+    ///
+    /// ```
+    /// # use serde_json::json;
+    /// # let b = outbox_std::Client::builder();
+    /// let b = b.context(json!({"device": {"type": "kiosk"}}))
+    ///     .app("shop", "2.3.0")
+    ///     .environment_context();
+    /// ```
+    pub fn context(mut self, context: Value) -> Self {
+        if let Value::Object(c) = context {
+            let mut merged = c;
+            crate::merge_missing(&mut merged, &self.context);
+            self.context = merged;
+        }
+        self
+    }
+
+    /// Properties merged into every `track`, `page` and `screen` event's
+    /// `properties` (the event's own keys win); calls add up.
+    pub fn properties(mut self, properties: Value) -> Self {
+        if let Value::Object(p) = properties {
+            let mut merged = p;
+            crate::merge_missing(&mut merged, &self.properties);
+            self.properties = merged;
+        }
+        self
+    }
+
+    /// `context.app = {name, version}` on every event.
+    pub fn app(self, name: impl Into<String>, version: impl Into<String>) -> Self {
+        let (name, version) = (name.into(), version.into());
+        self.context(serde_json::json!({"app": {"name": name, "version": version}}))
+    }
+
+    /// `context.os.name`, and `context.locale` and `context.timezone` when
+    /// the environment says (`LC_ALL`/`LC_MESSAGES`/`LANG`, `TZ`), on every
+    /// event, as Segment's device SDKs do.
+    pub fn environment_context(self) -> Self {
+        let detected = environment::detect(|k| std::env::var(k).ok());
+        self.context(Value::Object(detected))
+    }
+
     /// Open the store, restore its queue, start the threads.
     pub fn build(self) -> Result<Client, BuildError> {
         let config: Config = self.config.build()?;
@@ -219,6 +277,8 @@ impl ClientBuilder {
                 max_event_bytes: config.max_event_bytes() as usize,
                 drop_flush_timeout: self.drop_flush_timeout,
                 path,
+                context: self.context,
+                properties: self.properties,
             }),
         })
     }
@@ -231,20 +291,38 @@ struct Inner {
     max_event_bytes: usize,
     drop_flush_timeout: Duration,
     path: PathBuf,
+    /// Global context and properties, merged into every event.
+    context: Map<String, Value>,
+    properties: Map<String, Value>,
+}
+
+/// `now + timeout`, or `None` (no deadline) when that is beyond what an
+/// `Instant` can hold: `Duration::MAX` means "wait as long as it takes".
+pub(crate) fn deadline_after(timeout: Duration) -> Option<StdInstant> {
+    StdInstant::now().checked_add(timeout)
 }
 
 impl Inner {
-    /// Stop the threads; with `flush`, after a final upload bounded by
-    /// `timeout`.
-    fn stop(&self, flush: bool, timeout: Duration) -> Option<FlushReport> {
+    /// The shutdown message and its answer; `None` when already stopped.
+    fn shutdown_msg(
+        &self,
+        flush: bool,
+        timeout: Duration,
+    ) -> Option<(Msg, oneshot::Receiver<FlushReport>, JoinHandle<()>)> {
         let handle = self.worker.lock().ok()?.take()?;
-        let (reply, rx) = mpsc::sync_channel(1);
-        let deadline = StdInstant::now() + timeout;
+        let (reply, rx) = oneshot::channel();
         let msg = Msg::Shutdown {
-            deadline,
+            deadline: deadline_after(timeout),
             flush,
             reply,
         };
+        Some((msg, rx, handle))
+    }
+
+    /// Stop the threads; with `flush`, after a final upload bounded by
+    /// `timeout`.
+    fn stop(&self, flush: bool, timeout: Duration) -> Option<FlushReport> {
+        let (msg, rx, handle) = self.shutdown_msg(flush, timeout)?;
         let report = if self.tx.send(msg).is_ok() {
             rx.recv().ok()
         } else {
@@ -252,6 +330,13 @@ impl Inner {
         };
         let _ = handle.join();
         report
+    }
+
+    /// The event as it will be stored: global context and properties merged
+    /// in, checked, serialized.
+    fn payload(&self, mut event: Event) -> Result<crate::Payload, TrackError> {
+        event.apply_defaults(&self.context, &self.properties);
+        Ok(event.into_payload(self.max_event_bytes)?)
     }
 }
 
@@ -294,8 +379,8 @@ impl std::fmt::Debug for Client {
     }
 }
 
-fn ask<T>(tx: &SyncSender<Msg>, make: impl FnOnce(SyncSender<T>) -> Msg) -> Option<T> {
-    let (reply, rx) = mpsc::sync_channel(1);
+fn ask<T>(tx: &SyncSender<Msg>, make: impl FnOnce(worker::Reply<T>) -> Msg) -> Option<T> {
+    let (reply, rx) = oneshot::channel();
     tx.send(make(reply)).ok()?;
     rx.recv().ok()
 }
@@ -315,39 +400,48 @@ impl Client {
             http: None,
             drop_flush_timeout: Duration::from_secs(5),
             seed: None,
+            context: Map::new(),
+            properties: Map::new(),
         }
     }
 
-    /// Track `event`: a `messageId` and `timestamp` are set when absent,
-    /// the event is checked and queued for the next commit. Returns its
-    /// `messageId`. Invalid events are refused here; what can only fail
+    /// Track `event`: the builder's global context and properties are
+    /// merged in, a `messageId`, `timestamp` and `context.library` are set
+    /// when absent, the event is checked and queued for the next commit.
+    /// Returns its [`Receipt`] (the `messageId`, and the sequence number the
+    /// notifications use). Invalid events are refused here; what can only fail
     /// later (a full disk, a full queue under `Overflow::RejectNew`) shows
     /// in [`stats`](Self::stats)`.last_error` and in notifications. Use
     /// [`track_durable`](Self::track_durable) to wait for the commit and get
     /// those errors back.
-    pub fn track(&self, event: Event) -> Result<String, TrackError> {
-        let payload = event.into_payload(self.inner.max_event_bytes)?;
+    pub fn track(&self, event: Event) -> Result<Receipt, TrackError> {
+        let payload = self.inner.payload(event)?;
+        let seq = Arc::new(OnceLock::new());
         self.inner
             .tx
             .send(Msg::Track {
                 payload: payload.bytes,
                 durable: None,
+                seq: seq.clone(),
             })
             .map_err(|_| TrackError::Stopped)?;
-        Ok(payload.message_id)
+        Ok(Receipt::new(payload.message_id, seq))
     }
 
     /// Track `event` and return only once it is committed to the database
     /// (with every event tracked meanwhile, in one transaction).
-    pub fn track_durable(&self, event: Event) -> Result<String, TrackError> {
-        let payload = event.into_payload(self.inner.max_event_bytes)?;
+    pub fn track_durable(&self, event: Event) -> Result<Receipt, TrackError> {
+        let payload = self.inner.payload(event)?;
         let bytes = payload.bytes;
+        let seq = Arc::new(OnceLock::new());
+        let slot = seq.clone();
         let result = ask(&self.inner.tx, |reply| Msg::Track {
             payload: bytes,
             durable: Some(reply),
+            seq: slot,
         })
         .ok_or(TrackError::Stopped)?;
-        result.map(|()| payload.message_id)
+        result.map(|()| Receipt::new(payload.message_id, seq))
     }
 
     /// Wait until every event tracked before this call is committed.
@@ -365,9 +459,10 @@ impl Client {
     }
 
     /// Flush, then wait until every event tracked before this call is
-    /// delivered, dropped or rejected, or until `timeout`.
+    /// delivered, dropped or rejected, or until `timeout` (`Duration::MAX`:
+    /// no deadline).
     pub fn flush_and_wait(&self, timeout: Duration) -> Result<FlushReport, FlushError> {
-        let deadline = StdInstant::now() + timeout;
+        let deadline = deadline_after(timeout);
         ask(&self.inner.tx, |reply| Msg::FlushWait { deadline, reply })
             .ok_or(FlushError::Stopped)?
     }
@@ -412,6 +507,32 @@ impl Client {
         Ok(ask(&self.inner.tx, Msg::DeadLetters).ok_or(ClientError::Stopped)??)
     }
 
+    /// Put the chosen dead letters back into the queue, oldest first and
+    /// byte for byte (same `messageId`), and delete them from the dead
+    /// letters in the same commit; they are uploaded like any queued event
+    /// (at once in `Immediate` mode). Stops early, leaving the rest dead,
+    /// when the queue is full. Returns how many were requeued.
+    ///
+    /// ```no_run
+    /// # fn demo(client: outbox_std::Client) -> Result<(), outbox_std::ClientError> {
+    /// use outbox_std::DeadLetterSelection;
+    /// let n = client.requeue_dead_letters(DeadLetterSelection::All)?;
+    /// println!("{n} events queued again");
+    /// # Ok(()) }
+    /// ```
+    pub fn requeue_dead_letters(&self, which: DeadLetterSelection) -> Result<usize, ClientError> {
+        let n = ask(&self.inner.tx, |r| Msg::Requeue(which, r)).ok_or(ClientError::Stopped)??;
+        self.sync()?;
+        Ok(n)
+    }
+
+    /// Delete the chosen dead letters for good; returns how many went.
+    pub fn purge_dead_letters(&self, which: DeadLetterSelection) -> Result<usize, ClientError> {
+        let n = ask(&self.inner.tx, |r| Msg::Purge(which, r)).ok_or(ClientError::Stopped)??;
+        self.sync()?;
+        Ok(n)
+    }
+
     /// Subscribe to notifications (delivered, dropped, rejected, halted,
     /// retry scheduled) from now on.
     pub fn notifications(&self) -> Notifications {
@@ -423,7 +544,8 @@ impl Client {
         &self.inner.path
     }
 
-    /// Flush for at most `timeout`, commit, and stop both threads. Every
+    /// Flush for at most `timeout` (`Duration::MAX`: no deadline), commit,
+    /// and stop both threads. Every
     /// handle stops working; undelivered events stay in the database for the
     /// next start. Returns what the final flush achieved.
     ///
@@ -488,5 +610,14 @@ mod tests {
             .configure(|c| c.max_batch_events(WINDOW as u32 + 1))
             .build();
         assert!(matches!(too_big, Err(BuildError::Config(_))));
+        // Issue 8 item 1: the queue is bounded by configuration and disk,
+        // not by a capacity of 100 000 in memory (this was refused before).
+        let long = Client::builder()
+            .path(dir.path().join("c.db"))
+            .uploader(ok)
+            .configure(|c| c.max_queue_events(50_000_000))
+            .build()
+            .unwrap();
+        long.close().unwrap();
     }
 }

@@ -67,6 +67,21 @@ pub enum Notification {
     },
 }
 
+impl Notification {
+    /// Whether this notification is about event `seq` (it was delivered,
+    /// dropped or rejected); see [`Receipt::concerns`](super::Receipt::concerns).
+    pub fn covers(&self, seq: Seq) -> bool {
+        match *self {
+            Notification::Delivered { first, last } | Notification::Dropped { first, last, .. } => {
+                (first..=last).contains(&seq)
+            }
+            Notification::Rejected { seq: s, .. } => s == seq,
+            // Halts and retries are about the queue, not one event.
+            _ => false,
+        }
+    }
+}
+
 /// A subscription: an iterator that blocks for the next notification.
 ///
 /// ```no_run

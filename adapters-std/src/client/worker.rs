@@ -9,6 +9,7 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant as StdInstant};
 
 use outbox_core::{Driver, DriverError, Input, InputError, Machine, Seq, Stats, Store};
@@ -18,6 +19,7 @@ use super::error::{ClientError, FlushError, FlushReport, TrackError};
 use super::notify::Notifier;
 use super::transport::ChannelTransport;
 use super::ClientStats;
+use super::DeadLetterSelection;
 use crate::sqlite::{DeadLetter, ErrorSource, SqliteStore, StoreError};
 
 /// The Client machine's window of sizes (`max_batch_events` may not exceed
@@ -28,27 +30,37 @@ pub const WINDOW: usize = 2048;
 /// Messages handled in one round before committing.
 const ROUND_LIMIT: usize = 4096;
 
-pub(crate) type Reply<T> = SyncSender<T>;
+/// A one-shot answer to a handle: received by blocking (`recv`) or, with
+/// the `async` feature, by awaiting, so the same worker serves both faces.
+pub(crate) type Reply<T> = oneshot::Sender<T>;
 
 /// Everything the handles (and the transport thread) tell the worker.
 pub(crate) enum Msg {
     Track {
         payload: Vec<u8>,
         durable: Option<Reply<Result<(), TrackError>>>,
+        /// Filled with the event's seq as soon as it is queued.
+        seq: Arc<OnceLock<Seq>>,
     },
     Sync(Reply<Result<(), ClientError>>),
     Input(Input, Reply<Result<(), ClientError>>),
     FlushWait {
-        deadline: StdInstant,
+        /// `None`: no deadline.
+        deadline: Option<StdInstant>,
         reply: Reply<Result<FlushReport, FlushError>>,
     },
     Stats(Reply<ClientStats>),
     DeadLetters(Reply<Result<Vec<DeadLetter>, StoreError>>),
+    /// Put dead letters back into the queue (committed with the round).
+    Requeue(DeadLetterSelection, Reply<Result<usize, ClientError>>),
+    /// Delete dead letters.
+    Purge(DeadLetterSelection, Reply<Result<usize, ClientError>>),
     /// A batch's outcome, with what went wrong when it was not delivered.
     Outcome(outbox_core::Outcome, Option<String>),
     /// Stop; `flush` starts a final upload first, bounded by `deadline`.
     Shutdown {
-        deadline: StdInstant,
+        /// `None`: no deadline.
+        deadline: Option<StdInstant>,
         flush: bool,
         reply: Reply<FlushReport>,
     },
@@ -75,13 +87,13 @@ struct FlushWaiter {
     /// Settled once the queue's head is past this event.
     through: Option<Seq>,
     start: Stats,
-    deadline: StdInstant,
+    deadline: Option<StdInstant>,
     reply: Reply<Result<FlushReport, FlushError>>,
 }
 
 struct Stopping {
     start: Stats,
-    deadline: StdInstant,
+    deadline: Option<StdInstant>,
     /// Stop without uploading: no more messages or polls this round.
     quiet: bool,
     reply: Reply<FlushReport>,
@@ -164,8 +176,10 @@ impl Worker {
         }
     }
 
-    /// Run until shut down (or every handle is gone).
-    pub(crate) fn run(mut self, mut driver: Drv<'_>) {
+    /// Run until shut down (or every handle is gone); returns the shutdown
+    /// caller's answer, to be sent once the store is closed.
+    pub(crate) fn run(mut self, mut driver: Drv<'_>) -> Option<(Reply<FlushReport>, FlushReport)> {
+        let mut final_answer = None;
         loop {
             let first = match self.next_wake(&driver) {
                 Some(at) => {
@@ -205,7 +219,8 @@ impl Worker {
                 self.commit(&mut driver);
             }
             self.settle_flushes(&driver);
-            if self.try_stop(&mut driver) {
+            if let Some(answer) = self.try_stop(&mut driver) {
+                final_answer = answer;
                 break;
             }
         }
@@ -214,8 +229,9 @@ impl Worker {
         driver.transport_mut().close();
         self.hub.close();
         for w in self.flushes.drain(..) {
-            let _ = w.reply.try_send(Err(FlushError::Stopped));
+            let _ = w.reply.send(Err(FlushError::Stopped));
         }
+        final_answer
     }
 
     /// Stopping without an upload.
@@ -229,8 +245,8 @@ impl Worker {
         let callers = self
             .flushes
             .iter()
-            .map(|w| w.deadline)
-            .chain(self.stopping.as_ref().map(|s| s.deadline))
+            .filter_map(|w| w.deadline)
+            .chain(self.stopping.as_ref().and_then(|s| s.deadline))
             .min();
         match (machine, callers) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -241,10 +257,16 @@ impl Worker {
     fn handle(&mut self, driver: &mut Drv<'_>, msg: Msg) {
         let now = self.clock.now();
         match msg {
-            Msg::Track { payload, durable } => {
+            Msg::Track {
+                payload,
+                durable,
+                seq: slot,
+            } => {
                 let mark = self.not_stored.borrow().len();
                 match driver.track(now, &payload) {
                     Ok(seq) => {
+                        // Before any notification about it can go out.
+                        let _ = slot.set(seq);
                         // Something else done in the same call may have
                         // failed (a delete, an older batch's upload).
                         if let Some(e) = driver.take_error() {
@@ -277,7 +299,7 @@ impl Worker {
                             }
                         };
                         if let Some(reply) = durable {
-                            let _ = reply.try_send(Err(err));
+                            let _ = reply.send(Err(err));
                         }
                     }
                 }
@@ -300,7 +322,7 @@ impl Worker {
                         Ok(())
                     }
                 };
-                let _ = reply.try_send(result);
+                let _ = reply.send(result);
             }
             Msg::FlushWait { deadline, reply } => {
                 if let Err(e) = driver.handle(now, Input::Flush) {
@@ -316,10 +338,23 @@ impl Worker {
                 });
             }
             Msg::Stats(reply) => {
-                let _ = reply.try_send(self.stats(driver));
+                let _ = reply.send(self.stats(driver));
             }
             Msg::DeadLetters(reply) => {
-                let _ = reply.try_send(driver.store().dead_letters());
+                let _ = reply.send(driver.store().dead_letters());
+            }
+            Msg::Requeue(which, reply) => {
+                let _ = reply.send(self.requeue(driver, &which));
+            }
+            Msg::Purge(which, reply) => {
+                let ids = driver
+                    .store()
+                    .dead_letters()
+                    .map(|all| super::dead_letters::select(&all, &which));
+                let result = ids
+                    .and_then(|ids| driver.store_mut().remove_dead_letters(&ids))
+                    .map_err(ClientError::Store);
+                let _ = reply.send(result);
             }
             Msg::Outcome(o, failure) => {
                 if let Some(text) = &failure {
@@ -414,10 +449,10 @@ impl Worker {
             };
             match w.reply {
                 DurableReply::Track(r) => {
-                    let _ = r.try_send(err.map_or(Ok(()), |e| Err(TrackError::NotStored(e))));
+                    let _ = r.send(err.map_or(Ok(()), |e| Err(TrackError::NotStored(e))));
                 }
                 DurableReply::Sync(r) => {
-                    let _ = r.try_send(err.map_or(Ok(()), |e| Err(ClientError::Store(e))));
+                    let _ = r.send(err.map_or(Ok(()), |e| Err(ClientError::Store(e))));
                 }
             }
         }
@@ -429,43 +464,47 @@ impl Worker {
         }
         let s = driver.machine().stats();
         let now = StdInstant::now();
-        self.flushes.retain(|w| {
+        let halt_status = self.halt_status.get();
+        for w in std::mem::take(&mut self.flushes) {
             let result = if w.through.is_none_or(|t| head(&s) > t) {
                 Ok(report(&w.start, &s))
             } else if s.halted {
                 Err(FlushError::Halted {
-                    status: self.halt_status.get(),
+                    status: halt_status,
                     report: report(&w.start, &s),
                 })
-            } else if now >= w.deadline {
+            } else if w.deadline.is_some_and(|d| now >= d) {
                 Err(FlushError::TimedOut(report(&w.start, &s)))
             } else {
-                return true;
+                self.flushes.push(w);
+                continue;
             };
-            let _ = w.reply.try_send(result);
-            false
-        });
+            let _ = w.reply.send(result);
+        }
     }
 
     /// During a shutdown: stop once everything is delivered, nothing more
-    /// can happen before the deadline, or the deadline passed.
-    fn try_stop(&mut self, driver: &mut Drv<'_>) -> bool {
-        let Some(stop) = &self.stopping else {
-            return false;
-        };
+    /// can happen before the deadline, or the deadline passed. `Some` (with
+    /// the caller's answer, if still wanted) means stop.
+    #[allow(clippy::type_complexity)]
+    fn try_stop(
+        &mut self,
+        driver: &mut Drv<'_>,
+    ) -> Option<Option<(Reply<FlushReport>, FlushReport)>> {
+        let stop = self.stopping.as_ref()?;
         let s = driver.machine().stats();
         let now = StdInstant::now();
         let retry_too_late = s
             .retry_at
-            .is_some_and(|t| self.clock.to_std(t) >= stop.deadline);
+            .is_some_and(|t| stop.deadline.is_some_and(|d| self.clock.to_std(t) >= d));
         let done = stop.quiet
             || s.pending_events == 0
             || s.halted
             || !s.network_up
             || (retry_too_late && s.in_flight_events == 0)
-            || now >= stop.deadline;
+            || stop.deadline.is_some_and(|d| now >= d);
         if !done {
-            return false;
+            return None;
         }
         let _ = driver.store_mut().sync();
         if s.pending_events > 0 {
@@ -474,10 +513,49 @@ impl Worker {
                 s.pending_events
             );
         }
-        if let Some(stop) = self.stopping.take() {
-            let _ = stop.reply.try_send(report(&stop.start, &s));
+        Some(
+            self.stopping
+                .take()
+                .map(|stop| (stop.reply, report(&stop.start, &s))),
+        )
+    }
+
+    /// Track the selected dead letters again and delete them, in the same
+    /// transaction (committed with this round), oldest first; stops early,
+    /// leaving the rest dead, when the queue has no room.
+    fn requeue(
+        &mut self,
+        driver: &mut Drv<'_>,
+        which: &DeadLetterSelection,
+    ) -> Result<usize, ClientError> {
+        let all = driver.store().dead_letters().map_err(ClientError::Store)?;
+        let chosen = super::dead_letters::select(&all, which);
+        let config = *driver.machine().config();
+        let mut moved = Vec::with_capacity(chosen.len());
+        for letter in all.iter().filter(|d| chosen.contains(&d.id)) {
+            let s = driver.machine().stats();
+            let room = s.pending_events < config.max_queue_events()
+                && s.pending_bytes + letter.payload.len() as u64 <= config.max_queue_bytes();
+            if !room {
+                log::warn!(
+                    "outbox: the queue is full; {} dead letters stay",
+                    chosen.len() - moved.len()
+                );
+                break;
+            }
+            match driver.track(self.clock.now(), &letter.payload) {
+                Ok(_) => moved.push(letter.id),
+                Err(e) => {
+                    self.note_error(&e);
+                    break;
+                }
+            }
         }
-        true
+        driver
+            .store_mut()
+            .remove_dead_letters(&moved)
+            .map_err(ClientError::Store)?;
+        Ok(moved.len())
     }
 }
 
@@ -525,5 +603,10 @@ pub(crate) fn restore_and_run(
     }
     let _ = started.send(Ok(()));
     drop(started);
-    worker.run(driver);
+    let answer = worker.run(driver);
+    // Answer the shutdown only now, with the store closed and its lock
+    // released, so an async caller need not join this thread.
+    if let Some((reply, report)) = answer {
+        let _ = reply.send(report);
+    }
 }

@@ -24,14 +24,25 @@ impl WriteKey {
         WriteKey(key.into())
     }
 
+    /// Whether there is no key (then no `Authorization` header is sent).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// `Authorization: Bearer <key>`.
     pub(crate) fn bearer(&self) -> String {
         format!("Bearer {}", self.0)
     }
 
-    /// `Authorization: Basic base64(<key>:)`, the key as user name.
+    /// `Authorization: Basic base64(<key>:)`, the key as user name and an
+    /// empty password. A key that already holds a `:` is a `user:password`
+    /// pair (Jitsu's `keyId:secret` write keys) and is encoded as it is.
     pub(crate) fn basic(&self) -> String {
-        let raw = format!("{}:", self.0);
+        let raw = if self.0.contains(':') {
+            self.0.clone()
+        } else {
+            format!("{}:", self.0)
+        };
         format!(
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(raw)
@@ -72,5 +83,7 @@ mod tests {
         let k = WriteKey::new("abc");
         assert_eq!(k.bearer(), "Bearer abc");
         assert_eq!(k.basic(), "Basic YWJjOg==");
+        // "id:secret" as user and password, not "id:secret:".
+        assert_eq!(WriteKey::new("id:secret").basic(), "Basic aWQ6c2VjcmV0");
     }
 }

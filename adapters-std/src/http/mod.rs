@@ -39,15 +39,21 @@ pub use retry_after::parse_retry_after;
 /// Most response-body bytes read (and then discarded).
 pub const MAX_RESPONSE_BYTES: u64 = 64 * 1024;
 
-/// How the write key is sent.
+/// How the write key is sent. An empty key sends no `Authorization` header
+/// at all, whichever is chosen.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Auth {
-    /// `Authorization: Bearer <key>` (the default).
+    /// HTTP Basic with the key as user name and an empty password (the
+    /// default): what Segment's and RudderStack's servers read, and what
+    /// their SDKs send (analytics-python `request.py` encodes `"{key}:"`,
+    /// analytics-node's publisher `b64encode(`${writeKey}:`)`,
+    /// analytics-go `req.SetBasicAuth(key, "")`, rudder-sdk-python
+    /// `HTTPBasicAuth(write_key, '')`).
     #[default]
-    Bearer,
-    /// HTTP Basic with the key as user name and an empty password
-    /// (Segment-style write keys).
     Basic,
+    /// `Authorization: Bearer <key>`, for OAuth access tokens
+    /// (analytics-python sends Bearer only when its OAuth manager is on).
+    Bearer,
 }
 
 /// Settings of the HTTP transport.
@@ -65,13 +71,14 @@ pub struct HttpConfig {
 }
 
 impl HttpConfig {
-    /// POST to `<endpoint>/v1/batch` with `key`; defaults: Bearer auth, no
-    /// gzip, 10 s connect and 30 s overall timeouts, at most 3 redirects.
+    /// POST to `<endpoint>/v1/batch` with `key`; defaults: Basic auth (the
+    /// key as user name; no header when the key is empty), no gzip, 10 s
+    /// connect and 30 s overall timeouts, at most 3 redirects.
     pub fn new(endpoint: impl Into<String>, key: impl Into<WriteKey>) -> Self {
         HttpConfig {
             endpoint: endpoint.into(),
             key: key.into(),
-            auth: Auth::Bearer,
+            auth: Auth::Basic,
             gzip: None,
             connect_timeout: Duration::from_secs(10),
             timeout: Duration::from_secs(30),
@@ -81,7 +88,7 @@ impl HttpConfig {
         }
     }
 
-    /// How the key is sent (default: [`Auth::Bearer`]).
+    /// How the key is sent (default: [`Auth::Basic`]).
     #[must_use]
     pub fn auth(mut self, auth: Auth) -> Self {
         self.auth = auth;
@@ -96,6 +103,7 @@ impl HttpConfig {
     }
 
     /// Connect timeout and overall timeout per request (default: 10 s, 30 s).
+    /// A huge value (up to `Duration::MAX`) means no deadline of that kind.
     #[must_use]
     pub fn timeouts(mut self, connect: Duration, overall: Duration) -> Self {
         self.connect_timeout = connect;
@@ -149,7 +157,8 @@ pub enum HttpConfigError {
 pub struct HttpUploader {
     agent: ureq::Agent,
     url: String,
-    authorization: String,
+    /// `None` when there is no key: no `Authorization` header is sent.
+    authorization: Option<String>,
     gzip: Option<u32>,
 }
 
@@ -190,8 +199,8 @@ impl HttpUploader {
             return Err(HttpConfigError::ZeroTimeout);
         }
         let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_connect(Some(config.connect_timeout))
-            .timeout_global(Some(config.timeout))
+            .timeout_connect(bounded(config.connect_timeout))
+            .timeout_global(bounded(config.timeout))
             .max_redirects(config.max_redirects)
             .save_redirect_history(true)
             .http_status_as_error(false)
@@ -199,8 +208,9 @@ impl HttpUploader {
             .build()
             .into();
         let authorization = match config.auth {
-            Auth::Bearer => config.key.bearer(),
-            Auth::Basic => config.key.basic(),
+            _ if config.key.is_empty() => None,
+            Auth::Bearer => Some(config.key.bearer()),
+            Auth::Basic => Some(config.key.basic()),
         };
         Ok(HttpUploader {
             agent,
@@ -214,6 +224,12 @@ impl HttpUploader {
     pub fn url(&self) -> &str {
         &self.url
     }
+}
+
+/// A timeout for ureq: `None` (no deadline) when it is too large to add to
+/// an `Instant`, so `Duration::MAX` means "no deadline" instead of a panic.
+fn bounded(d: Duration) -> Option<Duration> {
+    std::time::Instant::now().checked_add(d).map(|_| d)
 }
 
 /// Gzip `body` at `level`.
@@ -232,8 +248,10 @@ impl Uploader for HttpUploader {
         let mut req = self
             .agent
             .post(&self.url)
-            .header("Content-Type", "application/json")
-            .header("Authorization", &self.authorization);
+            .header("Content-Type", "application/json");
+        if let Some(authorization) = &self.authorization {
+            req = req.header("Authorization", authorization);
+        }
         let body = match self.gzip {
             Some(level) => {
                 req = req.header("Content-Encoding", "gzip");

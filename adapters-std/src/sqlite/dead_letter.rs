@@ -24,7 +24,8 @@ pub struct DeadLetter {
     pub seq: Seq,
     /// The HTTP status that refused it (400 poison, 413 too large).
     pub status: u16,
-    /// `"poison"` or `"too_large"`.
+    /// `"poison"`, `"too_large"` or `"malformed"` (a damaged record, never
+    /// sent: status 0).
     pub reason: String,
     /// When it was rejected, RFC 3339.
     pub rejected_at: String,
@@ -60,6 +61,7 @@ pub(crate) fn reason_name(reason: RejectReason) -> &'static str {
     match reason {
         RejectReason::Poison => "poison",
         RejectReason::TooLarge => "too_large",
+        RejectReason::Malformed => "malformed",
         _ => "rejected",
     }
 }
@@ -122,6 +124,31 @@ impl SqliteStore {
         }
         out.flush()?;
         Ok(letters.len())
+    }
+
+    /// Delete the dead letters with these row ids, inside the store's
+    /// current transaction (so a requeue's appends and this delete commit
+    /// together at the next `sync`); returns how many went.
+    pub fn remove_dead_letters(&mut self, ids: &[i64]) -> Result<usize, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        self.begin()?;
+        let mut removed = 0;
+        for id in ids {
+            let result = self
+                .conn
+                .prepare_cached("DELETE FROM dead_letters WHERE id = ?1")
+                .and_then(|mut s| s.execute([id]));
+            match result {
+                Ok(n) => removed += n,
+                Err(e) => {
+                    self.note_failure();
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(removed)
     }
 
     /// Delete the dead letters with id `<= through` (after exporting them).

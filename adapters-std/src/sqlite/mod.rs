@@ -7,8 +7,14 @@
 //! - **Group commit**: [`append`](Store::append) writes into an open
 //!   transaction and [`sync`](Store::sync) commits it, so the Client commits
 //!   every event that arrived during the previous commit in one go.
-//! - **Prefix delete** on the integer primary key, and a **restore** scan
-//!   that reads `(seq, size)` only, never a payload.
+//! - **Prefix delete** on the integer primary key. Start-up reads a
+//!   **summary** (count and bytes from counters that triggers keep in `meta`
+//!   in the same transaction as every insert and delete; first and last from
+//!   the key), and the machine's window of sizes is an indexed range read:
+//!   ten million queued events open without a scan.
+//! - A row whose stored size and payload disagree is reported as that one
+//!   malformed record ([`ReadError::Malformed`]), which the driver
+//!   dead-letters alone.
 //! - Opening checks the file before writing anything: a foreign, damaged or
 //!   newer file is refused with an [`OpenError`] and left exactly as it was.
 //! - A one-row **meta** table remembers how far numbering went (raised in
@@ -294,12 +300,52 @@ impl SqliteStore {
     /// Events in the queue and their payload bytes (committed ones, plus
     /// this store's own uncommitted appends).
     pub fn queue_len(&self) -> Result<(u64, u64), StoreError> {
-        let (n, bytes): (i64, i64) = self.conn.query_row(
-            "SELECT count(*), coalesce(sum(size), 0) FROM events",
+        let s = self.queue_summary()?;
+        Ok((s.count, s.bytes))
+    }
+
+    /// The queue's count and bytes from the counters in `meta` (schema 3),
+    /// and its first and last sequence numbers from the primary key: a few
+    /// page reads, whatever the queue's length. Counters that disagree with
+    /// the key range (a file edited by hand) are recounted and repaired.
+    fn queue_summary(&self) -> Result<StoreSummary, StoreError> {
+        let counted = if self.schema >= 3 {
+            let (count, bytes, first, last) = self.conn.query_row(
+                "SELECT pending_count, pending_bytes,
+                        (SELECT min(seq) FROM events), (SELECT max(seq) FROM events)
+                 FROM meta WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )?;
+            let summary = summary_from(count, bytes, first, last)?;
+            let span = summary.last.checked_sub(summary.first).map(|d| d + 1);
+            let consistent = match summary.count {
+                0 => first.is_none(),
+                n => span == Some(n) && bytes >= 0,
+            };
+            consistent.then_some(summary)
+        } else {
+            None
+        };
+        if let Some(summary) = counted {
+            return Ok(summary);
+        }
+        let (count, bytes, first, last) = self.conn.query_row(
+            "SELECT count(*), coalesce(sum(size), 0), min(seq), max(seq) FROM events",
             [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )?;
-        Ok((n.max(0) as u64, bytes.max(0) as u64))
+        if self.schema >= 3 && self._lock.is_some() {
+            log::warn!(
+                "outbox: the queue counters of {} were wrong; recounted",
+                self.path.display()
+            );
+            self.conn.execute(
+                "UPDATE meta SET pending_count = ?1, pending_bytes = ?2 WHERE id = 1",
+                params![count, bytes],
+            )?;
+        }
+        summary_from(count, bytes, first, last)
     }
 
     /// Transactions this store committed since it was opened.
@@ -321,7 +367,7 @@ impl SqliteStore {
     }
 
     /// The payloads of `first..=last` into `buf`: the bytes written, or the
-    /// first record whose stored size and payload length disagree.
+    /// first record whose stored size and payload disagree (`Err(seq)`).
     fn read_payloads(
         &mut self,
         first: Seq,
@@ -329,7 +375,7 @@ impl SqliteStore {
         buf: &mut [u8],
     ) -> Result<Result<usize, Seq>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT seq, payload FROM events WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq",
+            "SELECT seq, size, payload FROM events WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq",
         )?;
         let mut rows = stmt.query(params![
             i64::try_from(first).unwrap_or(i64::MAX),
@@ -344,9 +390,13 @@ impl SqliteStore {
                     "event {expected} is missing (found {seq})"
                 )));
             }
-            let payload = row.get_ref(1)?.as_bytes().map_err(|_| {
-                StoreError::Malformed(format!("event {seq} has a non-blob payload"))
-            })?;
+            let size: i64 = row.get(1)?;
+            // A damaged row: not a blob, or not as long as its stored size
+            // (which the machine batched by). That record alone is refused.
+            let payload = match row.get_ref(2)?.as_bytes() {
+                Ok(p) if i64::try_from(p.len()).ok() == Some(size) => p,
+                _ => return Ok(Err(expected)),
+            };
             let end = n + payload.len();
             if end > buf.len() {
                 return Err(StoreError::Malformed(format!(
@@ -426,10 +476,13 @@ impl Store for SqliteStore {
         let size = payload.len() as i64;
         let result = if self.schema >= 2 {
             let stored_at = meta::to_millis(SystemTime::now());
+            // An upsert, not INSERT OR REPLACE: a replacing delete would not
+            // fire the trigger that keeps the queue's counters.
             self.conn
                 .prepare_cached(
-                    "INSERT OR REPLACE INTO events (seq, size, payload, stored_at)
-                     VALUES (?1, ?2, ?3, ?4)",
+                    "INSERT INTO events (seq, size, payload, stored_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (seq) DO UPDATE SET size = excluded.size,
+                         payload = excluded.payload, stored_at = excluded.stored_at",
                 )
                 .and_then(|mut s| s.execute(params![seq, size, payload, stored_at]))
         } else {
@@ -496,22 +549,7 @@ impl Store for SqliteStore {
     }
 
     fn summary(&mut self) -> Result<StoreSummary, StoreError> {
-        let (count, bytes, first, last): (i64, i64, Option<i64>, Option<i64>) =
-            self.conn.query_row(
-                "SELECT count(*), coalesce(sum(size), 0), min(seq), max(seq) FROM events",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )?;
-        let seq = |v: Option<i64>| {
-            u64::try_from(v.unwrap_or(0))
-                .map_err(|_| StoreError::Malformed(format!("negative sequence number {v:?}")))
-        };
-        Ok(StoreSummary {
-            count: count.max(0) as u64,
-            bytes: bytes.max(0) as u64,
-            first: seq(first)?,
-            last: seq(last)?,
-        })
+        self.queue_summary()
     }
 
     fn read_sizes(&mut self, from: Seq, out: &mut [u32]) -> Result<usize, StoreError> {
@@ -549,6 +587,25 @@ impl Store for SqliteStore {
         }
         Ok(())
     }
+}
+
+/// A summary from SQL numbers, refusing negative ones.
+fn summary_from(
+    count: i64,
+    bytes: i64,
+    first: Option<i64>,
+    last: Option<i64>,
+) -> Result<StoreSummary, StoreError> {
+    let seq = |v: Option<i64>| {
+        u64::try_from(v.unwrap_or(0))
+            .map_err(|_| StoreError::Malformed(format!("negative sequence number {v:?}")))
+    };
+    Ok(StoreSummary {
+        count: u64::try_from(count).unwrap_or(0),
+        bytes: u64::try_from(bytes).unwrap_or(0),
+        first: seq(first)?,
+        last: seq(last)?,
+    })
 }
 
 #[cfg(test)]

@@ -15,14 +15,14 @@ use super::error::OpenError;
 pub const APPLICATION_ID: i32 = 0x6f62_7831;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The oldest schema version `SqliteStore::open_read_only` reads without
 /// migrating (a read-only view never writes).
 pub(crate) const OLDEST_READABLE: i64 = 1;
 
 /// Migration `i` takes a file from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     // 0 -> 1: the queue and the dead letters. `size` sits before `payload`
     // so a restore scan reads sequence numbers and sizes only.
     "CREATE TABLE events (
@@ -55,6 +55,26 @@ const MIGRATIONS: &[&str] = &[
          SELECT 1, max(coalesce((SELECT max(seq) + 1 FROM events), 0),
                        coalesce((SELECT max(seq) + 1 FROM dead_letters), 0));
      ALTER TABLE events ADD COLUMN stored_at INTEGER;",
+    // 2 -> 3: the queue's count and bytes, kept by triggers in the same
+    // transaction as every insert, update and delete of an event, so the
+    // store's summary at start-up reads one row instead of scanning the
+    // queue. Counted once here, for a file that already holds events.
+    "ALTER TABLE meta ADD COLUMN pending_count INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE meta ADD COLUMN pending_bytes INTEGER NOT NULL DEFAULT 0;
+     UPDATE meta SET pending_count = (SELECT count(*) FROM events),
+                     pending_bytes = (SELECT coalesce(sum(size), 0) FROM events)
+     WHERE id = 1;
+     CREATE TRIGGER events_counted_in AFTER INSERT ON events BEGIN
+         UPDATE meta SET pending_count = pending_count + 1,
+                         pending_bytes = pending_bytes + NEW.size WHERE id = 1;
+     END;
+     CREATE TRIGGER events_counted_out AFTER DELETE ON events BEGIN
+         UPDATE meta SET pending_count = pending_count - 1,
+                         pending_bytes = pending_bytes - OLD.size WHERE id = 1;
+     END;
+     CREATE TRIGGER events_recounted AFTER UPDATE OF size ON events BEGIN
+         UPDATE meta SET pending_bytes = pending_bytes - OLD.size + NEW.size WHERE id = 1;
+     END;",
 ];
 
 /// What the file turned out to be.

@@ -1,5 +1,5 @@
 use super::*;
-use outbox_core::ReadError;
+use outbox_core::{ReadError, StoreSummary};
 use std::path::Path;
 
 fn open(dir: &tempfile::TempDir) -> SqliteStore {
@@ -112,16 +112,20 @@ fn a_full_database_fails_the_write_and_keeps_what_was_committed() {
     let mut failed = None;
     for i in 1..100 {
         if let Err(e) = s.append(i, &big) {
-            failed = Some(e);
+            failed = Some((i, e));
             break;
         }
     }
-    assert_eq!(failed, Some(StoreError::Full));
-    // The transaction was rolled back, so the sync must say so.
-    let synced = s.sync();
-    assert!(synced.is_err(), "{synced:?}");
-    let r = restored(&mut s);
-    assert_eq!(r[0], (0, 4000));
+    let (at, e) = failed.expect("the cap was reached");
+    assert_eq!(e, StoreError::Full);
+    // Either SQLite rolled the transaction back, and the sync says so, or
+    // only the failed statement was undone and the appends before it commit.
+    let kept: Vec<(Seq, u32)> = match s.sync() {
+        Ok(()) => (0..at).map(|i| (i, 4000)).collect(),
+        Err(_) => vec![(0, 4000)],
+    };
+    assert_eq!(restored(&mut s), kept);
+    assert_eq!(counted(&s), (kept.len() as u64, 4000 * kept.len() as u64));
 }
 
 #[test]
@@ -353,4 +357,125 @@ fn damaged_times_read_back_clamped_never_panicking_a_formatter() {
     let e = view.last_error().unwrap().unwrap();
     assert_eq!(e.at, std::time::UNIX_EPOCH);
     assert_eq!(e.source, ErrorSource::Store);
+}
+
+/// The summary the driver starts from, by brute force.
+fn counted(s: &SqliteStore) -> (u64, u64) {
+    s.conn
+        .query_row(
+            "SELECT count(*), coalesce(sum(size), 0) FROM events",
+            [],
+            |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+        )
+        .unwrap()
+}
+
+#[test]
+fn counters_follow_appends_replacements_deletes_and_rollbacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open(&dir);
+    for i in 0..5 {
+        s.append(i, &vec![b'x'; 10 + i as usize]).unwrap();
+    }
+    s.sync().unwrap();
+    // A number written twice counts once, with its newest size.
+    s.append(4, b"four").unwrap();
+    s.sync().unwrap();
+    s.delete_through(1).unwrap();
+    // Appends that are never committed leave the counters as they were.
+    s.append(5, b"gone").unwrap();
+    s.rollback();
+    let summary = s.summary().unwrap();
+    assert_eq!(
+        (summary.count, summary.bytes, summary.first, summary.last),
+        (3, 12 + 13 + 4, 2, 4)
+    );
+    assert_eq!(counted(&s), (summary.count, summary.bytes));
+    s.delete_through(4).unwrap();
+    assert_eq!(s.summary().unwrap(), StoreSummary::EMPTY);
+}
+
+/// Issue 8 item 1: the summary came from `count(*)` and `sum(size)` over
+/// every row (a scan of the whole queue at start-up). It reads the
+/// counters now: seen failing before (it returned the scanned bytes).
+#[test]
+fn the_summary_reads_the_counters_not_the_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open(&dir);
+    s.append(0, b"abc").unwrap();
+    s.append(1, b"de").unwrap();
+    s.sync().unwrap();
+    s.conn
+        .execute("UPDATE meta SET pending_bytes = 1000 WHERE id = 1", [])
+        .unwrap();
+    assert_eq!(s.summary().unwrap().bytes, 1000);
+    // Counters that contradict the key range are recounted and repaired.
+    s.conn
+        .execute("UPDATE meta SET pending_count = 7 WHERE id = 1", [])
+        .unwrap();
+    let summary = s.summary().unwrap();
+    assert_eq!((summary.count, summary.bytes), (2, 5));
+    assert_eq!(s.summary().unwrap(), summary);
+}
+
+/// A file of schema 2 (no counters) migrates on open: its counters are
+/// counted once, then kept.
+#[test]
+fn a_schema_2_file_gets_its_counters_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(super::schema::MIGRATIONS[0]).unwrap();
+        conn.execute_batch(super::schema::MIGRATIONS[1]).unwrap();
+        conn.execute_batch(&format!(
+            "PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = 2;
+             INSERT INTO events (seq, size, payload) VALUES (3, 2, x'7b7d'), (4, 3, x'5b315d');"
+        ))
+        .unwrap();
+    }
+    let mut s = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+    let summary = s.summary().unwrap();
+    assert_eq!(
+        (summary.count, summary.bytes, summary.first, summary.last),
+        (2, 5, 3, 4)
+    );
+    let version: i64 = s
+        .conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    s.append(5, b"x").unwrap();
+    s.sync().unwrap();
+    assert_eq!(s.summary().unwrap().count, 3);
+    assert_eq!(restored(&mut s), [(3, 2), (4, 3), (5, 1)]);
+}
+
+/// Issue 11 hook: a row whose size column does not match its payload (a
+/// file edited or damaged) is reported as that one malformed record, not
+/// as a failed read of the whole batch.
+#[test]
+fn a_row_whose_size_and_payload_disagree_is_malformed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open(&dir);
+    for i in 0..3 {
+        s.append(i, b"{\"n\":1}").unwrap();
+    }
+    s.sync().unwrap();
+    s.conn
+        .execute("UPDATE events SET payload = x'7b7d' WHERE seq = 1", [])
+        .unwrap();
+    let mut buf = [0u8; 64];
+    assert_eq!(
+        s.read_range(0, 2, &mut buf),
+        Err(ReadError::Malformed { seq: 1 })
+    );
+    assert_eq!(s.read_range(0, 0, &mut buf), Ok(7));
+    s.conn
+        .execute("UPDATE events SET payload = 'text' WHERE seq = 2", [])
+        .unwrap();
+    assert_eq!(
+        s.read_range(2, 2, &mut buf),
+        Err(ReadError::Malformed { seq: 2 })
+    );
 }

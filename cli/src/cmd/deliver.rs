@@ -34,18 +34,18 @@ pub struct Endpoint {
     pub key: Option<String>,
     /// Gzip bodies.
     pub gzip: bool,
-    /// Basic instead of Bearer.
-    pub basic_auth: bool,
+    /// Bearer instead of Basic.
+    pub bearer: bool,
 }
 
 impl Endpoint {
     /// From the command line.
-    pub fn new(args: &EndpointArgs, gzip: bool, basic_auth: bool) -> Self {
+    pub fn new(args: &EndpointArgs, gzip: bool, bearer: bool) -> Self {
         Endpoint {
             url: args.endpoint.clone(),
             key: args.key.clone(),
             gzip,
-            basic_auth,
+            bearer,
         }
     }
 }
@@ -62,21 +62,17 @@ pub fn build_error(db: &Path, e: BuildError) -> CliError {
     }
 }
 
-/// Opens the Client on `db` for uploads to `endpoint`.
-pub fn open_client(
-    db: &Path,
-    endpoint: &Endpoint,
-    mode: FlushModeArg,
-    threshold: Option<u32>,
-) -> CliResult<Client> {
+/// The HTTP settings for `endpoint` (shared by `send`, `flush` and
+/// `gateway`, so every command posts the same wire).
+pub fn http_config(endpoint: &Endpoint) -> HttpConfig {
     let mut http = HttpConfig::new(
         endpoint.url.clone(),
         endpoint.key.clone().unwrap_or_default(),
     )
-    .auth(if endpoint.basic_auth {
-        Auth::Basic
-    } else {
+    .auth(if endpoint.bearer {
         Auth::Bearer
+    } else {
+        Auth::Basic
     })
     .gzip(endpoint.gzip.then_some(6))
     .timeouts(Duration::from_secs(10), Duration::from_secs(30));
@@ -90,6 +86,17 @@ pub fn open_client(
             );
         }
     }
+    http
+}
+
+/// Opens the Client on `db` for uploads to `endpoint`.
+pub fn open_client(
+    db: &Path,
+    endpoint: &Endpoint,
+    mode: FlushModeArg,
+    threshold: Option<u32>,
+) -> CliResult<Client> {
+    let http = http_config(endpoint);
     Client::builder()
         .path(db)
         .http(http)

@@ -189,7 +189,8 @@ fn track_all(client: Client, total: u64, counter: Arc<AtomicU64>) -> Tracked {
             .user_id(format!("user-{}", i % 97))
             .properties(props);
         match client.track(event) {
-            Ok(id) => {
+            Ok(receipt) => {
+                let id = receipt.into_message_id();
                 if i == poison_at {
                     poison_id = Some(id.clone());
                 }

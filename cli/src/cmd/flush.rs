@@ -10,8 +10,9 @@ use crate::error::{CliError, CliResult};
 
 /// Runs `outbox flush`: exit 0 once the queue is empty.
 pub fn run(args: FlushArgs) -> CliResult {
-    let deadline = args.timeout.map(|t| Instant::now() + t);
-    let endpoint = Endpoint::new(&args.endpoint, args.gzip, args.basic_auth);
+    // A timeout too large for an Instant is no deadline.
+    let deadline = args.timeout.and_then(|t| Instant::now().checked_add(t));
+    let endpoint = Endpoint::new(&args.endpoint, args.gzip, args.bearer);
     let db = args.db.db.as_path();
     if !db.exists() {
         return Err(CliError::failure(format!(

@@ -1,5 +1,10 @@
 //! `outbox send`'s input: one JSON object per line, read with a bound on
-//! line length so a runaway line cannot exhaust memory.
+//! line length so a runaway line cannot exhaust memory. A line is an event,
+//! or a whole Segment request body `{"batch": [...], "context": ...}` as an
+//! SDK would POST it, whose events are taken one by one with the envelope's
+//! `context` and `integrations` merged in (the event's own keys win).
+//! Numbers keep the exact text they were written with (serde_json's
+//! `arbitrary_precision`).
 
 use std::io::{self, BufRead};
 
@@ -88,6 +93,49 @@ fn judge(raw: &[u8]) -> Line {
     }
 }
 
+/// The events one JSON object line holds: itself, or the items of a
+/// `{"batch": [...]}` envelope (an object with a `batch` array and no
+/// `type` or `event` of its own). `Err` names the first item that is not an
+/// object.
+pub fn events_of(mut line: Map<String, Value>) -> Result<Vec<Map<String, Value>>, String> {
+    let envelope = matches!(line.get("batch"), Some(Value::Array(_)))
+        && !line.contains_key("type")
+        && !line.contains_key("event");
+    if !envelope {
+        return Ok(vec![line]);
+    }
+    let Some(Value::Array(items)) = line.remove("batch") else {
+        return Ok(Vec::new());
+    };
+    let shared: Vec<(&str, Map<String, Value>)> = ["context", "integrations"]
+        .into_iter()
+        .filter_map(|k| match line.get(k) {
+            Some(Value::Object(m)) => Some((k, m.clone())),
+            _ => None,
+        })
+        .collect();
+    let mut events = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let Value::Object(mut event) = item else {
+            return Err(format!(
+                "batch item {i} is not a JSON object (found {})",
+                kind(&item)
+            ));
+        };
+        for (field, defaults) in &shared {
+            match event.get_mut(*field) {
+                Some(Value::Object(mine)) => outbox_std::merge_missing(mine, defaults),
+                None | Some(Value::Null) => {
+                    event.insert(field.to_string(), Value::Object(defaults.clone()));
+                }
+                Some(_) => {}
+            }
+        }
+        events.push(event);
+    }
+    Ok(events)
+}
+
 fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
@@ -152,6 +200,39 @@ mod tests {
         assert_eq!(got.len(), 3);
         assert!(matches!(got[1], (2, Line::Bad(_))));
         assert!(matches!(&got[2], (3, Line::Event(m)) if m.contains_key("b")));
+    }
+
+    #[test]
+    fn an_envelope_line_yields_its_events_with_the_envelope_merged() {
+        let line = serde_json::json!({
+            "batch": [{"type": "track", "event": "a", "context": {"ip": "1"}}, {"type": "identify"}],
+            "context": {"ip": "0", "library": {"name": "analytics-python"}},
+            "integrations": {"All": true},
+            "sentAt": "2026-01-01T00:00:00Z"
+        });
+        let Value::Object(map) = line else {
+            unreachable!()
+        };
+        let events = events_of(map).unwrap();
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0]["context"]["ip"], "1");
+        assert_eq!(events[0]["context"]["library"]["name"], "analytics-python");
+        assert_eq!(events[1]["context"]["ip"], "0");
+        assert_eq!(events[1]["integrations"]["All"], true);
+        let plain = serde_json::json!({"type": "track", "event": "x", "batch": [1]});
+        let Value::Object(map) = plain else {
+            unreachable!()
+        };
+        assert_eq!(
+            events_of(map).unwrap().len(),
+            1,
+            "an event with a batch property"
+        );
+        let bad = serde_json::json!({"batch": [{}, 3]});
+        let Value::Object(map) = bad else {
+            unreachable!()
+        };
+        assert!(events_of(map).unwrap_err().contains("batch item 1"));
     }
 
     #[test]

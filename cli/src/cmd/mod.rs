@@ -5,6 +5,7 @@ pub mod dead_letter;
 pub mod deliver;
 pub mod demo;
 pub mod flush;
+pub mod gateway;
 pub mod input;
 pub mod progress;
 pub mod send;

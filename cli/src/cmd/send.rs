@@ -1,5 +1,6 @@
 //! `outbox send`: JSON lines in, stored, delivered.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, IsTerminal};
 use std::time::Instant;
@@ -10,16 +11,17 @@ use serde_json::Value;
 use super::deliver::{
     open_client, progress_message, Endpoint, Watch, PENDING_HIGH_WATER, PENDING_HIGH_WATER_BYTES,
 };
-use super::input::{Line, Lines};
+use super::input::{events_of, Line, Lines};
 use super::out_line;
 use super::progress::Progress;
 use crate::args::{FlushModeArg, SendArgs};
 use crate::error::{CliError, CliResult};
 
 /// Longest input line read into memory; longer ones are bad lines. The
-/// event limit (32 KiB serialized) is checked on the event itself, so this
-/// only needs to leave room for whitespace.
-const MAX_LINE_BYTES: usize = 256 * 1024;
+/// event limit (32 KiB serialized) is checked on each event itself; a line
+/// may be a whole `{"batch": [...]}` request body (at most 500 000 bytes at
+/// Segment), so this leaves room for one.
+const MAX_LINE_BYTES: usize = 1024 * 1024;
 
 /// Events tracked between two looks at the queue.
 const LOOK_EVERY: u64 = 256;
@@ -35,8 +37,9 @@ struct Counts {
 /// Runs `outbox send`.
 pub fn run(args: SendArgs) -> CliResult {
     let started = Instant::now();
-    let deadline = args.timeout.map(|t| started + t);
-    let endpoint = Endpoint::new(&args.endpoint, args.gzip, args.basic_auth);
+    // A timeout too large for an Instant (e.g. 18446744073709551615s) is no deadline.
+    let deadline = args.timeout.and_then(|t| started.checked_add(t));
+    let endpoint = Endpoint::new(&args.endpoint, args.gzip, args.bearer);
     let db = args.db.db.as_path();
     if args.threshold.is_some() && !matches!(args.flush_mode, FlushModeArg::Period(_)) {
         return Err(CliError::usage(
@@ -65,6 +68,41 @@ pub fn run(args: SendArgs) -> CliResult {
     result
 }
 
+/// Track one event read on line `no`: `Ok(Err(reason))` for an event
+/// refused as invalid, `Err` when the Client could not take it at all. A
+/// `messageId` the input already gave is stored again (the server keeps
+/// one) and warned about.
+fn store(
+    client: &Client,
+    map: serde_json::Map<String, Value>,
+    no: u64,
+    given_ids: &mut HashMap<String, u64>,
+    progress: &mut Progress,
+) -> Result<Result<(), String>, TrackError> {
+    let event = match serde_json::from_value::<Event>(Value::Object(map)) {
+        Ok(e) => e,
+        Err(e) => return Ok(Err(format!("not a valid event: {e}"))),
+    };
+    let given = event.message_id.clone().filter(|m| !m.is_empty());
+    match client.track(event) {
+        Ok(_) => {}
+        Err(TrackError::Invalid(e)) => return Ok(Err(e.to_string())),
+        Err(e) => return Err(e),
+    }
+    if let Some(id) = given {
+        match given_ids.get(&id) {
+            Some(first) => progress.println(&format!(
+                "outbox: warning: line {no}: messageId {id:?} repeats line {first}; \
+                 the server keeps only one of them"
+            )),
+            None => {
+                given_ids.insert(id, no);
+            }
+        }
+    }
+    Ok(Ok(()))
+}
+
 fn send(
     client: &Client,
     args: &SendArgs,
@@ -89,6 +127,8 @@ fn send(
     let mut progress = Progress::new("send", 0);
     let mut counts = Counts::default();
     let mut lines = Lines::new(reader, MAX_LINE_BYTES);
+    // The line each messageId given in the input was first read on.
+    let mut given_ids: HashMap<String, u64> = HashMap::new();
     loop {
         let next = lines
             .next_line()
@@ -97,25 +137,38 @@ fn send(
         let bad = match line {
             Line::Blank => continue,
             Line::Bad(reason) => Some(reason),
-            Line::Event(map) => {
-                counts.read += 1;
-                match serde_json::from_value::<Event>(Value::Object(map)) {
-                    Err(e) => Some(format!("not a valid event: {e}")),
-                    Ok(event) => match client.track(event) {
-                        Ok(_) => {
-                            counts.stored += 1;
-                            None
-                        }
-                        Err(TrackError::Invalid(e)) => Some(e.to_string()),
-                        Err(e) => {
-                            return Err(CliError::failure(format!(
-                                "cannot store line {no}: {e}; {} lines stored before it",
-                                counts.stored
-                            )))
-                        }
-                    },
+            Line::Event(map) => match events_of(map) {
+                Err(reason) => {
+                    counts.read += 1;
+                    Some(reason)
                 }
-            }
+                Ok(events) => {
+                    // Every refused item of an envelope line, in one report.
+                    let mut bad: Vec<String> = Vec::new();
+                    let items = events.len();
+                    for (i, map) in events.into_iter().enumerate() {
+                        counts.read += 1;
+                        let stored = store(client, map, no, &mut given_ids, &mut progress)
+                            .map_err(|e| {
+                                CliError::failure(format!(
+                                    "cannot store line {no}: {e}; {} lines stored before it",
+                                    counts.stored
+                                ))
+                            })?;
+                        match stored {
+                            Ok(()) => counts.stored += 1,
+                            Err(reason) if items > 1 => {
+                                bad.push(format!("batch item {i}: {reason}"))
+                            }
+                            Err(reason) => bad.push(reason),
+                        }
+                        if !bad.is_empty() && args.strict {
+                            break;
+                        }
+                    }
+                    (!bad.is_empty()).then(|| bad.join("; "))
+                }
+            },
         };
         if let Some(reason) = bad {
             if args.strict {

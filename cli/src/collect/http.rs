@@ -98,9 +98,11 @@ fn read_line<R: BufRead>(r: &mut R) -> Result<Option<String>, HttpError> {
 /// What [`read_request`] may let through.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
-    /// Largest body accepted on the wire; a larger one is refused with 413
-    /// before it is read.
+    /// Largest body accepted on the wire; a larger one is refused with
+    /// `too_large_status` before it is read.
     pub max_body: usize,
+    /// 400 as Segment answers, or 413.
+    pub too_large_status: u16,
 }
 
 /// Reads the next request. `Ok(None)` when the client closed the connection
@@ -168,14 +170,14 @@ pub fn read_request<R: BufRead>(
         interim.flush()?;
     }
     let body = if chunked {
-        read_chunked(r, limits.max_body)?
+        read_chunked(r, limits)?
     } else if let Some(len) = find("content-length") {
         let len: usize = len
             .parse()
             .map_err(|_| bad(400, "Content-Length is not a number"))?;
         if len > limits.max_body {
             return Err(bad(
-                413,
+                limits.too_large_status,
                 format!(
                     "body of {len} bytes exceeds the limit of {}",
                     limits.max_body
@@ -199,7 +201,8 @@ pub fn read_request<R: BufRead>(
     }))
 }
 
-fn read_chunked<R: BufRead>(r: &mut R, max: usize) -> Result<Vec<u8>, HttpError> {
+fn read_chunked<R: BufRead>(r: &mut R, limits: Limits) -> Result<Vec<u8>, HttpError> {
+    let max = limits.max_body;
     let mut body = Vec::new();
     loop {
         let line =
@@ -217,7 +220,10 @@ fn read_chunked<R: BufRead>(r: &mut R, max: usize) -> Result<Vec<u8>, HttpError>
             }
         }
         if body.len().saturating_add(size) > max {
-            return Err(bad(413, format!("body exceeds the limit of {max} bytes")));
+            return Err(bad(
+                limits.too_large_status,
+                format!("body exceeds the limit of {max} bytes"),
+            ));
         }
         let start = body.len();
         body.resize(start + size, 0);
@@ -278,9 +284,14 @@ impl Response {
         }
     }
 
-    /// A JSON error body `{"error": reason}`.
+    /// A Segment-style error body `{"code": ..., "message": reason}` (what
+    /// analytics-python's `request.py` reads into its `APIError`).
     pub fn error(status: u16, reason: &str) -> Self {
-        Response::json(status, serde_json::json!({ "error": reason }).to_string())
+        let code = super::segment::error_code(status);
+        Response::json(
+            status,
+            serde_json::json!({ "code": code, "message": reason }).to_string(),
+        )
     }
 }
 
@@ -314,7 +325,11 @@ mod tests {
 
     fn parse(raw: &[u8]) -> Result<Option<Request>, HttpError> {
         let mut r = io::BufReader::new(raw);
-        read_request(&mut r, Limits { max_body: 100 }, &mut io::sink())
+        let limits = Limits {
+            max_body: 100,
+            too_large_status: 413,
+        };
+        read_request(&mut r, limits, &mut io::sink())
     }
 
     #[test]
@@ -344,7 +359,10 @@ mod tests {
         let mut interim = Vec::new();
         let req = read_request(
             &mut io::BufReader::new(&raw[..]),
-            Limits { max_body: 100 },
+            Limits {
+                max_body: 100,
+                too_large_status: 413,
+            },
             &mut interim,
         )
         .unwrap()

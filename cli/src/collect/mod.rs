@@ -24,11 +24,12 @@
 
 pub mod faults;
 pub mod http;
+pub mod segment;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -36,17 +37,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use base64::Engine as _;
 use serde_json::Value;
 
 pub use faults::{BatchInfo, Failure, Faults, NoFaults, RandomFaults, Rng};
 use http::{HttpError, Limits, Response};
+use segment::Route;
 
 /// The path of the batch endpoint.
 pub const BATCH_PATH: &str = "/v1/batch";
-
-/// Default largest batch accepted, in bytes (500 KiB, as in DESIGN.md).
-pub const DEFAULT_MAX_BATCH_BYTES: usize = 500 * 1024;
 
 /// Most connections served at once; more are closed on arrival.
 const MAX_CONNECTIONS: usize = 256;
@@ -55,27 +53,17 @@ const MAX_CONNECTIONS: usize = 256;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How a collector behaves.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Config {
     /// The key clients must present; `None` accepts any request.
     pub key: Option<String>,
-    /// Largest batch accepted (on the wire and decoded); larger gets 413.
-    pub max_batch_bytes: usize,
+    /// A stricter batch limit (on the wire and decoded) answered with 413;
+    /// `None`: Segment's 400 above 500 000 bytes only.
+    pub max_batch_bytes: Option<usize>,
     /// A batch holding an event with a field of this name gets 400.
     pub reject_field: Option<String>,
     /// Where accepted events are appended as JSON lines (and ids reloaded from).
     pub out: Option<PathBuf>,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            key: None,
-            max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
-            reject_field: None,
-            out: None,
-        }
-    }
 }
 
 /// Why a collector could not start.
@@ -149,8 +137,12 @@ pub struct Summary {
     pub bad_requests: u64,
     /// Batches answered 401.
     pub unauthorized: u64,
-    /// Batches answered 413.
+    /// Requests refused as too large (400 over Segment's limits, or 413
+    /// over a configured `max_batch_bytes`).
     pub too_large: u64,
+    /// Events that came without a `messageId` and were given one (counted
+    /// apart from `accepted`'s dedup: nothing can deduplicate them).
+    pub assigned_ids: u64,
     /// Batches answered with an injected failure.
     pub injected_failures: u64,
     /// Committed batches whose answer was dropped on purpose.
@@ -166,11 +158,13 @@ impl fmt::Display for Summary {
         write!(
             f,
             "summary: {} batches, {} events accepted, {} duplicates absorbed, \
-             {} bad requests (400), {} unauthorized (401), {} too large (413), \
+             {} without messageId (ids assigned), \
+             {} bad requests (400), {} unauthorized (401), {} too large, \
              {} failures injected, {} responses dropped, {} connections refused",
             self.batches,
             self.accepted,
             self.duplicates,
+            self.assigned_ids,
             self.bad_requests,
             self.unauthorized,
             self.too_large,
@@ -440,14 +434,17 @@ fn serve(stream: TcpStream, shared: &Shared) {
     };
     let mut reader = BufReader::new(read_half);
     let mut writer = stream;
+    let (max_body, too_large_status) = segment::body_limit(&shared.config);
     let limits = Limits {
-        max_body: shared.config.max_batch_bytes,
+        max_body,
+        too_large_status,
     };
     while !shared.stop.load(Ordering::SeqCst) {
         let reply = match http::read_request(&mut reader, limits, &mut writer) {
             Ok(None) | Err(HttpError::Io(_)) => return,
             Err(HttpError::Bad { status, reason }) => {
-                if status == 413 {
+                let too_large = status == too_large_status && reason.contains("exceeds the limit");
+                if too_large {
                     let mut st = shared.state();
                     let number = st.next_batch;
                     st.next_batch += 1;
@@ -457,7 +454,7 @@ fn serve(stream: TcpStream, shared: &Shared) {
                     shared.log(&BatchLog {
                         number,
                         peer,
-                        status: Some(413),
+                        status: Some(status),
                         events: 0,
                         accepted: 0,
                         duplicates: 0,
@@ -486,12 +483,14 @@ fn serve(stream: TcpStream, shared: &Shared) {
 }
 
 fn handle(shared: &Shared, peer: SocketAddr, req: &http::Request) -> Reply {
-    let path = req.path.split('?').next().unwrap_or("");
-    if path != BATCH_PATH {
-        let mut r = Response::error(404, "not found; the collector serves POST /v1/batch");
+    let Some(route) = segment::route(&req.path) else {
+        let mut r = Response::error(
+            404,
+            "not found; the collector serves POST /v1/batch and /v1/{track,identify,page,screen,group,alias}",
+        );
         r.close = !req.keep_alive;
         return Reply::Answer(r);
-    }
+    };
     if req.method != "POST" {
         let mut r = Response::error(405, "use POST");
         r.close = !req.keep_alive;
@@ -501,153 +500,26 @@ fn handle(shared: &Shared, peer: SocketAddr, req: &http::Request) -> Reply {
         shared.state().summary.refused += 1;
         return Reply::Hangup;
     }
-    let mut reply = handle_batch(shared, peer, req);
+    let mut reply = handle_batch(shared, peer, req, route);
     if let Reply::Answer(r) = &mut reply {
         r.close |= !req.keep_alive;
     }
     reply
 }
 
-/// A batch that failed a check before faults or commit.
-struct Refusal {
-    status: u16,
-    reason: String,
-    events: usize,
-}
-
-fn refuse(status: u16, reason: impl Into<String>, events: usize) -> Refusal {
-    Refusal {
-        status,
-        reason: reason.into(),
-        events,
-    }
-}
-
-fn check_key(config: &Config, req: &http::Request) -> bool {
-    let Some(key) = &config.key else { return true };
-    let Some(auth) = req.header("authorization") else {
-        return false;
-    };
-    let (scheme, value) = auth.split_once(' ').unwrap_or((auth, ""));
-    let value = value.trim();
-    if scheme.eq_ignore_ascii_case("bearer") {
-        return value == key;
-    }
-    if scheme.eq_ignore_ascii_case("basic") {
-        let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(value) else {
-            return false;
-        };
-        let Ok(decoded) = String::from_utf8(decoded) else {
-            return false;
-        };
-        let user = decoded.split_once(':').map_or(decoded.as_str(), |(u, _)| u);
-        return user == key;
-    }
-    false
-}
-
-fn decode_body(config: &Config, req: &http::Request) -> Result<Vec<u8>, Refusal> {
-    let encoding = req
-        .header("content-encoding")
-        .unwrap_or("identity")
-        .to_ascii_lowercase();
-    match encoding.as_str() {
-        "identity" | "" => Ok(req.body.clone()),
-        "gzip" | "x-gzip" => {
-            let limit = config.max_batch_bytes;
-            let mut out = Vec::new();
-            let decoder = flate2::read::GzDecoder::new(&req.body[..]);
-            decoder
-                .take(limit as u64 + 1)
-                .read_to_end(&mut out)
-                .map_err(|e| refuse(400, format!("gzip body does not decode: {e}"), 0))?;
-            if out.len() > limit {
-                return Err(refuse(
-                    413,
-                    format!("decoded body exceeds the limit of {limit} bytes"),
-                    0,
-                ));
-            }
-            Ok(out)
-        }
-        other => Err(refuse(
-            415,
-            format!("Content-Encoding {other} is not supported"),
-            0,
-        )),
-    }
-}
-
-/// Whether `value` holds an object key `name` at any depth.
-fn has_field(value: &Value, name: &str) -> bool {
-    match value {
-        Value::Object(map) => map.contains_key(name) || map.values().any(|v| has_field(v, name)),
-        Value::Array(items) => items.iter().any(|v| has_field(v, name)),
-        _ => false,
-    }
-}
-
-/// The events of a valid batch, each with its id.
-fn parse_batch(config: &Config, body: &[u8]) -> Result<Vec<(String, Value)>, Refusal> {
-    let doc: Value = serde_json::from_slice(body)
-        .map_err(|e| refuse(400, format!("body is not JSON: {e}"), 0))?;
-    let Value::Object(mut doc) = doc else {
-        return Err(refuse(400, "body is not a JSON object", 0));
-    };
-    let Some(Value::Array(batch)) = doc.remove("batch") else {
-        return Err(refuse(400, "body has no \"batch\" array", 0));
-    };
-    let count = batch.len();
-    let mut events = Vec::with_capacity(count);
-    for (i, event) in batch.into_iter().enumerate() {
-        let id = match event.get("messageId") {
-            Some(Value::String(id)) if !id.is_empty() => id.clone(),
-            _ if !event.is_object() => {
-                return Err(refuse(
-                    400,
-                    format!("event {i} is not a JSON object"),
-                    count,
-                ))
-            }
-            _ => {
-                return Err(refuse(
-                    400,
-                    format!("event {i} has no string \"messageId\""),
-                    count,
-                ))
-            }
-        };
-        if let Some(field) = &config.reject_field {
-            if has_field(&event, field) {
-                return Err(refuse(
-                    400,
-                    format!("event {id} holds the rejected field \"{field}\""),
-                    count,
-                ));
-            }
-        }
-        events.push((id, event));
-    }
-    Ok(events)
-}
-
-fn handle_batch(shared: &Shared, peer: SocketAddr, req: &http::Request) -> Reply {
-    let config = &shared.config;
-    let checked = if check_key(config, req) {
-        decode_body(config, req).and_then(|body| parse_batch(config, &body))
-    } else {
-        Err(refuse(401, "missing or wrong key", 0))
-    };
+fn handle_batch(shared: &Shared, peer: SocketAddr, req: &http::Request, route: Route) -> Reply {
+    let checked = segment::accept(&shared.config, req, route);
     let mut st = shared.state();
     let number = st.next_batch;
     st.next_batch += 1;
     st.summary.batches += 1;
-    let events = match checked {
-        Ok(events) => events,
+    let (events, assigned) = match checked {
+        Ok(a) => (a.events, a.assigned),
         Err(refusal) => {
             match refusal.status {
                 401 => st.summary.unauthorized += 1,
                 413 => st.summary.too_large += 1,
+                400 if refusal.reason.contains("limit") => st.summary.too_large += 1,
                 400 => st.summary.bad_requests += 1,
                 _ => {}
             }
@@ -731,6 +603,7 @@ fn handle_batch(shared: &Shared, peer: SocketAddr, req: &http::Request) -> Reply
     }
     st.summary.accepted += accepted as u64;
     st.summary.duplicates += duplicates as u64;
+    st.summary.assigned_ids += assigned as u64;
     let drop_response = st.faults.drop_response(&info);
     if drop_response {
         st.summary.dropped_responses += 1;

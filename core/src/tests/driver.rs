@@ -4,8 +4,9 @@ use std::cell::Cell;
 use std::vec::Vec;
 
 use crate::{
-    Batch, Config, Driver, DriverError, FlushMode, Input, Instant, Machine, Outcome, Output,
-    Payloads, ReadError, Seq, Store, StoreSummary, Transport,
+    Batch, BufferTooSmall, Config, Driver, DriverError, DropReason, FlushMode, HaltReason, Input,
+    Instant, Machine, Observer, Outcome, Output, Payloads, ReadError, RejectReason, RetryCause,
+    Seq, Store, StoreSummary, Transport,
 };
 
 /// An in-memory store whose operations can be told to fail.
@@ -16,7 +17,11 @@ struct TestStore {
     fail_append: bool,
     fail_delete: bool,
     fail_sync: bool,
+    fail_read: bool,
     short_read: Cell<bool>,
+    /// A record whose bytes no longer match its size.
+    malformed: Option<Seq>,
+    rejected: Vec<(Seq, u16, RejectReason)>,
 }
 
 impl Store for TestStore {
@@ -42,6 +47,12 @@ impl Store for TestStore {
         last: Seq,
         buf: &mut [u8],
     ) -> Result<usize, ReadError<Self::Error>> {
+        if self.fail_read {
+            return Err(ReadError::Store("read"));
+        }
+        if let Some(seq) = self.malformed.filter(|s| (first..=last).contains(s)) {
+            return Err(ReadError::Malformed { seq });
+        }
         let mut n = 0;
         for (_, p) in self
             .records
@@ -86,6 +97,10 @@ impl Store for TestStore {
     }
     fn seq_floor(&mut self) -> Result<Seq, Self::Error> {
         Ok(self.floor)
+    }
+    fn reject(&mut self, seq: Seq, status: u16, reason: RejectReason) -> Result<(), Self::Error> {
+        self.rejected.push((seq, status, reason));
+        Ok(())
     }
 }
 
@@ -135,7 +150,8 @@ fn driver(buf: &mut [u8], mode: FlushMode) -> D<'_> {
     d
 }
 
-fn run_idle(d: &mut D<'_>) {
+/// Poll at each timeout until nothing is due and no answer waits.
+fn run_idle<O: Observer>(d: &mut Driver<'_, TestStore, Server, O, 16>) {
     let mut now = Instant::ZERO;
     for _ in 0..100 {
         let _ = d.poll(now);
@@ -270,4 +286,269 @@ fn restart_continues_numbering_after_the_store_emptied() {
     let mut d: D<'_> = D::new(machine, store, Server::default(), &mut buf, |_| {}).unwrap();
     d.start(Instant::ZERO).unwrap();
     assert_eq!(d.track(Instant::ZERO, b"y"), Ok(3));
+}
+
+/// Keeps every output the driver applied.
+#[derive(Default)]
+struct Log(Vec<Output>);
+
+impl Observer for Log {
+    fn observe(&mut self, output: &Output) {
+        self.0.push(*output);
+    }
+}
+
+type L<'b> = Driver<'b, TestStore, Server, Log, 16>;
+
+fn small_config() -> crate::ConfigBuilder {
+    Config::builder()
+        .max_queue_events(16)
+        .max_event_bytes(64)
+        .max_batch_bytes(1000)
+        .flush_mode(FlushMode::Manual)
+}
+
+fn logged(buf: &mut [u8], config: Config, store: TestStore) -> L<'_> {
+    let machine = Machine::new(config, 3).unwrap();
+    let mut d = L::new(machine, store, Server::default(), buf, Log::default()).unwrap();
+    d.start(Instant::ZERO).unwrap();
+    d
+}
+
+fn log_of(d: L<'_>) -> (TestStore, Vec<Output>) {
+    let (_, store, _, log) = d.into_parts();
+    (store, log.0)
+}
+
+/// Issue 8 item 5: tracking before `start` appended over the records a
+/// restore had not read yet, and reported nothing. Seen failing before the
+/// fix (the track returned Ok(0) and replaced stored record 0).
+#[test]
+fn nothing_runs_before_start() {
+    let mut buf = [0u8; 1000];
+    let store = TestStore {
+        records: std::vec![(0, b"kept".to_vec())],
+        ..TestStore::default()
+    };
+    let machine = Machine::new(small_config().build().unwrap(), 1).unwrap();
+    let mut d = L::new(machine, store, Server::default(), &mut buf, Log::default()).unwrap();
+    let now = Instant::ZERO;
+    assert_eq!(d.track(now, b"new"), Err(DriverError::NotStarted));
+    assert_eq!(d.handle(now, Input::Flush), Err(DriverError::NotStarted));
+    assert_eq!(d.poll(now), Err(DriverError::NotStarted));
+    assert_eq!(d.sync(now), Err(DriverError::NotStarted));
+    assert_eq!(d.store().records, [(0, b"kept".to_vec())]);
+    d.start(now).unwrap();
+    assert_eq!(d.track(now, b"new"), Ok(1));
+}
+
+/// Issue 8 item 5: a buffer that cannot hold one maximal event was
+/// accepted, and each event that did not fit was dead-lettered as if the
+/// server had answered 413.
+#[test]
+fn new_refuses_a_buffer_below_one_maximal_event() {
+    let config = small_config().build().unwrap();
+    let needed = L::min_buffer_bytes(&config);
+    assert_eq!(needed, 64 + 64 + 1);
+    let mut buf = std::vec![0u8; needed - 1];
+    let machine = Machine::new(config, 1).unwrap();
+    let refused = L::new(
+        machine,
+        TestStore::default(),
+        Server::default(),
+        &mut buf,
+        Log::default(),
+    );
+    assert_eq!(
+        refused.err(),
+        Some(BufferTooSmall {
+            needed,
+            available: needed - 1
+        })
+    );
+}
+
+/// Issue 8 item 5: a restored event larger than the buffer (the limits
+/// shrank) was rejected as "413 from the server". It is rejected as too
+/// large with no server status, and no attempt is spent.
+#[test]
+fn an_event_the_buffer_cannot_carry_is_no_server_413() {
+    let mut buf = [0u8; 200];
+    let store = TestStore {
+        records: std::vec![(0, std::vec![b'x'; 300]), (1, b"ok".to_vec())],
+        floor: 2,
+        ..TestStore::default()
+    };
+    let mut d = logged(&mut buf, small_config().build().unwrap(), store);
+    d.handle(Instant::ZERO, Input::Flush).unwrap_err();
+    run_idle(&mut d);
+    let s = d.machine().stats();
+    assert_eq!((s.rejected, s.delivered, s.retries), (1, 1, 0));
+    let (store, log) = log_of(d);
+    assert_eq!(store.rejected, [(0, 0, RejectReason::TooLarge)]);
+    assert!(!log
+        .iter()
+        .any(|o| matches!(o, Output::RetryScheduled { .. })));
+}
+
+/// Issue 8 item 5: a read error was fed to the machine as a transport
+/// failure, so with `max_attempts(1)` one bad read dropped the batch as
+/// max-attempts. Seen failing before the fix (dropped_max_attempts == 2).
+#[test]
+fn a_read_error_spends_no_attempt() {
+    let mut buf = [0u8; 1000];
+    let config = small_config().max_attempts(Some(1)).build().unwrap();
+    let mut d = logged(&mut buf, config, TestStore::default());
+    d.track(Instant::ZERO, b"a").unwrap();
+    d.track(Instant::ZERO, b"b").unwrap();
+    d.store_mut().fail_read = true;
+    assert_eq!(
+        d.handle(Instant::ZERO, Input::Flush),
+        Err(DriverError::Store("read"))
+    );
+    let s = d.machine().stats();
+    assert_eq!((s.dropped_max_attempts, s.pending_events), (0, 2));
+    d.store_mut().fail_read = false;
+    run_idle(&mut d);
+    assert_eq!(d.machine().stats().delivered, 2);
+    let (_, log) = log_of(d);
+    assert!(log.contains(&Output::RetryScheduled {
+        at: Instant::from_millis(1000),
+        attempt: 0,
+        cause: RetryCause::Local
+    }));
+}
+
+/// Issue 8 item 5: a failed sync before a send was also fed as a transport
+/// failure, so with `max_attempts(1)` the older, committed events of the
+/// batch were dropped as max-attempts. Only the uncommitted event goes now.
+#[test]
+fn a_failed_commit_spends_no_attempt() {
+    let mut buf = [0u8; 1000];
+    let config = small_config()
+        .max_attempts(Some(1))
+        .max_commit_delay(core::time::Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let mut d = logged(&mut buf, config, TestStore::default());
+    let now = Instant::ZERO;
+    d.track(now, b"old").unwrap();
+    d.sync(now).unwrap();
+    d.track(now, b"new").unwrap();
+    d.store_mut().fail_sync = true;
+    assert_eq!(d.handle(now, Input::Flush), Err(DriverError::Store("sync")));
+    let s = d.machine().stats();
+    assert_eq!(
+        (s.dropped_not_stored, s.dropped_max_attempts, s.retries),
+        (1, 0, 0)
+    );
+    d.store_mut().fail_sync = false;
+    run_idle(&mut d);
+    assert_eq!(d.transport().received, [b"old".to_vec()]);
+}
+
+/// Issue 8 item 5: a second deferred failure overwrote the first. Seen
+/// failing before the fix (take_error returned the delete's error).
+#[test]
+fn only_the_first_deferred_error_is_kept() {
+    let mut buf = [0u8; 1000];
+    let config = small_config()
+        .max_queue_events(1)
+        .flush_mode(FlushMode::Immediate)
+        .build()
+        .unwrap();
+    let mut d = logged(&mut buf, config, TestStore::default());
+    let now = Instant::ZERO;
+    d.store_mut().fail_read = true;
+    d.track(now, b"a").unwrap();
+    d.store_mut().fail_read = false;
+    d.store_mut().fail_delete = true;
+    // Overflow drops "a"; its delete fails.
+    d.track(now, b"b").unwrap();
+    assert_eq!(d.take_error(), Some(DriverError::Store("read")));
+    assert_eq!(d.take_error(), None);
+}
+
+/// Issue 11 hook: a delete that fails after a 2xx is a storage failure.
+/// Uploads halt (reported once, with its own reason) instead of sending
+/// again what the server has; `Resume` tries the delete again.
+#[test]
+fn a_failed_delete_halts_uploads_once() {
+    let mut buf = [0u8; 1000];
+    let mut d = logged(
+        &mut buf,
+        small_config().build().unwrap(),
+        TestStore::default(),
+    );
+    let now = Instant::ZERO;
+    d.track(now, b"a").unwrap();
+    d.track(now, b"b").unwrap();
+    d.store_mut().fail_delete = true;
+    d.handle(now, Input::Flush).unwrap();
+    assert_eq!(d.poll(now), Err(DriverError::Store("delete")));
+    assert_eq!(d.machine().stats().halt_reason, Some(HaltReason::Storage));
+    d.track(now, b"c").unwrap();
+    d.handle(now, Input::Flush).unwrap();
+    run_idle(&mut d);
+    assert_eq!(d.transport().received.len(), 2, "nothing sent while halted");
+    d.store_mut().fail_delete = false;
+    d.handle(now, Input::Resume).unwrap();
+    assert_eq!(d.store().records.len(), 1, "the owed delete was retried");
+    run_idle(&mut d);
+    assert_eq!(d.transport().received.len(), 3);
+    let (_, log) = log_of(d);
+    let halts: Vec<_> = log
+        .iter()
+        .filter(|o| matches!(o, Output::Halted { .. }))
+        .collect();
+    assert_eq!(
+        halts,
+        [&Output::Halted {
+            status: 0,
+            reason: HaltReason::Storage
+        }]
+    );
+}
+
+/// Issue 11 hook: a record whose stored size and bytes disagree is
+/// dead-lettered alone (reason Malformed, no server status, no attempt
+/// spent, reported once); the events around it are delivered.
+#[test]
+fn a_malformed_record_is_dead_lettered_alone() {
+    let mut buf = [0u8; 1000];
+    let config = small_config().max_attempts(Some(1)).build().unwrap();
+    let mut d = logged(&mut buf, config, TestStore::default());
+    let now = Instant::ZERO;
+    for p in [b"a", b"b", b"c", b"d"] {
+        d.track(now, p).unwrap();
+    }
+    d.store_mut().malformed = Some(2);
+    assert_eq!(
+        d.handle(now, Input::Flush),
+        Err(DriverError::Malformed { seq: 2 })
+    );
+    run_idle(&mut d);
+    let s = d.machine().stats();
+    assert_eq!(
+        (s.delivered, s.rejected, s.retries, s.pending_events),
+        (3, 1, 0, 0)
+    );
+    assert_eq!(
+        d.transport().received,
+        [b"a".to_vec(), b"b".to_vec(), b"d".to_vec()]
+    );
+    let (store, log) = log_of(d);
+    assert_eq!(store.rejected, [(2, 0, RejectReason::Malformed)]);
+    let rejections = log
+        .iter()
+        .filter(|o| matches!(o, Output::Rejected { .. }))
+        .count();
+    assert_eq!(rejections, 1);
+    assert!(!log.iter().any(|o| matches!(
+        o,
+        Output::Dropped {
+            reason: DropReason::MaxAttempts,
+            ..
+        }
+    )));
 }

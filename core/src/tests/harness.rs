@@ -7,22 +7,35 @@ use crate::{Batch, Config, Input, Instant, Machine, Output, Seq, StoreSummary};
 
 pub(crate) const CAP: usize = 64;
 
-pub(crate) struct H {
-    pub m: Machine<CAP>,
+/// A machine with a window of `N` sizes over a store modelled as a map.
+pub(crate) struct Hn<const N: usize> {
+    pub m: Machine<N>,
     pub now: Instant,
     pub out: Vec<Output>,
     /// What a store would hold: sizes by sequence number, kept from
     /// `Persist` and `Delete`, used to answer `ReadSizes`.
     pub store: BTreeMap<Seq, u32>,
+    /// `ReadSizes` outputs answered.
+    pub reads: u32,
 }
 
+/// The harness with the tests' usual window.
+pub(crate) type H = Hn<CAP>;
+
 impl H {
+    pub fn default_small() -> Self {
+        H::new(small().build().unwrap())
+    }
+}
+
+impl<const N: usize> Hn<N> {
     pub fn new(config: Config) -> Self {
-        H {
+        Hn {
             m: Machine::new(config, 7).unwrap(),
             now: Instant::ZERO,
             out: Vec::new(),
             store: BTreeMap::new(),
+            reads: 0,
         }
     }
 
@@ -31,10 +44,6 @@ impl H {
         self.store = records.iter().copied().collect();
         let summary = summary_of(&self.store);
         self.input(Input::Restore(summary))
-    }
-
-    pub fn default_small() -> Self {
-        H::new(small().build().unwrap())
     }
 
     /// Drain outputs, returning what came out since the last call; persists,
@@ -48,6 +57,11 @@ impl H {
                 }
                 Output::Delete { through } => self.store.retain(|s, _| *s > through),
                 Output::ReadSizes { from, max } => {
+                    self.reads += 1;
+                    assert!(
+                        max as usize <= N,
+                        "asked for more sizes than the window holds"
+                    );
                     let sizes: Vec<(Seq, u32)> = self
                         .store
                         .range(from..)

@@ -9,5 +9,6 @@ mod harness;
 mod model;
 mod rules;
 mod trace;
+mod window;
 
 pub(crate) use harness::summary_of;

@@ -851,3 +851,257 @@ fn flush_period_is_remembered_outside_period_mode() {
     let cfg = small().flush_period(core::time::Duration::ZERO).build();
     assert_eq!(cfg, Err(crate::ConfigError::ZeroFlushPeriod));
 }
+
+/// Issue 8 item 2: an Immediate -> Manual switch still uploaded events
+/// tracked after the switch (the batch in flight's follow-up), and so did a
+/// later network restore. Seen failing before the fix (a second send).
+#[test]
+fn switching_to_manual_cancels_what_the_mode_requested() {
+    let mut h = H::default_small();
+    h.track(1);
+    let b = one_send(&h.drain());
+    h.track(1);
+    h.input(Input::SetFlushMode(FlushMode::Manual));
+    h.track(1);
+    assert!(sends(&h.respond(&b, 200)).is_empty());
+    h.input(Input::Network { up: false });
+    assert!(sends(&h.input(Input::Network { up: true })).is_empty());
+    assert!(!h.m.stats().flush_requested);
+    // An explicit flush still stands, in any mode.
+    let b = one_send(&h.input(Input::Flush));
+    assert_eq!((b.first, b.last), (1, 2));
+
+    // AppClose: a background flush requested offline is cancelled by a
+    // switch to Manual; an explicit one is not.
+    let mut h = H::new(small().flush_mode(FlushMode::AppClose).build().unwrap());
+    h.input(Input::Network { up: false });
+    h.track(1);
+    h.input(Input::Lifecycle(Lifecycle::Background));
+    h.input(Input::SetFlushMode(FlushMode::Manual));
+    assert!(sends(&h.input(Input::Network { up: true })).is_empty());
+    h.input(Input::Network { up: false });
+    h.input(Input::Flush);
+    h.input(Input::SetFlushMode(FlushMode::AppClose));
+    one_send(&h.input(Input::Network { up: true }));
+}
+
+/// Issue 8 item 3: a batch that got no answer stalled the queue for good
+/// (no deadline, and `poll_timeout` was `None`). Seen failing before the fix.
+#[test]
+fn no_answer_by_request_timeout_is_a_transport_failure() {
+    let cfg = small()
+        .request_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let mut h = H::new(cfg);
+    h.track(1);
+    let b = one_send(&h.drain());
+    assert_eq!(h.m.poll_timeout(), Some(Instant::from_millis(5_000)));
+    assert!(h.advance(4_999).is_empty(), "early tick is a no-op");
+    let out = h.advance(1);
+    assert!(matches!(
+        out.as_slice(),
+        [Output::RetryScheduled {
+            attempt: 1,
+            cause: RetryCause::Transport,
+            ..
+        }]
+    ));
+    assert_eq!(h.m.in_flight(), None);
+    // The late answer is stale and ignored; the retry goes out after the backoff.
+    assert!(h.respond(&b, 200).is_empty());
+    assert_eq!(h.m.stats().delivered, 0);
+    let at = h.m.poll_timeout().unwrap();
+    h.now = at;
+    let retry = one_send(&h.input(Input::Tick));
+    h.respond(&retry, 200);
+    assert_eq!(h.m.stats().delivered, 1);
+    assert_eq!(Config::default().request_timeout(), Duration::from_secs(30));
+}
+
+/// Issue 8 item 4: without group commit every tracked event is committed
+/// before anything else happens; with it, no later than `max_commit_delay`
+/// after the oldest uncommitted append (before, in Period mode an event sat
+/// uncommitted until the next send: seen failing, no Commit by the deadline).
+#[test]
+fn commits_are_bounded_by_max_commit_delay() {
+    let mut h = H::new(small().flush_mode(FlushMode::Manual).build().unwrap());
+    h.track(1);
+    assert_eq!(
+        h.drain(),
+        [Output::Persist { seq: 0, size: 1 }, Output::Commit]
+    );
+
+    let cfg = periodic(60_000)
+        .max_commit_delay(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let mut h = H::new(cfg);
+    h.track(1);
+    assert_eq!(h.drain(), [Output::Persist { seq: 0, size: 1 }]);
+    h.now = Instant::from_millis(150);
+    h.track(2);
+    assert_eq!(h.drain(), [Output::Persist { seq: 1, size: 2 }]);
+    assert_eq!(h.m.poll_timeout(), Some(Instant::from_millis(200)));
+    h.now = Instant::from_millis(200);
+    assert_eq!(h.input(Input::Tick), [Output::Commit]);
+    assert_eq!(h.m.poll_timeout(), Some(Instant::from_millis(60_000)));
+    // A send always follows a commit, and an explicit commit comes at once.
+    h.track(3);
+    h.drain();
+    assert_eq!(h.input(Input::Commit), [Output::Commit]);
+    h.track(4);
+    let out = h.input(Input::Flush);
+    let commit = out.iter().position(|o| *o == Output::Commit).unwrap();
+    let send = out
+        .iter()
+        .position(|o| matches!(o, Output::Send(_)))
+        .unwrap();
+    assert!(commit < send, "{out:?}");
+}
+
+/// Issue 8 item 6: 422 is poison like 400 (it used to be retried forever);
+/// 408 is retried; 404, 405, 410, 501, 505 and other 4xx halt with their
+/// status (they used to be retried, or to spend attempts until a drop).
+#[test]
+fn the_status_table_of_design() {
+    let (mut h, b) = eight_events_flushed();
+    let out = h.respond(&b, 422);
+    let half = one_send(&out);
+    assert_eq!((b.count, half.count), (8, 4), "422 bisects");
+
+    for status in [408, 429, 500, 502, 503] {
+        let mut h = H::default_small();
+        h.track(1);
+        let b = one_send(&h.drain());
+        let out = h.respond(&b, status);
+        assert!(
+            matches!(out.as_slice(), [Output::RetryScheduled { .. }]),
+            "{status}: {out:?}"
+        );
+    }
+    for status in [401, 403, 404, 405, 410, 418, 451, 501, 505] {
+        let mut h = H::default_small();
+        h.track(1);
+        let b = one_send(&h.drain());
+        let out = h.respond(&b, status);
+        assert_eq!(
+            out,
+            [Output::Halted {
+                status,
+                reason: crate::HaltReason::Status
+            }],
+            "{status}"
+        );
+        let s = h.m.stats();
+        assert_eq!((s.pending_events, s.retries, s.halted), (1, 0, true));
+        h.track(1);
+        assert!(sends(&h.input(Input::Flush)).is_empty(), "halted");
+        one_send(&h.input(Input::Resume));
+    }
+}
+
+/// Issue 8 item 6: after a 413 the smaller size was forgotten once the
+/// failing range was delivered, so every later full batch cost another 413
+/// round. Seen failing before the fix (the next batch had 4 events again).
+#[test]
+fn a_413_cap_is_remembered_until_a_batch_that_large_succeeds() {
+    let cfg = small()
+        .flush_mode(FlushMode::Manual)
+        .max_event_bytes(250)
+        .build()
+        .unwrap();
+    let mut h = H::new(cfg);
+    let flush_all = |h: &mut H, sizes: &[u32]| -> Vec<crate::Batch> {
+        for &size in sizes {
+            h.track(size);
+        }
+        h.drain();
+        let mut sent = vec![one_send(&h.input(Input::Flush))];
+        while let Some(n) = sends(&h.respond(sent.last().unwrap(), 200))
+            .first()
+            .copied()
+        {
+            sent.push(n);
+        }
+        sent
+    };
+    for _ in 0..4 {
+        h.track(50);
+    }
+    h.drain();
+    let b = one_send(&h.input(Input::Flush));
+    assert_eq!((b.count, b.bytes), (4, 214));
+    let mut next = one_send(&h.respond(&b, 413));
+    while let Some(n) = sends(&h.respond(&next, 200)).first().copied() {
+        next = n;
+    }
+    assert_eq!(h.m.stats().delivered, 4);
+    let later = flush_all(&mut h, &[50; 4]);
+    assert!(
+        later.iter().all(|b| b.bytes < 214),
+        "the cap is remembered: {later:?}"
+    );
+    // A batch of at least the refused size getting through lifts it.
+    let big = flush_all(&mut h, &[210]);
+    assert_eq!(big[0].bytes, 221);
+    let after = flush_all(&mut h, &[50; 4]);
+    assert_eq!(after[0].count, 4, "no cap any more: {after:?}");
+}
+
+/// Issue 8 item 6: a server that refuses everything used to dead-letter
+/// the whole queue, event by event. After `max_consecutive_rejections`
+/// rejected events in a row uploads halt, with their own reason; a delivery
+/// in between starts the count again. Seen failing before the fix.
+#[test]
+fn a_rejection_storm_halts_with_its_own_reason() {
+    let cfg = small()
+        .flush_mode(FlushMode::Manual)
+        .max_batch_events(1)
+        .max_consecutive_rejections(Some(3))
+        .build()
+        .unwrap();
+    let mut h = H::new(cfg);
+    for _ in 0..6 {
+        h.track(1);
+    }
+    h.drain();
+    let mut b = one_send(&h.input(Input::Flush));
+    // Two rejections, a delivery, then three rejections in a row.
+    for (i, status) in [400, 400, 200, 400, 422].into_iter().enumerate() {
+        let out = h.respond(&b, status);
+        assert!(
+            !out.iter().any(|o| matches!(o, Output::Halted { .. })),
+            "{i}"
+        );
+        b = one_send(&out);
+    }
+    let out = h.respond(&b, 400);
+    assert!(out.contains(&Output::Halted {
+        status: 400,
+        reason: crate::HaltReason::RejectionStorm
+    }));
+    assert!(sends(&out).is_empty());
+    let s = h.m.stats();
+    assert_eq!((s.rejected, s.delivered, s.pending_events), (5, 1, 0));
+    assert_eq!(Config::default().max_consecutive_rejections(), Some(20));
+
+    let cfg = small()
+        .flush_mode(FlushMode::Manual)
+        .max_queue_events(30)
+        .max_batch_events(1)
+        .max_consecutive_rejections(None)
+        .build()
+        .unwrap();
+    let mut h = H::new(cfg);
+    for _ in 0..30 {
+        h.track(1);
+    }
+    h.drain();
+    let mut b = one_send(&h.input(Input::Flush));
+    for _ in 0..29 {
+        b = one_send(&h.respond(&b, 400));
+    }
+    h.respond(&b, 400);
+    assert_eq!((h.m.stats().rejected, h.m.stats().halted), (30, false));
+}

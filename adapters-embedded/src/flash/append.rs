@@ -1,0 +1,114 @@
+//! Appending an event: one record at the end of the write page, or on a new
+//! page when it does not fit.
+
+use embedded_storage::nor_flash::NorFlash;
+use outbox_core::Seq;
+
+use super::format::{self, Kind, RecordHeader};
+use super::walk::{Cursor, Pos};
+use super::{capacity, io, Error, FlashQueue};
+
+impl<F: NorFlash> FlashQueue<F> {
+    /// Store `payload` as event `seq`; durable when this returns `Ok`.
+    ///
+    /// Numbers run on one by one while events are stored; the newest may
+    /// be appended again (after a failed append), and the new copy then
+    /// replaces the old one; an empty queue starts at any number above the
+    /// deleted ones. Fails with [`Error::TooLarge`] for a payload over
+    /// [`max_payload`](Self::max_payload), [`Error::OutOfOrder`] for any
+    /// other number, and [`Error::Full`] when no page is free.
+    pub fn append(&mut self, seq: Seq, payload: &[u8]) -> Result<(), Error<F::Error>> {
+        self.refresh()?;
+        let w = F::WRITE_SIZE as u32;
+        let max = capacity::max_payload(&self.geo, w);
+        if payload.len() > max {
+            return Err(Error::TooLarge {
+                len: payload.len(),
+                max,
+            });
+        }
+        let st = &self.st;
+        // While events are stored the numbers run on without a gap (the
+        // newest may be written again); an empty queue may start anywhere
+        // above what was deleted.
+        let (lowest, highest) = match st.summary.last {
+            Some(last) => (last, last.saturating_add(1)),
+            None => (st.live_from, Seq::MAX),
+        };
+        if seq < lowest || seq > highest {
+            return Err(Error::OutOfOrder {
+                seq,
+                lowest,
+                highest,
+            });
+        }
+        let len = payload.len() as u32;
+        let need = format::record_len(len, w) + format::checkpoint_len(w);
+        let fits = |wp: &super::WritePage| {
+            !wp.closed
+                && wp.off + need <= self.geo.page_size
+                && seq >= wp.base
+                && seq - wp.base <= u64::from(u32::MAX)
+        };
+        if !self.st.write.as_ref().is_some_and(fits) {
+            let live_from = self.st.live_from;
+            self.open_page(seq, live_from, true)?;
+        }
+        let Some(wp) = self.st.write else {
+            return Err(Error::Full);
+        };
+        // The first event of each page is marked too, so that records lost
+        // from an older page (a power cut while erasing it) never end the run.
+        let jump = self.st.tail_last.is_none_or(|l| seq != l.wrapping_add(1)) || !wp.has_event;
+        let header = RecordHeader {
+            kind: Kind::Event { jump },
+            len: len as u16,
+            delta: (seq - wp.base) as u32,
+        };
+        let at = Pos {
+            page: wp.page,
+            off: wp.off,
+            base: wp.base,
+        };
+        if let Err(e) = io::write_record(
+            &mut self.flash,
+            self.geo.addr(wp.page, wp.off),
+            &header,
+            payload,
+        ) {
+            return self.failed(e);
+        }
+
+        let st = &mut self.st;
+        if let Some(wp) = st.write.as_mut() {
+            wp.off += format::record_len(len, w);
+            wp.has_event = true;
+        }
+        st.floor = st.floor.max(seq.saturating_add(1));
+        st.tail_last = Some(seq);
+        let s = &mut st.summary;
+        if s.count == 0 {
+            st.head = Cursor {
+                pos: at,
+                last: st.head.last,
+                live_seen: false,
+            };
+            st.scan = None;
+            s.first = Some(seq);
+            s.count = 1;
+        } else if s.last == Some(seq) {
+            // The newest number again: this copy replaces the old one, and
+            // a read that stopped after the old one must start over.
+            s.bytes -= u64::from(st.last_len);
+            if st.scan.is_some_and(|c| c.last >= Some(seq)) {
+                st.scan = None;
+            }
+        } else {
+            s.count += 1;
+        }
+        s.bytes += u64::from(len);
+        s.last = Some(seq);
+        st.last_len = len as u16;
+        Ok(())
+    }
+}

@@ -1,0 +1,250 @@
+//! The bytes on flash: page headers and records, and their checksums.
+//!
+//! Everything the queue writes is one of two things, each padded to the
+//! flash's `WRITE_SIZE` so that no word is ever written twice:
+//!
+//! ```text
+//! page header (first bytes of every page in use, 36 bytes + padding)
+//!   0..3   magic "OBQ"          3      format version (1)
+//!   4..8   lap (u32)            page counter: +1 for every page opened
+//!   8..16  base (u64)           record numbers are base + delta; the first
+//!                               event here continues from base - 1
+//!   16..24 floor (u64)          one past the highest seq ever held, at opening
+//!   24..32 live_from (u64)      every record below it is deleted, at opening
+//!   32..36 CRC-32 of 0..32
+//!
+//! record (8-byte header, payload, CRC, padding)
+//!   0      tag                  high nibble format version, low nibble kind
+//!                               (1 = event numbered one past the one before,
+//!                               3 = event whose number jumps, 2 = checkpoint)
+//!   1..3   payload length (u16)
+//!   3..7   seq - page base (u32)  (0 for a checkpoint)
+//!   7      CRC-8 of 0..7        so a torn header never gives a wrong length
+//!   8..    payload              (a checkpoint's is live_from as u64)
+//!   zero padding to a multiple of 4, then CRC-32 of header and payload,
+//!   then 0xFF padding to WRITE_SIZE
+//! ```
+//!
+//! All integers are little-endian. The header is written first and the CRC
+//! last, so a write cut by a power loss leaves either erased bytes (nothing
+//! was written) or a record whose CRC does not match (skipped, never read as
+//! an event). The CRC is CRC-32C (Castagnoli) without a lookup table, to keep
+//! the firmware small.
+
+use crc::{Crc, NoTable, CRC_32_ISCSI, CRC_8_AUTOSAR};
+
+use outbox_core::Seq;
+
+/// The format version written in every page header and record tag.
+pub const FORMAT_VERSION: u8 = 1;
+const MAGIC: [u8; 3] = *b"OBQ";
+/// Bytes of a page header before padding.
+pub(crate) const PAGE_HEADER_RAW: usize = 36;
+/// Bytes of a record header.
+pub(crate) const RECORD_HEADER: usize = 8;
+const CRC_LEN: usize = 4;
+const TAG_DATA: u8 = (FORMAT_VERSION << 4) | 1;
+const TAG_DATA_JUMP: u8 = (FORMAT_VERSION << 4) | 3;
+const TAG_CHECKPOINT: u8 = (FORMAT_VERSION << 4) | 2;
+/// Payload bytes of a checkpoint record.
+pub(crate) const CHECKPOINT_PAYLOAD: usize = 8;
+
+pub(crate) static CRC32: Crc<u32, NoTable> = Crc::<u32, NoTable>::new(&CRC_32_ISCSI);
+static CRC8: Crc<u8, NoTable> = Crc::<u8, NoTable>::new(&CRC_8_AUTOSAR);
+
+/// `n` rounded up to a multiple of `to` (a power of two).
+pub(crate) const fn round_up(n: u32, to: u32) -> u32 {
+    (n + to - 1) & !(to - 1)
+}
+
+/// Bytes a page header takes on a flash with write size `w`.
+pub(crate) const fn page_header_len(w: u32) -> u32 {
+    round_up(PAGE_HEADER_RAW as u32, w)
+}
+
+/// Offset of the CRC inside a record of `len` payload bytes.
+pub(crate) const fn crc_offset(len: u32) -> u32 {
+    round_up(RECORD_HEADER as u32 + len, 4)
+}
+
+/// Bytes a record of `len` payload bytes takes on flash with write size `w`.
+pub(crate) const fn record_len(len: u32, w: u32) -> u32 {
+    round_up(crc_offset(len) + CRC_LEN as u32, w)
+}
+
+/// Bytes a checkpoint record takes on flash with write size `w`.
+pub(crate) const fn checkpoint_len(w: u32) -> u32 {
+    record_len(CHECKPOINT_PAYLOAD as u32, w)
+}
+
+/// What opens a page in use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PageHeader {
+    pub lap: u32,
+    pub base: Seq,
+    pub floor: Seq,
+    pub live_from: Seq,
+}
+
+/// A page header as read from flash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PageRead {
+    /// Ours, this version, checksum good.
+    Valid(PageHeader),
+    /// Ours but written by another format version.
+    OtherVersion(u8),
+    /// Erased, torn or foreign: the page is not in use.
+    NotInUse,
+}
+
+impl PageHeader {
+    pub fn encode(&self) -> [u8; PAGE_HEADER_RAW] {
+        let mut b = [0u8; PAGE_HEADER_RAW];
+        b[0..3].copy_from_slice(&MAGIC);
+        b[3] = FORMAT_VERSION;
+        b[4..8].copy_from_slice(&self.lap.to_le_bytes());
+        b[8..16].copy_from_slice(&self.base.to_le_bytes());
+        b[16..24].copy_from_slice(&self.floor.to_le_bytes());
+        b[24..32].copy_from_slice(&self.live_from.to_le_bytes());
+        let crc = CRC32.checksum(&b[..32]);
+        b[32..36].copy_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    pub fn decode(b: &[u8; PAGE_HEADER_RAW]) -> PageRead {
+        if b[0..3] != MAGIC || CRC32.checksum(&b[..32]) != le32(&b[32..36]) {
+            return PageRead::NotInUse;
+        }
+        if b[3] != FORMAT_VERSION {
+            return PageRead::OtherVersion(b[3]);
+        }
+        PageRead::Valid(PageHeader {
+            lap: le32(&b[4..8]),
+            base: le64(&b[8..16]),
+            floor: le64(&b[16..24]),
+            live_from: le64(&b[24..32]),
+        })
+    }
+}
+
+/// What a record holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// An event's payload; `jump` when its number is not one past the
+    /// previous event's (the first after a gap, or one appended again).
+    Event { jump: bool },
+    /// A checkpoint: every record below its `live_from` is deleted.
+    Checkpoint,
+}
+
+/// The fixed part at the start of every record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RecordHeader {
+    pub kind: Kind,
+    pub len: u16,
+    pub delta: u32,
+}
+
+/// A record header as read from flash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HeaderRead {
+    /// All 0xFF: nothing was written here.
+    Erased,
+    /// Torn or foreign bytes: nothing after them in the page can be trusted.
+    Garbage,
+    Valid(RecordHeader),
+}
+
+impl RecordHeader {
+    pub fn encode(&self) -> [u8; RECORD_HEADER] {
+        let mut b = [0u8; RECORD_HEADER];
+        b[0] = match self.kind {
+            Kind::Event { jump: false } => TAG_DATA,
+            Kind::Event { jump: true } => TAG_DATA_JUMP,
+            Kind::Checkpoint => TAG_CHECKPOINT,
+        };
+        b[1..3].copy_from_slice(&self.len.to_le_bytes());
+        b[3..7].copy_from_slice(&self.delta.to_le_bytes());
+        b[7] = CRC8.checksum(&b[..7]);
+        b
+    }
+
+    pub fn decode(b: &[u8; RECORD_HEADER]) -> HeaderRead {
+        if b.iter().all(|&x| x == 0xFF) {
+            return HeaderRead::Erased;
+        }
+        if CRC8.checksum(&b[..7]) != b[7] {
+            return HeaderRead::Garbage;
+        }
+        let kind = match b[0] {
+            TAG_DATA => Kind::Event { jump: false },
+            TAG_DATA_JUMP => Kind::Event { jump: true },
+            TAG_CHECKPOINT => Kind::Checkpoint,
+            _ => return HeaderRead::Garbage,
+        };
+        HeaderRead::Valid(RecordHeader {
+            kind,
+            len: u16::from_le_bytes([b[1], b[2]]),
+            delta: le32(&b[3..7]),
+        })
+    }
+}
+
+pub(crate) fn le32(b: &[u8]) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[..4]);
+    u32::from_le_bytes(a)
+}
+
+pub(crate) fn le64(b: &[u8]) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[..8]);
+    u64::from_le_bytes(a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_header_round_trips_and_detects_damage() {
+        let h = PageHeader {
+            lap: 7,
+            base: 1 << 40,
+            floor: 99,
+            live_from: 42,
+        };
+        let mut b = h.encode();
+        assert_eq!(PageHeader::decode(&b), PageRead::Valid(h));
+        b[10] ^= 1;
+        assert_eq!(PageHeader::decode(&b), PageRead::NotInUse);
+        assert_eq!(PageHeader::decode(&[0xFF; 36]), PageRead::NotInUse);
+    }
+
+    #[test]
+    fn record_header_round_trips_and_a_torn_one_is_garbage() {
+        let h = RecordHeader {
+            kind: Kind::Event { jump: false },
+            len: 300,
+            delta: 5,
+        };
+        let b = h.encode();
+        assert_eq!(RecordHeader::decode(&b), HeaderRead::Valid(h));
+        // A write cut after 3 bytes: the rest still erased.
+        let mut torn = [0xFF; 8];
+        torn[..3].copy_from_slice(&b[..3]);
+        assert_eq!(RecordHeader::decode(&torn), HeaderRead::Garbage);
+        assert_eq!(RecordHeader::decode(&[0xFF; 8]), HeaderRead::Erased);
+    }
+
+    #[test]
+    fn record_sizes_are_aligned_and_small() {
+        assert_eq!(record_len(300, 4), 312);
+        assert_eq!(record_len(1, 4), 16);
+        assert_eq!(record_len(1, 1), 16);
+        assert_eq!(record_len(300, 32), 320);
+        assert_eq!(checkpoint_len(4), 20);
+        assert_eq!(page_header_len(4), 36);
+        assert_eq!(page_header_len(8), 40);
+    }
+}

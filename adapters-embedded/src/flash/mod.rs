@@ -1,0 +1,287 @@
+//! A power-cut-safe event queue on NOR flash.
+//!
+//! [`FlashQueue`] stores event payloads keyed by sequence number in a region
+//! of any [`NorFlash`], with nothing but appends and page erases: records are
+//! appended to the current page, a prefix is deleted by a small checkpoint
+//! record, and a page is erased once every record in it is deleted. Pages
+//! are used as a ring, so erases spread evenly over the region. The queue's
+//! RAM is a few dozen bytes whatever the size of the flash: counts and
+//! positions, never an index.
+//!
+//! Files: `format` (the bytes on flash), `io` (aligned reads and writes),
+//! `walk` (reading records in order), `scan` (open), `append`, `delete`
+//! (checkpoints), `ring` (opening and erasing pages), `read` (sizes and payloads), `capacity`,
+//! `store` (the core's `Store`), `sim` (a simulated flash, feature `_test`).
+
+mod append;
+mod capacity;
+mod delete;
+mod error;
+mod format;
+mod io;
+mod read;
+mod ring;
+mod scan;
+#[cfg(feature = "_test")]
+pub mod sim;
+mod store;
+mod walk;
+
+use core::ops::Range;
+
+use embedded_storage::nor_flash::NorFlash;
+use outbox_core::Seq;
+
+pub use error::{Error, GeometryError, OpenError};
+pub use format::FORMAT_VERSION;
+pub use io::MAX_ALIGN;
+
+use walk::Cursor;
+
+/// A queue of event payloads on NOR flash.
+///
+/// # Power-loss contract
+///
+/// Power may fail at any moment, including in the middle of a write or an
+/// erase. The flash may then hold anything in the bytes that write or erase
+/// was changing, but nothing else changes (the flash must not implement a
+/// write as read-erase-modify-write). After power returns and the queue is
+/// opened again:
+///
+/// - every record whose [`append`](Self::append) returned `Ok` is there,
+///   byte for byte, unless a [`delete_through`](Self::delete_through)
+///   covering it returned `Ok`;
+/// - no delete that returned `Ok` is undone: no record it covered comes back;
+/// - an append that did not return `Ok` left either nothing or its whole
+///   record; a delete that did not return `Ok` deleted a prefix of what it
+///   covered (usually all or nothing);
+/// - torn or garbage bytes are detected by CRC and skipped, never returned
+///   as an event, and every record comes back at most once, in order;
+/// - any image, however corrupted, opens without a panic: it either opens
+///   (skipping what fails its checks) or returns a typed [`OpenError`].
+///
+/// Each word of the flash is written at most once between erases and no
+/// written bit is ever set back, so flash with ECC, which cannot rewrite a
+/// word, works: the queue needs only [`NorFlash`], never
+/// `MultiwriteNorFlash`.
+///
+/// After a flash error the queue reads its state back from the flash before
+/// the next operation, so it always agrees with what a reopen would find.
+///
+/// # Sequence numbers
+///
+/// Appends come in increasing order. The newest number may be appended
+/// again (the machine does this after a failed append): the newer copy
+/// wins. [`seq_floor`](Self::seq_floor) is one past the highest number the
+/// queue ever held, so numbering never goes back after a restart.
+///
+/// # Example
+///
+/// ```
+/// # #[cfg(feature = "_test")] {
+/// use outbox_embedded::flash::{sim::SimFlash, FlashQueue};
+///
+/// let mut flash = SimFlash::<4, 4, 4096>::new(8);
+/// let mut q = FlashQueue::open(&mut flash, 0..8 * 4096).unwrap();
+/// q.append(1, b"hello").unwrap();
+/// q.append(2, b"world").unwrap();
+/// let mut buf = [0u8; 16];
+/// let n = q.read_range(1, 2, &mut buf).unwrap();
+/// assert_eq!(&buf[..n], b"helloworld");
+/// q.delete_through(1).unwrap();
+/// assert_eq!(q.summary().unwrap().count, 1);
+/// drop(q);
+///
+/// // After a restart, or a power cut, the same state comes back.
+/// let mut q = FlashQueue::open(&mut flash, 0..8 * 4096).unwrap();
+/// assert_eq!(q.summary().unwrap().first, Some(2));
+/// assert_eq!(q.seq_floor().unwrap(), 3);
+/// # }
+/// ```
+pub struct FlashQueue<F: NorFlash> {
+    flash: F,
+    geo: Geometry,
+    st: State,
+    /// A flash operation failed: read the state back before the next one.
+    stale: bool,
+}
+
+/// What the queue holds, in O(1): the start-up view the machine needs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueSummary {
+    /// Events stored.
+    pub count: u64,
+    /// Payload bytes stored.
+    pub bytes: u64,
+    /// The oldest event's sequence number.
+    pub first: Option<Seq>,
+    /// The newest event's sequence number.
+    pub last: Option<Seq>,
+}
+
+/// Where the region lies and how its pages are cut.
+#[derive(Clone, Copy, Debug)]
+struct Geometry {
+    start: u32,
+    pages: u32,
+    page_size: u32,
+    /// Bytes of a page header, padded.
+    header: u32,
+}
+
+impl Geometry {
+    fn addr(&self, page: u32, off: u32) -> u32 {
+        self.start + page * self.page_size + off
+    }
+
+    fn next(&self, page: u32) -> u32 {
+        if page + 1 == self.pages {
+            0
+        } else {
+            page + 1
+        }
+    }
+
+    fn prev(&self, page: u32) -> u32 {
+        if page == 0 {
+            self.pages - 1
+        } else {
+            page - 1
+        }
+    }
+}
+
+/// Everything the queue keeps in RAM; all of it can be rebuilt by a scan.
+#[derive(Clone, Copy, Debug)]
+struct State {
+    /// The page being appended to, if any page is in use.
+    write: Option<WritePage>,
+    /// The oldest page in use (it may hold only deleted records).
+    chain_start: u32,
+    /// Free pages at the front of the free run not known to be erased.
+    unverified_free: u32,
+    /// Free pages whose erase a power cut may have interrupted (the one
+    /// after the write page and the one before `chain_start`): they read as
+    /// erased, or not, but are erased again before use.
+    suspect: [Option<u32>; 2],
+    /// Every record below this is deleted.
+    live_from: Seq,
+    /// One past the highest sequence number held.
+    floor: Seq,
+    summary: QueueSummary,
+    /// Payload bytes of the newest event (replaced when it is appended again).
+    last_len: u16,
+    /// The number of the newest accepted record, deleted or not.
+    tail_last: Option<Seq>,
+    /// The walk position of the oldest event.
+    head: Cursor,
+    /// Where the last read stopped, to continue from there.
+    scan: Option<Cursor>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct WritePage {
+    page: u32,
+    lap: u32,
+    base: Seq,
+    /// Offset of the next record.
+    off: u32,
+    /// No more records go here (torn bytes at its end, or a failed write).
+    closed: bool,
+    /// An event was appended here since the page was opened or read back;
+    /// until then the next one is marked as a jump.
+    has_event: bool,
+}
+
+impl<F: NorFlash> FlashQueue<F> {
+    /// Open the queue in `region` (byte addresses, page aligned) of `flash`,
+    /// reading its state back: any content is accepted, torn and garbage
+    /// bytes are skipped. A blank region is an empty queue. Opening only
+    /// reads; nothing is written until the first append or delete.
+    pub fn open(mut flash: F, region: Range<u32>) -> Result<Self, OpenError<F::Error>> {
+        let geo = Geometry::check::<F>(&flash, region).map_err(OpenError::Geometry)?;
+        let st = scan::scan(&mut flash, &geo)?;
+        Ok(FlashQueue {
+            flash,
+            geo,
+            st,
+            stale: false,
+        })
+    }
+
+    /// Count, bytes and the first and last sequence numbers stored.
+    pub fn summary(&mut self) -> Result<QueueSummary, Error<F::Error>> {
+        self.refresh()?;
+        Ok(self.st.summary)
+    }
+
+    /// One past the highest sequence number this queue ever held, deleted
+    /// ones included (0 for a new queue).
+    pub fn seq_floor(&mut self) -> Result<Seq, Error<F::Error>> {
+        self.refresh()?;
+        Ok(self.floor())
+    }
+
+    fn floor(&self) -> Seq {
+        self.st.floor.max(self.st.live_from)
+    }
+
+    /// The flash, for counters or to power it down.
+    pub fn flash_mut(&mut self) -> &mut F {
+        &mut self.flash
+    }
+
+    /// Give the flash back.
+    pub fn into_inner(self) -> F {
+        self.flash
+    }
+
+    /// Read the state back from flash if an operation failed since the last.
+    fn refresh(&mut self) -> Result<(), Error<F::Error>> {
+        if self.stale {
+            self.st = scan::scan(&mut self.flash, &self.geo)?;
+            self.stale = false;
+        }
+        Ok(())
+    }
+
+    /// Mark the state for a re-read and pass a flash error on.
+    fn failed<T>(&mut self, e: F::Error) -> Result<T, Error<F::Error>> {
+        self.stale = true;
+        Err(Error::Flash(e))
+    }
+}
+
+impl Geometry {
+    fn check<F: NorFlash>(flash: &F, region: Range<u32>) -> Result<Self, GeometryError> {
+        let (r, w, e) = (F::READ_SIZE, F::WRITE_SIZE, F::ERASE_SIZE);
+        let word_ok = |n: usize| n.is_power_of_two() && n <= MAX_ALIGN && e % n == 0;
+        if !word_ok(r) || !word_ok(w) {
+            return Err(GeometryError::UnsupportedWordSize);
+        }
+        let page_size = u32::try_from(e).map_err(|_| GeometryError::Unaligned)?;
+        let end_ok = usize::try_from(region.end).is_ok_and(|end| end <= flash.capacity());
+        if page_size == 0
+            || !region.start.is_multiple_of(page_size)
+            || !region.end.is_multiple_of(page_size)
+            || region.end < region.start
+            || !end_ok
+        {
+            return Err(GeometryError::Unaligned);
+        }
+        let pages = (region.end - region.start) / page_size;
+        if pages < 2 {
+            return Err(GeometryError::TooFewPages);
+        }
+        let geo = Geometry {
+            start: region.start,
+            pages,
+            page_size,
+            header: format::page_header_len(w as u32),
+        };
+        if capacity::max_payload(&geo, w as u32) == 0 {
+            return Err(GeometryError::PageTooSmall);
+        }
+        Ok(geo)
+    }
+}

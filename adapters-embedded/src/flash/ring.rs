@@ -1,0 +1,131 @@
+//! The pages as a ring: opening the next page, erasing pages nobody needs.
+//!
+//! The pages in use run from `chain_start` to the write page in ring order,
+//! each header's lap one higher than the one before. New pages are taken
+//! after the write page; pages are freed at `chain_start` once every record
+//! in them is deleted. So every page is written and erased in turn and wear
+//! spreads evenly. A page's header carries the numbers a checkpoint would
+//! (`live_from`, `floor`), so opening a page is itself a checkpoint.
+
+use embedded_storage::nor_flash::NorFlash;
+use outbox_core::Seq;
+
+use super::format::PageHeader;
+use super::{io, Error, FlashQueue, WritePage};
+
+impl<F: NorFlash> FlashQueue<F> {
+    /// Start a new write page whose records are numbered from `base`,
+    /// recording `live_from` in its header. Fails with `Full` when no page
+    /// is free, or, for an append (`keep_spare`), when it would take the
+    /// last free page: that one is kept so a delete can always be written.
+    pub(super) fn open_page(
+        &mut self,
+        base: Seq,
+        live_from: Seq,
+        keep_spare: bool,
+    ) -> Result<(), Error<F::Error>> {
+        let geo = self.geo;
+        let needed = if keep_spare { 2 } else { 1 };
+        if self.free_pages() < needed {
+            self.erase_dead_pages()?;
+            if self.free_pages() < needed {
+                return Err(Error::Full);
+            }
+        }
+        let next = match self.st.write {
+            None => self.st.chain_start,
+            Some(w) => geo.next(w.page),
+        };
+        if self.take_suspect(next) {
+            self.erase(next)?;
+        } else if self.st.unverified_free > 0 {
+            let blank = match io::is_blank(&mut self.flash, geo.addr(next, 0), geo.page_size) {
+                Ok(b) => b,
+                Err(e) => return self.failed(e),
+            };
+            if !blank {
+                self.erase(next)?;
+            }
+        }
+        self.st.unverified_free = self.st.unverified_free.saturating_sub(1);
+        let lap = self.st.write.map_or(0, |w| w.lap.wrapping_add(1));
+        let header = PageHeader {
+            lap,
+            base,
+            floor: self.floor(),
+            live_from,
+        };
+        if let Err(e) = io::write_padded(&mut self.flash, geo.addr(next, 0), &header.encode()) {
+            return self.failed(e);
+        }
+        if self.st.write.is_none() {
+            self.st.chain_start = next;
+            self.st.head.pos = super::walk::Pos {
+                page: next,
+                off: geo.header,
+                base,
+            };
+        }
+        self.st.write = Some(WritePage {
+            page: next,
+            lap,
+            base,
+            off: geo.header,
+            closed: false,
+            has_event: false,
+        });
+        Ok(())
+    }
+
+    /// Pages not in use.
+    fn free_pages(&self) -> u32 {
+        let pages = self.geo.pages;
+        match self.st.write {
+            None => pages,
+            Some(w) => pages - ((w.page + pages - self.st.chain_start) % pages + 1),
+        }
+    }
+
+    /// Erase the pages before the oldest event's page (never the write page).
+    pub(super) fn erase_dead_pages(&mut self) -> Result<(), Error<F::Error>> {
+        let Some(w) = self.st.write else {
+            return Ok(());
+        };
+        let keep = if self.st.summary.count == 0 {
+            w.page
+        } else {
+            self.st.head.pos.page
+        };
+        while self.st.chain_start != keep && self.st.chain_start != w.page {
+            // The free page just before the chain goes first, in case its
+            // erase was cut: later pages freed behind it must not hide it.
+            let before = self.geo.prev(self.st.chain_start);
+            if before != w.page && self.take_suspect(before) {
+                self.erase(before)?;
+            }
+            self.erase(self.st.chain_start)?;
+            self.st.chain_start = self.geo.next(self.st.chain_start);
+        }
+        Ok(())
+    }
+
+    /// Whether `page` is suspect (and no longer, once this returns true).
+    fn take_suspect(&mut self, page: u32) -> bool {
+        let mut found = false;
+        for s in self.st.suspect.iter_mut() {
+            if *s == Some(page) {
+                *s = None;
+                found = true;
+            }
+        }
+        found
+    }
+
+    fn erase(&mut self, page: u32) -> Result<(), Error<F::Error>> {
+        let from = self.geo.addr(page, 0);
+        match self.flash.erase(from, from + self.geo.page_size) {
+            Ok(()) => Ok(()),
+            Err(e) => self.failed(e),
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! Opening: the state of the queue read back from any flash image.
+//!
+//! 1. Page headers: the page with the highest lap is the write page; the
+//!    pages before it in the ring whose laps count down by one are the
+//!    pages in use (the chain). Anything else is free, whatever it holds.
+//! 2. A walk over the chain's record headers finds the newest checkpoint
+//!    (deletes only grow, so the highest `live_from` is the newest).
+//! 3. A walk that checks every event's CRC (starting from the number the
+//!    oldest page's header says comes first) counts the events at or above
+//!    `live_from`, remembers where the oldest one is, and finds where the
+//!    write page's records end.
+//! 4. If anything but erased bytes follows them (a write cut by a power
+//!    loss), the write page takes no more records: the next append starts a
+//!    new page, so no partly written word is ever written again.
+//! 5. The free page after the write page and the one before the chain may
+//!    be pages whose erase a power cut interrupted; they are erased again
+//!    before use even if they read as erased.
+//!
+//! Only reads; RAM stays fixed whatever the size of the flash.
+
+use embedded_storage::nor_flash::NorFlash;
+
+use super::error::ScanError;
+use super::format::PageRead;
+use super::walk::{page_header, step, Bounds, Cursor, LiveWalk, Pos, Step};
+use super::{io, Geometry, QueueSummary, State, WritePage};
+
+pub(super) fn scan<F: NorFlash>(
+    flash: &mut F,
+    geo: &Geometry,
+) -> Result<State, ScanError<F::Error>> {
+    let header = |flash: &mut F, page| match page_header(flash, geo, page) {
+        Ok(PageRead::OtherVersion(v)) => Err(ScanError::UnsupportedVersion(v)),
+        Ok(PageRead::Valid(h)) => Ok(Some(h)),
+        Ok(PageRead::NotInUse) => Ok(None),
+        Err(e) => Err(ScanError::Flash(e)),
+    };
+
+    // 1. The write page and the chain before it.
+    let mut newest: Option<(u32, super::format::PageHeader)> = None;
+    for page in 0..geo.pages {
+        if let Some(h) = header(flash, page)? {
+            if newest.is_none_or(|(_, n)| h.lap > n.lap) {
+                newest = Some((page, h));
+            }
+        }
+    }
+    let Some((write_page, write_header)) = newest else {
+        return Ok(empty(geo));
+    };
+    let mut chain_start = write_page;
+    let mut start_header = write_header;
+    let mut chain_len = 1;
+    let mut live_from = write_header.live_from;
+    let mut floor = write_header.floor;
+    while chain_len < geo.pages {
+        let prev = geo.prev(chain_start);
+        match header(flash, prev)? {
+            Some(h) if h.lap.wrapping_add(1) == start_header.lap => {
+                live_from = live_from.max(h.live_from);
+                floor = floor.max(h.floor);
+                chain_start = prev;
+                start_header = h;
+                chain_len += 1;
+            }
+            _ => break,
+        }
+    }
+    let start = Pos {
+        page: chain_start,
+        off: geo.header,
+        base: start_header.base,
+    };
+    // While scanning, the write page's records end wherever they end.
+    let bounds = Bounds {
+        write_page: Some(write_page),
+        write_end: geo.page_size,
+    };
+
+    // 2. The newest checkpoint.
+    let mut pos = start;
+    loop {
+        match step(flash, geo, bounds, &mut pos, false).map_err(ScanError::Flash)? {
+            Step::Checkpoint(lf) => live_from = live_from.max(lf),
+            Step::Event(_) | Step::Skipped => {}
+            Step::End => break,
+        }
+    }
+
+    // 3. Count the events and find the oldest.
+    // The walk starts as if the event before the oldest page's base had
+    // been read, as a walk from an older page would have: erasing older
+    // pages never changes how the rest is read.
+    let mut walk = LiveWalk::new(Cursor {
+        pos: start,
+        last: start_header.base.checked_sub(1),
+        live_seen: false,
+    });
+    let mut summary = QueueSummary::default();
+    let mut last_len = 0;
+    let mut head = None;
+    while let Some(r) = walk
+        .next(flash, geo, bounds, live_from)
+        .map_err(ScanError::Flash)?
+    {
+        floor = floor.max(r.seq.saturating_add(1));
+        if r.seq < live_from {
+            continue;
+        }
+        if head.is_none() {
+            head = Some(walk.cursor_before(&r));
+            summary.first = Some(r.seq);
+        }
+        summary.count += 1;
+        summary.bytes += u64::from(r.len);
+        summary.last = Some(r.seq);
+        last_len = r.len;
+    }
+    let end = walk.cursor();
+    let write_end = if end.pos.page == write_page {
+        end.pos.off
+    } else {
+        // The chain broke before the write page (only a changing flash
+        // does this): take no more records there.
+        geo.page_size
+    };
+
+    // 4. Erased bytes after the last record, or the page is closed.
+    let blank = io::is_blank(
+        flash,
+        geo.addr(write_page, write_end),
+        geo.page_size - write_end,
+    )
+    .map_err(ScanError::Flash)?;
+
+    Ok(State {
+        write: Some(WritePage {
+            page: write_page,
+            lap: write_header.lap,
+            base: write_header.base,
+            off: write_end,
+            closed: !blank || end.pos.page != write_page,
+            has_event: false,
+        }),
+        chain_start,
+        unverified_free: geo.pages - chain_len,
+        suspect: if chain_len < geo.pages {
+            [Some(geo.next(write_page)), Some(geo.prev(chain_start))]
+        } else {
+            [None, None]
+        },
+        live_from,
+        floor,
+        summary,
+        last_len,
+        tail_last: end.last,
+        head: head.unwrap_or(end),
+        scan: None,
+    })
+}
+
+/// The state of a region with no page in use.
+fn empty(geo: &Geometry) -> State {
+    State {
+        write: None,
+        chain_start: 0,
+        unverified_free: geo.pages,
+        // The first page may be the one whose first erase was cut.
+        suspect: [Some(0), None],
+        live_from: 0,
+        floor: 0,
+        summary: QueueSummary::default(),
+        last_len: 0,
+        tail_last: None,
+        head: Cursor {
+            pos: Pos {
+                page: 0,
+                off: geo.header,
+                base: 0,
+            },
+            last: None,
+            live_seen: false,
+        },
+        scan: None,
+    }
+}

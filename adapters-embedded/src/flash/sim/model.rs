@@ -1,0 +1,280 @@
+//! A model of the queue for tests and fuzzing (feature `_test`): random
+//! steps with power cuts and write failures, checked after every step
+//! against a `VecDeque` of what must be stored. The proptest in
+//! `tests/flash_model.rs` and the fuzz target `flash_ops` drive it.
+
+use std::boxed::Box;
+use std::collections::VecDeque;
+use std::vec;
+use std::vec::Vec;
+
+use embedded_storage::nor_flash::NorFlash;
+
+use super::{SimError, SimFlash};
+use crate::flash::{Error, FlashQueue};
+
+/// Other word sizes than the exhaustive test: reads of 2, writes of 8.
+type Flash = SimFlash<2, 8, 256>;
+const PAGES: usize = 10;
+const REGION: core::ops::Range<u32> = 0..(PAGES as u32 * 256);
+
+#[derive(Clone, Debug)]
+pub enum Step {
+    Append {
+        len: usize,
+        fill: u8,
+    },
+    /// Delete through the oldest + `k` - 1, at most the newest stored
+    /// (`k` = 0 deletes nothing).
+    Delete {
+        k: u64,
+    },
+    /// Drop the queue and open it again (every step does; this one does
+    /// nothing else).
+    Reopen,
+    /// Lose power during the write or erase `ops` from now, after `done`
+    /// bytes of it.
+    Cut {
+        ops: u64,
+        done: usize,
+        from_end: bool,
+    },
+    FailWrite {
+        after: u64,
+        complete: bool,
+    },
+    Read {
+        skip: u64,
+        n: usize,
+    },
+}
+
+type Events = VecDeque<(u64, Vec<u8>)>;
+/// Judges what a reopen found against the model before the interrupted step.
+type Allowed = Box<dyn Fn(&Events, &Events) -> bool>;
+
+struct World {
+    flash: Flash,
+    model: Events,
+    /// The next number, as the machine would choose it.
+    next: u64,
+    deleted_through: Option<u64>,
+}
+
+fn open(flash: &mut Flash) -> FlashQueue<&mut Flash> {
+    FlashQueue::open(flash, REGION).unwrap()
+}
+
+impl World {
+    /// Reopen after power returns; the contents must be one of `allowed`
+    /// (a check on each candidate), and become the model.
+    fn recover(&mut self, allowed: &dyn Fn(&Events, &Events) -> bool) {
+        self.flash.power_on();
+        self.flash.cancel_faults();
+        let mut q = open(&mut self.flash);
+        let got: Events = read_all(&mut q).into();
+        assert!(
+            allowed(&self.model, &got),
+            "after a power cut: model {:?}, got {:?}",
+            seqs(&self.model),
+            seqs(&got)
+        );
+        let floor = q.seq_floor().unwrap();
+        if let Some(d) = self.deleted_through {
+            assert!(floor > d);
+        }
+        self.model = got;
+        self.next = self.model.back().map_or(floor, |e| e.0 + 1);
+        assert!(self.next >= floor || !self.model.is_empty());
+    }
+}
+
+/// `m` with `(seq, p)` appended, replacing a copy of `seq` at its end.
+fn appended(m: &Events, seq: u64, p: &[u8]) -> Events {
+    let mut with = m.clone();
+    if with.back().is_some_and(|e| e.0 == seq) {
+        with.pop_back();
+    }
+    with.push_back((seq, p.to_vec()));
+    with
+}
+
+/// Whether `got` is what is left of `m` after deleting a prefix of the
+/// events up to `through`: a suffix of `m` keeping every event above it.
+fn deleted_prefix(m: &Events, got: &Events, through: u64) -> bool {
+    let kept = m.iter().filter(|e| e.0 > through).count();
+    got.len() >= kept && got.len() <= m.len() && got.iter().eq(m.iter().skip(m.len() - got.len()))
+}
+
+fn seqs(e: &Events) -> Vec<u64> {
+    e.iter().map(|x| x.0).collect()
+}
+
+/// Run `steps` from a blank flash, checking the queue against the model
+/// after every one; panics on the first disagreement.
+pub fn run(steps: &[Step]) {
+    let mut w = World {
+        flash: Flash::new(PAGES),
+        model: VecDeque::new(),
+        next: 0,
+        deleted_through: None,
+    };
+    for step in steps.iter().cloned() {
+        let before = w.model.clone();
+        let mut lost: Option<Allowed> = None;
+        match step {
+            Step::Append { len, fill } => {
+                let seq = w.next;
+                let p: Vec<u8> = (0..len).map(|i| fill ^ (i as u8) ^ (seq as u8)).collect();
+                let mut q = open(&mut w.flash);
+                match q.append(seq, &p) {
+                    Ok(()) => {
+                        // A copy left by a failed append is replaced.
+                        if w.model.back().is_some_and(|e| e.0 == seq) {
+                            w.model.pop_back();
+                        }
+                        w.model.push_back((seq, p));
+                        w.next += 1;
+                    }
+                    Err(Error::Full) => {}
+                    Err(Error::Flash(SimError::PowerLoss)) => {
+                        lost = Some(Box::new(move |m, got| {
+                            *got == *m || *got == appended(m, seq, &p)
+                        }));
+                    }
+                    Err(Error::Flash(SimError::Injected)) => {
+                        // The record may or may not be there; the queue
+                        // says which, at once and after a reopen alike.
+                        let got: Events = read_all(&mut q).into();
+                        assert!(
+                            got == w.model || got == appended(&w.model, seq, &p),
+                            "after a failed append"
+                        );
+                        w.model = got;
+                        // As the machine does: the number is used again.
+                    }
+                    Err(Error::TooLarge { len, max }) => {
+                        assert!(len > max && max == q.max_payload())
+                    }
+                    Err(e) => panic!("append {seq}: {e}"),
+                }
+            }
+            Step::Delete { k } => {
+                let Some(&(first, _)) = w.model.front() else {
+                    continue;
+                };
+                // As the machine does: never past the newest event it
+                // stored (a failed append it will reuse is not one).
+                let end = (first + k).min(w.next);
+                if end <= first {
+                    continue;
+                }
+                let through = end - 1;
+                let mut q = open(&mut w.flash);
+                match q.delete_through(through) {
+                    Ok(()) => {
+                        w.model.retain(|e| e.0 > through);
+                        w.deleted_through = Some(through);
+                    }
+                    Err(Error::Flash(SimError::PowerLoss)) => {
+                        lost = Some(Box::new(move |m, got| deleted_prefix(m, got, through)));
+                    }
+                    Err(Error::Flash(SimError::Injected)) => {
+                        let got: Events = read_all(&mut q).into();
+                        assert!(
+                            deleted_prefix(&w.model, &got, through),
+                            "after a failed delete"
+                        );
+                        w.model = got;
+                    }
+                    Err(e) => panic!("delete through {through}: {e}"),
+                }
+            }
+            Step::Reopen => {}
+            Step::Cut {
+                ops,
+                done,
+                from_end,
+            } => {
+                w.flash.set_erase_from_end(from_end);
+                w.flash.cut_at_op(ops, done);
+            }
+            Step::FailWrite { after, complete } => w.flash.fail_write(after, complete),
+            Step::Read { skip, n } => {
+                let mut q = open(&mut w.flash);
+                let from = w.model.front().map_or(0, |e| e.0) + skip;
+                let want: Vec<_> = w.model.iter().filter(|e| e.0 >= from).take(n).collect();
+                let mut sizes = vec![0u32; n];
+                let got = q.read_sizes(from, &mut sizes).unwrap();
+                assert_eq!(got, want.len());
+                for (s, e) in sizes.iter().zip(&want) {
+                    assert_eq!(*s as usize, e.1.len());
+                }
+                if let (Some(a), Some(b)) = (want.first(), want.last()) {
+                    let mut buf = vec![0u8; want.iter().map(|e| e.1.len()).sum()];
+                    let len = q.read_range(a.0, b.0, &mut buf).unwrap();
+                    assert_eq!(len, buf.len());
+                    assert_eq!(
+                        buf,
+                        want.iter().flat_map(|e| e.1.clone()).collect::<Vec<_>>()
+                    );
+                }
+            }
+        }
+        if let Some(allowed) = lost {
+            w.recover(&*allowed);
+        } else {
+            let mut q = open(&mut w.flash);
+            let got: Events = read_all(&mut q).into();
+            assert_eq!(seqs(&got), seqs(&w.model), "before {:?}", seqs(&before));
+            assert_eq!(got, w.model);
+        }
+        assert_eq!(w.flash.violations(), 0, "NOR rules broken");
+    }
+}
+
+/// Everything the queue holds, read through its public API in small
+/// pieces; panics when the summary, the sizes and the payloads disagree.
+pub fn read_all<F: NorFlash>(q: &mut FlashQueue<F>) -> Vec<(u64, Vec<u8>)> {
+    let sum = q.summary().unwrap();
+    let Some(first) = sum.first else {
+        assert_eq!(sum.count, 0);
+        assert_eq!(sum.bytes, 0);
+        assert_eq!(sum.last, None);
+        let mut sizes = [0u32; 4];
+        assert_eq!(q.read_sizes(0, &mut sizes).unwrap(), 0);
+        return Vec::new();
+    };
+    let mut sizes = Vec::new();
+    let mut chunk = [0u32; 7];
+    loop {
+        let n = q
+            .read_sizes(first + sizes.len() as u64, &mut chunk)
+            .unwrap();
+        sizes.extend_from_slice(&chunk[..n]);
+        if n < chunk.len() {
+            break;
+        }
+    }
+    assert_eq!(
+        sizes.len() as u64,
+        sum.count,
+        "read_sizes and summary disagree"
+    );
+    assert_eq!(sum.last, Some(first + sum.count - 1));
+    assert_eq!(sizes.iter().map(|&s| u64::from(s)).sum::<u64>(), sum.bytes);
+    let mut out = Vec::new();
+    for (i, group) in sizes.chunks(5).enumerate() {
+        let from = first + (i * 5) as u64;
+        let to = from + group.len() as u64 - 1;
+        let total: u32 = group.iter().sum();
+        let mut buf = vec![0u8; total as usize];
+        assert_eq!(q.read_range(from, to, &mut buf).unwrap(), total as usize);
+        let mut at = 0;
+        for (j, &len) in group.iter().enumerate() {
+            out.push((from + j as u64, buf[at..at + len as usize].to_vec()));
+            at += len as usize;
+        }
+    }
+    out
+}

@@ -1,0 +1,52 @@
+//! The flash queue as the core's [`Store`]: a thin mapping onto its own
+//! methods. Each append is durable when it returns, so `sync` is a no-op; a
+//! number appended again after a failed append replaces the old copy in
+//! every read.
+
+use embedded_storage::nor_flash::NorFlash;
+use outbox_core::{ReadError, Seq, Store, StoreSummary};
+
+use super::{Error, FlashQueue};
+
+impl<F: NorFlash> Store for FlashQueue<F> {
+    type Error = Error<F::Error>;
+
+    fn append(&mut self, seq: Seq, payload: &[u8]) -> Result<(), Self::Error> {
+        FlashQueue::append(self, seq, payload)
+    }
+
+    fn read_range(
+        &mut self,
+        first: Seq,
+        last: Seq,
+        buf: &mut [u8],
+    ) -> Result<usize, ReadError<Self::Error>> {
+        FlashQueue::read_range(self, first, last, buf).map_err(|e| match e {
+            // Only a damaged image lacks a record the sizes named.
+            Error::Missing { seq } => ReadError::Malformed { seq },
+            e => ReadError::Store(e),
+        })
+    }
+
+    fn delete_through(&mut self, through: Seq) -> Result<(), Self::Error> {
+        FlashQueue::delete_through(self, through)
+    }
+
+    fn summary(&mut self) -> Result<StoreSummary, Self::Error> {
+        let s = FlashQueue::summary(self)?;
+        Ok(StoreSummary {
+            count: s.count,
+            bytes: s.bytes,
+            first: s.first.unwrap_or(0),
+            last: s.last.unwrap_or(0),
+        })
+    }
+
+    fn read_sizes(&mut self, from: Seq, out: &mut [u32]) -> Result<usize, Self::Error> {
+        FlashQueue::read_sizes(self, from, out)
+    }
+
+    fn seq_floor(&mut self) -> Result<Seq, Self::Error> {
+        FlashQueue::seq_floor(self)
+    }
+}

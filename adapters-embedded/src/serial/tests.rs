@@ -1,0 +1,348 @@
+//! Frames round-trip, match postcard's own encoding, resynchronise; the
+//! transport pairs answers with the batch in flight.
+
+extern crate std;
+
+use std::collections::VecDeque;
+use std::vec;
+use std::vec::Vec;
+
+use outbox_core::{Batch, Instant, Outcome, Payloads, Seq, Transport};
+
+use super::*;
+
+/// Payloads of `events`, numbered from 1.
+fn with_payloads<R>(events: &[Vec<u8>], f: impl FnOnce(Payloads<'_>) -> R) -> R {
+    let joined: Vec<u8> = events.concat();
+    let sizes: Vec<u32> = events.iter().map(|e| e.len() as u32).collect();
+    let lookup = |s: Seq| sizes.get((s - 1) as usize).copied();
+    f(Payloads::new(&joined, 1, events.len() as Seq, &lookup))
+}
+
+fn encode_batch(id: u64, events: &[Vec<u8>]) -> Vec<u8> {
+    let mut wire = Vec::new();
+    with_payloads(events, |payloads| {
+        write_frame(&mut wire, &BatchOut { id, payloads }).unwrap()
+    });
+    wire
+}
+
+/// Every frame `wire` holds, decoded by a reader with a `limit`-byte buffer.
+fn frames(wire: &[u8], limit: usize) -> Vec<Result<Vec<u8>, FrameError>> {
+    let mut reader = FrameReader::new(vec![0u8; limit]);
+    let mut out = Vec::new();
+    let mut input = wire;
+    while !input.is_empty() {
+        let (frame, rest) = reader.feed(input);
+        input = rest;
+        if let Some(f) = frame {
+            out.push(f.map(<[u8]>::to_vec));
+        }
+    }
+    out
+}
+
+fn sample_events() -> Vec<Vec<u8>> {
+    let mut seed = 7u32;
+    let mut noise = |n: usize| -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                (seed >> 16) as u8
+            })
+            .collect()
+    };
+    vec![
+        Vec::new(),
+        b"{\"n\":1}".to_vec(),
+        vec![0u8; 3],
+        vec![0x55; 253],
+        vec![0x55; 254],
+        vec![0x55; 255],
+        vec![0xAA; 700],
+        noise(1000),
+        noise(5),
+    ]
+}
+
+#[test]
+fn a_batch_frame_is_postcards_own_encoding_and_decodes_back() {
+    let events = sample_events();
+    let wire = encode_batch(42, &events);
+    // What postcard's to_stdvec_cobs makes of the derived type, after our
+    // leading delimiter: the streamed encoder adds nothing of its own.
+    let expected = postcard::to_stdvec_cobs(&Uplink::Batch {
+        id: 42u64,
+        events: events.clone(),
+    })
+    .unwrap();
+    assert_eq!(wire[0], 0);
+    assert_eq!(&wire[1..], &expected[..]);
+
+    let decoded = frames(&wire, 4096);
+    assert_eq!(decoded.len(), 1);
+    let content = decoded[0].as_ref().unwrap();
+    let frame = BatchFrame::decode(content).unwrap();
+    assert_eq!(frame.id, 42);
+    assert_eq!(frame.events.len(), events.len());
+    assert_eq!(frame.events.map(<[u8]>::to_vec).collect::<Vec<_>>(), events);
+}
+
+#[test]
+fn an_empty_batch_and_a_huge_id_round_trip() {
+    let wire = encode_batch(u64::MAX, &[]);
+    let content = frames(&wire, 64).remove(0).unwrap();
+    let frame = BatchFrame::decode(&content).unwrap();
+    assert_eq!(frame.id, u64::MAX);
+    assert_eq!(frame.events.count(), 0);
+}
+
+#[test]
+fn every_answer_fits_its_frame_size() {
+    let answers = [
+        Downlink::Status {
+            batch: u64::MAX,
+            status: u16::MAX,
+            retry_after_secs: Some(u32::MAX),
+        },
+        Downlink::Unanswered { batch: u64::MAX },
+        Downlink::Unreadable {
+            fault: Fault::TooLarge,
+        },
+    ];
+    for answer in answers {
+        let mut wire = Vec::new();
+        write_frame(&mut wire, &answer).unwrap();
+        assert!(wire.len() <= Downlink::MAX_FRAME_BYTES, "{answer:?}");
+        let content = frames(&wire, Downlink::MAX_FRAME_BYTES).remove(0).unwrap();
+        assert_eq!(Downlink::decode(&content), Ok(answer));
+    }
+}
+
+#[test]
+fn a_truncated_frame_costs_only_itself() {
+    let good = encode_batch(1, &[b"abc".to_vec()]);
+    let cut = &encode_batch(2, &[vec![9u8; 300]])[..150];
+    let mut wire = cut.to_vec();
+    wire.extend_from_slice(&good); // the good frame's leading 0 ends the cut one
+    let got = frames(&wire, 4096);
+    assert_eq!(got.len(), 2);
+    assert!(got[0].is_err() || BatchFrame::decode(got[0].as_ref().unwrap()).is_err());
+    let frame = BatchFrame::decode(got[1].as_ref().unwrap()).unwrap();
+    assert_eq!(frame.id, 1);
+}
+
+#[test]
+fn an_oversized_frame_is_skipped_to_its_delimiter() {
+    let big = encode_batch(1, &[vec![1u8; 500]]);
+    let small = encode_batch(2, &[b"x".to_vec()]);
+    let got = frames(&[big, small].concat(), 64);
+    assert_eq!(got[0], Err(FrameError::TooLarge { limit: 64 }));
+    assert_eq!(BatchFrame::decode(got[1].as_ref().unwrap()).unwrap().id, 2);
+}
+
+#[test]
+fn garbage_is_a_typed_error_never_a_frame() {
+    // A code byte pointing past the end; a batch with a wrong tag; trailing bytes.
+    assert_eq!(
+        frames(&[0x09, 0x01, 0x00], 16),
+        [Err(FrameError::BadStuffing)]
+    );
+    assert_eq!(BatchFrame::decode(&[1, 0, 0]), Err(FrameError::Malformed));
+    assert_eq!(
+        BatchFrame::decode(&[0, 1, 1, 1, 7, 9]),
+        Err(FrameError::Malformed)
+    );
+    assert_eq!(
+        BatchFrame::decode(&[0, 1, 2, 1, 7]),
+        Err(FrameError::Malformed)
+    );
+    assert_eq!(Downlink::decode(&[9]), Err(FrameError::Malformed));
+    assert_eq!(Downlink::decode(&[1, 5, 0]), Err(FrameError::Malformed));
+}
+
+/// A link whose reads come from a queue and whose writes are kept.
+#[derive(Default)]
+struct Loop {
+    incoming: VecDeque<u8>,
+    written: Vec<u8>,
+    broken: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Broken;
+
+impl embedded_io::Error for Broken {
+    fn kind(&self) -> embedded_io::ErrorKind {
+        embedded_io::ErrorKind::BrokenPipe
+    }
+}
+
+impl embedded_io::ErrorType for Loop {
+    type Error = Broken;
+}
+
+impl embedded_io::Read for Loop {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Broken> {
+        let n = buf.len().min(self.incoming.len());
+        for b in &mut buf[..n] {
+            *b = self.incoming.pop_front().unwrap();
+        }
+        Ok(n)
+    }
+}
+
+impl embedded_io::ReadReady for Loop {
+    fn read_ready(&mut self) -> Result<bool, Broken> {
+        Ok(!self.incoming.is_empty())
+    }
+}
+
+impl embedded_io::Write for Loop {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, Broken> {
+        if self.broken {
+            return Err(Broken);
+        }
+        self.written.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> Result<(), Broken> {
+        Ok(())
+    }
+}
+
+/// The id of the batch frame the transport just wrote.
+fn sent_id(t: &mut SerialTransport<Loop>) -> u64 {
+    let sent = frames(&t.link_mut().written, 64).remove(0).unwrap();
+    BatchFrame::decode(&sent).unwrap().id
+}
+
+fn answer_bytes(answer: Downlink) -> Vec<u8> {
+    let mut wire = Vec::new();
+    write_frame(&mut wire, &answer).unwrap();
+    wire
+}
+
+fn batch(id: u64) -> Batch {
+    Batch {
+        id,
+        first: 1,
+        last: 1,
+        count: 1,
+        bytes: 3,
+    }
+}
+
+fn send(t: &mut SerialTransport<Loop>, id: u64) -> Result<(), SendError<Broken>> {
+    t.link_mut().written.clear();
+    with_payloads(&[b"abc".to_vec()], |p| t.send(Instant::ZERO, &batch(id), p))
+}
+
+#[test]
+fn the_transport_pairs_answers_with_the_batch_in_flight() {
+    let mut t = SerialTransport::new(Loop::default());
+    send(&mut t, 4).unwrap();
+    let old = sent_id(&mut t);
+    send(&mut t, 5).unwrap();
+    let id = sent_id(&mut t);
+    assert_eq!(id, frame_id(&batch(5)));
+    assert_ne!(id, old);
+    assert_eq!(t.poll_outcome(Instant::ZERO), None);
+
+    // A late answer to batch 4, noise, then batch 5's answer split in two.
+    let stale = answer_bytes(Downlink::Status {
+        batch: old,
+        status: 200,
+        retry_after_secs: None,
+    });
+    let fresh = answer_bytes(Downlink::Status {
+        batch: id,
+        status: 503,
+        retry_after_secs: Some(2),
+    });
+    let link = t.link_mut();
+    link.incoming.extend(stale);
+    link.incoming.extend([0x07, 0x02, 0x00]);
+    link.incoming.extend(&fresh[..4]);
+    assert_eq!(t.poll_outcome(Instant::ZERO), None);
+    t.link_mut().incoming.extend(&fresh[4..]);
+    assert_eq!(
+        t.poll_outcome(Instant::ZERO),
+        Some(Outcome::Response {
+            batch: 5,
+            status: 503,
+            retry_after: Some(core::time::Duration::from_secs(2))
+        })
+    );
+    let stats = t.stats();
+    assert_eq!(
+        (stats.answers, stats.stale_answers, stats.bad_frames),
+        (1, 1, 1)
+    );
+
+    // Nothing in flight now: a repeated answer ends nothing.
+    t.link_mut().incoming.extend(&fresh);
+    assert_eq!(t.poll_outcome(Instant::ZERO), None);
+}
+
+#[test]
+fn an_unreadable_or_unanswered_batch_is_a_failure_or_a_413() {
+    let mut t = SerialTransport::new(Loop::default());
+    send(&mut t, 9).unwrap();
+    t.link_mut()
+        .incoming
+        .extend(answer_bytes(Downlink::Unreadable {
+            fault: Fault::Garbled,
+        }));
+    assert_eq!(
+        t.poll_outcome(Instant::ZERO),
+        Some(Outcome::Failed { batch: 9 })
+    );
+    send(&mut t, 10).unwrap();
+    t.link_mut()
+        .incoming
+        .extend(answer_bytes(Downlink::Unreadable {
+            fault: Fault::TooLarge,
+        }));
+    assert!(matches!(
+        t.poll_outcome(Instant::ZERO),
+        Some(Outcome::Response {
+            batch: 10,
+            status: 413,
+            ..
+        })
+    ));
+    send(&mut t, 11).unwrap();
+    let id = sent_id(&mut t);
+    t.link_mut()
+        .incoming
+        .extend(answer_bytes(Downlink::Unanswered { batch: id }));
+    assert_eq!(
+        t.poll_outcome(Instant::ZERO),
+        Some(Outcome::Failed { batch: 11 })
+    );
+}
+
+#[test]
+fn a_write_error_is_returned_and_nothing_is_in_flight() {
+    let mut t = SerialTransport::new(Loop {
+        broken: true,
+        ..Loop::default()
+    });
+    assert_eq!(send(&mut t, 1), Err(SendError::Io(Broken)));
+    t.link_mut()
+        .incoming
+        .extend(answer_bytes(Downlink::Unreadable {
+            fault: Fault::Garbled,
+        }));
+    assert_eq!(t.poll_outcome(Instant::ZERO), None);
+    assert_eq!(t.stats().batches_sent, 0);
+}
+
+#[test]
+fn one_poll_reads_a_bounded_number_of_bytes() {
+    let mut t = SerialTransport::new(Loop::default());
+    t.link_mut().incoming.extend(vec![1u8; 10_000]);
+    assert_eq!(t.poll_outcome(Instant::ZERO), None);
+    assert_eq!(t.link_mut().incoming.len(), 10_000 - POLL_BUDGET_BYTES);
+}

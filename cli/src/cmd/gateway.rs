@@ -1,0 +1,88 @@
+//! `outbox gateway`: open the device link, then bridge it with
+//! [`crate::gateway::Gateway`].
+//!
+//! `--tcp ADDR` listens (QEMU's `-serial tcp:ADDR` is the client) and
+//! serves one connection at a time, taking the next when a device
+//! disconnects, so a rebooted device or emulator just reconnects.
+//! `--stdio` ends at the end of stdin; `--serial` ends when the port fails.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::net::TcpListener;
+use std::path::Path;
+
+use outbox_std::http::HttpUploader;
+
+use super::deliver::{http_config, Endpoint};
+use super::{err_line, out_line};
+use crate::args::GatewayArgs;
+use crate::error::{CliError, CliResult};
+use crate::gateway::{Gateway, Report};
+
+/// Serves until the link ends (stdio), fails (serial), or for ever (tcp).
+pub fn run(args: GatewayArgs) -> CliResult {
+    let endpoint = Endpoint::new(&args.endpoint, args.gzip, args.basic_auth);
+    let uploader = HttpUploader::new(http_config(&endpoint))
+        .map_err(|e| CliError::usage(format!("bad --endpoint: {e}")))?;
+    let mut gateway = Gateway::new(uploader, args.max_frame_bytes);
+    let mut log = |r: &Report| err_line(&format!("outbox gateway: {r}"));
+    let link = &args.link;
+    if link.stdio {
+        return gateway
+            .serve(io::stdin().lock(), io::stdout().lock(), &mut log)
+            .map_err(|e| CliError::failure(format!("stdio link failed: {e}")));
+    }
+    if let Some(path) = &link.serial {
+        let port = open_serial(path, args.baud)
+            .map_err(|e| CliError::failure(format!("cannot open {}: {e}", path.display())))?;
+        let reader = port
+            .try_clone()
+            .map_err(|e| CliError::failure(format!("cannot use {}: {e}", path.display())))?;
+        gateway
+            .serve(reader, port, &mut log)
+            .map_err(|e| CliError::failure(format!("{} failed: {e}", path.display())))?;
+        return Err(CliError::failure(format!("{} closed", path.display())));
+    }
+    let addr = link.tcp.as_deref().unwrap_or_default();
+    let listener = TcpListener::bind(addr)
+        .map_err(|e| CliError::failure(format!("cannot listen on {addr}: {e}")))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| CliError::failure(format!("cannot listen on {addr}: {e}")))?;
+    out_line(&format!("listening on {local}"));
+    loop {
+        let (stream, peer) = match listener.accept() {
+            Ok(conn) => conn,
+            Err(e) => {
+                err_line(&format!("outbox gateway: accept failed: {e}"));
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                continue;
+            }
+        };
+        err_line(&format!("outbox gateway: device connected from {peer}"));
+        let result = stream
+            .try_clone()
+            .and_then(|reader| gateway.serve(reader, stream, &mut log));
+        match result {
+            Ok(()) => err_line(&format!("outbox gateway: {peer} disconnected")),
+            Err(e) => err_line(&format!("outbox gateway: {peer} failed: {e}")),
+        }
+    }
+}
+
+/// Opens a serial port for reading and writing; a tty is put in raw mode
+/// at `baud` so no byte is translated or echoed.
+fn open_serial(path: &Path, baud: u32) -> io::Result<File> {
+    let port = OpenOptions::new().read(true).write(true).open(path)?;
+    #[cfg(unix)]
+    if rustix::termios::isatty(&port) {
+        use rustix::termios::{tcgetattr, tcsetattr, OptionalActions};
+        let mut mode = tcgetattr(&port)?;
+        mode.make_raw();
+        mode.set_speed(baud)?;
+        tcsetattr(&port, OptionalActions::Now, &mode)?;
+    }
+    #[cfg(not(unix))]
+    let _ = baud;
+    Ok(port)
+}
