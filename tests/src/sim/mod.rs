@@ -9,6 +9,8 @@
 //!
 //! `cargo run --release -p outbox-tests --bin sim -- --seeds N` runs it;
 //! `--seed S --verbose` replays one seed with its step log.
+//! `--world flash` runs the same lives on the flash queue over a simulated
+//! NOR flash that loses power mid-write (see `flash_world`).
 //!
 //! A violation names the invariant it broke:
 //!
@@ -49,6 +51,7 @@
 //! * `deadline`: a batch with no answer still in flight after its
 //!   `request_timeout`.
 
+mod flash_world;
 mod rng;
 mod seed;
 mod world;
@@ -56,8 +59,9 @@ mod world;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+pub use flash_world::WorldKind;
 pub use rng::Rng;
-pub use seed::{run_seed, SeedResult, CAP};
+pub use seed::{run_seed, run_seed_in, SeedResult, CAP};
 pub use world::Violation;
 
 /// Steps per seed unless told otherwise.
@@ -151,7 +155,12 @@ impl Summary {
 
 /// Run one seed, turning a panic into a violation of invariant 4.
 pub fn run_seed_caught(seed: u64, steps: u64, verbose: bool) -> SeedResult {
-    match std::panic::catch_unwind(|| run_seed(seed, steps, verbose)) {
+    run_seed_caught_in(WorldKind::Model, seed, steps, verbose)
+}
+
+/// [`run_seed_caught`] in a world of the given kind.
+pub fn run_seed_caught_in(kind: WorldKind, seed: u64, steps: u64, verbose: bool) -> SeedResult {
+    match std::panic::catch_unwind(|| run_seed_in(kind, seed, steps, verbose)) {
         Ok(r) => r,
         Err(p) => {
             let trail = world::trail_take();
@@ -183,6 +192,16 @@ pub fn run_seed_caught(seed: u64, steps: u64, verbose: bool) -> SeedResult {
 
 /// Run `seeds` on `threads` threads; the result does not depend on `threads`.
 pub fn run_seeds(seeds: std::ops::Range<u64>, steps: u64, threads: usize) -> Summary {
+    run_seeds_in(WorldKind::Model, seeds, steps, threads)
+}
+
+/// [`run_seeds`] in worlds of the given kind.
+pub fn run_seeds_in(
+    kind: WorldKind,
+    seeds: std::ops::Range<u64>,
+    steps: u64,
+    threads: usize,
+) -> Summary {
     let next = AtomicU64::new(seeds.start);
     let total = Mutex::new(Summary::default());
     let threads = threads.max(1);
@@ -195,7 +214,7 @@ pub fn run_seeds(seeds: std::ops::Range<u64>, steps: u64, threads: usize) -> Sum
                     if seed >= seeds.end {
                         break;
                     }
-                    local.add(run_seed_caught(seed, steps, false));
+                    local.add(run_seed_caught_in(kind, seed, steps, false));
                 }
                 total.lock().unwrap_or_else(|e| e.into_inner()).merge(local);
             });

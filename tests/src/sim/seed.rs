@@ -10,6 +10,7 @@ use outbox_core::{
 
 use outbox_judge::{Judge, Limits, Mode, TrackVerdict};
 
+use super::flash_world::{FlashDisk, WorldKind};
 use super::rng::Rng;
 use super::world::{
     describe_store, trail_push, trail_step, trail_take, Shared, SimStore, SimTransport, StoreErr,
@@ -250,12 +251,23 @@ struct Sim {
 /// Run one seed for `steps` steps (then heal), checking every invariant
 /// after every step.
 pub fn run_seed(seed: u64, steps: u64, verbose: bool) -> SeedResult {
+    run_seed_in(WorldKind::Model, seed, steps, verbose)
+}
+
+/// [`run_seed`] in a world of the given kind (the same seed draws the same
+/// life in either).
+pub fn run_seed_in(kind: WorldKind, seed: u64, steps: u64, verbose: bool) -> SeedResult {
     trail_take();
     let mut rng = Rng::new(seed, 1);
     let params = Params::random(&mut rng);
     let cfg = params.config();
     let mut world = World::new(seed, cfg, verbose);
     world.group_commit = rng.chance(300);
+    if kind == WorldKind::Flash {
+        // An append on the flash is durable when it returns.
+        world.group_commit = false;
+        world.flash = Some(FlashDisk::new(seed));
+    }
     let one = world.wire_bytes(std::iter::once(params.event_bytes));
     world.server.max_bytes = match rng.below(10) {
         0..=6 => u64::MAX,

@@ -17,6 +17,7 @@ use outbox_core::{
 };
 use outbox_judge::{Answer, Judge};
 
+use super::flash_world::{FlashDisk, Write};
 use super::rng::Rng;
 
 /// Payload header: event id (8 bytes, little endian) and a poison flag.
@@ -196,6 +197,8 @@ pub struct World {
     pub ticks: u64,
     /// Store operations and sends in the current driver call.
     pub ops_this_call: u64,
+    /// The flash world's flash queue (`None`: the model store alone).
+    pub flash: Option<FlashDisk>,
 }
 
 /// A store failure.
@@ -244,6 +247,7 @@ impl World {
             ),
             ticks: 0,
             ops_this_call: 0,
+            flash: None,
         }
     }
 
@@ -302,7 +306,7 @@ impl World {
         }
     }
 
-    fn gate(&mut self) -> Result<(), StoreErr> {
+    pub(super) fn gate(&mut self) -> Result<(), StoreErr> {
         self.watchdog();
         if self.crashed {
             return Err(StoreErr::Crashed);
@@ -335,6 +339,7 @@ impl World {
 
     /// A crash: keep what the disk holds, forget everything in flight.
     pub fn crash(&mut self) {
+        self.flash_reopen();
         // Unsynced appends: a prefix may have reached the disk.
         let keep = self.rng.below(self.volatile.len() as u64 + 1) as usize;
         let lost: Vec<(Seq, Rec)> = self.volatile.drain(keep..).collect();
@@ -634,7 +639,7 @@ impl Store for SimStore {
 
     fn append(&mut self, seq: Seq, payload: &[u8]) -> Result<(), StoreErr> {
         let mut w = self.0.borrow_mut();
-        w.gate()?;
+        w.gate_write(Write::Append(seq, payload))?;
         let p = w.p_disk_full;
         if w.rng.chance(p) {
             w.note(|| format!("store: append {seq} failed (disk full)"));
@@ -667,7 +672,7 @@ impl Store for SimStore {
             w.durable.push_back((seq, rec));
             w.floor = w.floor.max(seq + 1);
         }
-        Ok(())
+        w.flash_write(Write::Append(seq, payload))
     }
 
     fn sync(&mut self) -> Result<(), StoreErr> {
@@ -724,12 +729,18 @@ impl Store for SimStore {
             w.fill(r.event, &mut buf[n..n + size]);
             n += size;
         }
-        Ok(n)
+        let ledger = buf[..n].to_vec();
+        let read = w.flash_read("read_range", ledger, |q| {
+            let n = Store::read_range(q, first, last, buf).map_err(|e| format!("{e:?}"))?;
+            Ok(buf[..n].to_vec())
+        });
+        buf[..read.len()].copy_from_slice(&read);
+        Ok(read.len())
     }
 
     fn delete_through(&mut self, through: Seq) -> Result<(), StoreErr> {
         let mut w = self.0.borrow_mut();
-        if let Err(e) = w.gate() {
+        if let Err(e) = w.gate_write(Write::Delete(through)) {
             // The machine halts for storage until a resume.
             w.judge.delete_failed();
             return Err(e);
@@ -751,14 +762,14 @@ impl Store for SimStore {
         }
         w.durable.retain(|(s, _)| *s > through);
         w.volatile.retain(|(s, _)| *s > through);
-        Ok(())
+        w.flash_write(Write::Delete(through))
     }
 
     fn summary(&mut self) -> Result<StoreSummary, StoreErr> {
         let mut w = self.0.borrow_mut();
         w.gate()?;
         let recs = w.logical_records();
-        Ok(match (recs.first(), recs.last()) {
+        let ledger = match (recs.first(), recs.last()) {
             (Some(f), Some(l)) => StoreSummary {
                 count: recs.len() as u64,
                 bytes: recs.iter().map(|(_, size)| u64::from(*size)).sum(),
@@ -766,7 +777,8 @@ impl Store for SimStore {
                 last: l.0,
             },
             _ => StoreSummary::EMPTY,
-        })
+        };
+        Ok(w.flash_summary(ledger))
     }
 
     fn read_sizes(&mut self, from: Seq, out: &mut [u32]) -> Result<usize, StoreErr> {
@@ -785,13 +797,22 @@ impl Store for SimStore {
             out[n] = size;
             n += 1;
         }
-        Ok(n)
+        let ledger = out[..n].to_vec();
+        let read = w.flash_read("read_sizes", ledger, |q| {
+            let n = Store::read_sizes(q, from, out).map_err(|e| e.to_string())?;
+            Ok(out[..n].to_vec())
+        });
+        out[..read.len()].copy_from_slice(&read);
+        Ok(read.len())
     }
 
     fn seq_floor(&mut self) -> Result<Seq, StoreErr> {
         let mut w = self.0.borrow_mut();
         w.gate()?;
-        Ok(w.floor)
+        let floor = w.floor;
+        Ok(w.flash_read("seq_floor", floor, |q| {
+            Store::seq_floor(q).map_err(|e| e.to_string())
+        }))
     }
 
     fn reject(&mut self, seq: Seq, _status: u16, _reason: RejectReason) -> Result<(), StoreErr> {
