@@ -72,6 +72,22 @@ pub struct EndpointArgs {
     pub allow_plain_http: bool,
 }
 
+/// How batches go on the wire: shared by `send`, `flush` and `gateway`, so
+/// every command that posts offers the same switches.
+#[derive(Debug, Clone, Args)]
+pub struct WireArgs {
+    /// Compress batches with gzip.
+    #[arg(long)]
+    pub gzip: bool,
+    /// Send the key as `Authorization: Bearer KEY` (an OAuth token) instead
+    /// of HTTP Basic.
+    #[arg(long, conflicts_with = "basic_auth")]
+    pub bearer: bool,
+    /// HTTP Basic auth, the default since outbox 0.2; kept so old scripts run.
+    #[arg(long, hide = true)]
+    pub basic_auth: bool,
+}
+
 /// `outbox send`.
 #[derive(Debug, Clone, Args)]
 pub struct SendArgs {
@@ -86,16 +102,8 @@ pub struct SendArgs {
     /// In period mode, flush when this many events are pending (0 turns it off).
     #[arg(long, value_name = "N")]
     pub threshold: Option<u32>,
-    /// Compress batches with gzip.
-    #[arg(long)]
-    pub gzip: bool,
-    /// Send the key as `Authorization: Bearer KEY` (an OAuth token) instead
-    /// of HTTP Basic.
-    #[arg(long, conflicts_with = "basic_auth")]
-    pub bearer: bool,
-    /// HTTP Basic auth, the default since outbox 0.2; kept so old scripts run.
-    #[arg(long, hide = true)]
-    pub basic_auth: bool,
+    #[command(flatten)]
+    pub wire: WireArgs,
     /// Give up after this long (e.g. 30s, 2m), input reading included, with
     /// exit code 3; stored events stay queued. Without it: 30 s without progress.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -118,16 +126,8 @@ pub struct FlushArgs {
     pub endpoint: EndpointArgs,
     #[command(flatten)]
     pub db: DbArg,
-    /// Compress batches with gzip.
-    #[arg(long)]
-    pub gzip: bool,
-    /// Send the key as `Authorization: Bearer KEY` (an OAuth token) instead
-    /// of HTTP Basic.
-    #[arg(long, conflicts_with = "basic_auth")]
-    pub bearer: bool,
-    /// HTTP Basic auth, the default since outbox 0.2; kept so old scripts run.
-    #[arg(long, hide = true)]
-    pub basic_auth: bool,
+    #[command(flatten)]
+    pub wire: WireArgs,
     /// Give up after this long (e.g. 30s, 2m) with exit code 3; unsent events
     /// stay queued. Without it: 30 s without progress.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -223,16 +223,8 @@ pub struct GatewayArgs {
     pub link: LinkArgs,
     #[command(flatten)]
     pub endpoint: EndpointArgs,
-    /// Compress batches with gzip.
-    #[arg(long)]
-    pub gzip: bool,
-    /// Send the key as `Authorization: Bearer KEY` (an OAuth token) instead
-    /// of HTTP Basic.
-    #[arg(long, conflicts_with = "basic_auth")]
-    pub bearer: bool,
-    /// HTTP Basic auth, the default since outbox 0.2; kept so old scripts run.
-    #[arg(long, hide = true)]
-    pub basic_auth: bool,
+    #[command(flatten)]
+    pub wire: WireArgs,
     /// Largest frame accepted, in encoded bytes; a larger one is answered
     /// "too large" and the device halves its batch.
     #[arg(long, value_name = "N", default_value_t = crate::gateway::DEFAULT_MAX_FRAME_BYTES,

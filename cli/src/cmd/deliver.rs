@@ -17,7 +17,7 @@ use outbox_std::{
 use super::deadline::{self, Bound};
 use super::guard;
 use super::progress::Progress;
-use crate::args::{EndpointArgs, FlushModeArg};
+use crate::args::{EndpointArgs, FlushModeArg, WireArgs};
 use crate::error::{CliError, CliResult};
 
 /// Events the CLI lets the queue hold: no count limit (the queue lives on
@@ -44,13 +44,13 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// From the command line, once [`guard::check`] accepts it.
-    pub fn new(args: &EndpointArgs, gzip: bool, bearer: bool) -> CliResult<Self> {
+    pub fn new(args: &EndpointArgs, wire: &WireArgs) -> CliResult<Self> {
         guard::check(args)?;
         Ok(Endpoint {
             url: args.endpoint.clone(),
             key: args.key.clone(),
-            gzip,
-            bearer,
+            gzip: wire.gzip,
+            bearer: wire.bearer,
             allow_plain_http: args.allow_plain_http,
         })
     }

@@ -12,7 +12,7 @@ use crate::error::{CliError, CliResult};
 /// Runs `outbox flush`: exit 0 once the queue is empty.
 pub fn run(args: FlushArgs) -> CliResult {
     let bound = Bound::new(Instant::now(), args.timeout);
-    let endpoint = Endpoint::new(&args.endpoint, args.gzip, args.bearer)?;
+    let endpoint = Endpoint::new(&args.endpoint, &args.wire)?;
     let db = args.db.db.as_path();
     if !db.exists() {
         return Err(CliError::failure(format!(

@@ -21,7 +21,7 @@ use crate::gateway::{Gateway, Report};
 
 /// Serves until the link ends (stdio), fails (serial), or for ever (tcp).
 pub fn run(args: GatewayArgs) -> CliResult {
-    let endpoint = Endpoint::new(&args.endpoint, args.gzip, args.bearer)?;
+    let endpoint = Endpoint::new(&args.endpoint, &args.wire)?;
     let uploader = HttpUploader::new(http_config(&endpoint))
         .map_err(|e| CliError::usage(format!("bad --endpoint: {e}")))?;
     let mut gateway = Gateway::new(uploader, args.max_frame_bytes);

@@ -61,7 +61,7 @@ struct Counts {
 /// Runs `outbox send`.
 pub fn run(args: SendArgs) -> CliResult {
     let bound = Bound::new(Instant::now(), args.timeout);
-    let endpoint = Endpoint::new(&args.endpoint, args.gzip, args.bearer)?;
+    let endpoint = Endpoint::new(&args.endpoint, &args.wire)?;
     let db = args.db.db.as_path();
     if args.threshold.is_some() && !matches!(args.flush_mode, FlushModeArg::Period(_)) {
         return Err(CliError::usage(
