@@ -18,6 +18,7 @@
 
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use super::error::OpenError;
 
@@ -36,6 +37,11 @@ pub fn lock_path(db: &Path) -> PathBuf {
     real.with_file_name(name)
 }
 
+/// How long [`acquire`] waits for a lock held by someone else before it
+/// says the database is in use. A read-only view holds the lock for a
+/// moment (see [`probe`]); a store holds it for its whole life.
+const CONTENDED_WAIT: Duration = Duration::from_millis(250);
+
 /// Take the lock for `db` (which exists) or fail with [`OpenError::InUse`].
 pub fn acquire(db: &Path) -> Result<File, OpenError> {
     let lock = lock_path(db);
@@ -43,14 +49,31 @@ pub fn acquire(db: &Path) -> Result<File, OpenError> {
         path: lock.clone(),
         source,
     })?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(TryLockError::WouldBlock) => Err(OpenError::InUse {
-            path: db.to_path_buf(),
-            lock,
-        }),
-        Err(TryLockError::Error(source)) => Err(OpenError::Io { path: lock, source }),
+    let started = Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(TryLockError::WouldBlock) if started.elapsed() < CONTENDED_WAIT => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(TryLockError::WouldBlock) => {
+                return Err(OpenError::InUse {
+                    path: db.to_path_buf(),
+                    lock,
+                })
+            }
+            Err(TryLockError::Error(source)) => return Err(OpenError::Io { path: lock, source }),
+        }
     }
+}
+
+/// The lock for `db` if nobody holds it now (released when the file is
+/// dropped): while it is held no store can open `db`. `None` when it is
+/// held (by a store, or by this process) or cannot be taken.
+pub fn probe(db: &Path) -> Option<File> {
+    let file = open(&lock_path(db)).ok()?;
+    file.try_lock().ok()?;
+    Some(file)
 }
 
 /// flock needs no write access: a read-only database stays lockable.

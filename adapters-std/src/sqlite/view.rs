@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags};
 
 use super::error::OpenError;
-use super::schema;
+use super::{lock, schema};
 
 /// The `-wal` and `-shm` files beside a database, and whether each existed
 /// before this process opened it.
@@ -42,13 +42,26 @@ impl Sidecars {
         std::fs::metadata(&self.files[0].0).is_ok_and(|m| m.len() > 0)
     }
 
-    /// Removes the sidecars that did not exist before (call once the
-    /// connection is closed).
+    /// Removes the sidecars that did not exist before, for a store that
+    /// holds `db`'s lock (call once the connection is closed). A `-wal`
+    /// with content is kept whoever made it: it may hold commits.
     pub fn remove_created(&self) {
-        for (path, existed) in &self.files {
-            if !existed {
+        for (i, (path, existed)) in self.files.iter().enumerate() {
+            let wal_with_content = i == 0 && self.wal_has_content();
+            if !existed && !wal_with_content {
                 let _ = std::fs::remove_file(path);
             }
+        }
+    }
+
+    /// [`remove_created`](Self::remove_created) for a reader, which holds
+    /// no lock: only while no store has `db` open (its lock is free, and
+    /// held here meanwhile). A store that started meanwhile created these
+    /// files itself and is using them: removing its `-wal` and `-shm` would
+    /// hide its commits from every reader and lose them in a crash.
+    pub fn remove_created_if_unused(&self, db: &Path) {
+        if let Some(_lock) = lock::probe(db) {
+            self.remove_created();
         }
     }
 }
@@ -60,7 +73,7 @@ pub fn open(path: &Path) -> Result<(Connection, i64), OpenError> {
     match open_with(path, false) {
         Ok(found) => Ok(found),
         Err(first) => {
-            sidecars.remove_created();
+            sidecars.remove_created_if_unused(path);
             // A read-only place: with no -wal to read, the main file is the
             // whole database and can be read as immutable.
             if matches!(first, OpenError::Sqlite { .. }) && !sidecars.wal_has_content() {
@@ -139,5 +152,44 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["q.db"]);
+    }
+
+    /// A reader that failed on a database a store was creating meanwhile
+    /// (`outbox status` beside a starting `outbox send`) leaves the store's
+    /// `-wal` and `-shm` alone: removing them hid its commits from every
+    /// later reader, and a crash would have lost them.
+    #[test]
+    fn a_reader_never_removes_the_sidecars_of_a_store_in_use() {
+        use outbox_core::Store;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("q.db");
+        // What the reader saw before its open: the empty file a store
+        // creates first, no sidecars.
+        std::fs::write(&db, b"").unwrap();
+        let seen = Sidecars::before_open(&db);
+        assert!(open(&db).is_err(), "not yet an outbox database");
+        let mut store = super::super::SqliteStore::open(&db, Default::default()).unwrap();
+        store.append(0, b"{}").unwrap();
+        store.sync().unwrap();
+        seen.remove_created_if_unused(&db);
+        let (wal, shm) = (dir.path().join("q.db-wal"), dir.path().join("q.db-shm"));
+        assert!(
+            wal.exists() && shm.exists(),
+            "the store's sidecars are gone"
+        );
+        let view = super::super::SqliteStore::open_read_only(&db).unwrap();
+        assert_eq!(
+            view.queue_len().unwrap().0,
+            1,
+            "the store's commit is hidden"
+        );
+        drop((view, store));
+        // With no store left, a reader's own empty sidecars go as before.
+        std::fs::write(&wal, b"").unwrap();
+        let seen = Sidecars {
+            files: [(wal.clone(), false), (shm.clone(), false)],
+        };
+        seen.remove_created_if_unused(&db);
+        assert!(!wal.exists() && !shm.exists());
     }
 }
