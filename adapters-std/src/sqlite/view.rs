@@ -102,6 +102,15 @@ fn open_with(path: &Path, immutable: bool) -> Result<(Connection, i64), OpenErro
         .map_err(err)?;
     match schema::inspect(&conn, path)? {
         schema::Found::Outbox(v) if v >= schema::OLDEST_READABLE => Ok((conn, v)),
+        // A store creating the file has set WAL mode but not yet committed
+        // its schema: nothing is queued yet, and it is not someone else's.
+        schema::Found::Empty => Err(OpenError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "an empty SQLite database, not yet an outbox store (one may be creating it)",
+            ),
+        }),
         _ => Err(OpenError::Foreign {
             path: path.to_path_buf(),
             application_id: 0,
