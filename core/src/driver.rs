@@ -506,6 +506,9 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
     /// something else done in the same call (a delete, the upload of an
     /// older batch) does not fail the track: the first such failure is kept
     /// for [`take_error`](Self::take_error).
+    // Not inlined: one copy serves every caller (firmware flash, see
+    // firmware/size.sh).
+    #[inline(never)]
     pub fn track(&mut self, now: Instant, payload: &[u8]) -> Result2<Seq, S, T> {
         self.check_started()?;
         let size = u32::try_from(payload.len()).unwrap_or(u32::MAX);
@@ -551,6 +554,9 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
 
     /// Collect a transport outcome and fire due timers, then drain. Call it
     /// when the transport may have news and at [`poll_timeout`](Self::poll_timeout).
+    // Not inlined: one copy serves every caller (firmware flash, see
+    // firmware/size.sh).
+    #[inline(never)]
     pub fn poll(&mut self, now: Instant) -> Result2<(), S, T> {
         self.check_started()?;
         if let Some(outcome) = self.transport.poll_outcome(now) {
@@ -703,6 +709,9 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
     }
 
     /// Answer a `ReadSizes`: the sizes in chunks, then what was missing.
+    // Not inlined: one copy serves every caller (firmware flash, see
+    // firmware/size.sh).
+    #[inline(never)]
     fn read_sizes(&mut self, now: Instant, from: Seq, max: u32) -> Result2<(), S, T> {
         let end = from.saturating_add(u64::from(max));
         let mut next = from;
@@ -733,6 +742,9 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
         Ok(())
     }
 
+    // Not inlined: one copy serves every caller (firmware flash, see
+    // firmware/size.sh).
+    #[inline(never)]
     fn send(&mut self, now: Instant, batch: Batch) -> Result2<(), S, T> {
         let local = |failure| Input::LocalFailure {
             batch: batch.id,

@@ -198,6 +198,10 @@ impl<const N: usize> Machine<N> {
 
     /// Apply one input at `now`. On `Err` the input was refused and not
     /// applied (the machine's clock still moves to `now`).
+    // Inlined: each caller passes a known input, so only its branch is
+    // compiled in, and a firmware carries none it never sends (flush
+    // modes, lifecycle, network; see firmware/size.sh).
+    #[inline(always)]
     pub fn handle(&mut self, now: Instant, input: Input) -> Result<Accepted, InputError> {
         if now > self.now {
             self.now = now;
@@ -234,6 +238,8 @@ impl<const N: usize> Machine<N> {
     }
 
     /// The inputs that cannot be refused.
+    // Inlined into `handle`, for the same reason.
+    #[inline(always)]
     fn on_event(&mut self, input: Input) {
         match input {
             Input::Tick => self.on_tick(),
@@ -302,6 +308,9 @@ impl<const N: usize> Machine<N> {
     }
 
     /// Track an event of `size` bytes: a shorthand for `handle(now, Input::Track { size })`.
+    // Not inlined: one copy serves every caller (firmware flash, see
+    // firmware/size.sh).
+    #[inline(never)]
     pub fn track(&mut self, now: Instant, size: u32) -> Result<Seq, InputError> {
         match self.handle(now, Input::Track { size })? {
             Accepted::Tracked(seq) => Ok(seq),
@@ -311,6 +320,9 @@ impl<const N: usize> Machine<N> {
     }
 
     /// The next thing to do, in the order it must be done; `None` when idle.
+    // Not inlined: one copy serves every caller (firmware flash, see
+    // firmware/size.sh).
+    #[inline(never)]
     pub fn poll_output(&mut self) -> Option<Output> {
         let head = self.pending.head();
         let c = &mut self.commits;
@@ -774,6 +786,9 @@ impl<const N: usize> Machine<N> {
     // ----- shared mechanics ---------------------------------------------
 
     /// Re-derive timers and requests after every input.
+    // Not inlined: one copy serves every caller (firmware flash, see
+    // firmware/size.sh).
+    #[inline(never)]
     fn settle(&mut self) {
         self.make_room();
         self.apply_seq_floor();

@@ -17,6 +17,9 @@ impl<F: NorFlash> FlashQueue<F> {
     /// deleted ones. Fails with [`Error::TooLarge`] for a payload over
     /// [`max_payload`](Self::max_payload), [`Error::OutOfOrder`] for any
     /// other number, and [`Error::Full`] when no page is free.
+    // Not inlined: one copy serves every caller (firmware flash, see
+    // firmware/size.sh).
+    #[inline(never)]
     pub fn append(&mut self, seq: Seq, payload: &[u8]) -> Result<(), Error<F::Error>> {
         self.refresh()?;
         let w = F::WRITE_SIZE as u32;

@@ -20,6 +20,9 @@ impl<F: NorFlash> FlashQueue<F> {
     ///
     /// If erasing a freed page fails the delete has still taken effect
     /// (reads and a reopen agree); the error reports the flash failure.
+    // Not inlined: one copy serves every caller (firmware flash, see
+    // firmware/size.sh).
+    #[inline(never)]
     pub fn delete_through(&mut self, through: Seq) -> Result<(), Error<F::Error>> {
         self.refresh()?;
         let live_from = through.saturating_add(1);

@@ -120,6 +120,9 @@ impl<L: Read + ReadReady + Write> SerialTransport<L> {
 impl<L: Read + ReadReady + Write> Transport for SerialTransport<L> {
     type Error = SendError<L::Error>;
 
+    // Not inlined: one copy serves every caller (firmware flash, see
+    // firmware/size.sh).
+    #[inline(never)]
     fn send(
         &mut self,
         _now: Instant,
@@ -134,6 +137,9 @@ impl<L: Read + ReadReady + Write> Transport for SerialTransport<L> {
         Ok(())
     }
 
+    // Not inlined: one copy serves every caller (firmware flash, see
+    // firmware/size.sh).
+    #[inline(never)]
     fn poll_outcome(&mut self, _now: Instant) -> Option<Outcome> {
         let mut found = None;
         let mut budget = POLL_BUDGET_BYTES;
