@@ -71,18 +71,30 @@ pub struct HttpConfig {
     user_agent: String,
 }
 
+/// The default connect timeout of a request.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The default overall timeout of a request: below the machine's default
+/// `request_timeout` (30 s), so the HTTP client's answer, or its own
+/// timeout, always comes first. Were it as long, a 200 arriving just at the
+/// end would find the batch already abandoned, and the batch would be sent
+/// again (the server would drop the copies by messageId, but the work is
+/// done twice).
+pub const DEFAULT_OVERALL_TIMEOUT: Duration = Duration::from_secs(25);
+
 impl HttpConfig {
     /// POST to `<endpoint>/v1/batch` with `key`; defaults: Basic auth (the
-    /// key as user name; no header when the key is empty), no gzip, 10 s
-    /// connect and 30 s overall timeouts, at most 3 redirects.
+    /// key as user name; no header when the key is empty), no gzip,
+    /// [`DEFAULT_CONNECT_TIMEOUT`] (10 s) and [`DEFAULT_OVERALL_TIMEOUT`]
+    /// (25 s), at most 3 redirects.
     pub fn new(endpoint: impl Into<String>, key: impl Into<WriteKey>) -> Self {
         HttpConfig {
             endpoint: endpoint.into(),
             key: key.into(),
             auth: Auth::Basic,
             gzip: None,
-            connect_timeout: Duration::from_secs(10),
-            timeout: Duration::from_secs(30),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            timeout: DEFAULT_OVERALL_TIMEOUT,
             max_redirects: 3,
             allow_plain_http: false,
             user_agent: concat!("outbox/", env!("CARGO_PKG_VERSION")).to_string(),
@@ -103,7 +115,14 @@ impl HttpConfig {
         self
     }
 
-    /// Connect timeout and overall timeout per request (default: 10 s, 30 s).
+    /// The overall timeout of one request ([`DEFAULT_OVERALL_TIMEOUT`]
+    /// unless set by [`timeouts`](Self::timeouts)).
+    pub fn overall_timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Connect timeout and overall timeout per request (default: 10 s, 25 s). Keep the overall
+    /// one below the machine's `request_timeout`.
     /// A huge value (up to `Duration::MAX`) means no deadline of that kind.
     #[must_use]
     pub fn timeouts(mut self, connect: Duration, overall: Duration) -> Self {
@@ -309,6 +328,17 @@ impl Uploader for HttpUploader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_times_out_before_the_machine_abandons_it() {
+        let http = HttpConfig::new("https://example.com", "k");
+        let machine = outbox_core::Config::default().request_timeout();
+        assert!(
+            http.overall_timeout() < machine,
+            "{:?} against {machine:?}",
+            http.overall_timeout()
+        );
+    }
 
     #[test]
     fn endpoint_rules() {

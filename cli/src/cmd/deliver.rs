@@ -81,7 +81,6 @@ pub fn http_config(endpoint: &Endpoint) -> HttpConfig {
         Auth::Basic
     })
     .gzip(endpoint.gzip.then_some(6))
-    .timeouts(Duration::from_secs(10), Duration::from_secs(30))
     .allow_plain_http(endpoint.allow_plain_http)
 }
 
