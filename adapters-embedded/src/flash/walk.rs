@@ -220,8 +220,12 @@ impl LiveWalk {
             };
             self.pending = next;
             let replaced = next.is_some_and(|r| r.seq <= p.seq);
+            // `None` is "before number 0": what follows it is 0 or a jump,
+            // as after any other number. (Taking anything there let a page
+            // with base 0 accept a run whose first record was lost, which
+            // a walk from the next page refused once page 0 was erased.)
             let follows = match self.last {
-                None => true,
+                None => p.seq == 0 || (p.jump && !self.live_seen),
                 Some(l) => p.seq == l.wrapping_add(1) || (p.jump && p.seq > l && !self.live_seen),
             };
             if replaced || !follows {
