@@ -10,8 +10,9 @@ const PAGES: usize = 8;
 const PAGE: usize = 256;
 const REGION: core::ops::Range<u32> = 0..(PAGES * PAGE) as u32;
 
-/// A queue built by appends of `lens` (`Some`) and deletes keeping the
-/// newest `k` (`None` carries k in the tuple), then bytes overwritten.
+/// The image of a queue built by `steps` (`Ok(len)`: append an event of
+/// `len` bytes; `Err(k)`: delete through the number `k` below the next),
+/// then with the bytes at `damage` overwritten.
 fn damaged_image(steps: &[Result<usize, u64>], damage: &[(usize, u8)]) -> Vec<u8> {
     let mut flash = SimFlash::<4, 4, PAGE>::new(PAGES);
     let mut q = FlashQueue::open(&mut flash, REGION).unwrap();
