@@ -8,9 +8,9 @@
 //!   transaction and [`sync`](Store::sync) commits it, so the Client commits
 //!   every event that arrived during the previous commit in one go.
 //! - **Prefix delete** on the integer primary key. Start-up reads a
-//!   **summary** (count and bytes from counters that triggers keep in `meta`
-//!   in the same transaction as every insert and delete; first and last from
-//!   the key), and the machine's window of sizes is an indexed range read:
+//!   **summary** (count and bytes from counters in `meta`, which the store
+//!   adds its appends and deletes to in the same transaction that commits
+//!   them; first and last from the key), and the machine's window of sizes is an indexed range read:
 //!   ten million queued events open without a scan.
 //! - A row whose stored size and payload disagree is reported as that one
 //!   malformed record ([`ReadError::Malformed`]), which the driver
@@ -55,6 +55,7 @@ mod meta;
 mod schema;
 mod view;
 
+use std::cell::Cell;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -147,6 +148,9 @@ pub struct SqliteStore {
     poisoned: bool,
     /// Transactions committed (group commit makes this far below appends).
     commits: u64,
+    /// What the open transaction changed in the queue's count and bytes,
+    /// not yet added to the counters in `meta` (written by `commit`).
+    counted: Cell<Counts>,
     /// The file's schema version (older than [`SCHEMA_VERSION`] only for a
     /// read-only view).
     schema: i64,
@@ -247,6 +251,7 @@ impl SqliteStore {
             tx_has_appends: false,
             poisoned: false,
             commits: 0,
+            counted: Cell::default(),
             schema: if read_only {
                 match found {
                     schema::Found::Outbox(v) => v,
@@ -283,6 +288,7 @@ impl SqliteStore {
             tx_has_appends: false,
             poisoned: false,
             commits: 0,
+            counted: Cell::default(),
             schema: version,
             note: None,
             error_stored: true,
@@ -301,19 +307,25 @@ impl SqliteStore {
         Ok((s.count, s.bytes))
     }
 
-    /// The queue's count and bytes from the counters in `meta` (schema 3),
-    /// and its first and last sequence numbers from the primary key: a few
-    /// page reads, whatever the queue's length. Counters that disagree with
-    /// the key range (a file edited by hand) are recounted and repaired.
+    /// The queue's count and bytes from the counters in `meta` (schema 3)
+    /// plus what the open transaction changed, and its first and last
+    /// sequence numbers from the primary key: a few page reads, whatever the
+    /// queue's length. Counters that disagree with the key range (a file
+    /// edited by hand) are recounted and repaired.
     fn queue_summary(&self) -> Result<StoreSummary, StoreError> {
         let counted = if self.schema >= 3 {
-            let (count, bytes, first, last) = self.conn.query_row(
+            let (count, bytes, first, last): (i64, i64, _, _) = self.conn.query_row(
                 "SELECT pending_count, pending_bytes,
                         (SELECT min(seq) FROM events), (SELECT max(seq) FROM events)
                  FROM meta WHERE id = 1",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )?;
+            let open = self.counted.get();
+            let (count, bytes) = (
+                count.saturating_add(open.events),
+                bytes.saturating_add(open.bytes),
+            );
             let summary = summary_from(count, bytes, first, last)?;
             let span = summary.last.checked_sub(summary.first).map(|d| d + 1);
             let consistent = match summary.count {
@@ -341,6 +353,8 @@ impl SqliteStore {
                 "UPDATE meta SET pending_count = ?1, pending_bytes = ?2 WHERE id = 1",
                 params![count, bytes],
             )?;
+            // The recount saw the open transaction's rows too.
+            self.counted.set(Counts::default());
         }
         summary_from(count, bytes, first, last)
     }
@@ -427,19 +441,79 @@ impl SqliteStore {
             self.write_note_after_commit();
             return Ok(());
         }
-        let result = self.conn.execute_batch("COMMIT");
+        let result = self
+            .write_counts()
+            .and_then(|()| self.conn.execute_batch("COMMIT"));
         self.in_tx = false;
         self.tx_has_appends = false;
         if let Err(e) = result {
             self.rollback();
             return Err(e.into());
         }
+        self.counted.set(Counts::default());
         self.commits += 1;
         self.write_note_after_commit();
         Ok(())
     }
 
+    /// Insert event `seq`, or replace it when the machine appends that
+    /// number again after a failed append (the newer copy wins); returns
+    /// how the queue's count and bytes changed.
+    fn insert_event(&self, seq: i64, payload: &[u8]) -> rusqlite::Result<Counts> {
+        let size = payload.len() as i64;
+        let stored_at = meta::to_millis(SystemTime::now());
+        let inserted = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO events (seq, size, payload, stored_at) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![seq, size, payload, stored_at]);
+        match inserted {
+            Ok(_) => Ok(Counts {
+                events: 1,
+                bytes: size,
+            }),
+            // The number is taken: only this statement failed, the
+            // transaction goes on.
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+            {
+                let old: i64 = self
+                    .conn
+                    .prepare_cached("SELECT size FROM events WHERE seq = ?1")?
+                    .query_row([seq], |r| Ok(r.get_ref(0)?.as_i64().unwrap_or(0)))?;
+                self.conn
+                    .prepare_cached(
+                        "UPDATE events SET size = ?2, payload = ?3, stored_at = ?4 WHERE seq = ?1",
+                    )?
+                    .execute(params![seq, size, payload, stored_at])?;
+                Ok(Counts {
+                    events: 0,
+                    bytes: size - old,
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Add what the open transaction changed to the counters in `meta`,
+    /// inside that transaction.
+    fn write_counts(&self) -> rusqlite::Result<()> {
+        let open = self.counted.get();
+        if open == Counts::default() || self.schema < 3 {
+            return Ok(());
+        }
+        self.conn
+            .prepare_cached(
+                "UPDATE meta SET pending_count = pending_count + ?1,
+                                 pending_bytes = pending_bytes + ?2 WHERE id = 1",
+            )?
+            .execute(params![open.events, open.bytes])?;
+        Ok(())
+    }
+
     fn rollback(&mut self) {
+        self.counted.set(Counts::default());
         if !self.conn.is_autocommit() {
             if let Err(e) = self.conn.execute_batch("ROLLBACK") {
                 log::warn!("outbox: rollback of {} failed: {e}", self.path.display());
@@ -453,6 +527,7 @@ impl SqliteStore {
     fn note_failure(&mut self) {
         if self.in_tx && self.conn.is_autocommit() {
             self.in_tx = false;
+            self.counted.set(Counts::default());
             if self.tx_has_appends {
                 self.poisoned = true;
             }
@@ -472,16 +547,7 @@ impl Store for SqliteStore {
         let seq = i64::try_from(seq).map_err(|_| StoreError::Malformed("seq overflow".into()))?;
         let size = payload.len() as i64;
         let result = if self.schema >= 2 {
-            let stored_at = meta::to_millis(SystemTime::now());
-            // An upsert, not INSERT OR REPLACE: a replacing delete would not
-            // fire the trigger that keeps the queue's counters.
-            self.conn
-                .prepare_cached(
-                    "INSERT INTO events (seq, size, payload, stored_at) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (seq) DO UPDATE SET size = excluded.size,
-                         payload = excluded.payload, stored_at = excluded.stored_at",
-                )
-                .and_then(|mut s| s.execute(params![seq, size, payload, stored_at]))
+            self.insert_event(seq, payload)
         } else {
             // A read-only file of an older schema: this fails as read-only.
             self.conn
@@ -489,9 +555,11 @@ impl Store for SqliteStore {
                     "INSERT OR REPLACE INTO events (seq, size, payload) VALUES (?1, ?2, ?3)",
                 )
                 .and_then(|mut s| s.execute(params![seq, size, payload]))
+                .map(|_| Counts::default())
         };
         match result {
-            Ok(_) => {
+            Ok(change) => {
+                self.counted.set(self.counted.get().plus(change));
                 self.tx_has_appends = true;
                 Ok(())
             }
@@ -528,13 +596,25 @@ impl Store for SqliteStore {
         let through = i64::try_from(through).unwrap_or(i64::MAX);
         // Remember how far numbering went before the records that show it go.
         let result = self.raise_floor(through).and_then(|()| {
-            self.conn
-                .prepare_cached("DELETE FROM events WHERE seq <= ?1")
-                .and_then(|mut s| s.execute([through]))
+            let mut stmt = self
+                .conn
+                .prepare_cached("DELETE FROM events WHERE seq <= ?1 RETURNING size")?;
+            let mut rows = stmt.query([through])?;
+            let mut gone = Counts::default();
+            while let Some(row) = rows.next()? {
+                gone = gone.plus(Counts {
+                    events: -1,
+                    bytes: -row.get_ref(0)?.as_i64().unwrap_or(0),
+                });
+            }
+            Ok(gone)
         });
-        if let Err(e) = result {
-            self.note_failure();
-            return Err(e.into());
+        match result {
+            Ok(gone) => self.counted.set(self.counted.get().plus(gone)),
+            Err(e) => {
+                self.note_failure();
+                return Err(e.into());
+            }
         }
         // Without pending appends nothing else waits for a sync: make the
         // deletion (and a dead letter before it) durable now, so no later
@@ -583,6 +663,22 @@ impl Store for SqliteStore {
             return Err(e);
         }
         Ok(())
+    }
+}
+
+/// A change to the queue's count and bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Counts {
+    events: i64,
+    bytes: i64,
+}
+
+impl Counts {
+    fn plus(self, other: Counts) -> Counts {
+        Counts {
+            events: self.events.saturating_add(other.events),
+            bytes: self.bytes.saturating_add(other.bytes),
+        }
     }
 }
 
