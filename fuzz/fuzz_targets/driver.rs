@@ -3,17 +3,27 @@
 //! buffer of any size, any answer from the server, and crashes that keep
 //! only what was synced. The driver may return errors; it must not panic,
 //! and the machine it drives must keep its accounts and limits.
+//!
+//! When the buffer holds any batch, the judge (`outbox-judge`) also rules
+//! on every drop, retry, rejection, halt and send, from what this target
+//! itself did: the store and the transport log each failure they cause,
+//! the observer logs each output, and the log is played to the judge in
+//! the order the driver met them. (A buffer too small for a batch is a
+//! failure of the driver's own making that the judge has no rule for.)
 
 #![no_main]
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::rc::Rc;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use outbox_core::{
-    Batch, Config, Driver, FlushMode, Input, Instant, Machine, Outcome, Output, Payloads,
-    ReadError, RejectReason, Seq, Store, StoreSummary, Transport,
+    judged, Batch, Config, Driver, FlushMode, Input, Instant, Machine, Outcome, Output, Overflow,
+    Payloads, ReadError, RejectReason, Seq, Store, StoreSummary, Transport,
 };
+use outbox_judge::{Answer, Judge, Limits, Mode};
 
 const CAP: usize = 16;
 
@@ -28,12 +38,45 @@ struct Faults {
     reject: bool,
 }
 
+/// What the store or the transport did while the driver applied an output.
+#[derive(Clone, Copy, Debug)]
+enum Side {
+    /// `read_sizes` gave this many sizes (`None`: it failed).
+    Sizes(Option<usize>),
+    DeleteFailed,
+    /// The transport took the batch, or refused it.
+    Sent,
+    Refused,
+}
+
+#[derive(Debug)]
+enum Item {
+    Out(Output),
+    Side(Side),
+}
+
+/// Everything the driver did, in order: an output, then what applying it
+/// made the store and the transport do (the observer sees an output after
+/// it is applied, so the side effects are moved behind it).
+#[derive(Default)]
+struct Log {
+    during: Vec<Side>,
+    items: Vec<Item>,
+}
+
+type Shared = Rc<RefCell<Log>>;
+
+fn note(log: &Shared, side: Side) {
+    log.borrow_mut().during.push(side);
+}
+
 #[derive(Default)]
 struct FStore {
     /// (seq, payload, synced)
     recs: VecDeque<(Seq, Vec<u8>, bool)>,
     faults: Faults,
     floor: Seq,
+    log: Shared,
 }
 
 impl Store for FStore {
@@ -84,6 +127,7 @@ impl Store for FStore {
     }
     fn delete_through(&mut self, through: Seq) -> Result<(), ()> {
         if self.faults.delete {
+            note(&self.log, Side::DeleteFailed);
             return Err(());
         }
         self.recs.retain(|(s, _, _)| *s > through);
@@ -105,14 +149,17 @@ impl Store for FStore {
     }
     fn read_sizes(&mut self, from: Seq, out: &mut [u32]) -> Result<usize, ()> {
         if self.faults.restore {
+            note(&self.log, Side::Sizes(None));
             return Err(());
         }
         let sizes = self.recs.iter().filter(|(s, _, _)| *s >= from);
-        Ok(out
+        let n = out
             .iter_mut()
             .zip(sizes)
             .map(|(o, (_, p, _))| *o = p.len() as u32)
-            .count())
+            .count();
+        note(&self.log, Side::Sizes(Some(n)));
+        Ok(n)
     }
     fn seq_floor(&mut self) -> Result<Seq, ()> {
         Ok(self.floor)
@@ -131,6 +178,7 @@ struct FTransport {
     in_flight: Option<Batch>,
     answer: Option<Outcome>,
     refuse: bool,
+    log: Shared,
 }
 
 impl Transport for FTransport {
@@ -143,8 +191,10 @@ impl Transport for FTransport {
         }
         assert!(expect <= batch.last + 1);
         if self.refuse {
+            note(&self.log, Side::Refused);
             return Err(());
         }
+        note(&self.log, Side::Sent);
         self.in_flight = Some(*batch);
         Ok(())
     }
@@ -187,6 +237,85 @@ struct Run {
     ops: Vec<Op>,
 }
 
+/// The limits the judge rules by, from the configuration the target built.
+fn limits(c: &Config) -> Limits {
+    let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    Limits {
+        max_queue_events: c.max_queue_events(),
+        max_queue_bytes: c.max_queue_bytes(),
+        max_event_bytes: c.max_event_bytes(),
+        drop_oldest: matches!(c.overflow(), Overflow::DropOldest),
+        max_attempts: c.max_attempts(),
+        retry_base_ms: ms(c.retry_base()),
+        retry_cap_ms: ms(c.retry_cap()),
+        max_retry_after_ms: ms(c.max_retry_after()),
+        request_timeout_ms: Some(ms(c.request_timeout())),
+        max_consecutive_rejections: c.max_consecutive_rejections(),
+    }
+}
+
+/// Show the judge what the driver did in one call, in order, then settle.
+fn play(judge: &mut Judge, log: &Shared) {
+    let items = {
+        let mut l = log.borrow_mut();
+        l.during.clear();
+        std::mem::take(&mut l.items)
+    };
+    let mut items = items.into_iter().peekable();
+    while let Some(item) = items.next() {
+        let Item::Out(o) = item else { continue };
+        if let Some(seen) = judged::seen(&o) {
+            if let Err(b) = judge.seen(&seen) {
+                panic!("{b} (output {o:?})");
+            }
+        }
+        let mut sides = Vec::new();
+        while let Some(Item::Side(s)) = items.next_if(|i| matches!(i, Item::Side(_))) {
+            sides.push(s);
+        }
+        match o {
+            // The driver reads the batch, then hands it to the transport;
+            // a batch the transport never saw was not read (a local
+            // failure: no attempt spent).
+            Output::Send(_) => {
+                if sides.iter().any(|s| matches!(s, Side::Refused)) {
+                    judge.answer(Answer::Failed);
+                } else if !sides.iter().any(|s| matches!(s, Side::Sent)) {
+                    judge.read_failed();
+                }
+            }
+            // The driver asks in chunks until a chunk comes back empty.
+            Output::ReadSizes { max, .. } => {
+                let mut got = 0usize;
+                let mut failed = false;
+                for s in &sides {
+                    match *s {
+                        Side::Sizes(None) => failed = true,
+                        Side::Sizes(Some(n)) => got += n,
+                        _ => {}
+                    }
+                }
+                if failed || got < max as usize {
+                    judge.sizes_unavailable();
+                }
+            }
+            Output::Delete { .. } if sides.iter().any(|s| matches!(s, Side::DeleteFailed)) => {
+                judge.delete_failed();
+            }
+            _ => {}
+        }
+    }
+    if let Err(b) = judge.settle() {
+        panic!("{b}");
+    }
+}
+
+fn forget(log: &Shared) {
+    let mut l = log.borrow_mut();
+    l.during.clear();
+    l.items.clear();
+}
+
 fuzz_target!(|run: Run| {
     let Ok(config) = Config::builder()
         .max_queue_events(u32::from(run.queue_events).min(CAP as u32))
@@ -200,7 +329,14 @@ fuzz_target!(|run: Run| {
         return;
     };
     let mut buf = vec![0u8; usize::from(run.buf)];
-    let mut store = FStore::default();
+    // The judge rules when every batch fits the buffer.
+    let judged = buf.len() >= config.max_batch_bytes().max(config.max_event_bytes()) as usize;
+    let log: Shared = Rc::default();
+    let mut judge = Judge::new(limits(&config), Mode::Immediate, true);
+    let mut store = FStore {
+        log: log.clone(),
+        ..FStore::default()
+    };
     let mut now = 0u64;
     let mut ops = run.ops.iter().peekable();
     let mut life = 0u64;
@@ -209,41 +345,64 @@ fuzz_target!(|run: Run| {
         let Ok(machine) = Machine::<CAP>::new(config, run.seed.wrapping_add(life)) else {
             return;
         };
-        let mut driver = match Driver::new(
-            machine,
-            store,
-            FTransport::default(),
-            &mut buf,
-            |_: &Output| {},
-        ) {
+        let records: Vec<(Seq, u32)> = store
+            .recs
+            .iter()
+            .map(|(s, p, _)| (*s, p.len() as u32))
+            .collect();
+        let observed = log.clone();
+        let observer = move |o: &Output| {
+            let mut l = observed.borrow_mut();
+            l.items.push(Item::Out(*o));
+            let during = std::mem::take(&mut l.during);
+            l.items.extend(during.into_iter().map(Item::Side));
+        };
+        let transport = FTransport {
+            log: log.clone(),
+            ..FTransport::default()
+        };
+        let mut driver = match Driver::new(machine, store, transport, &mut buf, observer) {
             Ok(d) => d,
             // A buffer below one maximal event is refused up front.
             Err(_) => return,
         };
+        judge.at(now);
+        judge.restart(limits(&config), Mode::Immediate, true);
+        judge.restore(records);
         if driver.start(Instant::from_millis(now)).is_err() {
             // A failed start is reported; the next life tries again.
+            forget(&log);
             store = driver.into_parts().1;
             store.faults = Faults::default();
             ops.next();
             continue;
         }
+        if judged {
+            play(&mut judge, &log);
+        }
         for op in ops.by_ref() {
             let t = Instant::from_millis(now);
+            judge.at(now);
             match *op {
                 Op::Track { len, byte } => {
+                    judge.track(u32::from(len));
                     let _ = driver.track(t, &vec![byte; usize::from(len)]);
                 }
                 Op::Poll(ms) => {
                     now += u64::from(ms);
+                    judge.at(now);
+                    judge.tick();
                     let _ = driver.poll(Instant::from_millis(now));
                 }
                 Op::Sync => {
                     let _ = driver.sync(t);
                 }
                 Op::Flush => {
+                    judge.flush();
                     let _ = driver.handle(t, Input::Flush);
                 }
                 Op::Network(up) => {
+                    judge.network(up);
                     let _ = driver.handle(t, Input::Network { up });
                 }
                 Op::Answer {
@@ -253,38 +412,64 @@ fuzz_target!(|run: Run| {
                 } => {
                     let tr = driver.transport_mut();
                     if let Some(b) = tr.in_flight.take() {
-                        tr.answer = Some(if failed {
-                            Outcome::Failed { batch: b.id }
+                        // An answer the machine no longer waits for (its
+                        // deadline passed) is stale to both.
+                        let (outcome, answer) = if failed {
+                            (Outcome::Failed { batch: b.id }, Answer::Failed)
                         } else {
-                            Outcome::Response {
-                                batch: b.id,
-                                status,
-                                retry_after: retry_after
-                                    .map(|s| std::time::Duration::from_millis(u64::from(s))),
-                            }
-                        });
+                            (
+                                Outcome::Response {
+                                    batch: b.id,
+                                    status,
+                                    retry_after: retry_after
+                                        .map(|s| std::time::Duration::from_millis(u64::from(s))),
+                                },
+                                Answer::Status {
+                                    status,
+                                    retry_after_ms: retry_after.map(u64::from),
+                                },
+                            )
+                        };
+                        if judge.in_flight() {
+                            judge.answer(answer);
+                        }
+                        tr.answer = Some(outcome);
                     }
-                    let _ = driver.poll(t);
+                    // Collect it; a timer due now is already handled by the
+                    // last poll at this instant.
+                    if driver.poll_timeout().is_none_or(|w| w > t) {
+                        let _ = driver.poll(t);
+                    } else {
+                        judge.tick();
+                        let _ = driver.poll(t);
+                    }
                 }
                 Op::Faults(f) => driver.store_mut().faults = f,
                 Op::RefuseSends(r) => driver.transport_mut().refuse = r,
                 Op::Resume => {
+                    judge.resume();
                     let _ = driver.handle(t, Input::Resume);
                 }
                 Op::SetMode(m) => {
-                    let mode = match m % 4 {
-                        0 => FlushMode::Immediate,
-                        1 => FlushMode::Manual,
-                        2 => FlushMode::AppClose,
+                    let (mode, judged_mode) = match m % 4 {
+                        0 => (FlushMode::Immediate, Mode::Immediate),
+                        1 => (FlushMode::Manual, Mode::Manual),
+                        2 => (FlushMode::AppClose, Mode::AppClose),
                         _ => {
                             let period = std::time::Duration::from_millis(1 + u64::from(m) * 100);
                             let _ = driver.handle(t, Input::SetFlushPeriod(period));
-                            FlushMode::Period
+                            (FlushMode::Period, Mode::Period)
                         }
                     };
+                    judge.set_mode(judged_mode);
                     let _ = driver.handle(t, Input::SetFlushMode(mode));
                 }
                 Op::Crash => break,
+            }
+            if judged {
+                play(&mut judge, &log);
+            } else {
+                forget(&log);
             }
             let m = driver.machine();
             let st = m.stats();
@@ -296,6 +481,7 @@ fuzz_target!(|run: Run| {
             }
         }
         // A crash: only synced records survive.
+        forget(&log);
         store = driver.into_parts().1;
         store.recs.retain(|(_, _, synced)| *synced);
         store.faults = Faults::default();

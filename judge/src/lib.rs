@@ -219,6 +219,8 @@ pub struct Judge {
     requests: Requests,
     network_up: bool,
     halted: bool,
+    /// The last halt's reason, until a resume.
+    halted_for: Option<Halt>,
     flight: Option<Flight>,
     /// Consecutive failed attempts (transient statuses, transport failures
     /// and deadlines), as counted here.
@@ -248,6 +250,7 @@ impl Judge {
             requests: Requests::new(mode),
             network_up,
             halted: false,
+            halted_for: None,
             flight: None,
             streak: 0,
             backoff: None,
@@ -343,6 +346,7 @@ impl Judge {
 
     pub fn resume(&mut self) {
         self.halted = false;
+        self.halted_for = None;
         self.rejections = 0;
     }
 
@@ -367,8 +371,12 @@ impl Judge {
         self.local += 1;
     }
 
-    /// The store could not delete: uploads halt until a resume.
+    /// The store could not delete: uploads halt until a resume (a machine
+    /// already halted for storage says so only once).
     pub fn delete_failed(&mut self) {
+        if self.halted_for == Some(Halt::Storage) {
+            return;
+        }
         self.expect.push(Expect::Halt {
             status: 0,
             why: Halt::Storage,
@@ -492,6 +500,13 @@ impl Judge {
                         if let Some(f) = self.flight.as_mut() {
                             f.last = f.last.min(first.saturating_sub(1));
                         }
+                        // The event being tracked was never persisted (the
+                        // sizes of the oldest, needed to make room, could not
+                        // be read): no room is owed for it any more.
+                        if self.tracking.take().is_some() {
+                            let seen = &self.overflow_seen;
+                            self.overflow_due.retain(|s| seen.contains(s));
+                        }
                         Ok(())
                     }
                 };
@@ -532,6 +547,7 @@ impl Judge {
             }
             Seen::Halted { status, why } => {
                 self.halted = true;
+                self.halted_for = Some(why);
                 if self.take(Expect::Halt { status, why }) {
                     Ok(())
                 } else {
@@ -787,5 +803,77 @@ impl Judge {
             return breach(invariant, what);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn judge(max_queue_events: u32) -> Judge {
+        let limits = Limits {
+            max_queue_events,
+            ..Limits::default()
+        };
+        Judge::new(limits, Mode::Manual, true)
+    }
+
+    /// A machine already halted for storage says so once: a second failed
+    /// delete owes no second halt, a first one does.
+    #[test]
+    fn a_storage_halt_is_owed_once_until_a_resume() {
+        let mut j = judge(10);
+        j.delete_failed();
+        assert!(j.settle().is_err(), "a failed delete owes a halt");
+        j.delete_failed();
+        j.seen(&Seen::Halted {
+            status: 0,
+            why: Halt::Storage,
+        })
+        .unwrap();
+        j.settle().unwrap();
+        j.delete_failed();
+        j.settle().unwrap();
+        j.resume();
+        j.delete_failed();
+        assert!(
+            j.settle().is_err(),
+            "after a resume a failed delete halts again"
+        );
+    }
+
+    /// Room is owed only for an event that is stored: when the tracked
+    /// event itself is reported not stored, the oldest need not go.
+    #[test]
+    fn overflow_is_owed_only_for_an_event_that_is_stored() {
+        let mut j = judge(1);
+        assert!(j.track(5).fits);
+        j.seen(&Seen::Persist { seq: 0, size: 5 }).unwrap();
+        j.settle().unwrap();
+        // Full: event 0 must go for event 1...
+        assert!(!j.track(5).fits);
+        j.seen(&Seen::Persist { seq: 1, size: 5 }).unwrap();
+        assert!(j.settle().is_err(), "the overflow drop is owed");
+        // ...unless event 1 never got stored.
+        let mut j = judge(1);
+        assert!(j.track(5).fits);
+        j.seen(&Seen::Persist { seq: 0, size: 5 }).unwrap();
+        j.settle().unwrap();
+        assert!(!j.track(5).fits);
+        j.seen(&Seen::Dropped {
+            first: 1,
+            last: 1,
+            why: Why::NotStored,
+        })
+        .unwrap();
+        j.settle().unwrap();
+        // A drop that was not needed is still a breach.
+        assert!(j
+            .seen(&Seen::Dropped {
+                first: 0,
+                last: 0,
+                why: Why::Overflow,
+            })
+            .is_err());
     }
 }
