@@ -435,14 +435,11 @@ fuzz_target!(|run: Run| {
                         }
                         tr.answer = Some(outcome);
                     }
-                    // Collect it; a timer due now is already handled by the
-                    // last poll at this instant.
-                    if driver.poll_timeout().is_none_or(|w| w > t) {
-                        let _ = driver.poll(t);
-                    } else {
+                    // The poll collects it, and ticks when a timer is due.
+                    if driver.poll_timeout().is_some_and(|w| w <= t) {
                         judge.tick();
-                        let _ = driver.poll(t);
                     }
+                    let _ = driver.poll(t);
                 }
                 Op::Faults(f) => driver.store_mut().faults = f,
                 Op::RefuseSends(r) => driver.transport_mut().refuse = r,

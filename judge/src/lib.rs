@@ -218,8 +218,7 @@ pub struct Judge {
     queue: Queue,
     requests: Requests,
     network_up: bool,
-    halted: bool,
-    /// The last halt's reason, until a resume.
+    /// Why the machine halted, until a resume.
     halted_for: Option<Halt>,
     flight: Option<Flight>,
     /// Consecutive failed attempts (transient statuses, transport failures
@@ -249,7 +248,6 @@ impl Judge {
             queue: Queue::default(),
             requests: Requests::new(mode),
             network_up,
-            halted: false,
             halted_for: None,
             flight: None,
             streak: 0,
@@ -345,7 +343,6 @@ impl Judge {
     }
 
     pub fn resume(&mut self) {
-        self.halted = false;
         self.halted_for = None;
         self.rejections = 0;
     }
@@ -546,7 +543,6 @@ impl Judge {
                 }
             }
             Seen::Halted { status, why } => {
-                self.halted = true;
                 self.halted_for = Some(why);
                 if self.take(Expect::Halt { status, why }) {
                     Ok(())
@@ -581,7 +577,7 @@ impl Judge {
         if before.is_some() {
             return breach("protocol", "a send while a batch is in flight".into());
         }
-        if self.halted {
+        if self.halted_for.is_some() {
             return breach("status", "a send while halted".into());
         }
         if self.queue.front() != Some(first) {

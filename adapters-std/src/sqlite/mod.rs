@@ -10,8 +10,9 @@
 //! - **Prefix delete** on the integer primary key. Start-up reads a
 //!   **summary** (count and bytes from counters in `meta`, which the store
 //!   adds its appends and deletes to in the same transaction that commits
-//!   them; first and last from the key), and the machine's window of sizes is an indexed range read:
-//!   ten million queued events open without a scan.
+//!   them; first and last from the key), and the machine's window of sizes
+//!   is an indexed range read: ten million queued events open without a
+//!   scan.
 //! - A row whose stored size and payload disagree is reported as that one
 //!   malformed record ([`ReadError::Malformed`]), which the driver
 //!   dead-letters alone.
