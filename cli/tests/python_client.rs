@@ -1,15 +1,19 @@
 //! A real Segment client library against outbox: segment-analytics-python
-//! (installed by `.ci/run` with pip) drives `outbox collect` with every call
-//! type, and the request `outbox send` makes for an event is compared field
-//! by field with the one analytics-python makes for the same event.
+//! drives `outbox collect` with every call type, and the request `outbox
+//! send` makes for an event is compared field by field with the one
+//! analytics-python makes for the same event.
 //!
-//! Nothing is skipped: without python3 or the package these tests fail and
-//! say how to install it.
+//! The library lives in the project's own virtual environment, which
+//! `scripts/test` (the README's test command) creates under `target/venv`
+//! and names in `OUTBOX_TEST_PYTHON`; the system Python is never used.
+//! Nothing is skipped: without that environment these tests fail and say
+//! how to make it.
 
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::mpsc;
 use std::thread;
@@ -18,26 +22,40 @@ use std::time::Duration;
 use common::*;
 use serde_json::Value;
 
-/// Runs `script` with python3 and `args`; fails the test with a clear
-/// message when python3 or segment-analytics-python is missing.
+/// The project's Python: `OUTBOX_TEST_PYTHON` (set by `scripts/test`), else
+/// the venv `scripts/test` makes under the workspace's `target/`.
+fn python_exe() -> PathBuf {
+    if let Some(exe) = std::env::var_os("OUTBOX_TEST_PYTHON") {
+        return PathBuf::from(exe);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("venv/bin/python")
+}
+
+/// Runs `script` with the project's Python and `args`; fails the test with
+/// a clear message when that Python or segment-analytics-python is missing.
 fn python(script: &str, args: &[&str]) -> String {
-    let probe = Command::new("python3")
+    let exe = python_exe();
+    let probe = Command::new(&exe)
         .args(["-c", "import segment.analytics"])
         .output()
         .unwrap_or_else(|e| {
-            panic!("python3 is needed for the real-client test and could not run ({e}); install python3 and `pip install segment-analytics-python` (.ci/run does)")
+            panic!("the real-client test needs the project's Python at {} and it could not run ({e}); run ./scripts/test once, which creates it with segment-analytics-python", exe.display())
         });
     assert!(
         probe.status.success(),
-        "segment-analytics-python is not installed: run `pip install segment-analytics-python` (.ci/run does): {}",
+        "segment-analytics-python is not installed in {}: run ./scripts/test once, which installs scripts/requirements-test.txt there: {}",
+        exe.display(),
         String::from_utf8_lossy(&probe.stderr)
     );
-    let out = Command::new("python3")
+    let out = Command::new(&exe)
         .arg("-c")
         .arg(script)
         .args(args)
         .output()
-        .expect("run python3");
+        .expect("run the project's python");
     assert!(
         out.status.success(),
         "the analytics-python script failed:\n{}\n{}",
@@ -80,7 +98,7 @@ fn analytics_python_drives_the_collector_with_every_call() {
     assert_eq!(python(EVERY_CALL, &[&c.url(), "py-key"]).trim(), "ok");
     // A wrong key is refused the way Segment refuses it: analytics-python
     // raises its APIError from our Segment-style error body.
-    let refused = Command::new("python3")
+    let refused = Command::new(python_exe())
         .arg("-c")
         .arg(
             "import sys\nfrom segment.analytics import Client\nfrom segment.analytics.request import APIError\n\
