@@ -233,7 +233,9 @@ impl ClientBuilder {
             .unwrap_or_else(|| uuid::Uuid::new_v4().as_u64_pair().0);
         // Refused here, on the caller's thread, rather than by the worker.
         Machine::<WINDOW>::new(config, 0)?;
-        let store = SqliteStore::open(&path, self.sqlite)?;
+        // A stored size above the event limit can only be damage.
+        let sqlite = self.sqlite.max_record_bytes(config.max_event_bytes());
+        let store = SqliteStore::open(&path, sqlite)?;
 
         let (tx, rx) = mpsc::sync_channel::<Msg>(CHANNEL_CAPACITY);
         let hub = notify::Hub::default();
