@@ -222,6 +222,48 @@ impl SqliteStore {
         }
     }
 
+    /// Keep `report` in `meta` (what `outbox status` shows under
+    /// "salvaged") and as the last error; best effort, logged.
+    pub(crate) fn note_salvage(&mut self, report: &super::Salvaged) {
+        let message = report.message();
+        let at = to_millis(SystemTime::now());
+        if let Err(e) = self.conn.execute(
+            "UPDATE meta SET salvaged_at = ?1, salvaged = ?2 WHERE id = 1",
+            params![at, truncate(&message)],
+        ) {
+            log::warn!(
+                "outbox: cannot record the salvage in {}: {e}",
+                self.path.display()
+            );
+        }
+        if let Err(e) = self.record_error(ErrorSource::Store, &message) {
+            log::warn!(
+                "outbox: cannot record the salvage in {}: {e}",
+                self.path.display()
+            );
+        }
+    }
+
+    /// The last salvage of this database (schema 5 on): when, and what it
+    /// said (how many events were kept, where the damaged file is).
+    pub fn last_salvage(&self) -> Result<Option<(SystemTime, String)>, StoreError> {
+        if self.schema < 5 {
+            return Ok(None);
+        }
+        let row = self
+            .conn
+            .query_row(
+                "SELECT salvaged_at, salvaged FROM meta WHERE id = 1",
+                [],
+                |r| Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, Option<String>>(1)?)),
+            )
+            .optional()?;
+        Ok(match row {
+            Some((at, Some(message))) => Some((from_millis(at.unwrap_or(0)), message)),
+            _ => None,
+        })
+    }
+
     /// One past the highest sequence number this file ever held.
     pub(crate) fn floor(&self) -> Result<Seq, StoreError> {
         let sql = if self.schema >= 2 {

@@ -53,6 +53,7 @@ mod error;
 mod file;
 mod lock;
 mod meta;
+mod salvage;
 mod schema;
 mod view;
 
@@ -72,6 +73,7 @@ pub(crate) const HOLE: u32 = u32::MAX;
 pub use dead_letter::DeadLetter;
 pub use error::{ExportError, OpenError, StoreError};
 pub use meta::{ErrorSource, LastError, OldestEvent};
+pub use salvage::Salvaged;
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
 
 /// SQLite's `synchronous` setting for the store.
@@ -184,6 +186,10 @@ pub struct SqliteStore {
     /// A read found a damaged row: the counters (which counted it as it
     /// was appended) are recounted from the rows at the next commit.
     recount: Cell<bool>,
+    /// How it was opened, to open the fresh file after a salvage.
+    options: SqliteOptions,
+    /// A salvage this store made, not yet taken by its owner.
+    salvaged: Option<Salvaged>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -201,11 +207,81 @@ impl SqliteStore {
     /// database, is damaged, or another store has it open.
     pub fn open(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self, OpenError> {
         let path = path.as_ref();
-        let err = |e| OpenError::from_sqlite(path, e);
         file::prepare(path)?;
         // Lock before SQLite opens the file; declared first, the lock is
         // dropped after the connection (see `lock`).
         let lock = lock::acquire(path)?;
+        Self::open_locked(path, options, lock).map_err(|(e, _)| e)
+    }
+
+    /// [`open`](Self::open), but a file that cannot be opened because it is
+    /// damaged (malformed, truncated, not a database at all, or a schema
+    /// from the future) is salvaged instead of refused: every row that can
+    /// still be read goes into a fresh store at `path`, and the damaged
+    /// file is kept as `<db>.corrupt-<unix time>` (0600, with its `-wal`
+    /// and `-shm`); see [`Salvaged`]. A SQLite database that is not
+    /// outbox's is still refused untouched ([`OpenError::Foreign`]), as is
+    /// a file in use or out of reach.
+    pub fn open_or_salvage(
+        path: impl AsRef<Path>,
+        options: SqliteOptions,
+    ) -> Result<(Self, Option<Salvaged>), OpenError> {
+        let path = path.as_ref();
+        file::prepare(path)?;
+        let lock = lock::acquire(path)?;
+        match Self::open_locked(path, options.clone(), lock) {
+            Ok(store) => Ok((store, None)),
+            Err((e, Some(lock))) if salvage::salvageable(&e) => {
+                let fresh = salvage::build_fresh(path, None, None, &salvage::cause_of(&e))?;
+                let (report, lock) = salvage::swap_in(path, fresh, lock)?;
+                let mut store = Self::open_locked(path, options, lock).map_err(|(e, _)| e)?;
+                store.note_salvage(&report);
+                Ok((store, Some(report)))
+            }
+            Err((e, _)) => Err(e),
+        }
+    }
+
+    /// A salvage this store made while running (its file turned out
+    /// damaged), once; the store already works on the fresh file.
+    pub fn take_salvaged(&mut self) -> Option<Salvaged> {
+        self.salvaged.take()
+    }
+
+    /// Opens `path` holding its `lock`; on failure the lock comes back.
+    fn open_locked(
+        path: &Path,
+        options: SqliteOptions,
+        lock: File,
+    ) -> Result<Self, (OpenError, Option<File>)> {
+        let (conn, schema) = match Self::connect(path, &options) {
+            Ok(c) => c,
+            Err(e) => return Err((e, Some(lock))),
+        };
+        Ok(SqliteStore {
+            conn,
+            path: path.to_path_buf(),
+            _lock: Some(lock),
+            in_tx: false,
+            tx_has_appends: false,
+            poisoned: false,
+            commits: 0,
+            counted: Cell::default(),
+            schema,
+            note: None,
+            error_stored: true,
+            max_record: options.max_record_bytes,
+            newest: Cell::default(),
+            recount: Cell::default(),
+            options,
+            salvaged: None,
+        })
+    }
+
+    /// The writer's connection to `path`, checked, migrated and set up, and
+    /// the schema version it reads.
+    fn connect(path: &Path, options: &SqliteOptions) -> Result<(Connection, i64), OpenError> {
+        let err = |e| OpenError::from_sqlite(path, e);
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -269,29 +345,15 @@ impl SqliteStore {
                 })
                 .map_err(err)?;
         }
-        Ok(SqliteStore {
-            conn,
-            path: path.to_path_buf(),
-            _lock: Some(lock),
-            in_tx: false,
-            tx_has_appends: false,
-            poisoned: false,
-            commits: 0,
-            counted: Cell::default(),
-            schema: if read_only {
-                match found {
-                    schema::Found::Outbox(v) => v,
-                    schema::Found::Empty => 0,
-                }
-            } else {
-                SCHEMA_VERSION
-            },
-            note: None,
-            error_stored: true,
-            max_record: options.max_record_bytes,
-            newest: Cell::default(),
-            recount: Cell::default(),
-        })
+        let schema = if read_only {
+            match found {
+                schema::Found::Outbox(v) => v,
+                schema::Found::Empty => 0,
+            }
+        } else {
+            SCHEMA_VERSION
+        };
+        Ok((conn, schema))
     }
 
     /// Open an existing store for reading only (listing dead letters,
@@ -324,6 +386,8 @@ impl SqliteStore {
             max_record: HOLE - 1,
             newest: Cell::default(),
             recount: Cell::default(),
+            options: SqliteOptions::default(),
+            salvaged: None,
         })
     }
 
@@ -677,6 +741,42 @@ impl SqliteStore {
         Ok(n)
     }
 
+    /// The file turned out damaged while running (SQLite cannot walk it
+    /// for a delete or a summary): build a fresh file from every row after
+    /// `after` that can still be read (this connection also sees the open
+    /// transaction's appends), set the damaged one aside, and go on with
+    /// the fresh one. The open transaction's work is in the fresh file,
+    /// committed.
+    fn rebuild(&mut self, after: Option<Seq>, cause: &str) -> Result<(), StoreError> {
+        let failed = |e: OpenError| StoreError::Corrupt(format!("{cause}; salvage failed: {e}"));
+        let Some(old_lock) = self._lock.take() else {
+            return Err(StoreError::Corrupt(cause.to_string()));
+        };
+        let fresh = match salvage::build_fresh(&self.path, Some(&self.conn), after, cause) {
+            Ok(f) => f,
+            Err(e) => {
+                self._lock = Some(old_lock);
+                return Err(failed(e));
+            }
+        };
+        // Close the damaged file before its -wal and -shm move.
+        let placeholder = Connection::open_in_memory()?;
+        drop(std::mem::replace(&mut self.conn, placeholder));
+        let (report, lock) = salvage::swap_in(&self.path, fresh, old_lock).map_err(failed)?;
+        let (conn, schema) = Self::connect(&self.path, &self.options).map_err(failed)?;
+        self.conn = conn;
+        self._lock = Some(lock);
+        self.schema = schema;
+        self.in_tx = false;
+        self.tx_has_appends = false;
+        self.poisoned = false;
+        self.counted.set(Counts::default());
+        self.recount.set(false);
+        self.note_salvage(&report);
+        self.salvaged = Some(report);
+        Ok(())
+    }
+
     /// The newest sequence number the file is known to hold.
     fn newest_known(&self) -> Seq {
         if let Some(n) = self.newest.get() {
@@ -925,7 +1025,15 @@ impl Store for SqliteStore {
             Ok(gone) => self.counted.set(self.counted.get().plus(gone)),
             Err(e) => {
                 self.note_failure();
-                return Err(e.into());
+                return match StoreError::from(e) {
+                    // A damaged page in the way: the rows after `through`
+                    // that can be read go on in a fresh file.
+                    StoreError::Corrupt(why) => {
+                        let after = u64::try_from(through).unwrap_or(0);
+                        self.rebuild(Some(after), &why)
+                    }
+                    other => Err(other),
+                };
             }
         }
         // Without pending appends nothing else waits for a sync: make the
@@ -938,7 +1046,15 @@ impl Store for SqliteStore {
     }
 
     fn summary(&mut self) -> Result<StoreSummary, StoreError> {
-        self.queue_summary()
+        match self.queue_summary() {
+            // The ends of the queue cannot be read: salvage, then the
+            // fresh file's summary.
+            Err(StoreError::Corrupt(why)) if self._lock.is_some() => {
+                self.rebuild(None, &why)?;
+                self.queue_summary()
+            }
+            other => other,
+        }
     }
 
     fn read_sizes(&mut self, from: Seq, out: &mut [u32]) -> Result<usize, StoreError> {
