@@ -22,7 +22,6 @@
 use core::time::Duration;
 
 use crate::config::{Config, ConfigError, FlushMode, Overflow};
-use crate::driver::StoreSummary;
 use crate::error::InputError;
 use crate::input::{Input, Lifecycle, LocalFailure};
 use crate::notes::Notes;
@@ -30,6 +29,7 @@ use crate::output::{Batch, BatchId, DropReason, HaltReason, Output, RejectReason
 use crate::pending::Pending;
 use crate::rng::SplitMix64;
 use crate::stats::Stats;
+use crate::store::StoreSummary;
 use crate::time::duration_millis;
 use crate::{Instant, Seq, MAX_SEQ};
 
@@ -669,11 +669,18 @@ impl<const N: usize> Machine<N> {
         if summary.last >= MAX_SEQ {
             return Err(InputError::RestoreOutOfRange { seq: summary.last });
         }
-        let expected = summary.first.saturating_add(summary.count - 1);
-        if summary.last < summary.first || expected != summary.last {
+        if summary.last < summary.first {
             return Err(InputError::RestoreGap {
                 seq: summary.last,
-                expected,
+                expected: summary.first,
+            });
+        }
+        // The numbers between the intact records that have none are holes.
+        let span = summary.last - summary.first + 1;
+        if summary.count > span {
+            return Err(InputError::RestoreCount {
+                count: summary.count,
+                span,
             });
         }
         self.started = true;
@@ -681,7 +688,8 @@ impl<const N: usize> Machine<N> {
             self.delete_cursor = summary.first;
         }
         let end = summary.last + 1;
-        self.pending.restore(summary.first, end, summary.bytes);
+        self.pending
+            .restore(summary.first, end, summary.bytes, span - summary.count);
         self.commits.persist_cursor = end;
         self.commits.commit_cursor = end;
         self.counters.restored = summary.count;

@@ -623,7 +623,7 @@ fn restore_continues_numbering_and_does_not_persist_again() {
 }
 
 #[test]
-fn restore_refuses_gaps_and_late_restores() {
+fn restore_refuses_impossible_summaries_and_late_restores() {
     let summary = |count, first, last| StoreSummary {
         count,
         bytes: count,
@@ -631,11 +631,23 @@ fn restore_refuses_gaps_and_late_restores() {
         last,
     };
     let mut m: Machine<8> = Machine::new(small().max_queue_events(8).build().unwrap(), 1).unwrap();
+    // More records than numbers, or a range running backwards: typed errors.
     assert_eq!(
-        m.handle(Instant::ZERO, Input::Restore(summary(3, 5, 9))),
+        m.handle(Instant::ZERO, Input::Restore(summary(6, 5, 9))),
+        Err(InputError::RestoreCount { count: 6, span: 5 })
+    );
+    assert_eq!(
+        m.handle(Instant::ZERO, Input::Restore(summary(1, 9, 5))),
         Err(InputError::RestoreGap {
-            seq: 9,
-            expected: 7
+            seq: 5,
+            expected: 9
+        })
+    );
+    assert_eq!(
+        m.handle(Instant::ZERO, Input::Restore(summary(u64::MAX, 0, 9))),
+        Err(InputError::RestoreCount {
+            count: u64::MAX,
+            span: 10
         })
     );
     m.handle(Instant::ZERO, Input::Restore(summary(5, 5, 9)))
