@@ -67,6 +67,10 @@ pub struct ClientStats {
     pub notifications_lost: u64,
     /// The database file.
     pub path: PathBuf,
+    /// The last salvage of this run: the database could not be opened or
+    /// walked, and what could be read went into a fresh one (see
+    /// [`Notification::Salvaged`]).
+    pub salvaged: Option<crate::sqlite::Salvaged>,
 }
 
 /// Builds a [`Client`]; see [`Client::builder`].
@@ -235,10 +239,14 @@ impl ClientBuilder {
         Machine::<WINDOW>::new(config, 0)?;
         // A stored size above the event limit can only be damage.
         let sqlite = self.sqlite.max_record_bytes(config.max_event_bytes());
-        let store = SqliteStore::open(&path, sqlite)?;
+        // A damaged file is salvaged, never left to stop tracking.
+        let (store, salvaged) = SqliteStore::open_or_salvage(&path, sqlite)?;
 
         let (tx, rx) = mpsc::sync_channel::<Msg>(CHANNEL_CAPACITY);
         let hub = notify::Hub::default();
+        if let Some(report) = salvaged {
+            hub.publish_sticky(Notification::Salvaged(report));
+        }
         let clock = clock::Clock::start();
         let (transport, _transport_thread) =
             transport::ChannelTransport::start(uploader, tx.clone())?;

@@ -56,6 +56,13 @@ pub enum Notification {
         /// Why: a status retrying cannot fix, a rejection storm, or storage.
         reason: HaltReason,
     },
+    /// The database could not be opened or walked (damaged, truncated,
+    /// not a database, a schema from the future): every event that could
+    /// still be read was salvaged into a fresh database at the same path,
+    /// and the damaged file was set aside; an unknown number of events may
+    /// be lost. Tracking goes on. Every subscriber gets it, also one that
+    /// subscribes after it happened.
+    Salvaged(crate::sqlite::Salvaged),
     /// An upload failed; the next attempt waits `delay`.
     RetryScheduled {
         /// Consecutive failures.
@@ -123,6 +130,9 @@ impl Iterator for Notifications {
 pub(crate) struct Hub {
     /// `None` once the Client stopped: later subscriptions end at once.
     subscribers: Arc<Mutex<Option<Vec<SyncSender<Notification>>>>>,
+    /// Notifications every subscriber gets, also a later one (a salvage,
+    /// which happens before anyone could subscribe).
+    sticky: Arc<Mutex<Vec<Notification>>>,
     pub(crate) lost: Arc<AtomicU64>,
 }
 
@@ -130,6 +140,7 @@ impl Default for Hub {
     fn default() -> Self {
         Hub {
             subscribers: Arc::new(Mutex::new(Some(Vec::new()))),
+            sticky: Arc::default(),
             lost: Arc::default(),
         }
     }
@@ -140,10 +151,28 @@ impl Hub {
         let (tx, rx) = std::sync::mpsc::sync_channel(SUBSCRIBER_CAPACITY);
         if let Ok(mut guard) = self.subscribers.lock() {
             if let Some(subs) = guard.as_mut() {
+                if let Ok(sticky) = self.sticky.lock() {
+                    for note in sticky.iter() {
+                        let _ = tx.try_send(note.clone());
+                    }
+                }
                 subs.push(tx);
             }
         }
         Notifications { rx }
+    }
+
+    /// Publish `note` now and to every later subscriber.
+    pub(crate) fn publish_sticky(&self, note: Notification) {
+        // Under the subscribers' lock, so no subscriber gets it twice.
+        let Ok(guard) = self.subscribers.lock() else {
+            return;
+        };
+        if let Ok(mut sticky) = self.sticky.lock() {
+            sticky.push(note.clone());
+        }
+        drop(guard);
+        self.publish(note);
     }
 
     fn publish(&self, note: Notification) {

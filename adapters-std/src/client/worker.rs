@@ -111,6 +111,8 @@ pub(crate) struct Worker {
     stopping: Option<Stopping>,
     last_error: Option<String>,
     last_store_error: Option<StoreError>,
+    /// The last salvage of this run.
+    salvaged: Option<crate::sqlite::Salvaged>,
     /// A storage error not yet recorded in the database (at the next commit).
     unrecorded: Option<String>,
     /// Payload buffers stored this round, handed back to `track` after it.
@@ -150,6 +152,7 @@ impl Worker {
             stopping: None,
             last_error: None,
             last_store_error: None,
+            salvaged: None,
             unrecorded: None,
             spent: Vec::new(),
             buffers,
@@ -226,6 +229,7 @@ impl Worker {
                 }
                 self.commit(&mut driver);
             }
+            self.take_salvage(&mut driver);
             self.settle_flushes(&driver);
             if let Some(answer) = self.try_stop(&mut driver) {
                 final_answer = answer;
@@ -240,6 +244,17 @@ impl Worker {
             let _ = w.reply.send(Err(FlushError::Stopped));
         }
         final_answer
+    }
+
+    /// A salvage the store made this round (its file turned out damaged):
+    /// told to every subscriber.
+    fn take_salvage(&mut self, driver: &mut Drv<'_>) {
+        if let Some(report) = driver.store_mut().take_salvaged() {
+            self.last_error = Some(report.message());
+            self.salvaged = Some(report.clone());
+            self.hub
+                .publish_sticky(super::notify::Notification::Salvaged(report));
+        }
     }
 
     /// Stopping without an upload.
@@ -412,6 +427,7 @@ impl Worker {
             last_error: self.last_error.clone(),
             notifications_lost: self.hub.lost.load(std::sync::atomic::Ordering::Relaxed),
             path: store.path().to_path_buf(),
+            salvaged: self.salvaged.clone(),
         }
     }
 

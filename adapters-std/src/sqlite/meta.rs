@@ -223,7 +223,8 @@ impl SqliteStore {
     }
 
     /// Keep `report` in `meta` (what `outbox status` shows under
-    /// "salvaged") and as the last error; best effort, logged.
+    /// "salvaged"; a delivery does not clear it, unlike the last error,
+    /// and it is no reason to stop delivering); best effort, logged.
     pub(crate) fn note_salvage(&mut self, report: &super::Salvaged) {
         let message = report.message();
         let at = to_millis(SystemTime::now());
@@ -231,12 +232,6 @@ impl SqliteStore {
             "UPDATE meta SET salvaged_at = ?1, salvaged = ?2 WHERE id = 1",
             params![at, truncate(&message)],
         ) {
-            log::warn!(
-                "outbox: cannot record the salvage in {}: {e}",
-                self.path.display()
-            );
-        }
-        if let Err(e) = self.record_error(ErrorSource::Store, &message) {
             log::warn!(
                 "outbox: cannot record the salvage in {}: {e}",
                 self.path.display()

@@ -62,13 +62,9 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use outbox_core::{ReadError, RejectReason, Seq, Store, StoreSummary};
+use outbox_core::{ReadError, RejectReason, Seq, Store, StoreSummary, HOLE};
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OpenFlags};
-
-/// The size `read_sizes` gives a number with no intact record (the core's
-/// hole marker): never a real size.
-pub(crate) const HOLE: u32 = u32::MAX;
 
 pub use dead_letter::DeadLetter;
 pub use error::{ExportError, OpenError, StoreError};
