@@ -188,18 +188,29 @@ impl SqliteStore {
             // A read-only file of an older schema has no place for it.
             return Err(StoreError::ReadOnly);
         }
-        let result = match &note {
-            Note::Set(e) => self.conn.execute(
+        let write = |conn: &rusqlite::Connection| match &note {
+            Note::Set(e) => conn.execute(
                 "UPDATE meta SET last_error_at = ?1, last_error_source = ?2, last_error = ?3
                  WHERE id = 1",
                 params![to_millis(e.at), e.source.as_str(), e.message],
             ),
-            Note::Clear => self.conn.execute(
+            Note::Clear => conn.execute(
                 "UPDATE meta SET last_error_at = NULL, last_error_source = NULL, last_error = NULL
                  WHERE id = 1 AND last_error IS NOT NULL",
                 [],
             ),
         };
+        let mut result = write(&self.conn);
+        if result.is_err() && matches!(note, Note::Set(_)) {
+            // A full disk (the usual reason to record a storage error)
+            // leaves no room for the WAL to grow: move the log into the
+            // database and start it over, so this one-row write reuses the
+            // log's space instead of needing more. Then once more.
+            let _ = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()));
+            result = write(&self.conn);
+        }
         match result {
             Ok(_) => {
                 self.error_stored = matches!(note, Note::Set(_));
