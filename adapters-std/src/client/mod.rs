@@ -428,7 +428,9 @@ impl Client {
     /// Returns its [`Receipt`] (the `messageId`, and the sequence number the
     /// notifications use). Invalid events are refused here; what can only fail
     /// later (a full disk, a full queue under `Overflow::RejectNew`) shows
-    /// in [`stats`](Self::stats)`.last_error` and in notifications. Use
+    /// in [`stats`](Self::stats)`.last_error` and in notifications: an
+    /// event that could not be queued at all gets a
+    /// [`Notification::Refused`] its receipt [`concerns`](Receipt::concerns). Use
     /// [`track_durable`](Self::track_durable) to wait for the commit and get
     /// those errors back.
     pub fn track(&self, event: Event) -> Result<Receipt, TrackError> {
@@ -440,6 +442,7 @@ impl Client {
                 payload: payload.bytes,
                 durable: None,
                 seq: seq.clone(),
+                message_id: payload.message_id.clone(),
             })
             .map_err(|_| TrackError::Stopped)?;
         Ok(Receipt::new(payload.message_id, seq))
@@ -456,6 +459,7 @@ impl Client {
             payload: bytes,
             durable: Some(reply),
             seq: slot,
+            message_id: String::new(),
         })
         .ok_or(TrackError::Stopped)?;
         result.map(|()| Receipt::new(payload.message_id, seq))

@@ -63,6 +63,20 @@ pub enum Notification {
     /// be lost. Tracking goes on. Every subscriber gets it, also one that
     /// subscribes after it happened.
     Salvaged(crate::sqlite::Salvaged),
+    /// A [`Client::track`](super::Client::track) that could not be queued
+    /// (the queue was full under `Overflow::RejectNew`, or the store failed):
+    /// the event was never stored. Its [`Receipt`](super::Receipt) matches
+    /// this notification through [`Receipt::concerns`](super::Receipt::concerns):
+    /// `seq` is the number that receipt was given, above
+    /// [`outbox_core::MAX_SEQ`] so never a queued event's.
+    Refused {
+        /// The receipt's number.
+        seq: Seq,
+        /// The event's `messageId`.
+        message_id: String,
+        /// Why it was not queued.
+        error: super::TrackError,
+    },
     /// An upload failed; the next attempt waits `delay`.
     RetryScheduled {
         /// Consecutive failures.
@@ -82,7 +96,9 @@ impl Notification {
             Notification::Delivered { first, last } | Notification::Dropped { first, last, .. } => {
                 (first..=last).contains(&seq)
             }
-            Notification::Rejected { seq: s, .. } => s == seq,
+            Notification::Rejected { seq: s, .. } | Notification::Refused { seq: s, .. } => {
+                s == seq
+            }
             // Halts and retries are about the queue, not one event.
             _ => false,
         }
@@ -163,6 +179,11 @@ impl Hub {
     }
 
     /// Publish `note` now and to every later subscriber.
+    /// Publish `note` to the subscribers there are now.
+    pub(crate) fn publish_now(&self, note: Notification) {
+        self.publish(note);
+    }
+
     pub(crate) fn publish_sticky(&self, note: Notification) {
         // Under the subscribers' lock, so no subscriber gets it twice.
         let Ok(guard) = self.subscribers.lock() else {

@@ -42,6 +42,8 @@ pub(crate) enum Msg {
         durable: Option<Reply<Result<(), TrackError>>>,
         /// Filled with the event's seq as soon as it is queued.
         seq: Arc<OnceLock<Seq>>,
+        /// The event's `messageId`, for a refusal's notification.
+        message_id: String,
     },
     Sync(Reply<Result<(), ClientError>>),
     Input(Input, Reply<Result<(), ClientError>>),
@@ -113,6 +115,9 @@ pub(crate) struct Worker {
     last_store_error: Option<StoreError>,
     /// The last salvage of this run.
     salvaged: Option<crate::sqlite::Salvaged>,
+    /// Non-durable tracks refused so far (their receipts' numbers count
+    /// down from `u64::MAX`).
+    refused: u64,
     /// A storage error not yet recorded in the database (at the next commit).
     unrecorded: Option<String>,
     /// Payload buffers stored this round, handed back to `track` after it.
@@ -153,6 +158,7 @@ impl Worker {
             last_error: None,
             last_store_error: None,
             salvaged: None,
+            refused: 0,
             unrecorded: None,
             spent: Vec::new(),
             buffers,
@@ -284,6 +290,7 @@ impl Worker {
                 payload,
                 durable,
                 seq: slot,
+                message_id,
             } => {
                 let mark = self.not_stored.borrow().len();
                 match driver.track(now, &payload) {
@@ -321,8 +328,23 @@ impl Worker {
                                 ))
                             }
                         };
-                        if let Some(reply) = durable {
-                            let _ = reply.send(Err(err));
+                        match durable {
+                            Some(reply) => {
+                                let _ = reply.send(Err(err));
+                            }
+                            // Nobody waits for this answer: the receipt
+                            // gets a number of its own, above every queue
+                            // number, and a notification about it.
+                            None => {
+                                self.refused += 1;
+                                let seq = u64::MAX - self.refused;
+                                let _ = slot.set(seq);
+                                self.hub.publish_now(super::notify::Notification::Refused {
+                                    seq,
+                                    message_id,
+                                    error: err,
+                                });
+                            }
                         }
                     }
                 }
