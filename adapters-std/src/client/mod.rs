@@ -226,6 +226,12 @@ impl ClientBuilder {
             Some(u) => u,
             #[cfg(feature = "http")]
             None => match self.http {
+                Some(h) if h.overall_timeout() >= config.request_timeout() => {
+                    return Err(BuildError::HttpTimeout {
+                        overall: h.overall_timeout(),
+                        request_timeout: config.request_timeout(),
+                    })
+                }
                 Some(h) => Box::new(crate::http::HttpUploader::new(h)?),
                 None => return Err(BuildError::NoUploader),
             },
@@ -248,7 +254,7 @@ impl ClientBuilder {
             hub.publish_sticky(Notification::Salvaged(report));
         }
         let clock = clock::Clock::start();
-        let (transport, _transport_thread) =
+        let (transport, transport_thread) =
             transport::ChannelTransport::start(uploader, tx.clone())?;
         let (started_tx, started_rx) = mpsc::sync_channel(1);
         let worker_hub = hub.clone();
@@ -267,7 +273,14 @@ impl ClientBuilder {
                 };
                 let not_stored = Default::default();
                 let w = Worker::new(rx, clock, not_stored, worker_hub, worker_buffers);
-                worker::restore_and_run(w, machine, store, transport, batch_bytes, started_tx);
+                worker::restore_and_run(
+                    w,
+                    machine,
+                    store,
+                    (transport, transport_thread),
+                    batch_bytes,
+                    started_tx,
+                );
             })?;
         match started_rx.recv() {
             Ok(Ok(())) => {}

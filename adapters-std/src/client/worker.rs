@@ -118,6 +118,9 @@ pub(crate) struct Worker {
     /// Non-durable tracks refused so far (their receipts' numbers count
     /// down from `u64::MAX`).
     refused: u64,
+    /// A shutdown with a flush waits for the transport thread to end, until
+    /// its deadline (`Some(None)`: no deadline); `close` does not.
+    pub(crate) join_transport: Option<Option<StdInstant>>,
     /// A storage error not yet recorded in the database (at the next commit).
     unrecorded: Option<String>,
     /// Payload buffers stored this round, handed back to `track` after it.
@@ -159,6 +162,7 @@ impl Worker {
             last_store_error: None,
             salvaged: None,
             refused: 0,
+            join_transport: None,
             unrecorded: None,
             spent: Vec::new(),
             buffers,
@@ -181,6 +185,11 @@ impl Worker {
                 self.last_store_error = Some(s.clone());
                 self.unrecorded = Some(s.to_string());
             }
+            DriverError::Transport(super::transport::TransportGone::Busy) => {
+                log::warn!(
+                    "outbox: the endpoint is still busy with a request given up on; retrying later"
+                );
+            }
             DriverError::Transport(_) => {
                 log::error!("outbox: the transport thread is gone");
                 self.last_error = Some("the transport thread is gone".into());
@@ -194,7 +203,14 @@ impl Worker {
 
     /// Run until shut down (or every handle is gone); returns the shutdown
     /// caller's answer, to be sent once the store is closed.
-    pub(crate) fn run(mut self, mut driver: Drv<'_>) -> Option<(Reply<FlushReport>, FlushReport)> {
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn run(
+        mut self,
+        mut driver: Drv<'_>,
+    ) -> (
+        Option<(Reply<FlushReport>, FlushReport)>,
+        Option<Option<StdInstant>>,
+    ) {
         let mut final_answer = None;
         loop {
             let first = match self.next_wake(&driver) {
@@ -249,7 +265,7 @@ impl Worker {
         for w in self.flushes.drain(..) {
             let _ = w.reply.send(Err(FlushError::Stopped));
         }
-        final_answer
+        (final_answer, self.join_transport)
     }
 
     /// A salvage the store made this round (its file turned out damaged):
@@ -428,6 +444,7 @@ impl Worker {
                     if let Err(e) = driver.handle(now, Input::Flush) {
                         self.note_error(&e);
                     }
+                    self.join_transport = Some(deadline);
                 }
                 let start = driver.machine().stats();
                 self.stopping = Some(Stopping {
@@ -614,7 +631,7 @@ pub(crate) fn restore_and_run(
     worker: Worker,
     machine: Machine<WINDOW>,
     store: SqliteStore,
-    transport: ChannelTransport,
+    (transport, transport_thread): (ChannelTransport, std::thread::JoinHandle<()>),
     batch_bytes: usize,
     started: SyncSender<Result<(), StoreError>>,
 ) {
@@ -652,7 +669,18 @@ pub(crate) fn restore_and_run(
     }
     let _ = started.send(Ok(()));
     drop(started);
-    let answer = worker.run(driver);
+    let (answer, join) = worker.run(driver);
+    // The worker's channel is closed now, so the transport thread ends
+    // after the request it is on. A shutdown waits for that (until its
+    // deadline): no upload runs on after it returned.
+    if let Some(deadline) = join {
+        while !transport_thread.is_finished() && deadline.is_none_or(|d| StdInstant::now() < d) {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if transport_thread.is_finished() {
+            let _ = transport_thread.join();
+        }
+    }
     // Answer the shutdown only now, with the store closed and its lock
     // released, so an async caller need not join this thread.
     if let Some((reply, report)) = answer {
