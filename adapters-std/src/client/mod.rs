@@ -250,8 +250,8 @@ impl ClientBuilder {
 
         let (tx, rx) = mpsc::sync_channel::<Msg>(CHANNEL_CAPACITY);
         let hub = notify::Hub::default();
-        if let Some(report) = salvaged {
-            hub.publish_sticky(Notification::Salvaged(report));
+        if let Some(report) = &salvaged {
+            hub.publish_sticky(Notification::Salvaged(report.clone()));
         }
         let clock = clock::Clock::start();
         let (transport, transport_thread) =
@@ -272,7 +272,8 @@ impl ClientBuilder {
                     }
                 };
                 let not_stored = Default::default();
-                let w = Worker::new(rx, clock, not_stored, worker_hub, worker_buffers);
+                let mut w = Worker::new(rx, clock, not_stored, worker_hub, worker_buffers);
+                w.salvaged = salvaged;
                 worker::restore_and_run(
                     w,
                     machine,

@@ -114,7 +114,7 @@ pub(crate) struct Worker {
     last_error: Option<String>,
     last_store_error: Option<StoreError>,
     /// The last salvage of this run.
-    salvaged: Option<crate::sqlite::Salvaged>,
+    pub(crate) salvaged: Option<crate::sqlite::Salvaged>,
     /// Non-durable tracks refused so far (their receipts' numbers count
     /// down from `u64::MAX`).
     refused: u64,
