@@ -615,7 +615,8 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
         let machine = &self.machine;
         let needed: usize = (batch.first..=batch.last)
             .map(|s| machine.pending_size(s).unwrap_or(0) as usize)
-            .sum();
+            // Sizes come from the store: checked, even on a 32-bit target.
+            .fold(0usize, usize::saturating_add);
         if needed > self.buf.len() {
             // Cut batches to the buffer from now on; this is no server's 413.
             let available = self.buf.len();

@@ -433,7 +433,7 @@ impl<const N: usize> Machine<N> {
             in_flight_events: self
                 .in_flight
                 .and_then(|b| self.live_range(&b))
-                .map_or(0, |(f, l)| (l - f + 1) as u32),
+                .map_or(0, |(f, l)| u32::try_from(l - f + 1).unwrap_or(u32::MAX)),
             tracked: c.tracked,
             restored: c.restored,
             delivered: c.delivered,
