@@ -286,8 +286,10 @@ impl<const N: usize> Pending<N> {
         Some(size)
     }
 
-    /// Remove the newest event; returns its size, or `None` when it is not
+    /// Remove the newest event (tests only: the machine spends numbers,
+    /// it never takes them back); returns its size, or `None` when it is not
     /// known (never for an uncommitted event) or the queue is empty.
+    #[cfg(test)]
     pub(crate) fn pop_back(&mut self) -> Option<u32> {
         if self.is_empty() {
             return None;
