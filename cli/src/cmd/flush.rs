@@ -12,18 +12,9 @@ use super::{err_line, out_line};
 use crate::args::{FlushArgs, FlushModeArg};
 use crate::error::{CliError, CliResult};
 
-/// Events dropped as damaged in the database between two stats: every
-/// drop that is not an overflow, a max-attempts or a not-stored one.
+/// Events dropped as damaged in the database between two stats.
 pub fn damaged_since(base: &outbox_std::Stats, now: &outbox_std::Stats) -> u64 {
-    let all = now.dropped().saturating_sub(base.dropped());
-    let other = now.dropped_overflow.saturating_sub(base.dropped_overflow)
-        + now
-            .dropped_max_attempts
-            .saturating_sub(base.dropped_max_attempts)
-        + now
-            .dropped_not_stored
-            .saturating_sub(base.dropped_not_stored);
-    all.saturating_sub(other)
+    now.dropped_damaged.saturating_sub(base.dropped_damaged)
 }
 
 /// What `send` and `flush` say about storage damage: a salvage of the
