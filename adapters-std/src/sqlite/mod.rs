@@ -13,11 +13,25 @@
 //!   them; first and last from the key), and the machine's window of sizes
 //!   is an indexed range read: ten million queued events open without a
 //!   scan.
-//! - A row whose stored size and payload disagree is reported as that one
-//!   malformed record ([`ReadError::Malformed`]), which the driver
-//!   dead-letters alone.
+//! - **Storage damage costs the damaged rows alone** (the store contract's
+//!   holes, `outbox_core::store`): a row that is missing inside the queue,
+//!   whose size is out of range (negative, not a number, above
+//!   [`SqliteOptions::max_record_bytes`]) or that sits on a page SQLite
+//!   cannot read is a [`HOLE`] in [`read_sizes`](Store::read_sizes), never
+//!   an error, and the machine drops it as damaged with its number; a range
+//!   SQLite cannot walk is read row by row. A row found bad when its batch
+//!   is read (size and payload disagree, bytes not JSON, unreadable) is
+//!   [`ReadError::Malformed`], dead-lettered alone. The counters are
+//!   recounted once a damaged row is found.
 //! - Opening checks the file before writing anything: a foreign, damaged or
-//!   newer file is refused with an [`OpenError`] and left exactly as it was.
+//!   newer file is refused by [`SqliteStore::open`] with an [`OpenError`]
+//!   and left exactly as it was. [`SqliteStore::open_or_salvage`] (what the
+//!   Client uses) instead salvages a damaged, truncated, non-database or
+//!   newer file: every row it can still read goes into a fresh store at the
+//!   same path and the damaged file is kept as `<db>.corrupt-<unix time>`
+//!   ([`Salvaged`]); a store whose delete or summary runs into a page SQLite
+//!   cannot walk does the same while running. A foreign SQLite database is
+//!   always refused untouched.
 //! - A one-row **meta** table remembers how far numbering went (raised in
 //!   the same transaction as every prefix delete), so numbers are never
 //!   reused across restarts, and the last upload or storage error, which
@@ -915,6 +929,8 @@ impl SqliteStore {
 
     fn rollback(&mut self) {
         self.counted.set(Counts::default());
+        // Appends rolled back may have been the newest rows.
+        self.newest.set(None);
         if !self.conn.is_autocommit() {
             if let Err(e) = self.conn.execute_batch("ROLLBACK") {
                 log::warn!("outbox: rollback of {} failed: {e}", self.path.display());
@@ -929,6 +945,7 @@ impl SqliteStore {
         if self.in_tx && self.conn.is_autocommit() {
             self.in_tx = false;
             self.counted.set(Counts::default());
+            self.newest.set(None);
             if self.tx_has_appends {
                 self.poisoned = true;
             }
