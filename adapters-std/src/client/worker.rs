@@ -212,6 +212,8 @@ impl Worker {
         Option<Option<StdInstant>>,
     ) {
         let mut final_answer = None;
+        // A salvage made while restoring (the queue's ends could not be read).
+        self.take_salvage(&mut driver);
         loop {
             let first = match self.next_wake(&driver) {
                 Some(at) => {
