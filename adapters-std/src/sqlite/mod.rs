@@ -777,9 +777,11 @@ impl SqliteStore {
         self.conn = conn;
         self._lock = Some(lock);
         self.schema = schema;
+        // `poisoned` stays: appends a failed statement rolled back before
+        // the salvage are not in the fresh file either, and the next sync
+        // must say so.
         self.in_tx = false;
         self.tx_has_appends = false;
-        self.poisoned = false;
         self.counted.set(Counts::default());
         self.recount.set(false);
         self.note_salvage(&report);
@@ -954,10 +956,9 @@ impl SqliteStore {
     }
 }
 
-impl Store for SqliteStore {
-    type Error = StoreError;
-
-    fn append(&mut self, seq: Seq, payload: &[u8]) -> Result<(), StoreError> {
+impl SqliteStore {
+    /// One try of [`append`](Store::append).
+    fn append_once(&mut self, seq: Seq, payload: &[u8]) -> Result<(), StoreError> {
         if self.poisoned {
             return Err(StoreError::RolledBack);
         }
@@ -988,6 +989,23 @@ impl Store for SqliteStore {
                 self.note_failure();
                 Err(e.into())
             }
+        }
+    }
+}
+
+impl Store for SqliteStore {
+    type Error = StoreError;
+
+    fn append(&mut self, seq: Seq, payload: &[u8]) -> Result<(), StoreError> {
+        match self.append_once(seq, payload) {
+            // A damaged page where the row goes: when the transaction is
+            // still whole (its appends are copied), the rows go on in a
+            // fresh file and the append is made there.
+            Err(StoreError::Corrupt(why)) if !self.poisoned && self._lock.is_some() => {
+                self.rebuild(None, &why)?;
+                self.append_once(seq, payload)
+            }
+            other => other,
         }
     }
 
