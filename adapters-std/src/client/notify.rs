@@ -186,14 +186,15 @@ impl Hub {
 
     pub(crate) fn publish_sticky(&self, note: Notification) {
         // Under the subscribers' lock, so no subscriber gets it twice.
-        let Ok(guard) = self.subscribers.lock() else {
+        let Ok(mut guard) = self.subscribers.lock() else {
             return;
         };
         if let Ok(mut sticky) = self.sticky.lock() {
             sticky.push(note.clone());
         }
-        drop(guard);
-        self.publish(note);
+        if let Some(subs) = guard.as_mut() {
+            self.offer(subs, &note);
+        }
     }
 
     fn publish(&self, note: Notification) {
@@ -203,6 +204,11 @@ impl Hub {
         let Some(subs) = guard.as_mut() else {
             return;
         };
+        self.offer(subs, &note);
+    }
+
+    /// Offers `note` to each subscriber, dropping the ones that left.
+    fn offer(&self, subs: &mut Vec<SyncSender<Notification>>, note: &Notification) {
         subs.retain(|tx| match tx.try_send(note.clone()) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => {
