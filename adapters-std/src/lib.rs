@@ -19,10 +19,10 @@
 //! | [`Client::dead_letters`] | refused events, with status, reason and time |
 //! | [`Client::requeue_dead_letters`] / [`Client::purge_dead_letters`] | put refused events back into the queue, or delete them ([`DeadLetterSelection`]) |
 //! | `Client::into_async` → `AsyncClient` (feature `async`) | `track_durable`, `flush_and_wait`, `shutdown` as futures, on any executor |
-//! | [`Client::notifications`] → [`Notifications`] | an iterator of [`Notification`]s |
+//! | [`Client::notifications`] → [`Notifications`] | an iterator of [`Notification`]s (delivered, dropped — `Damaged` for a record storage lost —, rejected, halted, retries, `Refused` for a track that could not be queued, `Salvaged` for a damaged database set aside) |
 //! | [`Client::shutdown`] | bounded final flush, then stop (also on drop of the last handle) |
 //! | [`Client::close`] | commit and stop without starting an upload |
-//! | [`sqlite::SqliteStore`] | the store by itself; `open_read_only` to inspect a live database: `queue_len`, `oldest_event`, `last_error`, dead letters |
+//! | [`sqlite::SqliteStore`] | the store by itself; `open_or_salvage` as the Client opens it (a damaged file salvaged and set aside); `open_read_only` to inspect a live database: `queue_len`, `oldest_event`, `last_error`, `last_salvage`, dead letters |
 //! | [`http::HttpUploader`] | the transport by itself; [`Uploader`] to plug in another |
 //!
 //! A Client's queue is bounded by `max_queue_events` (default 1000) and

@@ -521,8 +521,9 @@ fn status_of_an_empty_file_is_an_empty_queue() {
     assert_eq!(std::fs::metadata(&db).unwrap().len(), 0);
 }
 
-/// Item 16: a truncated database is refused by `status` and `send` with
-/// nothing created beside it, and `status --json` says so in JSON.
+/// Item 16: a truncated database is refused by `status` with nothing
+/// created beside it, and `status --json` says so in JSON; `send` salvages
+/// it (issue 17 item 1; it refused it before).
 #[test]
 fn a_truncated_database_gets_no_files_beside_it_and_json_errors_are_json() {
     let dir = tempfile::tempdir().unwrap();
@@ -547,14 +548,27 @@ fn a_truncated_database_gets_no_files_beside_it_and_json_errors_are_json() {
         "{doc}"
     );
     assert_eq!(doc["error"]["exitCode"], 1);
-    let res = run(&strs(&send_nowhere(&db, &[])));
-    assert_error_last(&res, 1);
     let names: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
         .collect();
     assert_eq!(names, ["q.db"]);
     assert_eq!(std::fs::read(&db).unwrap(), cut, "left untouched");
+    // Issue 17 item 1: a writer no longer refuses it; it salvages what
+    // can be read and keeps the damaged file aside, byte for byte
+    // (cli/tests/damage.rs covers the rest).
+    let res = run(&strs(&send_nowhere(&db, &["--no-wait"])));
+    assert!(stderr_of(&res).contains("salvaged"), "{}", stderr_of(&res));
+    let aside: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains("q.db.corrupt-"))
+        .filter(|p| {
+            !p.to_string_lossy().ends_with("-wal") && !p.to_string_lossy().ends_with("-shm")
+        })
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(std::fs::read(&aside[0]).unwrap(), cut, "kept as it was");
 }
 
 /// Item 8 (the CLI's part): when the endpoint rejects everything, the final

@@ -515,19 +515,36 @@ fn unreadable_or_foreign_database_is_one_line() {
         vec!["status", "--json", "--db", g],
         vec!["dead-letter", "list", "--db", g],
         vec!["dead-letter", "export", "--db", g],
-        vec!["flush", "--endpoint", &url, "--db", g],
     ] {
         let res = run(&args);
         let line = assert_one_line_error(&res);
         assert_eq!(res.status.code(), Some(1), "{args:?}");
         assert!(line.contains("not an outbox database"), "{args:?}: {line}");
     }
-    let res = run_with_stdin(&["send", "--endpoint", &url, "--db", g], "{}\n");
-    let line = assert_one_line_error(&res);
-    assert!(line.contains("not an outbox database"), "{line}");
-    // The file is left exactly as it was.
+    // The readers left the file exactly as it was.
     assert_eq!(
         std::fs::read(&garbage).unwrap(),
+        b"this is not a database at all, just text. ".repeat(200)
+    );
+    // Issue 17 item 1: a writer (`flush`, `send`) no longer refuses it: it
+    // keeps the file aside byte for byte as `garbage.db.corrupt-<time>`,
+    // says so, and goes on with a fresh queue.
+    let res = run(&["flush", "--endpoint", &url, "--db", g]);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&res.stderr).to_string();
+    assert!(stderr.contains("garbage.db.corrupt-"), "{stderr}");
+    let aside: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains("garbage.db.corrupt-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(
+        std::fs::read(&aside[0]).unwrap(),
         b"this is not a database at all, just text. ".repeat(200)
     );
     // Missing database, directory as database.

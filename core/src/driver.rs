@@ -7,160 +7,18 @@
 
 use core::fmt;
 
-use serde::{Deserialize, Serialize};
-
 use core::time::Duration;
 
 use crate::config::Config;
 use crate::input::{Input, LocalFailure};
 use crate::machine::{Accepted, Machine};
-use crate::output::{Batch, BatchId, DropReason, Output, RejectReason};
+use crate::output::{Batch, BatchId, DropReason, Output};
 use crate::{InputError, Instant, Seq};
 
-/// What a store holds, in the logical view: a sequence number written twice
-/// counts once (its newest copy), so `count == last - first + 1` for a store
-/// without gaps. Read once at start-up ([`Store::summary`]); the machine
-/// keeps these totals from then on and never visits every record.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct StoreSummary {
-    /// Pending records.
-    pub count: u64,
-    /// Their payload bytes.
-    pub bytes: u64,
-    /// The oldest record's sequence number (meaningless when `count` is 0).
-    pub first: Seq,
-    /// The newest record's sequence number (meaningless when `count` is 0).
-    pub last: Seq,
-}
-
-impl StoreSummary {
-    /// A store holding nothing.
-    pub const EMPTY: StoreSummary = StoreSummary {
-        count: 0,
-        bytes: 0,
-        first: 0,
-        last: 0,
-    };
-}
-
-/// Why [`Store::read_range`] could not return a batch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-#[non_exhaustive]
-pub enum ReadError<E> {
-    /// The backend failed (I/O, a lock, ...): the read is retried later,
-    /// without spending a delivery attempt.
-    Store(E),
-    /// The record `seq` is damaged for good (its stored size and its bytes
-    /// disagree, its checksum fails): the driver dead-letters that one event
-    /// with [`RejectReason::Malformed`] and the queue moves on.
-    Malformed {
-        /// The damaged record.
-        seq: Seq,
-    },
-}
-
-impl<E> From<E> for ReadError<E> {
-    fn from(e: E) -> Self {
-        ReadError::Store(e)
-    }
-}
-
-impl<E: fmt::Debug> fmt::Display for ReadError<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ReadError::Store(e) => write!(f, "read failed: {e:?}"),
-            ReadError::Malformed { seq } => write!(f, "stored event {seq} is malformed"),
-        }
-    }
-}
-
-impl<E: fmt::Debug> core::error::Error for ReadError<E> {}
-
-/// Durable storage for event payloads, keyed by sequence number.
-///
-/// The machine never asks for every record: it reads the [`summary`](Store::summary)
-/// at start-up and then the sizes of a small window of the oldest records
-/// ([`read_sizes`](Store::read_sizes)) as it needs them, so a store of ten
-/// million events costs the machine the same memory as one of ten.
-///
-/// # Durability contract
-///
-/// - After [`append`](Store::append) *and then* [`sync`](Store::sync) return
-///   `Ok`, the record survives a crash or power cut. A store that makes each
-///   append durable by itself implements `sync` as a no-op. The machine asks
-///   for a sync (a commit) before every send, so no batch ever names an event
-///   that a crash could lose.
-/// - A record whose append or sync failed may or may not be there after a
-///   crash; if it is, it is either whole or detected as torn and left out of
-///   every read. It is never half-visible.
-/// - [`delete_through`](Store::delete_through) removes a prefix; after a crash
-///   the prefix is either gone or still whole (re-sending it is harmless, the
-///   server deduplicates by `messageId`).
-/// - After a failed append or sync the machine hands the same sequence
-///   numbers out again. An append of a number that still holds a record
-///   replaces it; a store that cannot overwrite may keep both copies, but
-///   every read (summary, sizes, payloads) shows only the newest.
-/// - Reads see every append so far, synced or not.
-/// - The stored records are contiguous: no gaps between `first` and `last`.
-pub trait Store {
-    /// The backend's error.
-    type Error: fmt::Debug;
-
-    /// Store `payload` as event `seq`. Sequence numbers only grow, except
-    /// that numbers whose append or sync failed are used again.
-    fn append(&mut self, seq: Seq, payload: &[u8]) -> Result<(), Self::Error>;
-
-    /// Make every append so far durable (a commit).
-    fn sync(&mut self) -> Result<(), Self::Error> {
-        Ok(())
-    }
-
-    /// Copy the payloads of `first..=last`, back to back and oldest first,
-    /// into `buf` (which the driver sizes from the machine's sizes); returns
-    /// the number of bytes written. A record whose stored size and bytes
-    /// disagree is [`ReadError::Malformed`], naming that record.
-    fn read_range(
-        &mut self,
-        first: Seq,
-        last: Seq,
-        buf: &mut [u8],
-    ) -> Result<usize, ReadError<Self::Error>>;
-
-    /// Delete every record with sequence number `<= through`. Durable by the
-    /// next sync at the latest.
-    fn delete_through(&mut self, through: Seq) -> Result<(), Self::Error>;
-
-    /// Count, bytes, first and last sequence number of the records held, in
-    /// the logical view (a number written twice counts once). Called at
-    /// start-up; it should not visit every record (keep counters, or
-    /// aggregate over an index).
-    fn summary(&mut self) -> Result<StoreSummary, Self::Error>;
-
-    /// The stored sizes of the records `from, from + 1, ...`, at most
-    /// `out.len()` of them, into `out`; returns how many were written. It
-    /// stops early only at the end of the store (or at a gap, which a store
-    /// must not have). Used to refill the machine's window of sizes.
-    fn read_sizes(&mut self, from: Seq, out: &mut [u32]) -> Result<usize, Self::Error>;
-
-    /// One past the highest sequence number this store ever held, deleted
-    /// records included (0 for a new store), so that numbering never goes
-    /// back after a restart that finds the store empty. A store that cannot
-    /// remember it keeps the default; numbers are then unique only among
-    /// stored records.
-    fn seq_floor(&mut self) -> Result<Seq, Self::Error> {
-        Ok(0)
-    }
-
-    /// The event `seq` is refused for good (by the server, or because its
-    /// record is malformed); keep a dead-letter copy if the store has a
-    /// place for one. The `delete_through` covering it follows.
-    fn reject(&mut self, seq: Seq, status: u16, reason: RejectReason) -> Result<(), Self::Error> {
-        let _ = (seq, status, reason);
-        Ok(())
-    }
-}
+// The store contract lives in `crate::store`; these keep the old
+// `driver::{Store, StoreSummary, ReadError}` paths working.
+#[allow(unused_imports)]
+pub use crate::store::{ReadError, Store, StoreSummary, HOLE};
 
 /// How a batch ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -307,6 +165,8 @@ pub enum DriverError<SE, TE> {
         got: usize,
     },
     /// The store had fewer sizes than it holds records, from `from` on.
+    /// No longer returned (store contract v3): a number past the store's
+    /// end is a hole ([`HOLE`]); kept so that matches keep compiling.
     MissingSizes {
         /// The first size missing.
         from: Seq,
@@ -708,7 +568,10 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
         }
     }
 
-    /// Answer a `ReadSizes`: the sizes in chunks, then what was missing.
+    /// Answer a `ReadSizes`: the sizes in chunks. A store stops early only
+    /// at its end: every number asked for beyond it has no record, and is
+    /// answered as a [`HOLE`]. A store error is answered with
+    /// `SizesUnavailable` (asked again after a backoff).
     // Not inlined: one copy serves every caller (firmware flash, see
     // firmware/size.sh).
     #[inline(never)]
@@ -726,18 +589,17 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
                     return Err(DriverError::Store(e));
                 }
             };
-            if n == 0 {
-                break;
-            }
             for (seq, &size) in (next..).zip(&chunk[..n]) {
                 self.machine.handle(now, Input::Size { seq, size })?;
             }
             next += n as Seq;
+            if n < want {
+                break;
+            }
         }
-        if next < end {
-            self.machine
-                .handle(now, Input::SizesUnavailable { from: next })?;
-            return Err(DriverError::MissingSizes { from: next });
+        // Past the store's end: no record.
+        for seq in next..end {
+            self.machine.handle(now, Input::Size { seq, size: HOLE })?;
         }
         Ok(())
     }
@@ -753,7 +615,8 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
         let machine = &self.machine;
         let needed: usize = (batch.first..=batch.last)
             .map(|s| machine.pending_size(s).unwrap_or(0) as usize)
-            .sum();
+            // Sizes come from the store: checked, even on a 32-bit target.
+            .fold(0usize, usize::saturating_add);
         if needed > self.buf.len() {
             // Cut batches to the buffer from now on; this is no server's 413.
             let available = self.buf.len();

@@ -29,7 +29,7 @@ pub enum InputError {
         /// The smallest acceptable sequence number.
         expected_at_least: Seq,
     },
-    /// A restored record leaves a hole in the pending range.
+    /// A restored summary's newest record is older than its oldest.
     RestoreGap {
         /// The record's sequence number.
         seq: Seq,
@@ -40,6 +40,14 @@ pub enum InputError {
     RestoreOutOfRange {
         /// The record's sequence number.
         seq: Seq,
+    },
+    /// A restored summary counts more intact records than its range has
+    /// numbers (`last - first + 1`).
+    RestoreCount {
+        /// The records it counts.
+        count: u64,
+        /// The numbers from its first to its last record.
+        span: u64,
     },
     /// Sequence numbers are used up (after 2^63 events).
     SeqExhausted,
@@ -83,6 +91,10 @@ impl fmt::Display for InputError {
                     "restored record {seq} is beyond the largest sequence number"
                 )
             }
+            InputError::RestoreCount { count, span } => write!(
+                f,
+                "restored summary counts {count} records in a range of {span} numbers"
+            ),
             InputError::SeqExhausted => f.write_str("sequence numbers are used up"),
             InputError::Undrained => {
                 f.write_str("too many events tracked without draining the machine's outputs")

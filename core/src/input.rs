@@ -9,8 +9,8 @@ use core::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::FlushMode;
-use crate::driver::StoreSummary;
 use crate::output::BatchId;
+use crate::store::StoreSummary;
 use crate::Seq;
 
 /// A failure on this side of the wire: the batch never left, so it spends

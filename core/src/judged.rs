@@ -31,6 +31,7 @@ pub fn seen(output: &Output) -> Option<Seen> {
                 DropReason::Overflow => Why::Overflow,
                 DropReason::MaxAttempts => Why::MaxAttempts,
                 DropReason::NotStored => Why::NotStored,
+                DropReason::Damaged => Why::Damaged,
             },
         },
         Output::Rejected {

@@ -22,14 +22,14 @@
 use core::time::Duration;
 
 use crate::config::{Config, ConfigError, FlushMode, Overflow};
-use crate::driver::StoreSummary;
 use crate::error::InputError;
 use crate::input::{Input, Lifecycle, LocalFailure};
 use crate::notes::Notes;
 use crate::output::{Batch, BatchId, DropReason, HaltReason, Output, RejectReason, RetryCause};
-use crate::pending::Pending;
+use crate::pending::{is_hole, Pending, SPENT};
 use crate::rng::SplitMix64;
 use crate::stats::Stats;
+use crate::store::{StoreSummary, HOLE};
 use crate::time::duration_millis;
 use crate::{Instant, Seq, MAX_SEQ};
 
@@ -67,6 +67,7 @@ struct Counters {
     dropped_overflow: u64,
     dropped_max_attempts: u64,
     dropped_not_stored: u64,
+    dropped_damaged: u64,
     rejected: u64,
     retries: u64,
     notes_overflowed: u32,
@@ -96,6 +97,10 @@ struct Refill {
     /// The store could not answer; ask again at this instant.
     retry_at: Option<Instant>,
 }
+
+/// Ranges of numbers the machine spent without storing them that it
+/// remembers (see [`Machine`]'s `spent`).
+const SPENT_RANGES: usize = 4;
 
 /// The sans-IO delivery machine with a window of `N` sizes.
 ///
@@ -139,6 +144,17 @@ pub struct Machine<const N: usize> {
     started: bool,
     /// The store's floor: numbering never goes below it.
     seq_floor: Seq,
+    /// Pending numbers the machine spent without storing them (a
+    /// `NotStored` drop, a skip to the store's floor), oldest first, as
+    /// `[start, end)`: already reported (or never events), they leave
+    /// silently, and a record the store still shows for one of them (a
+    /// failed sync's) is a hole. Bounded: when full, a new range is kept
+    /// only by the window's marks (a hole read back for it from the store
+    /// is then reported `Damaged`, which it is: never stored).
+    spent: heapless::Vec<(Seq, Seq), SPENT_RANGES>,
+    /// Holes dropped at the head and not yet reported: a run is reported
+    /// once, when it ends; no `Delete` passes its start until then.
+    damaged_run: Option<(Seq, Seq)>,
     tracked_any: bool,
     notes: Notes,
     counters: Counters,
@@ -185,6 +201,8 @@ impl<const N: usize> Machine<N> {
             halt: None,
             started: false,
             seq_floor: 0,
+            spent: heapless::Vec::new(),
+            damaged_run: None,
             tracked_any: false,
             notes: Notes::new(),
             counters: Counters::default(),
@@ -335,9 +353,13 @@ impl<const N: usize> Machine<N> {
         if let Some(note) = self.notes.pop() {
             return Some(note);
         }
-        if head > self.delete_cursor {
-            self.delete_cursor = head;
-            return Some(Output::Delete { through: head - 1 });
+        // Holes not reported yet are not deleted yet either.
+        let deletable = self.damaged_run.map_or(head, |(first, _)| first.min(head));
+        if deletable > self.delete_cursor {
+            self.delete_cursor = deletable;
+            return Some(Output::Delete {
+                through: deletable - 1,
+            });
         }
         if self.over_limits() {
             // Room is still owed: the sizes to drop come first.
@@ -371,7 +393,9 @@ impl<const N: usize> Machine<N> {
         {
             return self.ask_sizes();
         }
-        if self.pending.size_of(head).is_none() || self.commits.commit_cursor <= head {
+        if !self.pending.size_of(head).is_some_and(|s| !is_hole(s))
+            || self.commits.commit_cursor <= head
+        {
             return None;
         }
         let batch = self.next_batch();
@@ -409,13 +433,14 @@ impl<const N: usize> Machine<N> {
             in_flight_events: self
                 .in_flight
                 .and_then(|b| self.live_range(&b))
-                .map_or(0, |(f, l)| (l - f + 1) as u32),
+                .map_or(0, |(f, l)| u32::try_from(l - f + 1).unwrap_or(u32::MAX)),
             tracked: c.tracked,
             restored: c.restored,
             delivered: c.delivered,
             dropped_overflow: c.dropped_overflow,
             dropped_max_attempts: c.dropped_max_attempts,
             dropped_not_stored: c.dropped_not_stored,
+            dropped_damaged: c.dropped_damaged,
             rejected: c.rejected,
             retries: c.retries,
             notes_overflowed: c.notes_overflowed,
@@ -645,6 +670,16 @@ impl<const N: usize> Machine<N> {
     }
 
     fn on_size(&mut self, seq: Seq, size: u32) {
+        // A number the machine spent is a hole whatever the store shows
+        // (a record whose sync failed may still be readable); a size no
+        // event can have is one too.
+        let size = if self.is_spent(seq) {
+            SPENT
+        } else if is_hole(size) {
+            HOLE
+        } else {
+            size
+        };
         self.pending.refill(seq, size);
         if self
             .refill
@@ -669,11 +704,18 @@ impl<const N: usize> Machine<N> {
         if summary.last >= MAX_SEQ {
             return Err(InputError::RestoreOutOfRange { seq: summary.last });
         }
-        let expected = summary.first.saturating_add(summary.count - 1);
-        if summary.last < summary.first || expected != summary.last {
+        if summary.last < summary.first {
             return Err(InputError::RestoreGap {
                 seq: summary.last,
-                expected,
+                expected: summary.first,
+            });
+        }
+        // The numbers between the intact records that have none are holes.
+        let span = summary.last - summary.first + 1;
+        if summary.count > span {
+            return Err(InputError::RestoreCount {
+                count: summary.count,
+                span,
             });
         }
         self.started = true;
@@ -681,7 +723,8 @@ impl<const N: usize> Machine<N> {
             self.delete_cursor = summary.first;
         }
         let end = summary.last + 1;
-        self.pending.restore(summary.first, end, summary.bytes);
+        self.pending
+            .restore(summary.first, end, summary.bytes, span - summary.count);
         self.commits.persist_cursor = end;
         self.commits.commit_cursor = end;
         self.counters.restored = summary.count;
@@ -707,60 +750,102 @@ impl<const N: usize> Machine<N> {
         Ok(())
     }
 
-    /// Numbering continues at the store's floor once the restored records
-    /// are gone (the restore may drop them after the floor came), until the
-    /// first track.
+    /// Numbering continues at the store's floor, whether or not the queue
+    /// is empty (numbers are never reused): an empty queue restarts there,
+    /// and a queue holding records gets the numbers up to the floor as
+    /// spent holes (they leave silently when they reach the head).
     fn apply_seq_floor(&mut self) {
         let next = self.seq_floor;
-        if self.tracked_any || !self.pending.is_empty() || next <= self.pending.end() {
+        let end = self.pending.end();
+        if self.tracked_any || next <= end {
             return;
         }
-        // Records the restore dropped keep their delete owed.
-        if self.delete_cursor == self.pending.head() {
-            self.delete_cursor = next;
+        if self.pending.is_empty() {
+            // Records the restore dropped keep their delete owed.
+            if self.delete_cursor == self.pending.head() {
+                self.delete_cursor = next;
+            }
+            self.pending.reset_empty_at(next);
+        } else if self.pending.extend_holes(next) {
+            self.note_spent(end, next);
+        } else {
+            return;
         }
-        self.pending.reset_empty_at(next);
         self.commits.persist_cursor = next;
         self.commits.commit_cursor = next;
     }
 
-    /// The events from `from` on were not stored: they leave, reported.
+    /// Remember `[start, end)` as spent (merged with the newest range when
+    /// they touch; not kept when the list is full).
+    fn note_spent(&mut self, start: Seq, end: Seq) {
+        if let Some(last) = self.spent.last_mut() {
+            if start <= last.1 {
+                last.1 = last.1.max(end);
+                return;
+            }
+        }
+        let _ = self.spent.push((start, end));
+    }
+
+    fn is_spent(&self, seq: Seq) -> bool {
+        self.spent.iter().any(|&(s, e)| s <= seq && seq < e)
+    }
+
+    /// The events from `from` on were not stored: they leave, reported,
+    /// and their numbers are spent for good (the next event is numbered
+    /// after them, so no receipt or response of theirs can match it).
     fn drop_newest_from(&mut self, from: Seq) {
         let from = from.max(self.pending.head());
         let end = self.pending.end();
         if from >= end {
             return;
         }
-        while self.pending.end() > from {
-            if self.pending.pop_back().is_none() {
-                // Unreachable: uncommitted sizes stay in the window.
-                break;
+        // Each run of events (numbers spent before are not reported again)
+        // is one report.
+        let mut run: Option<(Seq, Seq)> = None;
+        let mut gone = 0;
+        for seq in from..end {
+            if self.pending.mark_spent(seq) {
+                gone += 1;
+                run = match run {
+                    Some((first, _)) => Some((first, seq)),
+                    None => Some((seq, seq)),
+                };
+            } else if let Some((first, last)) = run.take() {
+                self.report_not_stored(first, last);
             }
         }
-        let gone = self.pending.end();
-        self.counters.dropped_not_stored += end - gone;
-        self.push_note(Output::Dropped {
-            first: gone,
-            last: end - 1,
-            reason: DropReason::NotStored,
-        });
+        if let Some((first, last)) = run {
+            self.report_not_stored(first, last);
+        }
+        self.counters.dropped_not_stored += gone;
+        self.note_spent(from, end);
         let c = &mut self.commits;
-        c.persist_cursor = c.persist_cursor.min(gone);
-        c.commit_cursor = c.commit_cursor.min(gone);
-        if self.malformed.is_some_and(|m| m >= gone) {
+        c.persist_cursor = end;
+        if c.commit_cursor >= from {
+            c.commit_cursor = end;
+        }
+        if self.malformed.is_some_and(|m| m >= from) {
             self.malformed = None;
         }
-        // A batch can only name stored events; never let a later reuse of
-        // these numbers be acknowledged by an old response.
+        // A batch only names stored events.
         if let Some(b) = self.in_flight.as_mut() {
-            if gone <= b.first {
+            if from <= b.first {
                 // Nothing of it was stored: its answer acknowledges nothing.
                 b.first = 1;
                 b.last = 0;
-            } else if b.last >= gone {
-                b.last = gone - 1;
+            } else if b.last >= from {
+                b.last = from - 1;
             }
         }
+    }
+
+    fn report_not_stored(&mut self, first: Seq, last: Seq) {
+        self.push_note(Output::Dropped {
+            first,
+            last,
+            reason: DropReason::NotStored,
+        });
     }
 
     fn on_set_mode(&mut self, mode: FlushMode) {
@@ -792,6 +877,7 @@ impl<const N: usize> Machine<N> {
     fn settle(&mut self) {
         self.make_room();
         self.apply_seq_floor();
+        self.drop_head_holes();
         if let Some(m) = self.malformed {
             if m < self.pending.head() {
                 self.malformed = None;
@@ -841,7 +927,7 @@ impl<const N: usize> Machine<N> {
 
     fn fits(&self, size: u32) -> bool {
         self.pending.len() < u64::from(self.config.max_queue_events)
-            && self.pending.bytes() + u64::from(size) <= self.config.max_queue_bytes
+            && self.pending.bytes().saturating_add(u64::from(size)) <= self.config.max_queue_bytes
     }
 
     fn over_limits(&self) -> bool {
@@ -852,16 +938,99 @@ impl<const N: usize> Machine<N> {
     /// Drop the oldest events until the queue is within its limits (after
     /// a track, or a restore over limits that shrank). Stops early when the
     /// window runs dry; the sizes are asked for and it goes on when they come.
+    /// Holes at the head leave first, as holes (never as overflow).
     fn make_room(&mut self) {
-        let first = self.pending.head();
-        while self.over_limits() && self.pending.pop_front().is_some() {}
-        let head = self.pending.head();
-        if head > first {
+        loop {
+            self.drop_head_holes();
+            let first = self.pending.head();
+            while self.over_limits()
+                && self
+                    .pending
+                    .size_of(self.pending.head())
+                    .is_some_and(|s| !is_hole(s))
+                && self.pending.pop_front().is_some()
+            {}
+            let head = self.pending.head();
+            if head == first {
+                return;
+            }
             self.counters.dropped_overflow += head - first;
             self.push_note(Output::Dropped {
                 first,
                 last: head - 1,
                 reason: DropReason::Overflow,
+            });
+        }
+    }
+
+    /// Drop the holes at the head: the machine's own (spent) silently, the
+    /// store's as one `Damaged` report per run, sent when the run ends (an
+    /// event, the machine's own holes, or an empty queue after it).
+    fn drop_head_holes(&mut self) {
+        loop {
+            if self.pending.is_empty() {
+                break;
+            }
+            let head = self.pending.head();
+            while self.spent.first().is_some_and(|&(_, e)| e <= head) {
+                self.spent.remove(0);
+            }
+            if let Some(&(start, end)) = self.spent.first() {
+                if start <= head {
+                    self.close_damaged_run();
+                    let before = self.pending.len();
+                    self.pending.skip_front_to(end);
+                    self.count_damaged(before);
+                    continue;
+                }
+            }
+            match self.pending.size_of(head) {
+                Some(HOLE) => {
+                    let before = self.pending.len();
+                    let _ = self.pending.pop_front();
+                    self.count_damaged(before);
+                    self.damaged_run = match self.damaged_run {
+                        Some((first, last)) if last + 1 == head => Some((first, head)),
+                        other => {
+                            if other.is_some() {
+                                self.close_damaged_run();
+                            }
+                            Some((head, head))
+                        }
+                    };
+                }
+                Some(SPENT) => {
+                    self.close_damaged_run();
+                    let before = self.pending.len();
+                    let _ = self.pending.pop_front();
+                    self.count_damaged(before);
+                }
+                // An event, or a size not read yet (the run may go on).
+                Some(_) => {
+                    self.close_damaged_run();
+                    break;
+                }
+                None => break,
+            }
+        }
+        if self.pending.is_empty() {
+            self.close_damaged_run();
+        }
+    }
+
+    /// A hole that was counted as an event (the store's summary counted its
+    /// record intact, or the store lied) is an event lost to damage.
+    fn count_damaged(&mut self, len_before: u64) {
+        let lost = len_before.saturating_sub(self.pending.len());
+        self.counters.dropped_damaged = self.counters.dropped_damaged.saturating_add(lost);
+    }
+
+    fn close_damaged_run(&mut self) {
+        if let Some((first, last)) = self.damaged_run.take() {
+            self.push_note(Output::Dropped {
+                first,
+                last,
+                reason: DropReason::Damaged,
             });
         }
     }
@@ -1018,9 +1187,10 @@ impl<const N: usize> Machine<N> {
             if seq > end {
                 break;
             }
-            let Some(size) = self.pending.size_of(seq).map(u64::from) else {
+            let Some(size) = self.pending.size_of(seq).filter(|&s| !is_hole(s)) else {
                 break;
             };
+            let size = u64::from(size);
             if count > 0 {
                 let bytes = self.config.batch_bytes(count + 1, payload + size);
                 if bytes > max_bytes

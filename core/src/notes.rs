@@ -52,6 +52,7 @@ fn pack(o: Output) -> Option<Note> {
                 DropReason::Overflow => 0,
                 DropReason::MaxAttempts => 1,
                 DropReason::NotStored => 2,
+                DropReason::Damaged => 3,
             },
             n: span(first, last),
             at: first,
@@ -111,6 +112,7 @@ fn unpack(n: Note) -> Output {
             reason: match n.detail {
                 0 => DropReason::Overflow,
                 1 => DropReason::MaxAttempts,
+                3 => DropReason::Damaged,
                 _ => DropReason::NotStored,
             },
         },
@@ -209,6 +211,11 @@ mod tests {
                 first: 7,
                 last: 8,
                 reason: DropReason::NotStored,
+            },
+            Output::Dropped {
+                first: 9,
+                last: 12,
+                reason: DropReason::Damaged,
             },
             Output::Rejected {
                 seq: 4,

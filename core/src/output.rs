@@ -39,6 +39,11 @@ pub enum DropReason {
     MaxAttempts,
     /// The store could not persist them ([`Input::PersistFailed`](crate::Input::PersistFailed)).
     NotStored,
+    /// The store holds no intact record for these numbers (a hole: the
+    /// record is damaged, unreadable or was never stored; see
+    /// [`store`](crate::store)). Reported once the holes reach the head of
+    /// the queue; the next `Delete` covers them.
+    Damaged,
 }
 
 /// Why the server refused one event for good.

@@ -1,8 +1,14 @@
 //! The pending queue's accounts and a window of its sizes.
 //!
 //! Pending events are always the contiguous range `[head, end)` of sequence
-//! numbers, so the totals are three numbers (head, end, bytes) whatever the
-//! queue's length. The sizes themselves are kept for two small windows only:
+//! numbers, so the totals are four numbers (head, end, bytes, holes) whatever
+//! the queue's length. Some numbers in the range may be holes: no intact
+//! record ([`HOLE`], as the store reports it) or a number the machine spent
+//! without storing it ([`SPENT`]); holes weigh 0 bytes and `holes` counts
+//! those the machine knows of (from the store's summary, or spent), so
+//! [`len`](Pending::len) counts events only. Every total is kept with
+//! saturating arithmetic (a store may lie), and an empty queue holds 0 bytes
+//! and 0 holes. The sizes themselves are kept for two small windows only:
 //!
 //! - `front`: the oldest events `[head, head + front.len())`, which the next
 //!   batch, drop-oldest and bisection need. The machine refills it from the
@@ -18,7 +24,26 @@
 
 use heapless::Deque;
 
+use crate::store::HOLE;
 use crate::Seq;
+
+/// A window entry for a number the machine spent without storing it (a
+/// `NotStored` drop, a skip to the store's floor): a hole already reported.
+pub(crate) const SPENT: u32 = HOLE - 1;
+
+/// Whether a window entry is a hole ([`HOLE`] or [`SPENT`]).
+pub(crate) const fn is_hole(size: u32) -> bool {
+    size >= SPENT
+}
+
+/// What an entry weighs in `bytes`: holes nothing.
+const fn weight(size: u32) -> u64 {
+    if is_hole(size) {
+        0
+    } else {
+        size as u64
+    }
+}
 
 /// The totals of `[head, end)` and the sizes at both of its ends.
 #[derive(Clone, Debug)]
@@ -26,6 +51,8 @@ pub(crate) struct Pending<const N: usize> {
     head: Seq,
     end: Seq,
     bytes: u64,
+    /// Holes known to be in `[head, end)` (not counted by `len`).
+    holes: u64,
     front: Deque<u32, N>,
     back: Deque<u32, N>,
 }
@@ -36,6 +63,7 @@ impl<const N: usize> Pending<N> {
             head: 0,
             end: 0,
             bytes: 0,
+            holes: 0,
             front: Deque::new(),
             back: Deque::new(),
         }
@@ -51,16 +79,26 @@ impl<const N: usize> Pending<N> {
         self.end
     }
 
+    /// Events pending: the numbers in `[head, end)` less the known holes.
     pub(crate) const fn len(&self) -> u64 {
-        self.end - self.head
+        (self.end - self.head).saturating_sub(self.holes)
     }
 
     pub(crate) const fn bytes(&self) -> u64 {
         self.bytes
     }
 
+    /// Whether no number is pending (neither an event nor a hole).
     pub(crate) const fn is_empty(&self) -> bool {
         self.end == self.head
+    }
+
+    /// An empty queue holds nothing, whatever the store said.
+    fn settle_empty(&mut self) {
+        if self.is_empty() {
+            self.bytes = 0;
+            self.holes = 0;
+        }
     }
 
     /// One past the last size `front` knows.
@@ -95,15 +133,87 @@ impl<const N: usize> Pending<N> {
         self.end = seq;
     }
 
-    /// Take over a store's records `[first, end)` holding `bytes` bytes;
-    /// no size is known yet.
-    pub(crate) fn restore(&mut self, first: Seq, end: Seq, bytes: u64) {
+    /// Take over a store's records `[first, end)` holding `bytes` bytes,
+    /// `holes` of the numbers without a record; no size is known yet.
+    pub(crate) fn restore(&mut self, first: Seq, end: Seq, bytes: u64, holes: u64) {
         debug_assert!(self.is_empty());
         self.head = first;
-        self.end = end;
+        self.end = end.max(first);
         self.bytes = bytes;
+        self.holes = holes;
         self.front.clear();
         self.back.clear();
+        self.settle_empty();
+    }
+
+    /// Move `end` forward to `to` over numbers that are holes (spent). Only
+    /// while `back` is empty (before any track), so that `back` still ends
+    /// at `end`; returns whether it moved.
+    pub(crate) fn extend_holes(&mut self, to: Seq) -> bool {
+        if to <= self.end || !self.back.is_empty() {
+            return false;
+        }
+        self.holes = self.holes.saturating_add(to - self.end);
+        self.end = to;
+        true
+    }
+
+    /// Mark the pending event `seq` spent (not stored, already reported):
+    /// its size becomes [`SPENT`] and leaves `bytes`. Returns whether it
+    /// was an event (a window held its size and it was not a hole yet).
+    pub(crate) fn mark_spent(&mut self, seq: Seq) -> bool {
+        if seq < self.head || seq >= self.end {
+            return false;
+        }
+        let front_end = self.front_end();
+        let back_start = self.back_start();
+        let slot = if seq < front_end {
+            usize::try_from(seq - self.head)
+                .ok()
+                .and_then(|i| self.front.iter_mut().nth(i))
+        } else if seq >= back_start {
+            usize::try_from(seq - back_start)
+                .ok()
+                .and_then(|i| self.back.iter_mut().nth(i))
+        } else {
+            None
+        };
+        match slot {
+            Some(size) if !is_hole(*size) => {
+                let old = core::mem::replace(size, SPENT);
+                self.bytes = self.bytes.saturating_sub(weight(old));
+                self.holes = self.holes.saturating_add(1);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Drop every number below `to` (all of them holes the machine spent):
+    /// `head` jumps there, whether or not a window knows their sizes.
+    pub(crate) fn skip_front_to(&mut self, to: Seq) {
+        let to = to.min(self.end);
+        while self.head < to {
+            if self.front.is_empty() && self.back_start() > self.head {
+                // Numbers no window knows: jump over them at once.
+                let jump = to.min(self.back_start());
+                self.holes = self.holes.saturating_sub(jump - self.head);
+                self.head = jump;
+                continue;
+            }
+            let size = match self.front.pop_front() {
+                Some(size) => size,
+                None => match self.back.pop_front() {
+                    Some(size) => size,
+                    None => break,
+                },
+            };
+            self.head += 1;
+            self.bytes = self.bytes.saturating_sub(weight(size));
+            self.holes = self.holes.saturating_sub(1);
+        }
+        self.join();
+        self.settle_empty();
     }
 
     /// Append event `end()` of `size` bytes. When `back` is full its oldest
@@ -120,7 +230,7 @@ impl<const N: usize> Pending<N> {
             let _ = self.back.push_back(size);
         }
         self.end += 1;
-        self.bytes += u64::from(size);
+        self.bytes = self.bytes.saturating_add(weight(size));
     }
 
     /// A size read from the store for event `seq`: taken when it is the
@@ -158,8 +268,9 @@ impl<const N: usize> Pending<N> {
         (n > 0).then(|| (from, u32::try_from(n).unwrap_or(u32::MAX)))
     }
 
-    /// Remove the oldest event; returns its size, or `None` when it is not
-    /// known (a refill is needed) or the queue is empty.
+    /// Remove the oldest number; returns its size (a hole's marker for a
+    /// hole), or `None` when it is not known (a refill is needed) or the
+    /// queue is empty.
     pub(crate) fn pop_front(&mut self) -> Option<u32> {
         if self.is_empty() {
             return None;
@@ -170,13 +281,15 @@ impl<const N: usize> Pending<N> {
             None => return None,
         };
         self.head += 1;
-        self.bytes -= u64::from(size);
+        self.forget(size);
         self.join();
         Some(size)
     }
 
-    /// Remove the newest event; returns its size, or `None` when it is not
+    /// Remove the newest event (tests only: the machine spends numbers,
+    /// it never takes them back); returns its size, or `None` when it is not
     /// known (never for an uncommitted event) or the queue is empty.
+    #[cfg(test)]
     pub(crate) fn pop_back(&mut self) -> Option<u32> {
         if self.is_empty() {
             return None;
@@ -187,8 +300,18 @@ impl<const N: usize> Pending<N> {
             None => return None,
         };
         self.end -= 1;
-        self.bytes -= u64::from(size);
+        self.forget(size);
         Some(size)
+    }
+
+    /// Take a removed entry out of the totals (checked: a store's sizes may
+    /// disagree with its summary).
+    fn forget(&mut self, size: u32) {
+        self.bytes = self.bytes.saturating_sub(weight(size));
+        if is_hole(size) {
+            self.holes = self.holes.saturating_sub(1);
+        }
+        self.settle_empty();
     }
 
     /// Size of the pending event `seq`, if a window holds it.
@@ -265,7 +388,7 @@ mod tests {
     #[test]
     fn a_restored_queue_knows_no_size_until_refilled() {
         let mut p = Pending::<4>::new();
-        p.restore(10, 20, 100);
+        p.restore(10, 20, 100, 0);
         assert_eq!((p.len(), p.bytes()), (10, 100));
         assert_eq!(p.pop_front(), None);
         assert_eq!(p.missing(), Some((10, 4)));

@@ -98,6 +98,8 @@ pub enum Why {
     Overflow,
     MaxAttempts,
     NotStored,
+    /// The store has no intact record for these numbers (a hole).
+    Damaged,
 }
 
 /// Why the machine said it halted.
@@ -506,6 +508,7 @@ impl Judge {
                         }
                         Ok(())
                     }
+                    Why::Damaged => self.damaged_drop(first, last),
                 };
                 self.queue.remove(first, last);
                 r
@@ -616,6 +619,20 @@ impl Judge {
                 );
             }
             self.overflow_seen.insert(seq);
+        }
+        Ok(())
+    }
+
+    /// Holes dropped at the head: justified for numbers whose record the
+    /// checker's store damaged, or that it never stored.
+    fn damaged_drop(&mut self, first: u64, last: u64) -> Result<(), Breach> {
+        for seq in first..=last {
+            if !self.damaged.remove(&seq) && self.queue.contains(seq) {
+                return breach(
+                    "1-lost",
+                    format!("seq {seq} dropped as damaged, but the store holds it intact"),
+                );
+            }
         }
         Ok(())
     }

@@ -300,10 +300,14 @@ fn dead_letters_are_requeued_after_the_server_is_fixed_and_purged() {
 fn huge_timeouts_mean_no_deadline_never_a_panic() {
     let collector = Collector::start();
     let dir = tempfile::tempdir().unwrap();
-    let http = HttpConfig::new(collector.url.clone(), "k").timeouts(Duration::MAX, Duration::MAX);
+    // Issue 17 item 4: the overall timeout must stay below the machine's
+    // request_timeout, so both are huge here (a century, two centuries).
+    let century = Duration::from_secs(100 * 365 * 86_400);
+    let http = HttpConfig::new(collector.url.clone(), "k").timeouts(Duration::MAX, century);
     let client = Client::builder()
         .path(dir.path().join("q.db"))
         .http(http)
+        .configure(|c| c.request_timeout(century * 2))
         .drop_flush_timeout(Duration::MAX)
         .build()
         .unwrap();
@@ -468,12 +472,22 @@ fn status_table_no_connection_and_no_answer_are_transient() {
         .timeouts(Duration::from_secs(1), Duration::from_secs(1));
     let note = first_note(http, PATIENCE);
     assert!(transient(&note), "{note:?}");
-    // The same silence with a transport that would wait for minutes: the
-    // machine's `request_timeout` ends the attempt.
+    // A transport that would wait for minutes past the machine's
+    // `request_timeout` is refused when the Client is built (issue 17 item
+    // 4: each timeout would queue another body behind the request still
+    // running); a stuck custom uploader is covered by std_damage_transport.
     let http = HttpConfig::new(format!("http://{addr}"), "k")
         .timeouts(Duration::from_secs(300), Duration::from_secs(300));
-    let note = first_note(http, Duration::from_secs(1));
-    assert!(transient(&note), "{note:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let built = Client::builder()
+        .path(dir.path().join("q.db"))
+        .http(http)
+        .configure(|c| c.request_timeout(Duration::from_secs(1)))
+        .build();
+    assert!(
+        matches!(built, Err(outbox_std::BuildError::HttpTimeout { .. })),
+        "{built:?}"
+    );
     drop(silent);
 }
 

@@ -96,22 +96,34 @@ fn a_foreign_sqlite_file_is_refused_untouched() {
     assert_eq!(names, ["app.db"], "nothing created beside it");
 }
 
+/// Issue 17 item 1 changed this: a file that is not a database is no
+/// longer refused (which stopped tracking for good); the Client keeps its
+/// bytes aside as `<db>.corrupt-<time>` and starts a fresh queue, saying so.
+/// The store by itself still refuses it untouched.
 #[test]
-fn a_file_that_is_not_sqlite_is_refused_untouched() {
+fn a_file_that_is_not_sqlite_is_set_aside_byte_for_byte() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("notes.txt");
     let text = "these are my notes, not a database\n".repeat(200);
     std::fs::write(&path, &text).unwrap();
-    let err = build_on(&path).unwrap_err();
-    assert!(
-        matches!(err, BuildError::Open(OpenError::NotADatabase { .. })),
-        "{err}"
-    );
+    let err = outbox_std::sqlite::SqliteStore::open(&path, SqliteOptions::default()).unwrap_err();
+    assert!(matches!(err, OpenError::NotADatabase { .. }), "{err}");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+    let client = build_on(&path).unwrap();
+    let salvaged = client.stats().unwrap().salvaged.expect("salvaged");
+    assert_eq!(salvaged.events, 0);
+    assert_eq!(std::fs::read_to_string(&salvaged.set_aside).unwrap(), text);
+    let note = client.notifications().recv_timeout(PATIENCE);
+    assert!(matches!(note, Some(Notification::Salvaged(_))), "{note:?}");
+    client.close().unwrap();
 }
 
+/// Issue 17 item 1 changed this: a database whose pages are garbage is no
+/// longer refused; the Client goes on with what can be read (salvaging it
+/// into a fresh file, the damaged one kept aside byte for byte, when SQLite
+/// cannot walk it).
 #[test]
-fn a_corrupted_database_is_refused_untouched() {
+fn a_corrupted_database_is_set_aside_byte_for_byte() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q.db");
     {
@@ -133,17 +145,21 @@ fn a_corrupted_database_is_refused_untouched() {
     }
     std::fs::write(&path, &bytes).unwrap();
 
-    let err = build_on(&path).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            BuildError::Open(OpenError::Corrupt { .. })
-                | BuildError::Restore(StoreError::Corrupt(_))
-                | BuildError::Restore(StoreError::Malformed(_))
-        ),
-        "{err:?}"
-    );
-    assert_eq!(std::fs::read(&path).unwrap(), bytes, "nothing written");
+    // The Client opens it: salvaged at the open, or damaged rows read as
+    // holes and the damaged file set aside at the first delete that needs
+    // a walk through it. Tracking goes on either way.
+    let client = build_on(&path).unwrap();
+    client.track_durable(event("after")).unwrap();
+    if let Some(salvaged) = client.stats().unwrap().salvaged {
+        assert!(salvaged.set_aside.exists());
+    }
+    let report = client.flush_and_wait(PATIENCE).unwrap();
+    assert_eq!(report.pending, 0, "{report:?}");
+    client.close().unwrap();
+    let again = build_on(&path).unwrap();
+    again.track_durable(event("again")).unwrap();
+    again.close().unwrap();
+    let _ = StoreError::Busy;
 }
 
 #[test]

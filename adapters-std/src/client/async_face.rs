@@ -95,6 +95,7 @@ impl AsyncClient {
             payload: payload.bytes,
             durable: None,
             seq: seq.clone(),
+            message_id: payload.message_id.clone(),
         };
         send(&inner.tx, msg)
             .await
@@ -113,6 +114,7 @@ impl AsyncClient {
             payload: bytes,
             durable: Some(reply),
             seq: slot,
+            message_id: String::new(),
         })
         .await
         .ok_or(TrackError::Stopped)?;

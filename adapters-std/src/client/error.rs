@@ -22,6 +22,20 @@ pub enum BuildError {
     #[cfg(feature = "http")]
     #[error(transparent)]
     Http(#[from] crate::http::HttpConfigError),
+    /// The HTTP overall timeout is not below the machine's
+    /// `request_timeout`: each request the machine gives up on would still
+    /// be running when it sends the batch again.
+    #[cfg(feature = "http")]
+    #[error(
+        "the HTTP overall timeout ({overall:?}) must be below the request timeout \
+         ({request_timeout:?})"
+    )]
+    HttpTimeout {
+        /// The HTTP overall timeout.
+        overall: std::time::Duration,
+        /// The machine's `request_timeout`.
+        request_timeout: std::time::Duration,
+    },
     /// Neither an endpoint nor an uploader was given.
     #[error("no endpoint and no uploader configured")]
     NoUploader,

@@ -67,6 +67,10 @@ pub struct ClientStats {
     pub notifications_lost: u64,
     /// The database file.
     pub path: PathBuf,
+    /// The last salvage of this run: the database could not be opened or
+    /// walked, and what could be read went into a fresh one (see
+    /// [`Notification::Salvaged`]).
+    pub salvaged: Option<crate::sqlite::Salvaged>,
 }
 
 /// Builds a [`Client`]; see [`Client::builder`].
@@ -222,6 +226,12 @@ impl ClientBuilder {
             Some(u) => u,
             #[cfg(feature = "http")]
             None => match self.http {
+                Some(h) if h.overall_timeout() >= config.request_timeout() => {
+                    return Err(BuildError::HttpTimeout {
+                        overall: h.overall_timeout(),
+                        request_timeout: config.request_timeout(),
+                    })
+                }
                 Some(h) => Box::new(crate::http::HttpUploader::new(h)?),
                 None => return Err(BuildError::NoUploader),
             },
@@ -233,12 +243,18 @@ impl ClientBuilder {
             .unwrap_or_else(|| uuid::Uuid::new_v4().as_u64_pair().0);
         // Refused here, on the caller's thread, rather than by the worker.
         Machine::<WINDOW>::new(config, 0)?;
-        let store = SqliteStore::open(&path, self.sqlite)?;
+        // A stored size above the event limit can only be damage.
+        let sqlite = self.sqlite.max_record_bytes(config.max_event_bytes());
+        // A damaged file is salvaged, never left to stop tracking.
+        let (store, salvaged) = SqliteStore::open_or_salvage(&path, sqlite)?;
 
         let (tx, rx) = mpsc::sync_channel::<Msg>(CHANNEL_CAPACITY);
         let hub = notify::Hub::default();
+        if let Some(report) = &salvaged {
+            hub.publish_sticky(Notification::Salvaged(report.clone()));
+        }
         let clock = clock::Clock::start();
-        let (transport, _transport_thread) =
+        let (transport, transport_thread) =
             transport::ChannelTransport::start(uploader, tx.clone())?;
         let (started_tx, started_rx) = mpsc::sync_channel(1);
         let worker_hub = hub.clone();
@@ -256,8 +272,16 @@ impl ClientBuilder {
                     }
                 };
                 let not_stored = Default::default();
-                let w = Worker::new(rx, clock, not_stored, worker_hub, worker_buffers);
-                worker::restore_and_run(w, machine, store, transport, batch_bytes, started_tx);
+                let mut w = Worker::new(rx, clock, not_stored, worker_hub, worker_buffers);
+                w.salvaged = salvaged;
+                worker::restore_and_run(
+                    w,
+                    machine,
+                    store,
+                    (transport, transport_thread),
+                    batch_bytes,
+                    started_tx,
+                );
             })?;
         match started_rx.recv() {
             Ok(Ok(())) => {}
@@ -418,7 +442,9 @@ impl Client {
     /// Returns its [`Receipt`] (the `messageId`, and the sequence number the
     /// notifications use). Invalid events are refused here; what can only fail
     /// later (a full disk, a full queue under `Overflow::RejectNew`) shows
-    /// in [`stats`](Self::stats)`.last_error` and in notifications. Use
+    /// in [`stats`](Self::stats)`.last_error` and in notifications: an
+    /// event that could not be queued at all gets a
+    /// [`Notification::Refused`] its receipt [`concerns`](Receipt::concerns). Use
     /// [`track_durable`](Self::track_durable) to wait for the commit and get
     /// those errors back.
     pub fn track(&self, event: Event) -> Result<Receipt, TrackError> {
@@ -430,6 +456,7 @@ impl Client {
                 payload: payload.bytes,
                 durable: None,
                 seq: seq.clone(),
+                message_id: payload.message_id.clone(),
             })
             .map_err(|_| TrackError::Stopped)?;
         Ok(Receipt::new(payload.message_id, seq))
@@ -446,6 +473,7 @@ impl Client {
             payload: bytes,
             durable: Some(reply),
             seq: slot,
+            message_id: String::new(),
         })
         .ok_or(TrackError::Stopped)?;
         result.map(|()| Receipt::new(payload.message_id, seq))

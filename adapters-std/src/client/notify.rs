@@ -56,6 +56,27 @@ pub enum Notification {
         /// Why: a status retrying cannot fix, a rejection storm, or storage.
         reason: HaltReason,
     },
+    /// The database could not be opened or walked (damaged, truncated,
+    /// not a database, a schema from the future): every event that could
+    /// still be read was salvaged into a fresh database at the same path,
+    /// and the damaged file was set aside; an unknown number of events may
+    /// be lost. Tracking goes on. Every subscriber gets it, also one that
+    /// subscribes after it happened.
+    Salvaged(crate::sqlite::Salvaged),
+    /// A [`Client::track`](super::Client::track) that could not be queued
+    /// (the queue was full under `Overflow::RejectNew`, or the store failed):
+    /// the event was never stored. Its [`Receipt`](super::Receipt) matches
+    /// this notification through [`Receipt::concerns`](super::Receipt::concerns):
+    /// `seq` is the number that receipt was given, above
+    /// [`outbox_core::MAX_SEQ`] so never a queued event's.
+    Refused {
+        /// The receipt's number.
+        seq: Seq,
+        /// The event's `messageId`.
+        message_id: String,
+        /// Why it was not queued.
+        error: super::TrackError,
+    },
     /// An upload failed; the next attempt waits `delay`.
     RetryScheduled {
         /// Consecutive failures.
@@ -75,7 +96,9 @@ impl Notification {
             Notification::Delivered { first, last } | Notification::Dropped { first, last, .. } => {
                 (first..=last).contains(&seq)
             }
-            Notification::Rejected { seq: s, .. } => s == seq,
+            Notification::Rejected { seq: s, .. } | Notification::Refused { seq: s, .. } => {
+                s == seq
+            }
             // Halts and retries are about the queue, not one event.
             _ => false,
         }
@@ -123,6 +146,9 @@ impl Iterator for Notifications {
 pub(crate) struct Hub {
     /// `None` once the Client stopped: later subscriptions end at once.
     subscribers: Arc<Mutex<Option<Vec<SyncSender<Notification>>>>>,
+    /// Notifications every subscriber gets, also a later one (a salvage,
+    /// which happens before anyone could subscribe).
+    sticky: Arc<Mutex<Vec<Notification>>>,
     pub(crate) lost: Arc<AtomicU64>,
 }
 
@@ -130,6 +156,7 @@ impl Default for Hub {
     fn default() -> Self {
         Hub {
             subscribers: Arc::new(Mutex::new(Some(Vec::new()))),
+            sticky: Arc::default(),
             lost: Arc::default(),
         }
     }
@@ -140,10 +167,34 @@ impl Hub {
         let (tx, rx) = std::sync::mpsc::sync_channel(SUBSCRIBER_CAPACITY);
         if let Ok(mut guard) = self.subscribers.lock() {
             if let Some(subs) = guard.as_mut() {
+                if let Ok(sticky) = self.sticky.lock() {
+                    for note in sticky.iter() {
+                        let _ = tx.try_send(note.clone());
+                    }
+                }
                 subs.push(tx);
             }
         }
         Notifications { rx }
+    }
+
+    /// Publish `note` now and to every later subscriber.
+    /// Publish `note` to the subscribers there are now.
+    pub(crate) fn publish_now(&self, note: Notification) {
+        self.publish(note);
+    }
+
+    pub(crate) fn publish_sticky(&self, note: Notification) {
+        // Under the subscribers' lock, so no subscriber gets it twice.
+        let Ok(mut guard) = self.subscribers.lock() else {
+            return;
+        };
+        if let Ok(mut sticky) = self.sticky.lock() {
+            sticky.push(note.clone());
+        }
+        if let Some(subs) = guard.as_mut() {
+            self.offer(subs, &note);
+        }
     }
 
     fn publish(&self, note: Notification) {
@@ -153,6 +204,11 @@ impl Hub {
         let Some(subs) = guard.as_mut() else {
             return;
         };
+        self.offer(subs, &note);
+    }
+
+    /// Offers `note` to each subscriber, dropping the ones that left.
+    fn offer(&self, subs: &mut Vec<SyncSender<Notification>>, note: &Notification) {
         subs.retain(|tx| match tx.try_send(note.clone()) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => {

@@ -7,7 +7,7 @@
 //! worker, and with it `track`, never waits on the network.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::thread::JoinHandle;
 
 use outbox_core::{Batch, BatchId, Instant, Outcome, Payloads, Transport};
@@ -20,12 +20,26 @@ struct Job {
     body: BatchBody,
 }
 
-/// The transport thread is gone (it only stops when the Client stops).
+/// Why a batch did not go to the transport thread; the machine takes
+/// either as a transport failure and retries with backoff.
 #[derive(Debug)]
-pub(crate) struct TransportGone;
+pub(crate) enum TransportGone {
+    /// The thread is gone (it only stops when the Client stops).
+    Gone,
+    /// The thread is still on an earlier request (one the machine gave up
+    /// on) and one body already waits for it.
+    Busy,
+}
+
+/// Bodies that may wait for the transport thread. The machine has one
+/// batch in flight; another waits only while the thread is still on a
+/// request the machine gave up on (its `request_timeout` passed). A third
+/// is refused rather than queued: each would hold a whole body, and an
+/// endpoint slower than `request_timeout` would grow the queue forever.
+const JOBS_WAITING: usize = 1;
 
 pub(crate) struct ChannelTransport {
-    jobs: Option<Sender<Job>>,
+    jobs: Option<SyncSender<Job>>,
     /// The outcome delivered by the worker's channel, until polled.
     pub(crate) ready: Option<Outcome>,
 }
@@ -36,7 +50,7 @@ impl ChannelTransport {
         mut uploader: Box<dyn Uploader>,
         back: SyncSender<Msg>,
     ) -> std::io::Result<(Self, JoinHandle<()>)> {
-        let (jobs, rx): (Sender<Job>, Receiver<Job>) = mpsc::channel();
+        let (jobs, rx): (SyncSender<Job>, Receiver<Job>) = mpsc::sync_channel(JOBS_WAITING);
         let handle = std::thread::Builder::new()
             .name("outbox-transport".into())
             .spawn(move || {
@@ -102,12 +116,15 @@ impl Transport for ChannelTransport {
         payloads: Payloads<'_>,
     ) -> Result<(), TransportGone> {
         let body = BatchBody::from_payloads(payloads.map(|(_, p)| p));
-        let jobs = self.jobs.as_ref().ok_or(TransportGone)?;
-        jobs.send(Job {
+        let jobs = self.jobs.as_ref().ok_or(TransportGone::Gone)?;
+        jobs.try_send(Job {
             batch: batch.id,
             body,
         })
-        .map_err(|_| TransportGone)
+        .map_err(|e| match e {
+            TrySendError::Full(_) => TransportGone::Busy,
+            TrySendError::Disconnected(_) => TransportGone::Gone,
+        })
     }
 
     fn poll_outcome(&mut self, _now: Instant) -> Option<Outcome> {

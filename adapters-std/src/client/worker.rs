@@ -42,6 +42,8 @@ pub(crate) enum Msg {
         durable: Option<Reply<Result<(), TrackError>>>,
         /// Filled with the event's seq as soon as it is queued.
         seq: Arc<OnceLock<Seq>>,
+        /// The event's `messageId`, for a refusal's notification.
+        message_id: String,
     },
     Sync(Reply<Result<(), ClientError>>),
     Input(Input, Reply<Result<(), ClientError>>),
@@ -111,6 +113,14 @@ pub(crate) struct Worker {
     stopping: Option<Stopping>,
     last_error: Option<String>,
     last_store_error: Option<StoreError>,
+    /// The last salvage of this run.
+    pub(crate) salvaged: Option<crate::sqlite::Salvaged>,
+    /// Non-durable tracks refused so far (their receipts' numbers count
+    /// down from `u64::MAX`).
+    refused: u64,
+    /// A shutdown with a flush waits for the transport thread to end, until
+    /// its deadline (`Some(None)`: no deadline); `close` does not.
+    pub(crate) join_transport: Option<Option<StdInstant>>,
     /// A storage error not yet recorded in the database (at the next commit).
     unrecorded: Option<String>,
     /// Payload buffers stored this round, handed back to `track` after it.
@@ -150,6 +160,9 @@ impl Worker {
             stopping: None,
             last_error: None,
             last_store_error: None,
+            salvaged: None,
+            refused: 0,
+            join_transport: None,
             unrecorded: None,
             spent: Vec::new(),
             buffers,
@@ -172,6 +185,11 @@ impl Worker {
                 self.last_store_error = Some(s.clone());
                 self.unrecorded = Some(s.to_string());
             }
+            DriverError::Transport(super::transport::TransportGone::Busy) => {
+                log::warn!(
+                    "outbox: the endpoint is still busy with a request given up on; retrying later"
+                );
+            }
             DriverError::Transport(_) => {
                 log::error!("outbox: the transport thread is gone");
                 self.last_error = Some("the transport thread is gone".into());
@@ -185,8 +203,17 @@ impl Worker {
 
     /// Run until shut down (or every handle is gone); returns the shutdown
     /// caller's answer, to be sent once the store is closed.
-    pub(crate) fn run(mut self, mut driver: Drv<'_>) -> Option<(Reply<FlushReport>, FlushReport)> {
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn run(
+        mut self,
+        mut driver: Drv<'_>,
+    ) -> (
+        Option<(Reply<FlushReport>, FlushReport)>,
+        Option<Option<StdInstant>>,
+    ) {
         let mut final_answer = None;
+        // A salvage made while restoring (the queue's ends could not be read).
+        self.take_salvage(&mut driver);
         loop {
             let first = match self.next_wake(&driver) {
                 Some(at) => {
@@ -226,6 +253,7 @@ impl Worker {
                 }
                 self.commit(&mut driver);
             }
+            self.take_salvage(&mut driver);
             self.settle_flushes(&driver);
             if let Some(answer) = self.try_stop(&mut driver) {
                 final_answer = answer;
@@ -239,7 +267,18 @@ impl Worker {
         for w in self.flushes.drain(..) {
             let _ = w.reply.send(Err(FlushError::Stopped));
         }
-        final_answer
+        (final_answer, self.join_transport)
+    }
+
+    /// A salvage the store made this round (its file turned out damaged):
+    /// told to every subscriber.
+    fn take_salvage(&mut self, driver: &mut Drv<'_>) {
+        if let Some(report) = driver.store_mut().take_salvaged() {
+            self.last_error = Some(report.message());
+            self.salvaged = Some(report.clone());
+            self.hub
+                .publish_sticky(super::notify::Notification::Salvaged(report));
+        }
     }
 
     /// Stopping without an upload.
@@ -269,6 +308,7 @@ impl Worker {
                 payload,
                 durable,
                 seq: slot,
+                message_id,
             } => {
                 let mark = self.not_stored.borrow().len();
                 match driver.track(now, &payload) {
@@ -306,8 +346,23 @@ impl Worker {
                                 ))
                             }
                         };
-                        if let Some(reply) = durable {
-                            let _ = reply.send(Err(err));
+                        match durable {
+                            Some(reply) => {
+                                let _ = reply.send(Err(err));
+                            }
+                            // Nobody waits for this answer: the receipt
+                            // gets a number of its own, above every queue
+                            // number, and a notification about it.
+                            None => {
+                                self.refused += 1;
+                                let seq = u64::MAX - self.refused;
+                                let _ = slot.set(seq);
+                                self.hub.publish_now(super::notify::Notification::Refused {
+                                    seq,
+                                    message_id,
+                                    error: err,
+                                });
+                            }
                         }
                     }
                 }
@@ -391,6 +446,7 @@ impl Worker {
                     if let Err(e) = driver.handle(now, Input::Flush) {
                         self.note_error(&e);
                     }
+                    self.join_transport = Some(deadline);
                 }
                 let start = driver.machine().stats();
                 self.stopping = Some(Stopping {
@@ -412,6 +468,7 @@ impl Worker {
             last_error: self.last_error.clone(),
             notifications_lost: self.hub.lost.load(std::sync::atomic::Ordering::Relaxed),
             path: store.path().to_path_buf(),
+            salvaged: self.salvaged.clone(),
         }
     }
 
@@ -576,7 +633,7 @@ pub(crate) fn restore_and_run(
     worker: Worker,
     machine: Machine<WINDOW>,
     store: SqliteStore,
-    transport: ChannelTransport,
+    (transport, transport_thread): (ChannelTransport, std::thread::JoinHandle<()>),
     batch_bytes: usize,
     started: SyncSender<Result<(), StoreError>>,
 ) {
@@ -614,7 +671,18 @@ pub(crate) fn restore_and_run(
     }
     let _ = started.send(Ok(()));
     drop(started);
-    let answer = worker.run(driver);
+    let (answer, join) = worker.run(driver);
+    // The worker's channel is closed now, so the transport thread ends
+    // after the request it is on. A shutdown waits for that (until its
+    // deadline): no upload runs on after it returned.
+    if let Some(deadline) = join {
+        while !transport_thread.is_finished() && deadline.is_none_or(|d| StdInstant::now() < d) {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if transport_thread.is_finished() {
+            let _ = transport_thread.join();
+        }
+    }
     // Answer the shutdown only now, with the store closed and its lock
     // released, so an async caller need not join this thread.
     if let Some((reply, report)) = answer {

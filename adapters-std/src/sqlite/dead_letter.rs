@@ -80,7 +80,21 @@ pub(crate) fn insert(
             "INSERT INTO dead_letters (seq, status, reason, rejected_at, payload)
              SELECT seq, ?2, ?3, ?4, payload FROM events WHERE seq = ?1",
         )?
-        .execute(params![seq, status, reason_name(reason), now])?;
+        .execute(params![seq, status, reason_name(reason), now]);
+    let copied = match copied {
+        Ok(n) => n,
+        // The row cannot be read (a damaged page): its dead letter keeps
+        // the number and the reason, with no bytes.
+        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseCorrupt) => {
+            log::warn!("outbox: rejected event {seq} cannot be read: {e}");
+            conn.prepare_cached(
+                "INSERT INTO dead_letters (seq, status, reason, rejected_at, payload)
+                 VALUES (?1, ?2, ?3, ?4, x'')",
+            )?
+            .execute(params![seq, status, reason_name(reason), now])?
+        }
+        Err(e) => return Err(e.into()),
+    };
     if copied == 0 {
         log::warn!("outbox: rejected event {seq} was not in the store");
     }

@@ -188,18 +188,29 @@ impl SqliteStore {
             // A read-only file of an older schema has no place for it.
             return Err(StoreError::ReadOnly);
         }
-        let result = match &note {
-            Note::Set(e) => self.conn.execute(
+        let write = |conn: &rusqlite::Connection| match &note {
+            Note::Set(e) => conn.execute(
                 "UPDATE meta SET last_error_at = ?1, last_error_source = ?2, last_error = ?3
                  WHERE id = 1",
                 params![to_millis(e.at), e.source.as_str(), e.message],
             ),
-            Note::Clear => self.conn.execute(
+            Note::Clear => conn.execute(
                 "UPDATE meta SET last_error_at = NULL, last_error_source = NULL, last_error = NULL
                  WHERE id = 1 AND last_error IS NOT NULL",
                 [],
             ),
         };
+        let mut result = write(&self.conn);
+        if result.is_err() && matches!(note, Note::Set(_)) {
+            // A full disk (the usual reason to record a storage error)
+            // leaves no room for the WAL to grow: move the log into the
+            // database and start it over, so this one-row write reuses the
+            // log's space instead of needing more. Then once more.
+            let _ = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()));
+            result = write(&self.conn);
+        }
         match result {
             Ok(_) => {
                 self.error_stored = matches!(note, Note::Set(_));
@@ -220,6 +231,43 @@ impl SqliteStore {
                 );
             }
         }
+    }
+
+    /// Keep `report` in `meta` (what `outbox status` shows under
+    /// "salvaged"; a delivery does not clear it, unlike the last error,
+    /// and it is no reason to stop delivering); best effort, logged.
+    pub(crate) fn note_salvage(&mut self, report: &super::Salvaged) {
+        let message = report.message();
+        let at = to_millis(SystemTime::now());
+        if let Err(e) = self.conn.execute(
+            "UPDATE meta SET salvaged_at = ?1, salvaged = ?2 WHERE id = 1",
+            params![at, truncate(&message)],
+        ) {
+            log::warn!(
+                "outbox: cannot record the salvage in {}: {e}",
+                self.path.display()
+            );
+        }
+    }
+
+    /// The last salvage of this database (schema 5 on): when, and what it
+    /// said (how many events were kept, where the damaged file is).
+    pub fn last_salvage(&self) -> Result<Option<(SystemTime, String)>, StoreError> {
+        if self.schema < 5 {
+            return Ok(None);
+        }
+        let row = self
+            .conn
+            .query_row(
+                "SELECT salvaged_at, salvaged FROM meta WHERE id = 1",
+                [],
+                |r| Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, Option<String>>(1)?)),
+            )
+            .optional()?;
+        Ok(match row {
+            Some((at, Some(message))) => Some((from_millis(at.unwrap_or(0)), message)),
+            _ => None,
+        })
     }
 
     /// One past the highest sequence number this file ever held.

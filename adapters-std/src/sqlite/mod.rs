@@ -13,11 +13,25 @@
 //!   them; first and last from the key), and the machine's window of sizes
 //!   is an indexed range read: ten million queued events open without a
 //!   scan.
-//! - A row whose stored size and payload disagree is reported as that one
-//!   malformed record ([`ReadError::Malformed`]), which the driver
-//!   dead-letters alone.
+//! - **Storage damage costs the damaged rows alone** (the store contract's
+//!   holes, `outbox_core::store`): a row that is missing inside the queue,
+//!   whose size is out of range (negative, not a number, above
+//!   [`SqliteOptions::max_record_bytes`]) or that sits on a page SQLite
+//!   cannot read is a [`HOLE`] in [`read_sizes`](Store::read_sizes), never
+//!   an error, and the machine drops it as damaged with its number; a range
+//!   SQLite cannot walk is read row by row. A row found bad when its batch
+//!   is read (size and payload disagree, bytes not JSON, unreadable) is
+//!   [`ReadError::Malformed`], dead-lettered alone. The counters are
+//!   recounted once a damaged row is found.
 //! - Opening checks the file before writing anything: a foreign, damaged or
-//!   newer file is refused with an [`OpenError`] and left exactly as it was.
+//!   newer file is refused by [`SqliteStore::open`] with an [`OpenError`]
+//!   and left exactly as it was. [`SqliteStore::open_or_salvage`] (what the
+//!   Client uses) instead salvages a damaged, truncated, non-database or
+//!   newer file: every row it can still read goes into a fresh store at the
+//!   same path and the damaged file is kept as `<db>.corrupt-<unix time>`
+//!   ([`Salvaged`]); a store whose delete or summary runs into a page SQLite
+//!   cannot walk does the same while running. A foreign SQLite database is
+//!   always refused untouched.
 //! - A one-row **meta** table remembers how far numbering went (raised in
 //!   the same transaction as every prefix delete), so numbers are never
 //!   reused across restarts, and the last upload or storage error, which
@@ -53,6 +67,7 @@ mod error;
 mod file;
 mod lock;
 mod meta;
+mod salvage;
 mod schema;
 mod view;
 
@@ -61,12 +76,14 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use outbox_core::{ReadError, RejectReason, Seq, Store, StoreSummary};
+use outbox_core::{ReadError, RejectReason, Seq, Store, StoreSummary, HOLE};
+use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OpenFlags};
 
 pub use dead_letter::DeadLetter;
 pub use error::{ExportError, OpenError, StoreError};
 pub use meta::{ErrorSource, LastError, OldestEvent};
+pub use salvage::Salvaged;
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
 
 /// SQLite's `synchronous` setting for the store.
@@ -92,6 +109,7 @@ pub struct SqliteOptions {
     synchronous: Synchronous,
     max_size_bytes: Option<u64>,
     busy_timeout: Duration,
+    max_record_bytes: u32,
 }
 
 impl Default for SqliteOptions {
@@ -100,6 +118,7 @@ impl Default for SqliteOptions {
             synchronous: Synchronous::Normal,
             max_size_bytes: None,
             busy_timeout: Duration::from_secs(2),
+            max_record_bytes: HOLE - 1,
         }
     }
 }
@@ -122,6 +141,15 @@ impl SqliteOptions {
     #[must_use]
     pub fn max_size_bytes(mut self, bytes: Option<u64>) -> Self {
         self.max_size_bytes = bytes;
+        self
+    }
+
+    /// The largest payload a row may claim: a stored size above it can only
+    /// be damage, and the row reads as a hole (the Client passes its
+    /// `max_event_bytes`). (Default: any size below the hole marker.)
+    #[must_use]
+    pub fn max_record_bytes(mut self, bytes: u32) -> Self {
+        self.max_record_bytes = bytes.min(HOLE - 1);
         self
     }
 
@@ -159,6 +187,19 @@ pub struct SqliteStore {
     note: Option<meta::Note>,
     /// The file may hold a last error (so a clear has work to do).
     error_stored: bool,
+    /// The largest size a row may claim ([`SqliteOptions::max_record_bytes`]).
+    max_record: u32,
+    /// The newest sequence number known to be in the file (from the
+    /// summary and the appends): where a row-by-row read of a damaged
+    /// table stops.
+    newest: Cell<Option<Seq>>,
+    /// A read found a damaged row: the counters (which counted it as it
+    /// was appended) are recounted from the rows at the next commit.
+    recount: Cell<bool>,
+    /// How it was opened, to open the fresh file after a salvage.
+    options: SqliteOptions,
+    /// A salvage this store made, not yet taken by its owner.
+    salvaged: Option<Salvaged>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -176,11 +217,81 @@ impl SqliteStore {
     /// database, is damaged, or another store has it open.
     pub fn open(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self, OpenError> {
         let path = path.as_ref();
-        let err = |e| OpenError::from_sqlite(path, e);
         file::prepare(path)?;
         // Lock before SQLite opens the file; declared first, the lock is
         // dropped after the connection (see `lock`).
         let lock = lock::acquire(path)?;
+        Self::open_locked(path, options, lock).map_err(|(e, _)| e)
+    }
+
+    /// [`open`](Self::open), but a file that cannot be opened because it is
+    /// damaged (malformed, truncated, not a database at all, or a schema
+    /// from the future) is salvaged instead of refused: every row that can
+    /// still be read goes into a fresh store at `path`, and the damaged
+    /// file is kept as `<db>.corrupt-<unix time>` (0600, with its `-wal`
+    /// and `-shm`); see [`Salvaged`]. A SQLite database that is not
+    /// outbox's is still refused untouched ([`OpenError::Foreign`]), as is
+    /// a file in use or out of reach.
+    pub fn open_or_salvage(
+        path: impl AsRef<Path>,
+        options: SqliteOptions,
+    ) -> Result<(Self, Option<Salvaged>), OpenError> {
+        let path = path.as_ref();
+        file::prepare(path)?;
+        let lock = lock::acquire(path)?;
+        match Self::open_locked(path, options.clone(), lock) {
+            Ok(store) => Ok((store, None)),
+            Err((e, Some(lock))) if salvage::salvageable(&e) => {
+                let fresh = salvage::build_fresh(path, None, None, &salvage::cause_of(&e))?;
+                let (report, lock) = salvage::swap_in(path, fresh, lock)?;
+                let mut store = Self::open_locked(path, options, lock).map_err(|(e, _)| e)?;
+                store.note_salvage(&report);
+                Ok((store, Some(report)))
+            }
+            Err((e, _)) => Err(e),
+        }
+    }
+
+    /// A salvage this store made while running (its file turned out
+    /// damaged), once; the store already works on the fresh file.
+    pub fn take_salvaged(&mut self) -> Option<Salvaged> {
+        self.salvaged.take()
+    }
+
+    /// Opens `path` holding its `lock`; on failure the lock comes back.
+    fn open_locked(
+        path: &Path,
+        options: SqliteOptions,
+        lock: File,
+    ) -> Result<Self, (OpenError, Option<File>)> {
+        let (conn, schema) = match Self::connect(path, &options) {
+            Ok(c) => c,
+            Err(e) => return Err((e, Some(lock))),
+        };
+        Ok(SqliteStore {
+            conn,
+            path: path.to_path_buf(),
+            _lock: Some(lock),
+            in_tx: false,
+            tx_has_appends: false,
+            poisoned: false,
+            commits: 0,
+            counted: Cell::default(),
+            schema,
+            note: None,
+            error_stored: true,
+            max_record: options.max_record_bytes,
+            newest: Cell::default(),
+            recount: Cell::default(),
+            options,
+            salvaged: None,
+        })
+    }
+
+    /// The writer's connection to `path`, checked, migrated and set up, and
+    /// the schema version it reads.
+    fn connect(path: &Path, options: &SqliteOptions) -> Result<(Connection, i64), OpenError> {
+        let err = |e| OpenError::from_sqlite(path, e);
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -244,26 +355,15 @@ impl SqliteStore {
                 })
                 .map_err(err)?;
         }
-        Ok(SqliteStore {
-            conn,
-            path: path.to_path_buf(),
-            _lock: Some(lock),
-            in_tx: false,
-            tx_has_appends: false,
-            poisoned: false,
-            commits: 0,
-            counted: Cell::default(),
-            schema: if read_only {
-                match found {
-                    schema::Found::Outbox(v) => v,
-                    schema::Found::Empty => 0,
-                }
-            } else {
-                SCHEMA_VERSION
-            },
-            note: None,
-            error_stored: true,
-        })
+        let schema = if read_only {
+            match found {
+                schema::Found::Outbox(v) => v,
+                schema::Found::Empty => 0,
+            }
+        } else {
+            SCHEMA_VERSION
+        };
+        Ok((conn, schema))
     }
 
     /// Open an existing store for reading only (listing dead letters,
@@ -293,6 +393,11 @@ impl SqliteStore {
             schema: version,
             note: None,
             error_stored: true,
+            max_record: HOLE - 1,
+            newest: Cell::default(),
+            recount: Cell::default(),
+            options: SqliteOptions::default(),
+            salvaged: None,
         })
     }
 
@@ -308,42 +413,112 @@ impl SqliteStore {
         Ok((s.count, s.bytes))
     }
 
-    /// The queue's count and bytes from the counters in `meta` (schema 3)
-    /// plus what the open transaction changed, and its first and last
-    /// sequence numbers from the primary key: a few page reads, whatever the
-    /// queue's length. Counters that disagree with the key range (a file
-    /// edited by hand) are recounted and repaired.
+    /// The queue's summary: count and bytes of the intact rows from the
+    /// counters in `meta` (schema 3 on) plus what the open transaction
+    /// changed, first and last sequence number from the primary key (a
+    /// damaged row among them reads as a hole, which the machine reports).
+    ///
+    /// The counters are checked against what a few page reads can tell,
+    /// and recounted from the rows once when they fail that check (a file
+    /// edited by hand, a crash between a commit and a recount). The cheap
+    /// check: counts and bytes are not negative; no rows means a count of
+    /// 0; the count is at most the key range `last - first + 1` (each
+    /// intact row has its own number); the bytes are at most the count
+    /// times the largest record ([`SqliteOptions::max_record_bytes`]), and
+    /// 0 with a count of 0. It reads the `meta` row and the two ends of the
+    /// primary key's B-tree, never the rows between them, so it costs the
+    /// same for ten events or ten million; it cannot see an edit that
+    /// keeps the totals possible, which the reads of the rows then find
+    /// (a damaged row is a hole, and the counters are recounted at the
+    /// next commit).
     fn queue_summary(&self) -> Result<StoreSummary, StoreError> {
-        let counted = if self.schema >= 3 {
-            let (count, bytes, first, last): (i64, i64, _, _) = self.conn.query_row(
-                "SELECT pending_count, pending_bytes,
-                        (SELECT min(seq) FROM events), (SELECT max(seq) FROM events)
-                 FROM meta WHERE id = 1",
+        let (first, last): (Option<i64>, Option<i64>) = self.conn.query_row(
+            "SELECT (SELECT min(seq) FROM events), (SELECT max(seq) FROM events)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        if let Some(last) = last.and_then(|l| u64::try_from(l).ok()) {
+            self.newest.set(Some(last));
+        }
+        if self.schema >= 3 {
+            let (count, bytes): (i64, i64) = self.conn.query_row(
+                "SELECT pending_count, pending_bytes FROM meta WHERE id = 1",
                 [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
             let open = self.counted.get();
             let (count, bytes) = (
                 count.saturating_add(open.events),
                 bytes.saturating_add(open.bytes),
             );
-            let summary = summary_from(count, bytes, first, last)?;
-            let span = summary.last.checked_sub(summary.first).map(|d| d + 1);
-            let consistent = match summary.count {
-                0 => first.is_none(),
-                n => span == Some(n) && bytes >= 0,
-            };
-            consistent.then_some(summary)
-        } else {
-            None
-        };
-        if let Some(summary) = counted {
-            return Ok(summary);
+            if self.plausible(count, bytes, first, last) {
+                return summary_from(count, bytes, first, last);
+            }
         }
-        let (count, bytes, first, last) = self.conn.query_row(
-            "SELECT count(*), coalesce(sum(size), 0), min(seq), max(seq) FROM events",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        match self.recount() {
+            Ok((count, bytes)) => summary_from(count, bytes, first, last),
+            // A table SQLite cannot walk: the counters, made possible. The
+            // machine finds the damaged rows as holes.
+            Err(StoreError::Corrupt(e)) => {
+                log::warn!(
+                    "outbox: {} is damaged ({e}); the queue's counters cannot be checked",
+                    self.path.display()
+                );
+                let span = match (first, last) {
+                    (Some(f), Some(l)) => l.saturating_sub(f).saturating_add(1),
+                    _ => 0,
+                };
+                let count = self.counted_now().0.clamp(0, span);
+                let bytes = self
+                    .counted_now()
+                    .1
+                    .clamp(0, count.saturating_mul(i64::from(self.max_record)));
+                summary_from(count, bytes, first, last)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The counters in `meta` plus the open transaction's changes (0, 0
+    /// when they cannot be read).
+    fn counted_now(&self) -> (i64, i64) {
+        let stored: (i64, i64) = self
+            .conn
+            .query_row(
+                "SELECT pending_count, pending_bytes FROM meta WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap_or((0, 0));
+        let open = self.counted.get();
+        (
+            stored.0.saturating_add(open.events),
+            stored.1.saturating_add(open.bytes),
+        )
+    }
+
+    /// The cheap check of [`queue_summary`](Self::queue_summary).
+    fn plausible(&self, count: i64, bytes: i64, first: Option<i64>, last: Option<i64>) -> bool {
+        if count < 0 || bytes < 0 {
+            return false;
+        }
+        let (Some(first), Some(last)) = (first, last) else {
+            return count == 0 && bytes == 0;
+        };
+        let span = i128::from(last) - i128::from(first) + 1;
+        count > 0
+            && i128::from(count) <= span
+            && i128::from(bytes) <= i128::from(count) * i128::from(self.max_record)
+    }
+
+    /// Count and bytes of the intact rows, by reading them all; written to
+    /// the counters when this store may write. Returns what it counted.
+    fn recount(&self) -> Result<(i64, i64), StoreError> {
+        let (count, bytes): (i64, i64) = self.conn.query_row(
+            "SELECT count(*), coalesce(sum(size), 0) FROM events
+             WHERE typeof(size) = 'integer' AND size BETWEEN 0 AND ?1",
+            [i64::from(self.max_record)],
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         if self.schema >= 3 && self._lock.is_some() {
             log::warn!(
@@ -357,7 +532,8 @@ impl SqliteStore {
             // The recount saw the open transaction's rows too.
             self.counted.set(Counts::default());
         }
-        summary_from(count, bytes, first, last)
+        self.recount.set(false);
+        Ok((count, bytes))
     }
 
     /// Transactions this store committed since it was opened.
@@ -379,8 +555,85 @@ impl SqliteStore {
     }
 
     /// The payloads of `first..=last` into `buf`: the bytes written, or the
-    /// first record whose stored size and payload disagree (`Err(seq)`).
+    /// first record that is damaged (`Err(seq)`: missing, unreadable, its
+    /// stored size and payload disagree, or its bytes are not JSON). A
+    /// range SQLite cannot walk (a damaged page) is read row by row, so
+    /// the batch is refused at the first row that cannot be read.
     fn read_payloads(
+        &mut self,
+        first: Seq,
+        last: Seq,
+        buf: &mut [u8],
+    ) -> Result<Result<usize, Seq>, StoreError> {
+        match self.read_payloads_scan(first, last, buf) {
+            Err(StoreError::Corrupt(e)) => {
+                log::warn!(
+                    "outbox: {} is damaged ({e}); reading events {first}..={last} one by one",
+                    self.path.display()
+                );
+                let mut n = 0usize;
+                for seq in first..=last {
+                    let one = self
+                        .conn
+                        .prepare_cached("SELECT size, payload FROM events WHERE seq = ?1")
+                        .and_then(|mut stmt| {
+                            let mut rows = stmt.query([i64::try_from(seq).unwrap_or(i64::MAX)])?;
+                            match rows.next()? {
+                                Some(row) => Ok(self.copy_row(
+                                    row.get_ref(0)?,
+                                    row.get_ref(1)?,
+                                    &mut buf[n..],
+                                )),
+                                None => Ok(None),
+                            }
+                        });
+                    match one {
+                        Ok(Some(len)) => n += len,
+                        Ok(None) => {
+                            self.recount.set(true);
+                            return Ok(Err(seq));
+                        }
+                        Err(e) => match StoreError::from(e) {
+                            StoreError::Corrupt(_) => {
+                                self.recount.set(true);
+                                return Ok(Err(seq));
+                            }
+                            other => return Err(other),
+                        },
+                    }
+                }
+                Ok(Ok(n))
+            }
+            other => other,
+        }
+    }
+
+    /// Copies one row's payload into `out` when it is intact: its size in
+    /// range and equal to its payload's length, the payload JSON, and `out`
+    /// large enough; `None` otherwise.
+    fn copy_row(&self, size: ValueRef<'_>, payload: ValueRef<'_>, out: &mut [u8]) -> Option<usize> {
+        let size = self.size_of(size)? as usize;
+        let payload = match payload {
+            ValueRef::Blob(p) => p,
+            _ => return None,
+        };
+        if payload.len() != size || size > out.len() {
+            return None;
+        }
+        // Damaged bytes never go out inside a batch the server would refuse
+        // whole: `{"n":` followed by garbage is that one record's fault.
+        serde_json::from_slice::<serde::de::IgnoredAny>(payload).ok()?;
+        out[..size].copy_from_slice(payload);
+        Some(size)
+    }
+
+    /// A stored size as the machine sees it: `None` when it is not an
+    /// integer in `0..=max_record_bytes` (only damage or an edit makes one).
+    fn size_of(&self, size: ValueRef<'_>) -> Option<u32> {
+        max_record_size(size, self.max_record)
+    }
+
+    fn read_payloads_scan(
         &mut self,
         first: Seq,
         last: Seq,
@@ -398,34 +651,167 @@ impl SqliteStore {
         while let Some(row) = rows.next()? {
             let seq: i64 = row.get(0)?;
             if u64::try_from(seq).ok() != Some(expected) {
-                return Err(StoreError::Malformed(format!(
-                    "event {expected} is missing (found {seq})"
-                )));
+                // A number with no row: never stored, or lost.
+                return Ok(Err(expected));
             }
-            let size: i64 = row.get(1)?;
-            // A damaged row: not a blob, or not as long as its stored size
-            // (which the machine batched by). That record alone is refused.
-            let payload = match row.get_ref(2)?.as_bytes() {
-                Ok(p) if i64::try_from(p.len()).ok() == Some(size) => p,
-                _ => return Ok(Err(expected)),
-            };
-            let end = n + payload.len();
-            if end > buf.len() {
+            if n == buf.len() && self.size_of(row.get_ref(1)?) != Some(0) {
                 return Err(StoreError::Malformed(format!(
                     "events {first}..={last} exceed the {}-byte batch buffer",
                     buf.len()
                 )));
             }
-            buf[n..end].copy_from_slice(payload);
-            n = end;
+            // A damaged row: not a blob, not as long as its stored size
+            // (which the machine batched by), or not JSON. That record
+            // alone is refused.
+            match self.copy_row(row.get_ref(1)?, row.get_ref(2)?, &mut buf[n..]) {
+                Some(len) => n += len,
+                None => {
+                    let claimed = self.size_of(row.get_ref(1)?).map(|s| s as usize);
+                    if claimed.is_some_and(|c| c > buf.len() - n) {
+                        return Err(StoreError::Malformed(format!(
+                            "events {first}..={last} exceed the {}-byte batch buffer",
+                            buf.len()
+                        )));
+                    }
+                    self.recount.set(true);
+                    return Ok(Err(expected));
+                }
+            }
             expected += 1;
         }
         if expected != last.saturating_add(1) {
-            return Err(StoreError::Malformed(format!(
-                "event {expected} is missing"
-            )));
+            return Ok(Err(expected));
         }
         Ok(Ok(n))
+    }
+
+    /// Sizes from `from` on, one per number, [`HOLE`] for a number whose
+    /// row is missing or damaged; stops at the last row.
+    fn read_sizes_scan(&self, from: Seq, out: &mut [u32]) -> Result<usize, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT seq, size FROM events WHERE seq >= ?1 ORDER BY seq LIMIT ?2")?;
+        let mut rows = stmt.query(params![
+            i64::try_from(from).unwrap_or(i64::MAX),
+            i64::try_from(out.len()).unwrap_or(i64::MAX)
+        ])?;
+        let mut n = 0;
+        while let Some(row) = rows.next()? {
+            let seq: i64 = row.get(0)?;
+            // A number out of order can only come from a damaged page.
+            let Some(at) = u64::try_from(seq)
+                .ok()
+                .and_then(|s| s.checked_sub(from))
+                .and_then(|d| usize::try_from(d).ok())
+                .filter(|&at| at >= n && at < out.len())
+            else {
+                break;
+            };
+            out[n..at].fill(HOLE);
+            out[at] = self.size_of(row.get_ref(1)?).unwrap_or_else(|| {
+                self.damaged(seq, "its stored size is out of range");
+                HOLE
+            });
+            n = at + 1;
+        }
+        Ok(n)
+    }
+
+    /// [`read_sizes_scan`](Self::read_sizes_scan) for a table SQLite cannot
+    /// walk: each number looked up by itself, up to the newest known.
+    fn read_sizes_row_by_row(&self, from: Seq, out: &mut [u32]) -> Result<usize, StoreError> {
+        let newest = self.newest_known();
+        let mut n = 0;
+        for (slot, seq) in out.iter_mut().zip(from..=newest) {
+            let key = i64::try_from(seq).unwrap_or(i64::MAX);
+            let found = self
+                .conn
+                .prepare_cached("SELECT size FROM events WHERE seq = ?1")
+                .and_then(|mut stmt| {
+                    let mut rows = stmt.query([key])?;
+                    Ok(match rows.next()? {
+                        Some(row) => self.size_of(row.get_ref(0)?),
+                        None => None,
+                    })
+                });
+            *slot = match found {
+                Ok(Some(size)) => size,
+                Ok(None) => HOLE,
+                Err(e) => match StoreError::from(e) {
+                    StoreError::Corrupt(why) => {
+                        self.damaged(key, &why);
+                        HOLE
+                    }
+                    other => return Err(other),
+                },
+            };
+            n += 1;
+        }
+        self.recount.set(true);
+        Ok(n)
+    }
+
+    /// The file turned out damaged while running (SQLite cannot walk it
+    /// for a delete or a summary): build a fresh file from every row after
+    /// `after` that can still be read (this connection also sees the open
+    /// transaction's appends), set the damaged one aside, and go on with
+    /// the fresh one. The open transaction's work is in the fresh file,
+    /// committed.
+    fn rebuild(&mut self, after: Option<Seq>, cause: &str) -> Result<(), StoreError> {
+        let failed = |e: OpenError| StoreError::Corrupt(format!("{cause}; salvage failed: {e}"));
+        let Some(old_lock) = self._lock.take() else {
+            return Err(StoreError::Corrupt(cause.to_string()));
+        };
+        let fresh = match salvage::build_fresh(&self.path, Some(&self.conn), after, cause) {
+            Ok(f) => f,
+            Err(e) => {
+                self._lock = Some(old_lock);
+                return Err(failed(e));
+            }
+        };
+        // Close the damaged file before its -wal and -shm move.
+        let placeholder = Connection::open_in_memory()?;
+        drop(std::mem::replace(&mut self.conn, placeholder));
+        let (report, lock) = salvage::swap_in(&self.path, fresh, old_lock).map_err(failed)?;
+        let (conn, schema) = Self::connect(&self.path, &self.options).map_err(failed)?;
+        self.conn = conn;
+        self._lock = Some(lock);
+        self.schema = schema;
+        // `poisoned` stays: appends a failed statement rolled back before
+        // the salvage are not in the fresh file either, and the next sync
+        // must say so.
+        self.in_tx = false;
+        self.tx_has_appends = false;
+        self.counted.set(Counts::default());
+        self.recount.set(false);
+        self.note_salvage(&report);
+        self.salvaged = Some(report);
+        Ok(())
+    }
+
+    /// The newest sequence number the file is known to hold.
+    fn newest_known(&self) -> Seq {
+        if let Some(n) = self.newest.get() {
+            return n;
+        }
+        let max = self.conn.query_row("SELECT max(seq) FROM events", [], |r| {
+            r.get::<_, Option<i64>>(0)
+        });
+        let newest = match max {
+            Ok(max) => max.and_then(|m| u64::try_from(m).ok()).unwrap_or(0),
+            Err(_) => self.floor().unwrap_or(0).saturating_sub(1),
+        };
+        self.newest.set(Some(newest));
+        newest
+    }
+
+    /// Says that row `seq` cannot be used; the machine reports it dropped.
+    fn damaged(&self, seq: i64, why: &str) {
+        log::warn!(
+            "outbox: event {seq} in {} is damaged ({why}); it is dropped",
+            self.path.display()
+        );
+        self.recount.set(true);
     }
 
     fn begin(&mut self) -> Result<(), StoreError> {
@@ -439,6 +825,15 @@ impl SqliteStore {
 
     fn commit(&mut self) -> Result<(), StoreError> {
         if !self.in_tx {
+            if self.recount.get() {
+                if let Err(e) = self.recount() {
+                    log::warn!(
+                        "outbox: cannot recount the queue of {}: {e}",
+                        self.path.display()
+                    );
+                    self.recount.set(false);
+                }
+            }
             self.write_note_after_commit();
             return Ok(());
         }
@@ -453,6 +848,18 @@ impl SqliteStore {
         }
         self.counted.set(Counts::default());
         self.commits += 1;
+        if self.recount.get() {
+            // A damaged row was found: the counters counted it as it was
+            // appended. Recounted on their own, after the commit, so a
+            // failure (a page SQLite cannot read) costs nothing committed.
+            if let Err(e) = self.recount() {
+                log::warn!(
+                    "outbox: cannot recount the queue of {}: {e}",
+                    self.path.display()
+                );
+                self.recount.set(false);
+            }
+        }
         self.write_note_after_commit();
         Ok(())
     }
@@ -479,18 +886,27 @@ impl SqliteStore {
             Err(rusqlite::Error::SqliteFailure(e, _))
                 if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
             {
-                let old: i64 = self
+                let max = self.max_record;
+                let old = self
                     .conn
                     .prepare_cached("SELECT size FROM events WHERE seq = ?1")?
-                    .query_row([seq], |r| Ok(r.get_ref(0)?.as_i64().unwrap_or(0)))?;
+                    .query_row([seq], |r| Ok(max_record_size(r.get_ref(0)?, max)))?;
                 self.conn
                     .prepare_cached(
                         "UPDATE events SET size = ?2, payload = ?3, stored_at = ?4 WHERE seq = ?1",
                     )?
                     .execute(params![seq, size, payload, stored_at])?;
-                Ok(Counts {
-                    events: 0,
-                    bytes: size - old,
+                // The counters hold intact rows only: a damaged one
+                // replaced is one more.
+                Ok(match old {
+                    Some(old) => Counts {
+                        events: 0,
+                        bytes: size - i64::from(old),
+                    },
+                    None => Counts {
+                        events: 1,
+                        bytes: size,
+                    },
                 })
             }
             Err(e) => Err(e),
@@ -515,6 +931,8 @@ impl SqliteStore {
 
     fn rollback(&mut self) {
         self.counted.set(Counts::default());
+        // Appends rolled back may have been the newest rows.
+        self.newest.set(None);
         if !self.conn.is_autocommit() {
             if let Err(e) = self.conn.execute_batch("ROLLBACK") {
                 log::warn!("outbox: rollback of {} failed: {e}", self.path.display());
@@ -529,6 +947,7 @@ impl SqliteStore {
         if self.in_tx && self.conn.is_autocommit() {
             self.in_tx = false;
             self.counted.set(Counts::default());
+            self.newest.set(None);
             if self.tx_has_appends {
                 self.poisoned = true;
             }
@@ -537,10 +956,9 @@ impl SqliteStore {
     }
 }
 
-impl Store for SqliteStore {
-    type Error = StoreError;
-
-    fn append(&mut self, seq: Seq, payload: &[u8]) -> Result<(), StoreError> {
+impl SqliteStore {
+    /// One try of [`append`](Store::append).
+    fn append_once(&mut self, seq: Seq, payload: &[u8]) -> Result<(), StoreError> {
         if self.poisoned {
             return Err(StoreError::RolledBack);
         }
@@ -561,6 +979,9 @@ impl Store for SqliteStore {
         match result {
             Ok(change) => {
                 self.counted.set(self.counted.get().plus(change));
+                let newest = u64::try_from(seq).unwrap_or(0);
+                self.newest
+                    .set(Some(self.newest.get().map_or(newest, |n| n.max(newest))));
                 self.tx_has_appends = true;
                 Ok(())
             }
@@ -568,6 +989,23 @@ impl Store for SqliteStore {
                 self.note_failure();
                 Err(e.into())
             }
+        }
+    }
+}
+
+impl Store for SqliteStore {
+    type Error = StoreError;
+
+    fn append(&mut self, seq: Seq, payload: &[u8]) -> Result<(), StoreError> {
+        match self.append_once(seq, payload) {
+            // A damaged page where the row goes: when the transaction is
+            // still whole (its appends are copied), the rows go on in a
+            // fresh file and the append is made there.
+            Err(StoreError::Corrupt(why)) if !self.poisoned && self._lock.is_some() => {
+                self.rebuild(None, &why)?;
+                self.append_once(seq, payload)
+            }
+            other => other,
         }
     }
 
@@ -595,6 +1033,7 @@ impl Store for SqliteStore {
     fn delete_through(&mut self, through: Seq) -> Result<(), StoreError> {
         self.begin()?;
         let through = i64::try_from(through).unwrap_or(i64::MAX);
+        let max_record = self.max_record;
         // Remember how far numbering went before the records that show it go.
         let result = self.raise_floor(through).and_then(|()| {
             let mut stmt = self
@@ -603,10 +1042,13 @@ impl Store for SqliteStore {
             let mut rows = stmt.query([through])?;
             let mut gone = Counts::default();
             while let Some(row) = rows.next()? {
-                gone = gone.plus(Counts {
-                    events: -1,
-                    bytes: -row.get_ref(0)?.as_i64().unwrap_or(0),
-                });
+                // The counters hold intact rows only.
+                if let Some(size) = max_record_size(row.get_ref(0)?, max_record) {
+                    gone = gone.plus(Counts {
+                        events: -1,
+                        bytes: -i64::from(size),
+                    });
+                }
             }
             Ok(gone)
         });
@@ -614,7 +1056,15 @@ impl Store for SqliteStore {
             Ok(gone) => self.counted.set(self.counted.get().plus(gone)),
             Err(e) => {
                 self.note_failure();
-                return Err(e.into());
+                return match StoreError::from(e) {
+                    // A damaged page in the way: the rows after `through`
+                    // that can be read go on in a fresh file.
+                    StoreError::Corrupt(why) => {
+                        let after = u64::try_from(through).unwrap_or(0);
+                        self.rebuild(Some(after), &why)
+                    }
+                    other => Err(other),
+                };
             }
         }
         // Without pending appends nothing else waits for a sync: make the
@@ -627,29 +1077,34 @@ impl Store for SqliteStore {
     }
 
     fn summary(&mut self) -> Result<StoreSummary, StoreError> {
-        self.queue_summary()
+        match self.queue_summary() {
+            // The ends of the queue cannot be read: salvage, then the
+            // fresh file's summary.
+            Err(StoreError::Corrupt(why)) if self._lock.is_some() => {
+                self.rebuild(None, &why)?;
+                self.queue_summary()
+            }
+            other => other,
+        }
     }
 
     fn read_sizes(&mut self, from: Seq, out: &mut [u32]) -> Result<usize, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT seq, size FROM events WHERE seq >= ?1 ORDER BY seq LIMIT ?2")?;
-        let mut rows = stmt.query(params![
-            i64::try_from(from).unwrap_or(i64::MAX),
-            i64::try_from(out.len()).unwrap_or(i64::MAX)
-        ])?;
-        let mut n = 0;
-        while let Some(row) = rows.next()? {
-            let seq: i64 = row.get(0)?;
-            let size: i64 = row.get(1)?;
-            if u64::try_from(seq).ok() != Some(from + n as u64) || n >= out.len() {
-                break;
+        match self.read_sizes_scan(from, out) {
+            Err(StoreError::Corrupt(e)) => {
+                log::warn!(
+                    "outbox: {} is damaged ({e}); reading sizes from event {from} one by one",
+                    self.path.display()
+                );
+                self.read_sizes_row_by_row(from, out)
             }
-            out[n] = u32::try_from(size)
-                .map_err(|_| StoreError::Malformed(format!("event {seq} has size {size}")))?;
-            n += 1;
+            // The walk ended before the newest row known: a damaged page
+            // read as empty. The rest, one by one.
+            Ok(n) if n < out.len() && from.saturating_add(n as Seq) <= self.newest_known() => {
+                let more = self.read_sizes_row_by_row(from + n as Seq, &mut out[n..])?;
+                Ok(n + more)
+            }
+            other => other,
         }
-        Ok(n)
     }
 
     fn seq_floor(&mut self) -> Result<Seq, StoreError> {
@@ -680,6 +1135,14 @@ impl Counts {
             events: self.events.saturating_add(other.events),
             bytes: self.bytes.saturating_add(other.bytes),
         }
+    }
+}
+
+/// A stored size when it is an integer in `0..=max`.
+fn max_record_size(size: ValueRef<'_>, max: u32) -> Option<u32> {
+    match size {
+        ValueRef::Integer(v) => u32::try_from(v).ok().filter(|&v| v <= max),
+        _ => None,
     }
 }
 

@@ -15,7 +15,7 @@ use super::error::OpenError;
 pub const APPLICATION_ID: i32 = 0x6f62_7831;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// The oldest schema version `SqliteStore::open_read_only` reads without
 /// migrating (a read-only view never writes).
@@ -83,6 +83,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
     "DROP TRIGGER IF EXISTS events_counted_in;
      DROP TRIGGER IF EXISTS events_counted_out;
      DROP TRIGGER IF EXISTS events_recounted;",
+    // 4 -> 5: the last salvage (`salvage.rs`): when a damaged file was set
+    // aside and this one built from what could be read, and what it said,
+    // for `outbox status` (unlike the last error, a delivery keeps it).
+    "ALTER TABLE meta ADD COLUMN salvaged_at INTEGER;
+     ALTER TABLE meta ADD COLUMN salvaged TEXT;",
 ];
 
 /// What the file turned out to be.

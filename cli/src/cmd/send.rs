@@ -93,7 +93,8 @@ pub fn run(args: SendArgs) -> CliResult {
     let feed = Feed::spawn(reader, MAX_LINE_BYTES)
         .map_err(|e| CliError::failure(format!("cannot start reading the input: {e}")))?;
     let client = open_client(db, &endpoint, args.flush_mode, args.threshold)?;
-    let result = send(&client, &args, &endpoint, &bound, &feed);
+    let storage = super::flush::StorageWatch::start(&client);
+    let result = send(&client, &args, &endpoint, &bound, &feed, &storage);
     // Whatever happened (delivered, --no-wait, --strict, a failure), commit
     // and stop without starting another upload: what is stored stays stored.
     let _ = client.close();
@@ -141,6 +142,7 @@ fn send(
     endpoint: &Endpoint,
     bound: &Bound,
     feed: &Feed,
+    storage: &super::flush::StorageWatch,
 ) -> CliResult {
     let db = args.db.db.as_path();
     let notes = client.notifications();
@@ -299,12 +301,21 @@ fn send(
     let s = &done.core;
     let rejected = s.rejected - base.rejected;
     let delivered = s.delivered - base.delivered;
+    let damaged = super::flush::damaged_since(&base, s);
+    let damaged_note = match damaged {
+        0 => String::new(),
+        n => format!(", {n} damaged in the database"),
+    };
     out_line(&format!(
-        "read {} lines: {} stored, {} bad lines skipped; {delivered} delivered, {rejected} rejected, 0 still queued",
+        "read {} lines: {} stored, {} bad lines skipped; {delivered} delivered, {rejected} rejected{damaged_note}, 0 still queued",
         counts.stored + counts.bad,
         counts.stored,
         counts.bad,
     ));
+    storage.finish(client);
+    if damaged > 0 {
+        return Err(storage.damaged_error(damaged, delivered));
+    }
     if rejected > 0 {
         return Err(super::deliver::rejected_error(
             rejected,

@@ -15,7 +15,7 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use outbox_std::sqlite::{LastError, SqliteStore};
+use outbox_std::sqlite::{ErrorSource, LastError, OpenError, SqliteStore};
 use serde_json::{json, Value};
 
 use super::out_line;
@@ -31,6 +31,11 @@ struct Status {
     oldest_age: Option<Duration>,
     dead_letters: u64,
     last_error: Option<Value>,
+    /// Delivery stopped for a storage fault the writer recorded (a full
+    /// disk, a read-only file, damage it could not salvage).
+    store_fault: Option<String>,
+    /// The last salvage: when, and what it said.
+    salvaged: Option<(String, String)>,
 }
 
 /// Opens `db` read-only with a clear one-line error.
@@ -41,8 +46,21 @@ pub fn open_read_only(db: &Path) -> CliResult<SqliteStore> {
             db.display()
         )));
     }
-    SqliteStore::open_read_only(db)
-        .map_err(|e| CliError::failure(format!("cannot open the database: {e}")))
+    SqliteStore::open_read_only(db).map_err(|e| {
+        let damaged = matches!(
+            e,
+            OpenError::Corrupt { .. }
+                | OpenError::NotADatabase { .. }
+                | OpenError::NewerSchema { .. }
+        );
+        let hint = if damaged {
+            "; the next `outbox send` or `outbox flush` salvages every event that can still be \
+             read into a fresh database and keeps this file aside"
+        } else {
+            ""
+        };
+        CliError::failure(format!("cannot open the database: {e}{hint}"))
+    })
 }
 
 fn read_status(db: &Path) -> CliResult<Status> {
@@ -55,6 +73,8 @@ fn read_status(db: &Path) -> CliResult<Status> {
             oldest_age: None,
             dead_letters: 0,
             last_error: None,
+            store_fault: None,
+            salvaged: None,
         });
     }
     let store = open_read_only(db)?;
@@ -74,6 +94,19 @@ fn read_status(db: &Path) -> CliResult<Status> {
             .unwrap_or(Duration::ZERO)
     });
     let last_error = store.last_error().map_err(|e| failed(&e))?;
+    let store_fault = last_error
+        .as_ref()
+        .filter(|e| e.source == ErrorSource::Store)
+        .map(|e| {
+            format!(
+                "delivery stopped on a storage fault ({}); the next send or flush tries again",
+                e.message
+            )
+        });
+    let salvaged = store
+        .last_salvage()
+        .map_err(|e| failed(&e))?
+        .map(|(at, message)| (humantime::format_rfc3339_seconds(at).to_string(), message));
     Ok(Status {
         pending_events,
         pending_bytes,
@@ -81,6 +114,8 @@ fn read_status(db: &Path) -> CliResult<Status> {
         oldest_age,
         dead_letters,
         last_error: last_error.as_ref().map(last_error_json),
+        store_fault,
+        salvaged,
     })
 }
 
@@ -140,11 +175,13 @@ pub fn run(args: StatusArgs) -> CliResult {
             return Err(e);
         }
     };
-    let problem = storage_problem(db);
+    // A file that cannot be written, else a fault that stopped delivery.
+    let problem = storage_problem(db).or_else(|| st.store_fault.clone());
     if args.json {
         let doc = json!({
             "writable": problem.is_none(),
             "storageProblem": problem,
+            "salvaged": st.salvaged.as_ref().map(|(at, message)| json!({"at": at, "message": message})),
             "db": db.display().to_string(),
             "pendingEvents": st.pending_events,
             "pendingBytes": st.pending_bytes,
@@ -187,6 +224,12 @@ pub fn run(args: StatusArgs) -> CliResult {
         (
             "writable",
             problem.map_or("yes".into(), |p| format!("no: {p}")),
+        ),
+        (
+            "salvaged",
+            st.salvaged
+                .as_ref()
+                .map_or("-".into(), |(at, message)| format!("{at}: {message}")),
         ),
     ];
     for (k, v) in rows {
