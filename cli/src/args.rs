@@ -17,7 +17,10 @@ pub const DEFAULT_DB: &str = "outbox.db";
 /// Exit codes: 0 done; 1 failure; 2 bad command line; 3 events still queued
 /// (time ran out: --timeout, or without it 30 s without progress; they stay
 /// stored for the next run); 4 bad input (--strict met a bad line, or no
-/// line was valid).
+/// line was valid); 130 / 143 `send` stopped by SIGINT / SIGTERM (it
+/// commits and names the last line read, all stored; a second signal ends
+/// it at once). A file-size limit (SIGXFSZ) is a failure (1) that names
+/// the last line known stored.
 #[derive(Debug, Parser)]
 #[command(name = "outbox", version, propagate_version = true)]
 pub struct Cli {
