@@ -217,6 +217,15 @@ pub struct CollectArgs {
     /// Seed for the fault draws (default: from the clock).
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+    /// A request's head and body must arrive within this (e.g. 30s, 500ms),
+    /// however steadily its bytes trickle in; a slower one is answered 408
+    /// and closed, so slow clients cannot hold the connections.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+    /// Most connections served at once; more are closed on arrival.
+    #[arg(long, value_name = "N", default_value_t = crate::collect::MAX_CONNECTIONS,
+          value_parser = parse_positive_usize)]
+    pub max_connections: usize,
 }
 
 /// `outbox gateway`.
