@@ -364,7 +364,8 @@ fn slow_clients_cannot_lock_out_real_ones() {
         let done = Arc::clone(&done);
         std::thread::spawn(move || -> Result<String, String> {
             let mut s = TcpStream::connect(addr).map_err(|e| e.to_string())?;
-            s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
             let head = format!("POST /v1/batch HTTP/1.1\r\nX-Slow: {}", "a".repeat(10_000));
             let start = Instant::now();
             for byte in head.bytes() {
@@ -417,7 +418,9 @@ fn slow_clients_cannot_lock_out_real_ones() {
     });
     assert_eq!(served.status, 200, "{}", served.body);
     for outcome in &outcomes {
-        let answer = outcome.as_ref().unwrap_or_else(|e| panic!("a trickler {e}"));
+        let answer = outcome
+            .as_ref()
+            .unwrap_or_else(|e| panic!("a trickler {e}"));
         assert!(
             answer.is_empty() || answer.starts_with("HTTP/1.1 408") || answer.starts_with("reset"),
             "{answer:?}"
@@ -486,7 +489,13 @@ fn out_through_a_symlink_is_refused_and_a_new_one_is_0600() {
     std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
     let link = dir.path().join("got.jsonl");
     std::os::unix::fs::symlink(&target, &link).unwrap();
-    let res = run(&["collect", "--listen", "127.0.0.1:0", "--out", link.to_str().unwrap()]);
+    let res = run(&[
+        "collect",
+        "--listen",
+        "127.0.0.1:0",
+        "--out",
+        link.to_str().unwrap(),
+    ]);
     let err = assert_one_line_error(&res);
     assert_eq!(res.status.code(), Some(1), "{err}");
     assert!(err.contains("symbolic link"), "{err}");
@@ -494,7 +503,12 @@ fn out_through_a_symlink_is_refused_and_a_new_one_is_0600() {
     // A fresh out file: created 0600 whatever the umask allows.
     let fresh = dir.path().join("fresh.jsonl");
     let c = Collect::start(&["--out", fresh.to_str().unwrap()]);
-    assert_eq!(post_batch(c.addr, None, &batch_of(&["m-1"])).unwrap().status, 200);
+    assert_eq!(
+        post_batch(c.addr, None, &batch_of(&["m-1"]))
+            .unwrap()
+            .status,
+        200
+    );
     drop(c);
     let mode = std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "{mode:o}");

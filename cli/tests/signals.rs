@@ -90,8 +90,8 @@ fn signal_while_reading(sig: &str, code: i32) {
     assert!(last.starts_with("outbox: "), "{stderr}");
     assert!(last.contains(&format!("SIG{sig}")), "{last}");
     assert!(last.contains("outbox flush"), "no resume hint: {last}");
-    let n = number_after(last, "line ")
-        .unwrap_or_else(|| panic!("no line number in {last:?}")) as usize;
+    let n = number_after(last, "line ").unwrap_or_else(|| panic!("no line number in {last:?}"))
+        as usize;
     assert!((256..=300).contains(&n), "{last}");
     assert!(
         last.contains(&format!("tail -n +{}", n + 1)),
@@ -206,6 +206,10 @@ fn a_file_size_limit_stops_send_with_the_last_line_known_stored() {
     let out = dir.path().join("got.jsonl");
     let _collector = flush_into(&db, &out);
     let got = ids_in(&out);
-    assert!(got.len() >= known, "{} delivered, {known} said stored", got.len());
+    assert!(
+        got.len() >= known,
+        "{} delivered, {known} said stored",
+        got.len()
+    );
     assert_eq!(got[..known], ids[..known], "{last}");
 }

@@ -145,8 +145,8 @@ fn store(
     given_ids: &mut HashMap<String, u64>,
     progress: &mut Progress,
 ) -> Result<Result<(), String>, TrackError> {
-    let event = match serde_json::from_value::<Event>(Value::Object(map)) {
-        Ok(e) => e,
+    let event = match serde_json::from_value::<Event>(Value::Object(map.clone())) {
+        Ok(e) => with_exact_numbers(e, map),
         Err(e) => return Ok(Err(format!("not a valid event: {e}"))),
     };
     let given = event.message_id.clone().filter(|m| !m.is_empty());
@@ -167,6 +167,29 @@ fn store(
         }
     }
     Ok(Ok(()))
+}
+
+/// `event`, read from `map`, with the values of `map` where they may hold
+/// numbers: serde_json turns a number like `-0` into `0` when it builds the
+/// event from a `Value` (it reads it as an integer), and the README promises
+/// the text as written. The values are the same JSON otherwise.
+fn with_exact_numbers(mut event: Event, mut map: serde_json::Map<String, Value>) -> Event {
+    for (field, key) in [
+        (&mut event.properties, "properties"),
+        (&mut event.traits, "traits"),
+        (&mut event.context, "context"),
+        (&mut event.integrations, "integrations"),
+    ] {
+        if let (Some(value), Some(exact)) = (field.as_mut(), map.remove(key)) {
+            *value = exact;
+        }
+    }
+    for (key, value) in event.extra.iter_mut() {
+        if let Some(exact) = map.remove(key) {
+            *value = exact;
+        }
+    }
+    event
 }
 
 fn send(

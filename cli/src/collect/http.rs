@@ -247,7 +247,10 @@ fn body_framing(headers: &[(String, String)]) -> Result<(bool, Option<usize>), H
         return Err(bad(400, "a Transfer-Encoding that does not end in chunked"));
     }
     if codings.len() > 1 {
-        return Err(bad(501, "transfer codings other than chunked are not served"));
+        return Err(bad(
+            501,
+            "transfer codings other than chunked are not served",
+        ));
     }
     Ok((true, None))
 }

@@ -382,7 +382,10 @@ fn open_out(path: &Path) -> io::Result<(HashSet<String>, File)> {
         options.custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
     }
     let mut file = options.open(path).map_err(|e| {
-        if path.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+        if path
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink())
+        {
             refuse("a symbolic link")
         } else {
             e
