@@ -435,6 +435,37 @@ mod tests {
     }
 
     #[test]
+    fn an_ambiguous_body_length_is_400() {
+        let status = |raw: &[u8]| match parse(raw) {
+            Ok(Some(_)) => 200,
+            Err(HttpError::Bad { status, .. }) => status,
+            other => panic!("{other:?}"),
+        };
+        let cl = |v: &str| format!("POST / HTTP/1.1\r\n{v}\r\n\r\nhello");
+        assert_eq!(status(cl("Content-Length: 5").as_bytes()), 200);
+        assert_eq!(
+            status(cl("Content-Length: 5\r\nContent-Length: 5").as_bytes()),
+            200
+        );
+        assert_eq!(status(cl("Content-Length: 5, 5").as_bytes()), 200);
+        assert_eq!(
+            status(cl("Content-Length: 5\r\nContent-Length: 4").as_bytes()),
+            400
+        );
+        assert_eq!(status(cl("Content-Length: 5, 4").as_bytes()), 400);
+        assert_eq!(status(cl("Content-Length: +5").as_bytes()), 400);
+        assert_eq!(
+            status(cl("Content-Length: 5\r\nTransfer-Encoding: chunked").as_bytes()),
+            400
+        );
+        assert_eq!(status(cl("Transfer-Encoding: gzip").as_bytes()), 400);
+        assert_eq!(
+            status(cl("Transfer-Encoding: gzip, chunked").as_bytes()),
+            501
+        );
+    }
+
+    #[test]
     fn garbage_never_panics() {
         for raw in [
             &b""[..],

@@ -529,7 +529,11 @@ fn serve(stream: TcpStream, shared: &Shared) {
         }
         reader.get_mut().deadline = Instant::now().checked_add(request_timeout);
         let read = http::read_request(&mut reader, limits, &mut writer);
-        let late = reader.get_ref().past_deadline();
+        // Any wait that ran out within a request ran into its deadline
+        // (the socket's timer may fire a hair before the deadline's instant).
+        let late = reader.get_ref().past_deadline()
+            || matches!(&read, Err(HttpError::Io(e))
+                if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut));
         reader.get_mut().deadline = None;
         let reply = match read {
             Err(HttpError::Io(_)) if late => {
