@@ -419,14 +419,15 @@ impl Watch<'_> {
     }
 }
 
-/// Signals that ask `send` to stop early. Once [`install`]ed, the first
-/// SIGINT or SIGTERM is only noted: `send` stops reading (or waiting),
-/// commits, names the last line stored and exits with [`Stop::code`]; a
-/// second one ends the process at once (with the same code). SIGXFSZ (a
-/// file-size limit, `ulimit -f`) is noted instead of killing the process:
-/// the write that crossed the limit then fails like a full disk, and `send`
-/// says which lines are stored. On Windows only Ctrl-C is caught.
 pub mod stop {
+    //! Signals that ask `send` to stop early. Once [`install`]ed, the first
+    //! SIGINT or SIGTERM is only noted: `send` stops reading (or waiting),
+    //! commits, names the last line stored and exits with [`Stop::code`]; a
+    //! second one ends the process at once (with the same code). SIGXFSZ (a
+    //! file-size limit, `ulimit -f`) is noted instead of killing the process:
+    //! the write that crossed the limit then fails like a full disk, and `send`
+    //! says which lines are stored. On Windows only Ctrl-C is caught.
+
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// Why a run was asked to stop.

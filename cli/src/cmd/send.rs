@@ -2,7 +2,8 @@
 //!
 //! Every line read is stored (the queue is bounded by configuration and
 //! disk, and `send` waits for room rather than for delivery). When `send`
-//! stops early (time ran out, the disk is full, the queue stayed full) it
+//! stops early (time ran out, the disk is full or a file-size limit hit,
+//! the queue stayed full, SIGINT or SIGTERM: see [`stop`]) it commits,
 //! names the last line known stored and exits non-zero.
 
 use std::collections::HashMap;

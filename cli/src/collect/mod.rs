@@ -20,7 +20,12 @@
 //! across restarts.
 //!
 //! The collector runs on its own threads ([`Collector::start`]) and is used
-//! both by `outbox collect` and, in-process, by `outbox demo`.
+//! both by `outbox collect` and, in-process, by `outbox demo`. It serves at
+//! most [`Config::max_connections`] connections; each request must arrive in
+//! full within [`Config::request_timeout`] of its first byte (408 otherwise),
+//! so clients trickling bytes cannot hold them; a body whose length is
+//! ambiguous (RFC 9112 6.3) is refused with 400 ([`http`]). The out file is
+//! never reached through a symbolic link and is created 0600.
 
 pub mod faults;
 pub mod http;
