@@ -106,7 +106,9 @@ pub fn run(args: SendArgs) -> CliResult {
     result.map_err(|mut e| {
         if stop::file_size_limit_hit() && e.code == crate::exit::FAILURE {
             e.message = format!(
-                "the file-size limit was reached (SIGXFSZ, see `ulimit -f`): {}",
+                "the file-size limit was reached (SIGXFSZ, see `ulimit -f`): {}; once the \
+                 limit allows, send the lines after the last one stored again, and \
+                 `outbox flush` delivers what is stored",
                 e.message
             );
         }
@@ -231,8 +233,8 @@ fn send(
                 return Err(CliError {
                     code: stop.code(),
                     message: format!(
-                        "stopped by {}: line {} is the last line read, and every event up to it \
-                         is stored ({} events in {}); nothing after it was read: to resume, \
+                        "stopped by {}: line {} is the last line taken, and every event up to it \
+                         is stored ({} events in {}); no later line was stored: to resume, \
                          send the lines from {next} on (`tail -n +{next} FILE | outbox send ...`); \
                          `outbox flush` delivers what is stored",
                         stop.name(),
