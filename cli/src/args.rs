@@ -17,7 +17,10 @@ pub const DEFAULT_DB: &str = "outbox.db";
 /// Exit codes: 0 done; 1 failure; 2 bad command line; 3 events still queued
 /// (time ran out: --timeout, or without it 30 s without progress; they stay
 /// stored for the next run); 4 bad input (--strict met a bad line, or no
-/// line was valid).
+/// line was valid); 130 / 143 `send` stopped by SIGINT / SIGTERM (it
+/// commits and names the last line read, all stored; a second signal ends
+/// it at once). A file-size limit (SIGXFSZ) is a failure (1) that names
+/// the last line known stored.
 #[derive(Debug, Parser)]
 #[command(name = "outbox", version, propagate_version = true)]
 pub struct Cli {
@@ -214,6 +217,15 @@ pub struct CollectArgs {
     /// Seed for the fault draws (default: from the clock).
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+    /// A request's head and body must arrive within this (e.g. 30s, 500ms),
+    /// however steadily its bytes trickle in; a slower one is answered 408
+    /// and closed, so slow clients cannot hold the connections.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+    /// Most connections served at once; more are closed on arrival.
+    #[arg(long, value_name = "N", default_value_t = crate::collect::MAX_CONNECTIONS,
+          value_parser = parse_positive_usize)]
+    pub max_connections: usize,
 }
 
 /// `outbox gateway`.

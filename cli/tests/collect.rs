@@ -338,3 +338,178 @@ fn garbage_on_the_wire_never_takes_it_down() {
     let (status, _) = c.stop("TERM");
     assert!(status.success());
 }
+
+/// Issue 17 item 6: clients that send their request a byte at a time cannot
+/// hold the collector's connections: each request has a total deadline for
+/// its head and body (`--request-timeout`), after which it is answered 408
+/// and closed, however steadily the bytes trickle in. Here every connection
+/// the collector serves (`--max-connections 4`) is taken by a trickler; a
+/// real client must still get its batch in, and every trickler must be cut
+/// off. Before the fix each byte restarted a 30 s idle timeout, so the
+/// tricklers held every slot for as long as they kept sending.
+#[test]
+fn slow_clients_cannot_lock_out_real_ones() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    /// How long the tricklers go on (and the real client keeps trying):
+    /// far beyond the 1 s deadline, well short of the old idle timeout.
+    const TRICKLE_FOR: Duration = Duration::from_secs(20);
+    let c = Collect::start(&["--request-timeout", "1s", "--max-connections", "4"]);
+    let done = Arc::new(AtomicBool::new(false));
+    let trickle = |addr| {
+        let done = Arc::clone(&done);
+        std::thread::spawn(move || -> Result<String, String> {
+            let mut s = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+            s.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            let head = format!("POST /v1/batch HTTP/1.1\r\nX-Slow: {}", "a".repeat(10_000));
+            let start = Instant::now();
+            for byte in head.bytes() {
+                if done.load(Ordering::SeqCst) || start.elapsed() > TRICKLE_FOR {
+                    break;
+                }
+                if s.write_all(&[byte]).is_err() {
+                    break;
+                }
+                // The read timeout paces the trickle; an answer or a close ends it.
+                let mut answer = [0u8; 64];
+                match s.read(&mut answer) {
+                    Ok(n) => return Ok(String::from_utf8_lossy(&answer[..n]).to_string()),
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) => {}
+                    Err(e) => return Ok(format!("reset: {e}")),
+                }
+            }
+            Err(format!(
+                "still connected after trickling for {:?}",
+                start.elapsed()
+            ))
+        })
+    };
+    let slow: Vec<_> = (0..4).map(|_| trickle(c.addr)).collect();
+    // Let the tricklers take the slots, then knock as a real client would.
+    std::thread::sleep(Duration::from_millis(300));
+    let start = Instant::now();
+    let served = loop {
+        match post_batch(c.addr, None, &batch_of(&["real-1"])) {
+            Ok(r) => break Some(r),
+            // Half the trickling time: the slots are all taken meanwhile.
+            Err(_) if start.elapsed() < TRICKLE_FOR / 2 => {
+                std::thread::sleep(Duration::from_millis(100))
+            }
+            Err(_) => break None,
+        }
+    };
+    done.store(true, Ordering::SeqCst);
+    let outcomes: Vec<Result<String, String>> =
+        slow.into_iter().map(|t| t.join().unwrap()).collect();
+    let served = served.unwrap_or_else(|| {
+        panic!(
+            "the real client was locked out for {:?}; tricklers: {outcomes:?}",
+            TRICKLE_FOR / 2
+        )
+    });
+    assert_eq!(served.status, 200, "{}", served.body);
+    for outcome in &outcomes {
+        let answer = outcome
+            .as_ref()
+            .unwrap_or_else(|e| panic!("a trickler {e}"));
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1.1 408") || answer.starts_with("reset"),
+            "{answer:?}"
+        );
+    }
+}
+
+/// Issue 17 item 6: RFC 9112 6.3: two different Content-Length values, or
+/// Content-Length together with Transfer-Encoding, make the body's end
+/// ambiguous (request smuggling): answered 400, nothing stored. Before the
+/// fix the first Content-Length, or the chunked coding, silently won.
+#[test]
+fn ambiguous_body_lengths_are_refused_with_400() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("got.jsonl");
+    let c = Collect::start(&["--out", out.to_str().unwrap()]);
+    let body = batch_of(&["cl-1"]);
+    // `request` sends the real Content-Length; a second, different one.
+    let r = request(
+        c.addr,
+        "POST",
+        "/v1/batch",
+        &[("Content-Length", "3")],
+        body.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(r.status, 400, "two Content-Lengths: {}", r.body);
+    // A valid chunked body, with the Content-Length of its encoded bytes.
+    let chunked = format!("{:x}\r\n{}\r\n0\r\n\r\n", body.len(), batch_of(&["te-1"]));
+    let r = request(
+        c.addr,
+        "POST",
+        "/v1/batch",
+        &[("Transfer-Encoding", "chunked")],
+        chunked.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(r.status, 400, "Content-Length and chunked: {}", r.body);
+    // The same length twice is one length (RFC 9110 8.6): accepted.
+    let len = body.len().to_string();
+    let r = request(
+        c.addr,
+        "POST",
+        "/v1/batch",
+        &[("Content-Length", &len)],
+        body.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "the same Content-Length twice: {}", r.body);
+    drop(c);
+    assert_eq!(ids_in(&out), ["cl-1"]);
+}
+
+/// Issue 17 item 6: `--out` that is a symbolic link is refused (as the
+/// store refuses one), so the collector never appends events to a file
+/// someone else pointed it at, with that file's mode; a new out file is
+/// the owner's only. Before the fix it followed the link and appended.
+#[cfg(unix)]
+#[test]
+fn out_through_a_symlink_is_refused_and_a_new_one_is_0600() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("elsewhere.jsonl");
+    std::fs::write(&target, "").unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let link = dir.path().join("got.jsonl");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let res = run(&[
+        "collect",
+        "--listen",
+        "127.0.0.1:0",
+        "--out",
+        link.to_str().unwrap(),
+    ]);
+    let err = assert_one_line_error(&res);
+    assert_eq!(res.status.code(), Some(1), "{err}");
+    assert!(err.contains("symbolic link"), "{err}");
+    assert_eq!(std::fs::read(&target).unwrap(), b"");
+    // A fresh out file: created 0600 whatever the umask allows.
+    let fresh = dir.path().join("fresh.jsonl");
+    let c = Collect::start(&["--out", fresh.to_str().unwrap()]);
+    assert_eq!(
+        post_batch(c.addr, None, &batch_of(&["m-1"]))
+            .unwrap()
+            .status,
+        200
+    );
+    drop(c);
+    let mode = std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{mode:o}");
+}

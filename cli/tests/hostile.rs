@@ -775,3 +775,29 @@ fn a_malformed_record_is_quarantined_and_the_queue_moves_on() {
     assert!(String::from_utf8_lossy(&list.stdout).contains("malformed"));
     assert_eq!(status_json(&db)["pendingEvents"], 0);
 }
+
+/// Issue 17 item 7: `status --db` (and `dead-letter list --db`) on a FIFO
+/// says what the path is, not that there is no such file. Before the fix:
+/// "cannot open the database: PATH: no such file".
+#[cfg(unix)]
+#[test]
+fn status_on_a_fifo_says_it_is_not_a_regular_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("q.db");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    for args in [
+        vec!["status", "--db", fifo.to_str().unwrap()],
+        vec!["dead-letter", "list", "--db", fifo.to_str().unwrap()],
+    ] {
+        let res = run(&args);
+        let err = assert_one_line_error(&res);
+        assert_eq!(res.status.code(), Some(1), "{err}");
+        assert!(err.contains("not a regular file"), "{args:?}: {err}");
+        assert!(err.contains("FIFO"), "{args:?}: {err}");
+        assert!(!err.contains("no such"), "{args:?}: {err}");
+    }
+}

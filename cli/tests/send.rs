@@ -687,3 +687,88 @@ fn period_mode_with_threshold_still_delivers_everything_at_the_end() {
     assert_eq!(ids_in(&out), ids);
     c.wait_for("batch 1 from");
 }
+
+/// Issue 17 item 7: numbers keep the exact text they were written with, as
+/// the README promises, all the way to the collector's out file. Before the
+/// fix `1e400` arrived as `1e+400`, `1E5` as `1e+5` and `-0` as `0`.
+#[test]
+fn numbers_arrive_with_the_exact_text_they_were_written_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("got.jsonl");
+    let db = dir.path().join("q.db");
+    let c = Collect::start(&["--out", out.to_str().unwrap()]);
+    let numbers = [
+        ("a", "1e400"),
+        ("b", "-0"),
+        ("c", "1E5"),
+        ("d", "-0.0"),
+        ("e", "1.10"),
+        ("f", "-0e0"),
+        ("g", "100000000000000000000000000001"),
+        ("h", "0.1e-7"),
+        ("i", "2.5E+3"),
+        ("j", "7"),
+    ];
+    let props: Vec<String> = numbers
+        .iter()
+        .map(|(k, v)| format!(r#""{k}":{v}"#))
+        .collect();
+    let props = props.join(",");
+    // A plain event, and a batch envelope whose context holds a number too.
+    let input = format!(
+        "{{\"event\":\"N\",\"userId\":\"u\",\"messageId\":\"n-1\",\"properties\":{{{props}}},\"extra\":{{\"deep\":[1E2,-0]}}}}\n\
+         {{\"batch\":[{{\"event\":\"M\",\"userId\":\"u\",\"messageId\":\"n-2\",\"properties\":{{{props}}}}}],\"context\":{{\"z\":5E-1}}}}\n"
+    );
+    let res = run_with_stdin(
+        &["send", "--endpoint", &c.url(), "--db", db.to_str().unwrap()],
+        &input,
+    );
+    assert_ok(&res);
+    drop(c);
+    let text = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    for line in &lines {
+        for (k, v) in numbers {
+            assert!(
+                line.contains(&format!(r#""{k}":{v}"#)),
+                "{k} is not {v} in {line}"
+            );
+        }
+    }
+    assert!(lines[0].contains(r#""deep":[1E2,-0]"#), "{}", lines[0]);
+    assert!(lines[1].contains(r#""z":5E-1"#), "{}", lines[1]);
+}
+
+/// Issue 17 item 7: a UTF-8 byte order mark at the start of the input (as
+/// some Windows editors write) is not part of line 1: it is stripped and
+/// line 1 is stored. Before the fix line 1 was "not JSON" and skipped.
+#[test]
+fn a_byte_order_mark_before_line_1_is_stripped() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("got.jsonl");
+    let db = dir.path().join("q.db");
+    let c = Collect::start(&["--out", out.to_str().unwrap()]);
+    let (input, ids) = events("bom", 2);
+    let input_file = dir.path().join("in.jsonl");
+    let mut bytes = b"\xEF\xBB\xBF".to_vec();
+    bytes.extend_from_slice(input.as_bytes());
+    // A BOM anywhere else is the line's own business (here: not JSON).
+    bytes.extend_from_slice(b"\xEF\xBB\xBF{\"event\":\"late\",\"userId\":\"u\"}\n");
+    std::fs::write(&input_file, bytes).unwrap();
+    let res = run(&[
+        "send",
+        "--endpoint",
+        &c.url(),
+        "--db",
+        db.to_str().unwrap(),
+        "--input",
+        input_file.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{stderr}");
+    assert!(!stderr.contains("line 1:"), "{stderr}");
+    assert!(stderr.contains("line 3: not JSON"), "{stderr}");
+    drop(c);
+    assert_eq!(ids_in(&out), ids);
+}

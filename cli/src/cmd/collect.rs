@@ -35,6 +35,8 @@ pub fn run(args: CollectArgs) -> CliResult {
         max_batch_bytes: args.max_batch_bytes,
         reject_field: args.reject_field.clone(),
         out: args.out.clone(),
+        request_timeout: Some(args.request_timeout),
+        max_connections: Some(args.max_connections),
     };
     let log: Logger = Box::new(|batch| out_line(&batch.to_string()));
     let collector = Collector::start(&args.listen, config, Box::new(faults), Some(log))

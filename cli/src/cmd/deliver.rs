@@ -236,6 +236,18 @@ impl Watch<'_> {
                 return Ok(stats);
             }
             let s = &stats.core;
+            if let Some(stop) = stop::received().filter(|s| s.ends_the_run()) {
+                return Err(CliError {
+                    code: stop.code(),
+                    message: format!(
+                        "stopped by {}: {} events still queued in {}; run `outbox flush` to \
+                         deliver them",
+                        stop.name(),
+                        s.pending_events,
+                        self.db.display()
+                    ),
+                });
+            }
             let now = Instant::now();
             self.bound
                 .observe(s.delivered + s.rejected + s.dropped(), now);
@@ -404,5 +416,109 @@ impl Watch<'_> {
         let (position, _, message) = show(&done);
         progress.finish(position, message);
         Ok(done)
+    }
+}
+
+pub mod stop {
+    //! Signals that ask `send` to stop early. Once [`install`]ed, the first
+    //! SIGINT or SIGTERM is only noted: `send` stops reading (or waiting),
+    //! commits, names the last line stored and exits with [`Stop::code`]; a
+    //! second one ends the process at once (with the same code). SIGXFSZ (a
+    //! file-size limit, `ulimit -f`) is noted instead of killing the process:
+    //! the write that crossed the limit then fails like a full disk, and `send`
+    //! says which lines are stored. On Windows only Ctrl-C is caught.
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Why a run was asked to stop.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Stop {
+        /// SIGINT (Ctrl-C).
+        Interrupt,
+        /// SIGTERM (`kill`, a service manager).
+        Terminate,
+        /// SIGXFSZ: a file outgrew the file-size limit.
+        FileSizeLimit,
+    }
+
+    impl Stop {
+        /// The signal's name, for messages.
+        pub fn name(self) -> &'static str {
+            match self {
+                Stop::Interrupt => "SIGINT",
+                Stop::Terminate => "SIGTERM",
+                Stop::FileSizeLimit => "SIGXFSZ",
+            }
+        }
+
+        /// The exit code after stopping for it: 130 and 143 (128 + the
+        /// signal's number, as a shell reports a process the signal ended).
+        /// The file-size limit is a storage failure (1), like a full disk.
+        pub fn code(self) -> i32 {
+            match self {
+                Stop::Interrupt => 130,
+                Stop::Terminate => 143,
+                Stop::FileSizeLimit => crate::exit::FAILURE,
+            }
+        }
+
+        /// Whether `send` should stop reading or waiting for it (the
+        /// file-size limit stops it through the failing write instead).
+        pub fn ends_the_run(self) -> bool {
+            !matches!(self, Stop::FileSizeLimit)
+        }
+    }
+
+    const NONE: usize = 0;
+    const INTERRUPT: usize = 1;
+    const TERMINATE: usize = 2;
+
+    /// The last stopping signal received (0: none).
+    static RECEIVED: AtomicUsize = AtomicUsize::new(NONE);
+    /// Whether SIGXFSZ was received (kept apart: a later SIGTERM must not hide it).
+    static FILE_SIZE: AtomicUsize = AtomicUsize::new(NONE);
+
+    /// The stopping signal received so far, if any (SIGINT or SIGTERM first).
+    pub fn received() -> Option<Stop> {
+        match RECEIVED.load(Ordering::SeqCst) {
+            INTERRUPT => Some(Stop::Interrupt),
+            TERMINATE => Some(Stop::Terminate),
+            _ if FILE_SIZE.load(Ordering::SeqCst) != NONE => Some(Stop::FileSizeLimit),
+            _ => None,
+        }
+    }
+
+    /// Whether the file-size limit was hit (SIGXFSZ).
+    pub fn file_size_limit_hit() -> bool {
+        FILE_SIZE.load(Ordering::SeqCst) != NONE
+    }
+
+    /// Catches SIGINT, SIGTERM and SIGXFSZ for the rest of the process.
+    #[cfg(unix)]
+    pub fn install() -> std::io::Result<()> {
+        use signal_hook::consts::{SIGINT, SIGTERM, SIGXFSZ};
+        use signal_hook::flag;
+        use std::sync::atomic::AtomicBool;
+        /// Set by the first SIGINT or SIGTERM: the next one ends the process.
+        static ARMED: AtomicBool = AtomicBool::new(false);
+        for (sig, value, code) in [(SIGINT, INTERRUPT, 130), (SIGTERM, TERMINATE, 143)] {
+            // The shutdown goes first, so the first signal only arms it.
+            flag::register_conditional_shutdown(sig, code, &ARMED)?;
+            flag::register_usize(sig, &RECEIVED, value)?;
+            flag::register(sig, &ARMED)?;
+        }
+        flag::register_usize(SIGXFSZ, &FILE_SIZE, 1)?;
+        Ok(())
+    }
+
+    /// Catches Ctrl-C for the rest of the process.
+    #[cfg(not(unix))]
+    pub fn install() -> std::io::Result<()> {
+        ctrlc::set_handler(|| {
+            if RECEIVED.swap(INTERRUPT, Ordering::SeqCst) == INTERRUPT {
+                std::process::exit(130);
+            }
+        })
+        .map_err(std::io::Error::other)
     }
 }

@@ -79,9 +79,18 @@ impl<R: BufRead> Lines<R> {
             );
             return Ok(Some((self.line_no, Line::Bad(reason))));
         }
-        Ok(Some((self.line_no, judge(&self.buf))))
+        // A UTF-8 byte order mark (some Windows editors write one) marks
+        // the start of the input, not a part of line 1.
+        let text = match self.buf.strip_prefix(BOM) {
+            Some(rest) if self.line_no == 1 => rest,
+            _ => &self.buf[..],
+        };
+        Ok(Some((self.line_no, judge(text))))
     }
 }
+
+/// The UTF-8 byte order mark.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Judged lines read ahead by a thread, received with a deadline.
 pub struct Feed {
@@ -154,9 +163,75 @@ fn judge(raw: &[u8]) -> Line {
         return Line::Blank;
     }
     match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(map)) => Line::Event(map),
+        Ok(mut value @ Value::Object(_)) => {
+            keep_number_text(text, &mut value);
+            match value {
+                Value::Object(map) => Line::Event(map),
+                _ => Line::Bad("not a JSON object".into()),
+            }
+        }
         Ok(other) => Line::Bad(format!("not a JSON object (found {})", kind(&other))),
         Err(e) => Line::Bad(format!("not JSON: {e}")),
+    }
+}
+
+/// Gives every number in `value` (parsed from the JSON `text`) the exact
+/// text it has in `text`.
+///
+/// serde_json's `arbitrary_precision` keeps a number's digits, but its
+/// parser still spells some numbers its own way: `1e400` becomes `1e+400`,
+/// `1E5` becomes `1e+5`. The README promises the text as written, so the
+/// number's own slice of `text` (found with `RawValue`, which never
+/// re-spells anything) replaces it; a number whose text already matches is
+/// left alone. A `text` that does not match `value` changes nothing.
+///
+/// `Number::from_string_unchecked` is the only way serde_json offers to hold
+/// a given text (its parser always re-spells); the slice it gets is one the
+/// parser just accepted as a JSON number, so the "unchecked" holds.
+/// `keeps_the_exact_text_of_every_number` pins that behaviour.
+pub fn keep_number_text(text: &str, value: &mut Value) {
+    use serde_json::value::RawValue;
+    use std::collections::BTreeMap;
+
+    /// Whether `v` holds a number anywhere (only those are worth a look).
+    fn has_number(v: &Value) -> bool {
+        match v {
+            Value::Number(_) => true,
+            Value::Array(items) => items.iter().any(has_number),
+            Value::Object(map) => map.values().any(has_number),
+            _ => false,
+        }
+    }
+
+    match value {
+        Value::Number(n) => {
+            let raw = text.trim();
+            if n.as_str() != raw && serde_json::from_str::<serde_json::Number>(raw).is_ok() {
+                *n = serde_json::Number::from_string_unchecked(raw.to_owned());
+            }
+        }
+        Value::Array(items) if items.iter().any(has_number) => {
+            let Ok(raws) = serde_json::from_str::<Vec<&RawValue>>(text) else {
+                return;
+            };
+            if raws.len() == items.len() {
+                for (raw, item) in raws.iter().zip(items) {
+                    keep_number_text(raw.get(), item);
+                }
+            }
+        }
+        Value::Object(map) if map.values().any(has_number) => {
+            // Like `Value`, the last of two equal keys wins.
+            let Ok(raws) = serde_json::from_str::<BTreeMap<String, &RawValue>>(text) else {
+                return;
+            };
+            for (key, item) in map.iter_mut() {
+                if let Some(raw) = raws.get(key) {
+                    keep_number_text(raw.get(), item);
+                }
+            }
+        }
+        _ => {}
     }
 }
 
@@ -319,6 +394,39 @@ mod tests {
             unreachable!()
         };
         assert!(events_of(map).unwrap_err().contains("batch item 1"));
+    }
+
+    #[test]
+    fn keeps_the_exact_text_of_every_number() {
+        let text =
+            r#"{"a":1e400,"b":-0,"c":[1E5,{"d":-0e0}],"e":1.10,"f":"1e400","a ":2.5E+3,"g":7}"#;
+        let mut value: Value = serde_json::from_str(text).unwrap();
+        keep_number_text(text, &mut value);
+        let out = serde_json::to_string(&value).unwrap();
+        for part in [
+            r#""a":1e400"#,
+            r#""b":-0"#,
+            r#""c":[1E5,{"d":-0e0}]"#,
+            r#""e":1.10"#,
+            r#""f":"1e400""#,
+            r#""a ":2.5E+3"#,
+            r#""g":7"#,
+        ] {
+            assert!(out.contains(part), "{part} not in {out}");
+        }
+        // A BOM starts only the input.
+        let mut lines = Lines::new(
+            io::Cursor::new(b"\xEF\xBB\xBF{}\n\xEF\xBB\xBF{}\n".to_vec()),
+            100,
+        );
+        assert!(matches!(
+            lines.next_line().unwrap(),
+            Some((1, Line::Event(_)))
+        ));
+        assert!(matches!(
+            lines.next_line().unwrap(),
+            Some((2, Line::Bad(_)))
+        ));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! Every line read is stored (the queue is bounded by configuration and
 //! disk, and `send` waits for room rather than for delivery). When `send`
-//! stops early (time ran out, the disk is full, the queue stayed full) it
+//! stops early (time ran out, the disk is full or a file-size limit hit,
+//! the queue stayed full, SIGINT or SIGTERM: see [`stop`]) it commits,
 //! names the last line known stored and exits non-zero.
 
 use std::collections::HashMap;
@@ -14,6 +15,7 @@ use outbox_std::{Client, ClientStats, Event, TrackError};
 use serde_json::Value;
 
 use super::deadline::Bound;
+use super::deliver::stop::{self, Stop};
 use super::deliver::{
     open_client, progress_message, Endpoint, Watch, MAX_QUEUE_BYTES, MAX_QUEUE_EVENTS,
 };
@@ -68,6 +70,10 @@ pub fn run(args: SendArgs) -> CliResult {
             "--threshold only applies to --flush-mode period=DURATION",
         ));
     }
+    // From here on SIGINT and SIGTERM stop the run with the place named,
+    // and a file-size limit fails a write instead of killing the process.
+    stop::install()
+        .map_err(|e| CliError::failure(format!("cannot install the signal handlers: {e}")))?;
     // The input first: a missing file or a directory fails before any
     // database is created.
     let reader: Box<dyn BufRead + Send> = match &args.input {
@@ -98,7 +104,38 @@ pub fn run(args: SendArgs) -> CliResult {
     // Whatever happened (delivered, --no-wait, --strict, a failure), commit
     // and stop without starting another upload: what is stored stays stored.
     let _ = client.close();
-    result
+    result.map_err(|mut e| {
+        if stop::file_size_limit_hit() && e.code == crate::exit::FAILURE {
+            e.message = format!(
+                "the file-size limit was reached (SIGXFSZ, see `ulimit -f`): {}; once the \
+                 limit allows, send the lines after the last one stored again, and \
+                 `outbox flush` delivers what is stored",
+                e.message
+            );
+        }
+        e
+    })
+}
+
+/// How long one wait for an input line lasts before the stop signals are
+/// looked at again.
+const STOP_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The next input line, or why there is none: the input ended, failed or
+/// the run's time ran out ([`FeedEnd`]), or a signal asked to stop.
+fn next_line(feed: &Feed, bound: &Bound) -> Result<(u64, Line), Result<FeedEnd, Stop>> {
+    loop {
+        if let Some(stop) = stop::received().filter(|s| s.ends_the_run()) {
+            return Err(Err(stop));
+        }
+        let slice = Instant::now() + STOP_POLL;
+        let until = bound.deadline().map_or(slice, |d| d.min(slice));
+        match feed.next(Some(until)) {
+            Ok(line) => return Ok(line),
+            Err(FeedEnd::TimedOut) if !bound.timed_out(Instant::now()) => continue,
+            Err(end) => return Err(Ok(end)),
+        }
+    }
 }
 
 /// Track one event read on line `no`: `Ok(Err(reason))` for an event
@@ -112,8 +149,8 @@ fn store(
     given_ids: &mut HashMap<String, u64>,
     progress: &mut Progress,
 ) -> Result<Result<(), String>, TrackError> {
-    let event = match serde_json::from_value::<Event>(Value::Object(map)) {
-        Ok(e) => e,
+    let event = match serde_json::from_value::<Event>(Value::Object(map.clone())) {
+        Ok(e) => with_exact_numbers(e, map),
         Err(e) => return Ok(Err(format!("not a valid event: {e}"))),
     };
     let given = event.message_id.clone().filter(|m| !m.is_empty());
@@ -134,6 +171,29 @@ fn store(
         }
     }
     Ok(Ok(()))
+}
+
+/// `event`, read from `map`, with the values of `map` where they may hold
+/// numbers: serde_json turns a number like `-0` into `0` when it builds the
+/// event from a `Value` (it reads it as an integer), and the README promises
+/// the text as written. The values are the same JSON otherwise.
+fn with_exact_numbers(mut event: Event, mut map: serde_json::Map<String, Value>) -> Event {
+    for (field, key) in [
+        (&mut event.properties, "properties"),
+        (&mut event.traits, "traits"),
+        (&mut event.context, "context"),
+        (&mut event.integrations, "integrations"),
+    ] {
+        if let (Some(value), Some(exact)) = (field.as_mut(), map.remove(key)) {
+            *value = exact;
+        }
+    }
+    for (key, value) in event.extra.iter_mut() {
+        if let Some(exact) = map.remove(key) {
+            *value = exact;
+        }
+    }
+    event
 }
 
 fn send(
@@ -167,10 +227,27 @@ fn send(
     // The line each messageId given in the input was first read on.
     let mut given_ids: HashMap<String, u64> = HashMap::new();
     loop {
-        let (no, line) = match feed.next(bound.deadline()) {
+        let (no, line) = match next_line(feed, bound) {
             Ok(next) => next,
-            Err(FeedEnd::Done) => break,
-            Err(FeedEnd::TimedOut) => {
+            Err(Err(stop)) => {
+                confirm(&watch, &mut progress, &mut counts)?;
+                let next = counts.last_line + 1;
+                return Err(CliError {
+                    code: stop.code(),
+                    message: format!(
+                        "stopped by {}: line {} is the last line taken, and every event up to it \
+                         is stored ({} events in {}); no later line was stored: to resume, \
+                         send the lines from {next} on (`tail -n +{next} FILE | outbox send ...`); \
+                         `outbox flush` delivers what is stored",
+                        stop.name(),
+                        counts.last_line,
+                        counts.stored,
+                        db.display()
+                    ),
+                });
+            }
+            Err(Ok(FeedEnd::Done)) => break,
+            Err(Ok(FeedEnd::TimedOut)) => {
                 confirm(&watch, &mut progress, &mut counts)?;
                 return Err(CliError::queued(format!(
                     "timed out reading the input: line {} is the last read, and every event up to \
@@ -181,7 +258,7 @@ fn send(
                     db.display()
                 )));
             }
-            Err(FeedEnd::Failed(e)) => {
+            Err(Ok(FeedEnd::Failed(e))) => {
                 confirm(&watch, &mut progress, &mut counts)?;
                 return Err(CliError::failure(format!(
                     "cannot read the input after line {}: {e}; every event up to it is stored \

@@ -46,6 +46,12 @@ pub fn open_read_only(db: &Path) -> CliResult<SqliteStore> {
             db.display()
         )));
     }
+    if let Some(what) = not_a_file(db) {
+        return Err(CliError::failure(format!(
+            "{}: not a regular file ({what}); a database is a regular file (see --db or OUTBOX_DB)",
+            db.display()
+        )));
+    }
     SqliteStore::open_read_only(db).map_err(|e| {
         let damaged = matches!(
             e,
@@ -61,6 +67,31 @@ pub fn open_read_only(db: &Path) -> CliResult<SqliteStore> {
         };
         CliError::failure(format!("cannot open the database: {e}{hint}"))
     })
+}
+
+/// What `path` is when it exists but is not a regular file (following links).
+fn not_a_file(path: &Path) -> Option<&'static str> {
+    let kind = std::fs::metadata(path).ok()?.file_type();
+    if kind.is_file() {
+        return None;
+    }
+    if kind.is_dir() {
+        return Some("a directory");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return Some("a FIFO");
+        }
+        if kind.is_socket() {
+            return Some("a socket");
+        }
+        if kind.is_block_device() || kind.is_char_device() {
+            return Some("a device");
+        }
+    }
+    Some("a special file")
 }
 
 fn read_status(db: &Path) -> CliResult<Status> {

@@ -160,21 +160,15 @@ pub fn read_request<R: BufRead>(
     } else {
         !connection.contains("close")
     };
-    let chunked = find("transfer-encoding")
-        .map(|v| v.to_ascii_lowercase().contains("chunked"))
-        .unwrap_or(false);
+    let (chunked, declared) = body_framing(&headers)?;
     let expects_continue = find("expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
-    let declared = find("content-length").and_then(|v| v.parse::<usize>().ok());
     if expects_continue && !http10 && declared.is_none_or(|n| n <= limits.max_body) {
         interim.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
         interim.flush()?;
     }
     let body = if chunked {
         read_chunked(r, limits)?
-    } else if let Some(len) = find("content-length") {
-        let len: usize = len
-            .parse()
-            .map_err(|_| bad(400, "Content-Length is not a number"))?;
+    } else if let Some(len) = declared {
         if len > limits.max_body {
             return Err(bad(
                 limits.too_large_status,
@@ -199,6 +193,66 @@ pub fn read_request<R: BufRead>(
         body,
         keep_alive,
     }))
+}
+
+/// How the body's end is known (RFC 9112 6.3): `(chunked, Content-Length)`.
+/// Refused with 400, as the RFC asks of a server, when it is ambiguous (the
+/// door to request smuggling): Transfer-Encoding together with
+/// Content-Length, Content-Length values that differ, one that is not a
+/// plain decimal number, or a transfer coding that does not end in
+/// `chunked`. Repeating the same length (in several headers or as a list in
+/// one) is one length (RFC 9110 8.6).
+fn body_framing(headers: &[(String, String)]) -> Result<(bool, Option<usize>), HttpError> {
+    let mut length: Option<u64> = None;
+    let mut has_length = false;
+    let mut codings: Vec<String> = Vec::new();
+    for (name, value) in headers {
+        match name.as_str() {
+            "content-length" => {
+                has_length = true;
+                for item in value.split(',').map(str::trim) {
+                    if item.is_empty() || !item.bytes().all(|b| b.is_ascii_digit()) {
+                        return Err(bad(400, "Content-Length is not a number"));
+                    }
+                    // Too many digits for any length: beyond every limit.
+                    let n = item.parse::<u64>().unwrap_or(u64::MAX);
+                    match length {
+                        Some(seen) if seen != n => {
+                            return Err(bad(400, "conflicting Content-Length values"))
+                        }
+                        _ => length = Some(n),
+                    }
+                }
+            }
+            "transfer-encoding" => codings.extend(
+                value
+                    .split(',')
+                    .map(|c| c.trim().to_ascii_lowercase())
+                    .filter(|c| !c.is_empty()),
+            ),
+            _ => {}
+        }
+    }
+    if codings.is_empty() {
+        let length = length.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+        return Ok((false, length));
+    }
+    if has_length {
+        return Err(bad(
+            400,
+            "both Transfer-Encoding and Content-Length: the body's end is ambiguous",
+        ));
+    }
+    if codings.last().map(String::as_str) != Some("chunked") {
+        return Err(bad(400, "a Transfer-Encoding that does not end in chunked"));
+    }
+    if codings.len() > 1 {
+        return Err(bad(
+            501,
+            "transfer codings other than chunked are not served",
+        ));
+    }
+    Ok((true, None))
 }
 
 fn read_chunked<R: BufRead>(r: &mut R, limits: Limits) -> Result<Vec<u8>, HttpError> {
@@ -252,6 +306,7 @@ pub fn reason_phrase(status: u16) -> &'static str {
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
+        501 => "Not Implemented",
         502 => "Bad Gateway",
         503 => "Service Unavailable",
         504 => "Gateway Timeout",
@@ -377,6 +432,37 @@ mod tests {
             Err(HttpError::Bad { status: 413, .. }) => {}
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn an_ambiguous_body_length_is_400() {
+        let status = |raw: &[u8]| match parse(raw) {
+            Ok(Some(_)) => 200,
+            Err(HttpError::Bad { status, .. }) => status,
+            other => panic!("{other:?}"),
+        };
+        let cl = |v: &str| format!("POST / HTTP/1.1\r\n{v}\r\n\r\nhello");
+        assert_eq!(status(cl("Content-Length: 5").as_bytes()), 200);
+        assert_eq!(
+            status(cl("Content-Length: 5\r\nContent-Length: 5").as_bytes()),
+            200
+        );
+        assert_eq!(status(cl("Content-Length: 5, 5").as_bytes()), 200);
+        assert_eq!(
+            status(cl("Content-Length: 5\r\nContent-Length: 4").as_bytes()),
+            400
+        );
+        assert_eq!(status(cl("Content-Length: 5, 4").as_bytes()), 400);
+        assert_eq!(status(cl("Content-Length: +5").as_bytes()), 400);
+        assert_eq!(
+            status(cl("Content-Length: 5\r\nTransfer-Encoding: chunked").as_bytes()),
+            400
+        );
+        assert_eq!(status(cl("Transfer-Encoding: gzip").as_bytes()), 400);
+        assert_eq!(
+            status(cl("Transfer-Encoding: gzip, chunked").as_bytes()),
+            501
+        );
     }
 
     #[test]

@@ -20,7 +20,12 @@
 //! across restarts.
 //!
 //! The collector runs on its own threads ([`Collector::start`]) and is used
-//! both by `outbox collect` and, in-process, by `outbox demo`.
+//! both by `outbox collect` and, in-process, by `outbox demo`. It serves at
+//! most [`Config::max_connections`] connections; each request must arrive in
+//! full within [`Config::request_timeout`] of its first byte (408 otherwise),
+//! so clients trickling bytes cannot hold them; a body whose length is
+//! ambiguous (RFC 9112 6.3) is refused with 400 ([`http`]). The out file is
+//! never reached through a symbolic link and is created 0600.
 
 pub mod faults;
 pub mod http;
@@ -29,13 +34,13 @@ pub mod segment;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -46,11 +51,14 @@ use segment::Route;
 /// The path of the batch endpoint.
 pub const BATCH_PATH: &str = "/v1/batch";
 
-/// Most connections served at once; more are closed on arrival.
-const MAX_CONNECTIONS: usize = 256;
+/// Most connections served at once by default; more are closed on arrival.
+pub const MAX_CONNECTIONS: usize = 256;
 
 /// An idle kept-alive connection is closed after this long.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The default time a request's head and body have to arrive in full.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How a collector behaves.
 #[derive(Clone, Debug, Default)]
@@ -64,6 +72,12 @@ pub struct Config {
     pub reject_field: Option<String>,
     /// Where accepted events are appended as JSON lines (and ids reloaded from).
     pub out: Option<PathBuf>,
+    /// The time a request's head and body have to arrive in full, counted
+    /// from its first byte (however steadily the bytes trickle in); a
+    /// slower request is answered 408 and closed. `None`: [`REQUEST_TIMEOUT`].
+    pub request_timeout: Option<Duration>,
+    /// Most connections served at once; `None`: [`MAX_CONNECTIONS`].
+    pub max_connections: Option<usize>,
 }
 
 /// Why a collector could not start.
@@ -344,13 +358,47 @@ impl Drop for Collector {
 /// Lines that are not JSON events with a string `messageId` (a torn last
 /// line after a crash, say) are skipped. A file not ending in a newline gets
 /// one, so the next event starts on its own line.
+///
+/// A symbolic link is refused, not followed (as the store refuses one):
+/// accepted events may be personal data, and a link would append them to
+/// whatever file it names, with that file's owner and mode. So is anything
+/// but a regular file (a FIFO would block the collector).
 fn open_out(path: &Path) -> io::Result<(HashSet<String>, File)> {
+    let refuse = |what: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("it is {what}, not a regular file; give the path of a file to append to"),
+        )
+    };
+    match path.symlink_metadata() {
+        Ok(m) if m.file_type().is_symlink() => return Err(refuse("a symbolic link")),
+        Ok(m) if m.is_dir() => return Err(refuse("a directory")),
+        Ok(m) if !m.is_file() => return Err(refuse("a special file (a FIFO, device or socket)")),
+        _ => {}
+    }
     let mut options = OpenOptions::new();
     options.read(true).append(true).create(true);
     // Accepted events may be personal data: a new file is the owner's only.
+    // A link swapped in after the check above is still not followed.
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+        options.custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+    }
+    let mut file = options.open(path).map_err(|e| {
+        if path
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink())
+        {
+            refuse("a symbolic link")
+        } else {
+            e
+        }
+    })?;
+    if !file.metadata()?.is_file() {
+        return Err(refuse("a special file"));
+    }
     let mut seen = HashSet::new();
     let mut reader = BufReader::new(&file);
     let mut line = Vec::new();
@@ -395,7 +443,7 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
         {
             let mut conns = shared.conns();
-            if conns.len() >= MAX_CONNECTIONS {
+            if conns.len() >= shared.config.max_connections.unwrap_or(MAX_CONNECTIONS) {
                 continue;
             }
             match stream.try_clone() {
@@ -426,23 +474,82 @@ enum Reply {
     Hangup,
 }
 
+/// The read half of a connection: reads wait at most [`IDLE_TIMEOUT`]
+/// between requests, and within one request no longer than its deadline
+/// (so a client trickling a byte at a time cannot stretch a request).
+struct Paced {
+    stream: TcpStream,
+    /// When the request being read must be in; `None` between requests.
+    deadline: Option<Instant>,
+}
+
+impl Paced {
+    fn past_deadline(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+}
+
+impl Read for Paced {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let wait = match self.deadline {
+            None => IDLE_TIMEOUT,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(io::ErrorKind::TimedOut.into());
+                }
+                left
+            }
+        };
+        self.stream.set_read_timeout(Some(wait))?;
+        self.stream.read(buf)
+    }
+}
+
 fn serve(stream: TcpStream, shared: &Shared) {
     let Ok(peer) = stream.peer_addr() else { return };
     let _ = stream.set_nodelay(true);
-    let _ = stream.set_read_timeout(Some(IDLE_TIMEOUT));
     let _ = stream.set_write_timeout(Some(IDLE_TIMEOUT));
     let Ok(read_half) = stream.try_clone() else {
         return;
     };
-    let mut reader = BufReader::new(read_half);
+    let mut reader = BufReader::new(Paced {
+        stream: read_half,
+        deadline: None,
+    });
     let mut writer = stream;
     let (max_body, too_large_status) = segment::body_limit(&shared.config);
     let limits = Limits {
         max_body,
         too_large_status,
     };
+    let request_timeout = shared.config.request_timeout.unwrap_or(REQUEST_TIMEOUT);
     while !shared.stop.load(Ordering::SeqCst) {
-        let reply = match http::read_request(&mut reader, limits, &mut writer) {
+        // Wait (idle) for the next request's first byte; from then on the
+        // whole request has `request_timeout` to arrive.
+        reader.get_mut().deadline = None;
+        match reader.fill_buf() {
+            Ok([]) | Err(_) => return,
+            Ok(_) => {}
+        }
+        reader.get_mut().deadline = Instant::now().checked_add(request_timeout);
+        let read = http::read_request(&mut reader, limits, &mut writer);
+        // Any wait that ran out within a request ran into its deadline
+        // (the socket's timer may fire a hair before the deadline's instant).
+        let late = reader.get_ref().past_deadline()
+            || matches!(&read, Err(HttpError::Io(e))
+                if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut));
+        reader.get_mut().deadline = None;
+        let reply = match read {
+            Err(HttpError::Io(_)) if late => {
+                let reason = format!(
+                    "the request did not arrive in full within {}",
+                    humantime::format_duration(request_timeout)
+                );
+                let mut resp = Response::error(408, &reason);
+                resp.close = true;
+                Reply::Answer(resp)
+            }
             Ok(None) | Err(HttpError::Io(_)) => return,
             Err(HttpError::Bad { status, reason }) => {
                 let too_large = status == too_large_status && reason.contains("exceeds the limit");

@@ -167,7 +167,11 @@ pub fn accept(config: &Config, req: &Request, route: Route) -> Result<Accepted, 
         }
         Err(r) => return Err(r),
     };
-    let doc: Result<Value, _> = serde_json::from_slice(&body);
+    let mut doc: Result<Value, _> = serde_json::from_slice(&body);
+    if let (Ok(doc), Ok(text)) = (&mut doc, std::str::from_utf8(&body)) {
+        // Committed events keep their numbers as the client wrote them.
+        crate::cmd::input::keep_number_text(text, doc);
+    }
     if let Some(key) = &config.key {
         let in_body = doc
             .as_ref()
