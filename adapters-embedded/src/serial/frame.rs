@@ -51,11 +51,23 @@ pub enum Downlink {
         /// The frame that went unanswered.
         batch: u64,
     },
-    /// The gateway could not read the last frame; it is about the batch in
-    /// flight, if any.
+    /// The gateway could not read a frame. It is about the batch in flight
+    /// only when it names that batch's frame: an answer whose frame id
+    /// could not be read (or names another frame) ends nothing, and the
+    /// machine's request timeout covers the batch.
     Unreadable {
+        /// The frame's id, when its first bytes could still be read.
+        batch: Option<u64>,
         /// What was wrong with it.
         fault: Fault,
+    },
+    /// The gateway is still posting these events (or another batch) and
+    /// has no answer yet: send the batch again later. The gateway never
+    /// posts events it is already posting; a re-send after the post ended
+    /// gets that post's answer.
+    InProgress {
+        /// The frame answered.
+        batch: u64,
     },
 }
 
@@ -84,8 +96,12 @@ impl Downlink {
     /// let ok = Downlink::Status { batch: 70, status: 200, retry_after_secs: None };
     /// assert_eq!(ok.outcome_for(70, 7), Some(Outcome::Response { batch: 7, status: 200, retry_after: None }));
     /// assert_eq!(ok.outcome_for(80, 8), None);
-    /// let big = Downlink::Unreadable { fault: Fault::TooLarge };
+    /// let big = Downlink::Unreadable { batch: Some(80), fault: Fault::TooLarge };
     /// assert!(matches!(big.outcome_for(80, 8), Some(Outcome::Response { batch: 8, status: 413, .. })));
+    /// // "Too large" about another frame, or about a frame it could not name: not ours.
+    /// assert_eq!(big.outcome_for(90, 9), None);
+    /// let unnamed = Downlink::Unreadable { batch: None, fault: Fault::TooLarge };
+    /// assert_eq!(unnamed.outcome_for(80, 8), None);
     /// ```
     pub fn outcome_for(self, frame_id: u64, batch: BatchId) -> Option<Outcome> {
         match self {
@@ -102,15 +118,20 @@ impl Downlink {
                 (id == frame_id).then_some(Outcome::Failed { batch })
             }
             Downlink::Unreadable {
-                fault: Fault::TooLarge,
-            } => Some(Outcome::Response {
-                batch,
-                status: 413,
-                retry_after: None,
+                batch: Some(id),
+                fault,
+            } if id == frame_id => Some(match fault {
+                Fault::TooLarge => Outcome::Response {
+                    batch,
+                    status: 413,
+                    retry_after: None,
+                },
+                Fault::Garbled => Outcome::Failed { batch },
             }),
-            Downlink::Unreadable {
-                fault: Fault::Garbled,
-            } => Some(Outcome::Failed { batch }),
+            Downlink::Unreadable { .. } => None,
+            Downlink::InProgress { batch: id } => {
+                (id == frame_id).then_some(Outcome::Failed { batch })
+            }
         }
     }
 
@@ -140,12 +161,23 @@ impl Downlink {
                 (Downlink::Unanswered { batch }, rest)
             }
             2 => {
+                let (batch, rest) = take(rest)?;
                 let fault = match take::<u32>(rest)? {
                     (0, rest) => (Fault::TooLarge, rest),
                     (1, rest) => (Fault::Garbled, rest),
                     _ => return Err(FrameError::Malformed),
                 };
-                (Downlink::Unreadable { fault: fault.0 }, fault.1)
+                (
+                    Downlink::Unreadable {
+                        batch,
+                        fault: fault.0,
+                    },
+                    fault.1,
+                )
+            }
+            3 => {
+                let (batch, rest) = take(rest)?;
+                (Downlink::InProgress { batch }, rest)
             }
             _ => return Err(FrameError::Malformed),
         };
@@ -154,6 +186,54 @@ impl Downlink {
             _ => Err(FrameError::Malformed),
         }
     }
+}
+
+/// The frame id of a batch frame from its first bytes as they came off
+/// the link (still COBS-stuffed, without delimiters), when they hold it:
+/// how a gateway names a frame it could not read whole (too large, or
+/// garbled further on) in its `Unreadable` answer. `None` when the bytes
+/// are not the start of a batch frame or end before its id does.
+///
+/// ```
+/// use outbox_embedded::serial::{peek_frame_id, write_frame, Uplink};
+/// let mut wire = Vec::new();
+/// write_frame(&mut wire, &Uplink::Batch { id: 300, events: vec![vec![7u8; 900]] }).unwrap();
+/// assert_eq!(peek_frame_id(&wire[1..6]), Some(300));
+/// assert_eq!(peek_frame_id(&wire[1..2]), None);
+/// ```
+pub fn peek_frame_id(stuffed: &[u8]) -> Option<u64> {
+    // Un-stuff just enough for the tag and a 10-byte varint id.
+    let mut plain = [0u8; 12];
+    let mut n = 0;
+    let mut i = 0;
+    while let (true, Some(&code)) = (n < plain.len(), stuffed.get(i)) {
+        let code = usize::from(code);
+        if code == 0 {
+            return None;
+        }
+        i += 1;
+        for _ in 1..code {
+            match stuffed.get(i) {
+                Some(&byte) if n < plain.len() => plain[n] = byte,
+                _ => break,
+            }
+            n += 1;
+            i += 1;
+        }
+        // A block shorter than 255 stands for a zero byte after it, unless
+        // it is the frame's last.
+        if code < 0xFF && n < plain.len() && i < stuffed.len() {
+            plain[n] = 0;
+            n += 1;
+        }
+    }
+    let (tag, rest) = postcard::take_from_bytes::<u32>(&plain[..n]).ok()?;
+    if tag != BATCH_TAG {
+        return None;
+    }
+    postcard::take_from_bytes::<u64>(rest)
+        .ok()
+        .map(|(id, _)| id)
 }
 
 /// The id a batch's frame carries: the machine's batch id mixed with the
