@@ -138,51 +138,81 @@ impl Downlink {
     /// Decode a frame's content (already un-stuffed).
     pub fn decode(bytes: &[u8]) -> Result<Self, FrameError> {
         // Field by field rather than through the derived `Deserialize`
-        // (the same postcard layout: variant index, then the fields), which
-        // costs the firmware several hundred bytes of visitor code.
-        fn take<'b, T: Deserialize<'b>>(bytes: &'b [u8]) -> Result<(T, &'b [u8]), FrameError> {
-            postcard::take_from_bytes(bytes).map_err(|_| FrameError::Malformed)
-        }
-        let (variant, rest) = take::<u32>(bytes)?;
-        let (answer, rest) = match variant {
-            0 => {
-                let (batch, rest) = take(rest)?;
-                let (status, rest) = take(rest)?;
-                let (retry_after_secs, rest) = take(rest)?;
-                let status = Downlink::Status {
-                    batch,
-                    status,
-                    retry_after_secs,
-                };
-                (status, rest)
-            }
-            1 => {
-                let (batch, rest) = take(rest)?;
-                (Downlink::Unanswered { batch }, rest)
-            }
-            2 => {
-                let (batch, rest) = take(rest)?;
-                let fault = match take::<u32>(rest)? {
-                    (0, rest) => (Fault::TooLarge, rest),
-                    (1, rest) => (Fault::Garbled, rest),
+        // (the same postcard layout: variant index, then the fields), and
+        // with one varint reader for every integer rather than postcard's
+        // one per type: each costs the firmware's flash.
+        let mut f = Fields(bytes);
+        let answer = match f.int::<u32>()? {
+            0 => Downlink::Status {
+                batch: f.int()?,
+                status: f.int()?,
+                retry_after_secs: match f.tag()? {
+                    false => None,
+                    true => Some(f.int()?),
+                },
+            },
+            1 => Downlink::Unanswered { batch: f.int()? },
+            2 => Downlink::Unreadable {
+                batch: match f.tag()? {
+                    false => None,
+                    true => Some(f.int()?),
+                },
+                fault: match f.int::<u32>()? {
+                    0 => Fault::TooLarge,
+                    1 => Fault::Garbled,
                     _ => return Err(FrameError::Malformed),
-                };
-                (
-                    Downlink::Unreadable {
-                        batch,
-                        fault: fault.0,
-                    },
-                    fault.1,
-                )
-            }
-            3 => {
-                let (batch, rest) = take(rest)?;
-                (Downlink::InProgress { batch }, rest)
-            }
+                },
+            },
+            3 => Downlink::InProgress { batch: f.int()? },
             _ => return Err(FrameError::Malformed),
         };
-        match rest {
+        match f.0 {
             [] => Ok(answer),
+            _ => Err(FrameError::Malformed),
+        }
+    }
+}
+
+/// The fields of a postcard message, read from the front.
+struct Fields<'b>(&'b [u8]);
+
+impl Fields<'_> {
+    /// A varint that fits `T`.
+    #[inline(always)]
+    fn int<T: TryFrom<u64>>(&mut self) -> Result<T, FrameError> {
+        T::try_from(self.varint()?).map_err(|_| FrameError::Malformed)
+    }
+
+    /// A varint: 7 bits a byte, least significant first, at most 64 bits.
+    #[inline(never)]
+    fn varint(&mut self) -> Result<u64, FrameError> {
+        let mut value = 0u64;
+        for (i, &byte) in self.0.iter().enumerate().take(10) {
+            let bits = u64::from(byte & 0x7F);
+            // The tenth byte holds only the 64th bit.
+            if i == 9 && bits > 1 {
+                break;
+            }
+            value |= bits << (7 * i);
+            if byte & 0x80 == 0 {
+                self.0 = &self.0[i + 1..];
+                return Ok(value);
+            }
+        }
+        Err(FrameError::Malformed)
+    }
+
+    /// An `Option`'s tag: one byte, 0 or 1.
+    fn tag(&mut self) -> Result<bool, FrameError> {
+        match self.0 {
+            [0, rest @ ..] => {
+                self.0 = rest;
+                Ok(false)
+            }
+            [1, rest @ ..] => {
+                self.0 = rest;
+                Ok(true)
+            }
             _ => Err(FrameError::Malformed),
         }
     }

@@ -470,3 +470,54 @@ fn the_id_of_a_frame_too_large_to_read_is_read_from_its_first_bytes() {
     assert_eq!(peek_frame_id(&wire[1..3]), None);
     assert_eq!(peek_frame_id(&[]), None);
 }
+
+#[test]
+fn answers_decode_as_postcard_encodes_them_and_out_of_range_fields_are_refused() {
+    let ids = [
+        0u64,
+        1,
+        127,
+        128,
+        16_383,
+        16_384,
+        u64::from(u32::MAX),
+        u64::MAX,
+    ];
+    for &id in &ids {
+        for retry in [None, Some(0), Some(300), Some(u32::MAX)] {
+            let answers = [
+                Downlink::Status {
+                    batch: id,
+                    status: 503,
+                    retry_after_secs: retry,
+                },
+                Downlink::Unanswered { batch: id },
+                Downlink::Unreadable {
+                    batch: retry.map(|_| id),
+                    fault: Fault::Garbled,
+                },
+                Downlink::InProgress { batch: id },
+            ];
+            for answer in answers {
+                let bytes = postcard::to_stdvec(&answer).unwrap();
+                assert_eq!(Downlink::decode(&bytes), Ok(answer));
+                assert_eq!(
+                    Downlink::decode(&bytes[..bytes.len() - 1]),
+                    Err(FrameError::Malformed)
+                );
+            }
+        }
+    }
+    // A status above u16, an id above u64, an Option tag of 2, a fault of 2.
+    for bad in [
+        &[0u8, 1, 0x80, 0x80, 0x04, 0][..],
+        &[
+            1, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x02,
+        ],
+        &[2, 2, 1],
+        &[2, 0, 2],
+        &[4, 1],
+    ] {
+        assert_eq!(Downlink::decode(bad), Err(FrameError::Malformed), "{bad:?}");
+    }
+}
