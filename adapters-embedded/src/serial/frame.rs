@@ -104,35 +104,40 @@ impl Downlink {
     /// assert_eq!(unnamed.outcome_for(80, 8), None);
     /// ```
     pub fn outcome_for(self, frame_id: u64, batch: BatchId) -> Option<Outcome> {
-        match self {
+        let failed = Outcome::Failed { batch };
+        let (id, outcome) = match self {
             Downlink::Status {
                 batch: id,
                 status,
                 retry_after_secs,
-            } => (id == frame_id).then_some(Outcome::Response {
-                batch,
-                status,
-                retry_after: retry_after_secs.map(|s| Duration::from_secs(u64::from(s))),
-            }),
-            Downlink::Unanswered { batch: id } => {
-                (id == frame_id).then_some(Outcome::Failed { batch })
-            }
+            } => (
+                Some(id),
+                Outcome::Response {
+                    batch,
+                    status,
+                    retry_after: retry_after_secs.map(|s| Duration::from_secs(u64::from(s))),
+                },
+            ),
             Downlink::Unreadable {
-                batch: Some(id),
-                fault,
-            } if id == frame_id => Some(match fault {
-                Fault::TooLarge => Outcome::Response {
+                batch: id,
+                fault: Fault::TooLarge,
+            } => (
+                id,
+                Outcome::Response {
                     batch,
                     status: 413,
                     retry_after: None,
                 },
-                Fault::Garbled => Outcome::Failed { batch },
-            }),
-            Downlink::Unreadable { .. } => None,
-            Downlink::InProgress { batch: id } => {
-                (id == frame_id).then_some(Outcome::Failed { batch })
+            ),
+            Downlink::Unreadable {
+                batch: id,
+                fault: Fault::Garbled,
+            } => (id, failed),
+            Downlink::Unanswered { batch: id } | Downlink::InProgress { batch: id } => {
+                (Some(id), failed)
             }
-        }
+        };
+        (id == Some(frame_id)).then_some(outcome)
     }
 
     /// Decode a frame's content (already un-stuffed).
@@ -186,20 +191,26 @@ impl Fields<'_> {
     /// A varint: 7 bits a byte, least significant first, at most 64 bits.
     #[inline(never)]
     fn varint(&mut self) -> Result<u64, FrameError> {
-        let mut value = 0u64;
-        for (i, &byte) in self.0.iter().enumerate().take(10) {
-            let bits = u64::from(byte & 0x7F);
-            // The tenth byte holds only the 64th bit.
-            if i == 9 && bits > 1 {
-                break;
-            }
-            value |= bits << (7 * i);
-            if byte & 0x80 == 0 {
-                self.0 = &self.0[i + 1..];
-                return Ok(value);
-            }
+        // The bytes up to the one without the continuation bit; the tenth
+        // may hold only the 64th bit.
+        let end = self
+            .0
+            .iter()
+            .take(10)
+            .position(|&b| b & 0x80 == 0)
+            .ok_or(FrameError::Malformed)?;
+        let (bytes, rest) = self.0.split_at(end + 1);
+        if end == 9 && bytes[9] > 1 {
+            return Err(FrameError::Malformed);
         }
-        Err(FrameError::Malformed)
+        // Most significant first: shifts by a constant (a shift by a
+        // variable amount of a u64 is a call into compiler builtins).
+        let value = bytes
+            .iter()
+            .rev()
+            .fold(0u64, |v, &b| (v << 7) | u64::from(b & 0x7F));
+        self.0 = rest;
+        Ok(value)
     }
 
     /// An `Option`'s tag: one byte, 0 or 1.
