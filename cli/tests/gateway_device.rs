@@ -248,7 +248,7 @@ fn deliver_across_a_power_cut(cut_after: u64, wrapped: bool) {
     let (to_host, from_device) = mpsc::channel();
     let (to_device, from_host) = mpsc::channel();
     let gateway = thread::spawn(move || {
-        let mut gateway = Gateway::new(uploader, 64 * 1024);
+        let gateway = Gateway::new(uploader, 64 * 1024);
         let result = gateway.serve(
             HostIn(from_device, VecDeque::new()),
             HostOut(to_device),
