@@ -18,8 +18,11 @@
 //! attempt and sends the batch again after its backoff; the gateway
 //! recognises the same events (a re-send has a new frame id) and never
 //! posts events it is already posting: it waits for that post again, and
-//! gives its answer, once, to the first re-send after it ended. So a slow
-//! endpoint costs one POST, not one per attempt. A device's request timeout
+//! gives its answer, once, to the first re-send after it ended. The device
+//! re-forms its batch on each attempt (it may have grown): the events of
+//! the last post answered 2xx are left out of the next one, and a frame
+//! holding only such events is answered 200 without a request. So a slow
+//! endpoint costs one POST per event, not one per attempt. A device's request timeout
 //! must be longer than `answer_within` plus the frame's time on the line
 //! (the example firmware: 5 s).
 //!
@@ -31,6 +34,7 @@
 
 pub mod tcp;
 
+use std::collections::HashSet;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::sync::mpsc::{self, Sender};
@@ -154,6 +158,10 @@ struct Posting {
 
 struct State {
     posting: Option<Posting>,
+    /// The events of the last post the endpoint answered 2xx: a frame
+    /// re-formed around them (the device re-batches on each attempt) posts
+    /// only its other events.
+    delivered: HashSet<Vec<u8>>,
     stats: GatewayStats,
 }
 
@@ -189,6 +197,7 @@ impl Gateway {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 posting: None,
+                delivered: HashSet::new(),
                 stats: GatewayStats::default(),
             }),
             ended: Condvar::new(),
@@ -205,12 +214,12 @@ impl Gateway {
                     .map_err(|e: UploadFailed| e.to_string());
                 let Some(shared) = weak.upgrade() else { return };
                 let mut state = shared.lock();
-                if let Ok(response) = &result {
-                    if (200..300).contains(&response.status) {
-                        state.stats.delivered += 1;
-                    }
-                }
+                let state = &mut *state;
                 if let Some(posting) = state.posting.as_mut() {
+                    if matches!(&result, Ok(r) if (200..300).contains(&r.status)) {
+                        state.stats.delivered += 1;
+                        state.delivered = posting.events.iter().cloned().collect();
+                    }
                     posting.result = Some(result);
                 }
                 drop(state);
@@ -306,7 +315,18 @@ impl Gateway {
                 // on): forgotten. Nothing posting: post ours.
                 (Some(false), Some(true)) | (None, _) => {
                     let events = batch.events.clone().map(<[u8]>::to_vec).collect();
-                    let body = BatchBody::from_payloads(batch.events.clone());
+                    let delivered = &state.delivered;
+                    let rest: Vec<&[u8]> = batch
+                        .events
+                        .clone()
+                        .filter(|e| !delivered.contains(*e))
+                        .collect();
+                    if rest.is_empty() {
+                        // Every event was delivered by an earlier post.
+                        state.posting = None;
+                        return (ok(id), None);
+                    }
+                    let body = BatchBody::from_payloads(rest);
                     let sent = self
                         .shared
                         .jobs
