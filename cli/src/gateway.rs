@@ -213,16 +213,17 @@ impl Gateway {
                     .upload(&body)
                     .map_err(|e: UploadFailed| e.to_string());
                 let Some(shared) = weak.upgrade() else { return };
-                let mut state = shared.lock();
-                let state = &mut *state;
-                if let Some(posting) = state.posting.as_mut() {
-                    if matches!(&result, Ok(r) if (200..300).contains(&r.status)) {
-                        state.stats.delivered += 1;
-                        state.delivered = posting.events.iter().cloned().collect();
+                {
+                    let mut guard = shared.lock();
+                    let state = &mut *guard;
+                    if let Some(posting) = state.posting.as_mut() {
+                        if matches!(&result, Ok(r) if (200..300).contains(&r.status)) {
+                            state.stats.delivered += 1;
+                            state.delivered = posting.events.iter().cloned().collect();
+                        }
+                        posting.result = Some(result);
                     }
-                    posting.result = Some(result);
                 }
-                drop(state);
                 shared.ended.notify_all();
             }
         });
