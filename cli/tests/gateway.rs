@@ -596,3 +596,44 @@ fn a_frame_limit_too_large_to_allocate_is_a_usage_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--max-frame-bytes"), "{err}");
 }
+
+/// A device that stops in the middle of a frame (power lost while it
+/// wrote) has its connection closed by the gateway after the frame stall
+/// limit (30 s), so its place is free even where keepalive never fires.
+#[test]
+fn a_connection_stopped_in_the_middle_of_a_frame_is_closed() {
+    use std::io::BufRead;
+    use std::net::TcpStream;
+
+    let mut child = outbox()
+        .args([
+            "gateway",
+            "--tcp",
+            "127.0.0.1:0",
+            "--endpoint",
+            "http://127.0.0.1:9",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn gateway");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let _child = KillOnDrop(child);
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_string();
+
+    let mut device = TcpStream::connect(&addr).unwrap();
+    device.set_read_timeout(Some(WAIT)).unwrap();
+    let frame = batch_frame(1, &[&event("cut")]);
+    device.write_all(&frame[..frame.len() / 2]).unwrap();
+    let mut buf = [0u8; 16];
+    match device.read(&mut buf) {
+        Ok(0) => {}
+        other => panic!("the connection was not closed: {other:?}"),
+    }
+}
