@@ -2,15 +2,19 @@
 # The firmware's test: boot it in QEMU (mps2-an386, Cortex-M4) with UART0
 # on a TCP socket served by `outbox gateway --tcp`, which posts to
 # `outbox collect` injecting 503s (30 %, Retry-After: 1) and refusing the poison event.
+# The firmware resets itself (SCB SYSRESETREQ, a warm reset: RAM, and so its
+# simulated flash, is kept; QEMU reloads the image and the connection stays)
+# after the first 150 events, with a batch in flight, and its second boot
+# tracks 150 new events: their messageIds must not repeat the first boot's.
 # Passes when the firmware reports PASS through semihosting and exits 0,
-# and the collector holds every good event exactly once and not the poison
-# one. Every wait is bounded. Usage: firmware/run.sh [path/to/outbox]
+# and the collector holds every good event of both boots exactly once and
+# not the poison one. Every wait is bounded. Usage: firmware/run.sh [path/to/outbox]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 outbox="$(realpath "${1:-$here/../target/release/outbox}")"
 elf="$here/target/thumbv7em-none-eabihf/release/outbox-firmware"
-events=300
-poison=150
+per_boot=150
+poison=100 # of the first boot
 
 work="$(mktemp -d)"
 pids=()
@@ -59,9 +63,15 @@ tail -n1 "$work/collect.log"
 fail() { echo "firmware test FAILED: $*" >&2; exit 1; }
 [ "$status" -eq 0 ] || fail "qemu exited with $status"
 grep -q "outbox-firmware: PASS" "$work/qemu.log" || fail "no PASS from the firmware"
-ids="$(grep -o '"messageId":"fw-1-[0-9]*"' "$work/events.jsonl" | grep -o '[0-9]*"$' | tr -d '"' | sort -n)"
-[ -z "$(echo "$ids" | uniq -d)" ] || fail "duplicate events after dedup"
-expected="$(seq 0 $((events - 1)) | grep -vx "$poison")"
-[ "$ids" = "$expected" ] || fail "the collector holds $(echo "$ids" | wc -l) events, not the $((events - 1)) good ones"
+grep -q "outbox-firmware: boot=1 tracked=$per_boot " "$work/qemu.log" || fail "the first boot did not reset after $per_boot events"
+# Every event by (boot, n), which the firmware writes in its properties.
+got="$(grep -o '"properties":{"boot":[0-9]*,"n":[0-9]*' "$work/events.jsonl" | sed 's/.*"boot":\([0-9]*\),"n":\([0-9]*\)/\1 \2/' | sort -k1,1n -k2,2n)"
+[ -z "$(echo "$got" | uniq -d)" ] || fail "duplicate events after dedup"
+expected="$( (seq 0 $((per_boot - 1)) | grep -vx "$poison" | sed 's/^/1 /'; seq 0 $((per_boot - 1)) | sed 's/^/2 /') )"
+if [ "$got" != "$expected" ]; then
+    missing="$(comm -23 <(echo "$expected" | sort) <(echo "$got" | sort) | tr '\n' ',' | cut -c1-200)"
+    fail "the collector holds $(echo "$got" | grep -c .) events, not the $((2 * per_boot - 1)) good ones; missing (boot n): $missing"
+fi
+[ -z "$(grep -o '"messageId":"[^"]*"' "$work/events.jsonl" | sort | uniq -d)" ] || fail "a messageId was used twice"
 ! grep -q '"poison"' "$work/events.jsonl" || fail "the poison event was accepted"
-echo "firmware test passed: $((events - 1)) events delivered once each, the poison event rejected"
+echo "firmware test passed: $((2 * per_boot - 1)) events over two boots delivered once each, the poison event rejected"

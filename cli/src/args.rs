@@ -240,8 +240,13 @@ pub struct GatewayArgs {
     /// Largest frame accepted, in encoded bytes; a larger one is answered
     /// "too large" and the device halves its batch.
     #[arg(long, value_name = "N", default_value_t = crate::gateway::DEFAULT_MAX_FRAME_BYTES,
-          value_parser = parse_positive_usize)]
+          value_parser = parse_frame_bytes)]
     pub max_frame_bytes: usize,
+    /// Answer each batch within this long (the endpoint's answer, or "in
+    /// progress" while the post goes on); keep it below the device's
+    /// request timeout.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub answer_within: Duration,
     /// Baud rate set on a --serial tty.
     #[arg(long, value_name = "N", default_value_t = 115_200)]
     pub baud: u32,
@@ -262,6 +267,16 @@ pub struct LinkArgs {
     /// connects with `-serial tcp:ADDR`.
     #[arg(long, value_name = "ADDR")]
     pub tcp: Option<String>,
+}
+
+/// `--max-frame-bytes`: 1 to [`crate::gateway::MAX_FRAME_BYTES_LIMIT`] (each
+/// connection holds a buffer that large).
+fn parse_frame_bytes(s: &str) -> Result<usize, String> {
+    let limit = crate::gateway::MAX_FRAME_BYTES_LIMIT;
+    match s.trim().parse::<u64>() {
+        Ok(n) if n > 0 && n <= limit as u64 => Ok(n as usize),
+        _ => Err(format!("expected a whole number from 1 to {limit}")),
+    }
 }
 
 /// `outbox demo`.

@@ -86,16 +86,20 @@ fn stdio_gateway_posts_batches_and_answers_garbage() {
         status: 200,
         retry_after_secs: None,
     };
-    let garbled = Downlink::Unreadable {
+    // The broken stuffing names no frame; the cut-short frame still
+    // names its id, and so does the one too large to read.
+    let garbled = |batch| Downlink::Unreadable {
+        batch,
         fault: Fault::Garbled,
     };
     assert_eq!(
         answers,
         [
             status_of(7),
-            garbled,
-            garbled,
+            garbled(None),
+            garbled(Some(8)),
             Downlink::Unreadable {
+                batch: Some(9),
                 fault: Fault::TooLarge
             },
             Downlink::Status {
@@ -171,6 +175,7 @@ fn tcp_gateway_listens_and_takes_the_next_device_after_one_leaves() {
             answers,
             [
                 Downlink::Unreadable {
+                    batch: None,
                     fault: Fault::Garbled
                 },
                 Downlink::Status {
@@ -259,4 +264,376 @@ fn serial_gateway_sets_the_tty_raw_and_answers() {
     let (_, lines) = collect.stop("TERM");
     let summary = lines.iter().find(|l| l.starts_with("summary:")).unwrap();
     assert!(summary.contains("1 events accepted"), "{summary}");
+}
+
+/// Kills the gateway when the test ends, passed or not (a `--tcp` gateway
+/// never ends by itself, and would hold the test's output open).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// An endpoint the test runs itself: it counts POSTs and answers each with
+/// 200 after `delay`.
+struct SlowEndpoint {
+    addr: std::net::SocketAddr,
+    posts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl SlowEndpoint {
+    fn start(delay: std::time::Duration) -> SlowEndpoint {
+        use std::io::BufRead;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let posts = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&posts);
+        thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let counted = Arc::clone(&counted);
+                thread::spawn(move || {
+                    let mut reader = std::io::BufReader::new(conn);
+                    loop {
+                        // One request: the head, then Content-Length bytes.
+                        let mut length = 0usize;
+                        let mut line = String::new();
+                        let mut first = true;
+                        loop {
+                            line.clear();
+                            match reader.read_line(&mut line) {
+                                Ok(0) | Err(_) => return,
+                                Ok(_) => {}
+                            }
+                            if first && line.starts_with("POST") {
+                                counted.fetch_add(1, Ordering::SeqCst);
+                            }
+                            first = false;
+                            let lower = line.to_ascii_lowercase();
+                            if let Some(v) = lower.strip_prefix("content-length:") {
+                                length = v.trim().parse().unwrap();
+                            }
+                            if line == "\r\n" {
+                                break;
+                            }
+                        }
+                        let mut body = vec![0u8; length];
+                        if reader.read_exact(&mut body).is_err() {
+                            return;
+                        }
+                        thread::sleep(delay);
+                        let answer = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+                        if reader.get_mut().write_all(answer.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        SlowEndpoint { addr, posts }
+    }
+
+    fn posts(&self) -> usize {
+        self.posts.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// The frame an answer names, if any.
+fn answered_frame(answer: &Downlink) -> Option<u64> {
+    match *answer {
+        Downlink::Status { batch, .. }
+        | Downlink::Unanswered { batch }
+        | Downlink::InProgress { batch } => Some(batch),
+        Downlink::Unreadable { batch, .. } => batch,
+    }
+}
+
+/// A gateway on stdio: frames go in through the returned writer, decoded
+/// answers come out of the channel.
+fn stdio_gateway(
+    extra: &[&str],
+) -> (
+    std::process::Child,
+    std::process::ChildStdin,
+    std::sync::mpsc::Receiver<Downlink>,
+) {
+    let mut child = outbox()
+        .args(["gateway", "--stdio"])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn gateway");
+    let stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let mut reader = FrameReader::new([0u8; Downlink::MAX_FRAME_BYTES]);
+        let mut buf = [0u8; 256];
+        loop {
+            let n = match stdout.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            let mut rest = &buf[..n];
+            while !rest.is_empty() {
+                let (frame, tail) = reader.feed(rest);
+                rest = tail;
+                if let Some(frame) = frame {
+                    let answer = Downlink::decode(frame.expect("a clean answer frame")).unwrap();
+                    if tx.send(answer).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    (child, stdin, rx)
+}
+
+/// A device whose request timeout is shorter than the endpoint's answer:
+/// it re-sends its batch (each attempt a new frame id, the same events)
+/// until an answer for the attempt in flight comes back. The gateway must
+/// answer within the device's deadline ("in progress" while it posts),
+/// never post the same events twice at once, and give a re-send the answer
+/// of the post that ended.
+#[test]
+fn a_slow_endpoint_is_posted_once_and_the_device_gets_its_answer() {
+    use std::sync::mpsc::RecvTimeoutError;
+    use std::time::{Duration, Instant};
+
+    const DEVICE_TIMEOUT: Duration = Duration::from_secs(3);
+    let endpoint = SlowEndpoint::start(Duration::from_secs(6));
+    let url = format!("http://{}", endpoint.addr);
+    let (mut child, mut stdin, answers) = stdio_gateway(&["--endpoint", &url]);
+
+    let events = [event("slow-1"), event("slow-2")];
+    let events: Vec<&str> = events.iter().map(String::as_str).collect();
+    let start = Instant::now();
+    let mut attempt = 100u64;
+    let mut stale = 0;
+    let mut in_progress = 0;
+    let outcome = loop {
+        if start.elapsed() > WAIT {
+            break None;
+        }
+        stdin.write_all(&batch_frame(attempt, &events)).unwrap();
+        stdin.flush().unwrap();
+        let deadline = Instant::now() + DEVICE_TIMEOUT;
+        let answer = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match answers.recv_timeout(left) {
+                Ok(a) if answered_frame(&a) == Some(attempt) => break Some(a),
+                Ok(_) => stale += 1,
+                Err(RecvTimeoutError::Timeout) => break None,
+                Err(RecvTimeoutError::Disconnected) => panic!("the gateway stopped"),
+            }
+        };
+        match answer {
+            Some(Downlink::InProgress { .. }) => {
+                in_progress += 1;
+                thread::sleep(Duration::from_millis(200));
+            }
+            Some(a) => break Some(a),
+            None => {}
+        }
+        attempt += 1;
+    };
+    drop(stdin);
+    let status = wait_with_bound(&mut child, WAIT);
+    let posts = endpoint.posts();
+    assert_eq!(
+        outcome,
+        Some(Downlink::Status {
+            batch: attempt,
+            status: 200,
+            retry_after_secs: None
+        }),
+        "after {} attempts ({stale} stale answers, {in_progress} in progress): {posts} POSTs",
+        attempt - 99
+    );
+    assert_eq!(posts, 1, "the same events were posted {posts} times");
+    assert!(status.success(), "{status:?}");
+}
+
+/// Reads answers from `device` until one names `frame`.
+fn answer_for(device: &mut std::net::TcpStream, frame: u64) -> Downlink {
+    let mut reader = FrameReader::new([0u8; Downlink::MAX_FRAME_BYTES]);
+    let mut buf = [0u8; 64];
+    loop {
+        let n = device
+            .read(&mut buf)
+            .unwrap_or_else(|e| panic!("no answer for frame {frame}: {e}"));
+        assert!(n > 0, "gateway closed the connection");
+        let mut rest = &buf[..n];
+        while !rest.is_empty() {
+            let (got, tail) = reader.feed(rest);
+            rest = tail;
+            if let Some(got) = got {
+                let answer = Downlink::decode(got.unwrap()).unwrap();
+                if answered_frame(&answer) == Some(frame) {
+                    return answer;
+                }
+            }
+        }
+    }
+}
+
+/// TCP: a client that connects and says nothing, a device that lost power
+/// in the middle of a frame (its connection half-open), and more silent
+/// connections than the gateway keeps: none of them keeps the next device
+/// from being answered.
+#[test]
+fn silent_and_half_open_connections_never_block_the_next_device() {
+    use std::io::BufRead;
+    use std::net::TcpStream;
+
+    let collect = Collect::start(&[]);
+    let mut child = outbox()
+        .args(["gateway", "--tcp", "127.0.0.1:0", "--endpoint"])
+        .arg(collect.url())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn gateway");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let child = KillOnDrop(child);
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_string();
+
+    // A device that was answered, then lost power mid-frame: its end never
+    // closes, nor does the silent client's.
+    let mut silent = Vec::new();
+    let mut lost = TcpStream::connect(&addr).unwrap();
+    lost.set_read_timeout(Some(WAIT)).unwrap();
+    lost.write_all(&batch_frame(1, &[&event("h-1")])).unwrap();
+    assert!(matches!(
+        answer_for(&mut lost, 1),
+        Downlink::Status { status: 200, .. }
+    ));
+    let cut = batch_frame(2, &[&event("h-2")]);
+    lost.write_all(&cut[..cut.len() / 2]).unwrap();
+    silent.push(lost);
+    silent.push(TcpStream::connect(&addr).unwrap());
+
+    for (round, id) in [(3u64, "h-3"), (4, "h-4")] {
+        let mut device = TcpStream::connect(&addr).unwrap();
+        device.set_read_timeout(Some(WAIT)).unwrap();
+        device
+            .write_all(&batch_frame(round, &[&event(id)]))
+            .unwrap();
+        assert_eq!(
+            answer_for(&mut device, round),
+            Downlink::Status {
+                batch: round,
+                status: 200,
+                retry_after_secs: None
+            }
+        );
+        silent.push(device);
+        // More silent clients than the gateway keeps connections.
+        for _ in 0..10 {
+            silent.push(TcpStream::connect(&addr).unwrap());
+        }
+    }
+    drop(child);
+    drop(silent);
+    let (_, lines) = collect.stop("TERM");
+    let summary = lines.iter().find(|l| l.starts_with("summary:")).unwrap();
+    assert!(summary.contains("3 events accepted"), "{summary}");
+}
+
+/// A batch frame with no events is answered 200 without a request.
+#[test]
+fn an_empty_batch_is_answered_without_a_request() {
+    let collect = Collect::start(&[]);
+    let url = collect.url();
+    let (mut child, mut stdin, answers) = stdio_gateway(&["--endpoint", &url]);
+    stdin.write_all(&batch_frame(5, &[])).unwrap();
+    stdin.write_all(&batch_frame(6, &[&event("e-1")])).unwrap();
+    drop(stdin);
+    let status = wait_with_bound(&mut child, WAIT);
+    assert!(status.success(), "{status:?}");
+    let got: Vec<Downlink> = answers.iter().collect();
+    let ok = |batch| Downlink::Status {
+        batch,
+        status: 200,
+        retry_after_secs: None,
+    };
+    assert_eq!(got, [ok(5), ok(6)]);
+    let (_, lines) = collect.stop("TERM");
+    let summary = lines.iter().find(|l| l.starts_with("summary:")).unwrap();
+    assert!(
+        summary.starts_with("summary: 1 batches, 1 events accepted"),
+        "{summary}"
+    );
+}
+
+/// A frame limit no host could allocate is a usage error, not an abort.
+#[test]
+fn a_frame_limit_too_large_to_allocate_is_a_usage_error() {
+    let out = common::run(&[
+        "gateway",
+        "--stdio",
+        "--max-frame-bytes",
+        "1000000000000",
+        "--endpoint",
+        "http://127.0.0.1:9",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--max-frame-bytes"), "{err}");
+}
+
+/// A device that stops in the middle of a frame (power lost while it
+/// wrote) has its connection closed by the gateway after the frame stall
+/// limit (30 s), so its place is free even where keepalive never fires.
+#[test]
+fn a_connection_stopped_in_the_middle_of_a_frame_is_closed() {
+    use std::io::BufRead;
+    use std::net::TcpStream;
+
+    let mut child = outbox()
+        .args([
+            "gateway",
+            "--tcp",
+            "127.0.0.1:0",
+            "--endpoint",
+            "http://127.0.0.1:9",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn gateway");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let _child = KillOnDrop(child);
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_string();
+
+    let mut device = TcpStream::connect(&addr).unwrap();
+    device.set_read_timeout(Some(WAIT)).unwrap();
+    let frame = batch_frame(1, &[&event("cut")]);
+    device.write_all(&frame[..frame.len() / 2]).unwrap();
+    let mut buf = [0u8; 16];
+    match device.read(&mut buf) {
+        Ok(0) => {}
+        other => panic!("the connection was not closed: {other:?}"),
+    }
 }

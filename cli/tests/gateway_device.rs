@@ -248,7 +248,7 @@ fn deliver_across_a_power_cut(cut_after: u64, wrapped: bool) {
     let (to_host, from_device) = mpsc::channel();
     let (to_device, from_host) = mpsc::channel();
     let gateway = thread::spawn(move || {
-        let mut gateway = Gateway::new(uploader, 64 * 1024);
+        let gateway = Gateway::new(uploader, 64 * 1024);
         let result = gateway.serve(
             HostIn(from_device, VecDeque::new()),
             HostOut(to_device),
@@ -335,4 +335,96 @@ fn deliver_across_a_power_cut(cut_after: u64, wrapped: bool) {
         seen.delivered
     );
     collector.shutdown();
+}
+
+/// A device whose request timeout (5 s) is shorter than the endpoint's
+/// answer (6 s), through the gateway: every event must be delivered, and
+/// posted once (the gateway answers "in progress" within the device's
+/// deadline and never posts events it is already posting; the device's
+/// re-send gets the post's answer).
+#[test]
+fn a_device_with_a_short_timeout_delivers_through_a_slow_endpoint_posting_each_event_once() {
+    use std::sync::{Arc, Mutex};
+
+    const SLOW: Duration = Duration::from_secs(6);
+    let posted: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log = Arc::clone(&posted);
+    let uploader = move |body: &outbox_std::BatchBody| {
+        let events: Vec<serde_json::Value> = serde_json::from_slice(body.events_json()).unwrap();
+        thread::sleep(SLOW);
+        let mut log = log.lock().unwrap();
+        for e in events {
+            log.push(e["messageId"].as_str().unwrap().to_string());
+        }
+        Ok(outbox_std::Response {
+            status: 200,
+            retry_after: None,
+        })
+    };
+    let (to_host, from_device) = mpsc::channel();
+    let (to_device, from_host) = mpsc::channel();
+    #[allow(unused_mut)] // `serve` took `&mut self` before
+    let mut gateway = Gateway::new(uploader, 64 * 1024);
+    let served = thread::spawn(move || {
+        gateway.serve(
+            HostIn(from_device, VecDeque::new()),
+            HostOut(to_device),
+            &mut |_| {},
+        )
+    });
+    let mut link = DeviceEnd {
+        tx: to_host,
+        rx: from_host,
+        pending: VecDeque::new(),
+    };
+
+    const TRACKED: u32 = 20;
+    let mut flash = Flash::new(FLASH_PAGES);
+    let mut seen = Seen::default();
+    let origin = StdInstant::now();
+    let now = || Instant::from_millis(origin.elapsed().as_millis() as u64);
+    let mut buf = vec![0u8; 4096];
+    let observer = |o: &Output| {
+        if let Output::Delivered { first, last } = o {
+            seen.delivered += last - first + 1;
+        }
+    };
+    let queue = FlashQueue::open(&mut flash, REGION).unwrap();
+    let mut driver = Driver::new(
+        machine(&queue),
+        queue,
+        SerialTransport::new(&mut link),
+        &mut buf,
+        observer,
+    )
+    .unwrap();
+    driver.start(now()).unwrap();
+    for n in 0..TRACKED {
+        driver.track(now(), &event(n)).unwrap();
+    }
+    while driver.machine().stats().pending_events > 0 {
+        assert!(
+            origin.elapsed() < BOUND,
+            "not delivered within {BOUND:?}: {:?}; posted {:?}",
+            driver.transport().stats(),
+            posted.lock().unwrap()
+        );
+        driver.poll(now()).unwrap();
+        thread::sleep(Duration::from_millis(1));
+    }
+    let stats = driver.transport().stats();
+    drop(driver);
+    drop(link);
+    served.join().unwrap().unwrap();
+    assert_eq!(seen.delivered, u64::from(TRACKED));
+    let mut posted = posted.lock().unwrap().clone();
+    let count = posted.len();
+    posted.sort();
+    posted.dedup();
+    assert_eq!(
+        count,
+        posted.len(),
+        "events posted more than once ({stats:?})"
+    );
+    assert_eq!(posted.len(), TRACKED as usize);
 }

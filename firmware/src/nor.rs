@@ -38,9 +38,14 @@ pub struct RamNor {
 }
 
 impl RamNor {
-    /// A flash over `region` (whole pages), erased: RAM holds nothing
-    /// useful at power-on.
-    pub fn new(region: &'static mut [u8]) -> Self {
+    /// A flash over `region` (whole pages) as it is: what a warm reset
+    /// left there.
+    pub fn kept(region: &'static mut [u8]) -> Self {
+        RamNor { region }
+    }
+
+    /// A flash over `region`, erased: RAM holds nothing useful at power-on.
+    pub fn erased(region: &'static mut [u8]) -> Self {
         region.fill(0xFF);
         RamNor { region }
     }

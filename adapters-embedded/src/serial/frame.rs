@@ -51,11 +51,23 @@ pub enum Downlink {
         /// The frame that went unanswered.
         batch: u64,
     },
-    /// The gateway could not read the last frame; it is about the batch in
-    /// flight, if any.
+    /// The gateway could not read a frame. It is about the batch in flight
+    /// only when it names that batch's frame: an answer whose frame id
+    /// could not be read (or names another frame) ends nothing, and the
+    /// machine's request timeout covers the batch.
     Unreadable {
+        /// The frame's id, when its first bytes could still be read.
+        batch: Option<u64>,
         /// What was wrong with it.
         fault: Fault,
+    },
+    /// The gateway is still posting these events (or another batch) and
+    /// has no answer yet: send the batch again later. The gateway never
+    /// posts events it is already posting; a re-send after the post ended
+    /// gets that post's answer.
+    InProgress {
+        /// The frame answered.
+        batch: u64,
     },
 }
 
@@ -84,76 +96,185 @@ impl Downlink {
     /// let ok = Downlink::Status { batch: 70, status: 200, retry_after_secs: None };
     /// assert_eq!(ok.outcome_for(70, 7), Some(Outcome::Response { batch: 7, status: 200, retry_after: None }));
     /// assert_eq!(ok.outcome_for(80, 8), None);
-    /// let big = Downlink::Unreadable { fault: Fault::TooLarge };
+    /// let big = Downlink::Unreadable { batch: Some(80), fault: Fault::TooLarge };
     /// assert!(matches!(big.outcome_for(80, 8), Some(Outcome::Response { batch: 8, status: 413, .. })));
+    /// // "Too large" about another frame, or about a frame it could not name: not ours.
+    /// assert_eq!(big.outcome_for(90, 9), None);
+    /// let unnamed = Downlink::Unreadable { batch: None, fault: Fault::TooLarge };
+    /// assert_eq!(unnamed.outcome_for(80, 8), None);
     /// ```
     pub fn outcome_for(self, frame_id: u64, batch: BatchId) -> Option<Outcome> {
-        match self {
+        let failed = Outcome::Failed { batch };
+        let (id, outcome) = match self {
             Downlink::Status {
                 batch: id,
                 status,
                 retry_after_secs,
-            } => (id == frame_id).then_some(Outcome::Response {
-                batch,
-                status,
-                retry_after: retry_after_secs.map(|s| Duration::from_secs(u64::from(s))),
-            }),
-            Downlink::Unanswered { batch: id } => {
-                (id == frame_id).then_some(Outcome::Failed { batch })
-            }
+            } => (
+                Some(id),
+                Outcome::Response {
+                    batch,
+                    status,
+                    retry_after: retry_after_secs.map(|s| Duration::from_secs(u64::from(s))),
+                },
+            ),
             Downlink::Unreadable {
+                batch: id,
                 fault: Fault::TooLarge,
-            } => Some(Outcome::Response {
-                batch,
-                status: 413,
-                retry_after: None,
-            }),
+            } => (
+                id,
+                Outcome::Response {
+                    batch,
+                    status: 413,
+                    retry_after: None,
+                },
+            ),
             Downlink::Unreadable {
+                batch: id,
                 fault: Fault::Garbled,
-            } => Some(Outcome::Failed { batch }),
-        }
+            } => (id, failed),
+            Downlink::Unanswered { batch: id } | Downlink::InProgress { batch: id } => {
+                (Some(id), failed)
+            }
+        };
+        (id == Some(frame_id)).then_some(outcome)
     }
 
     /// Decode a frame's content (already un-stuffed).
     pub fn decode(bytes: &[u8]) -> Result<Self, FrameError> {
         // Field by field rather than through the derived `Deserialize`
-        // (the same postcard layout: variant index, then the fields), which
-        // costs the firmware several hundred bytes of visitor code.
-        fn take<'b, T: Deserialize<'b>>(bytes: &'b [u8]) -> Result<(T, &'b [u8]), FrameError> {
-            postcard::take_from_bytes(bytes).map_err(|_| FrameError::Malformed)
-        }
-        let (variant, rest) = take::<u32>(bytes)?;
-        let (answer, rest) = match variant {
-            0 => {
-                let (batch, rest) = take(rest)?;
-                let (status, rest) = take(rest)?;
-                let (retry_after_secs, rest) = take(rest)?;
-                let status = Downlink::Status {
-                    batch,
-                    status,
-                    retry_after_secs,
-                };
-                (status, rest)
-            }
-            1 => {
-                let (batch, rest) = take(rest)?;
-                (Downlink::Unanswered { batch }, rest)
-            }
-            2 => {
-                let fault = match take::<u32>(rest)? {
-                    (0, rest) => (Fault::TooLarge, rest),
-                    (1, rest) => (Fault::Garbled, rest),
+        // (the same postcard layout: variant index, then the fields), and
+        // with one varint reader for every integer rather than postcard's
+        // one per type: each costs the firmware's flash.
+        let mut f = Fields(bytes);
+        let answer = match f.int::<u32>()? {
+            0 => Downlink::Status {
+                batch: f.int()?,
+                status: f.int()?,
+                retry_after_secs: match f.tag()? {
+                    false => None,
+                    true => Some(f.int()?),
+                },
+            },
+            1 => Downlink::Unanswered { batch: f.int()? },
+            2 => Downlink::Unreadable {
+                batch: match f.tag()? {
+                    false => None,
+                    true => Some(f.int()?),
+                },
+                fault: match f.int::<u32>()? {
+                    0 => Fault::TooLarge,
+                    1 => Fault::Garbled,
                     _ => return Err(FrameError::Malformed),
-                };
-                (Downlink::Unreadable { fault: fault.0 }, fault.1)
-            }
+                },
+            },
+            3 => Downlink::InProgress { batch: f.int()? },
             _ => return Err(FrameError::Malformed),
         };
-        match rest {
+        match f.0 {
             [] => Ok(answer),
             _ => Err(FrameError::Malformed),
         }
     }
+}
+
+/// The fields of a postcard message, read from the front.
+struct Fields<'b>(&'b [u8]);
+
+impl Fields<'_> {
+    /// A varint that fits `T`.
+    #[inline(always)]
+    fn int<T: TryFrom<u64>>(&mut self) -> Result<T, FrameError> {
+        T::try_from(self.varint()?).map_err(|_| FrameError::Malformed)
+    }
+
+    /// A varint: 7 bits a byte, least significant first, at most 64 bits.
+    #[inline(never)]
+    fn varint(&mut self) -> Result<u64, FrameError> {
+        // The bytes up to the one without the continuation bit; the tenth
+        // may hold only the 64th bit.
+        let end = self
+            .0
+            .iter()
+            .take(10)
+            .position(|&b| b & 0x80 == 0)
+            .ok_or(FrameError::Malformed)?;
+        let (bytes, rest) = self.0.split_at(end + 1);
+        if end == 9 && bytes[9] > 1 {
+            return Err(FrameError::Malformed);
+        }
+        // Most significant first: shifts by a constant (a shift by a
+        // variable amount of a u64 is a call into compiler builtins).
+        let value = bytes
+            .iter()
+            .rev()
+            .fold(0u64, |v, &b| (v << 7) | u64::from(b & 0x7F));
+        self.0 = rest;
+        Ok(value)
+    }
+
+    /// An `Option`'s tag: one byte, 0 or 1.
+    fn tag(&mut self) -> Result<bool, FrameError> {
+        match self.0 {
+            [0, rest @ ..] => {
+                self.0 = rest;
+                Ok(false)
+            }
+            [1, rest @ ..] => {
+                self.0 = rest;
+                Ok(true)
+            }
+            _ => Err(FrameError::Malformed),
+        }
+    }
+}
+
+/// The frame id of a batch frame from its first bytes as they came off
+/// the link (still COBS-stuffed, without delimiters), when they hold it:
+/// how a gateway names a frame it could not read whole (too large, or
+/// garbled further on) in its `Unreadable` answer. `None` when the bytes
+/// are not the start of a batch frame or end before its id does.
+///
+/// ```
+/// use outbox_embedded::serial::{peek_frame_id, write_frame, Uplink};
+/// let mut wire = Vec::new();
+/// write_frame(&mut wire, &Uplink::Batch { id: 300, events: vec![vec![7u8; 900]] }).unwrap();
+/// assert_eq!(peek_frame_id(&wire[1..6]), Some(300));
+/// assert_eq!(peek_frame_id(&wire[1..2]), None);
+/// ```
+pub fn peek_frame_id(stuffed: &[u8]) -> Option<u64> {
+    // Un-stuff just enough for the tag and a 10-byte varint id.
+    let mut plain = [0u8; 12];
+    let mut n = 0;
+    let mut i = 0;
+    while let (true, Some(&code)) = (n < plain.len(), stuffed.get(i)) {
+        let code = usize::from(code);
+        if code == 0 {
+            return None;
+        }
+        i += 1;
+        for _ in 1..code {
+            match stuffed.get(i) {
+                Some(&byte) if n < plain.len() => plain[n] = byte,
+                _ => break,
+            }
+            n += 1;
+            i += 1;
+        }
+        // A block shorter than 255 stands for a zero byte after it, unless
+        // it is the frame's last.
+        if code < 0xFF && n < plain.len() && i < stuffed.len() {
+            plain[n] = 0;
+            n += 1;
+        }
+    }
+    let (tag, rest) = postcard::take_from_bytes::<u32>(&plain[..n]).ok()?;
+    if tag != BATCH_TAG {
+        return None;
+    }
+    postcard::take_from_bytes::<u64>(rest)
+        .ok()
+        .map(|(id, _)| id)
 }
 
 /// The id a batch's frame carries: the machine's batch id mixed with the

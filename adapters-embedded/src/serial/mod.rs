@@ -18,10 +18,13 @@
 //! | device → gateway | [`Uplink::Batch`] | frame id, events (byte strings, oldest first) |
 //! | gateway → device | [`Downlink::Status`] | frame id, HTTP status, Retry-After in seconds (optional) |
 //! | gateway → device | [`Downlink::Unanswered`] | frame id: the endpoint gave no answer (retried) |
-//! | gateway → device | [`Downlink::Unreadable`] | the last frame was garbled (retried) or too large (a 413: the batch shrinks) |
+//! | gateway → device | [`Downlink::Unreadable`] | frame id when it could be read; the frame was garbled (retried) or too large (a 413: the batch shrinks) |
+//! | gateway → device | [`Downlink::InProgress`] | frame id: no answer yet, the post goes on (retried; the re-send gets the post's answer) |
 //!
 //! The frame id names the batch ([`frame_id`]: its id and event range), so
-//! an answer that arrives after a device reset cannot end a different batch.
+//! an answer that arrives after a device reset cannot end a different batch;
+//! an answer that names no frame (an `Unreadable` whose id could not be
+//! read) ends nothing.
 //!
 //! Sizes: an answer is at most [`Downlink::MAX_FRAME_BYTES`]; a batch frame
 //! is its payloads plus about 1 % (a varint length per event, one COBS byte
@@ -43,7 +46,7 @@ mod transport;
 mod writer;
 
 pub use error::{FrameError, SendError};
-pub use frame::{frame_id, BatchFrame, BatchOut, Downlink, Events, Fault, Uplink};
+pub use frame::{frame_id, peek_frame_id, BatchFrame, BatchOut, Downlink, Events, Fault, Uplink};
 pub use reader::FrameReader;
 pub use transport::{LinkStats, SerialTransport, POLL_BUDGET_BYTES};
 pub use writer::write_frame;

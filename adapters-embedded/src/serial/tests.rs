@@ -107,8 +107,14 @@ fn every_answer_fits_its_frame_size() {
         },
         Downlink::Unanswered { batch: u64::MAX },
         Downlink::Unreadable {
+            batch: Some(u64::MAX),
             fault: Fault::TooLarge,
         },
+        Downlink::Unreadable {
+            batch: None,
+            fault: Fault::Garbled,
+        },
+        Downlink::InProgress { batch: u64::MAX },
     ];
     for answer in answers {
         let mut wire = Vec::new();
@@ -289,9 +295,11 @@ fn the_transport_pairs_answers_with_the_batch_in_flight() {
 fn an_unreadable_or_unanswered_batch_is_a_failure_or_a_413() {
     let mut t = SerialTransport::new(Loop::default());
     send(&mut t, 9).unwrap();
+    let id = sent_id(&mut t);
     t.link_mut()
         .incoming
         .extend(answer_bytes(Downlink::Unreadable {
+            batch: Some(id),
             fault: Fault::Garbled,
         }));
     assert_eq!(
@@ -299,9 +307,11 @@ fn an_unreadable_or_unanswered_batch_is_a_failure_or_a_413() {
         Some(Outcome::Failed { batch: 9 })
     );
     send(&mut t, 10).unwrap();
+    let id = sent_id(&mut t);
     t.link_mut()
         .incoming
         .extend(answer_bytes(Downlink::Unreadable {
+            batch: Some(id),
             fault: Fault::TooLarge,
         }));
     assert!(matches!(
@@ -333,6 +343,7 @@ fn a_write_error_is_returned_and_nothing_is_in_flight() {
     t.link_mut()
         .incoming
         .extend(answer_bytes(Downlink::Unreadable {
+            batch: Some(frame_id(&batch(1))),
             fault: Fault::Garbled,
         }));
     assert_eq!(t.poll_outcome(Instant::ZERO), None);
@@ -407,4 +418,106 @@ fn a_gateway_that_never_answers_is_ended_by_the_request_timeout() {
     driver.poll(at(now)).unwrap();
     drop(driver);
     assert_eq!(delivered, 1);
+}
+
+#[test]
+fn a_stale_unreadable_answer_never_fails_the_batch_in_flight() {
+    // The gateway answers "too large" to some other frame (one from before
+    // a reset, or line noise): the batch in flight must not take it for a
+    // 413 and be halved.
+    let mut t = SerialTransport::new(Loop::default());
+    send(&mut t, 10).unwrap();
+    let id = sent_id(&mut t);
+    for stale in [Some(id ^ 1), None] {
+        for fault in [Fault::TooLarge, Fault::Garbled] {
+            let answer = Downlink::Unreadable {
+                batch: stale,
+                fault,
+            };
+            t.link_mut().incoming.extend(answer_bytes(answer));
+            assert_eq!(t.poll_outcome(Instant::ZERO), None, "{answer:?}");
+        }
+    }
+    assert_eq!(t.stats().stale_answers, 4);
+    // "In progress" for this frame: retried later, never a 413.
+    t.link_mut()
+        .incoming
+        .extend(answer_bytes(Downlink::InProgress { batch: id }));
+    assert_eq!(
+        t.poll_outcome(Instant::ZERO),
+        Some(Outcome::Failed { batch: 10 })
+    );
+}
+
+#[test]
+fn the_id_of_a_frame_too_large_to_read_is_read_from_its_first_bytes() {
+    // Ids of every varint length, and events whose zeros fall inside the
+    // first bytes (so the prefix has stuffing to undo).
+    for id in [0u64, 1, 127, 128, 300, 1 << 35, u64::MAX] {
+        for events in [vec![], vec![Vec::new(), Vec::new()], sample_events()] {
+            let wire = encode_batch(id, &events);
+            let stuffed = &wire[1..wire.len() - 1];
+            for cut in 12..stuffed.len().min(40) {
+                assert_eq!(peek_frame_id(&stuffed[..cut]), Some(id), "{id} cut {cut}");
+            }
+            assert_eq!(peek_frame_id(stuffed), Some(id));
+        }
+    }
+    // Not a batch frame, or too short to hold the id.
+    let answer = answer_bytes(Downlink::Unanswered { batch: 5 });
+    assert_eq!(peek_frame_id(&answer[1..answer.len() - 1]), None);
+    let wire = encode_batch(1 << 40, &[]);
+    assert_eq!(peek_frame_id(&wire[1..3]), None);
+    assert_eq!(peek_frame_id(&[]), None);
+}
+
+#[test]
+fn answers_decode_as_postcard_encodes_them_and_out_of_range_fields_are_refused() {
+    let ids = [
+        0u64,
+        1,
+        127,
+        128,
+        16_383,
+        16_384,
+        u64::from(u32::MAX),
+        u64::MAX,
+    ];
+    for &id in &ids {
+        for retry in [None, Some(0), Some(300), Some(u32::MAX)] {
+            let answers = [
+                Downlink::Status {
+                    batch: id,
+                    status: 503,
+                    retry_after_secs: retry,
+                },
+                Downlink::Unanswered { batch: id },
+                Downlink::Unreadable {
+                    batch: retry.map(|_| id),
+                    fault: Fault::Garbled,
+                },
+                Downlink::InProgress { batch: id },
+            ];
+            for answer in answers {
+                let bytes = postcard::to_stdvec(&answer).unwrap();
+                assert_eq!(Downlink::decode(&bytes), Ok(answer));
+                assert_eq!(
+                    Downlink::decode(&bytes[..bytes.len() - 1]),
+                    Err(FrameError::Malformed)
+                );
+            }
+        }
+    }
+    // A status above u16, an id above u64, an Option tag of 2, a fault of 2.
+    for bad in [
+        &[0u8, 1, 0x80, 0x80, 0x04, 0][..],
+        &[
+            1, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x02,
+        ],
+        &[2, 2, 1],
+        &[2, 0, 2],
+        &[4, 1],
+    ] {
+        assert_eq!(Downlink::decode(bad), Err(FrameError::Malformed), "{bad:?}");
+    }
 }

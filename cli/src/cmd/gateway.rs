@@ -2,8 +2,8 @@
 //! [`crate::gateway::Gateway`].
 //!
 //! `--tcp ADDR` listens (QEMU's `-serial tcp:ADDR` is the client) and
-//! serves one connection at a time, taking the next when a device
-//! disconnects, so a rebooted device or emulator just reconnects.
+//! serves each connection on its own thread ([`crate::gateway::tcp`]), so
+//! a silent or half-open connection never blocks the next device.
 //! `--stdio` ends at the end of stdin; `--serial` ends when the port fails.
 
 use std::fs::{File, OpenOptions};
@@ -24,7 +24,7 @@ pub fn run(args: GatewayArgs) -> CliResult {
     let endpoint = Endpoint::new(&args.endpoint, &args.wire)?;
     let uploader = HttpUploader::new(http_config(&endpoint))
         .map_err(|e| CliError::usage(format!("bad --endpoint: {e}")))?;
-    let mut gateway = Gateway::new(uploader, args.max_frame_bytes);
+    let gateway = Gateway::new(uploader, args.max_frame_bytes).answer_within(args.answer_within);
     let mut log = |r: &Report| err_line(&format!("outbox gateway: {r}"));
     let link = &args.link;
     if link.stdio {
@@ -50,24 +50,9 @@ pub fn run(args: GatewayArgs) -> CliResult {
         .local_addr()
         .map_err(|e| CliError::failure(format!("cannot listen on {addr}: {e}")))?;
     out_line(&format!("listening on {local}"));
-    loop {
-        let (stream, peer) = match listener.accept() {
-            Ok(conn) => conn,
-            Err(e) => {
-                err_line(&format!("outbox gateway: accept failed: {e}"));
-                std::thread::sleep(std::time::Duration::from_millis(100));
-                continue;
-            }
-        };
-        err_line(&format!("outbox gateway: device connected from {peer}"));
-        let result = stream
-            .try_clone()
-            .and_then(|reader| gateway.serve(reader, stream, &mut log));
-        match result {
-            Ok(()) => err_line(&format!("outbox gateway: {peer} disconnected")),
-            Err(e) => err_line(&format!("outbox gateway: {peer} failed: {e}")),
-        }
-    }
+    let log = |line: &str| err_line(&format!("outbox gateway: {line}"));
+    crate::gateway::tcp::serve(&gateway, &listener, std::sync::Arc::new(log));
+    Ok(())
 }
 
 /// Opens a serial port for reading and writing; a tty is put in raw mode
