@@ -140,6 +140,7 @@ mod notes;
 mod output;
 mod pending;
 mod rng;
+pub mod session;
 mod stats;
 mod time;
 pub mod trace;
