@@ -65,6 +65,8 @@ pub(crate) enum Msg {
         flush: bool,
         reply: Reply<FlushReport>,
     },
+    /// The lifecycle and session state, stored after the round's commit.
+    Session(crate::sqlite::StoredSession),
 }
 
 type Drv<'b> = Driver<'b, SqliteStore, ChannelTransport, Notifier, WINDOW>;
@@ -116,6 +118,8 @@ pub(crate) struct Worker {
     /// Payload buffers stored this round, handed back to `track` after it.
     spent: Vec<Vec<u8>>,
     buffers: Arc<BufferPool>,
+    /// Session state to store after the next commit.
+    session: Option<crate::sqlite::StoredSession>,
 }
 
 fn head(s: &Stats) -> Seq {
@@ -153,6 +157,7 @@ impl Worker {
             unrecorded: None,
             spent: Vec::new(),
             buffers,
+            session: None,
         }
     }
 
@@ -400,6 +405,7 @@ impl Worker {
                     reply,
                 });
             }
+            Msg::Session(s) => self.session = Some(s),
         }
     }
 
@@ -433,6 +439,12 @@ impl Worker {
         }
         if let Some(message) = self.unrecorded.take() {
             Self::record(driver, ErrorSource::Store, &message);
+        }
+        // After the commit of the events it speaks of.
+        if let Some(s) = self.session.take() {
+            if let Err(e) = driver.store_mut().write_session(&s) {
+                log::warn!("outbox: cannot store the session state: {e}");
+            }
         }
         if self.durable.is_empty() {
             return;
