@@ -55,17 +55,40 @@ fn app_version_tracks_installed_then_updated_and_the_flag_turns_them_off() {
     std::fs::write(&input, r#"{"event":"A","userId":"u"}"#).unwrap();
     let c = Collect::start(&["--key", "k", "--out", out.to_str().unwrap()]);
 
-    send(&c, &db, &input, &["--app-version", "1.0", "--app-build", "7"]);
-    send(&c, &db, &input, &["--app-version", "1.0", "--app-build", "7"]);
+    send(
+        &c,
+        &db,
+        &input,
+        &["--app-version", "1.0", "--app-build", "7"],
+    );
+    send(
+        &c,
+        &db,
+        &input,
+        &["--app-version", "1.0", "--app-build", "7"],
+    );
     send(&c, &db, &input, &["--app-version", "1.1"]);
     // Turned off: the change to 2.0 is not reported.
-    send(&c, &db, &input, &["--app-version", "2.0", "--no-lifecycle-events"]);
+    send(
+        &c,
+        &db,
+        &input,
+        &["--app-version", "2.0", "--no-lifecycle-events"],
+    );
     // No version: nothing by itself.
     send(&c, &db, &input, &[]);
     let events = arrived(&out);
     assert_eq!(
         names(&events),
-        ["Application Installed", "A", "A", "Application Updated", "A", "A", "A"]
+        [
+            "Application Installed",
+            "A",
+            "A",
+            "Application Updated",
+            "A",
+            "A",
+            "A"
+        ]
     );
     assert_eq!(events[0]["properties"]["version"], "1.0");
     assert_eq!(events[0]["properties"]["build"], "7");

@@ -86,7 +86,9 @@ fn lifecycle_events_and_sessions_arrive_with_their_fields() {
     let installed = &events[0]["properties"];
     assert_eq!(installed["version"], "2.0");
     assert_eq!(installed["build"], "20");
-    assert!(events[0]["anonymousId"].as_str().is_some_and(|a| !a.is_empty()));
+    assert!(events[0]["anonymousId"]
+        .as_str()
+        .is_some_and(|a| !a.is_empty()));
     assert_eq!(events[0]["context"]["app"]["version"], "2.0");
 
     let first = session_of(&events[2]).expect("session_start carries its id");
@@ -253,12 +255,14 @@ fn a_kill_9_with_a_session_open_ends_it_at_the_next_start() {
         .iter()
         .filter(|e| name(e) == "session_start")
         .collect();
-    let ends: Vec<_> = events
-        .iter()
-        .filter(|e| name(e) == "session_end")
-        .collect();
+    let ends: Vec<_> = events.iter().filter(|e| name(e) == "session_end").collect();
     assert_eq!(starts.len(), 1, "{:?}", names(&events));
-    assert_eq!(ends.len(), 1, "the open session was not ended: {:?}", names(&events));
+    assert_eq!(
+        ends.len(),
+        1,
+        "the open session was not ended: {:?}",
+        names(&events)
+    );
     let id = session_of(starts[0]).unwrap();
     assert_eq!(session_of(ends[0]), Some(id));
     // Up to the last time the dead process was seen: the child tracked
@@ -280,7 +284,10 @@ fn a_kill_9_with_a_session_open_ends_it_at_the_next_start() {
     );
     assert!(!events.iter().any(|e| name(e) == "Application Updated"));
     // The end comes after everything the dead session tracked.
-    let end_at = events.iter().position(|e| name(e) == "session_end").unwrap();
+    let end_at = events
+        .iter()
+        .position(|e| name(e) == "session_end")
+        .unwrap();
     let last_tick = events.iter().rposition(|e| name(e) == "Tick").unwrap();
     assert!(end_at > last_tick);
 }

@@ -14,9 +14,7 @@ use outbox_std::{Client, ClientStats, Event, TrackError};
 use serde_json::Value;
 
 use super::deadline::Bound;
-use super::deliver::{
-    progress_message, Endpoint, Watch, MAX_QUEUE_BYTES, MAX_QUEUE_EVENTS,
-};
+use super::deliver::{progress_message, Endpoint, Watch, MAX_QUEUE_BYTES, MAX_QUEUE_EVENTS};
 use super::input::{events_of, Feed, FeedEnd, Line};
 use super::out_line;
 use super::progress::Progress;
@@ -92,13 +90,10 @@ pub fn run(args: SendArgs) -> CliResult {
     };
     let feed = Feed::spawn(reader, MAX_LINE_BYTES)
         .map_err(|e| CliError::failure(format!("cannot start reading the input: {e}")))?;
-    let client = super::deliver::open_client_with(
-        db,
-        &endpoint,
-        args.flush_mode,
-        args.threshold,
-        |b| args.automatic.apply(b),
-    )?;
+    let client =
+        super::deliver::open_client_with(db, &endpoint, args.flush_mode, args.threshold, |b| {
+            args.automatic.apply(b)
+        })?;
     let result = send(&client, &args, &endpoint, &bound, &feed);
     // Whatever happened (delivered, --no-wait, --strict, a failure), commit
     // and stop without starting another upload: what is stored stays stored.

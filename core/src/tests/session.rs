@@ -99,11 +99,11 @@ fn a_short_background_keeps_the_session() {
     let mut h = Harness::new(SessionConfig::default(), 0);
     let id = start_id(&h.life(0, Lifecycle::Foreground));
     let out = h.life(10_000, Lifecycle::Background);
-    assert_eq!(
-        out,
-        [SessionOutput::Backgrounded { session: Some(id) }]
+    assert_eq!(out, [SessionOutput::Backgrounded { session: Some(id) }]);
+    assert!(
+        h.tick(10_000 + MIN).is_empty(),
+        "exactly the timeout is not longer"
     );
-    assert!(h.tick(10_000 + MIN).is_empty(), "exactly the timeout is not longer");
     let out = h.life(10_000 + MIN, Lifecycle::Foreground);
     assert_eq!(
         out,
@@ -149,12 +149,22 @@ fn a_long_background_found_at_the_foreground_ends_then_starts() {
     let id = start_id(&h.life(0, Lifecycle::Foreground));
     h.life(5_000, Lifecycle::Background);
     let out = h.life(5_000 + 10 * MIN, Lifecycle::Foreground);
-    assert_eq!(out[0], SessionOutput::SessionEnd {
-        id,
-        duration: Duration::from_secs(5)
-    });
-    assert_eq!(out[1], SessionOutput::SessionStart { id: 5_000 + 10 * MIN });
-    assert!(matches!(out[2], SessionOutput::Opened { session: Some(s), .. } if s == 5_000 + 10 * MIN));
+    assert_eq!(
+        out[0],
+        SessionOutput::SessionEnd {
+            id,
+            duration: Duration::from_secs(5)
+        }
+    );
+    assert_eq!(
+        out[1],
+        SessionOutput::SessionStart {
+            id: 5_000 + 10 * MIN
+        }
+    );
+    assert!(
+        matches!(out[2], SessionOutput::Opened { session: Some(s), .. } if s == 5_000 + 10 * MIN)
+    );
 }
 
 #[test]
