@@ -120,6 +120,43 @@ pub struct SendArgs {
     /// Stop at the first bad line (exit 4), having stored only the lines before it.
     #[arg(long)]
     pub strict: bool,
+    #[command(flatten)]
+    pub automatic: AutomaticArgs,
+}
+
+/// What `outbox send` tracks by itself (README, "What is tracked
+/// automatically"). `send` reports no foreground, so it never starts a
+/// session; with `--app-version` it tracks `Application Installed` at the
+/// first run on a database and `Application Updated` when the version or
+/// build changes.
+#[derive(Debug, Clone, Default, Args)]
+pub struct AutomaticArgs {
+    /// The app's version: `Application Installed` / `Application Updated`
+    /// are tracked when it is new or changed since the last run on this database.
+    #[arg(long, value_name = "VERSION")]
+    pub app_version: Option<String>,
+    /// The app's build, reported with its version.
+    #[arg(long, value_name = "BUILD", requires = "app_version")]
+    pub app_build: Option<String>,
+    /// Track no lifecycle events (Application Installed, Updated, ...).
+    #[arg(long)]
+    pub no_lifecycle_events: bool,
+}
+
+impl AutomaticArgs {
+    /// These settings on a Client builder.
+    pub fn apply(&self, b: outbox_std::ClientBuilder) -> outbox_std::ClientBuilder {
+        let b = b.lifecycle_events(!self.no_lifecycle_events);
+        let b = match &self.app_version {
+            // `.app` also sets context.app.version; the name is the CLI's.
+            Some(v) => b.app("outbox", v.clone()),
+            None => b,
+        };
+        match &self.app_build {
+            Some(build) => b.app_build(build.clone()),
+            None => b,
+        }
+    }
 }
 
 /// `outbox flush`.

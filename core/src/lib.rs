@@ -157,6 +157,7 @@ mod notes;
 mod output;
 mod pending;
 mod rng;
+pub mod session;
 mod stats;
 pub mod store;
 mod time;

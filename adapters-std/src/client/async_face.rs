@@ -87,8 +87,9 @@ impl AsyncClient {
     }
 
     /// [`Client::track`], without blocking when the worker's queue is full.
-    pub async fn track(&self, event: Event) -> Result<Receipt, TrackError> {
+    pub async fn track(&self, mut event: Event) -> Result<Receipt, TrackError> {
         let inner = &self.client.inner;
+        drop(inner.session_event(&mut event));
         let payload = inner.payload(event)?;
         let seq = Arc::new(OnceLock::new());
         let msg = Msg::Track {
@@ -104,8 +105,9 @@ impl AsyncClient {
     }
 
     /// [`Client::track_durable`]: resolves once the event is committed.
-    pub async fn track_durable(&self, event: Event) -> Result<Receipt, TrackError> {
+    pub async fn track_durable(&self, mut event: Event) -> Result<Receipt, TrackError> {
         let inner = &self.client.inner;
+        drop(inner.session_event(&mut event));
         let payload = inner.payload(event)?;
         let seq = Arc::new(OnceLock::new());
         let slot = seq.clone();

@@ -15,6 +15,7 @@ mod environment;
 mod error;
 mod notify;
 mod receipt;
+mod session;
 mod transport;
 mod worker;
 
@@ -86,6 +87,7 @@ pub struct ClientBuilder {
     seed: Option<u64>,
     context: Map<String, Value>,
     properties: Map<String, Value>,
+    session: session::Settings,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -205,8 +207,10 @@ impl ClientBuilder {
     }
 
     /// `context.app = {name, version}` on every event.
-    pub fn app(self, name: impl Into<String>, version: impl Into<String>) -> Self {
+    /// The version is also the one lifecycle events report.
+    pub fn app(mut self, name: impl Into<String>, version: impl Into<String>) -> Self {
         let (name, version) = (name.into(), version.into());
+        self.session.version.clone_from(&version);
         self.context(serde_json::json!({"app": {"name": name, "version": version}}))
     }
 
@@ -216,6 +220,31 @@ impl ClientBuilder {
     pub fn environment_context(self) -> Self {
         let detected = environment::detect(|k| std::env::var(k).ok());
         self.context(Value::Object(detected))
+    }
+
+    /// The app's build (e.g. `"431"`), reported with its version by the
+    /// lifecycle events; `Application Updated` is tracked when the version
+    /// or the build changed since the last start.
+    pub fn app_build(mut self, build: impl Into<String>) -> Self {
+        self.session.build = build.into();
+        self
+    }
+
+    /// Track `Application Installed`, `Application Updated`, `Application
+    /// Opened` and `Application Backgrounded` automatically (default: on).
+    /// See [`Client::lifecycle`].
+    pub fn lifecycle_events(mut self, on: bool) -> Self {
+        self.session.lifecycle_events = on;
+        self
+    }
+
+    /// Track sessions (`session_start`, `session_end` with its `duration`
+    /// in seconds, `context.session_id` on every event inside one) with
+    /// this background timeout (default: 60 s); `None` turns them off.
+    /// See [`Client::lifecycle`].
+    pub fn sessions(mut self, timeout: Option<Duration>) -> Self {
+        self.session.timeout = timeout;
+        self
     }
 
     /// Open the store, restore its queue, start the threads.
@@ -247,6 +276,13 @@ impl ClientBuilder {
         let sqlite = self.sqlite.max_record_bytes(config.max_event_bytes());
         // A damaged file is salvaged, never left to stop tracking.
         let (store, salvaged) = SqliteStore::open_or_salvage(&path, sqlite)?;
+        let tracker = self.session.enabled().then(|| {
+            let stored = store.session().unwrap_or_else(|e| {
+                log::warn!("outbox: cannot read the session state: {e}");
+                None
+            });
+            Mutex::new(session::Tracker::start(&self.session, stored))
+        });
 
         let (tx, rx) = mpsc::sync_channel::<Msg>(CHANNEL_CAPACITY);
         let hub = notify::Hub::default();
@@ -296,7 +332,7 @@ impl ClientBuilder {
                 )));
             }
         }
-        Ok(Client {
+        let client = Client {
             inner: Arc::new(Inner {
                 tx,
                 worker: Mutex::new(Some(worker)),
@@ -307,8 +343,11 @@ impl ClientBuilder {
                 path,
                 context: self.context,
                 properties: self.properties,
+                session: tracker,
             }),
-        })
+        };
+        client.inner.start_sessions();
+        Ok(client)
     }
 }
 
@@ -323,6 +362,8 @@ struct Inner {
     /// Global context and properties, merged into every event.
     context: Map<String, Value>,
     properties: Map<String, Value>,
+    /// Lifecycle events and sessions (`None`: both off).
+    session: Option<Mutex<session::Tracker>>,
 }
 
 /// `now + timeout`, or `None` (no deadline) when that is beyond what an
@@ -351,6 +392,7 @@ impl Inner {
     /// Stop the threads; with `flush`, after a final upload bounded by
     /// `timeout`.
     fn stop(&self, flush: bool, timeout: Duration) -> Option<FlushReport> {
+        self.session_stop();
         let (msg, rx, handle) = self.shutdown_msg(flush, timeout)?;
         let report = if self.tx.send(msg).is_ok() {
             rx.recv().ok()
@@ -433,6 +475,7 @@ impl Client {
             seed: None,
             context: Map::new(),
             properties: Map::new(),
+            session: session::Settings::default(),
         }
     }
 
@@ -447,7 +490,8 @@ impl Client {
     /// [`Notification::Refused`] its receipt [`concerns`](Receipt::concerns). Use
     /// [`track_durable`](Self::track_durable) to wait for the commit and get
     /// those errors back.
-    pub fn track(&self, event: Event) -> Result<Receipt, TrackError> {
+    pub fn track(&self, mut event: Event) -> Result<Receipt, TrackError> {
+        let _session = self.inner.session_event(&mut event);
         let payload = self.inner.payload(event)?;
         let seq = Arc::new(OnceLock::new());
         self.inner
@@ -464,18 +508,23 @@ impl Client {
 
     /// Track `event` and return only once it is committed to the database
     /// (with every event tracked meanwhile, in one transaction).
-    pub fn track_durable(&self, event: Event) -> Result<Receipt, TrackError> {
+    pub fn track_durable(&self, mut event: Event) -> Result<Receipt, TrackError> {
+        let session = self.inner.session_event(&mut event);
         let payload = self.inner.payload(event)?;
         let bytes = payload.bytes;
         let seq = Arc::new(OnceLock::new());
         let slot = seq.clone();
-        let result = ask(&self.inner.tx, |reply| Msg::Track {
+        let (reply, rx) = oneshot::channel();
+        let sent = self.inner.tx.send(Msg::Track {
             payload: bytes,
             durable: Some(reply),
             seq: slot,
             message_id: String::new(),
-        })
-        .ok_or(TrackError::Stopped)?;
+        });
+        // Queued in order: other threads may track while this one waits.
+        drop(session);
+        sent.map_err(|_| TrackError::Stopped)?;
+        let result = rx.recv().map_err(|_| TrackError::Stopped)?;
         result.map(|()| Receipt::new(payload.message_id, seq))
     }
 
@@ -522,8 +571,14 @@ impl Client {
         self.input(Input::Network { up })
     }
 
-    /// Report the application's lifecycle (background flushes, ...).
+    /// Report the application's lifecycle (background flushes, ...). With
+    /// lifecycle events on, a foreground tracks `Application Opened` and a
+    /// background `Application Backgrounded`; with sessions on, a
+    /// foreground starts a session when none is open, a background longer
+    /// than the timeout ends it (found at the next call), and a terminate
+    /// ends it at once.
     pub fn lifecycle(&self, state: Lifecycle) -> Result<(), ClientError> {
+        let _session = self.inner.session_lifecycle(state);
         self.input(Input::Lifecycle(state))
     }
 

@@ -67,6 +67,8 @@ pub(crate) enum Msg {
         flush: bool,
         reply: Reply<FlushReport>,
     },
+    /// The lifecycle and session state, stored after the round's commit.
+    Session(crate::sqlite::StoredSession),
 }
 
 type Drv<'b> = Driver<'b, SqliteStore, ChannelTransport, Notifier, WINDOW>;
@@ -126,6 +128,8 @@ pub(crate) struct Worker {
     /// Payload buffers stored this round, handed back to `track` after it.
     spent: Vec<Vec<u8>>,
     buffers: Arc<BufferPool>,
+    /// Session state to store after the next commit.
+    session: Option<crate::sqlite::StoredSession>,
 }
 
 fn head(s: &Stats) -> Seq {
@@ -166,6 +170,7 @@ impl Worker {
             unrecorded: None,
             spent: Vec::new(),
             buffers,
+            session: None,
         }
     }
 
@@ -456,6 +461,7 @@ impl Worker {
                     reply,
                 });
             }
+            Msg::Session(s) => self.session = Some(s),
         }
     }
 
@@ -490,6 +496,12 @@ impl Worker {
         }
         if let Some(message) = self.unrecorded.take() {
             Self::record(driver, ErrorSource::Store, &message);
+        }
+        // After the commit of the events it speaks of.
+        if let Some(s) = self.session.take() {
+            if let Err(e) = driver.store_mut().write_session(&s) {
+                log::warn!("outbox: cannot store the session state: {e}");
+            }
         }
         if self.durable.is_empty() {
             return;

@@ -342,3 +342,108 @@ impl SqliteStore {
             .and_then(|t| humantime::parse_rfc3339_weak(t.timestamp?.as_str()).ok()))
     }
 }
+
+/// What the Client's lifecycle and session tracking keeps with the queue
+/// (issue 23), in its own one-row table `outbox_session` (created on the
+/// first write, so files without it open as before): the session state, the
+/// app version and build seen at the last start, and the install's
+/// anonymous id for the automatic events.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoredSession {
+    /// The open session, its background time, the last time seen.
+    pub state: outbox_core::session::SessionState,
+    /// The app version at the last start.
+    pub version: String,
+    /// The app build at the last start.
+    pub build: String,
+    /// The `anonymousId` of the automatic events.
+    pub anonymous_id: String,
+}
+
+impl StoredSession {
+    /// A stored session from its parts.
+    pub fn new(
+        state: outbox_core::session::SessionState,
+        version: String,
+        build: String,
+        anonymous_id: String,
+    ) -> Self {
+        StoredSession {
+            state,
+            version,
+            build,
+            anonymous_id,
+        }
+    }
+}
+
+impl SqliteStore {
+    /// The session state stored by [`write_session`](Self::write_session),
+    /// or `None` when none was ever stored. A state that does not parse (a
+    /// damaged row) reads as no open session, keeping the version.
+    pub fn session(&self) -> Result<Option<StoredSession>, StoreError> {
+        let exists: i64 = self.conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'outbox_session'",
+            [],
+            |r| r.get(0),
+        )?;
+        if exists == 0 {
+            return Ok(None);
+        }
+        let row = self
+            .conn
+            .query_row(
+                "SELECT state, version, build, anonymous_id FROM outbox_session WHERE id = 1",
+                [],
+                |r| {
+                    Ok((
+                        r.get::<_, Option<String>>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                    ))
+                },
+            )
+            .optional()?;
+        Ok(row.map(|(state, version, build, anonymous_id)| {
+            let state = state
+                .and_then(|s| match serde_json::from_str(&s) {
+                    Ok(state) => Some(state),
+                    Err(e) => {
+                        log::warn!("outbox: the stored session state is damaged ({e}); ignored");
+                        None
+                    }
+                })
+                .unwrap_or_default();
+            StoredSession {
+                state,
+                version: version.unwrap_or_default(),
+                build: build.unwrap_or_default(),
+                anonymous_id: anonymous_id.unwrap_or_default(),
+            }
+        }))
+    }
+
+    /// Store the session state (the Client calls it after a commit, never
+    /// inside the queue's transaction, so a failure here cannot roll back
+    /// appended events).
+    pub fn write_session(&mut self, s: &StoredSession) -> Result<(), StoreError> {
+        let state =
+            serde_json::to_string(&s.state).map_err(|e| StoreError::Other(e.to_string()))?;
+        self.conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS outbox_session (
+                 id INTEGER PRIMARY KEY CHECK (id = 1),
+                 state TEXT, version TEXT, build TEXT, anonymous_id TEXT)",
+        )?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO outbox_session (id, state, version, build, anonymous_id)
+                 VALUES (1, ?1, ?2, ?3, ?4)
+                 ON CONFLICT (id) DO UPDATE SET state = ?1, version = ?2, build = ?3,
+                     anonymous_id = ?4",
+            )?
+            .execute(params![state, s.version, s.build, s.anonymous_id])?;
+        Ok(())
+    }
+}

@@ -82,7 +82,7 @@ use rusqlite::{params, Connection, OpenFlags};
 
 pub use dead_letter::DeadLetter;
 pub use error::{ExportError, OpenError, StoreError};
-pub use meta::{ErrorSource, LastError, OldestEvent};
+pub use meta::{ErrorSource, LastError, OldestEvent, StoredSession};
 pub use salvage::Salvaged;
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
 

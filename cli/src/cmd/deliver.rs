@@ -91,8 +91,20 @@ pub fn open_client(
     mode: FlushModeArg,
     threshold: Option<u32>,
 ) -> CliResult<Client> {
+    open_client_with(db, endpoint, mode, threshold, |b| b)
+}
+
+/// [`open_client`] with more settings on the builder (`send`'s automatic
+/// events).
+pub fn open_client_with(
+    db: &Path,
+    endpoint: &Endpoint,
+    mode: FlushModeArg,
+    threshold: Option<u32>,
+    more: impl FnOnce(outbox_std::ClientBuilder) -> outbox_std::ClientBuilder,
+) -> CliResult<Client> {
     let http = http_config(endpoint);
-    Client::builder()
+    more(Client::builder())
         .path(db)
         .http(http)
         .flush_mode(mode.to_core())

@@ -16,9 +16,7 @@ use serde_json::Value;
 
 use super::deadline::Bound;
 use super::deliver::stop::{self, Stop};
-use super::deliver::{
-    open_client, progress_message, Endpoint, Watch, MAX_QUEUE_BYTES, MAX_QUEUE_EVENTS,
-};
+use super::deliver::{progress_message, Endpoint, Watch, MAX_QUEUE_BYTES, MAX_QUEUE_EVENTS};
 use super::input::{events_of, Feed, FeedEnd, Line};
 use super::out_line;
 use super::progress::Progress;
@@ -98,7 +96,10 @@ pub fn run(args: SendArgs) -> CliResult {
     };
     let feed = Feed::spawn(reader, MAX_LINE_BYTES)
         .map_err(|e| CliError::failure(format!("cannot start reading the input: {e}")))?;
-    let client = open_client(db, &endpoint, args.flush_mode, args.threshold)?;
+    let client =
+        super::deliver::open_client_with(db, &endpoint, args.flush_mode, args.threshold, |b| {
+            args.automatic.apply(b)
+        })?;
     let storage = super::flush::StorageWatch::start(&client);
     let result = send(&client, &args, &endpoint, &bound, &feed, &storage);
     // Whatever happened (delivered, --no-wait, --strict, a failure), commit
