@@ -348,6 +348,15 @@ impl World {
             self.floor = self.floor.max(s + 1);
         }
         self.durable.extend(kept);
+        if self.flash.is_none() && self.rng.chance(100) {
+            // The store saw numbers past its newest intact record (records
+            // written and found torn at the reopen): its floor is ahead of
+            // its newest record, and numbering must continue there, also
+            // with a queue that is not empty.
+            let skip = 1 + self.rng.below(40);
+            self.floor = self.floor.max(self.durable.back().map_or(0, |r| r.0 + 1)) + skip;
+            self.note(|| format!("store: its floor jumps {skip} past its newest record"));
+        }
         for (_, r) in &lost {
             self.events[r.event as usize].lost_unsynced = true;
         }
