@@ -420,9 +420,7 @@ impl<const N: usize> Machine<N> {
         {
             return self.ask_sizes();
         }
-        if !self.pending.size_of(head).is_some_and(|s| !is_hole(s))
-            || self.commits.commit_cursor <= head
-        {
+        if self.pending.size_of(head).is_none_or(is_hole) || self.commits.commit_cursor <= head {
             return None;
         }
         let batch = self.next_batch();

@@ -290,6 +290,20 @@ impl Model {
                     self.last_delivered = Some(last);
                     self.settle(first, last);
                 }
+                Output::Dropped {
+                    first,
+                    last,
+                    reason: outbox_core::DropReason::Damaged,
+                } => {
+                    // Holes: numbers this store never held (spent by an
+                    // earlier machine); it damages nothing.
+                    for seq in first..=last {
+                        assert!(
+                            !self.store.iter().any(|(s, _)| *s == seq),
+                            "stored {seq} dropped as damaged"
+                        );
+                    }
+                }
                 Output::Dropped { first, last, .. } => self.settle(first, last),
                 Output::Rejected { seq, status, .. } => {
                     assert!(matches!(status, 400 | 413 | 422), "rejected on {status}");
@@ -301,12 +315,15 @@ impl Model {
                     self.committed = self.store.back().map_or(self.committed, |r| r.0 + 1);
                 }
                 Output::ReadSizes { from, max } => {
-                    let sizes: Vec<(Seq, u32)> = self
-                        .store
-                        .iter()
-                        .filter(|(s, _)| *s >= from)
+                    // The store contract: one size per number up to the
+                    // store's end, a HOLE for a number without a record.
+                    let end = self.store.back().map_or(from, |r| r.0 + 1);
+                    let sizes: Vec<(Seq, u32)> = (from..end)
                         .take(max as usize)
-                        .copied()
+                        .map(|seq| {
+                            let size = self.store.iter().find(|r| r.0 == seq).map(|r| r.1);
+                            (seq, size.unwrap_or(outbox_core::HOLE))
+                        })
                         .collect();
                     let now = Instant::from_millis(self.now);
                     for (seq, size) in sizes {
@@ -396,7 +413,7 @@ fn restart(
         _ => StoreSummary::EMPTY,
     };
     m.handle(now, Input::Restore(summary))
-        .expect("a contiguous summary is accepted");
+        .expect("a summary of the store is accepted");
     model.committed = model.store.back().map_or(0, |r| r.0 + 1);
     m.handle(now, Input::SeqFloor { next: model.floor })
         .expect("a seq floor after restores is accepted");
@@ -552,6 +569,7 @@ fuzz_target!(|run: Run| {
                 // Only uncommitted events can fail to persist.
                 let sent_through = model.in_flight.map(|b| b.last);
                 if from >= model.committed && sent_through.is_none_or(|l| from > l) {
+                    model.judge.append_failed(from);
                     let _ = m.handle(now, Input::PersistFailed { from_seq: from });
                     model.pump(&mut m);
                     // The store never got them (after the report, which
