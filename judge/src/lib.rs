@@ -173,7 +173,8 @@ pub enum Seen {
 /// A broken rule: the invariant's name and what happened.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Breach {
-    /// `5-drop`, `backoff`, `status`, `flush-mode`, `deadline` or `protocol`.
+    /// `5-drop`, `1-lost`, `seq-reused`, `sizes-liveness`, `backoff`,
+    /// `status`, `flush-mode`, `deadline` or `protocol`.
     pub invariant: &'static str,
     pub detail: String,
 }
@@ -981,5 +982,98 @@ mod tests {
                 why: Why::Overflow,
             })
             .is_err());
+    }
+
+    fn persisted(j: &mut Judge, seq: u64) {
+        assert!(j.track(5).fits);
+        j.seen(&Seen::Persist { seq, size: 5 }).unwrap();
+    }
+
+    fn dropped(first: u64, last: u64, why: Why) -> Seen {
+        Seen::Dropped { first, last, why }
+    }
+
+    /// A number a machine handed out is never handed out again.
+    #[test]
+    fn a_number_handed_out_twice_is_a_breach() {
+        let mut j = judge(10);
+        persisted(&mut j, 0);
+        persisted(&mut j, 1);
+        j.append_failed(1);
+        j.seen(&dropped(1, 1, Why::NotStored)).unwrap();
+        j.settle().unwrap();
+        assert!(j.track(5).fits);
+        let b = j.seen(&Seen::Persist { seq: 1, size: 5 }).unwrap_err();
+        assert_eq!(b.invariant, "seq-reused");
+        // After a restart, the new machine starts after what it restored.
+        let mut j = judge(10);
+        j.restore([(7, 5)]);
+        assert!(j.track(5).fits);
+        assert!(j.seen(&Seen::Persist { seq: 7, size: 5 }).is_err());
+    }
+
+    /// NotStored is justified only by a failure of the store.
+    #[test]
+    fn a_not_stored_drop_needs_a_failed_append_or_commit() {
+        let mut j = judge(10);
+        persisted(&mut j, 0);
+        j.settle().unwrap();
+        assert!(j.seen(&dropped(0, 0, Why::NotStored)).is_err());
+
+        let mut j = judge(10);
+        persisted(&mut j, 0);
+        persisted(&mut j, 1);
+        j.append_failed(1);
+        assert!(
+            j.seen(&dropped(0, 1, Why::NotStored)).is_err(),
+            "0's append did not fail"
+        );
+
+        let mut j = judge(10);
+        persisted(&mut j, 0);
+        j.committed();
+        persisted(&mut j, 1);
+        persisted(&mut j, 2);
+        j.commit_failed();
+        j.seen(&dropped(1, 2, Why::NotStored)).unwrap();
+        j.settle().unwrap();
+        // The allowance ends with the input.
+        persisted(&mut j, 3);
+        assert!(j.seen(&dropped(3, 3, Why::NotStored)).is_err());
+    }
+
+    /// Damaged is justified for a record the checker damaged or a number
+    /// never stored, never for one reported not stored already.
+    #[test]
+    fn a_damaged_drop_needs_damage_or_a_number_never_stored() {
+        let mut j = judge(10);
+        j.restore([(0, 5), (2, 5), (3, 5)]);
+        j.seen(&dropped(1, 1, Why::Damaged)).unwrap();
+        assert!(j.seen(&dropped(2, 2, Why::Damaged)).is_err());
+        j.damaged(3);
+        j.seen(&dropped(3, 3, Why::Damaged)).unwrap();
+
+        let mut j = judge(10);
+        persisted(&mut j, 0);
+        j.append_failed(0);
+        j.seen(&dropped(0, 0, Why::NotStored)).unwrap();
+        j.settle().unwrap();
+        assert!(
+            j.seen(&dropped(0, 0, Why::Damaged)).is_err(),
+            "reported twice"
+        );
+    }
+
+    /// A store that answered is never asked the same again: sizes that are
+    /// unavailable for good stop the queue.
+    #[test]
+    fn sizes_asked_again_after_a_healthy_answer_are_a_breach() {
+        let mut j = judge(10);
+        j.seen(&Seen::ReadSizes { from: 4 }).unwrap();
+        j.sizes_unavailable();
+        j.seen(&Seen::ReadSizes { from: 4 }).unwrap();
+        j.seen(&Seen::ReadSizes { from: 8 }).unwrap();
+        let b = j.seen(&Seen::ReadSizes { from: 8 }).unwrap_err();
+        assert_eq!(b.invariant, "sizes-liveness");
     }
 }
