@@ -165,6 +165,7 @@ impl<const N: usize> Pending<N> {
     /// Mark the pending event `seq` not stored: its size becomes
     /// [`UNREPORTED`] and leaves `bytes`. Returns whether it was an event
     /// (a window held its size and it was not a hole yet).
+    #[inline(never)]
     pub(crate) fn mark_spent(&mut self, seq: Seq) -> bool {
         if seq < self.head || seq >= self.end {
             return false;
@@ -172,13 +173,9 @@ impl<const N: usize> Pending<N> {
         let front_end = self.front_end();
         let back_start = self.back_start();
         let slot = if seq < front_end {
-            usize::try_from(seq - self.head)
-                .ok()
-                .and_then(|i| self.front.iter_mut().nth(i))
+            self.front.get_mut((seq - self.head) as usize)
         } else if seq >= back_start {
-            usize::try_from(seq - back_start)
-                .ok()
-                .and_then(|i| self.back.iter_mut().nth(i))
+            self.back.get_mut((seq - back_start) as usize)
         } else {
             None
         };
@@ -195,11 +192,15 @@ impl<const N: usize> Pending<N> {
 
     /// The oldest run of [`UNREPORTED`] entries (within one window), now
     /// marked [`SPENT`]: the caller reports it.
+    #[inline(never)]
     pub(crate) fn take_unreported_run(&mut self) -> Option<(Seq, Seq)> {
         let back_start = self.back_start();
         for (start, window) in [(self.head, &mut self.front), (back_start, &mut self.back)] {
             let mut run: Option<(Seq, Seq)> = None;
-            for (seq, size) in (start..).zip(window.iter_mut()) {
+            let mut i = 0;
+            while let Some(size) = window.get_mut(i) {
+                let seq = start + i as Seq;
+                i += 1;
                 if *size == UNREPORTED {
                     *size = SPENT;
                     run = Some(run.map_or((seq, seq), |(f, _)| (f, seq)));
@@ -216,6 +217,7 @@ impl<const N: usize> Pending<N> {
 
     /// Drop every number below `to` (all of them holes the machine spent):
     /// `head` jumps there, whether or not a window knows their sizes.
+    #[inline(never)]
     pub(crate) fn skip_front_to(&mut self, to: Seq) {
         let to = to.min(self.end);
         while self.head < to {
@@ -224,20 +226,10 @@ impl<const N: usize> Pending<N> {
                 let jump = to.min(self.back_start());
                 self.holes = self.holes.saturating_sub(jump - self.head);
                 self.head = jump;
-                continue;
+            } else if self.pop_front().is_none() {
+                break;
             }
-            let size = match self.front.pop_front() {
-                Some(size) => size,
-                None => match self.back.pop_front() {
-                    Some(size) => size,
-                    None => break,
-                },
-            };
-            self.head += 1;
-            self.bytes = self.bytes.saturating_sub(weight(size));
-            self.holes = self.holes.saturating_sub(1);
         }
-        self.join();
         self.settle_empty();
     }
 
