@@ -701,9 +701,6 @@ impl<const N: usize> Machine<N> {
         }
     }
 
-    // Not inlined: one copy serves every caller (firmware flash, see
-    // firmware/size.sh).
-    #[inline(never)]
     fn on_size(&mut self, seq: Seq, size: u32) {
         // A number the machine spent is a hole whatever the store shows
         // (a record whose sync failed may still be readable); a size no
@@ -811,9 +808,6 @@ impl<const N: usize> Machine<N> {
 
     /// Remember `[start, end)` as spent (merged with the newest range when
     /// they touch; not kept when the list is full).
-    // Not inlined: one copy serves every caller (firmware flash, see
-    // firmware/size.sh).
-    #[inline(never)]
     fn note_spent(&mut self, start: Seq, end: Seq) {
         let full = self.spent.is_full();
         if let Some(last) = self.spent.back_mut() {
@@ -841,9 +835,6 @@ impl<const N: usize> Machine<N> {
     /// The events from `from` on were not stored: they leave, reported,
     /// and their numbers are spent for good (the next event is numbered
     /// after them, so no receipt or response of theirs can match it).
-    // Not inlined: one copy serves every caller (firmware flash, see
-    // firmware/size.sh).
-    #[inline(never)]
     fn drop_newest_from(&mut self, from: Seq) {
         let from = from.max(self.pending.head());
         let end = self.pending.end();
@@ -884,9 +875,6 @@ impl<const N: usize> Machine<N> {
 
     /// Queue the `NotStored` reports owed, as far as the notifications
     /// have room (the rest when they are drained: `poll_output`).
-    // Not inlined: one copy serves every caller (firmware flash, see
-    // firmware/size.sh).
-    #[inline(never)]
     fn report_not_stored(&mut self) {
         while self.unreported && self.notes.room() > 0 {
             match self.pending.take_unreported_run() {
@@ -991,9 +979,6 @@ impl<const N: usize> Machine<N> {
     /// a track, or a restore over limits that shrank). Stops early when the
     /// window runs dry; the sizes are asked for and it goes on when they come.
     /// Holes at the head leave first, as holes (never as overflow).
-    // Not inlined: one copy serves every caller (firmware flash, see
-    // firmware/size.sh).
-    #[inline(never)]
     fn make_room(&mut self) {
         loop {
             self.drop_head_holes();
@@ -1027,9 +1012,6 @@ impl<const N: usize> Machine<N> {
     /// Drop the holes at the head: the machine's own (spent) silently, the
     /// store's as one `Damaged` report per run, sent when the run ends (an
     /// event, the machine's own holes, or an empty queue after it).
-    // Not inlined: one copy serves every caller (firmware flash, see
-    // firmware/size.sh).
-    #[inline(never)]
     fn drop_head_holes(&mut self) {
         // Events not stored are reported before anything after them leaves.
         self.report_not_stored();
@@ -1101,9 +1083,6 @@ impl<const N: usize> Machine<N> {
         self.counters.dropped_damaged = self.counters.dropped_damaged.saturating_add(lost);
     }
 
-    // Not inlined: one copy serves every caller (firmware flash, see
-    // firmware/size.sh).
-    #[inline(never)]
     fn close_damaged_run(&mut self) {
         if let Some((first, last)) = self.damaged_run.take() {
             self.push_note(Output::Dropped {
