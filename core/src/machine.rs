@@ -67,7 +67,6 @@ struct Counters {
     dropped_overflow: u64,
     dropped_max_attempts: u64,
     dropped_not_stored: u64,
-    dropped_damaged: u64,
     rejected: u64,
     retries: u64,
     notes_overflowed: u32,
@@ -465,7 +464,7 @@ impl<const N: usize> Machine<N> {
             dropped_overflow: c.dropped_overflow,
             dropped_max_attempts: c.dropped_max_attempts,
             dropped_not_stored: c.dropped_not_stored,
-            dropped_damaged: c.dropped_damaged,
+            dropped_damaged: self.pending.damaged(),
             rejected: c.rejected,
             retries: c.retries,
             notes_overflowed: c.notes_overflowed,
@@ -1036,32 +1035,20 @@ impl<const N: usize> Machine<N> {
             {
                 if start <= head {
                     self.close_damaged_run();
-                    let before = self.pending.len();
                     self.pending.skip_front_to(end);
-                    self.count_damaged(before);
                     continue;
                 }
             }
             match self.pending.size_of(head) {
                 Some(HOLE) => {
-                    let before = self.pending.len();
+                    // A run only grows at the head, one number at a time.
+                    let first = self.damaged_run.map_or(head, |(first, _)| first);
+                    self.damaged_run = Some((first, head));
                     let _ = self.pending.pop_front();
-                    self.count_damaged(before);
-                    self.damaged_run = match self.damaged_run {
-                        Some((first, last)) if last + 1 == head => Some((first, head)),
-                        other => {
-                            if other.is_some() {
-                                self.close_damaged_run();
-                            }
-                            Some((head, head))
-                        }
-                    };
                 }
                 Some(SPENT) => {
                     self.close_damaged_run();
-                    let before = self.pending.len();
                     let _ = self.pending.pop_front();
-                    self.count_damaged(before);
                 }
                 // An event, or a size not read yet (the run may go on).
                 Some(_) => {
@@ -1074,13 +1061,6 @@ impl<const N: usize> Machine<N> {
         if self.pending.is_empty() && self.notes.room() > 0 {
             self.close_damaged_run();
         }
-    }
-
-    /// A hole that was counted as an event (the store's summary counted its
-    /// record intact, or the store lied) is an event lost to damage.
-    fn count_damaged(&mut self, len_before: u64) {
-        let lost = len_before.saturating_sub(self.pending.len());
-        self.counters.dropped_damaged = self.counters.dropped_damaged.saturating_add(lost);
     }
 
     fn close_damaged_run(&mut self) {

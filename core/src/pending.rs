@@ -57,6 +57,9 @@ pub(crate) struct Pending<const N: usize> {
     bytes: u64,
     /// Holes known to be in `[head, end)` (not counted by `len`).
     holes: u64,
+    /// Holes dropped that were counted as events (the summary counted the
+    /// record intact, or the store lied): events lost to damage.
+    damaged: u64,
     front: Deque<u32, N>,
     back: Deque<u32, N>,
 }
@@ -68,6 +71,7 @@ impl<const N: usize> Pending<N> {
             end: 0,
             bytes: 0,
             holes: 0,
+            damaged: 0,
             front: Deque::new(),
             back: Deque::new(),
         }
@@ -90,6 +94,18 @@ impl<const N: usize> Pending<N> {
 
     pub(crate) const fn bytes(&self) -> u64 {
         self.bytes
+    }
+
+    /// Events lost to damage so far (see the field).
+    pub(crate) const fn damaged(&self) -> u64 {
+        self.damaged
+    }
+
+    /// `n` holes leave: those not known as holes were counted as events.
+    fn drop_holes(&mut self, n: u64) {
+        let known = n.min(self.holes);
+        self.holes -= known;
+        self.damaged = self.damaged.saturating_add(n - known);
     }
 
     /// Whether no number is pending (neither an event nor a hole).
@@ -224,7 +240,7 @@ impl<const N: usize> Pending<N> {
             if self.front.is_empty() && self.back_start() > self.head {
                 // Numbers no window knows: jump over them at once.
                 let jump = to.min(self.back_start());
-                self.holes = self.holes.saturating_sub(jump - self.head);
+                self.drop_holes(jump - self.head);
                 self.head = jump;
             } else if self.pop_front().is_none() {
                 break;
@@ -330,7 +346,7 @@ impl<const N: usize> Pending<N> {
     fn forget(&mut self, size: u32) {
         self.bytes = self.bytes.saturating_sub(weight(size));
         if is_hole(size) {
-            self.holes = self.holes.saturating_sub(1);
+            self.drop_holes(1);
         }
         self.settle_empty();
     }
