@@ -86,29 +86,34 @@ pub enum Input {
     /// [`Output::ReadSizes`](crate::Output::ReadSizes).
     Restore(StoreSummary),
     /// At start-up: the store has used every sequence number below `next`
-    /// (it remembers how far it deleted). Numbering continues there when the
-    /// store holds no records; otherwise it continues after the newest record.
+    /// (it remembers how far it deleted, and numbers it saw). Numbering
+    /// continues at the larger of `next` and one past the newest record,
+    /// whether or not the store holds records: the numbers skipped are
+    /// holes the machine made, dropped silently when they reach the head.
     SeqFloor {
         /// One past the highest sequence number the store ever used.
         next: Seq,
     },
     /// The stored size of event `seq`: one answer to
-    /// [`Output::ReadSizes`](crate::Output::ReadSizes), in order from its `from`.
+    /// [`Output::ReadSizes`](crate::Output::ReadSizes), in order from its
+    /// `from`; [`HOLE`](crate::HOLE) when the store has no intact record
+    /// for `seq` (it is dropped as damaged when it reaches the head).
     Size {
         /// The event.
         seq: Seq,
         /// Its stored size in bytes.
         size: u32,
     },
-    /// The store could not give the sizes from `from` on (an error, or fewer
-    /// than asked): the machine asks again after a backoff.
+    /// The store could not give the sizes from `from` on (a backend error;
+    /// a number without a record is a [`HOLE`](crate::HOLE) size, never
+    /// this): the machine asks again after a backoff.
     SizesUnavailable {
         /// The first size not read.
         from: Seq,
     },
     /// The append of `from_seq` failed (disk full, I/O error): it and every
-    /// newer event leave the queue and are reported dropped (`NotStored`).
-    /// Give it before the next input.
+    /// newer event leave the queue and are reported dropped (`NotStored`);
+    /// their numbers are never used again. Give it before the next input.
     PersistFailed {
         /// The oldest event that was not stored.
         from_seq: Seq,

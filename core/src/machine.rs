@@ -67,7 +67,6 @@ struct Counters {
     dropped_overflow: u64,
     dropped_max_attempts: u64,
     dropped_not_stored: u64,
-    dropped_damaged: u64,
     rejected: u64,
     retries: u64,
     notes_overflowed: u32,
@@ -101,6 +100,16 @@ struct Refill {
 /// Ranges of numbers the machine spent without storing them that it
 /// remembers (see [`Machine`]'s `spent`).
 const SPENT_RANGES: usize = 4;
+
+/// Numbers `[start, end)` the machine spent. An exact range holds nothing
+/// else; a range merged because the list was full (`exact: false`) may hold
+/// events too: there a hole is the machine's own, and a size is an event.
+#[derive(Clone, Copy, Debug)]
+struct SpentRange {
+    start: Seq,
+    end: Seq,
+    exact: bool,
+}
 
 /// The sans-IO delivery machine with a window of `N` sizes.
 ///
@@ -145,16 +154,20 @@ pub struct Machine<const N: usize> {
     /// The store's floor: numbering never goes below it.
     seq_floor: Seq,
     /// Pending numbers the machine spent without storing them (a
-    /// `NotStored` drop, a skip to the store's floor), oldest first, as
-    /// `[start, end)`: already reported (or never events), they leave
-    /// silently, and a record the store still shows for one of them (a
-    /// failed sync's) is a hole. Bounded: when full, a new range is kept
-    /// only by the window's marks (a hole read back for it from the store
-    /// is then reported `Damaged`, which it is: never stored).
-    spent: heapless::Vec<(Seq, Seq), SPENT_RANGES>,
+    /// `NotStored` drop, a skip to the store's floor) that no window marks
+    /// (the window's marks let go of them, or they never were in it),
+    /// oldest first, as `[start, end)`: already reported (or never events),
+    /// they leave silently, and a record the store still shows for one of
+    /// them (a failed sync's) is a hole. Bounded: when full, a new range is
+    /// merged into the newest one, which then stops being exact (see
+    /// [`SpentRange`]): every hole in it is taken for the machine's own, and
+    /// a record the store shows in it for an event.
+    spent: heapless::Deque<SpentRange, SPENT_RANGES>,
     /// Holes dropped at the head and not yet reported: a run is reported
     /// once, when it ends; no `Delete` passes its start until then.
     damaged_run: Option<(Seq, Seq)>,
+    /// Events marked not stored in the window whose report is still owed.
+    unreported: bool,
     tracked_any: bool,
     notes: Notes,
     counters: Counters,
@@ -201,8 +214,9 @@ impl<const N: usize> Machine<N> {
             halt: None,
             started: false,
             seq_floor: 0,
-            spent: heapless::Vec::new(),
+            spent: heapless::Deque::new(),
             damaged_run: None,
+            unreported: false,
             tracked_any: false,
             notes: Notes::new(),
             counters: Counters::default(),
@@ -342,6 +356,18 @@ impl<const N: usize> Machine<N> {
     // firmware/size.sh).
     #[inline(never)]
     pub fn poll_output(&mut self) -> Option<Output> {
+        if self.notes.is_empty() {
+            // Reports, room owed, or holes at the head, that waited for
+            // the notifications before them to be drained.
+            self.report_not_stored();
+            self.make_room();
+            if self.pending.is_empty() {
+                // As `settle` does: an emptied queue owes no flush.
+                self.explicit_flush = false;
+                self.auto_flush = false;
+                self.period_due = None;
+            }
+        }
         let head = self.pending.head();
         let c = &mut self.commits;
         c.persist_cursor = c.persist_cursor.max(head);
@@ -393,9 +419,7 @@ impl<const N: usize> Machine<N> {
         {
             return self.ask_sizes();
         }
-        if !self.pending.size_of(head).is_some_and(|s| !is_hole(s))
-            || self.commits.commit_cursor <= head
-        {
+        if self.pending.size_of(head).is_none_or(is_hole) || self.commits.commit_cursor <= head {
             return None;
         }
         let batch = self.next_batch();
@@ -440,7 +464,7 @@ impl<const N: usize> Machine<N> {
             dropped_overflow: c.dropped_overflow,
             dropped_max_attempts: c.dropped_max_attempts,
             dropped_not_stored: c.dropped_not_stored,
-            dropped_damaged: c.dropped_damaged,
+            dropped_damaged: self.pending.damaged(),
             rejected: c.rejected,
             retries: c.retries,
             notes_overflowed: c.notes_overflowed,
@@ -478,14 +502,21 @@ impl<const N: usize> Machine<N> {
         if seq >= MAX_SEQ {
             return Err(InputError::SeqExhausted);
         }
-        if self
-            .pending
-            .push_evicts()
-            .is_some_and(|s| s >= self.commits.commit_cursor)
+        if self.unreported
+            || self
+                .pending
+                .push_evicts()
+                .is_some_and(|s| s >= self.commits.commit_cursor)
         {
             return Err(InputError::Undrained);
         }
-        self.pending.push(size);
+        if let Some((seq, evicted)) = self.pending.push(size) {
+            if is_hole(evicted) {
+                // A number spent: only the store knows this part of the
+                // queue from now on, and it may still show a record.
+                self.note_spent(seq, seq + 1);
+            }
+        }
         self.started = true;
         self.tracked_any = true;
         self.counters.tracked += 1;
@@ -673,12 +704,11 @@ impl<const N: usize> Machine<N> {
         // A number the machine spent is a hole whatever the store shows
         // (a record whose sync failed may still be readable); a size no
         // event can have is one too.
-        let size = if self.is_spent(seq) {
-            SPENT
-        } else if is_hole(size) {
-            HOLE
-        } else {
-            size
+        let size = match self.spent_range(seq).map(|r| r.exact) {
+            Some(true) => SPENT,
+            Some(false) if is_hole(size) => SPENT,
+            _ if is_hole(size) => HOLE,
+            _ => size,
         };
         self.pending.refill(seq, size);
         if self
@@ -778,17 +808,27 @@ impl<const N: usize> Machine<N> {
     /// Remember `[start, end)` as spent (merged with the newest range when
     /// they touch; not kept when the list is full).
     fn note_spent(&mut self, start: Seq, end: Seq) {
-        if let Some(last) = self.spent.last_mut() {
-            if start <= last.1 {
-                last.1 = last.1.max(end);
+        let full = self.spent.is_full();
+        if let Some(last) = self.spent.back_mut() {
+            if start <= last.end || full {
+                // Adjacent: still exact. Full: merged, no longer exact.
+                last.exact &= start <= last.end;
+                last.end = last.end.max(end);
                 return;
             }
         }
-        let _ = self.spent.push((start, end));
+        let _ = self.spent.push_back(SpentRange {
+            start,
+            end,
+            exact: true,
+        });
     }
 
-    fn is_spent(&self, seq: Seq) -> bool {
-        self.spent.iter().any(|&(s, e)| s <= seq && seq < e)
+    fn spent_range(&self, seq: Seq) -> Option<SpentRange> {
+        self.spent
+            .iter()
+            .copied()
+            .find(|r| r.start <= seq && seq < r.end)
     }
 
     /// The events from `from` on were not stored: they leave, reported,
@@ -801,25 +841,17 @@ impl<const N: usize> Machine<N> {
             return;
         }
         // Each run of events (numbers spent before are not reported again)
-        // is one report.
-        let mut run: Option<(Seq, Seq)> = None;
+        // is one report, queued as the notifications leave room.
         let mut gone = 0;
         for seq in from..end {
             if self.pending.mark_spent(seq) {
                 gone += 1;
-                run = match run {
-                    Some((first, _)) => Some((first, seq)),
-                    None => Some((seq, seq)),
-                };
-            } else if let Some((first, last)) = run.take() {
-                self.report_not_stored(first, last);
             }
         }
-        if let Some((first, last)) = run {
-            self.report_not_stored(first, last);
-        }
         self.counters.dropped_not_stored += gone;
-        self.note_spent(from, end);
+        self.unreported |= gone > 0;
+        self.report_not_stored();
+        // The window marks them; the list only once they leave it (`on_track`).
         let c = &mut self.commits;
         c.persist_cursor = end;
         if c.commit_cursor >= from {
@@ -840,12 +872,19 @@ impl<const N: usize> Machine<N> {
         }
     }
 
-    fn report_not_stored(&mut self, first: Seq, last: Seq) {
-        self.push_note(Output::Dropped {
-            first,
-            last,
-            reason: DropReason::NotStored,
-        });
+    /// Queue the `NotStored` reports owed, as far as the notifications
+    /// have room (the rest when they are drained: `poll_output`).
+    fn report_not_stored(&mut self) {
+        while self.unreported && self.notes.room() > 0 {
+            match self.pending.take_unreported_run() {
+                Some((first, last)) => self.push_note(Output::Dropped {
+                    first,
+                    last,
+                    reason: DropReason::NotStored,
+                }),
+                None => self.unreported = false,
+            }
+        }
     }
 
     fn on_set_mode(&mut self, mode: FlushMode) {
@@ -942,6 +981,12 @@ impl<const N: usize> Machine<N> {
     fn make_room(&mut self) {
         loop {
             self.drop_head_holes();
+            // Each round may queue two notifications (a run of holes and
+            // an overflow): never more than the queue holds; the rest goes
+            // on once they are drained (`poll_output`).
+            if self.notes.room() < 2 {
+                return;
+            }
             let first = self.pending.head();
             while self.over_limits()
                 && self
@@ -967,43 +1012,43 @@ impl<const N: usize> Machine<N> {
     /// store's as one `Damaged` report per run, sent when the run ends (an
     /// event, the machine's own holes, or an empty queue after it).
     fn drop_head_holes(&mut self) {
+        // Events not stored are reported before anything after them leaves.
+        self.report_not_stored();
+        if self.unreported {
+            return;
+        }
         loop {
-            if self.pending.is_empty() {
+            // Closing a run queues a notification: never more than the
+            // queue holds (the rest goes on once they are drained).
+            if self.pending.is_empty() || self.notes.room() < 2 {
                 break;
             }
             let head = self.pending.head();
-            while self.spent.first().is_some_and(|&(_, e)| e <= head) {
-                self.spent.remove(0);
+            while self.spent.front().is_some_and(|r| r.end <= head) {
+                self.spent.pop_front();
             }
-            if let Some(&(start, end)) = self.spent.first() {
+            if let Some(&SpentRange {
+                start,
+                end,
+                exact: true,
+            }) = self.spent.front()
+            {
                 if start <= head {
                     self.close_damaged_run();
-                    let before = self.pending.len();
                     self.pending.skip_front_to(end);
-                    self.count_damaged(before);
                     continue;
                 }
             }
             match self.pending.size_of(head) {
                 Some(HOLE) => {
-                    let before = self.pending.len();
+                    // A run only grows at the head, one number at a time.
+                    let first = self.damaged_run.map_or(head, |(first, _)| first);
+                    self.damaged_run = Some((first, head));
                     let _ = self.pending.pop_front();
-                    self.count_damaged(before);
-                    self.damaged_run = match self.damaged_run {
-                        Some((first, last)) if last + 1 == head => Some((first, head)),
-                        other => {
-                            if other.is_some() {
-                                self.close_damaged_run();
-                            }
-                            Some((head, head))
-                        }
-                    };
                 }
                 Some(SPENT) => {
                     self.close_damaged_run();
-                    let before = self.pending.len();
                     let _ = self.pending.pop_front();
-                    self.count_damaged(before);
                 }
                 // An event, or a size not read yet (the run may go on).
                 Some(_) => {
@@ -1013,16 +1058,9 @@ impl<const N: usize> Machine<N> {
                 None => break,
             }
         }
-        if self.pending.is_empty() {
+        if self.pending.is_empty() && self.notes.room() > 0 {
             self.close_damaged_run();
         }
-    }
-
-    /// A hole that was counted as an event (the store's summary counted its
-    /// record intact, or the store lied) is an event lost to damage.
-    fn count_damaged(&mut self, len_before: u64) {
-        let lost = len_before.saturating_sub(self.pending.len());
-        self.counters.dropped_damaged = self.counters.dropped_damaged.saturating_add(lost);
     }
 
     fn close_damaged_run(&mut self) {

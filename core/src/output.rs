@@ -37,7 +37,9 @@ pub enum DropReason {
     Overflow,
     /// The batch failed `max_attempts` times.
     MaxAttempts,
-    /// The store could not persist them ([`Input::PersistFailed`](crate::Input::PersistFailed)).
+    /// The store could not persist them ([`Input::PersistFailed`](crate::Input::PersistFailed),
+    /// [`Input::CommitFailed`](crate::Input::CommitFailed)). Their numbers
+    /// are never given to another event.
     NotStored,
     /// The store holds no intact record for these numbers (a hole: the
     /// record is damaged, unreadable or was never stored; see
@@ -105,10 +107,12 @@ pub enum Output {
     /// Make every append so far durable ([`Store::sync`](crate::Store::sync));
     /// on failure answer [`Input::CommitFailed`](crate::Input::CommitFailed).
     Commit,
-    /// Read the stored sizes of the events `from, from + 1, ...` (at most
-    /// `max`) and answer each with [`Input::Size`](crate::Input::Size), or
+    /// Read the stored sizes of the numbers `from, from + 1, ...` (at most
+    /// `max`) and answer each with [`Input::Size`](crate::Input::Size) (a
+    /// [`HOLE`](crate::HOLE) for a number without an intact record, also
+    /// past the store's end), or
     /// [`Input::SizesUnavailable`](crate::Input::SizesUnavailable) from the
-    /// first one not read.
+    /// first one not read when the store failed.
     ReadSizes {
         /// The first event whose size is wanted.
         from: Seq,

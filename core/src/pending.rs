@@ -31,9 +31,13 @@ use crate::Seq;
 /// `NotStored` drop, a skip to the store's floor): a hole already reported.
 pub(crate) const SPENT: u32 = HOLE - 1;
 
-/// Whether a window entry is a hole ([`HOLE`] or [`SPENT`]).
+/// A window entry for an event just found not stored, whose `NotStored`
+/// report is still owed (the reports wait for room among the notifications).
+pub(crate) const UNREPORTED: u32 = HOLE - 2;
+
+/// Whether a window entry is a hole ([`HOLE`], [`SPENT`] or [`UNREPORTED`]).
 pub(crate) const fn is_hole(size: u32) -> bool {
-    size >= SPENT
+    size >= UNREPORTED
 }
 
 /// What an entry weighs in `bytes`: holes nothing.
@@ -53,6 +57,9 @@ pub(crate) struct Pending<const N: usize> {
     bytes: u64,
     /// Holes known to be in `[head, end)` (not counted by `len`).
     holes: u64,
+    /// Holes dropped that were counted as events (the summary counted the
+    /// record intact, or the store lied): events lost to damage.
+    damaged: u64,
     front: Deque<u32, N>,
     back: Deque<u32, N>,
 }
@@ -64,6 +71,7 @@ impl<const N: usize> Pending<N> {
             end: 0,
             bytes: 0,
             holes: 0,
+            damaged: 0,
             front: Deque::new(),
             back: Deque::new(),
         }
@@ -86,6 +94,18 @@ impl<const N: usize> Pending<N> {
 
     pub(crate) const fn bytes(&self) -> u64 {
         self.bytes
+    }
+
+    /// Events lost to damage so far (see the field).
+    pub(crate) const fn damaged(&self) -> u64 {
+        self.damaged
+    }
+
+    /// `n` holes leave: those not known as holes were counted as events.
+    fn drop_holes(&mut self, n: u64) {
+        let known = n.min(self.holes);
+        self.holes -= known;
+        self.damaged = self.damaged.saturating_add(n - known);
     }
 
     /// Whether no number is pending (neither an event nor a hole).
@@ -158,9 +178,10 @@ impl<const N: usize> Pending<N> {
         true
     }
 
-    /// Mark the pending event `seq` spent (not stored, already reported):
-    /// its size becomes [`SPENT`] and leaves `bytes`. Returns whether it
-    /// was an event (a window held its size and it was not a hole yet).
+    /// Mark the pending event `seq` not stored: its size becomes
+    /// [`UNREPORTED`] and leaves `bytes`. Returns whether it was an event
+    /// (a window held its size and it was not a hole yet).
+    #[inline(never)]
     pub(crate) fn mark_spent(&mut self, seq: Seq) -> bool {
         if seq < self.head || seq >= self.end {
             return false;
@@ -168,19 +189,15 @@ impl<const N: usize> Pending<N> {
         let front_end = self.front_end();
         let back_start = self.back_start();
         let slot = if seq < front_end {
-            usize::try_from(seq - self.head)
-                .ok()
-                .and_then(|i| self.front.iter_mut().nth(i))
+            self.front.get_mut((seq - self.head) as usize)
         } else if seq >= back_start {
-            usize::try_from(seq - back_start)
-                .ok()
-                .and_then(|i| self.back.iter_mut().nth(i))
+            self.back.get_mut((seq - back_start) as usize)
         } else {
             None
         };
         match slot {
             Some(size) if !is_hole(*size) => {
-                let old = core::mem::replace(size, SPENT);
+                let old = core::mem::replace(size, UNREPORTED);
                 self.bytes = self.bytes.saturating_sub(weight(old));
                 self.holes = self.holes.saturating_add(1);
                 true
@@ -189,48 +206,68 @@ impl<const N: usize> Pending<N> {
         }
     }
 
+    /// The oldest run of [`UNREPORTED`] entries (within one window), now
+    /// marked [`SPENT`]: the caller reports it.
+    #[inline(never)]
+    pub(crate) fn take_unreported_run(&mut self) -> Option<(Seq, Seq)> {
+        let back_start = self.back_start();
+        for (start, window) in [(self.head, &mut self.front), (back_start, &mut self.back)] {
+            let mut run: Option<(Seq, Seq)> = None;
+            let mut i = 0;
+            while let Some(size) = window.get_mut(i) {
+                let seq = start + i as Seq;
+                i += 1;
+                if *size == UNREPORTED {
+                    *size = SPENT;
+                    run = Some(run.map_or((seq, seq), |(f, _)| (f, seq)));
+                } else if run.is_some() {
+                    break;
+                }
+            }
+            if run.is_some() {
+                return run;
+            }
+        }
+        None
+    }
+
     /// Drop every number below `to` (all of them holes the machine spent):
     /// `head` jumps there, whether or not a window knows their sizes.
+    #[inline(never)]
     pub(crate) fn skip_front_to(&mut self, to: Seq) {
         let to = to.min(self.end);
         while self.head < to {
             if self.front.is_empty() && self.back_start() > self.head {
                 // Numbers no window knows: jump over them at once.
                 let jump = to.min(self.back_start());
-                self.holes = self.holes.saturating_sub(jump - self.head);
+                self.drop_holes(jump - self.head);
                 self.head = jump;
-                continue;
+            } else if self.pop_front().is_none() {
+                break;
             }
-            let size = match self.front.pop_front() {
-                Some(size) => size,
-                None => match self.back.pop_front() {
-                    Some(size) => size,
-                    None => break,
-                },
-            };
-            self.head += 1;
-            self.bytes = self.bytes.saturating_sub(weight(size));
-            self.holes = self.holes.saturating_sub(1);
         }
-        self.join();
         self.settle_empty();
     }
 
     /// Append event `end()` of `size` bytes. When `back` is full its oldest
     /// size is let go (the caller checked [`push_evicts`](Self::push_evicts)).
-    pub(crate) fn push(&mut self, size: u32) {
+    /// Returns the entry let go, if any (its number and size).
+    pub(crate) fn push(&mut self, size: u32) -> Option<(Seq, u32)> {
         let complete = self.back.is_empty() && self.front_end() == self.end;
+        let mut evicted = None;
         if complete && !self.front.is_full() {
             // Room was checked just above.
             let _ = self.front.push_back(size);
         } else {
             if self.back.is_full() {
-                self.back.pop_front();
+                let seq = self.back_start();
+                evicted = self.back.pop_front().map(|s| (seq, s));
             }
             let _ = self.back.push_back(size);
         }
         self.end += 1;
         self.bytes = self.bytes.saturating_add(weight(size));
+        evicted
     }
 
     /// A size read from the store for event `seq`: taken when it is the
@@ -309,7 +346,7 @@ impl<const N: usize> Pending<N> {
     fn forget(&mut self, size: u32) {
         self.bytes = self.bytes.saturating_sub(weight(size));
         if is_hole(size) {
-            self.holes = self.holes.saturating_sub(1);
+            self.drop_holes(1);
         }
         self.settle_empty();
     }

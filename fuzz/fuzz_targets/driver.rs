@@ -43,6 +43,11 @@ struct Faults {
 enum Side {
     /// `read_sizes` gave this many sizes (`None`: it failed).
     Sizes(Option<usize>),
+    /// The append of this number failed.
+    AppendFailed(Seq),
+    /// A sync failed, or succeeded.
+    SyncFailed,
+    Synced,
     DeleteFailed,
     /// The transport took the batch, or refused it.
     Sent,
@@ -83,6 +88,7 @@ impl Store for FStore {
     type Error = ();
     fn append(&mut self, seq: Seq, payload: &[u8]) -> Result<(), ()> {
         if self.faults.append {
+            note(&self.log, Side::AppendFailed(seq));
             return Err(());
         }
         self.recs.retain(|(s, _, _)| *s < seq);
@@ -92,8 +98,10 @@ impl Store for FStore {
     fn sync(&mut self) -> Result<(), ()> {
         if self.faults.sync {
             self.recs.retain(|(_, _, synced)| *synced);
+            note(&self.log, Side::SyncFailed);
             return Err(());
         }
+        note(&self.log, Side::Synced);
         for r in self.recs.iter_mut() {
             r.2 = true;
             self.floor = self.floor.max(r.0 + 1);
@@ -152,11 +160,16 @@ impl Store for FStore {
             note(&self.log, Side::Sizes(None));
             return Err(());
         }
-        let sizes = self.recs.iter().filter(|(s, _, _)| *s >= from);
+        // The store contract: one size per number up to the store's end,
+        // a HOLE for a number without a record.
+        let end = self.recs.back().map_or(from, |r| r.0 + 1);
         let n = out
             .iter_mut()
-            .zip(sizes)
-            .map(|(o, (_, p, _))| *o = p.len() as u32)
+            .zip(from..end)
+            .map(|(o, seq)| {
+                let rec = self.recs.iter().find(|r| r.0 == seq);
+                *o = rec.map_or(outbox_core::HOLE, |r| r.1.len() as u32);
+            })
             .count();
         note(&self.log, Side::Sizes(Some(n)));
         Ok(n)
@@ -284,19 +297,28 @@ fn play(judge: &mut Judge, log: &Shared) {
                     judge.read_failed();
                 }
             }
-            // The driver asks in chunks until a chunk comes back empty.
-            Output::ReadSizes { max, .. } => {
-                let mut got = 0usize;
-                let mut failed = false;
+            // The driver asks in chunks; numbers past the store's end are
+            // holes, only a failed read leaves sizes unavailable.
+            Output::ReadSizes { .. } => {
+                if sides.iter().any(|s| matches!(s, Side::Sizes(None))) {
+                    judge.sizes_unavailable();
+                }
+            }
+            // What the store failed, for the judge's NotStored rule.
+            Output::Persist { .. } => {
                 for s in &sides {
-                    match *s {
-                        Side::Sizes(None) => failed = true,
-                        Side::Sizes(Some(n)) => got += n,
-                        _ => {}
+                    if let Side::AppendFailed(seq) = *s {
+                        judge.append_failed(seq);
                     }
                 }
-                if failed || got < max as usize {
-                    judge.sizes_unavailable();
+            }
+            Output::Commit => {
+                for s in &sides {
+                    match s {
+                        Side::SyncFailed => judge.commit_failed(),
+                        Side::Synced => judge.committed(),
+                        _ => {}
+                    }
                 }
             }
             Output::Delete { .. } if sides.iter().any(|s| matches!(s, Side::DeleteFailed)) => {

@@ -448,6 +448,7 @@ impl Harness {
                     Input::Tick
                 } else {
                     model.store.truncate(keep);
+                    judge.append_failed(from);
                     Input::PersistFailed { from_seq: from }
                 }
             }
