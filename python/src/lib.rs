@@ -30,6 +30,12 @@ create_exception!(
     PyRuntimeError,
     "The client could not do it: it has stopped, its queue is full, or its store failed."
 );
+create_exception!(
+    _native,
+    QueueFullError,
+    OutboxError,
+    "The queue is full (max_queue_size events); the event was not stored."
+);
 
 /// Receipts kept for matching notifications to `messageId`s, at most; the
 /// oldest are forgotten first (their notifications then carry no ids).
@@ -58,6 +64,7 @@ fn build_error(e: BuildError) -> PyErr {
 fn track_error(e: TrackError) -> PyErr {
     match e {
         TrackError::Invalid(_) => PyValueError::new_err(e.to_string()),
+        TrackError::QueueFull => QueueFullError::new_err(e.to_string()),
         _ => OutboxError::new_err(e.to_string()),
     }
 }
@@ -389,6 +396,7 @@ impl NativeClient {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeClient>()?;
     m.add("OutboxError", m.py().get_type::<OutboxError>())?;
+    m.add("QueueFullError", m.py().get_type::<QueueFullError>())?;
     m.add("LIBRARY_VERSION", outbox_std::LIBRARY_VERSION)?;
     Ok(())
 }
