@@ -155,9 +155,7 @@ impl NativeClient {
         if max_queue_size == Some(0) {
             return Err(PyValueError::new_err("max_queue_size must be at least 1"));
         }
-        let timeout = request_timeout
-            .map(|t| seconds("timeout", t))
-            .transpose()?;
+        let timeout = request_timeout.map(|t| seconds("timeout", t)).transpose()?;
         let mut builder = Client::builder().path(path).endpoint(endpoint, write_key);
         builder = builder.configure(|mut c| {
             if let Some(n) = max_queue_size {
