@@ -85,3 +85,33 @@ def test_on_delivered_and_the_notification_poll(collector, tmp_path):
         seen.append(note)
     polled.shutdown()
     assert any(n["kind"] == "delivered" and n["message_ids"] == ["poll-1"] for n in seen), seen
+
+
+def test_waiting_for_a_notification_releases_the_gil(collector, tmp_path):
+    # A thread blocks in next_notification; if that held the GIL, this
+    # thread could not track the event that ends the wait, and the wait would
+    # run out (None) instead of returning the delivery.
+    import threading
+    import time
+
+    client = outbox.Client(write_key="k", endpoint=collector.url, path=tmp_path / "g.db")
+    client.keep_message_ids()
+    got = []
+    ready = threading.Event()
+
+    def wait():
+        ready.set()
+        while True:
+            note = client.next_notification(timeout=120)
+            got.append(note)
+            if note is None or note["kind"] == "delivered":
+                return
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    ready.wait()
+    time.sleep(0.2)  # let it block first (not a timing assertion)
+    client.track("u-4", "While Waiting", message_id="gil-1")
+    waiter.join()
+    client.shutdown()
+    assert got[-1] is not None and got[-1]["message_ids"] == ["gil-1"], got
