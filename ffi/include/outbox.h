@@ -9,6 +9,11 @@
 #include <stdint.h>
 
 /**
+ * What `*out_seq` holds when the event's number is not known yet.
+ */
+#define OUTBOX_SEQ_UNKNOWN UINT64_MAX
+
+/**
  * What every function returns. `OUTBOX_STATUS_OK` (0) is success; every
  * other value is documented here and stable (values are never reused).
  */
@@ -254,9 +259,12 @@ OutboxStatus outbox_open_json(const uint8_t *json, size_t len, struct OutboxClie
 /**
  * Queues a `track` event: `len` bytes of a UTF-8 JSON object in Segment's
  * shape (`event`, `userId` or `anonymousId`, `properties`, `context`,
- * `timestamp`, `messageId`, ...). Returns once the event is queued; it is
- * durable within the commit delay. `*out_seq` (may be NULL) gets the
- * number the event's notifications carry.
+ * `timestamp`, `messageId`, ...). Returns once the event is handed to the
+ * client's worker; it is durable within the commit delay. `*out_seq` (may
+ * be NULL) gets the number the event's notifications carry when it is
+ * already known, else `OUTBOX_SEQ_UNKNOWN` (the worker numbers the event
+ * a moment later): use `outbox_track_durable` to always get it. The same
+ * holds for identify, page, screen, group and alias.
  */
 OutboxStatus outbox_track(const struct OutboxClient *client,
                           const uint8_t *json,
@@ -264,7 +272,8 @@ OutboxStatus outbox_track(const struct OutboxClient *client,
                           uint64_t *out_seq);
 
 /**
- * As `outbox_track`, returning only after the event is committed to disk.
+ * As `outbox_track`, returning only after the event is committed to disk;
+ * `*out_seq` then always gets the event's number.
  */
 OutboxStatus outbox_track_durable(const struct OutboxClient *client,
                                   const uint8_t *json,

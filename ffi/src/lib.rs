@@ -529,17 +529,23 @@ fn enqueue(
         .map_err(track_error)?;
         if !out_seq.is_null() {
             // SAFETY: NULL or writable (contract).
-            unsafe { *out_seq = receipt.seq().unwrap_or(u64::MAX) };
+            unsafe { *out_seq = receipt.seq().unwrap_or(OUTBOX_SEQ_UNKNOWN) };
         }
         Ok(OutboxStatus::Ok)
     })
 }
 
+/// What `*out_seq` holds when the event's number is not known yet.
+pub const OUTBOX_SEQ_UNKNOWN: u64 = u64::MAX;
+
 /// Queues a `track` event: `len` bytes of a UTF-8 JSON object in Segment's
 /// shape (`event`, `userId` or `anonymousId`, `properties`, `context`,
-/// `timestamp`, `messageId`, ...). Returns once the event is queued; it is
-/// durable within the commit delay. `*out_seq` (may be NULL) gets the
-/// number the event's notifications carry.
+/// `timestamp`, `messageId`, ...). Returns once the event is handed to the
+/// client's worker; it is durable within the commit delay. `*out_seq` (may
+/// be NULL) gets the number the event's notifications carry when it is
+/// already known, else `OUTBOX_SEQ_UNKNOWN` (the worker numbers the event
+/// a moment later): use `outbox_track_durable` to always get it. The same
+/// holds for identify, page, screen, group and alias.
 #[no_mangle]
 pub extern "C" fn outbox_track(
     client: *const OutboxClient,
@@ -550,7 +556,8 @@ pub extern "C" fn outbox_track(
     enqueue(client, EventType::Track, json, len, out_seq, false)
 }
 
-/// As `outbox_track`, returning only after the event is committed to disk.
+/// As `outbox_track`, returning only after the event is committed to disk;
+/// `*out_seq` then always gets the event's number.
 #[no_mangle]
 pub extern "C" fn outbox_track_durable(
     client: *const OutboxClient,

@@ -11,13 +11,20 @@ fn target_dir() -> PathBuf {
     // The test runs from <target>/<profile>/deps/; the library is uplifted
     // to <target>/<profile>/.
     let exe = std::env::current_exe().expect("current exe");
-    exe.parent().and_then(|d| d.parent()).expect("profile dir").to_path_buf()
+    exe.parent()
+        .and_then(|d| d.parent())
+        .expect("profile dir")
+        .to_path_buf()
 }
 
 #[test]
 fn the_c_example_tracks_events_that_arrive() {
     let lib = target_dir().join("liboutbox_ffi.a");
-    assert!(lib.exists(), "{} is missing (built with the tests)", lib.display());
+    assert!(
+        lib.exists(),
+        "{} is missing (built with the tests)",
+        lib.display()
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let exe = dir.path().join("track");
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -29,7 +36,15 @@ fn the_c_example_tracks_events_that_arrive() {
         .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-o"])
         .arg(&exe)
         .arg(&lib)
-        .args(["-lpthread", "-ldl", "-lm", "-lrt", "-lutil", "-lgcc_s", "-lc"])
+        .args([
+            "-lpthread",
+            "-ldl",
+            "-lm",
+            "-lrt",
+            "-lutil",
+            "-lgcc_s",
+            "-lc",
+        ])
         .output()
         .expect("run cc");
     assert!(
@@ -64,6 +79,13 @@ fn the_c_example_tracks_events_that_arrive() {
             e["properties"]["n"].as_i64().expect("properties.n")
         })
         .collect();
-    assert_eq!(ns, (0..count).collect::<Vec<i64>>(), "collector got {events:?}\n{stdout}");
-    assert!(stdout.contains(&format!("delivered {count} of {count}, 0 pending")), "{stdout}");
+    assert_eq!(
+        ns,
+        (0..count).collect::<Vec<i64>>(),
+        "collector got {events:?}\n{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("delivered {count} of {count}, 0 pending")),
+        "{stdout}"
+    );
 }
