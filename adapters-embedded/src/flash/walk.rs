@@ -1,27 +1,25 @@
 //! Reading the log in order, with a position that fits in a few words.
 //!
-//! The log is the records of the pages in use, oldest page first. [`step`]
-//! reads one record and moves on, skipping torn bytes and following the ring
-//! from page to page. [`LiveWalk`] turns that into the events a reader sees,
-//! by one rule that every reader (open, sizes, payloads, delete) shares:
+//! The log is the records of the pages in use, oldest page first. One
+//! primitive finds records: [`step`] reads the record at a position and
+//! moves past it, and when the bytes there fail their checks (bit rot, a
+//! torn write) it resynchronises at the next valid record at or after the
+//! next write word ([`next_valid`]), reporting the damaged record (its
+//! number when its header survived) without giving up on the rest of the
+//! page. A page whose header fails its checks inside the chain is skipped
+//! as a whole (its records' numbers are stored relative to it). Every
+//! reader (open, sizes, payloads, delete) walks with it.
+//!
+//! [`LiveWalk`] turns records into the events a reader sees, by one rule
+//! that does not depend on where a walk starts:
 //!
 //! - a record is replaced when the next valid event record's number is not
 //!   higher (the same number appended again after a failed append: the
 //!   newest copy wins);
-//! - a record is accepted when it is not replaced and its number is one past
-//!   the last accepted one, or, before the first event at or above
-//!   `live_from` (the oldest one kept), higher and marked as a jump (the
-//!   writer marks the first event after an empty queue, a number appended
-//!   again, and the first event of every page). So the events a reader sees
-//!   are strictly increasing and without gaps whatever the image holds; a
-//!   record lost to damage ends the run, and records lost from a deleted
-//!   page (a power cut while erasing it) do not;
+//! - a record is accepted when it is not replaced and its number is higher
+//!   than the last accepted one. Numbers missing between two accepted
+//!   events are holes (damaged records, numbers spent on failed appends);
 //! - an accepted record below `live_from` is deleted.
-//!
-//! Every walk judges with the current `live_from`; a cursor is only kept
-//! where everything before it is deleted (the oldest event) or until the
-//! next delete (a reader's position), so resuming agrees with a walk from
-//! the start.
 //!
 //! A [`Cursor`] is the walk's whole state at a record boundary, so a read can
 //! continue where the previous one stopped and get the same answer as a walk
@@ -51,8 +49,6 @@ pub(crate) struct Cursor {
     pub pos: Pos,
     /// The last accepted number before `pos`.
     pub last: Option<Seq>,
-    /// Whether an event at or above `live_from` was accepted before `pos`.
-    pub live_seen: bool,
 }
 
 /// A valid event record.
@@ -61,7 +57,6 @@ pub(crate) struct EventRec {
     pub at: Pos,
     pub seq: Seq,
     pub len: u16,
-    pub jump: bool,
 }
 
 impl EventRec {
@@ -75,8 +70,9 @@ impl EventRec {
 pub(crate) enum Step {
     Event(EventRec),
     Checkpoint(Seq),
-    /// A record that fails its checks, skipped.
-    Skipped,
+    /// A record that fails its checks, skipped; its number when its header
+    /// (and so its number) survived.
+    Damaged(Option<Seq>),
     End,
 }
 
@@ -98,9 +94,93 @@ pub(crate) fn page_header<F: NorFlash>(
     Ok(PageHeader::decode(&b))
 }
 
-/// Read the record at `pos` and move past it. Event records are checked
+/// What lies at one offset of a page.
+enum At {
+    Event(EventRec, u32),
+    Checkpoint(Seq, u32),
+    /// All 0xFF: nothing was written here.
+    Erased,
+    /// A record that fails its checks: its number when its header is
+    /// intact, and where it ends when its length is.
+    Bad(Option<Seq>, Option<u32>),
+}
+
+/// The record at `pos` (which ends by `limit`). Event records are checked
 /// against their CRC only when `validate` is set (checkpoints always are).
-/// At the end of the log `pos` is left where the records stop.
+fn record_at<F: NorFlash>(
+    flash: &mut F,
+    geo: &Geometry,
+    pos: Pos,
+    limit: u32,
+    validate: bool,
+) -> Result<At, F::Error> {
+    let w = F::WRITE_SIZE as u32;
+    let addr = geo.addr(pos.page, pos.off);
+    let mut raw = [0u8; RECORD_HEADER];
+    io::read(flash, addr, &mut raw)?;
+    let h = match RecordHeader::decode(&raw) {
+        HeaderRead::Erased => return Ok(At::Erased),
+        HeaderRead::Garbage => return Ok(At::Bad(None, None)),
+        HeaderRead::Valid(h) => h,
+    };
+    let len = u32::from(h.len);
+    let size = format::record_len(len, w);
+    let seq = match h.kind {
+        Kind::Event { .. } => pos.base.checked_add(u64::from(h.delta)),
+        Kind::Checkpoint => None,
+    };
+    if pos.off.saturating_add(size) > limit {
+        return Ok(At::Bad(seq, None));
+    }
+    let end = pos.off + size;
+    Ok(match h.kind {
+        Kind::Event { .. } => match seq {
+            Some(seq) if !validate || io::crc_matches(flash, addr, &raw, len)? => At::Event(
+                EventRec {
+                    at: pos,
+                    seq,
+                    len: h.len,
+                },
+                end,
+            ),
+            _ => At::Bad(seq, Some(end)),
+        },
+        Kind::Checkpoint => {
+            if len as usize != CHECKPOINT_PAYLOAD || !io::crc_matches(flash, addr, &raw, len)? {
+                return Ok(At::Bad(None, Some(end)));
+            }
+            let mut v = [0u8; CHECKPOINT_PAYLOAD];
+            io::read(flash, addr + RECORD_HEADER as u32, &mut v)?;
+            At::Checkpoint(u64::from_le_bytes(v), end)
+        }
+    })
+}
+
+/// The offset of the next valid record (CRC checked) at or after `from` in
+/// `pos`'s page, before `limit`; `None` when there is none.
+pub(crate) fn next_valid<F: NorFlash>(
+    flash: &mut F,
+    geo: &Geometry,
+    pos: Pos,
+    from: u32,
+    limit: u32,
+) -> Result<Option<u32>, F::Error> {
+    let w = F::WRITE_SIZE as u32;
+    let mut off = format::round_up(from, w);
+    while off.saturating_add(RECORD_HEADER as u32) <= limit {
+        let at = Pos { off, ..pos };
+        if let At::Event(..) | At::Checkpoint(..) = record_at(flash, geo, at, limit, true)? {
+            return Ok(Some(off));
+        }
+        off += w;
+    }
+    Ok(None)
+}
+
+/// Read the record at `pos` and move past it. Event records are checked
+/// against their CRC only when `validate` is set (checkpoints, and any
+/// record found by resynchronising, always are). At the end of the log
+/// `pos` is left where the records stop.
 pub(crate) fn step<F: NorFlash>(
     flash: &mut F,
     geo: &Geometry,
@@ -108,7 +188,6 @@ pub(crate) fn step<F: NorFlash>(
     pos: &mut Pos,
     validate: bool,
 ) -> Result<Step, F::Error> {
-    let w = F::WRITE_SIZE as u32;
     loop {
         let in_write_page = bounds.write_page == Some(pos.page);
         let limit = if in_write_page {
@@ -117,55 +196,73 @@ pub(crate) fn step<F: NorFlash>(
             geo.page_size
         };
         if pos.off.saturating_add(RECORD_HEADER as u32) <= limit {
-            let addr = geo.addr(pos.page, pos.off);
-            let mut raw = [0u8; RECORD_HEADER];
-            io::read(flash, addr, &mut raw)?;
-            if let HeaderRead::Valid(h) = RecordHeader::decode(&raw) {
-                let len = u32::from(h.len);
-                if pos.off + format::record_len(len, w) <= limit {
-                    let at = *pos;
-                    pos.off += format::record_len(len, w);
-                    return match h.kind {
-                        Kind::Event { jump } => Ok(match at.base.checked_add(u64::from(h.delta)) {
-                            Some(seq) if !validate || io::crc_matches(flash, addr, &raw, len)? => {
-                                Step::Event(EventRec {
-                                    at,
-                                    seq,
-                                    len: h.len,
-                                    jump,
-                                })
-                            }
-                            _ => Step::Skipped,
-                        }),
-                        Kind::Checkpoint => {
-                            if len as usize != CHECKPOINT_PAYLOAD
-                                || !io::crc_matches(flash, addr, &raw, len)?
-                            {
-                                return Ok(Step::Skipped);
-                            }
-                            let mut v = [0u8; CHECKPOINT_PAYLOAD];
-                            io::read(flash, addr + RECORD_HEADER as u32, &mut v)?;
-                            Ok(Step::Checkpoint(u64::from_le_bytes(v)))
-                        }
+            match record_at(flash, geo, *pos, limit, validate)? {
+                At::Event(r, end) => {
+                    pos.off = end;
+                    return Ok(Step::Event(r));
+                }
+                At::Checkpoint(lf, end) => {
+                    pos.off = end;
+                    return Ok(Step::Checkpoint(lf));
+                }
+                At::Erased => {}
+                At::Bad(seq, end) => {
+                    // Where its length says it ends, if a record (or
+                    // nothing) follows there; else the next valid record.
+                    let after = match end {
+                        Some(e) if e.saturating_add(RECORD_HEADER as u32) > limit => Some(e),
+                        Some(e) => match record_at(flash, geo, Pos { off: e, ..*pos }, limit, true)? {
+                            At::Event(..) | At::Checkpoint(..) | At::Erased => Some(e),
+                            At::Bad(..) => None,
+                        },
+                        None => None,
                     };
+                    let w = F::WRITE_SIZE as u32;
+                    let after = match after {
+                        Some(e) => Some(e),
+                        None => next_valid(flash, geo, *pos, pos.off + w, limit)?,
+                    };
+                    match (after, seq) {
+                        (Some(e), _) => {
+                            pos.off = e;
+                            return Ok(Step::Damaged(seq));
+                        }
+                        (None, Some(_)) => {
+                            // Nothing valid after it: its page's records
+                            // end after it (or, unknown length, here).
+                            pos.off = end.unwrap_or(limit).min(limit);
+                            return Ok(Step::Damaged(seq));
+                        }
+                        (None, None) => {}
+                    }
                 }
             }
         }
-        // Erased, garbage, or no room for another record: this page's
-        // records end here.
-        if in_write_page {
+        // Erased, garbage with nothing valid after it, or no room for
+        // another record: this page's records end here.
+        if in_write_page || bounds.write_page.is_none() {
             return Ok(Step::End);
         }
-        let next = geo.next(pos.page);
-        match page_header(flash, geo, next)? {
-            PageRead::Valid(h) => {
-                *pos = Pos {
-                    page: next,
-                    off: geo.header,
-                    base: h.base,
+        // The next page in the chain; one whose header fails its checks is
+        // skipped (the write page's header is always valid).
+        let mut next = geo.next(pos.page);
+        let mut hops = 0;
+        loop {
+            match page_header(flash, geo, next)? {
+                PageRead::Valid(h) => {
+                    *pos = Pos {
+                        page: next,
+                        off: geo.header,
+                        base: h.base,
+                    };
+                    break;
                 }
+                _ if Some(next) != bounds.write_page && hops < geo.pages => {
+                    next = geo.next(next);
+                    hops += 1;
+                }
+                _ => return Ok(Step::End),
             }
-            _ => return Ok(Step::End),
         }
     }
 }
@@ -177,9 +274,10 @@ pub(crate) struct LiveWalk {
     /// The record read but not yet judged (it waits for the next one).
     pending: Option<EventRec>,
     last: Option<Seq>,
-    live_seen: bool,
-    /// `last` and `live_seen` before the most recently returned record.
-    prev: (Option<Seq>, bool),
+    /// `last` before the most recently returned record.
+    prev: Option<Seq>,
+    /// One past the highest number of a damaged record seen.
+    pub damaged_floor: Seq,
 }
 
 impl LiveWalk {
@@ -188,24 +286,26 @@ impl LiveWalk {
             pos: c.pos,
             pending: None,
             last: c.last,
-            live_seen: c.live_seen,
-            prev: (c.last, c.live_seen),
+            prev: c.last,
+            damaged_floor: 0,
         }
     }
 
-    /// The next accepted event record, judged with `live_from`.
+    /// The next accepted event record.
     pub fn next<F: NorFlash>(
         &mut self,
         flash: &mut F,
         geo: &Geometry,
         bounds: Bounds,
-        live_from: Seq,
     ) -> Result<Option<EventRec>, F::Error> {
         loop {
             let next = loop {
                 match step(flash, geo, bounds, &mut self.pos, true)? {
                     Step::Event(r) => break Some(r),
-                    Step::Checkpoint(_) | Step::Skipped => continue,
+                    Step::Damaged(Some(seq)) => {
+                        self.damaged_floor = self.damaged_floor.max(seq.saturating_add(1));
+                    }
+                    Step::Checkpoint(_) | Step::Damaged(None) => continue,
                     Step::End => break None,
                 }
             };
@@ -220,20 +320,12 @@ impl LiveWalk {
             };
             self.pending = next;
             let replaced = next.is_some_and(|r| r.seq <= p.seq);
-            // `None` is "before number 0": what follows it is 0 or a jump,
-            // as after any other number. (Taking anything there let a page
-            // with base 0 accept a run whose first record was lost, which
-            // a walk from the next page refused once page 0 was erased.)
-            let follows = match self.last {
-                None => p.seq == 0 || (p.jump && !self.live_seen),
-                Some(l) => p.seq == l.wrapping_add(1) || (p.jump && p.seq > l && !self.live_seen),
-            };
+            let follows = self.last.is_none_or(|l| p.seq > l);
             if replaced || !follows {
                 continue;
             }
-            self.prev = (self.last, self.live_seen);
+            self.prev = self.last;
             self.last = Some(p.seq);
-            self.live_seen |= p.seq >= live_from;
             return Ok(Some(p));
         }
     }
@@ -243,7 +335,6 @@ impl LiveWalk {
         Cursor {
             pos: self.pending.map_or(self.pos, |p| p.at),
             last: self.last,
-            live_seen: self.live_seen,
         }
     }
 
@@ -251,8 +342,7 @@ impl LiveWalk {
     pub fn cursor_before(&self, rec: &EventRec) -> Cursor {
         Cursor {
             pos: rec.at,
-            last: self.prev.0,
-            live_seen: self.prev.1,
+            last: self.prev,
         }
     }
 }

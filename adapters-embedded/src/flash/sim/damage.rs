@@ -29,7 +29,9 @@ use std::vec::Vec;
 use embedded_storage::nor_flash::NorFlash;
 use outbox_core::HOLE;
 
-use crate::flash::format::{page_header_len, record_len, RECORD_HEADER};
+use crate::flash::format::{
+    page_header_len, record_len, HeaderRead, Kind, RecordHeader, RECORD_HEADER,
+};
 use crate::flash::FlashQueue;
 
 /// What a queue holds, read through its public API.
@@ -171,11 +173,20 @@ impl Ledger {
     /// The append of `seq` returned `Ok`: `before` and `after` are the
     /// images around it.
     pub fn appended(&mut self, seq: u64, payload: &[u8], before: &[u8], after: &[u8]) {
-        let at = (0..after.len())
-            .find(|&i| i % self.page >= self.header && before[i] != after[i])
-            .expect("an append changes the image");
-        let len = u32::from(u16::from_le_bytes([after[at + 1], after[at + 2]]));
-        assert_eq!(len as usize, payload.len(), "the record found is not it");
+        // The new event record: changed bytes holding a valid event
+        // header of this length (the append may also have erased a page).
+        let at = (0..after.len().saturating_sub(RECORD_HEADER))
+            .step_by(self.write)
+            .find(|&i| {
+                let mut h = [0u8; RECORD_HEADER];
+                h.copy_from_slice(&after[i..i + RECORD_HEADER]);
+                i % self.page >= self.header
+                    && before[i..i + RECORD_HEADER] != h
+                    && matches!(RecordHeader::decode(&h), HeaderRead::Valid(r)
+                        if matches!(r.kind, Kind::Event { .. }) && usize::from(r.len) == payload.len())
+            })
+            .expect("an append writes an event record");
+        let len = payload.len() as u32;
         let span = at..at + record_len(len, self.write as u32) as usize;
         if let Some((old, _)) = self.stored.insert(seq, (payload.to_vec(), span)) {
             self.maybe.push((seq, old));
