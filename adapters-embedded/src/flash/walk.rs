@@ -130,7 +130,8 @@ fn record_at<F: NorFlash>(
         Kind::Checkpoint => None,
     };
     if pos.off.saturating_add(size) > limit {
-        return Ok(At::Bad(seq, None));
+        // Longer than its page: not a record (a torn header reads so).
+        return Ok(At::Bad(None, None));
     }
     let end = pos.off + size;
     Ok(match h.kind {
@@ -143,7 +144,15 @@ fn record_at<F: NorFlash>(
                 },
                 end,
             ),
-            _ => At::Bad(seq, Some(end)),
+            // Its number counts only if the record was ever written whole
+            // (its CRC written): a header torn by a power cut may read as
+            // valid with any number.
+            _ => {
+                let mut crc = [0u8; 4];
+                io::read(flash, addr + format::crc_offset(len), &mut crc)?;
+                let seq = seq.filter(|_| crc != [0xFF; 4]);
+                At::Bad(seq, Some(end))
+            }
         },
         Kind::Checkpoint => {
             if len as usize != CHECKPOINT_PAYLOAD || !io::crc_matches(flash, addr, &raw, len)? {
@@ -211,9 +220,12 @@ pub(crate) fn step<F: NorFlash>(
                     // nothing) follows there; else the next valid record.
                     let after = match end {
                         Some(e) if e.saturating_add(RECORD_HEADER as u32) > limit => Some(e),
+                        // A record there, even a damaged one whose header
+                        // is intact: the next step reports it.
                         Some(e) => match record_at(flash, geo, Pos { off: e, ..*pos }, limit, true)? {
                             At::Event(..) | At::Checkpoint(..) | At::Erased => Some(e),
-                            At::Bad(..) => None,
+                            At::Bad(Some(_), _) => Some(e),
+                            At::Bad(None, _) => None,
                         },
                         None => None,
                     };

@@ -30,7 +30,8 @@ use embedded_storage::nor_flash::NorFlash;
 use outbox_core::HOLE;
 
 use crate::flash::format::{
-    page_header_len, record_len, HeaderRead, Kind, RecordHeader, RECORD_HEADER,
+    crc_offset, page_header_len, record_len, HeaderRead, Kind, PageHeader, PageRead, RecordHeader,
+    CRC32, PAGE_HEADER_RAW, RECORD_HEADER,
 };
 use crate::flash::FlashQueue;
 
@@ -135,8 +136,9 @@ pub struct Ledger {
     page: usize,
     header: usize,
     write: usize,
-    /// Stored events: payload and record bytes.
-    stored: BTreeMap<u64, (Vec<u8>, Range<usize>)>,
+    /// Stored events: payload and where its record lies (a copy may lie
+    /// in more than one place: a page not yet erased).
+    stored: BTreeMap<u64, (Vec<u8>, Vec<Range<usize>>)>,
     /// Events that may come back without having to: deleted ones, an
     /// interrupted append, an older copy of a number appended again.
     maybe: Vec<(u64, Vec<u8>)>,
@@ -165,9 +167,40 @@ impl Ledger {
             .collect()
     }
 
-    /// Where the record of a stored event lies.
+    /// Where the record of a stored event lies (its first copy).
     pub fn span(&self, seq: u64) -> Option<Range<usize>> {
-        self.stored.get(&seq).map(|(_, r)| r.clone())
+        self.stored.get(&seq).and_then(|(_, r)| r.first().cloned())
+    }
+
+    /// The ledger of a queue whose image is `image`: `stored` must all be
+    /// there (each is found in the image by its number, payload and CRC);
+    /// `maybe` may come back; a delete through `deleted_through` returned.
+    pub fn located(
+        page: usize,
+        write: usize,
+        image: &[u8],
+        stored: &[(u64, Vec<u8>)],
+        maybe: &[(u64, Vec<u8>)],
+        deleted_through: Option<u64>,
+    ) -> Ledger {
+        let mut l = Ledger::new(page, write);
+        let found = records(image, page, write);
+        for (seq, p) in stored {
+            let spans: Vec<Range<usize>> = found
+                .iter()
+                .filter(|(s, sp)| {
+                    s == seq
+                        && image[sp.start + 1..sp.start + 3] == (p.len() as u16).to_le_bytes()
+                        && image[sp.start + RECORD_HEADER..][..p.len()] == p[..]
+                })
+                .map(|(_, sp)| sp.clone())
+                .collect();
+            assert!(!spans.is_empty(), "event {seq} is not in the image");
+            l.stored.insert(*seq, (p.clone(), spans));
+        }
+        l.maybe = maybe.to_vec();
+        l.deleted_through = deleted_through;
+        l
     }
 
     /// The append of `seq` returned `Ok`: `before` and `after` are the
@@ -188,7 +221,7 @@ impl Ledger {
             .expect("an append writes an event record");
         let len = payload.len() as u32;
         let span = at..at + record_len(len, self.write as u32) as usize;
-        if let Some((old, _)) = self.stored.insert(seq, (payload.to_vec(), span)) {
+        if let Some((old, _)) = self.stored.insert(seq, (payload.to_vec(), std::vec![span])) {
             self.maybe.push((seq, old));
         }
     }
@@ -215,25 +248,29 @@ impl Ledger {
     /// Whether any of the damaged addresses lies in the record of `seq` or
     /// in its page's header.
     pub fn touched(&self, seq: u64, damage: &[usize]) -> bool {
-        let Some((_, span)) = self.stored.get(&seq) else {
+        let Some((_, spans)) = self.stored.get(&seq) else {
             return false;
         };
-        let page = span.start / self.page * self.page;
-        damage
-            .iter()
-            .any(|a| span.contains(a) || (page..page + self.header).contains(a))
+        spans.iter().any(|span| {
+            let page = span.start / self.page * self.page;
+            damage
+                .iter()
+                .any(|a| span.contains(a) || (page..page + self.header).contains(a))
+        })
     }
 
     /// Whether the header of `seq`'s record and its page header are intact
     /// (its number is readable).
     pub fn header_intact(&self, seq: u64, damage: &[usize]) -> bool {
-        let Some((_, span)) = self.stored.get(&seq) else {
+        let Some((_, spans)) = self.stored.get(&seq) else {
             return false;
         };
-        let page = span.start / self.page * self.page;
-        !damage.iter().any(|a| {
-            (span.start..span.start + RECORD_HEADER).contains(a)
-                || (page..page + self.header).contains(a)
+        spans.iter().all(|span| {
+            let page = span.start / self.page * self.page;
+            !damage.iter().any(|a| {
+                (span.start..span.start + RECORD_HEADER).contains(a)
+                    || (page..page + self.header).contains(a)
+            })
         })
     }
 
@@ -244,8 +281,9 @@ impl Ledger {
         damage.iter().any(|a| {
             let page = a / self.page * self.page;
             let in_header = a - page < self.header;
-            !self.stored.values().any(|(_, r)| r.contains(a))
-                || (in_header && !self.stored.values().any(|(_, r)| r.start / self.page * self.page == page))
+            let spans = || self.stored.values().flat_map(|(_, r)| r.iter());
+            !spans().any(|r| r.contains(a))
+                || (in_header && !spans().any(|r| r.start / self.page * self.page == page))
         })
     }
 
@@ -307,4 +345,41 @@ impl Ledger {
         }
         Ok(lost)
     }
+}
+
+/// Every valid event record in `image` (page header and CRC checked, at
+/// any write-aligned offset): its number and bytes. An independent reading
+/// of the format, for checkers only.
+pub fn records(image: &[u8], page: usize, write: usize) -> Vec<(u64, Range<usize>)> {
+    let header = page_header_len(write as u32) as usize;
+    let mut out = Vec::new();
+    for p in (0..image.len() / page).map(|i| i * page) {
+        let mut ph = [0u8; PAGE_HEADER_RAW];
+        ph.copy_from_slice(&image[p..p + PAGE_HEADER_RAW]);
+        let PageRead::Valid(ph) = PageHeader::decode(&ph) else {
+            continue;
+        };
+        let mut off = header;
+        while off + RECORD_HEADER <= page {
+            let at = p + off;
+            let mut h = [0u8; RECORD_HEADER];
+            h.copy_from_slice(&image[at..at + RECORD_HEADER]);
+            if let HeaderRead::Valid(r) = RecordHeader::decode(&h) {
+                let len = usize::from(r.len);
+                let size = record_len(r.len.into(), write as u32) as usize;
+                let crc_at = at + crc_offset(r.len.into()) as usize;
+                if matches!(r.kind, Kind::Event { .. })
+                    && off + size <= page
+                    && CRC32.checksum(&image[at..at + RECORD_HEADER + len]).to_le_bytes()
+                        == image[crc_at..crc_at + 4]
+                {
+                    if let Some(seq) = ph.base.checked_add(u64::from(r.delta)) {
+                        out.push((seq, at..at + size));
+                    }
+                }
+            }
+            off += write;
+        }
+    }
+    out
 }
