@@ -165,6 +165,8 @@ pub enum DriverError<SE, TE> {
         got: usize,
     },
     /// The store had fewer sizes than it holds records, from `from` on.
+    /// No longer returned (store contract v3): a number past the store's
+    /// end is a hole ([`HOLE`]); kept so that matches keep compiling.
     MissingSizes {
         /// The first size missing.
         from: Seq,
@@ -566,7 +568,10 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
         }
     }
 
-    /// Answer a `ReadSizes`: the sizes in chunks, then what was missing.
+    /// Answer a `ReadSizes`: the sizes in chunks. A store stops early only
+    /// at its end: every number asked for beyond it has no record, and is
+    /// answered as a [`HOLE`]. A store error is answered with
+    /// `SizesUnavailable` (asked again after a backoff).
     // Not inlined: one copy serves every caller (firmware flash, see
     // firmware/size.sh).
     #[inline(never)]
@@ -584,18 +589,17 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
                     return Err(DriverError::Store(e));
                 }
             };
-            if n == 0 {
-                break;
-            }
             for (seq, &size) in (next..).zip(&chunk[..n]) {
                 self.machine.handle(now, Input::Size { seq, size })?;
             }
             next += n as Seq;
+            if n < want {
+                break;
+            }
         }
-        if next < end {
-            self.machine
-                .handle(now, Input::SizesUnavailable { from: next })?;
-            return Err(DriverError::MissingSizes { from: next });
+        // Past the store's end: no record.
+        for seq in next..end {
+            self.machine.handle(now, Input::Size { seq, size: HOLE })?;
         }
         Ok(())
     }
@@ -611,7 +615,8 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
         let machine = &self.machine;
         let needed: usize = (batch.first..=batch.last)
             .map(|s| machine.pending_size(s).unwrap_or(0) as usize)
-            .sum();
+            // Sizes come from the store: checked, even on a 32-bit target.
+            .fold(0usize, usize::saturating_add);
         if needed > self.buf.len() {
             // Cut batches to the buffer from now on; this is no server's 413.
             let available = self.buf.len();

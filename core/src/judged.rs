@@ -13,7 +13,8 @@ use crate::{DropReason, HaltReason, Output, RejectReason, RetryCause};
 pub fn seen(output: &Output) -> Option<Seen> {
     Some(match *output {
         Output::Persist { seq, size } => Seen::Persist { seq, size },
-        Output::Delete { .. } | Output::Commit | Output::ReadSizes { .. } => return None,
+        Output::Delete { .. } | Output::Commit => return None,
+        Output::ReadSizes { from, .. } => Seen::ReadSizes { from },
         Output::Send(b) => Seen::Sent {
             first: b.first,
             last: b.last,

@@ -112,15 +112,32 @@
 //! ## Memory
 //!
 //! `size_of::<Machine<N>>()` is [`FIXED_STATE_BYTES`] plus
-//! [`BYTES_PER_WINDOW_SLOT`] × `N` (a test checks it): 632 bytes fixed and
+//! [`BYTES_PER_WINDOW_SLOT`] × `N` (a test checks it): 768 bytes fixed and
 //! 8 bytes a slot on a 64-bit target (the sizes of the oldest `N` events and
 //! of the newest `N` until they are committed). The queue's length costs
-//! nothing: `Machine<64>` is 1144 bytes whether ten events or ten million
+//! nothing: `Machine<64>` is 1280 bytes whether ten events or ten million
 //! wait in the store. `N` only has to hold one batch (`max_batch_events` is
 //! at most `N`). The fixed part is mostly 64-bit sequence numbers, instants
 //! and counters (so a busy server never wraps them): [`Stats`] counters,
 //! the [`Config`], the waiting notifications, the window's bookkeeping,
-//! the commit and refill cursors, and the batch in flight.
+//! the commit and refill cursors, the batch in flight, and up to four
+//! ranges of numbers the machine spent without storing them.
+//!
+//! ## Damaged storage: holes
+//!
+//! A damaged record costs that record alone. A store reports the numbers
+//! between its oldest and newest intact records that hold no intact record
+//! as holes ([`store`] module): its [`StoreSummary`] counts intact records
+//! only, and [`Store::read_sizes`] gives [`HOLE`] for a hole. The machine
+//! drops holes when they reach the head of the queue, one
+//! [`Output::Dropped`] with [`DropReason::Damaged`] per run, covered by the
+//! next `Delete`, and never puts one in a batch. Sequence numbers are never
+//! reused: new events are numbered from the larger of the queue's end and
+//! the store's floor ([`Store::seq_floor`]), and the numbers of events the
+//! store did not keep (`NotStored`) are spent for good, so no response or
+//! receipt of a lost event can ever match another one. A record found
+//! damaged only when its bytes are read ([`ReadError::Malformed`]) is
+//! dead-lettered alone ([`RejectReason::Malformed`]).
 
 #![no_std]
 #![deny(missing_docs)]
@@ -172,7 +189,7 @@ pub const BYTES_PER_WINDOW_SLOT: usize = 2 * core::mem::size_of::<u32>();
 
 /// [`FIXED_STATE_BYTES`] on 64-bit targets, as the crate docs state it.
 #[cfg(test)]
-const DOCUMENTED_FIXED_STATE_BYTES: usize = 632;
+const DOCUMENTED_FIXED_STATE_BYTES: usize = 768;
 
 #[cfg(test)]
 mod tests;

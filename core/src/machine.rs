@@ -26,10 +26,10 @@ use crate::error::InputError;
 use crate::input::{Input, Lifecycle, LocalFailure};
 use crate::notes::Notes;
 use crate::output::{Batch, BatchId, DropReason, HaltReason, Output, RejectReason, RetryCause};
-use crate::pending::Pending;
+use crate::pending::{is_hole, Pending, SPENT};
 use crate::rng::SplitMix64;
 use crate::stats::Stats;
-use crate::store::StoreSummary;
+use crate::store::{StoreSummary, HOLE};
 use crate::time::duration_millis;
 use crate::{Instant, Seq, MAX_SEQ};
 
@@ -67,6 +67,7 @@ struct Counters {
     dropped_overflow: u64,
     dropped_max_attempts: u64,
     dropped_not_stored: u64,
+    dropped_damaged: u64,
     rejected: u64,
     retries: u64,
     notes_overflowed: u32,
@@ -95,6 +96,20 @@ struct Refill {
     asked_until: Option<Seq>,
     /// The store could not answer; ask again at this instant.
     retry_at: Option<Instant>,
+}
+
+/// Ranges of numbers the machine spent without storing them that it
+/// remembers (see [`Machine`]'s `spent`).
+const SPENT_RANGES: usize = 4;
+
+/// Numbers `[start, end)` the machine spent. An exact range holds nothing
+/// else; a range merged because the list was full (`exact: false`) may hold
+/// events too: there a hole is the machine's own, and a size is an event.
+#[derive(Clone, Copy, Debug)]
+struct SpentRange {
+    start: Seq,
+    end: Seq,
+    exact: bool,
 }
 
 /// The sans-IO delivery machine with a window of `N` sizes.
@@ -139,6 +154,21 @@ pub struct Machine<const N: usize> {
     started: bool,
     /// The store's floor: numbering never goes below it.
     seq_floor: Seq,
+    /// Pending numbers the machine spent without storing them (a
+    /// `NotStored` drop, a skip to the store's floor) that no window marks
+    /// (the window's marks let go of them, or they never were in it),
+    /// oldest first, as `[start, end)`: already reported (or never events),
+    /// they leave silently, and a record the store still shows for one of
+    /// them (a failed sync's) is a hole. Bounded: when full, a new range is
+    /// merged into the newest one, which then stops being exact (see
+    /// [`SpentRange`]): every hole in it is taken for the machine's own, and
+    /// a record the store shows in it for an event.
+    spent: heapless::Vec<SpentRange, SPENT_RANGES>,
+    /// Holes dropped at the head and not yet reported: a run is reported
+    /// once, when it ends; no `Delete` passes its start until then.
+    damaged_run: Option<(Seq, Seq)>,
+    /// Events marked not stored in the window whose report is still owed.
+    unreported: bool,
     tracked_any: bool,
     notes: Notes,
     counters: Counters,
@@ -185,6 +215,9 @@ impl<const N: usize> Machine<N> {
             halt: None,
             started: false,
             seq_floor: 0,
+            spent: heapless::Vec::new(),
+            damaged_run: None,
+            unreported: false,
             tracked_any: false,
             notes: Notes::new(),
             counters: Counters::default(),
@@ -324,6 +357,18 @@ impl<const N: usize> Machine<N> {
     // firmware/size.sh).
     #[inline(never)]
     pub fn poll_output(&mut self) -> Option<Output> {
+        if self.notes.is_empty() {
+            // Reports, room owed, or holes at the head, that waited for
+            // the notifications before them to be drained.
+            self.report_not_stored();
+            self.make_room();
+            if self.pending.is_empty() {
+                // As `settle` does: an emptied queue owes no flush.
+                self.explicit_flush = false;
+                self.auto_flush = false;
+                self.period_due = None;
+            }
+        }
         let head = self.pending.head();
         let c = &mut self.commits;
         c.persist_cursor = c.persist_cursor.max(head);
@@ -335,9 +380,13 @@ impl<const N: usize> Machine<N> {
         if let Some(note) = self.notes.pop() {
             return Some(note);
         }
-        if head > self.delete_cursor {
-            self.delete_cursor = head;
-            return Some(Output::Delete { through: head - 1 });
+        // Holes not reported yet are not deleted yet either.
+        let deletable = self.damaged_run.map_or(head, |(first, _)| first.min(head));
+        if deletable > self.delete_cursor {
+            self.delete_cursor = deletable;
+            return Some(Output::Delete {
+                through: deletable - 1,
+            });
         }
         if self.over_limits() {
             // Room is still owed: the sizes to drop come first.
@@ -371,7 +420,9 @@ impl<const N: usize> Machine<N> {
         {
             return self.ask_sizes();
         }
-        if self.pending.size_of(head).is_none() || self.commits.commit_cursor <= head {
+        if !self.pending.size_of(head).is_some_and(|s| !is_hole(s))
+            || self.commits.commit_cursor <= head
+        {
             return None;
         }
         let batch = self.next_batch();
@@ -409,13 +460,14 @@ impl<const N: usize> Machine<N> {
             in_flight_events: self
                 .in_flight
                 .and_then(|b| self.live_range(&b))
-                .map_or(0, |(f, l)| (l - f + 1) as u32),
+                .map_or(0, |(f, l)| u32::try_from(l - f + 1).unwrap_or(u32::MAX)),
             tracked: c.tracked,
             restored: c.restored,
             delivered: c.delivered,
             dropped_overflow: c.dropped_overflow,
             dropped_max_attempts: c.dropped_max_attempts,
             dropped_not_stored: c.dropped_not_stored,
+            dropped_damaged: c.dropped_damaged,
             rejected: c.rejected,
             retries: c.retries,
             notes_overflowed: c.notes_overflowed,
@@ -453,14 +505,21 @@ impl<const N: usize> Machine<N> {
         if seq >= MAX_SEQ {
             return Err(InputError::SeqExhausted);
         }
-        if self
-            .pending
-            .push_evicts()
-            .is_some_and(|s| s >= self.commits.commit_cursor)
+        if self.unreported
+            || self
+                .pending
+                .push_evicts()
+                .is_some_and(|s| s >= self.commits.commit_cursor)
         {
             return Err(InputError::Undrained);
         }
-        self.pending.push(size);
+        if let Some((seq, evicted)) = self.pending.push(size) {
+            if is_hole(evicted) {
+                // A number spent: only the store knows this part of the
+                // queue from now on, and it may still show a record.
+                self.note_spent(seq, seq + 1);
+            }
+        }
         self.started = true;
         self.tracked_any = true;
         self.counters.tracked += 1;
@@ -645,6 +704,15 @@ impl<const N: usize> Machine<N> {
     }
 
     fn on_size(&mut self, seq: Seq, size: u32) {
+        // A number the machine spent is a hole whatever the store shows
+        // (a record whose sync failed may still be readable); a size no
+        // event can have is one too.
+        let size = match self.spent_range(seq).map(|r| r.exact) {
+            Some(true) => SPENT,
+            Some(false) if is_hole(size) => SPENT,
+            _ if is_hole(size) => HOLE,
+            _ => size,
+        };
         self.pending.refill(seq, size);
         if self
             .refill
@@ -715,58 +783,109 @@ impl<const N: usize> Machine<N> {
         Ok(())
     }
 
-    /// Numbering continues at the store's floor once the restored records
-    /// are gone (the restore may drop them after the floor came), until the
-    /// first track.
+    /// Numbering continues at the store's floor, whether or not the queue
+    /// is empty (numbers are never reused): an empty queue restarts there,
+    /// and a queue holding records gets the numbers up to the floor as
+    /// spent holes (they leave silently when they reach the head).
     fn apply_seq_floor(&mut self) {
         let next = self.seq_floor;
-        if self.tracked_any || !self.pending.is_empty() || next <= self.pending.end() {
+        let end = self.pending.end();
+        if self.tracked_any || next <= end {
             return;
         }
-        // Records the restore dropped keep their delete owed.
-        if self.delete_cursor == self.pending.head() {
-            self.delete_cursor = next;
+        if self.pending.is_empty() {
+            // Records the restore dropped keep their delete owed.
+            if self.delete_cursor == self.pending.head() {
+                self.delete_cursor = next;
+            }
+            self.pending.reset_empty_at(next);
+        } else if self.pending.extend_holes(next) {
+            self.note_spent(end, next);
+        } else {
+            return;
         }
-        self.pending.reset_empty_at(next);
         self.commits.persist_cursor = next;
         self.commits.commit_cursor = next;
     }
 
-    /// The events from `from` on were not stored: they leave, reported.
+    /// Remember `[start, end)` as spent (merged with the newest range when
+    /// they touch; not kept when the list is full).
+    fn note_spent(&mut self, start: Seq, end: Seq) {
+        let full = self.spent.is_full();
+        if let Some(last) = self.spent.last_mut() {
+            if start <= last.end || full {
+                // Adjacent: still exact. Full: merged, no longer exact.
+                last.exact &= start <= last.end;
+                last.end = last.end.max(end);
+                return;
+            }
+        }
+        let _ = self.spent.push(SpentRange {
+            start,
+            end,
+            exact: true,
+        });
+    }
+
+    fn spent_range(&self, seq: Seq) -> Option<SpentRange> {
+        self.spent
+            .iter()
+            .copied()
+            .find(|r| r.start <= seq && seq < r.end)
+    }
+
+    /// The events from `from` on were not stored: they leave, reported,
+    /// and their numbers are spent for good (the next event is numbered
+    /// after them, so no receipt or response of theirs can match it).
     fn drop_newest_from(&mut self, from: Seq) {
         let from = from.max(self.pending.head());
         let end = self.pending.end();
         if from >= end {
             return;
         }
-        while self.pending.end() > from {
-            if self.pending.pop_back().is_none() {
-                // Unreachable: uncommitted sizes stay in the window.
-                break;
+        // Each run of events (numbers spent before are not reported again)
+        // is one report, queued as the notifications leave room.
+        let mut gone = 0;
+        for seq in from..end {
+            if self.pending.mark_spent(seq) {
+                gone += 1;
             }
         }
-        let gone = self.pending.end();
-        self.counters.dropped_not_stored += end - gone;
-        self.push_note(Output::Dropped {
-            first: gone,
-            last: end - 1,
-            reason: DropReason::NotStored,
-        });
+        self.counters.dropped_not_stored += gone;
+        self.unreported |= gone > 0;
+        self.report_not_stored();
+        // The window marks them; the list only once they leave it (`on_track`).
         let c = &mut self.commits;
-        c.persist_cursor = c.persist_cursor.min(gone);
-        c.commit_cursor = c.commit_cursor.min(gone);
-        if self.malformed.is_some_and(|m| m >= gone) {
+        c.persist_cursor = end;
+        if c.commit_cursor >= from {
+            c.commit_cursor = end;
+        }
+        if self.malformed.is_some_and(|m| m >= from) {
             self.malformed = None;
         }
-        // A batch can only name stored events; never let a later reuse of
-        // these numbers be acknowledged by an old response.
+        // A batch only names stored events.
         if let Some(b) = self.in_flight.as_mut() {
-            if gone <= b.first {
+            if from <= b.first {
                 // Nothing of it was stored: its answer acknowledges nothing.
                 b.first = 1;
                 b.last = 0;
-            } else if b.last >= gone {
-                b.last = gone - 1;
+            } else if b.last >= from {
+                b.last = from - 1;
+            }
+        }
+    }
+
+    /// Queue the `NotStored` reports owed, as far as the notifications
+    /// have room (the rest when they are drained: `poll_output`).
+    fn report_not_stored(&mut self) {
+        while self.unreported && self.notes.room() > 0 {
+            match self.pending.take_unreported_run() {
+                Some((first, last)) => self.push_note(Output::Dropped {
+                    first,
+                    last,
+                    reason: DropReason::NotStored,
+                }),
+                None => self.unreported = false,
             }
         }
     }
@@ -800,6 +919,7 @@ impl<const N: usize> Machine<N> {
     fn settle(&mut self) {
         self.make_room();
         self.apply_seq_floor();
+        self.drop_head_holes();
         if let Some(m) = self.malformed {
             if m < self.pending.head() {
                 self.malformed = None;
@@ -849,7 +969,7 @@ impl<const N: usize> Machine<N> {
 
     fn fits(&self, size: u32) -> bool {
         self.pending.len() < u64::from(self.config.max_queue_events)
-            && self.pending.bytes() + u64::from(size) <= self.config.max_queue_bytes
+            && self.pending.bytes().saturating_add(u64::from(size)) <= self.config.max_queue_bytes
     }
 
     fn over_limits(&self) -> bool {
@@ -860,16 +980,117 @@ impl<const N: usize> Machine<N> {
     /// Drop the oldest events until the queue is within its limits (after
     /// a track, or a restore over limits that shrank). Stops early when the
     /// window runs dry; the sizes are asked for and it goes on when they come.
+    /// Holes at the head leave first, as holes (never as overflow).
     fn make_room(&mut self) {
-        let first = self.pending.head();
-        while self.over_limits() && self.pending.pop_front().is_some() {}
-        let head = self.pending.head();
-        if head > first {
+        loop {
+            self.drop_head_holes();
+            // Each round may queue two notifications (a run of holes and
+            // an overflow): never more than the queue holds; the rest goes
+            // on once they are drained (`poll_output`).
+            if self.notes.room() < 2 {
+                return;
+            }
+            let first = self.pending.head();
+            while self.over_limits()
+                && self
+                    .pending
+                    .size_of(self.pending.head())
+                    .is_some_and(|s| !is_hole(s))
+                && self.pending.pop_front().is_some()
+            {}
+            let head = self.pending.head();
+            if head == first {
+                return;
+            }
             self.counters.dropped_overflow += head - first;
             self.push_note(Output::Dropped {
                 first,
                 last: head - 1,
                 reason: DropReason::Overflow,
+            });
+        }
+    }
+
+    /// Drop the holes at the head: the machine's own (spent) silently, the
+    /// store's as one `Damaged` report per run, sent when the run ends (an
+    /// event, the machine's own holes, or an empty queue after it).
+    fn drop_head_holes(&mut self) {
+        // Events not stored are reported before anything after them leaves.
+        self.report_not_stored();
+        if self.unreported {
+            return;
+        }
+        loop {
+            // Closing a run queues a notification: never more than the
+            // queue holds (the rest goes on once they are drained).
+            if self.pending.is_empty() || self.notes.room() < 2 {
+                break;
+            }
+            let head = self.pending.head();
+            while self.spent.first().is_some_and(|r| r.end <= head) {
+                self.spent.remove(0);
+            }
+            if let Some(&SpentRange {
+                start,
+                end,
+                exact: true,
+            }) = self.spent.first()
+            {
+                if start <= head {
+                    self.close_damaged_run();
+                    let before = self.pending.len();
+                    self.pending.skip_front_to(end);
+                    self.count_damaged(before);
+                    continue;
+                }
+            }
+            match self.pending.size_of(head) {
+                Some(HOLE) => {
+                    let before = self.pending.len();
+                    let _ = self.pending.pop_front();
+                    self.count_damaged(before);
+                    self.damaged_run = match self.damaged_run {
+                        Some((first, last)) if last + 1 == head => Some((first, head)),
+                        other => {
+                            if other.is_some() {
+                                self.close_damaged_run();
+                            }
+                            Some((head, head))
+                        }
+                    };
+                }
+                Some(SPENT) => {
+                    self.close_damaged_run();
+                    let before = self.pending.len();
+                    let _ = self.pending.pop_front();
+                    self.count_damaged(before);
+                }
+                // An event, or a size not read yet (the run may go on).
+                Some(_) => {
+                    self.close_damaged_run();
+                    break;
+                }
+                None => break,
+            }
+        }
+        if self.pending.is_empty() && self.notes.room() > 0 {
+            self.close_damaged_run();
+        }
+    }
+
+    /// A hole that was counted as an event (the store's summary counted its
+    /// record intact, or the store lied) is an event lost to damage.
+    fn count_damaged(&mut self, len_before: u64) {
+        let lost = len_before.saturating_sub(self.pending.len());
+        self.counters.dropped_damaged = self.counters.dropped_damaged.saturating_add(lost);
+    }
+
+    fn close_damaged_run(&mut self) {
+        if let Some((first, last)) = self.damaged_run.take() {
+            self.push_note(Output::Dropped {
+                first,
+                last,
+                reason: DropReason::Damaged,
             });
         }
     }
@@ -1026,9 +1247,10 @@ impl<const N: usize> Machine<N> {
             if seq > end {
                 break;
             }
-            let Some(size) = self.pending.size_of(seq).map(u64::from) else {
+            let Some(size) = self.pending.size_of(seq).filter(|&s| !is_hole(s)) else {
                 break;
             };
+            let size = u64::from(size);
             if count > 0 {
                 let bytes = self.config.batch_bytes(count + 1, payload + size);
                 if bytes > max_bytes

@@ -158,6 +158,15 @@ impl Notes {
         }
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Notifications that can still be queued without losing one.
+    pub(crate) fn room(&self) -> usize {
+        NOTE_CAPACITY - self.queue.len()
+    }
+
     /// Queue `o`; when full, the oldest is lost and `false` is returned.
     ///
     /// A drop that continues the newest waiting drop (same reason, next

@@ -31,9 +31,13 @@ use crate::Seq;
 /// `NotStored` drop, a skip to the store's floor): a hole already reported.
 pub(crate) const SPENT: u32 = HOLE - 1;
 
-/// Whether a window entry is a hole ([`HOLE`] or [`SPENT`]).
+/// A window entry for an event just found not stored, whose `NotStored`
+/// report is still owed (the reports wait for room among the notifications).
+pub(crate) const UNREPORTED: u32 = HOLE - 2;
+
+/// Whether a window entry is a hole ([`HOLE`], [`SPENT`] or [`UNREPORTED`]).
 pub(crate) const fn is_hole(size: u32) -> bool {
-    size >= SPENT
+    size >= UNREPORTED
 }
 
 /// What an entry weighs in `bytes`: holes nothing.
@@ -158,9 +162,9 @@ impl<const N: usize> Pending<N> {
         true
     }
 
-    /// Mark the pending event `seq` spent (not stored, already reported):
-    /// its size becomes [`SPENT`] and leaves `bytes`. Returns whether it
-    /// was an event (a window held its size and it was not a hole yet).
+    /// Mark the pending event `seq` not stored: its size becomes
+    /// [`UNREPORTED`] and leaves `bytes`. Returns whether it was an event
+    /// (a window held its size and it was not a hole yet).
     pub(crate) fn mark_spent(&mut self, seq: Seq) -> bool {
         if seq < self.head || seq >= self.end {
             return false;
@@ -180,13 +184,34 @@ impl<const N: usize> Pending<N> {
         };
         match slot {
             Some(size) if !is_hole(*size) => {
-                let old = core::mem::replace(size, SPENT);
+                let old = core::mem::replace(size, UNREPORTED);
                 self.bytes = self.bytes.saturating_sub(weight(old));
                 self.holes = self.holes.saturating_add(1);
                 true
             }
             _ => false,
         }
+    }
+
+    /// The oldest run of [`UNREPORTED`] entries (within one window), now
+    /// marked [`SPENT`]: the caller reports it.
+    pub(crate) fn take_unreported_run(&mut self) -> Option<(Seq, Seq)> {
+        let back_start = self.back_start();
+        for (start, window) in [(self.head, &mut self.front), (back_start, &mut self.back)] {
+            let mut run: Option<(Seq, Seq)> = None;
+            for (seq, size) in (start..).zip(window.iter_mut()) {
+                if *size == UNREPORTED {
+                    *size = SPENT;
+                    run = Some(run.map_or((seq, seq), |(f, _)| (f, seq)));
+                } else if run.is_some() {
+                    break;
+                }
+            }
+            if run.is_some() {
+                return run;
+            }
+        }
+        None
     }
 
     /// Drop every number below `to` (all of them holes the machine spent):
@@ -218,19 +243,23 @@ impl<const N: usize> Pending<N> {
 
     /// Append event `end()` of `size` bytes. When `back` is full its oldest
     /// size is let go (the caller checked [`push_evicts`](Self::push_evicts)).
-    pub(crate) fn push(&mut self, size: u32) {
+    /// Returns the entry let go, if any (its number and size).
+    pub(crate) fn push(&mut self, size: u32) -> Option<(Seq, u32)> {
         let complete = self.back.is_empty() && self.front_end() == self.end;
+        let mut evicted = None;
         if complete && !self.front.is_full() {
             // Room was checked just above.
             let _ = self.front.push_back(size);
         } else {
             if self.back.is_full() {
-                self.back.pop_front();
+                let seq = self.back_start();
+                evicted = self.back.pop_front().map(|s| (seq, s));
             }
             let _ = self.back.push_back(size);
         }
         self.end += 1;
         self.bytes = self.bytes.saturating_add(weight(size));
+        evicted
     }
 
     /// A size read from the store for event `seq`: taken when it is the
@@ -286,8 +315,10 @@ impl<const N: usize> Pending<N> {
         Some(size)
     }
 
-    /// Remove the newest event; returns its size, or `None` when it is not
+    /// Remove the newest event (tests only: the machine spends numbers,
+    /// it never takes them back); returns its size, or `None` when it is not
     /// known (never for an uncommitted event) or the queue is empty.
+    #[cfg(test)]
     pub(crate) fn pop_back(&mut self) -> Option<u32> {
         if self.is_empty() {
             return None;

@@ -28,6 +28,10 @@ pub struct Stats {
     pub dropped_max_attempts: u64,
     /// Events the store could not persist.
     pub dropped_not_stored: u64,
+    /// Events whose stored record was found damaged (a hole the summary
+    /// counted as a record). Holes the summary already left out are not
+    /// events and are not counted, though they are reported.
+    pub dropped_damaged: u64,
     /// Events the server refused for good (poison, too large).
     pub rejected: u64,
     /// Failed upload attempts (each schedules a retry).
@@ -51,7 +55,10 @@ pub struct Stats {
 impl Stats {
     /// All events dropped, whatever the reason.
     pub const fn dropped(&self) -> u64 {
-        self.dropped_overflow + self.dropped_max_attempts + self.dropped_not_stored
+        self.dropped_overflow
+            + self.dropped_max_attempts
+            + self.dropped_not_stored
+            + self.dropped_damaged
     }
 
     /// Whether the accounts add up. They always do; adapters and tests

@@ -164,6 +164,10 @@ pub enum Seen {
         cause: Cause,
         attempt: u32,
     },
+    /// The machine asks the store for the sizes from `from` on.
+    ReadSizes {
+        from: u64,
+    },
 }
 
 /// A broken rule: the invariant's name and what happened.
@@ -239,6 +243,19 @@ pub struct Judge {
     overflow_seen: BTreeSet<u64>,
     /// Records the checker's store damaged.
     damaged: BTreeSet<u64>,
+    /// The newest number this machine persisted or restored: numbers are
+    /// never reused.
+    newest: Option<u64>,
+    /// The oldest event persisted since the checker's store last committed.
+    uncommitted_from: Option<u64>,
+    /// In this input the store failed an append or a commit: events from
+    /// this number on may be reported not stored.
+    not_stored_from: Option<u64>,
+    /// Numbers this machine reported not stored (never reported again).
+    not_stored: BTreeSet<u64>,
+    /// The last `ReadSizes` and whether the store failed a read of sizes
+    /// since (a healthy store's answer is never asked for again).
+    last_read_sizes: Option<(u64, bool)>,
 }
 
 impl Judge {
@@ -261,6 +278,11 @@ impl Judge {
             overflow_due: BTreeSet::new(),
             overflow_seen: BTreeSet::new(),
             damaged: BTreeSet::new(),
+            newest: None,
+            uncommitted_from: None,
+            not_stored_from: None,
+            not_stored: BTreeSet::new(),
+            last_read_sizes: None,
         }
     }
 
@@ -279,6 +301,7 @@ impl Judge {
     pub fn restore(&mut self, records: impl IntoIterator<Item = (u64, u32)>) {
         for (seq, size) in records {
             self.queue.push(seq, size);
+            self.newest = self.newest.max(Some(seq));
         }
         self.queue.shed(&self.limits, &mut self.overflow_due);
     }
@@ -338,10 +361,30 @@ impl Judge {
         self.requests.closing(!self.queue.is_empty());
     }
 
-    /// The checker's store damaged the record `seq`: the machine may give
-    /// it up (never as a server's verdict).
+    /// The checker's store damaged the record `seq` (or lost it, or its
+    /// number was never stored): the machine may give it up as damaged
+    /// (never as a server's verdict).
     pub fn damaged(&mut self, seq: u64) {
         self.damaged.insert(seq);
+    }
+
+    /// The checker's store failed the append of `seq` (this input): it and
+    /// every newer event may be reported not stored.
+    pub fn append_failed(&mut self, seq: u64) {
+        self.not_stored_from = Some(self.not_stored_from.map_or(seq, |f| f.min(seq)));
+    }
+
+    /// The checker's store committed every append so far.
+    pub fn committed(&mut self) {
+        self.uncommitted_from = None;
+    }
+
+    /// The checker's store failed a commit (this input): every event
+    /// appended since the last commit may be reported not stored.
+    pub fn commit_failed(&mut self) {
+        if let Some(from) = self.uncommitted_from.take() {
+            self.append_failed(from);
+        }
     }
 
     pub fn resume(&mut self) {
@@ -368,6 +411,9 @@ impl Judge {
     /// same local backoff.
     pub fn sizes_unavailable(&mut self) {
         self.local += 1;
+        if let Some((_, failed)) = self.last_read_sizes.as_mut() {
+            *failed = true;
+        }
     }
 
     /// The store could not delete: uploads halt until a resume (a machine
@@ -477,6 +523,14 @@ impl Judge {
             Seen::Persist { seq, size } => match self.tracking.take() {
                 Some(s) if s == size => {
                     self.queue.push(seq, size);
+                    self.uncommitted_from.get_or_insert(seq);
+                    let newest = self.newest.replace(seq);
+                    if newest.is_some_and(|n| seq <= n) {
+                        return breach(
+                            "seq-reused",
+                            format!("event persisted as {seq}, but {newest:?} was already handed out by this machine"),
+                        );
+                    }
                     Ok(())
                 }
                 other => breach(
@@ -494,8 +548,9 @@ impl Judge {
                     Why::Overflow => self.overflow_drop(first, last),
                     Why::MaxAttempts => self.max_attempts_drop(first, last),
                     Why::NotStored => {
+                        let r = self.not_stored_drop(first, last);
                         // The store lost them; a batch in flight never
-                        // names them again (their numbers are reused).
+                        // names them.
                         if let Some(f) = self.flight.as_mut() {
                             f.last = f.last.min(first.saturating_sub(1));
                         }
@@ -506,7 +561,7 @@ impl Judge {
                             let seen = &self.overflow_seen;
                             self.overflow_due.retain(|s| seen.contains(s));
                         }
-                        Ok(())
+                        r
                     }
                     Why::Damaged => self.damaged_drop(first, last),
                 };
@@ -564,7 +619,38 @@ impl Judge {
                 }
             }
             Seen::Retry { at, cause, attempt } => self.retry(at, cause, attempt),
+            Seen::ReadSizes { from } => {
+                let again = self.last_read_sizes.replace((from, false));
+                if again == Some((from, false)) {
+                    return breach(
+                        "sizes-liveness",
+                        format!("sizes from {from} asked for again, though the store answered the last ask (sizes unavailable for good)"),
+                    );
+                }
+                Ok(())
+            }
         }
+    }
+
+    /// Events reported not stored: justified for an event whose append or
+    /// commit the checker's store failed in this input, or for the event
+    /// being tracked, which was never appended.
+    fn not_stored_drop(&mut self, first: u64, last: u64) -> Result<(), Breach> {
+        for seq in first..=last {
+            let justified = if self.queue.contains(seq) {
+                self.not_stored_from.is_some_and(|f| seq >= f)
+            } else {
+                self.tracking.is_some()
+            };
+            self.not_stored.insert(seq);
+            if !justified {
+                return breach(
+                    "5-drop",
+                    format!("seq {seq} dropped as not stored, but the store failed no append or commit of it"),
+                );
+            }
+        }
+        Ok(())
     }
 
     fn sent(&mut self, first: u64, last: u64, count: u32) -> Result<(), Breach> {
@@ -627,6 +713,12 @@ impl Judge {
     /// checker's store damaged, or that it never stored.
     fn damaged_drop(&mut self, first: u64, last: u64) -> Result<(), Breach> {
         for seq in first..=last {
+            if self.not_stored.contains(&seq) {
+                return breach(
+                    "5-drop",
+                    format!("seq {seq} dropped as damaged, but it was reported not stored already"),
+                );
+            }
             if !self.damaged.remove(&seq) && self.queue.contains(seq) {
                 return breach(
                     "1-lost",
@@ -751,6 +843,7 @@ impl Judge {
         let deadline = self.deadline();
         let fired = self.deadline_failure();
         let expect = std::mem::take(&mut self.expect);
+        self.not_stored_from = None;
         // The machine forgets its flush requests when an input leaves the
         // queue empty (not in the middle of one: a track that overflows a
         // queue of one never empties it).

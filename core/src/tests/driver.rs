@@ -178,20 +178,20 @@ fn track_fails_only_when_its_own_event_was_not_stored() {
     // An unrelated failure (the delete after an older batch) does not fail the track.
     assert_eq!(
         d.track(Instant::ZERO, b"b"),
-        Ok(0),
-        "the unstored number is reused"
+        Ok(1),
+        "the unstored number is spent, never reused"
     );
     d.store_mut().fail_delete = true;
     d.handle(Instant::ZERO, Input::SetFlushMode(FlushMode::Immediate))
         .unwrap();
     d.poll(Instant::ZERO).unwrap_err();
-    assert_eq!(d.track(Instant::ZERO, b"c"), Ok(1));
+    assert_eq!(d.track(Instant::ZERO, b"c"), Ok(2));
     d.poll(Instant::ZERO).ok();
     assert!(d.machine().stats().delivered >= 1);
 }
 
 #[test]
-fn a_failed_sync_drops_what_it_covered_and_the_number_is_reused() {
+fn a_failed_sync_drops_what_it_covered_and_the_number_is_spent() {
     let mut buf = [0u8; 1000];
     let mut d = driver(&mut buf, FlushMode::Immediate);
     d.store_mut().fail_sync = true;
@@ -202,7 +202,9 @@ fn a_failed_sync_drops_what_it_covered_and_the_number_is_reused() {
     );
     assert_eq!(d.machine().stats().dropped_not_stored, 1);
     d.store_mut().fail_sync = false;
-    assert_eq!(d.track(Instant::ZERO, b"second"), Ok(0));
+    // The store still shows record 0 (its sync failed); it is never sent,
+    // and its number is never given to another event.
+    assert_eq!(d.track(Instant::ZERO, b"second"), Ok(1));
     run_idle(&mut d);
     assert_eq!(d.transport().received, [b"second".to_vec()]);
     assert!(d.store().records.is_empty());

@@ -62,11 +62,12 @@ impl<const N: usize> Hn<N> {
                         max as usize <= N,
                         "asked for more sizes than the window holds"
                     );
-                    let sizes: Vec<(Seq, u32)> = self
-                        .store
-                        .range(from..)
-                        .take(max as usize)
-                        .map(|(s, z)| (*s, *z))
+                    // Like a store under the contract: one size per number,
+                    // a HOLE for a number without a record, up to the end.
+                    let last = self.store.keys().next_back().copied();
+                    let sizes: Vec<(Seq, u32)> = (from..from + u64::from(max))
+                        .take_while(|s| last.is_some_and(|l| *s <= l))
+                        .map(|s| (s, self.store.get(&s).copied().unwrap_or(crate::HOLE)))
                         .collect();
                     for (seq, size) in sizes {
                         self.m.handle(self.now, Input::Size { seq, size }).unwrap();

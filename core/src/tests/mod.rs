@@ -6,6 +6,7 @@
 
 mod driver;
 mod harness;
+mod holes;
 mod model;
 mod rules;
 mod trace;

@@ -196,7 +196,8 @@ enum Fate {
     Pending,
     Delivered,
     Dropped,
-    /// Dropped because the store did not keep it; its number may be reused.
+    /// Dropped because the store did not keep it; its number is never
+    /// used again.
     NotStored,
     Rejected,
 }
@@ -219,12 +220,12 @@ struct Model {
     floor: Seq,
     /// Records below this are committed.
     committed: Seq,
+    /// The first of `fates` accepted by this machine (since the last restart).
+    life_start: usize,
 }
 
 impl Model {
     fn fate_mut(&mut self, seq: Seq) -> &mut Fate {
-        // The newest acceptance with this number (numbers of never-stored
-        // events are reused).
         &mut self
             .fates
             .iter_mut()
@@ -248,7 +249,8 @@ impl Model {
         match o {
             Output::Persist { seq, size } => {
                 if let Some((last, _)) = self.store.back() {
-                    assert_eq!(seq, last + 1, "persist out of order");
+                    // Numbers only grow; a not-stored event's are skipped.
+                    assert!(seq > *last, "persist out of order");
                 }
                 self.store.push_back((seq, size));
             }
@@ -288,6 +290,21 @@ impl Model {
                 self.last_delivered = Some(last);
                 for s in first..=last {
                     self.settle(s, Fate::Delivered);
+                }
+            }
+            Output::Dropped {
+                first,
+                last,
+                reason: crate::DropReason::Damaged,
+            } => {
+                // Holes: numbers the model's store never held (the store is
+                // never damaged here). After a restart, the numbers spent
+                // by the previous machine are holes to the new one.
+                for s in first..=last {
+                    assert!(
+                        !self.store.iter().any(|r| r.0 == s),
+                        "stored event {s} dropped as damaged"
+                    );
                 }
             }
             Output::Dropped {
@@ -431,6 +448,7 @@ impl Harness {
                     Input::Tick
                 } else {
                     model.store.truncate(keep);
+                    judge.append_failed(from);
                     Input::PersistFailed { from_seq: from }
                 }
             }
@@ -474,6 +492,7 @@ impl Harness {
             .unwrap();
         model.in_flight = None;
         model.accepted = 0;
+        model.life_start = model.fates.len();
         model.restored = model.store.len() as u64;
         for (i, f) in FATES.iter().enumerate() {
             model.base[i] = count(model, *f);
@@ -492,12 +511,16 @@ impl Harness {
         let result = m.handle(self.now, input);
         match result {
             Ok(crate::Accepted::Tracked(seq)) => {
-                // Never reused: only numbers that were never stored come back.
+                // Never reused, not even a never-stored event's number, in
+                // one machine's life. After a restart only a number the
+                // store never held (a previous life's NotStored) may come
+                // back: the store's floor cannot know it.
+                let (before, this_life) = model.fates.split_at(model.life_start);
                 assert!(
-                    model
-                        .fates
-                        .iter()
-                        .all(|(s, f)| *s != seq || *f == Fate::NotStored),
+                    this_life.iter().all(|(s, _)| *s != seq)
+                        && before
+                            .iter()
+                            .all(|(s, f)| *s != seq || *f == Fate::NotStored),
                     "sequence number {seq} reused"
                 );
                 model.fates.push((seq, Fate::Pending));
@@ -547,12 +570,15 @@ impl Harness {
         let (m, model) = (&mut self.m, &mut self.model);
         while let Some(o) = m.poll_output() {
             if let Output::ReadSizes { from, max } = o {
-                let sizes: Vec<(Seq, u32)> = model
-                    .store
-                    .iter()
-                    .filter(|(s, _)| *s >= from)
-                    .take(max as usize)
-                    .copied()
+                // As the store contract says: one size per number up to the
+                // store's end, a HOLE for a number without a record.
+                let last = model.store.back().map(|r| r.0);
+                let sizes: Vec<(Seq, u32)> = (from..from + u64::from(max))
+                    .take_while(|s| last.is_some_and(|l| *s <= l))
+                    .map(|s| {
+                        let size = model.store.iter().find(|r| r.0 == s).map(|r| r.1);
+                        (s, size.unwrap_or(crate::HOLE))
+                    })
                     .collect();
                 for (seq, size) in sizes {
                     m.handle(self.now, Input::Size { seq, size }).unwrap();

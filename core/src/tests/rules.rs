@@ -681,7 +681,7 @@ fn restore_over_shrunk_limits_drops_the_oldest() {
 }
 
 #[test]
-fn persist_failure_drops_the_newest_and_reuses_their_numbers() {
+fn persist_failure_drops_the_newest_and_spends_their_numbers() {
     let cfg = small()
         .flush_mode(FlushMode::Manual)
         .max_commit_delay(Duration::from_secs(1))
@@ -701,10 +701,34 @@ fn persist_failure_drops_the_newest_and_reuses_their_numbers() {
             reason: DropReason::NotStored
         }]
     );
-    assert_eq!(h.track(1), 1, "never stored, so the number is free again");
+    assert_eq!(
+        h.track(1),
+        3,
+        "a number handed out is never handed out again"
+    );
     let s = h.m.stats();
     assert_eq!((s.dropped_not_stored, s.pending_events), (2, 2));
     assert!(s.balanced());
+    // The spent numbers leave silently: the batch skips them, a Delete
+    // covers them, nothing is reported twice.
+    let out = h.input(Input::Flush);
+    let b = one_send(&out);
+    assert_eq!((b.first, b.last), (0, 0));
+    let out = h.respond(&b, 200);
+    assert!(out.contains(&Output::Delivered { first: 0, last: 0 }));
+    let b = one_send(&out);
+    assert_eq!((b.first, b.last), (3, 3));
+    let out = h.respond(&b, 200);
+    assert!(out.contains(&Output::Delivered { first: 3, last: 3 }));
+    assert!(!h.out.iter().any(|o| matches!(
+        o,
+        Output::Dropped {
+            reason: DropReason::Damaged,
+            ..
+        }
+    )));
+    assert!(h.store.is_empty());
+    assert!(h.m.stats().balanced());
 }
 
 #[test]

@@ -13,7 +13,7 @@ use std::rc::Rc;
 
 use outbox_core::{
     Batch, BatchId, Config, DropReason, Instant, Outcome, Output, Payloads, ReadError,
-    RejectReason, Seq, Store, StoreSummary, Transport,
+    RejectReason, Seq, Store, StoreSummary, Transport, HOLE,
 };
 use outbox_judge::{Answer, Judge};
 
@@ -397,6 +397,21 @@ impl World {
                 reason,
             } => {
                 self.note(|| format!("out: dropped {first}..={last} {reason:?}"));
+                if reason == DropReason::Damaged {
+                    // This store damages nothing: a hole is a number it
+                    // never held (spent by an earlier life of the machine).
+                    let held: Vec<Seq> = self
+                        .durable
+                        .iter()
+                        .chain(self.volatile.iter())
+                        .map(|(s, _)| *s)
+                        .filter(|s| (first..=last).contains(s))
+                        .collect();
+                    if !held.is_empty() {
+                        self.fail("1-lost", format!("stored seqs {held:?} dropped as damaged"));
+                    }
+                    return;
+                }
                 for seq in first..=last {
                     let Some(&e) = self.seq_map.get(&seq) else {
                         self.fail("protocol", format!("dropped unknown seq {seq}"));
@@ -639,10 +654,16 @@ impl Store for SimStore {
 
     fn append(&mut self, seq: Seq, payload: &[u8]) -> Result<(), StoreErr> {
         let mut w = self.0.borrow_mut();
-        w.gate_write(Write::Append(seq, payload))?;
+        if let Err(e) = w.gate_write(Write::Append(seq, payload)) {
+            // The judge allows a NotStored drop only for appends (and
+            // commits) the store really failed.
+            w.judge.append_failed(seq);
+            return Err(e);
+        }
         let p = w.p_disk_full;
         if w.rng.chance(p) {
             w.note(|| format!("store: append {seq} failed (disk full)"));
+            w.judge.append_failed(seq);
             return Err(StoreErr::Failed);
         }
         let Some(event) = w.tracking else {
@@ -677,14 +698,19 @@ impl Store for SimStore {
 
     fn sync(&mut self) -> Result<(), StoreErr> {
         let mut w = self.0.borrow_mut();
-        w.gate()?;
+        if let Err(e) = w.gate() {
+            w.judge.commit_failed();
+            return Err(e);
+        }
         let p = w.p_disk_full;
         if !w.volatile.is_empty() && w.rng.chance(p) {
             let n = w.volatile.len();
             w.note(|| format!("store: sync of {n} records failed; rolled back"));
             w.volatile.clear();
+            w.judge.commit_failed();
             return Err(StoreErr::Failed);
         }
+        w.judge.committed();
         let v: Vec<(Seq, Rec)> = w.volatile.drain(..).collect();
         if let Some((s, _)) = v.last() {
             w.floor = w.floor.max(s + 1);
@@ -788,13 +814,13 @@ impl Store for SimStore {
             w.judge.sizes_unavailable();
             return Err(e);
         }
-        let recs = w.logical_records();
+        // The store contract v3: one size per number up to the store's
+        // end, a HOLE for a number without a record (a spent number).
+        let recs: BTreeMap<Seq, u32> = w.logical_records().into_iter().collect();
+        let end = recs.keys().next_back().map_or(from, |l| l + 1);
         let mut n = 0;
-        for (seq, size) in recs.into_iter().filter(|(s, _)| *s >= from) {
-            if n == out.len() || seq != from + n as Seq {
-                break;
-            }
-            out[n] = size;
+        for (seq, o) in (from..end).zip(out.iter_mut()) {
+            *o = recs.get(&seq).copied().unwrap_or(HOLE);
             n += 1;
         }
         let ledger = out[..n].to_vec();
