@@ -383,3 +383,18 @@ pub fn records(image: &[u8], page: usize, write: usize) -> Vec<(u64, Range<usize
     }
     out
 }
+
+/// The pages whose header is valid, with their laps; the one with the
+/// highest lap is the write page.
+pub fn page_laps(image: &[u8], page: usize) -> Vec<(usize, u32)> {
+    (0..image.len() / page)
+        .filter_map(|p| {
+            let mut ph = [0u8; PAGE_HEADER_RAW];
+            ph.copy_from_slice(&image[p * page..p * page + PAGE_HEADER_RAW]);
+            match PageHeader::decode(&ph) {
+                PageRead::Valid(h) => Some((p, h.lap)),
+                _ => None,
+            }
+        })
+        .collect()
+}
