@@ -94,7 +94,7 @@ pub(super) fn scan<F: NorFlash>(
     // 2. The newest checkpoint.
     let mut pos = start;
     loop {
-        match step(flash, geo, bounds, &mut pos, false).map_err(ScanError::Flash)? {
+        match step(flash, geo, bounds, &mut pos, false, None).map_err(ScanError::Flash)? {
             Step::Checkpoint(lf) => live_from = live_from.max(lf),
             Step::Event(_) | Step::Damaged(_) => {}
             Step::End => break,

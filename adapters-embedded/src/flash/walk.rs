@@ -166,24 +166,42 @@ fn record_at<F: NorFlash>(
 }
 
 /// The offset of the next valid record (CRC checked) at or after `from` in
-/// `pos`'s page, before `limit`; `None` when there is none.
+/// `pos`'s page, before `limit`; `None` when there is none. Also the
+/// highest number of a damaged record passed on the way whose header is
+/// intact and whose number lies between `after` and the valid record's (or
+/// within a page's worth of numbers of the page base at the end): a
+/// plausible number, not noise that happens to pass the header's CRC-8.
 pub(crate) fn next_valid<F: NorFlash>(
     flash: &mut F,
     geo: &Geometry,
     pos: Pos,
     from: u32,
     limit: u32,
-) -> Result<Option<u32>, F::Error> {
+    after: Option<Seq>,
+) -> Result<(Option<u32>, Option<Seq>), F::Error> {
     let w = F::WRITE_SIZE as u32;
     let mut off = format::round_up(from, w);
-    while off.saturating_add(RECORD_HEADER as u32) <= limit {
+    let mut damaged: Option<Seq> = None;
+    let found = loop {
+        if off.saturating_add(RECORD_HEADER as u32) > limit {
+            break None;
+        }
         let at = Pos { off, ..pos };
-        if let At::Event(..) | At::Checkpoint(..) = record_at(flash, geo, at, limit, true)? {
-            return Ok(Some(off));
+        match record_at(flash, geo, at, limit, true)? {
+            At::Event(r, _) => break Some((off, Some(r.seq))),
+            At::Checkpoint(..) => break Some((off, None)),
+            At::Bad(Some(seq), _) if after.is_none_or(|a| seq > a) => {
+                damaged = damaged.max(Some(seq));
+            }
+            _ => {}
         }
         off += w;
-    }
-    Ok(None)
+    };
+    let bound = match found {
+        Some((_, Some(next))) => next,
+        _ => pos.base.saturating_add(u64::from(geo.page_size)),
+    };
+    Ok((found.map(|f| f.0), damaged.filter(|&d| d < bound)))
 }
 
 /// Read the record at `pos` and move past it. Event records are checked
@@ -196,6 +214,7 @@ pub(crate) fn step<F: NorFlash>(
     bounds: Bounds,
     pos: &mut Pos,
     validate: bool,
+    last: Option<Seq>,
 ) -> Result<Step, F::Error> {
     loop {
         let in_write_page = bounds.write_page == Some(pos.page);
@@ -230,9 +249,13 @@ pub(crate) fn step<F: NorFlash>(
                         None => None,
                     };
                     let w = F::WRITE_SIZE as u32;
-                    let after = match after {
-                        Some(e) => Some(e),
-                        None => next_valid(flash, geo, *pos, pos.off + w, limit)?,
+                    let (after, seq) = match after {
+                        Some(e) => (Some(e), seq),
+                        None => {
+                            let (at, passed) =
+                                next_valid(flash, geo, *pos, pos.off + w, limit, seq.or(last))?;
+                            (at, seq.max(passed))
+                        }
                     };
                     match (after, seq) {
                         (Some(e), _) => {
@@ -312,7 +335,8 @@ impl LiveWalk {
     ) -> Result<Option<EventRec>, F::Error> {
         loop {
             let next = loop {
-                match step(flash, geo, bounds, &mut self.pos, true)? {
+                let seen = self.pending.map(|p| p.seq).max(self.last);
+                match step(flash, geo, bounds, &mut self.pos, true, seen)? {
                     Step::Event(r) => break Some(r),
                     Step::Damaged(Some(seq)) => {
                         self.damaged_floor = self.damaged_floor.max(seq.saturating_add(1));

@@ -324,10 +324,32 @@ impl World {
                 return;
             }
         };
+        let (first, last) = (
+            found.events.first().map(|e| e.0),
+            found.events.last().map(|e| e.0),
+        );
         if damage.is_empty() {
             self.reopen_after_cut(pending, found);
         } else {
             self.reopen_after_rot(pending, found, &before_rot, &damage);
+        }
+        // Numbers lost earlier that now lie before the oldest intact record
+        // (or after the newest) can no longer be reported.
+        let Some(fd) = self.flash.as_mut() else {
+            return;
+        };
+        let gone: Vec<(Seq, u64)> = fd
+            .damaged
+            .iter()
+            .filter(|(s, _)| first.is_none_or(|f| **s < f) || last.is_none_or(|l| **s > l))
+            .map(|(s, e)| (*s, *e))
+            .collect();
+        for (s, e) in gone {
+            fd.damaged.remove(&s);
+            fd.unreported += 1;
+            self.events[e as usize]
+                .dropped
+                .get_or_insert(DropReason::Damaged);
         }
     }
 
@@ -437,7 +459,9 @@ impl World {
         // is still stored or was deleted.
         let deleted = self.flash.as_ref().and_then(|fd| fd.deleted_through);
         if found.floor < self.floor {
-            let held = appended
+            // (A number whose append was cut, or was spent without a
+            // record, was never held: the floor may forget it.)
+            let held = stored
                 .iter()
                 .map(|(s, _)| *s)
                 .filter(|&s| s >= found.floor && deleted.is_none_or(|d| s > d))
