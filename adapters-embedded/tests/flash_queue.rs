@@ -401,3 +401,54 @@ proptest! {
         }
     }
 }
+
+/// Every region size that opens keeps storing (issue 16 item 5): fill it
+/// until `Full`, deliver everything, and go on for several laps of the
+/// ring; a region too small to work is refused with a typed error. (Today
+/// a 2-page region opened, then stopped storing for good once its write
+/// page filled with an empty queue: `Full` forever.)
+fn region_keeps_storing<const R: usize, const W: usize, const E: usize>() {
+    for pages in 1..=8usize {
+        let mut flash = SimFlash::<R, W, E>::new(pages);
+        let region = 0..(pages * E) as u32;
+        let mut q = match FlashQueue::open(&mut flash, region) {
+            Ok(q) => q,
+            Err(OpenError::Geometry(g)) => {
+                assert!(pages < 2, "{pages} pages of {E} B refused: {g}");
+                continue;
+            }
+            Err(e) => panic!("{pages} pages: {e}"),
+        };
+        let p = vec![0x5Au8; q.max_payload().min(40)];
+        let mut seq = 0u64;
+        let mut laps_bytes = 0usize;
+        while laps_bytes < 4 * pages * E {
+            // Fill until full (at least one event must fit).
+            let before = seq;
+            loop {
+                match q.append(seq, &p) {
+                    Ok(()) => seq += 1,
+                    Err(Error::Full) => break,
+                    Err(e) => panic!("{pages}x{E}: append {seq}: {e}"),
+                }
+                laps_bytes += p.len() + 16;
+            }
+            assert!(
+                seq > before,
+                "{pages} pages of {E} B: an empty queue stores nothing (after {seq} events)"
+            );
+            // Deliver everything.
+            q.delete_through(seq - 1).unwrap();
+            assert_eq!(q.summary().unwrap().count, 0);
+        }
+        assert_eq!(flash.violations(), 0);
+    }
+}
+
+#[test]
+fn every_region_size_that_opens_keeps_storing_lap_after_lap() {
+    region_keeps_storing::<4, 4, 256>();
+    region_keeps_storing::<4, 4, 512>();
+    region_keeps_storing::<2, 8, 256>();
+    region_keeps_storing::<4, 4, 4096>();
+}
