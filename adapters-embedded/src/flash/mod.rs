@@ -36,6 +36,10 @@ pub use error::{Error, GeometryError, OpenError};
 pub use format::FORMAT_VERSION;
 pub use io::MAX_ALIGN;
 
+/// Whether record CRCs use the `crc` crate's lookup table (feature
+/// `crc-table`) rather than the bitwise default.
+pub const CRC_TABLE: bool = cfg!(feature = "crc-table");
+
 use walk::Cursor;
 
 /// A queue of event payloads on NOR flash.
