@@ -5,11 +5,11 @@
 //! damage work and survive a reopen. Also the damaged images found by the
 //! `flash_open` fuzz target.
 
+use outbox_core::HOLE;
 use outbox_embedded::flash::sim::damage::{open_all, Ledger};
 use outbox_embedded::flash::sim::model::read_all;
 use outbox_embedded::flash::sim::SimFlash;
 use outbox_embedded::flash::FlashQueue;
-use outbox_core::HOLE;
 
 const PAGES: usize = 8;
 const PAGE: usize = 256;
@@ -50,7 +50,7 @@ fn build(steps: &[Result<usize, u64>]) -> (Flash, Ledger) {
             }
         }
     }
-    drop(q);
+
     (flash, ledger)
 }
 
@@ -94,7 +94,7 @@ fn damage_and_check(img: &[u8], ledger: &Ledger, damage: &[(usize, u8)], ctx: &s
         next += 1;
     }
     let now = open_all(&mut q);
-    drop(q);
+
     let mut q = FlashQueue::open(&mut flash, REGION).unwrap();
     let again = open_all(&mut q);
     assert_eq!(again, now, "{ctx}: a reopen changed the contents");
@@ -149,7 +149,12 @@ fn many_flips_anywhere_cost_only_the_records_they_hit() {
         let damage: Vec<(usize, u8)> = (0..flips)
             .map(|_| (rand(img.len()), 1u8 << rand(8)))
             .collect();
-        damage_and_check(&img, &ledger, &damage, &format!("round {round}: {damage:?}"));
+        damage_and_check(
+            &img,
+            &ledger,
+            &damage,
+            &format!("round {round}: {damage:?}"),
+        );
     }
 }
 
@@ -160,7 +165,12 @@ fn a_flipped_page_header_costs_only_the_records_on_that_page() {
     for page in 0..PAGES {
         for off in [0usize, 4, 8, 16, 24, 33] {
             let at = page * PAGE + off;
-            damage_and_check(&img, &ledger, &[(at, 0x10)], &format!("page {page} header byte {off}"));
+            damage_and_check(
+                &img,
+                &ledger,
+                &[(at, 0x10)],
+                &format!("page {page} header byte {off}"),
+            );
         }
     }
 }

@@ -76,7 +76,10 @@ fn a_number_after_a_gap_appends_and_the_gap_is_a_hole() {
     let mut q = open(&mut flash);
     assert_eq!(q.summary().unwrap().count, 3);
     assert_eq!(q.seq_floor().unwrap(), 10);
-    assert_eq!(contents(&mut q).iter().map(|e| e.0).collect::<Vec<_>>(), [5, 8, 9]);
+    assert_eq!(
+        contents(&mut q).iter().map(|e| e.0).collect::<Vec<_>>(),
+        [5, 8, 9]
+    );
 }
 
 #[test]

@@ -71,8 +71,8 @@ pub(super) fn scan<F: NorFlash>(
             None => {
                 // Erased: the chain ends. Damaged: a page behind it may
                 // still continue the count.
-                let blank = io::is_blank(flash, geo.addr(page, 0), geo.header)
-                    .map_err(ScanError::Flash)?;
+                let blank =
+                    io::is_blank(flash, geo.addr(page, 0), geo.header).map_err(ScanError::Flash)?;
                 if blank {
                     break;
                 }

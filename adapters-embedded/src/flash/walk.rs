@@ -241,11 +241,13 @@ pub(crate) fn step<F: NorFlash>(
                         Some(e) if e.saturating_add(RECORD_HEADER as u32) > limit => Some(e),
                         // A record there, even a damaged one whose header
                         // is intact: the next step reports it.
-                        Some(e) => match record_at(flash, geo, Pos { off: e, ..*pos }, limit, true)? {
-                            At::Event(..) | At::Checkpoint(..) | At::Erased => Some(e),
-                            At::Bad(Some(_), _) => Some(e),
-                            At::Bad(None, _) => None,
-                        },
+                        Some(e) => {
+                            match record_at(flash, geo, Pos { off: e, ..*pos }, limit, true)? {
+                                At::Event(..) | At::Checkpoint(..) | At::Erased => Some(e),
+                                At::Bad(Some(_), _) => Some(e),
+                                At::Bad(None, _) => None,
+                            }
+                        }
                         None => None,
                     };
                     let w = F::WRITE_SIZE as u32;

@@ -165,7 +165,10 @@ fn open_16mib(samples: &[Vec<u8>], reps: usize) -> (f64, u64) {
     {
         let mut q = FlashQueue::open(&mut flash, region.clone()).expect("open");
         let mut seq = 0u64;
-        while q.append(seq, &samples[seq as usize % samples.len()]).is_ok() {
+        while q
+            .append(seq, &samples[seq as usize % samples.len()])
+            .is_ok()
+        {
             seq += 1;
         }
     }

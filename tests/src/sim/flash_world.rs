@@ -182,7 +182,9 @@ fn contents(q: &mut FlashQueue<Flash>) -> Result<Opened, String> {
         out.events.push((seq, buf));
     }
     if count != sum.count || bytes != sum.bytes {
-        return Err(format!("summary {sum:?} disagrees with {count} records of {bytes} B read"));
+        return Err(format!(
+            "summary {sum:?} disagrees with {count} records of {bytes} B read"
+        ));
     }
     Ok(out)
 }
@@ -470,7 +472,9 @@ impl World {
                 let (from, to) = (self.floor, found.floor);
                 self.fail(
                     "1-lost",
-                    format!("flash: the seq floor went back from {from} to {to} over {s}, not lost"),
+                    format!(
+                        "flash: the seq floor went back from {from} to {to} over {s}, not lost"
+                    ),
                 );
                 return;
             }
@@ -573,9 +577,21 @@ impl World {
         .max()
         .unwrap_or(0);
         if floor < self.floor {
-            self.fail("1-lost", format!("flash: the seq floor went back from {} to {floor}", self.floor));
+            self.fail(
+                "1-lost",
+                format!(
+                    "flash: the seq floor went back from {} to {floor}",
+                    self.floor
+                ),
+            );
         } else if floor > self.floor && floor > may {
-            self.fail("protocol", format!("flash: the seq floor {floor} is past every number appended ({})", self.floor));
+            self.fail(
+                "protocol",
+                format!(
+                    "flash: the seq floor {floor} is past every number appended ({})",
+                    self.floor
+                ),
+            );
         }
         self.floor = self.floor.max(floor);
         let n = kept.len();
@@ -586,7 +602,11 @@ impl World {
 
 /// The event a payload belongs to (its first eight bytes).
 fn event_of(p: &[u8]) -> u64 {
-    u64::from_le_bytes(p.get(..8).and_then(|b| b.try_into().ok()).unwrap_or_default())
+    u64::from_le_bytes(
+        p.get(..8)
+            .and_then(|b| b.try_into().ok())
+            .unwrap_or_default(),
+    )
 }
 
 /// Flip one to four bits: in a stored record, a page header in use, or

@@ -370,7 +370,9 @@ pub fn records(image: &[u8], page: usize, write: usize) -> Vec<(u64, Range<usize
                 let crc_at = at + crc_offset(r.len.into()) as usize;
                 if matches!(r.kind, Kind::Event { .. })
                     && off + size <= page
-                    && CRC32.checksum(&image[at..at + RECORD_HEADER + len]).to_le_bytes()
+                    && CRC32
+                        .checksum(&image[at..at + RECORD_HEADER + len])
+                        .to_le_bytes()
                         == image[crc_at..crc_at + 4]
                 {
                     if let Some(seq) = ph.base.checked_add(u64::from(r.delta)) {

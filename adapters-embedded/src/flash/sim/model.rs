@@ -98,7 +98,11 @@ impl World {
         );
         let floor = q.seq_floor().unwrap();
         if let Some(d) = self.deleted_through.filter(|_| !self.header_rotted) {
-            assert!(floor > d, "floor {floor}, deleted through {d}, got {:?}", seqs(&got));
+            assert!(
+                floor > d,
+                "floor {floor}, deleted through {d}, got {:?}",
+                seqs(&got)
+            );
         }
         self.model = got;
         self.next = self.model.back().map_or(floor, |e| e.0 + 1).max(floor);
