@@ -238,3 +238,21 @@ fn a_delete_on_a_damaged_image_is_not_undone_by_a_reopen() {
     ];
     append_delete_reopen(&damaged_image(&steps, &[(42, 10), (303, 0)]));
 }
+
+/// Found by the `flash_open` fuzz target: a record whose bytes read as
+/// erased (all 0xFF) in the middle of a page ended that page's records,
+/// losing the intact ones after it.
+#[test]
+fn a_record_that_reads_as_erased_mid_page_costs_that_record_alone() {
+    let (flash, ledger) = build(&workload());
+    let img = flash.image().to_vec();
+    for (seq, _) in ledger.stored() {
+        let span = ledger.span(seq).unwrap();
+        let damage: Vec<(usize, u8)> = span
+            .clone()
+            .filter(|&a| img[a] != 0xFF)
+            .map(|a| (a, img[a] ^ 0xFF))
+            .collect();
+        damage_and_check(&img, &ledger, &damage, &format!("seq {seq} erased"));
+    }
+}

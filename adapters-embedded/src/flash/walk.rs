@@ -233,7 +233,20 @@ pub(crate) fn step<F: NorFlash>(
                     pos.off = end;
                     return Ok(Step::Checkpoint(lf));
                 }
-                At::Erased => {}
+                At::Erased => {
+                    // Normally the end of the page's records; but bytes
+                    // that read as erased in the middle of a page (damage)
+                    // end nothing when a valid record follows.
+                    let w = F::WRITE_SIZE as u32;
+                    let (at, passed) = next_valid(flash, geo, *pos, pos.off + w, limit, last)?;
+                    if let Some(e) = at {
+                        pos.off = e;
+                        if passed.is_some() {
+                            return Ok(Step::Damaged(passed));
+                        }
+                        continue;
+                    }
+                }
                 At::Bad(seq, end) => {
                     // Where its length says it ends, if a record (or
                     // nothing) follows there; else the next valid record.
