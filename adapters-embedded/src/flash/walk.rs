@@ -246,6 +246,12 @@ pub(crate) fn step<F: NorFlash>(
                         }
                         continue;
                     }
+                    if passed.is_some() {
+                        // Only damaged records after it: the page takes no
+                        // more.
+                        pos.off = limit;
+                        return Ok(Step::Damaged(passed));
+                    }
                 }
                 At::Bad(seq, end) => {
                     // Where its length says it ends, if a record (or

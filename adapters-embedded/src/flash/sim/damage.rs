@@ -259,16 +259,20 @@ impl Ledger {
         })
     }
 
-    /// Whether the header of `seq`'s record and its page header are intact
-    /// (its number is readable).
+    /// Whether the header of `seq`'s record, its CRC field and its page
+    /// header are intact: then its number is readable and must stay
+    /// counted (a record whose CRC field reads as erased is taken for a
+    /// write torn by a power cut, whose number a torn header may garble).
     pub fn header_intact(&self, seq: u64, damage: &[usize]) -> bool {
-        let Some((_, spans)) = self.stored.get(&seq) else {
+        let Some((p, spans)) = self.stored.get(&seq) else {
             return false;
         };
+        let crc = crc_offset(p.len() as u32) as usize;
         spans.iter().all(|span| {
             let page = span.start / self.page * self.page;
             !damage.iter().any(|a| {
                 (span.start..span.start + RECORD_HEADER).contains(a)
+                    || (span.start + crc..span.start + crc + 4).contains(a)
                     || (page..page + self.header).contains(a)
             })
         })
