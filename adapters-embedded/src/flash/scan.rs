@@ -2,10 +2,10 @@
 //!
 //! 1. Page headers: the page with the highest lap is the write page; the
 //!    pages before it in the ring whose laps count down by one are the
-//!    pages in use (the chain). A page whose header fails its checks (not
-//!    erased) does not end the chain when a page behind it continues the
-//!    count: it is a chain page whose records are lost. Anything else is
-//!    free, whatever it holds.
+//!    pages in use (the chain). A page whose header fails its checks (or
+//!    reads as erased) does not end the chain when a page behind it
+//!    continues the count: it is a chain page whose records are lost.
+//!    Anything else is free, whatever it holds.
 //! 2. A walk over the chain's record headers finds the newest checkpoint
 //!    (deletes only grow, so the highest `live_from` is the newest).
 //! 3. A walk that checks every event's CRC counts the events at or above
@@ -68,15 +68,11 @@ pub(super) fn scan<F: NorFlash>(
                 chain_len = back + 1;
             }
             Some(_) => break,
-            None => {
-                // Erased: the chain ends. Damaged: a page behind it may
-                // still continue the count.
-                let blank =
-                    io::is_blank(flash, geo.addr(page, 0), geo.header).map_err(ScanError::Flash)?;
-                if blank {
-                    break;
-                }
-            }
+            // Erased or damaged: a page behind it may still continue the
+            // count (pages are opened in ring order, so only a page of
+            // this pass can: one in use, or one whose erase was cut, whose
+            // records are all deleted).
+            None => {}
         }
         back += 1;
     }
