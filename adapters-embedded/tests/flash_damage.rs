@@ -1,7 +1,12 @@
-//! Damaged images found by the `flash_open` fuzz target, kept as tests:
-//! what a queue opened on them returns, appends and deletes must survive a
-//! reopen unchanged.
+//! Storage damage (bit rot) on the flash queue: a checker that knows which
+//! bytes it damaged demands every other event back (DESIGN.md, "Storage
+//! damage"): a record that fails its checks costs that record alone, the
+//! loss is reported (a hole, or the seq floor), and appends after the
+//! damage work and survive a reopen. Also the damaged images found by the
+//! `flash_open` fuzz target.
 
+use outbox_core::HOLE;
+use outbox_embedded::flash::sim::damage::{open_all, Ledger};
 use outbox_embedded::flash::sim::model::read_all;
 use outbox_embedded::flash::sim::SimFlash;
 use outbox_embedded::flash::FlashQueue;
@@ -9,28 +14,196 @@ use outbox_embedded::flash::FlashQueue;
 const PAGES: usize = 8;
 const PAGE: usize = 256;
 const REGION: core::ops::Range<u32> = 0..(PAGES * PAGE) as u32;
+type Flash = SimFlash<4, 4, PAGE>;
 
 /// The image of a queue built by `steps` (`Ok(len)`: append an event of
 /// `len` bytes; `Err(k)`: delete through the number `k` below the next),
 /// then with the bytes at `damage` overwritten.
 fn damaged_image(steps: &[Result<usize, u64>], damage: &[(usize, u8)]) -> Vec<u8> {
-    let mut flash = SimFlash::<4, 4, PAGE>::new(PAGES);
-    let mut q = FlashQueue::open(&mut flash, REGION).unwrap();
-    let mut next = 0u64;
-    for (i, step) in steps.iter().enumerate() {
-        match *step {
-            Ok(len) => {
-                q.append(next, &vec![i as u8; len]).unwrap();
-                next += 1;
-            }
-            Err(k) => q.delete_through(next.saturating_sub(k)).unwrap(),
-        }
-    }
+    let (flash, _) = build(steps);
     let mut img = flash.image().to_vec();
     for &(at, v) in damage {
         img[at] = v;
     }
     img
+}
+
+/// A queue built by `steps` (as [`damaged_image`]) and its ledger.
+fn build(steps: &[Result<usize, u64>]) -> (Flash, Ledger) {
+    let mut flash = Flash::new(PAGES);
+    let mut ledger = Ledger::new(PAGE, 4);
+    let mut q = FlashQueue::open(&mut flash, REGION).unwrap();
+    let mut next = 0u64;
+    for (i, step) in steps.iter().enumerate() {
+        match *step {
+            Ok(len) => {
+                let p: Vec<u8> = (0..len).map(|j| (i * 7 + j) as u8).collect();
+                let before = q.flash_mut().image().to_vec();
+                q.append(next, &p).unwrap();
+                ledger.appended(next, &p, &before, q.flash_mut().image());
+                next += 1;
+            }
+            Err(k) => {
+                let through = next.saturating_sub(k);
+                q.delete_through(through).unwrap();
+                ledger.deleted(through, true);
+            }
+        }
+    }
+
+    (flash, ledger)
+}
+
+/// A queue of ~40 events over every page, the oldest few deleted.
+fn workload() -> Vec<Result<usize, u64>> {
+    let mut steps = Vec::new();
+    for i in 0..44usize {
+        steps.push(Ok(1 + (i * 13) % 50));
+        if i % 9 == 8 {
+            steps.push(Err(7));
+        }
+    }
+    steps
+}
+
+/// Open `img` damaged at `damage` (addresses and XOR masks), judge it by
+/// the ledger, then append three events, reopen, and judge again: the
+/// appends survive and nothing else changed.
+fn damage_and_check(img: &[u8], ledger: &Ledger, damage: &[(usize, u8)], ctx: &str) {
+    let mut flash = Flash::from_image(PAGES, img);
+    flash.set_write_once(false);
+    for &(at, mask) in damage {
+        flash.rot(at, mask);
+    }
+    let addrs: Vec<usize> = damage.iter().map(|d| d.0).collect();
+    let mut q = FlashQueue::open(&mut flash, REGION).expect("a damaged image opens");
+    let got = open_all(&mut q);
+    if let Err(e) = ledger.check(&got, &addrs) {
+        panic!("{ctx}: {e}");
+    }
+    // Appends after the damage work, and survive a reopen.
+    let mut ledger = ledger.clone();
+    let mut next = got.floor;
+    for i in 0..3u8 {
+        let p = vec![0xA0 | i; 5 + usize::from(i)];
+        let before = q.flash_mut().image().to_vec();
+        if let Err(e) = q.append(next, &p) {
+            panic!("{ctx}: append {next} after the damage: {e}");
+        }
+        ledger.appended(next, &p, &before, q.flash_mut().image());
+        next += 1;
+    }
+    let now = open_all(&mut q);
+
+    let mut q = FlashQueue::open(&mut flash, REGION).unwrap();
+    let again = open_all(&mut q);
+    assert_eq!(again, now, "{ctx}: a reopen changed the contents");
+    if let Err(e) = ledger.check(&again, &addrs) {
+        panic!("{ctx}: after appending and reopening: {e}");
+    }
+    let tail: Vec<u64> = again.events.iter().rev().take(3).map(|e| e.0).collect();
+    assert_eq!(tail, [next - 1, next - 2, next - 3], "{ctx}: appends lost");
+}
+
+#[test]
+fn a_flipped_bit_in_any_record_costs_that_record_alone() {
+    let (flash, ledger) = build(&workload());
+    let img = flash.image().to_vec();
+    let stored = ledger.stored();
+    assert!(stored.len() > 10, "{}", stored.len());
+    for (seq, p) in &stored {
+        let span = ledger.span(*seq).unwrap();
+        // Tag, length, number, header CRC, first and last payload byte,
+        // the record's CRC.
+        let mut offsets = vec![0, 1, 3, 7, 8, 8 + p.len().saturating_sub(1)];
+        offsets.push(span.len() - 4);
+        offsets.push(span.len() - 1);
+        for off in offsets {
+            let at = span.start + off.min(span.len() - 1);
+            for bit in [0u8, 5] {
+                damage_and_check(
+                    &img,
+                    &ledger,
+                    &[(at, 1 << bit)],
+                    &format!("seq {seq}, byte {off}, bit {bit}"),
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn many_flips_anywhere_cost_only_the_records_they_hit() {
+    let (flash, ledger) = build(&workload());
+    let img = flash.image().to_vec();
+    // A small deterministic generator: the damage is reproducible.
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let mut rand = |n: usize| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % n as u64) as usize
+    };
+    for round in 0..400 {
+        let flips = 1 + rand(6);
+        let damage: Vec<(usize, u8)> = (0..flips)
+            .map(|_| (rand(img.len()), 1u8 << rand(8)))
+            .collect();
+        damage_and_check(
+            &img,
+            &ledger,
+            &damage,
+            &format!("round {round}: {damage:?}"),
+        );
+    }
+}
+
+#[test]
+fn a_flipped_page_header_costs_only_the_records_on_that_page() {
+    let (flash, ledger) = build(&workload());
+    let img = flash.image().to_vec();
+    for page in 0..PAGES {
+        for off in [0usize, 4, 8, 16, 24, 33] {
+            let at = page * PAGE + off;
+            damage_and_check(
+                &img,
+                &ledger,
+                &[(at, 0x10)],
+                &format!("page {page} header byte {off}"),
+            );
+        }
+    }
+}
+
+#[test]
+fn a_record_damaged_while_the_queue_is_open_is_a_hole_and_the_queue_moves_on() {
+    let mut flash = Flash::new(PAGES);
+    let mut q = FlashQueue::open(&mut flash, REGION).unwrap();
+    let mut ledger = Ledger::new(PAGE, 4);
+    for s in 0..12u64 {
+        let p = vec![s as u8; 20];
+        let before = q.flash_mut().image().to_vec();
+        q.append(s, &p).unwrap();
+        ledger.appended(s, &p, &before, q.flash_mut().image());
+    }
+    let mut sizes = [0u32; 4];
+    assert_eq!(q.read_sizes(0, &mut sizes).unwrap(), 4);
+    // Event 5's payload rots while the queue is open.
+    let at = ledger.span(5).unwrap().start + 10;
+    q.flash_mut().rot(at, 0x04);
+    let mut sizes = [0u32; 12];
+    assert_eq!(q.read_sizes(0, &mut sizes).unwrap(), 12);
+    assert_eq!(sizes[5], HOLE, "{sizes:?}");
+    assert_eq!(sizes[6], 20);
+    let mut buf = [0u8; 100];
+    assert_eq!(q.read_range(6, 10, &mut buf).unwrap(), 100);
+    q.delete_through(3).unwrap();
+    q.append(12, b"after").unwrap();
+    let mut q = FlashQueue::open(&mut flash, REGION).unwrap();
+    let got = open_all(&mut q);
+    assert_eq!(got.holes, [5]);
+    assert_eq!(got.events.first().map(|e| e.0), Some(4));
+    assert_eq!(got.events.last(), Some(&(12, b"after".to_vec())));
 }
 
 /// Open, append one, delete the oldest, and reopen: the reopened queue
@@ -64,4 +237,22 @@ fn a_delete_on_a_damaged_image_is_not_undone_by_a_reopen() {
         Ok(89),
     ];
     append_delete_reopen(&damaged_image(&steps, &[(42, 10), (303, 0)]));
+}
+
+/// Found by the `flash_open` fuzz target: a record whose bytes read as
+/// erased (all 0xFF) in the middle of a page ended that page's records,
+/// losing the intact ones after it.
+#[test]
+fn a_record_that_reads_as_erased_mid_page_costs_that_record_alone() {
+    let (flash, ledger) = build(&workload());
+    let img = flash.image().to_vec();
+    for (seq, _) in ledger.stored() {
+        let span = ledger.span(seq).unwrap();
+        let damage: Vec<(usize, u8)> = span
+            .clone()
+            .filter(|&a| img[a] != 0xFF)
+            .map(|a| (a, img[a] ^ 0xFF))
+            .collect();
+        damage_and_check(&img, &ledger, &damage, &format!("seq {seq} erased"));
+    }
 }

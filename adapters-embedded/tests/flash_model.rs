@@ -1,4 +1,5 @@
-//! Random operation sequences with random power cuts and write failures,
+//! Random operation sequences with random power cuts, write failures and
+//! bit rot,
 //! checked after every step against a `VecDeque` model of the queue
 //! (`outbox_embedded::flash::sim::model`).
 
@@ -14,6 +15,7 @@ fn step() -> impl Strategy<Value = Step> {
             .prop_map(|(ops, done, from_end)| Step::Cut { ops, done, from_end }),
         1 => (0u64..4, any::<bool>()).prop_map(|(after, complete)| Step::FailWrite { after, complete }),
         2 => (0u64..6, 0usize..6).prop_map(|(skip, n)| Step::Read { skip, n }),
+        1 => (any::<usize>(), 1u8..=255).prop_map(|(at, mask)| Step::Rot { at, mask }),
     ]
 }
 
@@ -21,7 +23,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
-    fn random_steps_with_power_cuts_match_the_model(steps in proptest::collection::vec(step(), 1..200)) {
+    fn random_steps_with_power_cuts_and_bit_rot_match_the_model(steps in proptest::collection::vec(step(), 1..200)) {
         run(&steps);
     }
 }

@@ -1,10 +1,11 @@
-//! The flash queue under arbitrary operations, power cuts and write
-//! failures, checked against a `VecDeque` model after every step
+//! The flash queue under arbitrary operations, power cuts, write failures
+//! and bit rot, checked against a `VecDeque` model after every step
 //! (`outbox_embedded::flash::sim::model`): every append that returned is
 //! stored unless its delete returned, no returned delete is undone, an
 //! interrupted operation took effect whole or not at all (a delete: a
 //! prefix of it), nothing comes back twice or altered, and the NOR rules
-//! hold.
+//! hold; after bit rot every event whose record was not hit comes back and
+//! the loss is reported (`sim::damage::Ledger`).
 
 #![no_main]
 
@@ -20,6 +21,7 @@ enum Op {
     Cut { ops: u8, done: u16, from_end: bool },
     FailWrite { after: u8, complete: bool },
     Read { skip: u8, n: u8 },
+    Rot { at: u16, mask: u8 },
 }
 
 fuzz_target!(|ops: Vec<Op>| {
@@ -51,6 +53,10 @@ fuzz_target!(|ops: Vec<Op>| {
             Op::Read { skip, n } => Step::Read {
                 skip: u64::from(skip % 16),
                 n: usize::from(n % 16),
+            },
+            Op::Rot { at, mask } => Step::Rot {
+                at: usize::from(at),
+                mask: mask.max(1),
             },
         })
         .collect();

@@ -11,12 +11,13 @@ use super::{capacity, io, Error, FlashQueue};
 impl<F: NorFlash> FlashQueue<F> {
     /// Store `payload` as event `seq`; durable when this returns `Ok`.
     ///
-    /// Numbers run on one by one while events are stored; the newest may
-    /// be appended again (after a failed append), and the new copy then
-    /// replaces the old one; an empty queue starts at any number above the
-    /// deleted ones. Fails with [`Error::TooLarge`] for a payload over
-    /// [`max_payload`](Self::max_payload), [`Error::OutOfOrder`] for any
-    /// other number, and [`Error::Full`] when no page is free.
+    /// Numbers grow: any number above the newest (numbers skipped are
+    /// holes, as the machine leaves after a failed append); the newest may
+    /// be appended again, and the new copy then replaces the old one; an
+    /// empty queue starts at any number above the deleted ones. Fails with
+    /// [`Error::TooLarge`] for a payload over
+    /// [`max_payload`](Self::max_payload), [`Error::OutOfOrder`] for a lower
+    /// number, and [`Error::Full`] when no page is free.
     // Not inlined: one copy serves every caller (firmware flash, see
     // firmware/size.sh).
     #[inline(never)]
@@ -31,11 +32,10 @@ impl<F: NorFlash> FlashQueue<F> {
             });
         }
         let st = &self.st;
-        // While events are stored the numbers run on without a gap (the
-        // newest may be written again); an empty queue may start anywhere
-        // above what was deleted.
+        // Numbers grow (the newest may be written again); an empty queue
+        // may start anywhere above what was deleted.
         let (lowest, highest) = match st.summary.last {
-            Some(last) => (last, last.saturating_add(1)),
+            Some(last) => (last, Seq::MAX),
             None => (st.live_from, Seq::MAX),
         };
         if seq < lowest || seq > highest {
@@ -94,7 +94,6 @@ impl<F: NorFlash> FlashQueue<F> {
             st.head = Cursor {
                 pos: at,
                 last: st.head.last,
-                live_seen: false,
             };
             st.scan = None;
             s.first = Some(seq);
@@ -102,14 +101,14 @@ impl<F: NorFlash> FlashQueue<F> {
         } else if s.last == Some(seq) {
             // The newest number again: this copy replaces the old one, and
             // a read that stopped after the old one must start over.
-            s.bytes -= u64::from(st.last_len);
+            s.bytes = s.bytes.saturating_sub(u64::from(st.last_len));
             if st.scan.is_some_and(|c| c.last >= Some(seq)) {
                 st.scan = None;
             }
         } else {
-            s.count += 1;
+            s.count = s.count.saturating_add(1);
         }
-        s.bytes += u64::from(len);
+        s.bytes = s.bytes.saturating_add(u64::from(len));
         s.last = Some(seq);
         st.last_len = len as u16;
         Ok(())

@@ -36,7 +36,7 @@ impl<F: NorFlash> FlashQueue<F> {
         let mut head = None;
         let bounds = self.bounds();
         loop {
-            let r = match walk.next(&mut self.flash, &self.geo, bounds, live_from) {
+            let r = match walk.next(&mut self.flash, &self.geo, bounds) {
                 Ok(Some(r)) => r,
                 Ok(None) => break,
                 Err(e) => return self.failed(e),
@@ -78,16 +78,6 @@ impl<F: NorFlash> FlashQueue<F> {
         st.live_from = live_from;
         st.head = head;
         st.summary = summary;
-        // Only a damaged image reads differently once older events are gone
-        // (a run cut short by a lost record gives way to a later one): then
-        // the counts no longer add up, and the state is read back afresh.
-        let span = summary
-            .first
-            .zip(summary.last)
-            .map(|(f, l)| l.wrapping_sub(f).wrapping_add(1));
-        if span.unwrap_or(0) != summary.count {
-            self.stale = true;
-        }
         // A reader's position is judged with the old `live_from`.
         st.scan = None;
         self.erase_dead_pages()

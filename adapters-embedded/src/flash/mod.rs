@@ -36,6 +36,10 @@ pub use error::{Error, GeometryError, OpenError};
 pub use format::FORMAT_VERSION;
 pub use io::MAX_ALIGN;
 
+/// Whether record CRCs use the `crc` crate's lookup table (feature
+/// `crc-table`) rather than the bitwise default.
+pub const CRC_TABLE: bool = cfg!(feature = "crc-table");
+
 use walk::Cursor;
 
 /// A queue of event payloads on NOR flash.
@@ -68,12 +72,28 @@ use walk::Cursor;
 /// After a flash error the queue reads its state back from the flash before
 /// the next operation, so it always agrees with what a reopen would find.
 ///
+/// # Storage damage
+///
+/// Bit rot is not a power cut: any byte may change later. A record that
+/// fails its checks costs that record alone: reads resynchronise at the
+/// next valid record, the damaged number is a hole
+/// ([`HOLE`](outbox_core::HOLE) in [`read_sizes`](Self::read_sizes)) when
+/// it lies between intact events, and the seq floor covers it when its
+/// header survived. A page whose header fails its checks costs the records
+/// on that page (their numbers are stored relative to it). A damaged
+/// checkpoint may bring back events it deleted (sent again, deduplicated
+/// by the server), never lose one. The summary is read at open and kept
+/// from then on; a record damaged while the queue is open is found by the
+/// reads.
+///
 /// # Sequence numbers
 ///
-/// Appends come in increasing order. The newest number may be appended
-/// again (the machine does this after a failed append): the newer copy
-/// wins. [`seq_floor`](Self::seq_floor) is one past the highest number the
-/// queue ever held, so numbering never goes back after a restart.
+/// Appends come in increasing order, with gaps allowed (numbers the
+/// machine spent on failed appends are holes). The newest number may be
+/// appended again: the newer copy wins. [`seq_floor`](Self::seq_floor) is
+/// one past the highest number the queue ever held, damaged records
+/// included when their number is readable, so numbering never goes back
+/// after a restart.
 ///
 /// # Example
 ///

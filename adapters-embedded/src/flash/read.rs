@@ -6,27 +6,39 @@
 //! asked for. Every record read is checked against its CRC.
 
 use embedded_storage::nor_flash::NorFlash;
-use outbox_core::Seq;
+use outbox_core::{Seq, HOLE};
 
 use super::walk::{Cursor, LiveWalk};
 use super::{io, Error, FlashQueue};
 
 impl<F: NorFlash> FlashQueue<F> {
     /// The sizes of the events `from, from + 1, ...`, at most `out.len()` of
-    /// them, into `out`; returns how many. Stops at the newest event (or at
-    /// a gap, which only a damaged image has).
+    /// them, into `out`; returns how many. A number with no intact record
+    /// between two that have one (a damaged record, a number spent on a
+    /// failed append) is [`HOLE`]. Stops at the newest event.
     pub fn read_sizes(&mut self, from: Seq, out: &mut [u32]) -> Result<usize, Error<F::Error>> {
         self.refresh()?;
         let mut n = 0;
         if out.is_empty() {
             return Ok(0);
         }
+        let mut next = from;
         self.walk_from(from, |seq, len, _| {
-            if seq != from.saturating_add(n as u64) {
+            // The numbers before this one have no record: holes.
+            while next < seq {
+                if n == out.len() {
+                    return Ok(Visit::Stop);
+                }
+                out[n] = HOLE;
+                n += 1;
+                next += 1;
+            }
+            if n == out.len() {
                 return Ok(Visit::Stop);
             }
             out[n] = u32::from(len);
             n += 1;
+            next = seq.saturating_add(1);
             Ok(if n < out.len() {
                 Visit::Next
             } else {
@@ -39,7 +51,7 @@ impl<F: NorFlash> FlashQueue<F> {
     /// Copy the payloads of `first..=last`, back to back and oldest first,
     /// into `buf`; returns the bytes written. Fails with
     /// [`Error::BufferTooSmall`] when they do not fit and [`Error::Missing`]
-    /// when one is not stored.
+    /// when one is not stored (a hole, or a record found damaged now).
     pub fn read_range(
         &mut self,
         first: Seq,
@@ -103,7 +115,7 @@ impl<F: NorFlash> FlashQueue<F> {
         let geo = self.geo;
         let mut resume: Option<Cursor> = None;
         let result = loop {
-            let r = match walk.next(&mut self.flash, &geo, bounds, self.st.live_from) {
+            let r = match walk.next(&mut self.flash, &geo, bounds) {
                 Ok(Some(r)) => r,
                 Ok(None) => break Ok(()),
                 Err(e) => break Err(Error::Flash(e)),

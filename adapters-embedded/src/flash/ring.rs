@@ -16,8 +16,12 @@ use super::{io, Error, FlashQueue, WritePage};
 impl<F: NorFlash> FlashQueue<F> {
     /// Start a new write page whose records are numbered from `base`,
     /// recording `live_from` in its header. Fails with `Full` when no page
-    /// is free, or, for an append (`keep_spare`), when it would take the
-    /// last free page: that one is kept so a delete can always be written.
+    /// is free, or, for an append (`keep_spare`) to a queue that holds
+    /// events, when it would take the last free page: that one is kept so a
+    /// delete can always be written. An empty queue needs no delete (and
+    /// the new page's header carries `live_from` and the floor), so its
+    /// append may take the last page: otherwise a 2-page region stopped
+    /// storing for good once its write page filled with an empty queue.
     pub(super) fn open_page(
         &mut self,
         base: Seq,
@@ -25,7 +29,11 @@ impl<F: NorFlash> FlashQueue<F> {
         keep_spare: bool,
     ) -> Result<(), Error<F::Error>> {
         let geo = self.geo;
-        let needed = if keep_spare { 2 } else { 1 };
+        let needed = if keep_spare && self.st.summary.count > 0 {
+            2
+        } else {
+            1
+        };
         if self.free_pages() < needed {
             self.erase_dead_pages()?;
             if self.free_pages() < needed {

@@ -2,13 +2,16 @@
 //!
 //! 1. Page headers: the page with the highest lap is the write page; the
 //!    pages before it in the ring whose laps count down by one are the
-//!    pages in use (the chain). Anything else is free, whatever it holds.
+//!    pages in use (the chain). A page whose header fails its checks (or
+//!    reads as erased) does not end the chain when a page behind it
+//!    continues the count: it is a chain page whose records are lost.
+//!    Anything else is free, whatever it holds.
 //! 2. A walk over the chain's record headers finds the newest checkpoint
 //!    (deletes only grow, so the highest `live_from` is the newest).
-//! 3. A walk that checks every event's CRC (starting from the number the
-//!    oldest page's header says comes first) counts the events at or above
+//! 3. A walk that checks every event's CRC counts the events at or above
 //!    `live_from`, remembers where the oldest one is, and finds where the
-//!    write page's records end.
+//!    write page's records end. A damaged record whose number is readable
+//!    raises the seq floor past it.
 //! 4. If anything but erased bytes follows them (a write cut by a power
 //!    loss), the write page takes no more records: the next append starts a
 //!    new page, so no partly written word is ever written again.
@@ -53,18 +56,25 @@ pub(super) fn scan<F: NorFlash>(
     let mut chain_len = 1;
     let mut live_from = write_header.live_from;
     let mut floor = write_header.floor;
-    while chain_len < geo.pages {
-        let prev = geo.prev(chain_start);
-        match header(flash, prev)? {
-            Some(h) if h.lap.wrapping_add(1) == start_header.lap => {
+    let mut back = 1;
+    while back < geo.pages {
+        let page = (write_page + geo.pages - back) % geo.pages;
+        match header(flash, page)? {
+            Some(h) if h.lap.wrapping_add(back) == write_header.lap => {
                 live_from = live_from.max(h.live_from);
                 floor = floor.max(h.floor);
-                chain_start = prev;
+                chain_start = page;
                 start_header = h;
-                chain_len += 1;
+                chain_len = back + 1;
             }
-            _ => break,
+            Some(_) => break,
+            // Erased or damaged: a page behind it may still continue the
+            // count (pages are opened in ring order, so only a page of
+            // this pass can: one in use, or one whose erase was cut, whose
+            // records are all deleted).
+            None => {}
         }
+        back += 1;
     }
     let start = Pos {
         page: chain_start,
@@ -80,29 +90,22 @@ pub(super) fn scan<F: NorFlash>(
     // 2. The newest checkpoint.
     let mut pos = start;
     loop {
-        match step(flash, geo, bounds, &mut pos, false).map_err(ScanError::Flash)? {
+        match step(flash, geo, bounds, &mut pos, false, None).map_err(ScanError::Flash)? {
             Step::Checkpoint(lf) => live_from = live_from.max(lf),
-            Step::Event(_) | Step::Skipped => {}
+            Step::Event(_) | Step::Damaged(_) => {}
             Step::End => break,
         }
     }
 
     // 3. Count the events and find the oldest.
-    // The walk starts as if the event before the oldest page's base had
-    // been read, as a walk from an older page would have: erasing older
-    // pages never changes how the rest is read.
     let mut walk = LiveWalk::new(Cursor {
         pos: start,
-        last: start_header.base.checked_sub(1),
-        live_seen: false,
+        last: None,
     });
     let mut summary = QueueSummary::default();
     let mut last_len = 0;
     let mut head = None;
-    while let Some(r) = walk
-        .next(flash, geo, bounds, live_from)
-        .map_err(ScanError::Flash)?
-    {
+    while let Some(r) = walk.next(flash, geo, bounds).map_err(ScanError::Flash)? {
         floor = floor.max(r.seq.saturating_add(1));
         if r.seq < live_from {
             continue;
@@ -111,11 +114,12 @@ pub(super) fn scan<F: NorFlash>(
             head = Some(walk.cursor_before(&r));
             summary.first = Some(r.seq);
         }
-        summary.count += 1;
-        summary.bytes += u64::from(r.len);
+        summary.count = summary.count.saturating_add(1);
+        summary.bytes = summary.bytes.saturating_add(u64::from(r.len));
         summary.last = Some(r.seq);
         last_len = r.len;
     }
+    floor = floor.max(walk.damaged_floor);
     let end = walk.cursor();
     let write_end = if end.pos.page == write_page {
         end.pos.off
@@ -179,7 +183,6 @@ fn empty(geo: &Geometry) -> State {
                 base: 0,
             },
             last: None,
-            live_seen: false,
         },
         scan: None,
     }

@@ -1,5 +1,8 @@
-//! The flash queue as the core's [`Store`]: a thin mapping onto its own
-//! methods. Each append is durable when it returns, so `sync` is a no-op; a
+//! The flash queue as the core's [`Store`] (contract v3, with holes): a
+//! thin mapping onto its own methods. The summary counts intact records,
+//! the sizes give [`HOLE`](outbox_core::HOLE) for a damaged or never
+//! stored number, and a record found damaged by `read_range` is
+//! `Malformed`. Each append is durable when it returns, so `sync` is a no-op; a
 //! number appended again after a failed append replaces the old copy in
 //! every read.
 
@@ -22,7 +25,8 @@ impl<F: NorFlash> Store for FlashQueue<F> {
         buf: &mut [u8],
     ) -> Result<usize, ReadError<Self::Error>> {
         FlashQueue::read_range(self, first, last, buf).map_err(|e| match e {
-            // Only a damaged image lacks a record the sizes named.
+            // A record the sizes named, damaged since: the driver
+            // dead-letters that one event and the queue moves on.
             Error::Missing { seq } => ReadError::Malformed { seq },
             e => ReadError::Store(e),
         })

@@ -1,27 +1,25 @@
 //! Reading the log in order, with a position that fits in a few words.
 //!
-//! The log is the records of the pages in use, oldest page first. [`step`]
-//! reads one record and moves on, skipping torn bytes and following the ring
-//! from page to page. [`LiveWalk`] turns that into the events a reader sees,
-//! by one rule that every reader (open, sizes, payloads, delete) shares:
+//! The log is the records of the pages in use, oldest page first. One
+//! primitive finds records: [`step`] reads the record at a position and
+//! moves past it, and when the bytes there fail their checks (bit rot, a
+//! torn write) it resynchronises at the next valid record at or after the
+//! next write word ([`next_valid`]), reporting the damaged record (its
+//! number when its header survived) without giving up on the rest of the
+//! page. A page whose header fails its checks inside the chain is skipped
+//! as a whole (its records' numbers are stored relative to it). Every
+//! reader (open, sizes, payloads, delete) walks with it.
+//!
+//! [`LiveWalk`] turns records into the events a reader sees, by one rule
+//! that does not depend on where a walk starts:
 //!
 //! - a record is replaced when the next valid event record's number is not
 //!   higher (the same number appended again after a failed append: the
 //!   newest copy wins);
-//! - a record is accepted when it is not replaced and its number is one past
-//!   the last accepted one, or, before the first event at or above
-//!   `live_from` (the oldest one kept), higher and marked as a jump (the
-//!   writer marks the first event after an empty queue, a number appended
-//!   again, and the first event of every page). So the events a reader sees
-//!   are strictly increasing and without gaps whatever the image holds; a
-//!   record lost to damage ends the run, and records lost from a deleted
-//!   page (a power cut while erasing it) do not;
+//! - a record is accepted when it is not replaced and its number is higher
+//!   than the last accepted one. Numbers missing between two accepted
+//!   events are holes (damaged records, numbers spent on failed appends);
 //! - an accepted record below `live_from` is deleted.
-//!
-//! Every walk judges with the current `live_from`; a cursor is only kept
-//! where everything before it is deleted (the oldest event) or until the
-//! next delete (a reader's position), so resuming agrees with a walk from
-//! the start.
 //!
 //! A [`Cursor`] is the walk's whole state at a record boundary, so a read can
 //! continue where the previous one stopped and get the same answer as a walk
@@ -51,8 +49,6 @@ pub(crate) struct Cursor {
     pub pos: Pos,
     /// The last accepted number before `pos`.
     pub last: Option<Seq>,
-    /// Whether an event at or above `live_from` was accepted before `pos`.
-    pub live_seen: bool,
 }
 
 /// A valid event record.
@@ -61,7 +57,6 @@ pub(crate) struct EventRec {
     pub at: Pos,
     pub seq: Seq,
     pub len: u16,
-    pub jump: bool,
 }
 
 impl EventRec {
@@ -75,8 +70,9 @@ impl EventRec {
 pub(crate) enum Step {
     Event(EventRec),
     Checkpoint(Seq),
-    /// A record that fails its checks, skipped.
-    Skipped,
+    /// A record that fails its checks, skipped; its number when its header
+    /// (and so its number) survived.
+    Damaged(Option<Seq>),
     End,
 }
 
@@ -98,17 +94,128 @@ pub(crate) fn page_header<F: NorFlash>(
     Ok(PageHeader::decode(&b))
 }
 
-/// Read the record at `pos` and move past it. Event records are checked
+/// What lies at one offset of a page.
+enum At {
+    Event(EventRec, u32),
+    Checkpoint(Seq, u32),
+    /// All 0xFF: nothing was written here.
+    Erased,
+    /// A record that fails its checks: its number when its header is
+    /// intact, and where it ends when its length is.
+    Bad(Option<Seq>, Option<u32>),
+}
+
+/// The record at `pos` (which ends by `limit`). Event records are checked
 /// against their CRC only when `validate` is set (checkpoints always are).
-/// At the end of the log `pos` is left where the records stop.
+fn record_at<F: NorFlash>(
+    flash: &mut F,
+    geo: &Geometry,
+    pos: Pos,
+    limit: u32,
+    validate: bool,
+) -> Result<At, F::Error> {
+    let w = F::WRITE_SIZE as u32;
+    let addr = geo.addr(pos.page, pos.off);
+    let mut raw = [0u8; RECORD_HEADER];
+    io::read(flash, addr, &mut raw)?;
+    let h = match RecordHeader::decode(&raw) {
+        HeaderRead::Erased => return Ok(At::Erased),
+        HeaderRead::Garbage => return Ok(At::Bad(None, None)),
+        HeaderRead::Valid(h) => h,
+    };
+    let len = u32::from(h.len);
+    let size = format::record_len(len, w);
+    let seq = match h.kind {
+        Kind::Event { .. } => pos.base.checked_add(u64::from(h.delta)),
+        Kind::Checkpoint => None,
+    };
+    if pos.off.saturating_add(size) > limit {
+        // Longer than its page: not a record (a torn header reads so).
+        return Ok(At::Bad(None, None));
+    }
+    let end = pos.off + size;
+    Ok(match h.kind {
+        Kind::Event { .. } => match seq {
+            Some(seq) if !validate || io::crc_matches(flash, addr, &raw, len)? => At::Event(
+                EventRec {
+                    at: pos,
+                    seq,
+                    len: h.len,
+                },
+                end,
+            ),
+            // Its number counts only if the record was ever written whole
+            // (its CRC written): a header torn by a power cut may read as
+            // valid with any number.
+            _ => {
+                let mut crc = [0u8; 4];
+                io::read(flash, addr + format::crc_offset(len), &mut crc)?;
+                let seq = seq.filter(|_| crc != [0xFF; 4]);
+                At::Bad(seq, Some(end))
+            }
+        },
+        Kind::Checkpoint => {
+            if len as usize != CHECKPOINT_PAYLOAD || !io::crc_matches(flash, addr, &raw, len)? {
+                return Ok(At::Bad(None, Some(end)));
+            }
+            let mut v = [0u8; CHECKPOINT_PAYLOAD];
+            io::read(flash, addr + RECORD_HEADER as u32, &mut v)?;
+            At::Checkpoint(u64::from_le_bytes(v), end)
+        }
+    })
+}
+
+/// The offset of the next valid record (CRC checked) at or after `from` in
+/// `pos`'s page, before `limit`; `None` when there is none. Also the
+/// highest number of a damaged record passed on the way whose header is
+/// intact and whose number lies between `after` and the valid record's (or
+/// within a page's worth of numbers of the page base at the end): a
+/// plausible number, not noise that happens to pass the header's CRC-8.
+pub(crate) fn next_valid<F: NorFlash>(
+    flash: &mut F,
+    geo: &Geometry,
+    pos: Pos,
+    from: u32,
+    limit: u32,
+    after: Option<Seq>,
+) -> Result<(Option<u32>, Option<Seq>), F::Error> {
+    let w = F::WRITE_SIZE as u32;
+    let mut off = format::round_up(from, w);
+    let mut damaged: Option<Seq> = None;
+    let found = loop {
+        if off.saturating_add(RECORD_HEADER as u32) > limit {
+            break None;
+        }
+        let at = Pos { off, ..pos };
+        match record_at(flash, geo, at, limit, true)? {
+            At::Event(r, _) => break Some((off, Some(r.seq))),
+            At::Checkpoint(..) => break Some((off, None)),
+            At::Bad(Some(seq), _) if after.is_none_or(|a| seq > a) => {
+                damaged = damaged.max(Some(seq));
+            }
+            _ => {}
+        }
+        off += w;
+    };
+    let bound = match found {
+        Some((_, Some(next))) => next,
+        _ => pos.base.saturating_add(u64::from(geo.page_size)),
+    };
+    Ok((found.map(|f| f.0), damaged.filter(|&d| d < bound)))
+}
+
+/// Read the record at `pos` and move past it. Event records are checked
+/// against their CRC only when `validate` is set (checkpoints, and any
+/// record found by resynchronising, always are). At the end of the log
+/// `pos` is left where the records stop.
 pub(crate) fn step<F: NorFlash>(
     flash: &mut F,
     geo: &Geometry,
     bounds: Bounds,
     pos: &mut Pos,
     validate: bool,
+    last: Option<Seq>,
 ) -> Result<Step, F::Error> {
-    let w = F::WRITE_SIZE as u32;
     loop {
         let in_write_page = bounds.write_page == Some(pos.page);
         let limit = if in_write_page {
@@ -117,55 +224,101 @@ pub(crate) fn step<F: NorFlash>(
             geo.page_size
         };
         if pos.off.saturating_add(RECORD_HEADER as u32) <= limit {
-            let addr = geo.addr(pos.page, pos.off);
-            let mut raw = [0u8; RECORD_HEADER];
-            io::read(flash, addr, &mut raw)?;
-            if let HeaderRead::Valid(h) = RecordHeader::decode(&raw) {
-                let len = u32::from(h.len);
-                if pos.off + format::record_len(len, w) <= limit {
-                    let at = *pos;
-                    pos.off += format::record_len(len, w);
-                    return match h.kind {
-                        Kind::Event { jump } => Ok(match at.base.checked_add(u64::from(h.delta)) {
-                            Some(seq) if !validate || io::crc_matches(flash, addr, &raw, len)? => {
-                                Step::Event(EventRec {
-                                    at,
-                                    seq,
-                                    len: h.len,
-                                    jump,
-                                })
+            match record_at(flash, geo, *pos, limit, validate)? {
+                At::Event(r, end) => {
+                    pos.off = end;
+                    return Ok(Step::Event(r));
+                }
+                At::Checkpoint(lf, end) => {
+                    pos.off = end;
+                    return Ok(Step::Checkpoint(lf));
+                }
+                At::Erased => {
+                    // Normally the end of the page's records; but bytes
+                    // that read as erased in the middle of a page (damage)
+                    // end nothing when a valid record follows.
+                    let w = F::WRITE_SIZE as u32;
+                    let (at, passed) = next_valid(flash, geo, *pos, pos.off + w, limit, last)?;
+                    if let Some(e) = at {
+                        pos.off = e;
+                        if passed.is_some() {
+                            return Ok(Step::Damaged(passed));
+                        }
+                        continue;
+                    }
+                    if passed.is_some() {
+                        // Only damaged records after it: the page takes no
+                        // more.
+                        pos.off = limit;
+                        return Ok(Step::Damaged(passed));
+                    }
+                }
+                At::Bad(seq, end) => {
+                    // Where its length says it ends, if a record (or
+                    // nothing) follows there; else the next valid record.
+                    let after = match end {
+                        Some(e) if e.saturating_add(RECORD_HEADER as u32) > limit => Some(e),
+                        // A record there, even a damaged one whose header
+                        // is intact: the next step reports it.
+                        Some(e) => {
+                            match record_at(flash, geo, Pos { off: e, ..*pos }, limit, true)? {
+                                At::Event(..) | At::Checkpoint(..) | At::Erased => Some(e),
+                                At::Bad(Some(_), _) => Some(e),
+                                At::Bad(None, _) => None,
                             }
-                            _ => Step::Skipped,
-                        }),
-                        Kind::Checkpoint => {
-                            if len as usize != CHECKPOINT_PAYLOAD
-                                || !io::crc_matches(flash, addr, &raw, len)?
-                            {
-                                return Ok(Step::Skipped);
-                            }
-                            let mut v = [0u8; CHECKPOINT_PAYLOAD];
-                            io::read(flash, addr + RECORD_HEADER as u32, &mut v)?;
-                            Ok(Step::Checkpoint(u64::from_le_bytes(v)))
+                        }
+                        None => None,
+                    };
+                    let w = F::WRITE_SIZE as u32;
+                    let (after, seq) = match after {
+                        Some(e) => (Some(e), seq),
+                        None => {
+                            let (at, passed) =
+                                next_valid(flash, geo, *pos, pos.off + w, limit, seq.or(last))?;
+                            (at, seq.max(passed))
                         }
                     };
+                    match (after, seq) {
+                        (Some(e), _) => {
+                            pos.off = e;
+                            return Ok(Step::Damaged(seq));
+                        }
+                        (None, Some(_)) => {
+                            // Nothing valid after it: its page's records
+                            // end after it (or, unknown length, here).
+                            pos.off = end.unwrap_or(limit).min(limit);
+                            return Ok(Step::Damaged(seq));
+                        }
+                        (None, None) => {}
+                    }
                 }
             }
         }
-        // Erased, garbage, or no room for another record: this page's
-        // records end here.
-        if in_write_page {
+        // Erased, garbage with nothing valid after it, or no room for
+        // another record: this page's records end here.
+        if in_write_page || bounds.write_page.is_none() {
             return Ok(Step::End);
         }
-        let next = geo.next(pos.page);
-        match page_header(flash, geo, next)? {
-            PageRead::Valid(h) => {
-                *pos = Pos {
-                    page: next,
-                    off: geo.header,
-                    base: h.base,
+        // The next page in the chain; one whose header fails its checks is
+        // skipped (the write page's header is always valid).
+        let mut next = geo.next(pos.page);
+        let mut hops = 0;
+        loop {
+            match page_header(flash, geo, next)? {
+                PageRead::Valid(h) => {
+                    *pos = Pos {
+                        page: next,
+                        off: geo.header,
+                        base: h.base,
+                    };
+                    break;
                 }
+                _ if Some(next) != bounds.write_page && hops < geo.pages => {
+                    next = geo.next(next);
+                    hops += 1;
+                }
+                _ => return Ok(Step::End),
             }
-            _ => return Ok(Step::End),
         }
     }
 }
@@ -177,9 +330,10 @@ pub(crate) struct LiveWalk {
     /// The record read but not yet judged (it waits for the next one).
     pending: Option<EventRec>,
     last: Option<Seq>,
-    live_seen: bool,
-    /// `last` and `live_seen` before the most recently returned record.
-    prev: (Option<Seq>, bool),
+    /// `last` before the most recently returned record.
+    prev: Option<Seq>,
+    /// One past the highest number of a damaged record seen.
+    pub damaged_floor: Seq,
 }
 
 impl LiveWalk {
@@ -188,24 +342,27 @@ impl LiveWalk {
             pos: c.pos,
             pending: None,
             last: c.last,
-            live_seen: c.live_seen,
-            prev: (c.last, c.live_seen),
+            prev: c.last,
+            damaged_floor: 0,
         }
     }
 
-    /// The next accepted event record, judged with `live_from`.
+    /// The next accepted event record.
     pub fn next<F: NorFlash>(
         &mut self,
         flash: &mut F,
         geo: &Geometry,
         bounds: Bounds,
-        live_from: Seq,
     ) -> Result<Option<EventRec>, F::Error> {
         loop {
             let next = loop {
-                match step(flash, geo, bounds, &mut self.pos, true)? {
+                let seen = self.pending.map(|p| p.seq).max(self.last);
+                match step(flash, geo, bounds, &mut self.pos, true, seen)? {
                     Step::Event(r) => break Some(r),
-                    Step::Checkpoint(_) | Step::Skipped => continue,
+                    Step::Damaged(Some(seq)) => {
+                        self.damaged_floor = self.damaged_floor.max(seq.saturating_add(1));
+                    }
+                    Step::Checkpoint(_) | Step::Damaged(None) => continue,
                     Step::End => break None,
                 }
             };
@@ -220,20 +377,12 @@ impl LiveWalk {
             };
             self.pending = next;
             let replaced = next.is_some_and(|r| r.seq <= p.seq);
-            // `None` is "before number 0": what follows it is 0 or a jump,
-            // as after any other number. (Taking anything there let a page
-            // with base 0 accept a run whose first record was lost, which
-            // a walk from the next page refused once page 0 was erased.)
-            let follows = match self.last {
-                None => p.seq == 0 || (p.jump && !self.live_seen),
-                Some(l) => p.seq == l.wrapping_add(1) || (p.jump && p.seq > l && !self.live_seen),
-            };
+            let follows = self.last.is_none_or(|l| p.seq > l);
             if replaced || !follows {
                 continue;
             }
-            self.prev = (self.last, self.live_seen);
+            self.prev = self.last;
             self.last = Some(p.seq);
-            self.live_seen |= p.seq >= live_from;
             return Ok(Some(p));
         }
     }
@@ -243,7 +392,6 @@ impl LiveWalk {
         Cursor {
             pos: self.pending.map_or(self.pos, |p| p.at),
             last: self.last,
-            live_seen: self.live_seen,
         }
     }
 
@@ -251,8 +399,7 @@ impl LiveWalk {
     pub fn cursor_before(&self, rec: &EventRec) -> Cursor {
         Cursor {
             pos: rec.at,
-            last: self.prev.0,
-            live_seen: self.prev.1,
+            last: self.prev,
         }
     }
 }

@@ -419,6 +419,8 @@ impl World {
                     if !held.is_empty() {
                         self.fail("1-lost", format!("stored seqs {held:?} dropped as damaged"));
                     }
+                    // The flash world's bit rot did damage these.
+                    self.flash_damage_reported(first, last);
                     return;
                 }
                 for seq in first..=last {

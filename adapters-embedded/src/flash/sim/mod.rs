@@ -14,6 +14,7 @@
 //! bytes of a write programmed, part of a page erased) and every later
 //! operation fails until [`power_on`](SimFlash::power_on).
 
+pub mod damage;
 pub mod model;
 
 use std::vec;
@@ -165,6 +166,14 @@ impl<const READ: usize, const WRITE: usize, const ERASE: usize> SimFlash<READ, W
     /// Breaches of the NOR rules so far (each also failed its operation).
     pub fn violations(&self) -> u64 {
         self.violations
+    }
+
+    /// Bit rot: flip the bits of `mask` in the byte at `addr` (a flash
+    /// cell that lost or gained charge), whatever was written there.
+    pub fn rot(&mut self, addr: usize, mask: u8) {
+        if let Some(b) = self.data.get_mut(addr) {
+            *b ^= mask;
+        }
     }
 
     /// Whether a word may be written only once between erases (default on).

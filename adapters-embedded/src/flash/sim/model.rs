@@ -1,6 +1,9 @@
 //! A model of the queue for tests and fuzzing (feature `_test`): random
-//! steps with power cuts and write failures, checked after every step
-//! against a `VecDeque` of what must be stored. The proptest in
+//! steps with power cuts, write failures and bit rot, checked after every
+//! step against a `VecDeque` of what must be stored. Bit rot is judged by
+//! [`damage::Ledger`](super::damage::Ledger): every event whose record was
+//! not hit comes back, the loss is reported, and the model then takes what
+//! the queue holds. The proptest in
 //! `tests/flash_model.rs` and the fuzz target `flash_ops` drive it.
 
 use std::boxed::Box;
@@ -9,14 +12,17 @@ use std::vec;
 use std::vec::Vec;
 
 use embedded_storage::nor_flash::NorFlash;
+use outbox_core::HOLE;
 
+use super::damage::{open_all, Ledger};
 use super::{SimError, SimFlash};
 use crate::flash::{Error, FlashQueue};
 
 /// Other word sizes than the exhaustive test: reads of 2, writes of 8.
-type Flash = SimFlash<2, 8, 256>;
+type Flash = SimFlash<2, 8, PAGE>;
+const PAGE: usize = 256;
 const PAGES: usize = 10;
-const REGION: core::ops::Range<u32> = 0..(PAGES as u32 * 256);
+const REGION: core::ops::Range<u32> = 0..(PAGES as u32 * PAGE as u32);
 
 #[derive(Clone, Debug)]
 pub enum Step {
@@ -47,6 +53,11 @@ pub enum Step {
         skip: u64,
         n: usize,
     },
+    /// Bit rot: flip the bits of `mask` in the byte at `at`.
+    Rot {
+        at: usize,
+        mask: u8,
+    },
 }
 
 type Events = VecDeque<(u64, Vec<u8>)>;
@@ -59,6 +70,12 @@ struct World {
     /// The next number, as the machine would choose it.
     next: u64,
     deleted_through: Option<u64>,
+    /// Every payload ever appended (or tried), for judging bit rot.
+    history: Vec<(u64, Vec<u8>)>,
+    /// Bit rot hit a page header: when it was the only one left (the
+    /// write page's, nothing older on the flash), what the flash knew of
+    /// deleted numbers is gone with it.
+    header_rotted: bool,
 }
 
 fn open(flash: &mut Flash) -> FlashQueue<&mut Flash> {
@@ -80,12 +97,15 @@ impl World {
             seqs(&got)
         );
         let floor = q.seq_floor().unwrap();
-        if let Some(d) = self.deleted_through {
-            assert!(floor > d);
+        if let Some(d) = self.deleted_through.filter(|_| !self.header_rotted) {
+            assert!(
+                floor > d,
+                "floor {floor}, deleted through {d}, got {:?}",
+                seqs(&got)
+            );
         }
         self.model = got;
-        self.next = self.model.back().map_or(floor, |e| e.0 + 1);
-        assert!(self.next >= floor || !self.model.is_empty());
+        self.next = self.model.back().map_or(floor, |e| e.0 + 1).max(floor);
     }
 }
 
@@ -118,6 +138,8 @@ pub fn run(steps: &[Step]) {
         model: VecDeque::new(),
         next: 0,
         deleted_through: None,
+        history: Vec::new(),
+        header_rotted: false,
     };
     for step in steps.iter().cloned() {
         let before = w.model.clone();
@@ -126,6 +148,7 @@ pub fn run(steps: &[Step]) {
             Step::Append { len, fill } => {
                 let seq = w.next;
                 let p: Vec<u8> = (0..len).map(|i| fill ^ (i as u8) ^ (seq as u8)).collect();
+                w.history.push((seq, p.clone()));
                 let mut q = open(&mut w.flash);
                 match q.append(seq, &p) {
                     Ok(()) => {
@@ -200,23 +223,52 @@ pub fn run(steps: &[Step]) {
                 w.flash.cut_at_op(ops, done);
             }
             Step::FailWrite { after, complete } => w.flash.fail_write(after, complete),
+            Step::Rot { at, mask } => {
+                let at = at % w.flash.image().len();
+                let stored: Vec<_> = w.model.iter().cloned().collect();
+                let ledger = Ledger::located(
+                    PAGE,
+                    8,
+                    w.flash.image(),
+                    &stored,
+                    &w.history,
+                    w.deleted_through,
+                );
+                w.header_rotted |= at % PAGE < 40;
+                w.flash.rot(at, mask);
+                let mut q = open(&mut w.flash);
+                let got = open_all(&mut q);
+                if let Err(e) = ledger.check(&got, &[at]) {
+                    panic!("after bit rot at {at} ({mask:#x}): {e}");
+                }
+                w.model = got.events.into();
+                w.next = w.next.max(got.floor);
+            }
             Step::Read { skip, n } => {
                 let mut q = open(&mut w.flash);
                 let from = w.model.front().map_or(0, |e| e.0) + skip;
-                let want: Vec<_> = w.model.iter().filter(|e| e.0 >= from).take(n).collect();
+                // One size per number from `from` to the newest, a hole
+                // where the model has no event.
+                let last = w.model.back().map_or(0, |e| e.0);
+                let want: Vec<(u64, Option<&Vec<u8>>)> = (from..=last)
+                    .take(if w.model.is_empty() { 0 } else { n })
+                    .map(|s| (s, w.model.iter().find(|e| e.0 == s).map(|e| &e.1)))
+                    .collect();
                 let mut sizes = vec![0u32; n];
                 let got = q.read_sizes(from, &mut sizes).unwrap();
                 assert_eq!(got, want.len());
                 for (s, e) in sizes.iter().zip(&want) {
-                    assert_eq!(*s as usize, e.1.len());
+                    assert_eq!(*s, e.1.map_or(HOLE, |p| p.len() as u32), "size of {}", e.0);
                 }
-                if let (Some(a), Some(b)) = (want.first(), want.last()) {
-                    let mut buf = vec![0u8; want.iter().map(|e| e.1.len()).sum()];
+                // The payloads of the first run without a hole.
+                let run: Vec<_> = want.iter().map_while(|e| e.1.map(|p| (e.0, p))).collect();
+                if let (Some(a), Some(b)) = (run.first(), run.last()) {
+                    let mut buf = vec![0u8; run.iter().map(|e| e.1.len()).sum()];
                     let len = q.read_range(a.0, b.0, &mut buf).unwrap();
                     assert_eq!(len, buf.len());
                     assert_eq!(
                         buf,
-                        want.iter().flat_map(|e| e.1.clone()).collect::<Vec<_>>()
+                        run.iter().flat_map(|e| e.1.clone()).collect::<Vec<_>>()
                     );
                 }
             }
@@ -234,47 +286,8 @@ pub fn run(steps: &[Step]) {
 }
 
 /// Everything the queue holds, read through its public API in small
-/// pieces; panics when the summary, the sizes and the payloads disagree.
+/// pieces (holes left out); panics when the summary, the sizes and the
+/// payloads disagree.
 pub fn read_all<F: NorFlash>(q: &mut FlashQueue<F>) -> Vec<(u64, Vec<u8>)> {
-    let sum = q.summary().unwrap();
-    let Some(first) = sum.first else {
-        assert_eq!(sum.count, 0);
-        assert_eq!(sum.bytes, 0);
-        assert_eq!(sum.last, None);
-        let mut sizes = [0u32; 4];
-        assert_eq!(q.read_sizes(0, &mut sizes).unwrap(), 0);
-        return Vec::new();
-    };
-    let mut sizes = Vec::new();
-    let mut chunk = [0u32; 7];
-    loop {
-        let n = q
-            .read_sizes(first + sizes.len() as u64, &mut chunk)
-            .unwrap();
-        sizes.extend_from_slice(&chunk[..n]);
-        if n < chunk.len() {
-            break;
-        }
-    }
-    assert_eq!(
-        sizes.len() as u64,
-        sum.count,
-        "read_sizes and summary disagree"
-    );
-    assert_eq!(sum.last, Some(first + sum.count - 1));
-    assert_eq!(sizes.iter().map(|&s| u64::from(s)).sum::<u64>(), sum.bytes);
-    let mut out = Vec::new();
-    for (i, group) in sizes.chunks(5).enumerate() {
-        let from = first + (i * 5) as u64;
-        let to = from + group.len() as u64 - 1;
-        let total: u32 = group.iter().sum();
-        let mut buf = vec![0u8; total as usize];
-        assert_eq!(q.read_range(from, to, &mut buf).unwrap(), total as usize);
-        let mut at = 0;
-        for (j, &len) in group.iter().enumerate() {
-            out.push((from + j as u64, buf[at..at + len as usize].to_vec()));
-            at += len as usize;
-        }
-    }
-    out
+    super::damage::open_all(q).events
 }
