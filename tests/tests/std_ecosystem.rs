@@ -115,8 +115,12 @@ fn full_batches_stay_within_500_000_bytes_including_the_envelope() {
 fn every_segment_call_and_the_global_context_reach_the_wire() {
     let collector = Collector::start();
     let dir = tempfile::tempdir().unwrap();
+    // Naming the app's version would also track `Application Installed`
+    // (tests/tests/std_sessions.rs checks those); this test is about the
+    // calls the app makes itself.
     let client = builder(&dir.path().join("q.db"), &collector)
         .app("shop", "2.3.0")
+        .lifecycle_events(false)
         .context(json!({"device": {"type": "kiosk"}}))
         .properties(json!({"tenant": "acme", "plan": "free"}))
         .build()
