@@ -108,7 +108,9 @@ fn serve(conn: TcpStream, log: &Mutex<Vec<Seen>>) {
         }
         log.lock().unwrap().push(Seen { headers, wire });
         if out
-            .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+            .write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+            )
             .is_err()
         {
             return;
@@ -129,7 +131,11 @@ fn the_default_client_sends_gzip_bodies() {
         .unwrap();
     for i in 0..10 {
         client
-            .track(Event::track("Gzip Test").user_id("u").message_id(format!("g-{i}")))
+            .track(
+                Event::track("Gzip Test")
+                    .user_id("u")
+                    .message_id(format!("g-{i}")),
+            )
             .unwrap();
     }
     assert_eq!(client.flush_and_wait(PATIENCE).unwrap().pending, 0);

@@ -80,7 +80,10 @@ fn a_gzip_bomb_is_refused_with_400() {
     assert!(wire.len() < 500_000, "{} bytes on the wire", wire.len());
     let r = post_encoded(&c, "gzip", &wire);
     assert_eq!(r.status, 400, "{r:?}");
-    assert!(r.json()["message"].as_str().unwrap().contains("limit"), "{r:?}");
+    assert!(
+        r.json()["message"].as_str().unwrap().contains("limit"),
+        "{r:?}"
+    );
     c.wait_for("batch 1 from");
     // Just over the limit decoded is refused too; just under is taken.
     let just = |n: usize| {

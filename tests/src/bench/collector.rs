@@ -37,12 +37,7 @@ impl Collector {
         let requests = Arc::new(AtomicU64::new(0));
         let wire = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let (a, r, w, s) = (
-            acked.clone(),
-            requests.clone(),
-            wire.clone(),
-            stop.clone(),
-        );
+        let (a, r, w, s) = (acked.clone(), requests.clone(), wire.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if s.load(Ordering::SeqCst) {
