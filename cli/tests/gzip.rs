@@ -118,18 +118,21 @@ fn an_unknown_content_encoding_is_415() {
     assert_eq!(r.status, 200, "{r:?}");
 }
 
+/// Each request's Content-Encoding and decoded body.
+type Log = Arc<Mutex<Vec<(Option<String>, Vec<u8>)>>>;
+
 /// A server that answers 200 and keeps each request's Content-Encoding
 /// and decoded body.
 struct Recorder {
     url: String,
-    seen: Arc<Mutex<Vec<(Option<String>, Vec<u8>)>>>,
+    seen: Log,
 }
 
 impl Recorder {
     fn start() -> Recorder {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen: Log = Arc::default();
         let log = Arc::clone(&seen);
         thread::spawn(move || {
             for conn in listener.incoming() {
