@@ -244,3 +244,28 @@ fn send_compresses_by_default_and_gzip_off_turns_it_off() {
     let bad = run(&["send", "--endpoint", "http://127.0.0.1:1", "--gzip", "10"]);
     assert_eq!(bad.status.code(), Some(2));
 }
+
+/// The gateway posts through the same wire settings as `send` (its
+/// uploader is built from `--gzip` like theirs): gzip unless told off.
+#[test]
+fn the_gateway_compresses_by_default() {
+    use clap::Parser;
+    use outbox_cli::args::{Cli, Command, Gzip};
+    let wire = |extra: &[&str]| {
+        let mut argv = vec![
+            "outbox",
+            "gateway",
+            "--stdio",
+            "--endpoint",
+            "http://127.0.0.1:1",
+        ];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Gateway(g) => g.wire.gzip,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(wire(&[]), Gzip(Some(outbox_std::http::DEFAULT_GZIP_LEVEL)));
+    assert_eq!(wire(&["--gzip", "off"]), Gzip(None));
+    assert_eq!(wire(&["--gzip", "4"]), Gzip(Some(4)));
+}
