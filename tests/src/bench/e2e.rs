@@ -10,9 +10,14 @@
 //! Both post the same events (the peer's carry the same kind of `messageId`
 //! in `extra`) to the same collector, and both are counted only by what the
 //! collector acknowledged. C = outbox / peer.
+//!
+//! outbox runs as an application gets it, gzip on; one more run with gzip
+//! off measures the request body bytes per event on the wire both ways:
+//! J = with gzip / without (printed, not part of C).
 
 use std::time::Duration;
 
+use outbox_std::http::HttpConfig;
 use outbox_std::{Client, Event};
 use segment::message::{Track, User};
 use segment::{Batcher, Client as _, HttpClient};
@@ -30,24 +35,32 @@ fn count(o: &Options) -> usize {
     }
 }
 
-/// One contender's run: events acknowledged per second, and requests.
+/// One contender's run: events acknowledged per second, requests, and
+/// request body bytes on the wire.
 struct Run {
     rate: f64,
     requests: u64,
+    wire: u64,
 }
 
-/// outbox end to end.
-fn outbox(collector: &Collector, mut events: Vec<Event>) -> Run {
+/// outbox end to end: the default gzip setting with `gzip: None`, else
+/// that level (`Some(None)`: uncompressed).
+fn outbox(collector: &Collector, mut events: Vec<Event>, gzip: Option<Option<u32>>) -> Run {
     let n = events.len();
     let dir = tempfile::tempdir().expect("tempdir");
+    let mut http = HttpConfig::new(collector.url.clone(), "bench-key");
+    if let Some(level) = gzip {
+        http = http.gzip(level);
+    }
     let client = Client::builder()
         .path(dir.path().join("e2e.db"))
-        .endpoint(collector.url.clone(), "bench-key")
+        .http(http)
         .configure(|c| c.max_queue_events(n as u32))
         .build()
         .expect("open the bench Client");
     let before = collector.acked();
     let requests = collector.requests();
+    let wire = collector.wire_bytes();
     let (report, took) = timed(|| {
         // Drained, so the 6 MB vector itself is freed after the clock
         // stops (freeing it makes glibc consolidate every small free chunk).
@@ -65,6 +78,7 @@ fn outbox(collector: &Collector, mut events: Vec<Event>) -> Run {
     Run {
         rate: rate(n, took),
         requests: collector.requests() - requests,
+        wire: collector.wire_bytes() - wire,
     }
 }
 
@@ -99,6 +113,7 @@ fn peer(collector: &Collector, messages: Vec<Track>) -> Run {
     let http = HttpClient::new(reqwest::Client::new(), collector.url.clone());
     let before = collector.acked();
     let requests = collector.requests();
+    let wire = collector.wire_bytes();
     let ((), took) = timed(|| {
         rt.block_on(async {
             let mut batcher = Batcher::new(None);
@@ -123,6 +138,7 @@ fn peer(collector: &Collector, messages: Vec<Track>) -> Run {
     Run {
         rate: rate(n, took),
         requests: collector.requests() - requests,
+        wire: collector.wire_bytes() - wire,
     }
 }
 
@@ -133,7 +149,7 @@ pub fn run(o: &Options, ratios: &mut Ratios) -> Vec<Line> {
     let collector = Collector::start();
     let (mut ours, mut theirs) = (vec![], vec![]);
     for _ in 0..o.reps() {
-        ours.push(outbox(&collector, all.clone()));
+        ours.push(outbox(&collector, all.clone(), None));
         theirs.push(peer(&collector, peer_messages(&all)));
     }
     let c: Vec<f64> = ours
@@ -142,6 +158,11 @@ pub fn run(o: &Options, ratios: &mut Ratios) -> Vec<Line> {
         .map(|(x, y)| x.rate / y.rate)
         .collect();
     ratios.e2e_vs_peer = Some(median(c));
+    let plain = outbox(&collector, all.clone(), Some(None));
+    let per_event = |wire: u64| wire as f64 / n as f64;
+    let gzipped = per_event(ours[0].wire);
+    let uncompressed = per_event(plain.wire);
+    ratios.gzip_wire_bytes_ratio = Some(gzipped / uncompressed.max(1e-9));
     let rates = |runs: &[Run]| median(runs.iter().map(|r| r.rate).collect());
     let per_request = |runs: &[Run]| {
         let requests: u64 = runs.iter().map(|r| r.requests).sum();
@@ -163,8 +184,18 @@ pub fn run(o: &Options, ratios: &mut Ratios) -> Vec<Line> {
             "peer: segment Batcher, in memory, 500 KB",
             format!("{} ev/s", grouped(rates(&theirs))),
             format!(
-                "same events and collector, {:.0} events/request",
-                per_request(&theirs)
+                "same events and collector, {:.0} events/request, {:.0} wire B/event",
+                per_request(&theirs),
+                per_event(theirs[0].wire)
+            ),
+        ),
+        Line::measured(
+            "e2e",
+            "outbox wire bytes per event, gzip (default)",
+            format!("{gzipped:.1} B/event"),
+            format!(
+                "request bodies as sent; without gzip {uncompressed:.1} B/event ({} ev/s)",
+                grouped(plain.rate)
             ),
         ),
     ]

@@ -65,6 +65,9 @@ pub struct Ratios {
     pub restart_10m_ms: Option<f64>,
     /// H: peak RSS holding 10 million pending events, MB.
     pub rss_10m_mb: Option<f64>,
+    /// J: request body bytes per event on the wire, gzip (the default) /
+    /// uncompressed.
+    pub gzip_wire_bytes_ratio: Option<f64>,
 }
 
 fn show(v: Option<f64>) -> String {
@@ -82,7 +85,8 @@ impl fmt::Display for Ratios {
             f,
             "ratios: store_vs_ceiling={}, store_vs_autocommit={}, e2e_vs_peer={}, \
              flash_bytes_vs_seqstorage={}, flash_erases_vs_seqstorage={}, \
-             core_minputs_per_s={}, restart_10m_ms={}, rss_10m_mb={}",
+             core_minputs_per_s={}, restart_10m_ms={}, rss_10m_mb={}, \
+             gzip_wire_bytes_ratio={}",
             show(self.store_vs_ceiling),
             show(self.store_vs_autocommit),
             show(self.e2e_vs_peer),
@@ -91,6 +95,7 @@ impl fmt::Display for Ratios {
             show(self.core_minputs_per_s),
             show(self.restart_10m_ms),
             show(self.rss_10m_mb),
+            show(self.gzip_wire_bytes_ratio),
         )
     }
 }
@@ -139,7 +144,8 @@ mod tests {
             r.to_string(),
             "ratios: store_vs_ceiling=0.81, store_vs_autocommit=n/a, e2e_vs_peer=n/a, \
              flash_bytes_vs_seqstorage=n/a, flash_erases_vs_seqstorage=n/a, \
-             core_minputs_per_s=25.4, restart_10m_ms=n/a, rss_10m_mb=n/a"
+             core_minputs_per_s=25.4, restart_10m_ms=n/a, rss_10m_mb=n/a, \
+             gzip_wire_bytes_ratio=n/a"
         );
     }
 
