@@ -182,6 +182,8 @@ struct JsonConfig {
     app_name: Option<String>,
     app_version: Option<String>,
     context: Option<Value>,
+    lifecycle_events: Option<bool>,
+    session_timeout_ms: Option<u64>,
 }
 
 /// A failure on its way out: the code, and the text for `outbox_last_error`.
@@ -377,6 +379,12 @@ fn open(cfg: JsonConfig) -> Result<Box<OutboxClient>, Fail> {
     if let Some(name) = cfg.app_name {
         b = b.app(name, cfg.app_version.unwrap_or_default());
     }
+    if let Some(on) = cfg.lifecycle_events {
+        b = b.lifecycle_events(on);
+    }
+    if let Some(ms) = cfg.session_timeout_ms {
+        b = b.sessions((ms > 0).then(|| Duration::from_millis(ms)));
+    }
     let client = b.build().map_err(|e| {
         use outbox_std::BuildError as B;
         let status = match e {
@@ -445,8 +453,10 @@ pub extern "C" fn outbox_open(
 /// `flush_threshold`, `max_queue_events`, `max_queue_bytes`,
 /// `max_event_bytes`, `max_batch_events`, `max_batch_bytes`,
 /// `max_attempts`, `request_timeout_ms`, `app_name`, `app_version`,
-/// `context` (an object merged into every event). Unknown fields are
-/// refused. On failure `*out` is NULL.
+/// `context` (an object merged into every event), `lifecycle_events`
+/// (true by default: `Application Installed`/`Updated`/`Opened`/
+/// `Backgrounded`), `session_timeout_ms` (60000 by default; 0 turns
+/// sessions off). Unknown fields are refused. On failure `*out` is NULL.
 #[no_mangle]
 pub extern "C" fn outbox_open_json(
     json: *const u8,

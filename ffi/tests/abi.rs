@@ -270,7 +270,8 @@ fn the_poll_loop_sees_each_call_delivered() {
     let client = open_with(
         &collector.endpoint,
         &dir,
-        json!({"app_name": "ffi-test", "app_version": "1"}),
+        json!({"app_name": "ffi-test", "app_version": "1",
+               "lifecycle_events": false, "session_timeout_ms": 0}),
     );
     let calls: [(
         extern "C" fn(*const OutboxClient, *const u8, usize, *mut u64) -> OutboxStatus,
@@ -410,5 +411,49 @@ fn close_twice_and_calls_after_close_answer_closed() {
         .collect();
     assert_eq!(names, vec![json!("kept")]);
     // Free without close closes too.
+    outbox_free(client);
+}
+
+#[test]
+fn lifecycle_events_and_sessions_reach_the_wire_through_the_c_abi() {
+    let collector = common::Collector::start();
+    let dir = tempfile::tempdir().unwrap();
+    let client = open_with(
+        &collector.endpoint,
+        &dir,
+        json!({"app_name": "ffi-test", "app_version": "2"}),
+    );
+    assert_eq!(
+        outbox_lifecycle(client, OutboxLifecycle::Foreground as i32),
+        OutboxStatus::Ok
+    );
+    let (st, _) = track(client, r#"{"event":"In a session","userId":"u"}"#);
+    assert_eq!(st, OutboxStatus::Ok, "{}", last_error());
+    let mut report = OutboxFlushReport::default();
+    assert_eq!(
+        outbox_flush_and_wait(client, 30_000, &mut report),
+        OutboxStatus::Ok,
+        "{}",
+        last_error()
+    );
+    let events = collector.events();
+    let names: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
+    for name in [
+        "Application Installed",
+        "Application Opened",
+        "session_start",
+        "In a session",
+    ] {
+        assert!(names.contains(&name), "{name} not in {names:?}");
+    }
+    let mine = events
+        .iter()
+        .find(|e| e["event"] == "In a session")
+        .unwrap();
+    assert!(
+        mine["context"]["session_id"].is_number() || mine["context"]["session_id"].is_string(),
+        "{mine}"
+    );
+    assert_eq!(outbox_close(client, 1_000), OutboxStatus::Ok);
     outbox_free(client);
 }

@@ -22,7 +22,7 @@ fn the_c_example_tracks_events_that_arrive() {
     let lib = target_dir().join("liboutbox_ffi.a");
     assert!(
         lib.exists(),
-        "{} is missing (built with the tests)",
+        "{} is missing: `cargo test` does not build a staticlib; run `cargo build -p outbox-ffi` with the same profile first (scripts/test does)",
         lib.display()
     );
     let dir = tempfile::tempdir().expect("tempdir");

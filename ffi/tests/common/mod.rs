@@ -41,6 +41,7 @@ fn serve(conn: TcpStream, store: &Mutex<Vec<Value>>) {
     let mut reader = BufReader::new(conn);
     loop {
         let mut len = 0usize;
+        let mut gzip = false;
         let mut line = String::new();
         // Request line, then headers up to the empty line.
         if reader.read_line(&mut line).unwrap_or(0) == 0 {
@@ -59,11 +60,22 @@ fn serve(conn: TcpStream, store: &Mutex<Vec<Value>>) {
                 if k.eq_ignore_ascii_case("content-length") {
                     len = v.trim().parse().expect("content-length");
                 }
+                if k.eq_ignore_ascii_case("content-encoding") {
+                    gzip = v.trim().eq_ignore_ascii_case("gzip");
+                }
             }
         }
         let mut body = vec![0; len];
         if reader.read_exact(&mut body).is_err() {
             return;
+        }
+        // The std Client gzips its bodies by default.
+        if gzip {
+            let mut plain = Vec::new();
+            flate2::read::MultiGzDecoder::new(&body[..])
+                .read_to_end(&mut plain)
+                .expect("a gzip body");
+            body = plain;
         }
         let batch: Value = serde_json::from_slice(&body).expect("a JSON batch");
         if let Some(list) = batch["batch"].as_array() {
