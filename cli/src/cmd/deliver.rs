@@ -330,6 +330,11 @@ impl Watch<'_> {
                 "{} keeps answering with errors (see `outbox status`)",
                 self.endpoint.url
             ),
+            // A read of the queue failed: the database, not the network.
+            Some(RetryCause::Local) => format!(
+                "the database {} keeps failing to read the queue (see `outbox status`,                  lastError); the endpoint was not the problem",
+                self.db.display()
+            ),
             _ => format!(
                 "cannot reach {} ({})",
                 self.endpoint.url,
