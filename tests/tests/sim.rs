@@ -53,8 +53,11 @@ fn the_flash_world_breaks_no_invariant_through_power_cuts() {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let summary = run_seeds_in(WorldKind::Flash, 0..300, 1_500, threads);
     report(&summary, "--world flash ");
-    println!("{}", summary.line());
+    println!("{}\n{}", summary.detail(), summary.line());
     assert_eq!(summary.seeds, 300);
+    // Bit rot happened and cost records: the ledger judged real damage.
+    let [flips, rotted, _] = summary.rot;
+    assert!(flips > 0 && rotted > 0, "no bit rot: {}", summary.detail());
     assert_eq!(summary.violations(), 0, "{}", summary.line());
     assert!(summary.delivered > 0 && summary.dropped > 0 && summary.rejected > 0);
     assert!(summary.duplicates > 0 && summary.crashes > 0);

@@ -253,4 +253,27 @@ mod tests {
         assert_eq!(page_header_len(4), 36);
         assert_eq!(page_header_len(8), 40);
     }
+
+    /// Whichever CRC the build uses (bitwise by default, the lookup table
+    /// with `crc-table`), it is CRC-32C and writes the same bytes, so a
+    /// flash written by one build opens in the other. scripts/test runs
+    /// this with the feature too.
+    #[test]
+    fn the_record_crc_is_crc32c_with_or_without_the_table() {
+        assert_eq!(CRC32.checksum(b"123456789"), 0xE306_9283);
+        let bitwise = Crc::<u32, NoTable>::new(&CRC_32_ISCSI);
+        let mut data = [0u8; 1031];
+        for (i, b) in data.iter_mut().enumerate() {
+            *b = (i * 151 + 7) as u8;
+        }
+        for len in [0, 1, 3, 8, 15, 16, 17, 255, 1031] {
+            let (ours, reference) = (CRC32.checksum(&data[..len]), bitwise.checksum(&data[..len]));
+            assert_eq!(ours, reference, "{len} bytes");
+        }
+        // In pieces, as a record is checked across reads, equals one shot.
+        let mut digest = CRC32.digest();
+        digest.update(&data[..100]);
+        digest.update(&data[100..]);
+        assert_eq!(digest.finalize(), bitwise.checksum(&data));
+    }
 }

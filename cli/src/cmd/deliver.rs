@@ -332,7 +332,8 @@ impl Watch<'_> {
             ),
             // A read of the queue failed: the database, not the network.
             Some(RetryCause::Local) => format!(
-                "the database {} keeps failing to read the queue (see `outbox status`,                  lastError); the endpoint was not the problem",
+                "the database {} keeps failing to read the queue (see `outbox status`, \
+                 lastError); the endpoint was not the problem",
                 self.db.display()
             ),
             _ => format!(

@@ -82,6 +82,9 @@ pub struct Summary {
     pub wakeups: u64,
     /// Dropped events by why (see [`SeedResult::drops`]).
     pub drops: [u64; 5],
+    /// Flash world only: bits flipped, records lost to them, losses the
+    /// store contract cannot report (see [`SeedResult::rot`]).
+    pub rot: [u64; 3],
     /// Failing seeds, in seed order.
     pub failures: Vec<SeedResult>,
 }
@@ -99,6 +102,9 @@ impl Summary {
         self.crashes += r.crashes;
         self.wakeups += r.wakeups;
         for (a, b) in self.drops.iter_mut().zip(r.drops) {
+            *a += b;
+        }
+        for (a, b) in self.rot.iter_mut().zip(r.rot) {
             *a += b;
         }
         if r.violation.is_some() {
@@ -120,6 +126,9 @@ impl Summary {
         for (a, b) in self.drops.iter_mut().zip(other.drops) {
             *a += b;
         }
+        for (a, b) in self.rot.iter_mut().zip(other.rot) {
+            *a += b;
+        }
         self.failures.extend(other.failures);
     }
 
@@ -131,10 +140,17 @@ impl Summary {
     /// What the runs went through (printed before the closing line).
     pub fn detail(&self) -> String {
         let d = &self.drops;
-        format!(
+        let mut detail = format!(
             "crashes: {}, wake-ups: {}, dropped for overflow: {}, queue full: {}, max attempts: {}, not stored: {}, unsynced at a crash: {}",
             self.crashes, self.wakeups, d[0], d[1], d[2], d[3], d[4]
-        )
+        );
+        let [flips, rotted, unreported] = self.rot;
+        if flips > 0 {
+            detail.push_str(&format!(
+                ", bits flipped: {flips}, records lost to them: {rotted}, of which not reportable (queue edges): {unreported}"
+            ));
+        }
+        detail
     }
 
     /// The closing line.

@@ -41,6 +41,9 @@ pub struct SeedResult {
     /// Dropped events by why: overflow, queue full (RejectNew), max
     /// attempts, not stored, lost unsynced in a crash.
     pub drops: [u64; 5],
+    /// Flash world only: bits flipped, records lost to them, and losses
+    /// the store contract cannot report (at the edges of the queue).
+    pub rot: [u64; 3],
     /// The step and the invariant, if one broke.
     pub violation: Option<(u64, Violation)>,
     /// The step log (with `verbose`).
@@ -1089,6 +1092,9 @@ impl Sim {
                 };
                 r.drops[why] += 1;
             }
+        }
+        if let Some(fd) = &w.flash {
+            r.rot = [fd.flips, fd.rotted, fd.unreported];
         }
         r.violation = w.violation.take().map(|v| (self.step, v));
         r.log = trail_take().lines;
