@@ -508,7 +508,7 @@ typedef struct OutboxDeviceStats {
  * (`file_len` bytes, not NUL-terminated) and line. It may reset the
  * device; if it returns, the library halts in a loop.
  */
-typedef void (*OutboxPanicHook)(const uint8_t *file, size_t file_len, uint32_t line);
+typedef void (*OutboxPanicHook)(void);
 
 #ifdef __cplusplus
 extern "C" {

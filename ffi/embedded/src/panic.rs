@@ -6,11 +6,11 @@
 use core::panic::PanicInfo;
 use core::sync::atomic::{AtomicPtr, Ordering};
 
-/// Called on a panic (a bug in the library) with the Rust source file
-/// (`file_len` bytes, not NUL-terminated) and line. It may reset the
-/// device; if it returns, the library halts in a loop.
-pub type OutboxPanicHook =
-    Option<unsafe extern "C" fn(file: *const u8, file_len: usize, line: u32)>;
+/// Called on a panic (a bug in the library). It may log and reset the
+/// device; if it returns, the library halts in a loop. It gets no message
+/// or location: reading them keeps the panic messages and their formatting
+/// code in the firmware (3 KiB of flash).
+pub type OutboxPanicHook = Option<unsafe extern "C" fn()>;
 
 static HOOK: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
 
@@ -22,15 +22,14 @@ pub extern "C" fn outbox_device_set_panic_hook(hook: OutboxPanicHook) {
 }
 
 #[panic_handler]
-fn panic(info: &PanicInfo) -> ! {
+fn panic(_: &PanicInfo) -> ! {
     let raw = HOOK.load(Ordering::Acquire);
     // SAFETY: only `outbox_device_set_panic_hook` stores here: NULL or a
     // hook, and NULL is `None`.
     let hook = unsafe { core::mem::transmute::<*mut (), OutboxPanicHook>(raw) };
     if let Some(hook) = hook {
-        let (file, line) = info.location().map_or(("", 0), |l| (l.file(), l.line()));
         // SAFETY: the hook's contract (outbox_embedded.h).
-        unsafe { hook(file.as_ptr(), file.len(), line) };
+        unsafe { hook() };
     }
     loop {
         core::hint::spin_loop();
