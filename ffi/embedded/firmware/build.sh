@@ -17,7 +17,7 @@ cflags=(-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16 -std=c11 -Os 
     -ffreestanding -ffunction-sections -fdata-sections -Wall -Wextra -Werror
     -I "$here/../include")
 objs=()
-for src in startup main clock uart nor semihost events mem; do
+for src in startup main checks clock uart nor semihost events mem; do
     arm-none-eabi-gcc "${cflags[@]}" -c "$here/$src.c" -o "$out/$src.o"
     objs+=("$out/$src.o")
 done

@@ -12,6 +12,7 @@
  * semihosting and exits 0; on a wrong tally, an error or after DEADLINE_MS
  * it exits 1. run.sh runs the whole test. */
 #include "board.h"
+#include "checks.h"
 #include "outbox_embedded.h"
 
 /* Events tracked, over both boots. */
@@ -42,6 +43,7 @@ static uint8_t batch_buf[BATCH_BYTES];
 static void on_note(void *ctx, const OutboxDeviceNote *note)
 {
     (void)ctx;
+    check_abi_in_callback(&device);
     if (note->kind == OUTBOX_NOTE_KIND_DELIVERED) {
         KEPT->delivered += (uint32_t)(note->last - note->first + 1);
     } else if (note->kind == OUTBOX_NOTE_KIND_REJECTED) {
@@ -125,6 +127,7 @@ int main(void)
         .now_ms = clock_now_ms,
         .note = on_note,
     };
+    check_abi_before_open(&device, &config, &io, batch_buf, sizeof batch_buf);
     if (outbox_device_open(&device, &config, &io, batch_buf, sizeof batch_buf)
         != OUTBOX_DEVICE_STATUS_OK) {
         finish(false, "open failed");

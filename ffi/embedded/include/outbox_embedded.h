@@ -504,9 +504,10 @@ typedef struct OutboxDeviceStats {
 } OutboxDeviceStats;
 
 /**
- * Called on a panic (a bug in the library) with the Rust source file
- * (`file_len` bytes, not NUL-terminated) and line. It may reset the
- * device; if it returns, the library halts in a loop.
+ * Called on a panic (a bug in the library). It may log and reset the
+ * device; if it returns, the library halts in a loop. It gets no message
+ * or location: reading them keeps the panic messages and their formatting
+ * code in the firmware (3 KiB of flash).
  */
 typedef void (*OutboxPanicHook)(void);
 
