@@ -72,6 +72,10 @@ pub extern "C" fn outbox_device_open(
     if dev.is_null() || batch_buf.is_null() {
         return OutboxDeviceStatus::NullArgument;
     }
+    // A slice may not span more than isize::MAX bytes.
+    if isize::try_from(batch_buf_len).is_err() {
+        return OutboxDeviceStatus::InvalidConfig;
+    }
     // SAFETY: NULL or valid (the header's contract); copied out.
     let (Some(config), Some(io)) = (unsafe { config.as_ref() }, unsafe { io.as_ref() }) else {
         return OutboxDeviceStatus::NullArgument;
@@ -98,6 +102,9 @@ pub extern "C" fn outbox_device_track(
 ) -> OutboxDeviceStatus {
     if payload.is_null() {
         return OutboxDeviceStatus::NullArgument;
+    }
+    if isize::try_from(len).is_err() {
+        return OutboxDeviceStatus::InvalidEvent;
     }
     // SAFETY: `len` readable bytes at `payload` (the header's contract).
     let payload = unsafe { core::slice::from_raw_parts(payload, len) };
