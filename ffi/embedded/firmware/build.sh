@@ -5,7 +5,8 @@
 # memcpy/memset and the compiler's built-ins (compiler_builtins).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-lib="$here/../target/thumbv7em-none-eabihf/release/liboutbox_embedded.a"
+# cargo honours CARGO_TARGET_DIR (scripts/test may set it): so does this.
+lib="${CARGO_TARGET_DIR:-$here/../target}/thumbv7em-none-eabihf/release/liboutbox_embedded.a"
 out="$here/build"
 command -v arm-none-eabi-gcc >/dev/null 2>&1 || {
     echo "no arm-none-eabi-gcc: apt-get install gcc-arm-none-eabi" >&2
