@@ -8,70 +8,15 @@
 # tracks 150 new events: their messageIds must not repeat the first boot's.
 # Passes when the firmware reports PASS through semihosting and exits 0,
 # and the collector holds every good event of both boots exactly once and
-# not the poison one. Every wait is bounded. Usage: firmware/run.sh [path/to/outbox]
+# not the poison one. Every wait is bounded (scripts/qemu-firmware.sh, which
+# the C firmware's test shares). Usage: firmware/run.sh [path/to/outbox]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 outbox="$(realpath "${1:-$here/../target/release/outbox}")"
 elf="$here/target/thumbv7em-none-eabihf/release/outbox-firmware"
-per_boot=150
-poison=100 # of the first boot
-
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-# Waits (at most 30 s) for a line starting with $2 in file $1; prints the rest.
-first_line() {
-    for _ in $(seq 300); do
-        if line="$(grep -m1 "^$2" "$1" 2>/dev/null)"; then
-            echo "${line#"$2"}"
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "no '$2' line in $1:" >&2
-    cat "$1" >&2
-    return 1
-}
 
 (cd "$here" && cargo build --release --quiet)
 
-"$outbox" collect --listen 127.0.0.1:0 --out "$work/events.jsonl" --fail-rate 0.3 --retry-after 1 \
-    --fail-status 503 --reject-field poison --seed 42 >"$work/collect.log" 2>&1 &
-pids+=($!)
-collector="$(first_line "$work/collect.log" "listening on ")"
-
-"$outbox" gateway --tcp 127.0.0.1:0 --endpoint "$collector" \
-    >"$work/gateway.out" 2>"$work/gateway.log" &
-pids+=($!)
-gateway="$(first_line "$work/gateway.out" "listening on ")"
-
-status=0
-timeout 240 qemu-system-arm -machine mps2-an386 -cpu cortex-m4 -nographic -monitor none \
-    -semihosting-config enable=on,target=native -serial "tcp:$gateway" \
-    -kernel "$elf" >"$work/qemu.log" 2>&1 || status=$?
-cat "$work/qemu.log"
-echo "gateway: $(grep -c '^outbox gateway: batch' "$work/gateway.log") batches, $(grep -c 'bad frame' "$work/gateway.log" || true) bad frames"
-kill -TERM "${pids[0]}" && wait "${pids[0]}" || true
-tail -n1 "$work/collect.log"
-
-fail() { echo "firmware test FAILED: $*" >&2; exit 1; }
-[ "$status" -eq 0 ] || fail "qemu exited with $status"
-grep -q "outbox-firmware: PASS" "$work/qemu.log" || fail "no PASS from the firmware"
-grep -q "outbox-firmware: boot=1 tracked=$per_boot " "$work/qemu.log" || fail "the first boot did not reset after $per_boot events"
-# Every event by (boot, n), which the firmware writes in its properties.
-got="$(grep -o '"properties":{"boot":[0-9]*,"n":[0-9]*' "$work/events.jsonl" | sed 's/.*"boot":\([0-9]*\),"n":\([0-9]*\)/\1 \2/' | sort -k1,1n -k2,2n)"
-[ -z "$(echo "$got" | uniq -d)" ] || fail "duplicate events after dedup"
-expected="$( (seq 0 $((per_boot - 1)) | grep -vx "$poison" | sed 's/^/1 /'; seq 0 $((per_boot - 1)) | sed 's/^/2 /') )"
-if [ "$got" != "$expected" ]; then
-    missing="$(comm -23 <(echo "$expected" | sort) <(echo "$got" | sort) | tr '\n' ',' | cut -c1-200)"
-    fail "the collector holds $(echo "$got" | grep -c .) events, not the $((2 * per_boot - 1)) good ones; missing (boot n): $missing"
-fi
-[ -z "$(grep -o '"messageId":"[^"]*"' "$work/events.jsonl" | sort | uniq -d)" ] || fail "a messageId was used twice"
-! grep -q '"poison"' "$work/events.jsonl" || fail "the poison event was accepted"
-echo "firmware test passed: $((2 * per_boot - 1)) events over two boots delivered once each, the poison event rejected"
+# shellcheck source=../scripts/qemu-firmware.sh
+. "$here/../scripts/qemu-firmware.sh"
+qemu_firmware_test "$outbox" "$elf" outbox-firmware
