@@ -246,9 +246,11 @@ impl NativeClient {
             "foreground" => Lifecycle::Foreground,
             "background" => Lifecycle::Background,
             "terminate" => Lifecycle::Terminate,
-            other => return Err(PyValueError::new_err(format!(
+            other => {
+                return Err(PyValueError::new_err(format!(
                 "lifecycle state must be 'foreground', 'background' or 'terminate', got {other:?}"
-            ))),
+            )))
+            }
         };
         let client = &self.client;
         py.detach(|| client.lifecycle(state)).map_err(client_error)
