@@ -145,10 +145,12 @@ pub struct SendArgs {
 }
 
 /// What `outbox send` tracks by itself (README, "What is tracked
-/// automatically"). `send` reports no foreground, so it never starts a
-/// session; with `--app-version` it tracks `Application Installed` at the
-/// first run on a database and `Application Updated` when the version or
-/// build changes.
+/// automatically"). With `--app-version` it tracks `Application Installed`
+/// at the first run on a database and `Application Updated` when the
+/// version or build changes. With `--foreground` the run is the app in the
+/// foreground: `Application Opened` and a session that starts before the
+/// first line and ends at the end of input. There is no session timeout to
+/// set: a run never goes to the background, its session ends with it.
 #[derive(Debug, Clone, Default, Args)]
 pub struct AutomaticArgs {
     /// The app's version: `Application Installed` / `Application Updated`
@@ -161,12 +163,26 @@ pub struct AutomaticArgs {
     /// Track no lifecycle events (Application Installed, Updated, ...).
     #[arg(long)]
     pub no_lifecycle_events: bool,
+    /// The run is the app in the foreground: Application Opened and
+    /// session_start before the first line, session_end (with its duration)
+    /// at the end of input, context.session_id on every event read.
+    #[arg(long)]
+    pub foreground: bool,
+    /// Track no sessions (session_start, session_end, context.session_id).
+    #[arg(long)]
+    pub no_sessions: bool,
 }
 
 impl AutomaticArgs {
     /// These settings on a Client builder.
     pub fn apply(&self, b: outbox_std::ClientBuilder) -> outbox_std::ClientBuilder {
         let b = b.lifecycle_events(!self.no_lifecycle_events);
+        // The default timeout: a run never reports a background.
+        let b = if self.no_sessions {
+            b.sessions(None)
+        } else {
+            b
+        };
         let b = match &self.app_version {
             // `.app` also sets context.app.version; the name is the CLI's.
             Some(v) => b.app("outbox", v.clone()),

@@ -101,3 +101,55 @@ fn app_version_tracks_installed_then_updated_and_the_flag_turns_them_off() {
     let res = run(&["send", "--app-build", "3", "--endpoint", &c.url()]);
     assert_eq!(res.status.code(), Some(2));
 }
+
+#[test]
+fn foreground_makes_the_run_a_session_and_no_sessions_turns_it_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("got.jsonl");
+    let db = dir.path().join("q.db");
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(
+        &input,
+        "{\"event\":\"A\",\"userId\":\"u\"}\n{\"event\":\"B\",\"userId\":\"u\"}\n",
+    )
+    .unwrap();
+    let c = Collect::start(&["--key", "k", "--out", out.to_str().unwrap()]);
+
+    send(&c, &db, &input, &["--foreground", "--app-version", "1.0"]);
+    let events = arrived(&out);
+    assert_eq!(
+        names(&events),
+        [
+            "Application Installed",
+            "session_start",
+            "Application Opened",
+            "A",
+            "B",
+            "session_end"
+        ]
+    );
+    let id = events[1]["context"]["session_id"]
+        .as_u64()
+        .expect("session_start carries its id");
+    for e in &events[1..] {
+        assert_eq!(e["context"]["session_id"].as_u64(), Some(id), "{e}");
+    }
+    assert!(events[5]["properties"]["duration"].as_f64().unwrap() >= 0.0);
+
+    // --no-sessions: the lifecycle event stays, no session and no id.
+    send(&c, &db, &input, &["--foreground", "--no-sessions"]);
+    let events = arrived(&out);
+    let run: Vec<_> = events[6..].to_vec();
+    assert_eq!(names(&run), ["Application Opened", "A", "B"]);
+    assert!(run.iter().all(|e| e["context"].get("session_id").is_none()));
+
+    // Both off: only the lines read.
+    send(
+        &c,
+        &db,
+        &input,
+        &["--foreground", "--no-sessions", "--no-lifecycle-events"],
+    );
+    let events = arrived(&out);
+    assert_eq!(names(&events[9..]), ["A", "B"]);
+}

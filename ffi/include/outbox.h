@@ -251,10 +251,13 @@ OutboxStatus outbox_open(const struct OutboxConfig *config, struct OutboxClient 
  * `flush_threshold`, `max_queue_events`, `max_queue_bytes`,
  * `max_event_bytes`, `max_batch_events`, `max_batch_bytes`,
  * `max_attempts`, `request_timeout_ms`, `app_name`, `app_version`,
+ * `app_build` (the version and build lifecycle events report),
  * `context` (an object merged into every event), `lifecycle_events`
  * (true by default: `Application Installed`/`Updated`/`Opened`/
- * `Backgrounded`), `session_timeout_ms` (60000 by default; 0 turns
- * sessions off). Unknown fields are refused. On failure `*out` is NULL.
+ * `Backgrounded`), `sessions` (true by default: `session_start`/
+ * `session_end`, `context.session_id`), `session_timeout_ms` (60000 by
+ * default; 0 also turns sessions off). Unknown fields are refused. On
+ * failure `*out` is NULL.
  */
 OutboxStatus outbox_open_json(const uint8_t *json, size_t len, struct OutboxClient **out);
 

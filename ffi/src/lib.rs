@@ -182,7 +182,9 @@ struct JsonConfig {
     app_name: Option<String>,
     app_version: Option<String>,
     context: Option<Value>,
+    app_build: Option<String>,
     lifecycle_events: Option<bool>,
+    sessions: Option<bool>,
     session_timeout_ms: Option<u64>,
 }
 
@@ -376,14 +378,20 @@ fn open(cfg: JsonConfig) -> Result<Box<OutboxClient>, Fail> {
     if let Some(c) = cfg.context {
         b = b.context(c);
     }
-    if let Some(name) = cfg.app_name {
+    if cfg.app_name.is_some() || cfg.app_version.is_some() {
+        let name = cfg.app_name.unwrap_or_default();
         b = b.app(name, cfg.app_version.unwrap_or_default());
+    }
+    if let Some(build) = cfg.app_build {
+        b = b.app_build(build);
     }
     if let Some(on) = cfg.lifecycle_events {
         b = b.lifecycle_events(on);
     }
-    if let Some(ms) = cfg.session_timeout_ms {
-        b = b.sessions((ms > 0).then(|| Duration::from_millis(ms)));
+    if cfg.sessions == Some(false) || cfg.session_timeout_ms == Some(0) {
+        b = b.sessions(None);
+    } else if let Some(ms) = cfg.session_timeout_ms {
+        b = b.sessions(Some(Duration::from_millis(ms)));
     }
     let client = b.build().map_err(|e| {
         use outbox_std::BuildError as B;
@@ -453,10 +461,13 @@ pub extern "C" fn outbox_open(
 /// `flush_threshold`, `max_queue_events`, `max_queue_bytes`,
 /// `max_event_bytes`, `max_batch_events`, `max_batch_bytes`,
 /// `max_attempts`, `request_timeout_ms`, `app_name`, `app_version`,
+/// `app_build` (the version and build lifecycle events report),
 /// `context` (an object merged into every event), `lifecycle_events`
 /// (true by default: `Application Installed`/`Updated`/`Opened`/
-/// `Backgrounded`), `session_timeout_ms` (60000 by default; 0 turns
-/// sessions off). Unknown fields are refused. On failure `*out` is NULL.
+/// `Backgrounded`), `sessions` (true by default: `session_start`/
+/// `session_end`, `context.session_id`), `session_timeout_ms` (60000 by
+/// default; 0 also turns sessions off). Unknown fields are refused. On
+/// failure `*out` is NULL.
 #[no_mangle]
 pub extern "C" fn outbox_open_json(
     json: *const u8,

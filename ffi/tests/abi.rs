@@ -457,3 +457,42 @@ fn lifecycle_events_and_sessions_reach_the_wire_through_the_c_abi() {
     assert_eq!(outbox_close(client, 1_000), OutboxStatus::Ok);
     outbox_free(client);
 }
+
+#[test]
+fn sessions_false_turns_sessions_off_and_app_build_reaches_the_install() {
+    let collector = common::Collector::start();
+    let dir = tempfile::tempdir().unwrap();
+    let client = open_with(
+        &collector.endpoint,
+        &dir,
+        json!({"app_version": "3", "app_build": "31", "sessions": false}),
+    );
+    assert_eq!(
+        outbox_lifecycle(client, OutboxLifecycle::Foreground as i32),
+        OutboxStatus::Ok
+    );
+    let (st, _) = track(client, r#"{"event":"No session","userId":"u"}"#);
+    assert_eq!(st, OutboxStatus::Ok, "{}", last_error());
+    let mut report = OutboxFlushReport::default();
+    assert_eq!(
+        outbox_flush_and_wait(client, 30_000, &mut report),
+        OutboxStatus::Ok,
+        "{}",
+        last_error()
+    );
+    let events = collector.events();
+    let names: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
+    assert_eq!(
+        names,
+        ["Application Installed", "Application Opened", "No session"]
+    );
+    // A version without a name counts; the name is left out.
+    assert_eq!(events[0]["properties"]["version"], "3");
+    assert_eq!(events[0]["properties"]["build"], "31");
+    assert_eq!(events[0]["context"]["app"], json!({"version": "3"}));
+    assert!(events
+        .iter()
+        .all(|e| e["context"].get("session_id").is_none()));
+    assert_eq!(outbox_close(client, 1_000), OutboxStatus::Ok);
+    outbox_free(client);
+}

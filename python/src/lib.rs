@@ -16,8 +16,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use outbox_std::{
-    BuildError, Client, ClientError, Event, FlushError, FlushReport, Notification, Notifications,
-    Receipt, TrackError,
+    BuildError, Client, ClientError, Event, FlushError, FlushReport, Lifecycle, Notification,
+    Notifications, Receipt, TrackError,
 };
 use pyo3::create_exception;
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
@@ -142,8 +142,16 @@ impl NativeClient {
 
 #[pymethods]
 impl NativeClient {
+    /// `lifecycle_events`, `sessions` (with `session_timeout` seconds) and
+    /// the app's name, version and build are the std builder's settings of
+    /// the same names (README, "What is tracked automatically").
     #[new]
-    #[pyo3(signature = (path, endpoint, write_key, *, max_queue_size=None, request_timeout=None))]
+    #[pyo3(signature = (
+        path, endpoint, write_key, *, max_queue_size=None, request_timeout=None,
+        lifecycle_events=true, sessions=true, session_timeout=60.0,
+        app_name=None, app_version=None, app_build=None,
+    ))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         path: PathBuf,
@@ -151,12 +159,37 @@ impl NativeClient {
         write_key: String,
         max_queue_size: Option<u32>,
         request_timeout: Option<f64>,
+        lifecycle_events: bool,
+        sessions: bool,
+        session_timeout: f64,
+        app_name: Option<String>,
+        app_version: Option<String>,
+        app_build: Option<String>,
     ) -> PyResult<Self> {
         if max_queue_size == Some(0) {
             return Err(PyValueError::new_err("max_queue_size must be at least 1"));
         }
         let timeout = request_timeout.map(|t| seconds("timeout", t)).transpose()?;
-        let mut builder = Client::builder().path(path).endpoint(endpoint, write_key);
+        let session_timeout = seconds("session_timeout", session_timeout)?;
+        if session_timeout.is_zero() {
+            return Err(PyValueError::new_err(
+                "session_timeout must be more than 0 seconds (sessions=False turns sessions off)",
+            ));
+        }
+        let mut builder = Client::builder()
+            .path(path)
+            .endpoint(endpoint, write_key)
+            .lifecycle_events(lifecycle_events)
+            .sessions(sessions.then_some(session_timeout));
+        if app_name.is_some() || app_version.is_some() {
+            builder = builder.app(
+                app_name.unwrap_or_default(),
+                app_version.unwrap_or_default(),
+            );
+        }
+        if let Some(build) = app_build {
+            builder = builder.app_build(build);
+        }
         builder = builder.configure(|mut c| {
             if let Some(n) = max_queue_size {
                 c = c.max_queue_events(n);
@@ -203,6 +236,24 @@ impl NativeClient {
             }
         }
         Ok(id)
+    }
+
+    /// The app's lifecycle: `"foreground"`, `"background"` or
+    /// `"terminate"` (anything else is a `ValueError`). Tracks the
+    /// lifecycle events and starts or ends sessions as the settings say.
+    fn lifecycle(&self, py: Python<'_>, state: &str) -> PyResult<()> {
+        let state = match state {
+            "foreground" => Lifecycle::Foreground,
+            "background" => Lifecycle::Background,
+            "terminate" => Lifecycle::Terminate,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                "lifecycle state must be 'foreground', 'background' or 'terminate', got {other:?}"
+            )))
+            }
+        };
+        let client = &self.client;
+        py.detach(|| client.lifecycle(state)).map_err(client_error)
     }
 
     /// Keep each track's receipt so notifications carry `message_ids`.

@@ -16,6 +16,7 @@ mod error;
 mod notify;
 mod receipt;
 mod session;
+mod shape;
 mod transport;
 mod worker;
 
@@ -206,12 +207,17 @@ impl ClientBuilder {
         self
     }
 
-    /// `context.app = {name, version}` on every event.
-    /// The version is also the one lifecycle events report.
+    /// `context.app = {name, version}` on every event (an empty name is
+    /// left out). The version is also the one lifecycle events report.
     pub fn app(mut self, name: impl Into<String>, version: impl Into<String>) -> Self {
         let (name, version) = (name.into(), version.into());
         self.session.version.clone_from(&version);
-        self.context(serde_json::json!({"app": {"name": name, "version": version}}))
+        let mut app = Map::new();
+        if !name.is_empty() {
+            app.insert("name".into(), Value::String(name));
+        }
+        app.insert("version".into(), Value::String(version));
+        self.context(serde_json::json!({ "app": app }))
     }
 
     /// `context.os.name`, and `context.locale` and `context.timezone` when
@@ -276,13 +282,22 @@ impl ClientBuilder {
         let sqlite = self.sqlite.max_record_bytes(config.max_event_bytes());
         // A damaged file is salvaged, never left to stop tracking.
         let (store, salvaged) = SqliteStore::open_or_salvage(&path, sqlite)?;
+        let buffers = Arc::new(buffers::BufferPool::default());
+        let shape = Arc::new(shape::Shape {
+            context: self.context,
+            properties: self.properties,
+            max_event_bytes: config.max_event_bytes() as usize,
+            buffers: buffers.clone(),
+        });
         let tracker = self.session.enabled().then(|| {
             let stored = store.session().unwrap_or_else(|e| {
                 log::warn!("outbox: cannot read the session state: {e}");
                 None
             });
-            Mutex::new(session::Tracker::start(&self.session, stored))
+            let tracker = session::Tracker::start(&self.session, stored);
+            Arc::new(session::Shared::new(tracker, shape.clone()))
         });
+        let worker_tracker = tracker.clone();
 
         let (tx, rx) = mpsc::sync_channel::<Msg>(CHANNEL_CAPACITY);
         let hub = notify::Hub::default();
@@ -294,7 +309,6 @@ impl ClientBuilder {
             transport::ChannelTransport::start(uploader, tx.clone())?;
         let (started_tx, started_rx) = mpsc::sync_channel(1);
         let worker_hub = hub.clone();
-        let buffers = Arc::new(buffers::BufferPool::default());
         let worker_buffers = buffers.clone();
         let batch_bytes = config.max_batch_bytes() as usize;
         let worker = std::thread::Builder::new()
@@ -310,6 +324,7 @@ impl ClientBuilder {
                 let not_stored = Default::default();
                 let mut w = Worker::new(rx, clock, not_stored, worker_hub, worker_buffers);
                 w.salvaged = salvaged;
+                w.sessions = worker_tracker;
                 worker::restore_and_run(
                     w,
                     machine,
@@ -337,12 +352,9 @@ impl ClientBuilder {
                 tx,
                 worker: Mutex::new(Some(worker)),
                 hub,
-                buffers,
-                max_event_bytes: config.max_event_bytes() as usize,
                 drop_flush_timeout: self.drop_flush_timeout,
                 path,
-                context: self.context,
-                properties: self.properties,
+                shape,
                 session: tracker,
             }),
         };
@@ -355,15 +367,13 @@ struct Inner {
     tx: SyncSender<Msg>,
     worker: Mutex<Option<JoinHandle<()>>>,
     hub: notify::Hub,
-    buffers: Arc<buffers::BufferPool>,
-    max_event_bytes: usize,
     drop_flush_timeout: Duration,
     path: PathBuf,
-    /// Global context and properties, merged into every event.
-    context: Map<String, Value>,
-    properties: Map<String, Value>,
-    /// Lifecycle events and sessions (`None`: both off).
-    session: Option<Mutex<session::Tracker>>,
+    /// Global context and properties, the size limit: how events are stored.
+    shape: Arc<shape::Shape>,
+    /// Lifecycle events and sessions (`None`: both off), shared with the
+    /// worker, which ends a session whose background outlasted the timeout.
+    session: Option<Arc<session::Shared>>,
 }
 
 /// `now + timeout`, or `None` (no deadline) when that is beyond what an
@@ -405,11 +415,8 @@ impl Inner {
 
     /// The event as it will be stored: global context and properties merged
     /// in, checked, serialized.
-    fn payload(&self, mut event: Event) -> Result<crate::Payload, TrackError> {
-        event.apply_defaults(&self.context, &self.properties);
-        let mut bytes = self.buffers.take();
-        let message_id = event.write_payload(&mut bytes, self.max_event_bytes)?;
-        Ok(crate::Payload { bytes, message_id })
+    fn payload(&self, event: Event) -> Result<crate::Payload, TrackError> {
+        self.shape.payload(event)
     }
 }
 
@@ -575,8 +582,9 @@ impl Client {
     /// lifecycle events on, a foreground tracks `Application Opened` and a
     /// background `Application Backgrounded`; with sessions on, a
     /// foreground starts a session when none is open, a background longer
-    /// than the timeout ends it (found at the next call), and a terminate
-    /// ends it at once.
+    /// than the timeout ends it (the Client tracks `session_end` by itself
+    /// once the timeout has passed, no further call needed), and a
+    /// terminate ends it at once.
     pub fn lifecycle(&self, state: Lifecycle) -> Result<(), ClientError> {
         let _session = self.inner.session_lifecycle(state);
         self.input(Input::Lifecycle(state))

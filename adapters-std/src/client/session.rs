@@ -2,16 +2,25 @@
 //!
 //! The rules are the core's [`Sessions`]; this file turns its outputs into
 //! Segment events and keeps its state with the queue. The tracker sits
-//! behind a mutex in the handle: `track`, `lifecycle` and `shutdown` feed
-//! it the wall-clock time and send the automatic events it produces to the
-//! worker ahead of the caller's own message, while holding the lock, so
-//! they are queued in the order they happened and go through the same
-//! queue, limits and flush rules as any event. The worker never takes the
-//! lock. A session whose background outlasted the timeout is ended at the
-//! next `track`, `lifecycle` or `shutdown` (its duration runs to the
-//! background, whenever that is found), or at the next start after a kill.
+//! behind a mutex in [`Shared`], which the handles and the worker hold:
+//! `track`, `lifecycle` and `shutdown` feed it the wall-clock time and send
+//! the automatic events it produces to the worker ahead of the caller's own
+//! message, while holding the lock, so they are queued in the order they
+//! happened and go through the same queue, limits and flush rules as any
+//! event.
+//!
+//! A session whose background outlasts the timeout is ended by the worker
+//! on its own: [`Shared::due`] says when (the core's `poll_timeout`), the
+//! worker sleeps until then like for any of its deadlines, and
+//! [`Shared::expire`] ticks the core and hands it the `session_end` to
+//! track. The worker never waits for the lock (a handle holding it may be
+//! waiting for the worker's channel): it tries, and tries again shortly
+//! when a handle has it. Once it holds the lock it first handles every
+//! message already sent, so the end is queued after every event of the
+//! session. A process killed meanwhile ends the session at its next start.
 
-use std::sync::{Arc, MutexGuard, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use outbox_core::session::{
@@ -20,10 +29,12 @@ use outbox_core::session::{
 use outbox_core::Lifecycle;
 use serde_json::{json, Map, Value};
 
+use super::shape::Shape;
 use super::worker::Msg;
 use super::Inner;
 use crate::event::Event;
 use crate::sqlite::StoredSession;
+use crate::Payload;
 
 /// The builder's lifecycle and session settings.
 #[derive(Clone, Debug)]
@@ -52,8 +63,9 @@ impl Settings {
     }
 }
 
-/// Milliseconds since the Unix epoch (0 before it).
-fn now_ms() -> u64 {
+/// Milliseconds since the Unix epoch (0 before it): the clock the core's
+/// sessions run on, since their times are stored across restarts.
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -179,36 +191,134 @@ fn stamp(event: &mut Event, id: SessionId) {
     }
 }
 
-type Guard<'a> = Option<MutexGuard<'a, Tracker>>;
+/// The tracker, shared by the handles and the worker.
+pub(crate) struct Shared {
+    tracker: Mutex<Tracker>,
+    /// When the open session's background outlasts the timeout (the
+    /// core's `poll_timeout`, wall-clock ms; 0: nothing due). Written with
+    /// the lock held, read by the worker without it.
+    due: AtomicU64,
+    shape: Arc<Shape>,
+}
 
-impl Inner {
-    fn tracker(&self) -> Guard<'_> {
-        self.session
-            .as_ref()
-            .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()))
+/// What the worker got from [`Shared::expire`].
+pub(crate) enum Expired<'a> {
+    /// Nothing due yet, or nothing left to end.
+    Nothing,
+    /// A handle holds the lock: try again shortly.
+    Busy,
+    /// Due: the lock is held. Handle every message already queued, then
+    /// [`Expiry::finish`] it.
+    Due(Expiry<'a>),
+}
+
+/// The lock, held by the worker while it ends a timed-out session.
+pub(crate) struct Expiry<'a> {
+    guard: MutexGuard<'a, Tracker>,
+    shared: &'a Shared,
+}
+
+impl Expiry<'_> {
+    /// Tick the core now: the automatic events to track (a `session_end`)
+    /// and the state to store after the commit, when it changed.
+    pub(crate) fn finish(mut self, mut track: impl FnMut(Payload)) -> Option<StoredSession> {
+        self.guard.sessions.tick(now_ms());
+        self.shared.drain(&mut self.guard, false, |p| {
+            track(p);
+            true
+        })
+    }
+}
+
+impl Shared {
+    pub(crate) fn new(tracker: Tracker, shape: Arc<Shape>) -> Self {
+        let shared = Shared {
+            tracker: Mutex::new(tracker),
+            due: AtomicU64::new(0),
+            shape,
+        };
+        shared.rearm(&shared.lock());
+        shared
     }
 
-    /// Queue the tracker's automatic events, then its state when it
-    /// changed (or always, with `force`).
-    fn send_automatic(&self, t: &mut Tracker, force: bool) {
+    fn lock(&self) -> MutexGuard<'_, Tracker> {
+        self.tracker.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// When the worker must call [`expire`](Self::expire) (wall-clock ms).
+    pub(crate) fn due(&self) -> Option<u64> {
+        Some(self.due.load(Ordering::Acquire)).filter(|&d| d != 0)
+    }
+
+    fn rearm(&self, t: &Tracker) {
+        let due = t.sessions.poll_timeout().unwrap_or(0);
+        self.due.store(due, Ordering::Release);
+    }
+
+    /// For the worker: when a session end is due, the lock, without ever
+    /// waiting for it.
+    pub(crate) fn expire(&self) -> Expired<'_> {
+        if self.due().is_none_or(|d| now_ms() < d) {
+            return Expired::Nothing;
+        }
+        let guard = match self.tracker.try_lock() {
+            Ok(g) => g,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => return Expired::Busy,
+        };
+        Expired::Due(Expiry {
+            guard,
+            shared: self,
+        })
+    }
+
+    /// The tracker's automatic events as payloads, in order, to `each`
+    /// (which returns false to stop), then its state when it changed (or
+    /// always, with `force`); the worker's deadline follows the new state.
+    fn drain(
+        &self,
+        t: &mut Tracker,
+        force: bool,
+        mut each: impl FnMut(Payload) -> bool,
+    ) -> Option<StoredSession> {
         while let Some(o) = t.sessions.poll_output() {
-            let event = t.event(o);
-            match self.payload(event) {
+            match self.shape.payload(t.event(o)) {
                 Ok(p) => {
-                    let msg = Msg::Track {
-                        payload: p.bytes,
-                        durable: None,
-                        seq: Arc::new(OnceLock::new()),
-                        message_id: p.message_id,
-                    };
-                    if self.tx.send(msg).is_err() {
-                        return;
+                    if !each(p) {
+                        break;
                     }
                 }
                 Err(e) => log::warn!("outbox: an automatic event was refused: {e}"),
             }
         }
-        if let Some(s) = t.stored(force) {
+        self.rearm(t);
+        t.stored(force)
+    }
+}
+
+type Guard<'a> = Option<MutexGuard<'a, Tracker>>;
+
+impl Inner {
+    fn tracker(&self) -> Guard<'_> {
+        self.session.as_ref().map(|s| s.lock())
+    }
+
+    /// Queue the tracker's automatic events, then its state when it
+    /// changed (or always, with `force`).
+    fn send_automatic(&self, t: &mut Tracker, force: bool) {
+        let Some(shared) = &self.session else {
+            return;
+        };
+        let stored = shared.drain(t, force, |p| {
+            let msg = Msg::Track {
+                payload: p.bytes,
+                durable: None,
+                seq: Arc::new(OnceLock::new()),
+                message_id: p.message_id,
+            };
+            self.tx.send(msg).is_ok()
+        });
+        if let Some(s) = stored {
             let _ = self.tx.send(Msg::Session(s));
         }
     }
@@ -236,7 +346,8 @@ impl Inner {
     }
 
     /// Before the machine hears of a lifecycle change: its events. Hold
-    /// the guard until the change is sent.
+    /// the guard until the change is sent (it wakes the worker, which then
+    /// sleeps until a background's timeout at most).
     pub(super) fn session_lifecycle(&self, state: Lifecycle) -> Guard<'_> {
         let mut guard = self.tracker();
         if let Some(t) = guard.as_deref_mut() {

@@ -4,7 +4,9 @@
 //! it sleeps until a message arrives or the machine's next timeout (no busy
 //! waiting), then takes *every* message already queued, applies them, and
 //! commits once (`Driver::sync`): that is the group commit. Only after that
-//! commit are durable callers (`track_durable`, `sync`) answered.
+//! commit are durable callers (`track_durable`, `sync`) answered. One of its
+//! deadlines is the session timeout: a session whose background outlasted
+//! it is ended here, with no call from the app (see `session.rs`).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -130,7 +132,15 @@ pub(crate) struct Worker {
     buffers: Arc<BufferPool>,
     /// Session state to store after the next commit.
     session: Option<crate::sqlite::StoredSession>,
+    /// The lifecycle and session tracker, to end a timed-out session.
+    pub(crate) sessions: Option<Arc<super::session::Shared>>,
+    /// A handle held the tracker when a session end was due: try again
+    /// at this time.
+    sessions_retry: Option<StdInstant>,
 }
+
+/// How soon the worker tries again for a tracker a handle holds.
+const SESSION_RETRY: Duration = Duration::from_millis(5);
 
 fn head(s: &Stats) -> Seq {
     s.next_seq - u64::from(s.pending_events)
@@ -171,6 +181,8 @@ impl Worker {
             spent: Vec::new(),
             buffers,
             session: None,
+            sessions: None,
+            sessions_retry: None,
         }
     }
 
@@ -250,6 +262,9 @@ impl Worker {
                 }
                 self.buffers.give_back(&mut self.spent);
             }
+            if !self.quiet() {
+                self.end_timed_out_session(&mut driver);
+            }
             self.commit(&mut driver);
             if !self.quiet() {
                 let now = self.clock.now();
@@ -291,7 +306,8 @@ impl Worker {
         self.stopping.as_ref().is_some_and(|s| s.quiet)
     }
 
-    /// The earliest of the machine's timeout and the callers' deadlines.
+    /// The earliest of the machine's timeout, the session timeout and the
+    /// callers' deadlines.
     fn next_wake(&self, driver: &Drv<'_>) -> Option<StdInstant> {
         let machine = driver.poll_timeout().map(|t| self.clock.to_std(t));
         let callers = self
@@ -299,10 +315,66 @@ impl Worker {
             .iter()
             .filter_map(|w| w.deadline)
             .chain(self.stopping.as_ref().and_then(|s| s.deadline))
+            .chain(self.session_wake())
             .min();
         match (machine, callers) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
+        }
+    }
+
+    /// When a session's background outlasts its timeout (the wall clock
+    /// the core's sessions run on, mapped onto a sleep from now), or the
+    /// retry when a handle held the tracker.
+    fn session_wake(&self) -> Option<StdInstant> {
+        if let Some(at) = self.sessions_retry {
+            return Some(at);
+        }
+        let due = self.sessions.as_ref()?.due()?;
+        let wait = due.saturating_sub(super::session::now_ms());
+        StdInstant::now().checked_add(Duration::from_millis(wait))
+    }
+
+    /// Track `session_end` for a session whose background outlasted the
+    /// timeout, once it has: every message already sent is handled first
+    /// (the handles queue a session's events while holding the tracker,
+    /// so the end comes after them), then the end is tracked here and the
+    /// state stored with this round's commit.
+    fn end_timed_out_session(&mut self, driver: &mut Drv<'_>) {
+        let Some(shared) = self.sessions.clone() else {
+            return;
+        };
+        self.sessions_retry = None;
+        let expiry = match shared.expire() {
+            super::session::Expired::Nothing => return,
+            super::session::Expired::Busy => {
+                self.sessions_retry = StdInstant::now().checked_add(SESSION_RETRY);
+                return;
+            }
+            super::session::Expired::Due(e) => e,
+        };
+        // Bounded: a handle's track waits for the lock this holds, and each
+        // other caller waits for its answer before it sends again.
+        while let Ok(m) = self.rx.try_recv() {
+            self.handle(driver, m);
+        }
+        let now = self.clock.now();
+        let mut refused = Vec::new();
+        let stored = expiry.finish(|p| {
+            match driver.track(now, &p.bytes) {
+                // Something else done in the same call may have failed.
+                Ok(_) => refused.extend(driver.take_error()),
+                Err(e) => refused.push(e),
+            }
+            self.spent.push(p.bytes);
+        });
+        for e in refused {
+            log::warn!("outbox: while ending a timed-out session: {e}");
+            self.note_error(&e);
+        }
+        self.buffers.give_back(&mut self.spent);
+        if stored.is_some() {
+            self.session = stored;
         }
     }
 

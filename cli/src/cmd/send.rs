@@ -11,7 +11,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, IsTerminal};
 use std::time::Instant;
 
-use outbox_std::{Client, ClientStats, Event, TrackError};
+use outbox_std::{Client, ClientStats, Event, Lifecycle, TrackError};
 use serde_json::Value;
 
 use super::deadline::Bound;
@@ -100,6 +100,11 @@ pub fn run(args: SendArgs) -> CliResult {
         super::deliver::open_client_with(db, &endpoint, args.flush_mode, args.threshold, |b| {
             args.automatic.apply(b)
         })?;
+    if args.automatic.foreground {
+        client
+            .lifecycle(Lifecycle::Foreground)
+            .map_err(|e| CliError::failure(format!("the client stopped: {e}")))?;
+    }
     let storage = super::flush::StorageWatch::start(&client);
     let result = send(&client, &args, &endpoint, &bound, &feed, &storage);
     // Whatever happened (delivered, --no-wait, --strict, a failure), commit
@@ -346,7 +351,14 @@ fn send(
         watch.drain_notes(&mut progress);
     }
     // Everything read is now committed, or we say why not.
-    let stats = confirm(&watch, &mut progress, &mut counts)?;
+    let mut stats = confirm(&watch, &mut progress, &mut counts)?;
+    if args.automatic.foreground {
+        // The end of input ends the run's session (queued after every line).
+        client
+            .lifecycle(Lifecycle::Terminate)
+            .map_err(|e| CliError::failure(format!("the client stopped: {e}")))?;
+        stats = watch.stats()?;
+    }
     if counts.bad > BAD_LINES_SHOWN {
         progress.println(&format!(
             "outbox: {} more bad lines skipped (only the first {BAD_LINES_SHOWN} are shown)",

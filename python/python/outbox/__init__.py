@@ -154,6 +154,17 @@ class Client:
     ignored: outbox uploads as soon as events arrive, in batches of what is
     pending, and retries until the server answers (events are never dropped
     after a number of retries).
+
+    What outbox tracks by itself (README, "What is tracked automatically"):
+    with ``lifecycle_events`` (default True), ``Application Installed`` /
+    ``Application Updated`` at the first start after an install or a change
+    of ``app_version``/``app_build``, and ``Application Opened`` /
+    ``Application Backgrounded`` on ``lifecycle("foreground")`` /
+    ``lifecycle("background")``; with ``sessions`` (default True),
+    ``session_start`` on a foreground, ``session_end`` (``duration`` in
+    seconds) once the app has been in the background longer than
+    ``session_timeout`` seconds (default 60) or at ``lifecycle("terminate")``,
+    and ``context.session_id`` on every event inside a session.
     """
 
     def __init__(
@@ -186,14 +197,26 @@ class Client:
         endpoint=None,
         durable=True,
         on_delivered=None,
+        lifecycle_events=True,
+        sessions=True,
+        session_timeout=60.0,
+        app_name=None,
+        app_version=None,
+        app_build=None,
     ):
         _require("write_key", write_key, str, required=True)
         _require("host", host, str)
         _require("endpoint", endpoint, str)
         _require("max_queue_size", max_queue_size, int, required=True)
         _require("timeout", timeout, numbers.Real, required=True)
-        if not isinstance(durable, bool):
-            raise OutboxTypeError("durable must be bool, got {}".format(type(durable).__name__))
+        for name, flag in (("durable", durable), ("lifecycle_events", lifecycle_events), ("sessions", sessions)):
+            if not isinstance(flag, bool):
+                raise OutboxTypeError("{} must be bool, got {}".format(name, type(flag).__name__))
+        _require("session_timeout", session_timeout, numbers.Real, required=True)
+        if not 0 < session_timeout < float("inf"):
+            raise OutboxValueError("session_timeout must be a number of seconds > 0, got {}".format(session_timeout))
+        for name, value in (("app_name", app_name), ("app_version", app_version), ("app_build", app_build)):
+            _require(name, value, str)
         for name, fn in (("on_error", on_error), ("on_delivered", on_delivered)):
             if fn is not None and not callable(fn):
                 raise OutboxTypeError("{} must be callable, got {!r}".format(name, fn))
@@ -210,7 +233,18 @@ class Client:
         self.timeout = timeout
         self.durable = durable
         self.debug = debug
-        self._native = _native.NativeClient(os.fspath(path), self.host, write_key, max_queue_size=max_queue_size)
+        self._native = _native.NativeClient(
+            os.fspath(path),
+            self.host,
+            write_key,
+            max_queue_size=max_queue_size,
+            lifecycle_events=lifecycle_events,
+            sessions=sessions,
+            session_timeout=float(session_timeout),
+            app_name=app_name,
+            app_version=app_version,
+            app_build=app_build,
+        )
         self._on_delivered = []
         self._on_error = []
         self._lock = threading.Lock()
@@ -340,6 +374,20 @@ class Client:
             pass
 
     # --- outbox's additions -------------------------------------------
+
+    LIFECYCLE_STATES = ("foreground", "background", "terminate")
+
+    def lifecycle(self, state):
+        """Tell outbox the app's state: ``"foreground"``, ``"background"`` or
+        ``"terminate"`` (anything else raises ``OutboxValueError``). Tracks
+        ``Application Opened``/``Backgrounded`` and starts or ends sessions,
+        as ``lifecycle_events`` and ``sessions`` say."""
+        _require("state", state, str, required=True)
+        if state not in self.LIFECYCLE_STATES:
+            raise OutboxValueError(
+                "state must be one of {}, got {!r}".format(", ".join(self.LIFECYCLE_STATES), state)
+            )
+        self._native.lifecycle(state)
 
     def sync(self):
         """Wait until every event tracked so far is committed (for durable=False)."""
