@@ -33,7 +33,7 @@ fn from_env() -> CliResult<Option<Key>> {
     {
         Key::from_env()
             .map(Some)
-            .map_err(|e| CliError::usage(format!("{e}: the database key cannot be used")))
+            .map_err(|e| CliError::usage(format!("cannot use the database key: {e}")))
     }
     #[cfg(not(feature = "encryption"))]
     {
