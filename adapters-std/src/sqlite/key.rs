@@ -52,6 +52,10 @@ pub enum KeyError {
     /// An empty key (SQLCipher would read it as "no key": a plaintext file).
     #[error("the database key is empty")]
     Empty,
+    /// The key holds a NUL character, which would end the `PRAGMA key`
+    /// statement early (and an error message could then quote the rest).
+    #[error("the database key contains a NUL character")]
+    Nul,
     /// [`DB_KEY_ENV`] is not set.
     #[error("{DB_KEY_ENV} is not set")]
     NotSet,
@@ -63,11 +67,14 @@ pub enum KeyError {
 #[cfg(feature = "encryption")]
 impl DbKey {
     /// A key from a passphrase (or a raw key as `x'<64 hex digits>'`).
-    /// An empty one is refused.
+    /// An empty one, or one holding a NUL character, is refused.
     pub fn new(passphrase: impl Into<String>) -> Result<Self, KeyError> {
         let text = Zeroizing::new(passphrase.into());
         if text.is_empty() {
             return Err(KeyError::Empty);
+        }
+        if text.contains('\0') {
+            return Err(KeyError::Nul);
         }
         Ok(DbKey(text))
     }
@@ -98,7 +105,16 @@ impl DbKey {
             sql.push(c);
         }
         sql.push_str("';");
-        conn.execute_batch(&sql)
+        // rusqlite's error for a statement that does not parse quotes the
+        // statement, key included: keep SQLite's code, drop its text.
+        conn.execute_batch(&sql).map_err(|e| {
+            let code = match e {
+                rusqlite::Error::SqliteFailure(f, _) => f,
+                rusqlite::Error::SqlInputError { error, .. } => error,
+                _ => rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+            };
+            rusqlite::Error::SqliteFailure(code, Some("the database key was refused".into()))
+        })
     }
 }
 
@@ -135,6 +151,12 @@ mod tests {
         let options = crate::sqlite::SqliteOptions::default().encryption_key(key);
         let shown = format!("{options:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn empty_and_nul_keys_are_refused() {
+        assert_eq!(DbKey::new("").err(), Some(KeyError::Empty));
+        assert_eq!(DbKey::new("abc\0secret").err(), Some(KeyError::Nul));
     }
 
     #[test]
