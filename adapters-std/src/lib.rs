@@ -3,13 +3,16 @@
 //! outbox on an operating system: the [SQLite store](sqlite) (feature
 //! `sqlite`), the [HTTP transport](http) over ureq with rustls (feature
 //! `http`), and the threaded [`Client`] that runs the core's machine with
-//! them (feature `sqlite`). Both features are on by default.
+//! them (feature `sqlite`). Both features are on by default. Feature
+//! `encryption` (off by default) makes the store a SQLCipher database,
+//! encrypted at rest with a key from `ClientBuilder::encryption_key`; see
+//! the [sqlite] module.
 //!
 //! ## API overview
 //!
 //! | item | what it is for |
 //! | --- | --- |
-//! | [`Client::builder`] → [`ClientBuilder`] | `.path(db)`, `.endpoint(url, key)` or `.http(HttpConfig)` or `.uploader(u)`, `.flush_mode(m)`, `.configure(\|c\| ...)`, `.synchronous(s)`, `.context(json)`, `.app(name, version)`, `.environment_context()`, `.properties(json)`, `.build()?` |
+//! | [`Client::builder`] → [`ClientBuilder`] | `.path(db)`, `.endpoint(url, key)` or `.http(HttpConfig)` or `.uploader(u)`, `.flush_mode(m)`, `.configure(\|c\| ...)`, `.synchronous(s)`, `.encryption_key(k)` (feature `encryption`), `.context(json)`, `.app(name, version)`, `.environment_context()`, `.properties(json)`, `.build()?` |
 //! | [`Event::track`], [`Event::identify`], [`Event::page`], [`Event::screen`], [`Event::group`], [`Event::alias`] | every Segment call, checked as Segment checks it; numeric ids become strings |
 //! | [`Client::track`] / [`Client::track_durable`] | queue an [`Event`]; returns a [`Receipt`] (its `messageId`, and the seq its notifications carry: [`Receipt::concerns`]); the durable form returns after the commit |
 //! | [`Client::sync`] | wait for the commit of everything tracked so far |

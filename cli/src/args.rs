@@ -53,6 +53,20 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct DbArg {
     /// The queue's SQLite database.
+    ///
+    #[cfg_attr(
+        feature = "encryption",
+        doc = "Encrypted at rest (SQLCipher) with the key in OUTBOX_DB_KEY when it is set: a \
+               passphrase, or a raw key written x'<64 hex digits>'; only that key opens it \
+               again (a wrong or missing key is an error and the file is left untouched). \
+               Unset: a plaintext database. The key is read from the environment only, \
+               never from a flag, and never printed."
+    )]
+    #[cfg_attr(
+        not(feature = "encryption"),
+        doc = "Plaintext: this build has no encryption (cargo feature `encryption`), so a set \
+               OUTBOX_DB_KEY is an error rather than a database left unencrypted."
+    )]
     #[arg(long, env = "OUTBOX_DB", value_name = "PATH", default_value = DEFAULT_DB)]
     pub db: PathBuf,
 }

@@ -17,6 +17,12 @@ pub use error::{exit, CliError, CliResult};
 /// Runs one parsed command line.
 pub fn run(cli: args::Cli) -> CliResult {
     use args::Command;
+    if matches!(
+        cli.command,
+        Command::Send(_) | Command::Flush(_) | Command::Status(_) | Command::DeadLetter(_)
+    ) {
+        cmd::db_key::check()?;
+    }
     match cli.command {
         Command::Send(a) => cmd::send::run(a),
         Command::Flush(a) => cmd::flush::run(a),

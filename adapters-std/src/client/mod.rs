@@ -158,7 +158,34 @@ impl ClientBuilder {
         self
     }
 
-    /// All SQLite options at once.
+    /// Encrypt the database with `key` (feature `encryption`; default: no
+    /// key, a plaintext database). See
+    /// [`SqliteOptions::encryption_key`]: a wrong key, a missing key or a
+    /// plaintext file opened with a key make [`build`](Self::build) fail
+    /// with [`BuildError::Open`] and leave the file exactly as it was.
+    ///
+    /// ```
+    /// use outbox_std::sqlite::DbKey;
+    /// let key = DbKey::new("correct horse battery staple").unwrap();
+    /// let b = outbox_std::Client::builder().path("app.db").encryption_key(key);
+    /// assert!(!format!("{b:?}").contains("horse"));
+    /// ```
+    #[cfg(feature = "encryption")]
+    pub fn encryption_key(mut self, key: crate::sqlite::DbKey) -> Self {
+        self.sqlite = self.sqlite.encryption_key(key);
+        self
+    }
+
+    /// [`encryption_key`](Self::encryption_key) with the key in
+    /// `OUTBOX_DB_KEY` ([`DB_KEY_ENV`](crate::sqlite::DB_KEY_ENV)); fails
+    /// when it is not set, empty or not Unicode. The builder reads the
+    /// environment only here, never by itself.
+    #[cfg(feature = "encryption")]
+    pub fn encryption_key_from_env(self) -> Result<Self, crate::sqlite::KeyError> {
+        Ok(self.encryption_key(crate::sqlite::DbKey::from_env()?))
+    }
+
+    /// All SQLite options at once (the encryption key among them).
     pub fn sqlite_options(mut self, options: SqliteOptions) -> Self {
         self.sqlite = options;
         self

@@ -19,6 +19,29 @@ pub enum OpenError {
         /// The file.
         path: PathBuf,
     },
+    /// Opened without a key, the file looks encrypted (its first bytes are
+    /// random, as a SQLCipher database's are): it needs its key. Never
+    /// salvaged.
+    #[error("{path}: the database looks encrypted and no key was given (OUTBOX_DB_KEY for the outbox command, which needs the `encryption` feature); left untouched")]
+    KeyRequired {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Opened with a key that does not decrypt it (a wrong key, or bytes
+    /// that are no database at all: the two look the same). Never salvaged.
+    #[error("{path}: the key does not open this database (a wrong key, or not an encrypted outbox database); left untouched")]
+    WrongKey {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Opened with a key, the file is a plaintext (unencrypted) SQLite
+    /// database. It is never encrypted in place nor read without the key
+    /// that was asked for: drain it without a key first, or move it.
+    #[error("{path}: a key was given but the database is not encrypted; left untouched (open it without a key, or deliver its events and remove it to start an encrypted one)")]
+    NotEncrypted {
+        /// The file.
+        path: PathBuf,
+    },
     /// A SQLite database that belongs to something else.
     #[error("{path}: a SQLite database that is not an outbox store (application_id {application_id:#x}); left untouched")]
     Foreign {

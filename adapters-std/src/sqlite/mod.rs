@@ -44,6 +44,14 @@
 //!   the lock when the process dies, even on `kill -9`.
 //! - A path that is not a regular file is refused before anything is
 //!   created; a new database is created owner-only (0600 on Unix).
+//! - **Encryption at rest** (feature `encryption`, `SqliteOptions::encryption_key`):
+//!   the file is a SQLCipher database (see `key.rs`), its `-wal` and a
+//!   salvaged copy encrypted alike. A key problem is never damage: an
+//!   encrypted file opened without a key ([`OpenError::KeyRequired`], told
+//!   by its random-looking first bytes, in any build), with a wrong key
+//!   ([`OpenError::WrongKey`]), or a plaintext file opened with a key
+//!   ([`OpenError::NotEncrypted`]) is refused by every open, the salvaging
+//!   one too, and left byte for byte as it was (see `encrypted.rs`).
 //!
 //! ```
 //! use outbox_core::Store;
@@ -63,8 +71,11 @@
 //! ```
 
 mod dead_letter;
+mod decrypt_failure;
+mod encrypted;
 mod error;
 mod file;
+mod key;
 mod lock;
 mod meta;
 mod salvage;
@@ -82,6 +93,10 @@ use rusqlite::{params, Connection, OpenFlags};
 
 pub use dead_letter::DeadLetter;
 pub use error::{ExportError, OpenError, StoreError};
+#[cfg(feature = "encryption")]
+pub use key::DbKey;
+use key::DbKey as Key;
+pub use key::{KeyError, DB_KEY_ENV};
 pub use meta::{ErrorSource, LastError, OldestEvent, StoredSession};
 pub use salvage::Salvaged;
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
@@ -110,6 +125,8 @@ pub struct SqliteOptions {
     max_size_bytes: Option<u64>,
     busy_timeout: Duration,
     max_record_bytes: u32,
+    /// The SQLCipher key (only the `encryption` feature can set one).
+    key: Option<Key>,
 }
 
 impl Default for SqliteOptions {
@@ -119,6 +136,7 @@ impl Default for SqliteOptions {
             max_size_bytes: None,
             busy_timeout: Duration::from_secs(2),
             max_record_bytes: HOLE - 1,
+            key: None,
         }
     }
 }
@@ -153,6 +171,25 @@ impl SqliteOptions {
         self
     }
 
+    /// Encrypt the database with `key` (feature `encryption`; default: no
+    /// key, a plaintext file). A new file is created encrypted; an existing
+    /// one must have been written with the same key
+    /// ([`OpenError::WrongKey`] otherwise, and a plaintext one is
+    /// [`OpenError::NotEncrypted`]), and is never salvaged over a key
+    /// problem. The salvaged copy of a damaged encrypted file is encrypted
+    /// with the same key.
+    #[cfg(feature = "encryption")]
+    #[must_use]
+    pub fn encryption_key(mut self, key: DbKey) -> Self {
+        self.key = Some(key);
+        self
+    }
+
+    /// Whether a key is set.
+    pub fn encrypted(&self) -> bool {
+        self.key.is_some()
+    }
+
     /// How long to wait for a lock a reader holds. (default: 2 s)
     #[must_use]
     pub fn busy_timeout(mut self, d: Duration) -> Self {
@@ -168,6 +205,10 @@ pub struct SqliteStore {
     path: PathBuf,
     /// Held for the store's life; `None` for a read-only view.
     _lock: Option<File>,
+    /// The connection could write when it was opened (see
+    /// `decrypt_failure.rs`: SQLCipher makes it read-only when a page
+    /// fails to decrypt).
+    writable: bool,
     /// A transaction is open.
     in_tx: bool,
     /// The open transaction holds appends (only `sync` commits it then).
@@ -242,7 +283,13 @@ impl SqliteStore {
         match Self::open_locked(path, options.clone(), lock) {
             Ok(store) => Ok((store, None)),
             Err((e, Some(lock))) if salvage::salvageable(&e) => {
-                let fresh = salvage::build_fresh(path, None, None, &salvage::cause_of(&e))?;
+                let fresh = salvage::build_fresh(
+                    path,
+                    None,
+                    None,
+                    &salvage::cause_of(&e),
+                    options.key.as_ref(),
+                )?;
                 let (report, lock) = salvage::swap_in(path, fresh, lock)?;
                 let mut store = Self::open_locked(path, options, lock).map_err(|(e, _)| e)?;
                 store.note_salvage(&report);
@@ -268,10 +315,12 @@ impl SqliteStore {
             Ok(c) => c,
             Err(e) => return Err((e, Some(lock))),
         };
+        let writable = !conn.is_readonly("main").unwrap_or(true);
         Ok(SqliteStore {
             conn,
             path: path.to_path_buf(),
             _lock: Some(lock),
+            writable,
             in_tx: false,
             tx_has_appends: false,
             poisoned: false,
@@ -297,15 +346,17 @@ impl SqliteStore {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let sidecars = view::Sidecars::before_open(path);
         let mut conn = Connection::open_with_flags(path, flags).map_err(err)?;
+        key::unlock(&conn, options.key.as_ref()).map_err(err)?;
         conn.busy_timeout(options.busy_timeout).map_err(err)?;
         // Identify the file before anything else touches it; a refused one
-        // keeps no -wal/-shm that opening it created.
+        // keeps no -wal/-shm that opening it created. A key problem looks
+        // like "not a database": told apart here, so it is never salvaged.
         let found = match schema::inspect(&conn, path) {
             Ok(found) => found,
             Err(e) => {
                 drop(conn);
                 sidecars.remove_created();
-                return Err(e);
+                return Err(encrypted::refine(e, options.key.is_some()));
             }
         };
         let read_only = conn.is_readonly("main").unwrap_or(false);
@@ -373,18 +424,32 @@ impl SqliteStore {
     /// no `-wal`/`-shm` left beside it, and a cleanly closed database in a
     /// read-only directory is read as immutable.
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self, OpenError> {
-        let path = path.as_ref();
+        Self::open_view(path.as_ref(), None)
+    }
+
+    /// [`open_read_only`](Self::open_read_only) for a database encrypted
+    /// with `key` (feature `encryption`).
+    #[cfg(feature = "encryption")]
+    pub fn open_read_only_encrypted(
+        path: impl AsRef<Path>,
+        key: &DbKey,
+    ) -> Result<Self, OpenError> {
+        Self::open_view(path.as_ref(), Some(key))
+    }
+
+    fn open_view(path: &Path, key: Option<&Key>) -> Result<Self, OpenError> {
         if !path.is_file() {
             return Err(OpenError::Io {
                 path: path.to_path_buf(),
                 source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
             });
         }
-        let (conn, version) = view::open(path)?;
+        let (conn, version) = view::open(path, key)?;
         Ok(SqliteStore {
             conn,
             path: path.to_path_buf(),
             _lock: None,
+            writable: false,
             in_tx: false,
             tx_has_appends: false,
             poisoned: false,
@@ -396,7 +461,10 @@ impl SqliteStore {
             max_record: HOLE - 1,
             newest: Cell::default(),
             recount: Cell::default(),
-            options: SqliteOptions::default(),
+            options: SqliteOptions {
+                key: key.cloned(),
+                ..SqliteOptions::default()
+            },
             salvaged: None,
         })
     }
@@ -762,18 +830,27 @@ impl SqliteStore {
         let Some(old_lock) = self._lock.take() else {
             return Err(StoreError::Corrupt(cause.to_string()));
         };
-        let fresh = match salvage::build_fresh(&self.path, Some(&self.conn), after, cause) {
-            Ok(f) => f,
-            Err(e) => {
-                self._lock = Some(old_lock);
-                return Err(failed(e));
-            }
+        // A keyed connection is unusable once a page failed to decrypt: the
+        // salvage reads through fresh ones (see `decrypt_failure`).
+        let source = match self.options.key {
+            Some(_) => None,
+            None => Some(&self.conn),
         };
+        let fresh =
+            match salvage::build_fresh(&self.path, source, after, cause, self.options.key.as_ref())
+            {
+                Ok(f) => f,
+                Err(e) => {
+                    self._lock = Some(old_lock);
+                    return Err(failed(e));
+                }
+            };
         // Close the damaged file before its -wal and -shm move.
         let placeholder = Connection::open_in_memory()?;
         drop(std::mem::replace(&mut self.conn, placeholder));
         let (report, lock) = salvage::swap_in(&self.path, fresh, old_lock).map_err(failed)?;
         let (conn, schema) = Self::connect(&self.path, &self.options).map_err(failed)?;
+        self.writable = !conn.is_readonly("main").unwrap_or(true);
         self.conn = conn;
         self._lock = Some(lock);
         self.schema = schema;
@@ -997,6 +1074,53 @@ impl Store for SqliteStore {
     type Error = StoreError;
 
     fn append(&mut self, seq: Seq, payload: &[u8]) -> Result<(), StoreError> {
+        self.salvaging_decrypt_failure(None, |s| s.append_damaged(seq, payload))?
+    }
+
+    fn sync(&mut self) -> Result<(), StoreError> {
+        self.salvaging_decrypt_failure(None, Self::sync_once)?
+    }
+
+    fn read_range(
+        &mut self,
+        first: Seq,
+        last: Seq,
+        buf: &mut [u8],
+    ) -> Result<usize, ReadError<StoreError>> {
+        self.salvaging_decrypt_failure(None, |s| s.read_range_once(first, last, buf))?
+    }
+
+    fn delete_through(&mut self, through: Seq) -> Result<(), StoreError> {
+        self.salvaging_decrypt_failure(Some(through), |s| s.delete_through_once(through))?
+    }
+
+    fn summary(&mut self) -> Result<StoreSummary, StoreError> {
+        self.salvaging_decrypt_failure(None, Self::summary_once)?
+    }
+
+    fn read_sizes(&mut self, from: Seq, out: &mut [u32]) -> Result<usize, StoreError> {
+        self.salvaging_decrypt_failure(None, |s| s.read_sizes_once(from, out))?
+    }
+
+    fn seq_floor(&mut self) -> Result<Seq, StoreError> {
+        self.floor()
+    }
+
+    fn reject(&mut self, seq: Seq, status: u16, reason: RejectReason) -> Result<(), StoreError> {
+        self.begin()?;
+        let result = dead_letter::insert(&self.conn, seq, status, reason);
+        if let Err(e) = result {
+            self.note_failure();
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
+/// The [`Store`] operations, each once (see `decrypt_failure.rs` for what
+/// runs them again).
+impl SqliteStore {
+    fn append_damaged(&mut self, seq: Seq, payload: &[u8]) -> Result<(), StoreError> {
         match self.append_once(seq, payload) {
             // A damaged page where the row goes: when the transaction is
             // still whole (its appends are copied), the rows go on in a
@@ -1009,7 +1133,7 @@ impl Store for SqliteStore {
         }
     }
 
-    fn sync(&mut self) -> Result<(), StoreError> {
+    fn sync_once(&mut self) -> Result<(), StoreError> {
         if self.poisoned {
             self.poisoned = false;
             self.rollback();
@@ -1018,7 +1142,7 @@ impl Store for SqliteStore {
         self.commit()
     }
 
-    fn read_range(
+    fn read_range_once(
         &mut self,
         first: Seq,
         last: Seq,
@@ -1030,7 +1154,7 @@ impl Store for SqliteStore {
         }
     }
 
-    fn delete_through(&mut self, through: Seq) -> Result<(), StoreError> {
+    fn delete_through_once(&mut self, through: Seq) -> Result<(), StoreError> {
         self.begin()?;
         let through = i64::try_from(through).unwrap_or(i64::MAX);
         let max_record = self.max_record;
@@ -1076,7 +1200,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn summary(&mut self) -> Result<StoreSummary, StoreError> {
+    fn summary_once(&mut self) -> Result<StoreSummary, StoreError> {
         match self.queue_summary() {
             // The ends of the queue cannot be read: salvage, then the
             // fresh file's summary.
@@ -1088,7 +1212,7 @@ impl Store for SqliteStore {
         }
     }
 
-    fn read_sizes(&mut self, from: Seq, out: &mut [u32]) -> Result<usize, StoreError> {
+    fn read_sizes_once(&mut self, from: Seq, out: &mut [u32]) -> Result<usize, StoreError> {
         match self.read_sizes_scan(from, out) {
             Err(StoreError::Corrupt(e)) => {
                 log::warn!(
@@ -1105,20 +1229,6 @@ impl Store for SqliteStore {
             }
             other => other,
         }
-    }
-
-    fn seq_floor(&mut self) -> Result<Seq, StoreError> {
-        self.floor()
-    }
-
-    fn reject(&mut self, seq: Seq, status: u16, reason: RejectReason) -> Result<(), StoreError> {
-        self.begin()?;
-        let result = dead_letter::insert(&self.conn, seq, status, reason);
-        if let Err(e) = result {
-            self.note_failure();
-            return Err(e);
-        }
-        Ok(())
     }
 }
 

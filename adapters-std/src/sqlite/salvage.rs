@@ -27,6 +27,7 @@ use rusqlite::types::Value;
 use rusqlite::{params, Connection, OpenFlags};
 
 use super::error::OpenError;
+use super::key::{self, DbKey};
 use super::{file, lock, schema};
 
 /// What a salvage did: from [`SqliteStore::open_or_salvage`](super::SqliteStore::open_or_salvage)
@@ -85,17 +86,69 @@ pub(crate) fn salvageable(e: &OpenError) -> bool {
     )
 }
 
-/// Opens `path` for reading whatever can be read: `None` when SQLite
-/// cannot open it at all.
-fn open_source(path: &Path) -> Option<Connection> {
+/// Opens `path` (with its `key`, if any) for reading whatever can be
+/// read: `None` when SQLite cannot open it at all.
+fn open_source(path: &Path, key: Option<&DbKey>) -> Option<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).ok()?;
+    key::unlock(&conn, key).ok()?;
     // A truncated file's header still claims its old page count, which
     // SQLite refuses as corrupt unless the schema is "writable": then it
     // reads the pages the file has. Nothing is written through it (the
     // connection is read-only).
     let _ = conn.execute_batch("PRAGMA writable_schema = ON");
     Some(conn)
+}
+
+/// The damaged file being read. SQLCipher leaves a connection unusable
+/// once one page fails to decrypt (every later read of it fails too), so a
+/// keyed source is reopened after each failed read; a plaintext one reads
+/// on with the same connection.
+struct Source<'a> {
+    path: &'a Path,
+    key: Option<&'a DbKey>,
+    given: Option<&'a Connection>,
+    own: Option<Connection>,
+}
+
+impl<'a> Source<'a> {
+    fn new(path: &'a Path, key: Option<&'a DbKey>, given: Option<&'a Connection>) -> Self {
+        let own = match given {
+            Some(_) => None,
+            None => open_source(path, key),
+        };
+        Source {
+            path,
+            key,
+            given,
+            own,
+        }
+    }
+
+    /// The connection to read through (`None`: the file cannot be opened).
+    fn conn(&self) -> Option<&Connection> {
+        self.given.or(self.own.as_ref())
+    }
+
+    /// A read failed: a keyed source gets a fresh connection.
+    fn failed(&mut self) {
+        if self.key.is_some() {
+            self.given = None;
+            self.own = open_source(self.path, self.key);
+        }
+    }
+
+    /// One value, `None` when it cannot be read.
+    fn value<T: rusqlite::types::FromSql>(&mut self, sql: &str) -> Option<T> {
+        let read = self.conn()?.query_row(sql, [], |r| r.get::<_, T>(0));
+        match read {
+            Ok(v) => Some(v),
+            Err(_) => {
+                self.failed();
+                None
+            }
+        }
+    }
 }
 
 /// What was wrong with a file whose open failed, in a few words.
@@ -112,12 +165,15 @@ pub(crate) fn cause_of(e: &OpenError) -> String {
 
 /// Builds the fresh store at `<db>.salvage` from `source` (the damaged
 /// file's own connection, or `None` to open it read-only here), keeping
-/// only events after `after` (a delete that was under way).
+/// only events after `after` (a delete that was under way). With a `key`
+/// the damaged file is read with it and the fresh one is encrypted with
+/// it: a salvage never writes an encrypted queue out in plaintext.
 pub(crate) fn build_fresh(
     path: &Path,
     source: Option<&Connection>,
     after: Option<Seq>,
     cause: &str,
+    key: Option<&DbKey>,
 ) -> Result<Fresh, OpenError> {
     let tmp = sibling(path, ".salvage");
     for leftover in [
@@ -131,26 +187,18 @@ pub(crate) fn build_fresh(
     file::prepare(&tmp)?;
     let err = |e| OpenError::from_sqlite(&tmp, e);
     let mut dst = Connection::open(&tmp).map_err(err)?;
+    key::unlock(&dst, key).map_err(err)?;
     schema::migrate(&mut dst, &tmp, 0)?;
-    let owned;
-    let src = match source {
-        Some(c) => Some(c),
-        None => {
-            owned = open_source(path);
-            owned.as_ref()
-        }
-    };
+    let mut src = Source::new(path, key, source);
     let tx = dst.transaction().map_err(err)?;
     let (mut events, mut dead_letters, mut floor) = (0, 0, 0i64);
-    if let Some(src) = src {
+    if src.conn().is_some() {
         let from = after.map_or(0, |a| {
             i64::try_from(a).unwrap_or(i64::MAX).saturating_add(1)
         });
-        (events, floor) = copy_events(src, &tx, from);
-        dead_letters = copy_dead_letters(src, &tx, &mut floor);
-        let old_floor: Option<i64> = src
-            .query_row("SELECT next_seq FROM meta WHERE id = 1", [], |r| r.get(0))
-            .ok();
+        (events, floor) = copy_events(&mut src, &tx, from);
+        dead_letters = copy_dead_letters(&mut src, &tx, &mut floor);
+        let old_floor: Option<i64> = src.value("SELECT next_seq FROM meta WHERE id = 1");
         floor = floor.max(old_floor.unwrap_or(0)).max(from);
     }
     tx.execute(
@@ -187,7 +235,7 @@ fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
 
 /// Copies every event row with `seq >= from` that can be read; returns how
 /// many, and one past the highest number seen.
-fn copy_events(src: &Connection, dst: &Connection, mut from: i64) -> (u64, i64) {
+fn copy_events(src: &mut Source<'_>, dst: &Connection, mut from: i64) -> (u64, i64) {
     let mut copied = 0;
     let mut floor = from;
     let mut keep = |row: Row, floor: &mut i64| {
@@ -203,22 +251,15 @@ fn copy_events(src: &Connection, dst: &Connection, mut from: i64) -> (u64, i64) 
     };
     // The last number the file may hold, for the search past a damaged page.
     let newest: i64 = src
-        .query_row("SELECT max(seq) FROM events", [], |r| {
-            r.get::<_, Option<i64>>(0)
-        })
-        .ok()
+        .value::<Option<i64>>("SELECT max(seq) FROM events")
         .flatten()
-        .or_else(|| {
-            src.query_row("SELECT next_seq - 1 FROM meta WHERE id = 1", [], |r| {
-                r.get(0)
-            })
-            .ok()
-        })
+        .or_else(|| src.value("SELECT next_seq - 1 FROM meta WHERE id = 1"))
         .unwrap_or(1 << 40);
     loop {
         let mut last_read = None;
+        let Some(conn) = src.conn() else { break };
         let walked = (|| -> rusqlite::Result<()> {
-            let mut stmt = src.prepare(
+            let mut stmt = conn.prepare(
                 "SELECT seq, size, payload, stored_at FROM events WHERE seq >= ?1 ORDER BY seq",
             )?;
             let mut rows = stmt.query([from])?;
@@ -238,6 +279,7 @@ fn copy_events(src: &Connection, dst: &Connection, mut from: i64) -> (u64, i64) 
                 log::warn!(
                     "outbox: events from {from} on cannot be read ({e}); skipping the damage"
                 );
+                src.failed();
                 match next_readable(src, from, newest) {
                     Some(next) => from = next,
                     None => break,
@@ -251,14 +293,23 @@ fn copy_events(src: &Connection, dst: &Connection, mut from: i64) -> (u64, i64) 
 /// The smallest number after `failed` from which a seek reads (a row or
 /// the end of the table), up to `newest`: steps doubling until one reads,
 /// then halving back to the first that does.
-fn next_readable(src: &Connection, failed: i64, newest: i64) -> Option<i64> {
-    let reads = |at: i64| -> bool {
-        src.query_row(
-            "SELECT seq, size, payload, stored_at FROM events WHERE seq >= ?1 ORDER BY seq LIMIT 1",
-            [at],
-            |r| read_row(r).map(|_| ()),
-        )
-        .map_or_else(|e| e == rusqlite::Error::QueryReturnedNoRows, |()| true)
+fn next_readable(src: &mut Source<'_>, failed: i64, newest: i64) -> Option<i64> {
+    let mut reads = |at: i64| -> bool {
+        let Some(conn) = src.conn() else {
+            return false;
+        };
+        let read = conn
+            .query_row(
+                "SELECT seq, size, payload, stored_at FROM events WHERE seq >= ?1 ORDER BY seq \
+                 LIMIT 1",
+                [at],
+                |r| read_row(r).map(|_| ()),
+            )
+            .map_or_else(|e| e == rusqlite::Error::QueryReturnedNoRows, |()| true);
+        if !read {
+            src.failed();
+        }
+        read
     };
     let mut bad = failed;
     let mut step = 1i64;
@@ -286,10 +337,11 @@ fn next_readable(src: &Connection, failed: i64, newest: i64) -> Option<i64> {
 }
 
 /// Copies the dead letters that can be read (in order, until one cannot).
-fn copy_dead_letters(src: &Connection, dst: &Connection, floor: &mut i64) -> u64 {
+fn copy_dead_letters(src: &mut Source<'_>, dst: &Connection, floor: &mut i64) -> u64 {
     let mut copied = 0;
+    let Some(conn) = src.conn() else { return 0 };
     let walked = (|| -> rusqlite::Result<()> {
-        let mut stmt = src.prepare(
+        let mut stmt = conn.prepare(
             "SELECT seq, status, reason, rejected_at, payload FROM dead_letters ORDER BY id",
         )?;
         let mut rows = stmt.query([])?;
@@ -317,6 +369,7 @@ fn copy_dead_letters(src: &Connection, dst: &Connection, floor: &mut i64) -> u64
     })();
     if let Err(e) = walked {
         log::warn!("outbox: some dead letters cannot be read: {e}");
+        src.failed();
     }
     copied
 }

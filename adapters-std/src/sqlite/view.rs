@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags};
 
 use super::error::OpenError;
-use super::{lock, schema};
+use super::key::{self, DbKey};
+use super::{encrypted, lock, schema};
 
 /// The `-wal` and `-shm` files beside a database, and whether each existed
 /// before this process opened it.
@@ -66,18 +67,18 @@ impl Sidecars {
     }
 }
 
-/// Opens `path` read-only and identifies it: the connection and the
-/// schema version of an outbox database.
-pub fn open(path: &Path) -> Result<(Connection, i64), OpenError> {
+/// Opens `path` read-only (decrypted with `key`, if any) and identifies
+/// it: the connection and the schema version of an outbox database.
+pub fn open(path: &Path, key: Option<&DbKey>) -> Result<(Connection, i64), OpenError> {
     let sidecars = Sidecars::before_open(path);
-    match open_with(path, false) {
+    match open_with(path, false, key) {
         Ok(found) => Ok(found),
         Err(first) => {
             sidecars.remove_created_if_unused(path);
             // A read-only place: with no -wal to read, the main file is the
             // whole database and can be read as immutable.
             if matches!(first, OpenError::Sqlite { .. }) && !sidecars.wal_has_content() {
-                if let Ok(found) = open_with(path, true) {
+                if let Ok(found) = open_with(path, true, key) {
                     return Ok(found);
                 }
             }
@@ -86,7 +87,11 @@ pub fn open(path: &Path) -> Result<(Connection, i64), OpenError> {
     }
 }
 
-fn open_with(path: &Path, immutable: bool) -> Result<(Connection, i64), OpenError> {
+fn open_with(
+    path: &Path,
+    immutable: bool,
+    key: Option<&DbKey>,
+) -> Result<(Connection, i64), OpenError> {
     let err = |e| OpenError::from_sqlite(path, e);
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = if immutable {
@@ -98,9 +103,11 @@ fn open_with(path: &Path, immutable: bool) -> Result<(Connection, i64), OpenErro
         Connection::open_with_flags(path, flags)
     }
     .map_err(err)?;
+    key::unlock(&conn, key).map_err(err)?;
     conn.busy_timeout(std::time::Duration::from_secs(2))
         .map_err(err)?;
-    match schema::inspect(&conn, path)? {
+    let found = schema::inspect(&conn, path).map_err(|e| encrypted::refine(e, key.is_some()))?;
+    match found {
         schema::Found::Outbox(v) if v >= schema::OLDEST_READABLE => Ok((conn, v)),
         // A store creating the file has set WAL mode but not yet committed
         // its schema: nothing is queued yet, and it is not someone else's.
@@ -155,7 +162,7 @@ mod tests {
         }
         let bytes = std::fs::read(&db).unwrap();
         std::fs::write(&db, &bytes[..3000]).unwrap();
-        assert!(open(&db).is_err());
+        assert!(open(&db, None).is_err());
         let names: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())
@@ -176,7 +183,7 @@ mod tests {
         // creates first, no sidecars.
         std::fs::write(&db, b"").unwrap();
         let seen = Sidecars::before_open(&db);
-        assert!(open(&db).is_err(), "not yet an outbox database");
+        assert!(open(&db, None).is_err(), "not yet an outbox database");
         let mut store = super::super::SqliteStore::open(&db, Default::default()).unwrap();
         store.append(0, b"{}").unwrap();
         store.sync().unwrap();

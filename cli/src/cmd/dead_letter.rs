@@ -80,7 +80,7 @@ fn change(pick: &DeadLetterPick, requeue: bool) -> CliResult {
     let no_upload = |_: &outbox_std::BatchBody| -> Result<outbox_std::Response, UploadFailed> {
         Err(UploadFailed("dead-letter commands do not upload".into()))
     };
-    let client = Client::builder()
+    let client = super::db_key::client_builder()?
         .path(db)
         .uploader(no_upload)
         .flush_mode(FlushMode::Manual)

@@ -104,7 +104,7 @@ pub fn open_client_with(
     more: impl FnOnce(outbox_std::ClientBuilder) -> outbox_std::ClientBuilder,
 ) -> CliResult<Client> {
     let http = http_config(endpoint);
-    more(Client::builder())
+    more(super::db_key::client_builder()?)
         .path(db)
         .http(http)
         .flush_mode(mode.to_core())

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod collect;
+pub mod db_key;
 pub mod dead_letter;
 pub mod deadline;
 pub mod deliver;

@@ -52,7 +52,7 @@ pub fn open_read_only(db: &Path) -> CliResult<SqliteStore> {
             db.display()
         )));
     }
-    SqliteStore::open_read_only(db).map_err(|e| {
+    super::db_key::open_read_only(db)?.map_err(|e| {
         let damaged = matches!(
             e,
             OpenError::Corrupt { .. }

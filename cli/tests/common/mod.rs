@@ -21,6 +21,7 @@ pub fn outbox() -> Command {
     cmd.env_remove("OUTBOX_DB")
         .env_remove("OUTBOX_KEY")
         .env_remove("OUTBOX_COLLECT_KEY")
+        .env_remove("OUTBOX_DB_KEY")
         .env_remove("RUST_BACKTRACE")
         .stdin(Stdio::null());
     cmd
