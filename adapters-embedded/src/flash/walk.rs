@@ -224,7 +224,7 @@ pub(crate) fn step<F: NorFlash>(
             geo.page_size
         };
         if pos.off.saturating_add(RECORD_HEADER as u32) <= limit {
-            match record_at(flash, geo, *pos, limit, validate)? {
+            let (seq, end) = match record_at(flash, geo, *pos, limit, validate)? {
                 At::Event(r, end) => {
                     pos.off = end;
                     return Ok(Step::Event(r));
@@ -233,65 +233,49 @@ pub(crate) fn step<F: NorFlash>(
                     pos.off = end;
                     return Ok(Step::Checkpoint(lf));
                 }
-                At::Erased => {
-                    // Normally the end of the page's records; but bytes
-                    // that read as erased in the middle of a page (damage)
-                    // end nothing when a valid record follows.
-                    let w = F::WRITE_SIZE as u32;
-                    let (at, passed) = next_valid(flash, geo, *pos, pos.off + w, limit, last)?;
-                    if let Some(e) = at {
-                        pos.off = e;
-                        if passed.is_some() {
-                            return Ok(Step::Damaged(passed));
-                        }
-                        continue;
-                    }
-                    if passed.is_some() {
-                        // Only damaged records after it: the page takes no
-                        // more.
-                        pos.off = limit;
-                        return Ok(Step::Damaged(passed));
-                    }
+                // Erased bytes normally end the page's records; but bytes
+                // that read as erased in the middle of a page (damage) end
+                // nothing when a valid record follows. So they are searched
+                // past as garbage is (where a valid record follows with no
+                // damaged one between, the step is a `Damaged(None)`, which
+                // every walker skips).
+                At::Erased => (None, None),
+                At::Bad(seq, end) => (seq, end),
+            };
+            // Where its length says it ends, if a record (or nothing)
+            // follows there; else the next valid record.
+            let after = match end {
+                Some(e) if e.saturating_add(RECORD_HEADER as u32) > limit => Some(e),
+                // A record there, even a damaged one whose header is
+                // intact: the next step reports it.
+                Some(e) => match record_at(flash, geo, Pos { off: e, ..*pos }, limit, true)? {
+                    At::Event(..) | At::Checkpoint(..) | At::Erased => Some(e),
+                    At::Bad(Some(_), _) => Some(e),
+                    At::Bad(None, _) => None,
+                },
+                None => None,
+            };
+            let w = F::WRITE_SIZE as u32;
+            let (after, seq) = match after {
+                Some(e) => (Some(e), seq),
+                None => {
+                    let (at, passed) =
+                        next_valid(flash, geo, *pos, pos.off + w, limit, seq.or(last))?;
+                    (at, seq.max(passed))
                 }
-                At::Bad(seq, end) => {
-                    // Where its length says it ends, if a record (or
-                    // nothing) follows there; else the next valid record.
-                    let after = match end {
-                        Some(e) if e.saturating_add(RECORD_HEADER as u32) > limit => Some(e),
-                        // A record there, even a damaged one whose header
-                        // is intact: the next step reports it.
-                        Some(e) => {
-                            match record_at(flash, geo, Pos { off: e, ..*pos }, limit, true)? {
-                                At::Event(..) | At::Checkpoint(..) | At::Erased => Some(e),
-                                At::Bad(Some(_), _) => Some(e),
-                                At::Bad(None, _) => None,
-                            }
-                        }
-                        None => None,
-                    };
-                    let w = F::WRITE_SIZE as u32;
-                    let (after, seq) = match after {
-                        Some(e) => (Some(e), seq),
-                        None => {
-                            let (at, passed) =
-                                next_valid(flash, geo, *pos, pos.off + w, limit, seq.or(last))?;
-                            (at, seq.max(passed))
-                        }
-                    };
-                    match (after, seq) {
-                        (Some(e), _) => {
-                            pos.off = e;
-                            return Ok(Step::Damaged(seq));
-                        }
-                        (None, Some(_)) => {
-                            // Nothing valid after it: its page's records
-                            // end after it (or, unknown length, here).
-                            pos.off = end.unwrap_or(limit).min(limit);
-                            return Ok(Step::Damaged(seq));
-                        }
-                        (None, None) => {}
-                    }
+            };
+            match (after, seq) {
+                (Some(e), _) => {
+                    pos.off = e;
+                    return Ok(Step::Damaged(seq));
                 }
+                (None, Some(_)) => {
+                    // Nothing valid after it: its page's records end after
+                    // it (or, unknown length, here).
+                    pos.off = end.unwrap_or(limit).min(limit);
+                    return Ok(Step::Damaged(seq));
+                }
+                (None, None) => {}
             }
         }
         // Erased, garbage with nothing valid after it, or no room for
