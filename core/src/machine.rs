@@ -235,15 +235,11 @@ impl<const N: usize> Machine<N> {
     // modes, lifecycle, network; see firmware/size.sh).
     #[inline(always)]
     pub fn handle(&mut self, now: Instant, input: Input) -> Result<Accepted, InputError> {
-        if now > self.now {
-            self.now = now;
-        }
-        if !matches!(input, Input::Size { .. }) {
-            self.refill.asked_until = None;
-        }
-        if !matches!(input, Input::CommitFailed) {
-            self.commits.last_from = None;
-        }
+        self.enter(
+            now,
+            matches!(input, Input::Size { .. }),
+            matches!(input, Input::CommitFailed),
+        );
         let result = match input {
             Input::Track { size } => return self.on_track(size).map(Accepted::Tracked),
             Input::Restore(summary) => self.on_restore(summary),
@@ -267,6 +263,25 @@ impl<const N: usize> Machine<N> {
         };
         self.settle();
         result.map(|()| Accepted::Applied)
+    }
+
+    /// What every input does first: the clock moves to `now`; an input
+    /// other than a `Size` ends the `ReadSizes` out (its answers are
+    /// over), and one other than a `CommitFailed` the commit it would take
+    /// back.
+    // Not inlined: one copy serves every `handle` (firmware flash, see
+    // firmware/size.sh).
+    #[inline(never)]
+    fn enter(&mut self, now: Instant, size: bool, commit_failed: bool) {
+        if now > self.now {
+            self.now = now;
+        }
+        if !size {
+            self.refill.asked_until = None;
+        }
+        if !commit_failed {
+            self.commits.last_from = None;
+        }
     }
 
     /// The inputs that cannot be refused.
