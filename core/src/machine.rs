@@ -186,6 +186,9 @@ impl<const N: usize> Machine<N> {
     /// assert_eq!(m.config().max_batch_events(), 64);
     /// assert_eq!(m.config().max_queue_events(), 1000);
     /// ```
+    // Not inlined: the machine is built once, in place, rather than
+    // field by field in its caller (firmware flash, see firmware/size.sh).
+    #[inline(never)]
     pub fn new(config: Config, seed: u64) -> Result<Self, ConfigError> {
         let config = config.validate()?.for_window(N)?;
         Ok(Machine {
