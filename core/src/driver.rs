@@ -312,6 +312,9 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
     /// bytes carry full batches, and anything down to
     /// [`min_buffer_bytes`](Self::min_buffer_bytes) works with smaller ones.
     /// Call [`start`](Self::start) next.
+    // Not inlined: built in place, not field by field in the caller
+    // (firmware flash, see firmware/size.sh).
+    #[inline(never)]
     pub fn new(
         machine: Machine<N>,
         store: S,
