@@ -372,6 +372,9 @@ impl LiveWalk {
     }
 
     /// The state before the next record not yet returned.
+    // Not inlined: one copy serves every reader (firmware flash, see
+    // firmware/size.sh).
+    #[inline(never)]
     pub fn cursor(&self) -> Cursor {
         Cursor {
             pos: self.pending.map_or(self.pos, |p| p.at),
