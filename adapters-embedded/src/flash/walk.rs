@@ -321,6 +321,8 @@ pub(crate) struct LiveWalk {
 }
 
 impl LiveWalk {
+    // Not inlined, as `cursor` (firmware flash, see firmware/size.sh).
+    #[inline(never)]
     pub fn new(c: Cursor) -> Self {
         LiveWalk {
             pos: c.pos,
