@@ -968,6 +968,8 @@ impl<const N: usize> Machine<N> {
         }
     }
 
+    // Not inlined (firmware flash, see firmware/size.sh).
+    #[inline(never)]
     fn request_auto_flush(&mut self) {
         if !self.pending.is_empty() {
             self.auto_flush = true;
@@ -1133,6 +1135,8 @@ impl<const N: usize> Machine<N> {
         self.delay_for(self.local_failures)
     }
 
+    // Not inlined (firmware flash, see firmware/size.sh).
+    #[inline(never)]
     fn delay_for(&self, failures: u32) -> u64 {
         let exponent = failures.saturating_sub(1).min(31);
         let base = u64::from(self.config.retry_base_millis);

@@ -102,6 +102,8 @@ impl<const N: usize> Pending<N> {
     }
 
     /// `n` holes leave: those not known as holes were counted as events.
+    // Not inlined (firmware flash, see firmware/size.sh).
+    #[inline(never)]
     fn drop_holes(&mut self, n: u64) {
         let known = n.min(self.holes);
         self.holes -= known;
