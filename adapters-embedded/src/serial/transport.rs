@@ -85,6 +85,8 @@ impl<L> SerialTransport<L> {
 impl<L: Read + ReadReady + Write> SerialTransport<L> {
     /// Feed `bytes` to the frame reader; the first answer to the batch in
     /// flight ends it.
+    // Not inlined (firmware flash, see firmware/size.sh).
+    #[inline(never)]
     fn absorb(&mut self, bytes: &[u8], found: &mut Option<Outcome>) {
         let mut input = bytes;
         while !input.is_empty() {
