@@ -369,9 +369,6 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
     /// something else done in the same call (a delete, the upload of an
     /// older batch) does not fail the track: the first such failure is kept
     /// for [`take_error`](Self::take_error).
-    // Not inlined: one copy serves every caller (firmware flash, see
-    // firmware/size.sh).
-    #[inline(never)]
     pub fn track(&mut self, now: Instant, payload: &[u8]) -> Result2<Seq, S, T> {
         self.check_started()?;
         let size = u32::try_from(payload.len()).unwrap_or(u32::MAX);

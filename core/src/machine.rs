@@ -358,9 +358,6 @@ impl<const N: usize> Machine<N> {
     }
 
     /// Track an event of `size` bytes: a shorthand for `handle(now, Input::Track { size })`.
-    // Not inlined: one copy serves every caller (firmware flash, see
-    // firmware/size.sh).
-    #[inline(never)]
     pub fn track(&mut self, now: Instant, size: u32) -> Result<Seq, InputError> {
         match self.handle(now, Input::Track { size })? {
             Accepted::Tracked(seq) => Ok(seq),

@@ -210,7 +210,6 @@ impl<const N: usize> Pending<N> {
 
     /// The oldest run of [`UNREPORTED`] entries (within one window), now
     /// marked [`SPENT`]: the caller reports it.
-    #[inline(never)]
     pub(crate) fn take_unreported_run(&mut self) -> Option<(Seq, Seq)> {
         let back_start = self.back_start();
         for (start, window) in [(self.head, &mut self.front), (back_start, &mut self.back)] {

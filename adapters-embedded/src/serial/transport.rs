@@ -139,9 +139,6 @@ impl<L: Read + ReadReady + Write> Transport for SerialTransport<L> {
         Ok(())
     }
 
-    // Not inlined: one copy serves every caller (firmware flash, see
-    // firmware/size.sh).
-    #[inline(never)]
     fn poll_outcome(&mut self, _now: Instant) -> Option<Outcome> {
         let mut found = None;
         let mut budget = POLL_BUDGET_BYTES;
