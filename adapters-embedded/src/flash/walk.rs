@@ -352,16 +352,13 @@ impl LiveWalk {
                     Step::End => break None,
                 }
             };
-            let Some(p) = self.pending.take() else {
-                match next {
-                    None => return Ok(None),
-                    Some(r) => {
-                        self.pending = Some(r);
-                        continue;
-                    }
+            // The record read before waits for this one to be judged.
+            let Some(p) = core::mem::replace(&mut self.pending, next) else {
+                if next.is_none() {
+                    return Ok(None);
                 }
+                continue;
             };
-            self.pending = next;
             let replaced = next.is_some_and(|r| r.seq <= p.seq);
             let follows = self.last.is_none_or(|l| p.seq > l);
             if replaced || !follows {
