@@ -1091,6 +1091,8 @@ impl<const N: usize> Machine<N> {
     }
 
     /// Ask for the sizes the oldest window lacks, unless already asked.
+    // Inlined into its two callers (firmware flash, see firmware/size.sh).
+    #[inline(always)]
     fn ask_sizes(&mut self) -> Option<Output> {
         if self.refill.asked_until.is_some() || self.refill.retry_at.is_some() {
             return None;
@@ -1140,6 +1142,8 @@ impl<const N: usize> Machine<N> {
         (base << exponent).min(u64::from(self.config.retry_cap_millis))
     }
 
+    // Inlined into its two callers (firmware flash, see firmware/size.sh).
+    #[inline(always)]
     fn pop_through(&mut self, last: Seq) {
         while self.pending.head() <= last && self.pending.pop_front().is_some() {}
     }
