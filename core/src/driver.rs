@@ -117,6 +117,8 @@ impl<'a> Payloads<'a> {
 impl<'a> Iterator for Payloads<'a> {
     type Item = (Seq, &'a [u8]);
 
+    // Inlined into its callers (firmware flash, see firmware/size.sh).
+    #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
         let s = &mut self.sizes;
         if s.next > s.last {
@@ -475,6 +477,8 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
 
     /// Apply every output in order. Keeps going after a failure so the
     /// machine and the store stay in step; returns the first failure.
+    // Inlined into its callers (firmware flash, see firmware/size.sh).
+    #[inline(always)]
     fn drain(&mut self, now: Instant, tracked: Option<(Seq, &[u8])>) -> Result2<(), S, T> {
         self.drain_all(now, tracked).error.map_or(Ok(()), Err)
     }

@@ -140,6 +140,8 @@ impl<const N: usize> Pending<N> {
 
     /// Whether `push` would have to let go of the size of event
     /// `back_start()` (the oldest `back` knows).
+    // Inlined into its callers (firmware flash, see firmware/size.sh).
+    #[inline(always)]
     pub(crate) fn push_evicts(&self) -> Option<Seq> {
         let complete = self.back.is_empty() && self.front_end() == self.end;
         if complete && !self.front.is_full() {

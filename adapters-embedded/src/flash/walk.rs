@@ -84,6 +84,8 @@ pub(crate) struct Bounds {
 }
 
 /// Read the header of `page`.
+// Inlined into its callers (firmware flash, see firmware/size.sh).
+#[inline(always)]
 pub(crate) fn page_header<F: NorFlash>(
     flash: &mut F,
     geo: &Geometry,
