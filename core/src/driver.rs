@@ -117,6 +117,8 @@ impl<'a> Payloads<'a> {
 impl<'a> Iterator for Payloads<'a> {
     type Item = (Seq, &'a [u8]);
 
+    // Inlined into its callers (firmware flash, see firmware/size.sh).
+    #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
         let s = &mut self.sizes;
         if s.next > s.last {
@@ -312,6 +314,9 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
     /// bytes carry full batches, and anything down to
     /// [`min_buffer_bytes`](Self::min_buffer_bytes) works with smaller ones.
     /// Call [`start`](Self::start) next.
+    // Not inlined: built in place, not field by field in the caller
+    // (firmware flash, see firmware/size.sh).
+    #[inline(never)]
     pub fn new(
         machine: Machine<N>,
         store: S,
@@ -366,9 +371,6 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
     /// something else done in the same call (a delete, the upload of an
     /// older batch) does not fail the track: the first such failure is kept
     /// for [`take_error`](Self::take_error).
-    // Not inlined: one copy serves every caller (firmware flash, see
-    // firmware/size.sh).
-    #[inline(never)]
     pub fn track(&mut self, now: Instant, payload: &[u8]) -> Result2<Seq, S, T> {
         self.check_started()?;
         let size = u32::try_from(payload.len()).unwrap_or(u32::MAX);
@@ -475,6 +477,8 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
 
     /// Apply every output in order. Keeps going after a failure so the
     /// machine and the store stay in step; returns the first failure.
+    // Inlined into its callers (firmware flash, see firmware/size.sh).
+    #[inline(always)]
     fn drain(&mut self, now: Instant, tracked: Option<(Seq, &[u8])>) -> Result2<(), S, T> {
         self.drain_all(now, tracked).error.map_or(Ok(()), Err)
     }
@@ -518,54 +522,47 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
         output: &Output,
         tracked: Option<(Seq, &[u8])>,
     ) -> Result2<(), S, T> {
-        match *output {
-            Output::Persist { seq, .. } => {
-                let payload = match tracked {
-                    Some((s, p)) if s == seq => p,
+        // The store's step, and the input that tells the machine it failed
+        // (`Err(None)`: failed with no store error to return).
+        let (failed, done) = match *output {
+            Output::Persist { seq, .. } => (
+                Input::PersistFailed { from_seq: seq },
+                match tracked {
+                    Some((s, p)) if s == seq => self.store.append(seq, p).map_err(Some),
                     // Only a track announces a persist; anything else has no
                     // payload here and so is not stored.
-                    _ => {
-                        self.machine
-                            .handle(now, Input::PersistFailed { from_seq: seq })?;
-                        return Ok(());
-                    }
-                };
-                if let Err(e) = self.store.append(seq, payload) {
-                    self.machine
-                        .handle(now, Input::PersistFailed { from_seq: seq })?;
-                    return Err(DriverError::Store(e));
-                }
-                Ok(())
-            }
-            Output::Commit => {
-                if let Err(e) = self.store.sync() {
-                    self.machine.handle(now, Input::CommitFailed)?;
-                    return Err(DriverError::Store(e));
-                }
-                Ok(())
-            }
-            Output::ReadSizes { from, max } => self.read_sizes(now, from, max),
-            Output::Delete { through } => {
-                if let Err(e) = self.store.delete_through(through) {
-                    self.machine.handle(now, Input::DeleteFailed)?;
-                    return Err(DriverError::Store(e));
-                }
-                Ok(())
-            }
+                    _ => Err(None),
+                },
+            ),
+            Output::Commit => (Input::CommitFailed, self.store.sync().map_err(Some)),
+            Output::Delete { through } => (
+                Input::DeleteFailed,
+                self.store.delete_through(through).map_err(Some),
+            ),
+            Output::ReadSizes { from, max } => return self.read_sizes(now, from, max),
             Output::Rejected {
                 seq,
                 status,
                 reason,
-            } => self
-                .store
-                .reject(seq, status, reason)
-                .map_err(DriverError::Store),
-            Output::Send(batch) => self.send(now, batch),
+            } => {
+                return self
+                    .store
+                    .reject(seq, status, reason)
+                    .map_err(DriverError::Store)
+            }
+            Output::Send(batch) => return self.send(now, batch),
             Output::Delivered { .. }
             | Output::Dropped { .. }
             | Output::Halted { .. }
-            | Output::RetryScheduled { .. } => Ok(()),
+            | Output::RetryScheduled { .. } => return Ok(()),
+        };
+        if let Err(e) = done {
+            self.machine.handle(now, failed)?;
+            if let Some(e) = e {
+                return Err(DriverError::Store(e));
+            }
         }
+        Ok(())
     }
 
     /// Answer a `ReadSizes`: the sizes in chunks. A store stops early only
@@ -589,17 +586,14 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
                     return Err(DriverError::Store(e));
                 }
             };
-            for (seq, &size) in (next..).zip(&chunk[..n]) {
+            // A store that stopped early is at its end: every number after
+            // it asked for has no record.
+            let upto = if n < want { end } else { next + want as Seq };
+            for (seq, i) in (next..upto).zip(0..) {
+                let size = if i < n { chunk[i] } else { HOLE };
                 self.machine.handle(now, Input::Size { seq, size })?;
             }
-            next += n as Seq;
-            if n < want {
-                break;
-            }
-        }
-        // Past the store's end: no record.
-        for seq in next..end {
-            self.machine.handle(now, Input::Size { seq, size: HOLE })?;
+            next = upto;
         }
         Ok(())
     }
@@ -617,49 +611,50 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
             .map(|s| machine.pending_size(s).unwrap_or(0) as usize)
             // Sizes come from the store: checked, even on a 32-bit target.
             .fold(0usize, usize::saturating_add);
-        if needed > self.buf.len() {
-            // Cut batches to the buffer from now on; this is no server's 413.
-            let available = self.buf.len();
-            let bytes = u32::try_from(available).unwrap_or(u32::MAX);
-            self.machine
-                .handle(now, local(LocalFailure::Buffer { bytes }))?;
-            return Err(DriverError::BufferTooSmall { needed, available });
-        }
-        let n = match self
-            .store
-            .read_range(batch.first, batch.last, &mut self.buf[..needed])
+        let available = self.buf.len();
+        // A failure is fed back as one input (the machine retries the batch
+        // later, cuts it, or dead-letters a damaged record), and returned.
+        let (input, error) = match self
+            .buf
+            .get_mut(..needed)
+            .map(|buf| self.store.read_range(batch.first, batch.last, buf))
         {
-            Ok(n) if n == needed => n,
-            Ok(got) => {
-                self.machine.handle(now, local(LocalFailure::Read))?;
-                return Err(DriverError::ShortRead {
+            // Cut batches to the buffer from now on; this is no server's 413.
+            None => (
+                local(LocalFailure::Buffer {
+                    bytes: u32::try_from(available).unwrap_or(u32::MAX),
+                }),
+                DriverError::BufferTooSmall { needed, available },
+            ),
+            Some(Ok(n)) if n == needed => {
+                let machine = &self.machine;
+                let lookup = |s: Seq| machine.pending_size(s);
+                let payloads = Payloads::new(&self.buf[..n], batch.first, batch.last, &lookup);
+                match self.transport.send(now, &batch, payloads) {
+                    Ok(()) => return Ok(()),
+                    Err(e) => (
+                        Input::TransportFailed { batch: batch.id },
+                        DriverError::Transport(e),
+                    ),
+                }
+            }
+            Some(Ok(got)) => (
+                local(LocalFailure::Read),
+                DriverError::ShortRead {
                     expected: needed,
                     got,
-                });
-            }
-            Err(ReadError::Store(e)) => {
-                self.machine.handle(now, local(LocalFailure::Read))?;
-                return Err(DriverError::Store(e));
-            }
-            Err(ReadError::Malformed { seq }) => {
-                self.machine.handle(
-                    now,
-                    Input::Malformed {
-                        batch: batch.id,
-                        seq,
-                    },
-                )?;
-                return Err(DriverError::Malformed { seq });
-            }
+                },
+            ),
+            Some(Err(ReadError::Store(e))) => (local(LocalFailure::Read), DriverError::Store(e)),
+            Some(Err(ReadError::Malformed { seq })) => (
+                Input::Malformed {
+                    batch: batch.id,
+                    seq,
+                },
+                DriverError::Malformed { seq },
+            ),
         };
-        let machine = &self.machine;
-        let lookup = |s: Seq| machine.pending_size(s);
-        let payloads = Payloads::new(&self.buf[..n], batch.first, batch.last, &lookup);
-        if let Err(e) = self.transport.send(now, &batch, payloads) {
-            self.machine
-                .handle(now, Input::TransportFailed { batch: batch.id })?;
-            return Err(DriverError::Transport(e));
-        }
-        Ok(())
+        self.machine.handle(now, input)?;
+        Err(error)
     }
 }

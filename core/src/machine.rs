@@ -186,6 +186,9 @@ impl<const N: usize> Machine<N> {
     /// assert_eq!(m.config().max_batch_events(), 64);
     /// assert_eq!(m.config().max_queue_events(), 1000);
     /// ```
+    // Not inlined: the machine is built once, in place, rather than
+    // field by field in its caller (firmware flash, see firmware/size.sh).
+    #[inline(never)]
     pub fn new(config: Config, seed: u64) -> Result<Self, ConfigError> {
         let config = config.validate()?.for_window(N)?;
         Ok(Machine {
@@ -235,15 +238,11 @@ impl<const N: usize> Machine<N> {
     // modes, lifecycle, network; see firmware/size.sh).
     #[inline(always)]
     pub fn handle(&mut self, now: Instant, input: Input) -> Result<Accepted, InputError> {
-        if now > self.now {
-            self.now = now;
-        }
-        if !matches!(input, Input::Size { .. }) {
-            self.refill.asked_until = None;
-        }
-        if !matches!(input, Input::CommitFailed) {
-            self.commits.last_from = None;
-        }
+        self.enter(
+            now,
+            matches!(input, Input::Size { .. }),
+            matches!(input, Input::CommitFailed),
+        );
         let result = match input {
             Input::Track { size } => return self.on_track(size).map(Accepted::Tracked),
             Input::Restore(summary) => self.on_restore(summary),
@@ -267,6 +266,25 @@ impl<const N: usize> Machine<N> {
         };
         self.settle();
         result.map(|()| Accepted::Applied)
+    }
+
+    /// What every input does first: the clock moves to `now`; an input
+    /// other than a `Size` ends the `ReadSizes` out (its answers are
+    /// over), and one other than a `CommitFailed` the commit it would take
+    /// back.
+    // Not inlined: one copy serves every `handle` (firmware flash, see
+    // firmware/size.sh).
+    #[inline(never)]
+    fn enter(&mut self, now: Instant, size: bool, commit_failed: bool) {
+        if now > self.now {
+            self.now = now;
+        }
+        if !size {
+            self.refill.asked_until = None;
+        }
+        if !commit_failed {
+            self.commits.last_from = None;
+        }
     }
 
     /// The inputs that cannot be refused.
@@ -340,9 +358,6 @@ impl<const N: usize> Machine<N> {
     }
 
     /// Track an event of `size` bytes: a shorthand for `handle(now, Input::Track { size })`.
-    // Not inlined: one copy serves every caller (firmware flash, see
-    // firmware/size.sh).
-    #[inline(never)]
     pub fn track(&mut self, now: Instant, size: u32) -> Result<Seq, InputError> {
         match self.handle(now, Input::Track { size })? {
             Accepted::Tracked(seq) => Ok(seq),
@@ -950,6 +965,8 @@ impl<const N: usize> Machine<N> {
         }
     }
 
+    // Not inlined (firmware flash, see firmware/size.sh).
+    #[inline(never)]
     fn request_auto_flush(&mut self) {
         if !self.pending.is_empty() {
             self.auto_flush = true;
@@ -1074,6 +1091,8 @@ impl<const N: usize> Machine<N> {
     }
 
     /// Ask for the sizes the oldest window lacks, unless already asked.
+    // Inlined into its two callers (firmware flash, see firmware/size.sh).
+    #[inline(always)]
     fn ask_sizes(&mut self) -> Option<Output> {
         if self.refill.asked_until.is_some() || self.refill.retry_at.is_some() {
             return None;
@@ -1115,12 +1134,16 @@ impl<const N: usize> Machine<N> {
         self.delay_for(self.local_failures)
     }
 
+    // Not inlined (firmware flash, see firmware/size.sh).
+    #[inline(never)]
     fn delay_for(&self, failures: u32) -> u64 {
         let exponent = failures.saturating_sub(1).min(31);
         let base = u64::from(self.config.retry_base_millis);
         (base << exponent).min(u64::from(self.config.retry_cap_millis))
     }
 
+    // Inlined into its two callers (firmware flash, see firmware/size.sh).
+    #[inline(always)]
     fn pop_through(&mut self, last: Seq) {
         while self.pending.head() <= last && self.pending.pop_front().is_some() {}
     }

@@ -102,6 +102,8 @@ impl<const N: usize> Pending<N> {
     }
 
     /// `n` holes leave: those not known as holes were counted as events.
+    // Not inlined (firmware flash, see firmware/size.sh).
+    #[inline(never)]
     fn drop_holes(&mut self, n: u64) {
         let known = n.min(self.holes);
         self.holes -= known;
@@ -138,6 +140,8 @@ impl<const N: usize> Pending<N> {
 
     /// Whether `push` would have to let go of the size of event
     /// `back_start()` (the oldest `back` knows).
+    // Inlined into its callers (firmware flash, see firmware/size.sh).
+    #[inline(always)]
     pub(crate) fn push_evicts(&self) -> Option<Seq> {
         let complete = self.back.is_empty() && self.front_end() == self.end;
         if complete && !self.front.is_full() {
@@ -208,7 +212,6 @@ impl<const N: usize> Pending<N> {
 
     /// The oldest run of [`UNREPORTED`] entries (within one window), now
     /// marked [`SPENT`]: the caller reports it.
-    #[inline(never)]
     pub(crate) fn take_unreported_run(&mut self) -> Option<(Seq, Seq)> {
         let back_start = self.back_start();
         for (start, window) in [(self.head, &mut self.front), (back_start, &mut self.back)] {

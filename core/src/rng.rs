@@ -18,10 +18,7 @@ impl SplitMix64 {
 
     pub(crate) fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        mix(self.state)
     }
 
     /// A value in `0..=max`, without modulo bias worth caring about for jitter
@@ -32,6 +29,16 @@ impl SplitMix64 {
         }
         ((u128::from(self.next_u64()) * (u128::from(max) + 1)) >> 64) as u64
     }
+}
+
+/// splitmix64's finaliser.
+// Not inlined: the linker folds it with the serial frame id's identical
+// copy (firmware flash, see firmware/size.sh).
+#[inline(never)]
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 #[cfg(test)]

@@ -34,6 +34,9 @@ impl Instant {
     }
 
     /// This instant plus `millis` milliseconds, saturating at the far future.
+    // Not inlined: one copy of the saturating add serves every timer
+    // (firmware flash, see firmware/size.sh).
+    #[inline(never)]
     pub const fn plus_millis(self, millis: u64) -> Self {
         Instant(self.0.saturating_add(millis))
     }

@@ -139,9 +139,9 @@ fn main() -> ! {
     let k = kept();
     let warm = k.magic.load(Relaxed) == KEPT_MAGIC;
     if !warm {
-        for field in [&k.boot, &k.delivered, &k.rejected] {
-            field.store(0, Relaxed);
-        }
+        k.boot.store(0, Relaxed);
+        k.delivered.store(0, Relaxed);
+        k.rejected.store(0, Relaxed);
         k.magic.store(KEPT_MAGIC, Relaxed);
     }
     k.boot.fetch_add(1, Relaxed);

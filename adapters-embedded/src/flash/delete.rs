@@ -117,6 +117,8 @@ impl<F: NorFlash> FlashQueue<F> {
     }
 
     /// Where the log ends now.
+    // Not inlined (firmware flash, see firmware/size.sh).
+    #[inline(never)]
     pub(super) fn bounds(&self) -> Bounds {
         Bounds {
             write_page: self.st.write.map(|w| w.page),

@@ -84,6 +84,8 @@ pub(crate) struct Bounds {
 }
 
 /// Read the header of `page`.
+// Inlined into its callers (firmware flash, see firmware/size.sh).
+#[inline(always)]
 pub(crate) fn page_header<F: NorFlash>(
     flash: &mut F,
     geo: &Geometry,
@@ -224,7 +226,7 @@ pub(crate) fn step<F: NorFlash>(
             geo.page_size
         };
         if pos.off.saturating_add(RECORD_HEADER as u32) <= limit {
-            match record_at(flash, geo, *pos, limit, validate)? {
+            let (seq, end) = match record_at(flash, geo, *pos, limit, validate)? {
                 At::Event(r, end) => {
                     pos.off = end;
                     return Ok(Step::Event(r));
@@ -233,65 +235,49 @@ pub(crate) fn step<F: NorFlash>(
                     pos.off = end;
                     return Ok(Step::Checkpoint(lf));
                 }
-                At::Erased => {
-                    // Normally the end of the page's records; but bytes
-                    // that read as erased in the middle of a page (damage)
-                    // end nothing when a valid record follows.
-                    let w = F::WRITE_SIZE as u32;
-                    let (at, passed) = next_valid(flash, geo, *pos, pos.off + w, limit, last)?;
-                    if let Some(e) = at {
-                        pos.off = e;
-                        if passed.is_some() {
-                            return Ok(Step::Damaged(passed));
-                        }
-                        continue;
-                    }
-                    if passed.is_some() {
-                        // Only damaged records after it: the page takes no
-                        // more.
-                        pos.off = limit;
-                        return Ok(Step::Damaged(passed));
-                    }
+                // Erased bytes normally end the page's records; but bytes
+                // that read as erased in the middle of a page (damage) end
+                // nothing when a valid record follows. So they are searched
+                // past as garbage is (where a valid record follows with no
+                // damaged one between, the step is a `Damaged(None)`, which
+                // every walker skips).
+                At::Erased => (None, None),
+                At::Bad(seq, end) => (seq, end),
+            };
+            // Where its length says it ends, if a record (or nothing)
+            // follows there; else the next valid record.
+            let after = match end {
+                Some(e) if e.saturating_add(RECORD_HEADER as u32) > limit => Some(e),
+                // A record there, even a damaged one whose header is
+                // intact: the next step reports it.
+                Some(e) => match record_at(flash, geo, Pos { off: e, ..*pos }, limit, true)? {
+                    At::Event(..) | At::Checkpoint(..) | At::Erased => Some(e),
+                    At::Bad(Some(_), _) => Some(e),
+                    At::Bad(None, _) => None,
+                },
+                None => None,
+            };
+            let w = F::WRITE_SIZE as u32;
+            let (after, seq) = match after {
+                Some(e) => (Some(e), seq),
+                None => {
+                    let (at, passed) =
+                        next_valid(flash, geo, *pos, pos.off + w, limit, seq.or(last))?;
+                    (at, seq.max(passed))
                 }
-                At::Bad(seq, end) => {
-                    // Where its length says it ends, if a record (or
-                    // nothing) follows there; else the next valid record.
-                    let after = match end {
-                        Some(e) if e.saturating_add(RECORD_HEADER as u32) > limit => Some(e),
-                        // A record there, even a damaged one whose header
-                        // is intact: the next step reports it.
-                        Some(e) => {
-                            match record_at(flash, geo, Pos { off: e, ..*pos }, limit, true)? {
-                                At::Event(..) | At::Checkpoint(..) | At::Erased => Some(e),
-                                At::Bad(Some(_), _) => Some(e),
-                                At::Bad(None, _) => None,
-                            }
-                        }
-                        None => None,
-                    };
-                    let w = F::WRITE_SIZE as u32;
-                    let (after, seq) = match after {
-                        Some(e) => (Some(e), seq),
-                        None => {
-                            let (at, passed) =
-                                next_valid(flash, geo, *pos, pos.off + w, limit, seq.or(last))?;
-                            (at, seq.max(passed))
-                        }
-                    };
-                    match (after, seq) {
-                        (Some(e), _) => {
-                            pos.off = e;
-                            return Ok(Step::Damaged(seq));
-                        }
-                        (None, Some(_)) => {
-                            // Nothing valid after it: its page's records
-                            // end after it (or, unknown length, here).
-                            pos.off = end.unwrap_or(limit).min(limit);
-                            return Ok(Step::Damaged(seq));
-                        }
-                        (None, None) => {}
-                    }
+            };
+            match (after, seq) {
+                (Some(e), _) => {
+                    pos.off = e;
+                    return Ok(Step::Damaged(seq));
                 }
+                (None, Some(_)) => {
+                    // Nothing valid after it: its page's records end after
+                    // it (or, unknown length, here).
+                    pos.off = end.unwrap_or(limit).min(limit);
+                    return Ok(Step::Damaged(seq));
+                }
+                (None, None) => {}
             }
         }
         // Erased, garbage with nothing valid after it, or no room for
@@ -337,6 +323,8 @@ pub(crate) struct LiveWalk {
 }
 
 impl LiveWalk {
+    // Not inlined, as `cursor` (firmware flash, see firmware/size.sh).
+    #[inline(never)]
     pub fn new(c: Cursor) -> Self {
         LiveWalk {
             pos: c.pos,
@@ -366,16 +354,13 @@ impl LiveWalk {
                     Step::End => break None,
                 }
             };
-            let Some(p) = self.pending.take() else {
-                match next {
-                    None => return Ok(None),
-                    Some(r) => {
-                        self.pending = Some(r);
-                        continue;
-                    }
+            // The record read before waits for this one to be judged.
+            let Some(p) = core::mem::replace(&mut self.pending, next) else {
+                if next.is_none() {
+                    return Ok(None);
                 }
+                continue;
             };
-            self.pending = next;
             let replaced = next.is_some_and(|r| r.seq <= p.seq);
             let follows = self.last.is_none_or(|l| p.seq > l);
             if replaced || !follows {
@@ -388,6 +373,9 @@ impl LiveWalk {
     }
 
     /// The state before the next record not yet returned.
+    // Not inlined: one copy serves every reader (firmware flash, see
+    // firmware/size.sh).
+    #[inline(never)]
     pub fn cursor(&self) -> Cursor {
         Cursor {
             pos: self.pending.map_or(self.pos, |p| p.at),

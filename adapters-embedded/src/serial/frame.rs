@@ -293,6 +293,9 @@ pub fn peek_frame_id(stuffed: &[u8]) -> Option<u64> {
 /// ```
 pub fn frame_id(batch: &Batch) -> u64 {
     // splitmix64's finaliser, chained over the three numbers.
+    // Not inlined: one copy for the three rounds (firmware flash, see
+    // firmware/size.sh).
+    #[inline(never)]
     fn mix(mut z: u64) -> u64 {
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

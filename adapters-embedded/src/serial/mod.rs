@@ -42,6 +42,7 @@
 mod error;
 mod frame;
 mod reader;
+mod stuff;
 mod transport;
 mod writer;
 

@@ -88,6 +88,60 @@ fn a_batch_frame_is_postcards_own_encoding_and_decodes_back() {
     assert_eq!(frame.events.map(<[u8]>::to_vec).collect::<Vec<_>>(), events);
 }
 
+/// The bytes the transport's hand-written encoder puts on the link for
+/// `events` under frame id `id`.
+fn stuffed_by_hand(id: u64, events: &[Vec<u8>]) -> Vec<u8> {
+    let mut wire = Vec::new();
+    with_payloads(events, |payloads| {
+        super::stuff::write_batch_frame(&mut wire, id, payloads).unwrap()
+    });
+    wire
+}
+
+#[test]
+fn the_transports_own_encoder_writes_the_generic_encoders_bytes() {
+    // Block edges (253, 254, 255 and 508 non-zero bytes, zeros next to
+    // them), varints of every length, an empty batch.
+    let mut cases = vec![Vec::new(), sample_events()];
+    for n in [1usize, 252, 253, 254, 255, 507, 508, 509] {
+        cases.push(vec![vec![0x11; n]]);
+        cases.push(vec![vec![0x11; n], vec![0; 2], vec![0x22; n]]);
+        let mut zero_after = vec![0x33; n];
+        zero_after.push(0);
+        cases.push(vec![zero_after]);
+    }
+    for events in &cases {
+        for id in [0, 1, 127, 128, 300, 1 << 35, u64::MAX] {
+            assert_eq!(
+                stuffed_by_hand(id, events),
+                encode_batch(id, events),
+                "id {id}, event sizes {:?}",
+                events.iter().map(Vec::len).collect::<Vec<_>>()
+            );
+        }
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn the_transports_own_encoder_matches_postcard(
+        id in proptest::prelude::any::<u64>(),
+        events in proptest::collection::vec(
+            // Zeros now and then, so blocks of every length occur.
+            proptest::collection::vec(proptest::prelude::prop_oneof![
+                1 => proptest::prelude::Just(0u8),
+                30 => proptest::prelude::any::<u8>(),
+            ], 0..600),
+            0..6,
+        ),
+    ) {
+        let expected = postcard::to_stdvec_cobs(&Uplink::Batch { id, events: events.clone() }).unwrap();
+        let wire = stuffed_by_hand(id, &events);
+        proptest::prop_assert_eq!(wire[0], 0);
+        proptest::prop_assert_eq!(&wire[1..], &expected[..]);
+    }
+}
+
 #[test]
 fn an_empty_batch_and_a_huge_id_round_trip() {
     let wire = encode_batch(u64::MAX, &[]);

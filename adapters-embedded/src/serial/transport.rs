@@ -12,9 +12,9 @@ use embedded_io::{Read, ReadReady, Write};
 use outbox_core::{Batch, BatchId, Instant, Outcome, Payloads, Transport};
 
 use super::error::SendError;
-use super::frame::{frame_id, BatchOut, Downlink};
+use super::frame::{frame_id, Downlink};
 use super::reader::FrameReader;
-use super::writer::write_frame;
+use super::stuff::write_batch_frame;
 
 /// Most bytes one [`SerialTransport::poll_outcome`] call reads.
 pub const POLL_BUDGET_BYTES: usize = 256;
@@ -85,6 +85,8 @@ impl<L> SerialTransport<L> {
 impl<L: Read + ReadReady + Write> SerialTransport<L> {
     /// Feed `bytes` to the frame reader; the first answer to the batch in
     /// flight ends it.
+    // Not inlined (firmware flash, see firmware/size.sh).
+    #[inline(never)]
     fn absorb(&mut self, bytes: &[u8], found: &mut Option<Outcome>) {
         let mut input = bytes;
         while !input.is_empty() {
@@ -131,15 +133,12 @@ impl<L: Read + ReadReady + Write> Transport for SerialTransport<L> {
     ) -> Result<(), Self::Error> {
         self.in_flight = None;
         let id = frame_id(batch);
-        write_frame(&mut self.link, &BatchOut { id, payloads })?;
+        write_batch_frame(&mut self.link, id, payloads)?;
         self.in_flight = Some((batch.id, id));
         self.stats.batches_sent += 1;
         Ok(())
     }
 
-    // Not inlined: one copy serves every caller (firmware flash, see
-    // firmware/size.sh).
-    #[inline(never)]
     fn poll_outcome(&mut self, _now: Instant) -> Option<Outcome> {
         let mut found = None;
         let mut budget = POLL_BUDGET_BYTES;
