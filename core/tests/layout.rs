@@ -18,7 +18,10 @@ fn nothing_below_the_driver_imports_from_it() {
     let mut offenders = Vec::new();
     for entry in fs::read_dir(&src).expect("core/src is readable") {
         let path = entry.expect("a directory entry").path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
         if !name.ends_with(".rs") || MAY_NAME_THE_DRIVER.contains(&name) {
             continue;
         }
@@ -31,7 +34,11 @@ fn nothing_below_the_driver_imports_from_it() {
         }
     }
     // The machine, its input and the store contract are among them.
-    assert!(checked >= 10, "only {checked} files read in {}", src.display());
+    assert!(
+        checked >= 10,
+        "only {checked} files read in {}",
+        src.display()
+    );
     assert!(
         offenders.is_empty(),
         "the driver is above the machine and the store contract; these import from it:\n{}",

@@ -66,6 +66,7 @@ mod dead_letter;
 mod error;
 mod file;
 mod lock;
+mod losses;
 mod meta;
 mod salvage;
 mod schema;
@@ -82,6 +83,7 @@ use rusqlite::{params, Connection, OpenFlags};
 
 pub use dead_letter::DeadLetter;
 pub use error::{ExportError, OpenError, StoreError};
+pub use losses::LossRow;
 pub use meta::{ErrorSource, LastError, OldestEvent, StoredSession};
 pub use salvage::Salvaged;
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
@@ -200,6 +202,10 @@ pub struct SqliteStore {
     options: SqliteOptions,
     /// A salvage this store made, not yet taken by its owner.
     salvaged: Option<Salvaged>,
+    /// Loss rows to delete with the next prefix delete (`losses.rs`).
+    losses_to_clear: Cell<Option<i64>>,
+    /// The last prefix delete deleted them.
+    losses_cleared: Cell<bool>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -284,6 +290,8 @@ impl SqliteStore {
             newest: Cell::default(),
             recount: Cell::default(),
             options,
+            losses_to_clear: Cell::default(),
+            losses_cleared: Cell::default(),
             salvaged: None,
         })
     }
@@ -397,6 +405,8 @@ impl SqliteStore {
             newest: Cell::default(),
             recount: Cell::default(),
             options: SqliteOptions::default(),
+            losses_to_clear: Cell::default(),
+            losses_cleared: Cell::default(),
             salvaged: None,
         })
     }
@@ -1035,26 +1045,30 @@ impl Store for SqliteStore {
         let through = i64::try_from(through).unwrap_or(i64::MAX);
         let max_record = self.max_record;
         // Remember how far numbering went before the records that show it go.
-        let result = self.raise_floor(through).and_then(|()| {
-            let mut stmt = self
-                .conn
-                .prepare_cached("DELETE FROM events WHERE seq <= ?1 RETURNING size")?;
-            let mut rows = stmt.query([through])?;
-            let mut gone = Counts::default();
-            while let Some(row) = rows.next()? {
-                // The counters hold intact rows only.
-                if let Some(size) = max_record_size(row.get_ref(0)?, max_record) {
-                    gone = gone.plus(Counts {
-                        events: -1,
-                        bytes: -i64::from(size),
-                    });
+        let result = self
+            .raise_floor(through)
+            .and_then(|()| self.clear_reported_losses())
+            .and_then(|()| {
+                let mut stmt = self
+                    .conn
+                    .prepare_cached("DELETE FROM events WHERE seq <= ?1 RETURNING size")?;
+                let mut rows = stmt.query([through])?;
+                let mut gone = Counts::default();
+                while let Some(row) = rows.next()? {
+                    // The counters hold intact rows only.
+                    if let Some(size) = max_record_size(row.get_ref(0)?, max_record) {
+                        gone = gone.plus(Counts {
+                            events: -1,
+                            bytes: -i64::from(size),
+                        });
+                    }
                 }
-            }
-            Ok(gone)
-        });
+                Ok(gone)
+            });
         match result {
             Ok(gone) => self.counted.set(self.counted.get().plus(gone)),
             Err(e) => {
+                self.losses_cleared.set(false);
                 self.note_failure();
                 return match StoreError::from(e) {
                     // A damaged page in the way: the rows after `through`
@@ -1071,7 +1085,10 @@ impl Store for SqliteStore {
         // deletion (and a dead letter before it) durable now, so no later
         // send can overtake it.
         if !self.tx_has_appends {
-            self.commit()?;
+            if let Err(e) = self.commit() {
+                self.losses_cleared.set(false);
+                return Err(e);
+            }
         }
         Ok(())
     }
