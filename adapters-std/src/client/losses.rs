@@ -67,6 +67,10 @@ pub(crate) struct LossBook {
     saved: Vec<LossRow>,
     /// Written in the open transaction, to write again if it fails.
     staged: Vec<LossRow>,
+    /// Seen, not yet written, and already in the report (a drop found in
+    /// the same call that sent the batch): written as rows of their own,
+    /// which the report's `through_id` then covers.
+    reported_unsaved: Vec<LossRow>,
     report: Option<Report>,
 }
 
@@ -123,8 +127,23 @@ impl LossBook {
     /// Write what was seen into the store's open transaction. A reason's
     /// newest row is added to unless the report in flight covers it.
     pub(crate) fn stage(&mut self, store: &mut SqliteStore) {
-        if self.unsaved.is_empty() {
+        if self.unsaved.is_empty() && self.reported_unsaved.is_empty() {
             return;
+        }
+        for row in std::mem::take(&mut self.reported_unsaved) {
+            match store.add_loss(None, &row) {
+                Ok(id) => {
+                    if let Some(r) = self.report.as_mut() {
+                        r.through_id = r.through_id.max(id);
+                    }
+                    self.saved.push(LossRow { id, ..row.clone() });
+                    self.staged.push(row);
+                }
+                Err(e) => {
+                    log::warn!("outbox: cannot keep a loss for its report: {e}");
+                    self.reported_unsaved.push(row);
+                }
+            }
         }
         let covered = self.report.as_ref().map_or(0, |r| r.through_id);
         for row in std::mem::take(&mut self.unsaved) {
@@ -159,7 +178,7 @@ impl LossBook {
             Ok(rows) => self.saved = rows,
             Err(e) => log::warn!("outbox: cannot read the losses back: {e}"),
         }
-        self.report = None;
+        self.drop_report();
         for row in std::mem::take(&mut self.staged) {
             match self.unsaved.iter_mut().find(|r| r.reason == row.reason) {
                 Some(r) => merge(r, &row),
@@ -174,7 +193,7 @@ impl LossBook {
         if !self.on {
             return;
         }
-        self.report = None;
+        self.drop_report();
         self.staged.clear();
         for mut row in std::mem::take(&mut self.saved) {
             row.id = 0;
@@ -186,14 +205,32 @@ impl LossBook {
         self.note("salvaged", 1, None);
     }
 
+    /// Forget the report (its rows are made into a new one): what it took
+    /// from the unwritten losses goes back to them.
+    fn drop_report(&mut self) {
+        self.report = None;
+        for row in std::mem::take(&mut self.reported_unsaved) {
+            match self.unsaved.iter_mut().find(|r| r.reason == row.reason) {
+                Some(r) => merge(r, &row),
+                None => self.unsaved.push(row),
+            }
+        }
+    }
+
     /// The event to add to batch `batch` (of `bytes` on the wire, at most
     /// `max` allowed), if there are losses to report and it fits.
     pub(crate) fn attach(&mut self, batch: BatchId, bytes: u32, max: u32) -> Option<Vec<u8>> {
         if self.report.is_none() {
-            let through_id = self.saved.iter().map(|r| r.id).max()?;
+            if self.saved.is_empty() && self.unsaved.is_empty() {
+                return None;
+            }
+            // Drops seen in this very call are reported too.
+            self.reported_unsaved = std::mem::take(&mut self.unsaved);
+            let mut rows = self.saved.clone();
+            rows.extend(self.reported_unsaved.iter().cloned());
             self.report = Some(Report {
-                through_id,
-                event: report_event(&self.saved),
+                through_id: self.saved.iter().map(|r| r.id).max().unwrap_or(0),
+                event: report_event(&rows),
                 batch: None,
             });
         }
@@ -217,6 +254,8 @@ impl LossBook {
     pub(crate) fn cleared(&mut self, through_id: i64) {
         self.saved.retain(|r| r.id > through_id);
         self.report = None;
+        // Reported, though a failed write kept them out of the table.
+        self.reported_unsaved.clear();
     }
 }
 
