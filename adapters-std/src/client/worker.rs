@@ -774,6 +774,12 @@ pub(crate) fn restore_and_run(
         Ok(()) => {}
         // Restored fine, but the first send or a delete failed: recorded.
         Err(DriverError::Transport(_)) => {}
+        // Restored fine; the first batch met a damaged record (dead-lettered
+        // alone) or a short read (read again after a backoff): the machine
+        // handled it, as it does in any later round.
+        Err(e @ (DriverError::Malformed { .. } | DriverError::ShortRead { .. })) => {
+            log::warn!("outbox: at start: {e}");
+        }
         Err(DriverError::Store(e)) => {
             let _ = started.send(Err(e));
             return;
