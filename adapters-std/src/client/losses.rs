@@ -235,8 +235,9 @@ impl LossBook {
             });
         }
         let report = self.report.as_mut()?;
-        // One comma and the event.
-        let fits = u64::from(bytes) + report.event.len() as u64 + 1 <= u64::from(max);
+        // The event and one comma.
+        let added = report.event.len() as u64 + 1;
+        let fits = u64::from(bytes) + added <= u64::from(max);
         if !fits {
             return None;
         }
