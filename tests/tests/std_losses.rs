@@ -8,6 +8,8 @@
 
 mod std_support;
 
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use outbox_core::Overflow;
@@ -209,4 +211,44 @@ fn a_damaged_row_is_reported() {
     assert_eq!(all[0].1["properties"]["counts"], json!({"damaged": 1}));
     assert_eq!(all[0].1["properties"]["first_seq"], seq);
     assert_eq!(all[0].1["properties"]["last_seq"], seq);
+}
+
+/// A kill -9 after the report went out unacknowledged: the next start
+/// sends it again, with the same messageId. Seen failing with the loss
+/// rows never written to the database (staging disabled): the report went
+/// out before the kill, and after it nothing was reported.
+#[test]
+fn a_kill_9_before_the_report_was_acknowledged_keeps_it_with_its_message_id() {
+    let collector = Collector::with_policy(|_| Reply::status(503));
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_crash_child"))
+        .args([db.to_str().unwrap(), &collector.url, "1", "overflow"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn crash_child");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().map(Result::unwrap);
+    let sent = wait_until(PATIENCE, || !reports(&collector).is_empty());
+    let _ = child.kill(); // SIGKILL
+    let _ = child.wait();
+    assert_eq!(first.as_deref(), Some("synced"));
+    assert!(sent, "the report went out before the kill");
+    let before = reports(&collector);
+    assert!(before.iter().all(|(s, _)| *s == 503));
+
+    collector.set_policy(|_| Reply::ok());
+    let client = tiny(&db, &collector).build().unwrap();
+    client.flush_and_wait(PATIENCE).unwrap();
+    client.close().unwrap();
+    let acked: Vec<Value> = reports(&collector)
+        .into_iter()
+        .filter(|(s, _)| *s == 200)
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(acked.len(), 1, "{acked:?}");
+    assert_eq!(acked[0]["messageId"], before[0].1["messageId"]);
+    assert_eq!(acked[0]["properties"]["counts"], json!({"overflow": 3}));
+    assert_eq!(rows(&db), 0);
 }
