@@ -72,6 +72,9 @@ pub(crate) struct LossBook {
     /// which the report's `through_id` then covers.
     reported_unsaved: Vec<LossRow>,
     report: Option<Report>,
+    /// A write failed this round (a full disk, say): tried again after the
+    /// round's commit, not at every message.
+    stage_failed: bool,
 }
 
 /// The shared book.
@@ -127,7 +130,7 @@ impl LossBook {
     /// Write what was seen into the store's open transaction. A reason's
     /// newest row is added to unless the report in flight covers it.
     pub(crate) fn stage(&mut self, store: &mut SqliteStore) {
-        if self.unsaved.is_empty() && self.reported_unsaved.is_empty() {
+        if self.stage_failed || (self.unsaved.is_empty() && self.reported_unsaved.is_empty()) {
             return;
         }
         for row in std::mem::take(&mut self.reported_unsaved) {
@@ -141,6 +144,7 @@ impl LossBook {
                 }
                 Err(e) => {
                     log::warn!("outbox: cannot keep a loss for its report: {e}");
+                    self.stage_failed = true;
                     self.reported_unsaved.push(row);
                 }
             }
@@ -161,6 +165,7 @@ impl LossBook {
                 }
                 Err(e) => {
                     log::warn!("outbox: cannot keep a loss for its report: {e}");
+                    self.stage_failed = true;
                     self.unsaved.push(row);
                 }
             }
@@ -170,6 +175,7 @@ impl LossBook {
     /// The round's commit went through (`ok`), or was rolled back: then
     /// the table is read again and what was staged is written again.
     pub(crate) fn committed(&mut self, ok: bool, store: &SqliteStore) {
+        self.stage_failed = false;
         if ok || self.staged.is_empty() {
             self.staged.clear();
             return;

@@ -139,3 +139,53 @@ impl SqliteStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use outbox_core::Store;
+
+    use super::*;
+    use crate::sqlite::SqliteOptions;
+
+    fn row(count: u64, seqs: (u64, u64)) -> LossRow {
+        LossRow {
+            id: 0,
+            reason: "overflow".into(),
+            count,
+            first_seq: Some(seqs.0),
+            last_seq: Some(seqs.1),
+            since_ms: 5,
+        }
+    }
+
+    #[test]
+    fn rows_merge_commit_and_go_with_the_next_prefix_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        let mut s = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        s.append(0, b"{}").unwrap();
+        let id = s.add_loss(None, &row(2, (3, 4))).unwrap();
+        assert_eq!(s.add_loss(Some(id), &row(1, (1, 1))).unwrap(), id);
+        s.sync().unwrap();
+        drop(s);
+        let mut s = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        let rows = s.losses().unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            (rows[0].count, rows[0].first_seq, rows[0].last_seq),
+            (3, Some(1), Some(4))
+        );
+        // Not armed: a delete keeps them.
+        s.delete_through(0).unwrap();
+        assert!(!s.losses_cleared());
+        assert_eq!(s.losses().unwrap().len(), 1);
+        s.append(1, b"{}").unwrap();
+        s.sync().unwrap();
+        s.clear_losses_with_next_delete(Some(id));
+        s.delete_through(1).unwrap();
+        assert!(s.losses_cleared());
+        drop(s);
+        let s = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        assert!(s.losses().unwrap().is_empty());
+    }
+}

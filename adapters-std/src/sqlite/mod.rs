@@ -38,6 +38,10 @@
 //!   [`SqliteStore::last_error`] reads back (also on a read-only view).
 //! - Each event's **stored time** lets [`SqliteStore::oldest_event`] tell
 //!   the queue's age from its first row alone.
+//! - A **losses** table keeps the drops not yet reported to the server
+//!   (`losses.rs`): written in the Client's round commit, deleted in the
+//!   transaction of the prefix delete of the batch whose 2xx acknowledged
+//!   the report, so neither a crash nor a failed upload forgets one.
 //! - An OS lock on the file's identity (the database file itself on Unix,
 //!   see `lock.rs`) makes a second store on the same file, through any
 //!   path or hard link, fail fast with [`OpenError::InUse`]; the OS drops
