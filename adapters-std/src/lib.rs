@@ -82,7 +82,8 @@ pub use client::AsyncClient;
 #[cfg(feature = "sqlite")]
 pub use client::{
     BuildError, Client, ClientBuilder, ClientError, ClientStats, DeadLetterSelection, FlushError,
-    FlushReport, Notification, Notifications, Receipt, TrackError, DEFAULT_COMMIT_DELAY, WINDOW,
+    FlushReport, Notification, Notifications, Receipt, TrackError, DEFAULT_COMMIT_DELAY,
+    LOSS_EVENT, WINDOW,
 };
 
 pub use outbox_core::{

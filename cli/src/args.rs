@@ -156,6 +156,10 @@ pub struct SendArgs {
     pub strict: bool,
     #[command(flatten)]
     pub automatic: AutomaticArgs,
+    /// Send no `outbox dropped events` loss report (by default, after an
+    /// event is dropped the next batch carries one, with counts by reason).
+    #[arg(long)]
+    pub no_loss_reports: bool,
 }
 
 /// What `outbox send` tracks by itself (README, "What is tracked
@@ -222,6 +226,10 @@ pub struct FlushArgs {
     /// stay queued. Without it: 30 s without progress.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
+    /// Send no `outbox dropped events` loss report (by default, after an
+    /// event is dropped the next batch carries one, with counts by reason).
+    #[arg(long)]
+    pub no_loss_reports: bool,
 }
 
 /// `outbox status`.

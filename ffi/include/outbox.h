@@ -256,8 +256,10 @@ OutboxStatus outbox_open(const struct OutboxConfig *config, struct OutboxClient 
  * (true by default: `Application Installed`/`Updated`/`Opened`/
  * `Backgrounded`), `sessions` (true by default: `session_start`/
  * `session_end`, `context.session_id`), `session_timeout_ms` (60000 by
- * default; 0 also turns sessions off). Unknown fields are refused. On
- * failure `*out` is NULL.
+ * default; 0 also turns sessions off), `loss_reports` (true by default:
+ * after a drop the next batch carries one `outbox dropped events` event
+ * with counts by reason). Unknown fields are refused. On failure `*out`
+ * is NULL.
  */
 OutboxStatus outbox_open_json(const uint8_t *json, size_t len, struct OutboxClient **out);
 

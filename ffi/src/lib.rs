@@ -186,6 +186,7 @@ struct JsonConfig {
     lifecycle_events: Option<bool>,
     sessions: Option<bool>,
     session_timeout_ms: Option<u64>,
+    loss_reports: Option<bool>,
 }
 
 /// A failure on its way out: the code, and the text for `outbox_last_error`.
@@ -393,6 +394,9 @@ fn open(cfg: JsonConfig) -> Result<Box<OutboxClient>, Fail> {
     } else if let Some(ms) = cfg.session_timeout_ms {
         b = b.sessions(Some(Duration::from_millis(ms)));
     }
+    if let Some(on) = cfg.loss_reports {
+        b = b.loss_reports(on);
+    }
     let client = b.build().map_err(|e| {
         use outbox_std::BuildError as B;
         let status = match e {
@@ -466,8 +470,10 @@ pub extern "C" fn outbox_open(
 /// (true by default: `Application Installed`/`Updated`/`Opened`/
 /// `Backgrounded`), `sessions` (true by default: `session_start`/
 /// `session_end`, `context.session_id`), `session_timeout_ms` (60000 by
-/// default; 0 also turns sessions off). Unknown fields are refused. On
-/// failure `*out` is NULL.
+/// default; 0 also turns sessions off), `loss_reports` (true by default:
+/// after a drop the next batch carries one `outbox dropped events` event
+/// with counts by reason). Unknown fields are refused. On failure `*out`
+/// is NULL.
 #[no_mangle]
 pub extern "C" fn outbox_open_json(
     json: *const u8,

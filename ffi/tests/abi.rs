@@ -496,3 +496,49 @@ fn sessions_false_turns_sessions_off_and_app_build_reaches_the_install() {
     assert_eq!(outbox_close(client, 1_000), OutboxStatus::Ok);
     outbox_free(client);
 }
+
+/// Tracks four events into a queue of two (the oldest two drop), flushes,
+/// and returns the loss reports the collector got.
+fn loss_reports_after_an_overflow(extra: Value) -> Vec<Value> {
+    let collector = common::Collector::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = json!({"max_queue_events": 2, "lifecycle_events": false, "sessions": false});
+    if let (Some(c), Some(e)) = (cfg.as_object_mut(), extra.as_object()) {
+        c.extend(e.clone());
+    }
+    let client = open_with(&collector.endpoint, &dir, cfg);
+    for i in 0..4 {
+        let (st, _) = track(client, &format!(r#"{{"event":"E{i}","userId":"u"}}"#));
+        assert_eq!(st, OutboxStatus::Ok, "{}", last_error());
+    }
+    let mut report = OutboxFlushReport::default();
+    assert_eq!(
+        outbox_flush_and_wait(client, 30_000, &mut report),
+        OutboxStatus::Ok,
+        "{}",
+        last_error()
+    );
+    assert_eq!(outbox_close(client, 1_000), OutboxStatus::Ok);
+    outbox_free(client);
+    let events = collector.events();
+    let names: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["event"].as_str())
+        .filter(|n| *n != "outbox dropped events")
+        .collect();
+    assert_eq!(names, ["E2", "E3"]);
+    events
+        .into_iter()
+        .filter(|e| e["event"] == "outbox dropped events")
+        .collect()
+}
+
+/// Seen failing with the key ignored (a report was sent).
+#[test]
+fn loss_reports_are_on_by_default_and_false_turns_them_off() {
+    let on = loss_reports_after_an_overflow(json!({}));
+    assert_eq!(on.len(), 1, "{on:?}");
+    assert_eq!(on[0]["properties"]["counts"], json!({"overflow": 2}));
+    let off = loss_reports_after_an_overflow(json!({"loss_reports": false}));
+    assert!(off.is_empty(), "{off:?}");
+}

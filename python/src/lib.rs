@@ -142,14 +142,15 @@ impl NativeClient {
 
 #[pymethods]
 impl NativeClient {
-    /// `lifecycle_events`, `sessions` (with `session_timeout` seconds) and
-    /// the app's name, version and build are the std builder's settings of
-    /// the same names (README, "What is tracked automatically").
+    /// `lifecycle_events`, `sessions` (with `session_timeout` seconds),
+    /// the app's name, version and build, and `loss_reports` are the std
+    /// builder's settings of the same names (README, "What is tracked
+    /// automatically").
     #[new]
     #[pyo3(signature = (
         path, endpoint, write_key, *, max_queue_size=None, request_timeout=None,
         lifecycle_events=true, sessions=true, session_timeout=60.0,
-        app_name=None, app_version=None, app_build=None,
+        app_name=None, app_version=None, app_build=None, loss_reports=true,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -165,6 +166,7 @@ impl NativeClient {
         app_name: Option<String>,
         app_version: Option<String>,
         app_build: Option<String>,
+        loss_reports: bool,
     ) -> PyResult<Self> {
         if max_queue_size == Some(0) {
             return Err(PyValueError::new_err("max_queue_size must be at least 1"));
@@ -180,7 +182,8 @@ impl NativeClient {
             .path(path)
             .endpoint(endpoint, write_key)
             .lifecycle_events(lifecycle_events)
-            .sessions(sessions.then_some(session_timeout));
+            .sessions(sessions.then_some(session_timeout))
+            .loss_reports(loss_reports);
         if app_name.is_some() || app_version.is_some() {
             builder = builder.app(
                 app_name.unwrap_or_default(),

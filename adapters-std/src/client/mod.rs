@@ -13,6 +13,7 @@ mod clock;
 mod dead_letters;
 mod environment;
 mod error;
+mod losses;
 mod notify;
 mod receipt;
 mod session;
@@ -89,6 +90,7 @@ pub struct ClientBuilder {
     context: Map<String, Value>,
     properties: Map<String, Value>,
     session: session::Settings,
+    loss_reports: bool,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -280,6 +282,17 @@ impl ClientBuilder {
         self
     }
 
+    /// Report losses to the server (default: on): after any drop (overflow,
+    /// max attempts, a damaged record, a track that was not stored, a
+    /// salvage) the next batch carries one `outbox dropped events` track
+    /// event with the counts by reason, the first and last seq and since
+    /// when; the counts are kept in the database until a 2xx acknowledges
+    /// the batch that carried them. Off: nothing is kept or sent.
+    pub fn loss_reports(mut self, on: bool) -> Self {
+        self.loss_reports = on;
+        self
+    }
+
     /// Open the store, restore its queue, start the threads.
     pub fn build(self) -> Result<Client, BuildError> {
         let config: Config = self.config.build()?;
@@ -332,8 +345,25 @@ impl ClientBuilder {
             hub.publish_sticky(Notification::Salvaged(report.clone()));
         }
         let clock = clock::Clock::start();
-        let (transport, transport_thread) =
-            transport::ChannelTransport::start(uploader, tx.clone())?;
+        let saved_losses = if self.loss_reports {
+            store.losses().unwrap_or_else(|e| {
+                log::warn!("outbox: cannot read the losses not yet reported: {e}");
+                Vec::new()
+            })
+        } else {
+            Vec::new()
+        };
+        let mut book = losses::LossBook::new(self.loss_reports, saved_losses);
+        if salvaged.is_some() {
+            book.salvaged();
+        }
+        let losses = Arc::new(Mutex::new(book));
+        let (transport, transport_thread) = transport::ChannelTransport::start(
+            uploader,
+            tx.clone(),
+            losses.clone(),
+            config.max_batch_bytes(),
+        )?;
         let (started_tx, started_rx) = mpsc::sync_channel(1);
         let worker_hub = hub.clone();
         let worker_buffers = buffers.clone();
@@ -350,6 +380,7 @@ impl ClientBuilder {
                 };
                 let not_stored = Default::default();
                 let mut w = Worker::new(rx, clock, not_stored, worker_hub, worker_buffers);
+                w.losses = losses;
                 w.salvaged = salvaged;
                 w.sessions = worker_tracker;
                 worker::restore_and_run(
@@ -405,6 +436,8 @@ struct Inner {
 
 /// `now + timeout`, or `None` (no deadline) when that is beyond what an
 /// `Instant` can hold: `Duration::MAX` means "wait as long as it takes".
+pub use losses::LOSS_EVENT;
+
 pub(crate) fn deadline_after(timeout: Duration) -> Option<StdInstant> {
     StdInstant::now().checked_add(timeout)
 }
@@ -510,6 +543,7 @@ impl Client {
             context: Map::new(),
             properties: Map::new(),
             session: session::Settings::default(),
+            loss_reports: true,
         }
     }
 

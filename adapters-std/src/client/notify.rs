@@ -235,6 +235,8 @@ pub(crate) struct Notifier {
     pub(crate) not_stored: Rc<RefCell<Vec<(Seq, Seq)>>>,
     /// The status of the last halt, for answering flush callers.
     pub(crate) halt_status: Rc<Cell<u16>>,
+    /// Every drop, for the loss report.
+    pub(crate) losses: super::losses::Losses,
 }
 
 impl Observer for Notifier {
@@ -253,6 +255,11 @@ impl Observer for Notifier {
                 if reason == DropReason::NotStored {
                     self.not_stored.borrow_mut().push((first, last));
                 }
+                super::losses::lock(&self.losses).note(
+                    super::losses::reason_name(reason),
+                    last.saturating_sub(first).saturating_add(1),
+                    Some((first, last)),
+                );
                 Notification::Dropped {
                     first,
                     last,

@@ -40,6 +40,10 @@ const JOBS_WAITING: usize = 1;
 
 pub(crate) struct ChannelTransport {
     jobs: Option<SyncSender<Job>>,
+    /// The losses to report with the next batch.
+    losses: super::losses::Losses,
+    /// A body may not grow past this with the report.
+    max_batch_bytes: u32,
     /// The outcome delivered by the worker's channel, until polled.
     pub(crate) ready: Option<Outcome>,
 }
@@ -49,6 +53,8 @@ impl ChannelTransport {
     pub(crate) fn start(
         mut uploader: Box<dyn Uploader>,
         back: SyncSender<Msg>,
+        losses: super::losses::Losses,
+        max_batch_bytes: u32,
     ) -> std::io::Result<(Self, JoinHandle<()>)> {
         let (jobs, rx): (SyncSender<Job>, Receiver<Job>) = mpsc::sync_channel(JOBS_WAITING);
         let handle = std::thread::Builder::new()
@@ -94,6 +100,8 @@ impl ChannelTransport {
         Ok((
             ChannelTransport {
                 jobs: Some(jobs),
+                losses,
+                max_batch_bytes,
                 ready: None,
             },
             handle,
@@ -115,7 +123,11 @@ impl Transport for ChannelTransport {
         batch: &Batch,
         payloads: Payloads<'_>,
     ) -> Result<(), TransportGone> {
-        let body = BatchBody::from_payloads(payloads.map(|(_, p)| p));
+        // The loss report, when there is one and it fits (it does not
+        // count as one of the batch's events for the machine).
+        let report =
+            super::losses::lock(&self.losses).attach(batch.id, batch.bytes, self.max_batch_bytes);
+        let body = BatchBody::from_payloads(payloads.map(|(_, p)| p).chain(report.as_deref()));
         let jobs = self.jobs.as_ref().ok_or(TransportGone::Gone)?;
         jobs.try_send(Job {
             batch: batch.id,

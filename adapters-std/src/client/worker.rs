@@ -137,6 +137,8 @@ pub(crate) struct Worker {
     /// A handle held the tracker when a session end was due: try again
     /// at this time.
     sessions_retry: Option<StdInstant>,
+    /// Drops to report to the server (`losses.rs`).
+    pub(crate) losses: super::losses::Losses,
 }
 
 /// How soon the worker tries again for a tracker a handle holds.
@@ -183,6 +185,7 @@ impl Worker {
             session: None,
             sessions: None,
             sessions_retry: None,
+            losses: Default::default(),
         }
     }
 
@@ -267,6 +270,7 @@ impl Worker {
             }
             self.commit(&mut driver);
             if !self.quiet() {
+                self.stage_losses(&mut driver);
                 let now = self.clock.now();
                 if let Err(e) = driver.poll(now) {
                     self.note_error(&e);
@@ -294,6 +298,7 @@ impl Worker {
     /// told to every subscriber.
     fn take_salvage(&mut self, driver: &mut Drv<'_>) {
         if let Some(report) = driver.store_mut().take_salvaged() {
+            super::losses::lock(&self.losses).salvaged();
             self.last_error = Some(report.message());
             self.salvaged = Some(report.clone());
             self.hub
@@ -378,7 +383,14 @@ impl Worker {
         }
     }
 
+    /// Write the drops seen so far into the open transaction, so the next
+    /// send reports them and the round's commit keeps them.
+    fn stage_losses(&self, driver: &mut Drv<'_>) {
+        super::losses::lock(&self.losses).stage(driver.store_mut());
+    }
+
     fn handle(&mut self, driver: &mut Drv<'_>, msg: Msg) {
+        self.stage_losses(driver);
         let now = self.clock.now();
         match msg {
             Msg::Track {
@@ -504,9 +516,26 @@ impl Worker {
                     Self::record(driver, ErrorSource::Upload, text);
                 }
                 let delivered = driver.machine().stats().delivered;
+                // A 2xx for the batch that carried the loss report deletes
+                // the rows it reported with the batch's own delete.
+                let report = match o {
+                    outbox_core::Outcome::Response { batch, status, .. }
+                        if (200..300).contains(&status) =>
+                    {
+                        super::losses::lock(&self.losses).carried_by(batch)
+                    }
+                    _ => None,
+                };
+                driver.store().clear_losses_with_next_delete(report);
                 driver.transport_mut().ready = Some(o);
                 if let Err(e) = driver.poll(now) {
                     self.note_error(&e);
+                }
+                if let Some(through_id) = report {
+                    if driver.store().losses_cleared() {
+                        super::losses::lock(&self.losses).cleared(through_id);
+                    }
+                    driver.store().clear_losses_with_next_delete(None);
                 }
                 if driver.machine().stats().delivered > delivered {
                     if let Err(e) = driver.store_mut().clear_error() {
@@ -552,6 +581,7 @@ impl Worker {
 
     /// The group commit, then the answers to durable callers.
     fn commit(&mut self, driver: &mut Drv<'_>) {
+        self.stage_losses(driver);
         let now = self.clock.now();
         let synced = driver.sync(now).map_err(|e| {
             self.note_error(&e);
@@ -561,11 +591,14 @@ impl Worker {
             }
         });
         // Deletions and dead letters that no append is waiting with.
-        if let Err(e) = driver.store_mut().sync() {
+        let closed = driver.store_mut().sync();
+        if let Err(e) = &closed {
             log::error!("outbox: commit failed: {e}");
             self.last_error = Some(e.to_string());
             self.unrecorded = Some(e.to_string());
         }
+        super::losses::lock(&self.losses)
+            .committed(synced.is_ok() && closed.is_ok(), driver.store());
         if let Some(message) = self.unrecorded.take() {
             Self::record(driver, ErrorSource::Store, &message);
         }
@@ -727,6 +760,7 @@ pub(crate) fn restore_and_run(
         clock: worker.clock,
         not_stored: worker.not_stored.clone(),
         halt_status: worker.halt_status.clone(),
+        losses: worker.losses.clone(),
     };
     // The configuration's batch size always holds one maximal event.
     let mut driver = match Driver::new(machine, store, transport, &mut buf, notifier) {
@@ -740,6 +774,12 @@ pub(crate) fn restore_and_run(
         Ok(()) => {}
         // Restored fine, but the first send or a delete failed: recorded.
         Err(DriverError::Transport(_)) => {}
+        // Restored fine; the first batch met a damaged record (dead-lettered
+        // alone) or a short read (read again after a backoff): the machine
+        // handled it, as it does in any later round.
+        Err(e @ (DriverError::Malformed { .. } | DriverError::ShortRead { .. })) => {
+            log::warn!("outbox: at start: {e}");
+        }
         Err(DriverError::Store(e)) => {
             let _ = started.send(Err(e));
             return;

@@ -38,6 +38,10 @@
 //!   [`SqliteStore::last_error`] reads back (also on a read-only view).
 //! - Each event's **stored time** lets [`SqliteStore::oldest_event`] tell
 //!   the queue's age from its first row alone.
+//! - A **losses** table keeps the drops not yet reported to the server
+//!   (`losses.rs`): written in the Client's round commit, deleted in the
+//!   transaction of the prefix delete of the batch whose 2xx acknowledged
+//!   the report, so neither a crash nor a failed upload forgets one.
 //! - An OS lock on the file's identity (the database file itself on Unix,
 //!   see `lock.rs`) makes a second store on the same file, through any
 //!   path or hard link, fail fast with [`OpenError::InUse`]; the OS drops
@@ -77,6 +81,7 @@ mod error;
 mod file;
 mod key;
 mod lock;
+mod losses;
 mod meta;
 mod salvage;
 mod schema;
@@ -97,6 +102,7 @@ pub use error::{ExportError, OpenError, StoreError};
 pub use key::DbKey;
 use key::DbKey as Key;
 pub use key::{KeyError, DB_KEY_ENV};
+pub use losses::LossRow;
 pub use meta::{ErrorSource, LastError, OldestEvent, StoredSession};
 pub use salvage::Salvaged;
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
@@ -241,6 +247,10 @@ pub struct SqliteStore {
     options: SqliteOptions,
     /// A salvage this store made, not yet taken by its owner.
     salvaged: Option<Salvaged>,
+    /// Loss rows to delete with the next prefix delete (`losses.rs`).
+    losses_to_clear: Cell<Option<i64>>,
+    /// The last prefix delete deleted them.
+    losses_cleared: Cell<bool>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -333,6 +343,8 @@ impl SqliteStore {
             newest: Cell::default(),
             recount: Cell::default(),
             options,
+            losses_to_clear: Cell::default(),
+            losses_cleared: Cell::default(),
             salvaged: None,
         })
     }
@@ -465,6 +477,8 @@ impl SqliteStore {
                 key: key.cloned(),
                 ..SqliteOptions::default()
             },
+            losses_to_clear: Cell::default(),
+            losses_cleared: Cell::default(),
             salvaged: None,
         })
     }
@@ -1159,26 +1173,30 @@ impl SqliteStore {
         let through = i64::try_from(through).unwrap_or(i64::MAX);
         let max_record = self.max_record;
         // Remember how far numbering went before the records that show it go.
-        let result = self.raise_floor(through).and_then(|()| {
-            let mut stmt = self
-                .conn
-                .prepare_cached("DELETE FROM events WHERE seq <= ?1 RETURNING size")?;
-            let mut rows = stmt.query([through])?;
-            let mut gone = Counts::default();
-            while let Some(row) = rows.next()? {
-                // The counters hold intact rows only.
-                if let Some(size) = max_record_size(row.get_ref(0)?, max_record) {
-                    gone = gone.plus(Counts {
-                        events: -1,
-                        bytes: -i64::from(size),
-                    });
+        let result = self
+            .raise_floor(through)
+            .and_then(|()| self.clear_reported_losses())
+            .and_then(|()| {
+                let mut stmt = self
+                    .conn
+                    .prepare_cached("DELETE FROM events WHERE seq <= ?1 RETURNING size")?;
+                let mut rows = stmt.query([through])?;
+                let mut gone = Counts::default();
+                while let Some(row) = rows.next()? {
+                    // The counters hold intact rows only.
+                    if let Some(size) = max_record_size(row.get_ref(0)?, max_record) {
+                        gone = gone.plus(Counts {
+                            events: -1,
+                            bytes: -i64::from(size),
+                        });
+                    }
                 }
-            }
-            Ok(gone)
-        });
+                Ok(gone)
+            });
         match result {
             Ok(gone) => self.counted.set(self.counted.get().plus(gone)),
             Err(e) => {
+                self.losses_cleared.set(false);
                 self.note_failure();
                 return match StoreError::from(e) {
                     // A damaged page in the way: the rows after `through`
@@ -1195,7 +1213,10 @@ impl SqliteStore {
         // deletion (and a dead letter before it) durable now, so no later
         // send can overtake it.
         if !self.tx_has_appends {
-            self.commit()?;
+            if let Err(e) = self.commit() {
+                self.losses_cleared.set(false);
+                return Err(e);
+            }
         }
         Ok(())
     }

@@ -15,7 +15,7 @@ use super::error::OpenError;
 pub const APPLICATION_ID: i32 = 0x6f62_7831;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// The oldest schema version `SqliteStore::open_read_only` reads without
 /// migrating (a read-only view never writes).
@@ -88,6 +88,18 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // for `outbox status` (unlike the last error, a delivery keeps it).
     "ALTER TABLE meta ADD COLUMN salvaged_at INTEGER;
      ALTER TABLE meta ADD COLUMN salvaged TEXT;",
+    // 5 -> 6: losses not yet reported to the server (`losses.rs`): events
+    // dropped (by reason, with their numbers and when) that the next batch
+    // reports in one `outbox dropped events` event; the rows it reported
+    // go in the same transaction as the delete of that batch.
+    "CREATE TABLE losses (
+         id        INTEGER PRIMARY KEY AUTOINCREMENT,
+         reason    TEXT    NOT NULL,
+         count     INTEGER NOT NULL,
+         first_seq INTEGER,
+         last_seq  INTEGER,
+         since_ms  INTEGER NOT NULL
+     );",
 ];
 
 /// What the file turned out to be.

@@ -84,18 +84,8 @@ pub fn http_config(endpoint: &Endpoint) -> HttpConfig {
     .allow_plain_http(endpoint.allow_plain_http)
 }
 
-/// Opens the Client on `db` for uploads to `endpoint`.
-pub fn open_client(
-    db: &Path,
-    endpoint: &Endpoint,
-    mode: FlushModeArg,
-    threshold: Option<u32>,
-) -> CliResult<Client> {
-    open_client_with(db, endpoint, mode, threshold, |b| b)
-}
-
-/// [`open_client`] with more settings on the builder (`send`'s automatic
-/// events).
+/// Opens the Client on `db` for uploads to `endpoint`, with more settings
+/// on the builder (`send`'s automatic events, `--no-loss-reports`).
 pub fn open_client_with(
     db: &Path,
     endpoint: &Endpoint,

@@ -6,7 +6,7 @@ use std::time::Instant;
 use outbox_std::{Client, DropReason, Notification, Notifications};
 
 use super::deadline::Bound;
-use super::deliver::{open_client, rejected_error, Endpoint, Watch};
+use super::deliver::{open_client_with, rejected_error, Endpoint, Watch};
 use super::progress::Progress;
 use super::{err_line, out_line};
 use crate::args::{FlushArgs, FlushModeArg};
@@ -95,7 +95,9 @@ pub fn run(args: FlushArgs) -> CliResult {
             db.display()
         )));
     }
-    let client = open_client(db, &endpoint, FlushModeArg::Manual, None)?;
+    let client = open_client_with(db, &endpoint, FlushModeArg::Manual, None, |b| {
+        b.loss_reports(!args.no_loss_reports)
+    })?;
     let storage = StorageWatch::start(&client);
     let result = (|| {
         let notes = client.notifications();

@@ -98,7 +98,7 @@ pub fn run(args: SendArgs) -> CliResult {
         .map_err(|e| CliError::failure(format!("cannot start reading the input: {e}")))?;
     let client =
         super::deliver::open_client_with(db, &endpoint, args.flush_mode, args.threshold, |b| {
-            args.automatic.apply(b)
+            args.automatic.apply(b).loss_reports(!args.no_loss_reports)
         })?;
     if args.automatic.foreground {
         client

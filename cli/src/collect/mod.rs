@@ -29,6 +29,7 @@
 
 pub mod faults;
 pub mod http;
+pub mod losses;
 pub mod segment;
 
 use std::collections::{HashMap, HashSet};
@@ -117,6 +118,9 @@ pub struct BatchLog {
     pub duplicates: usize,
     /// What else to say (the error, the injected fault).
     pub note: String,
+    /// The loss reports in the batch, newly accepted, described (each is
+    /// printed on its own line; they are not among `events`/`accepted`).
+    pub loss_reports: Vec<String>,
 }
 
 impl fmt::Display for BatchLog {
@@ -134,6 +138,15 @@ impl fmt::Display for BatchLog {
         if !self.note.is_empty() {
             // The note may quote the client's bytes (a messageId, say).
             write!(f, " ({})", crate::printable::escape_controls(&self.note))?;
+        }
+        for report in &self.loss_reports {
+            // Its text is the client's.
+            write!(
+                f,
+                "\nbatch {}: {}",
+                self.number,
+                crate::printable::escape_controls(report)
+            )?;
         }
         Ok(())
     }
@@ -166,6 +179,10 @@ pub struct Summary {
     pub refused: u64,
     /// Message ids known at start (from the out file).
     pub known_at_start: u64,
+    /// Distinct loss reports accepted (not counted in `accepted`).
+    pub loss_reports: u64,
+    /// Events those reports say their clients dropped.
+    pub reported_lost: u64,
 }
 
 impl fmt::Display for Summary {
@@ -175,7 +192,8 @@ impl fmt::Display for Summary {
             "summary: {} batches, {} events accepted, {} duplicates absorbed, \
              {} without messageId (ids assigned), \
              {} bad requests (400), {} unauthorized (401), {} too large, \
-             {} failures injected, {} responses dropped, {} connections refused",
+             {} failures injected, {} responses dropped, {} connections refused; \
+             losses reported by clients: {} events dropped in {} reports",
             self.batches,
             self.accepted,
             self.duplicates,
@@ -185,7 +203,9 @@ impl fmt::Display for Summary {
             self.too_large,
             self.injected_failures,
             self.dropped_responses,
-            self.refused
+            self.refused,
+            self.reported_lost,
+            self.loss_reports
         )
     }
 }
@@ -568,6 +588,7 @@ fn serve(stream: TcpStream, shared: &Shared) {
                         accepted: 0,
                         duplicates: 0,
                         note: reason.clone(),
+                        loss_reports: Vec::new(),
                     });
                 }
                 let mut resp = Response::error(status, &reason);
@@ -641,6 +662,7 @@ fn handle_batch(shared: &Shared, peer: SocketAddr, req: &http::Request, route: R
                 accepted: 0,
                 duplicates: 0,
                 note: refusal.reason.clone(),
+                loss_reports: Vec::new(),
             });
             return Reply::Answer(Response::error(refusal.status, &refusal.reason));
         }
@@ -665,16 +687,22 @@ fn handle_batch(shared: &Shared, peer: SocketAddr, req: &http::Request, route: R
             accepted: 0,
             duplicates: 0,
             note,
+            loss_reports: Vec::new(),
         });
         let mut resp = Response::error(failure.status, "injected failure");
         resp.retry_after = failure.retry_after;
         return Reply::Answer(resp);
     }
 
+    // Loss reports, new or re-sent, are not among the events logged.
+    let reports_sent = events
+        .iter()
+        .filter(|(_, e)| losses::is_loss_report(e))
+        .count();
     // Commit: new events to the out file (synced), then to the id set.
     let mut fresh: Vec<(String, Value)> = Vec::new();
     let mut batch_ids = HashSet::new();
-    let mut duplicates = 0;
+    let mut duplicates: usize = 0;
     for (id, event) in events {
         if st.seen.contains(&id) || !batch_ids.insert(id.clone()) {
             duplicates += 1;
@@ -702,16 +730,27 @@ fn handle_batch(shared: &Shared, peer: SocketAddr, req: &http::Request, route: R
                 accepted: 0,
                 duplicates: 0,
                 note: reason.clone(),
+                loss_reports: Vec::new(),
             });
             return Reply::Answer(Response::error(500, &reason));
         }
     }
-    let accepted = fresh.len();
+    let answered = fresh.len();
+    // Loss reports are told apart from the events accepted.
+    let mut loss_reports = Vec::new();
+    for (_, event) in fresh.iter().filter(|(_, e)| losses::is_loss_report(e)) {
+        st.summary.loss_reports += 1;
+        st.summary.reported_lost += losses::dropped(event);
+        loss_reports.push(losses::describe(event));
+    }
+    let accepted = answered - loss_reports.len();
     for (id, _) in fresh {
         st.seen.insert(id);
     }
     st.summary.accepted += accepted as u64;
-    st.summary.duplicates += duplicates as u64;
+    // A re-sent report is absorbed like any duplicate, but not logged as one.
+    let event_duplicates = duplicates.saturating_sub(reports_sent - loss_reports.len());
+    st.summary.duplicates += event_duplicates as u64;
     st.summary.assigned_ids += assigned as u64;
     let drop_response = st.faults.drop_response(&info);
     if drop_response {
@@ -722,21 +761,22 @@ fn handle_batch(shared: &Shared, peer: SocketAddr, req: &http::Request, route: R
         number,
         peer,
         status: (!drop_response).then_some(200),
-        events: info.events,
+        events: info.events - reports_sent,
         accepted,
-        duplicates,
+        duplicates: event_duplicates,
         note: if drop_response {
             "committed, response dropped on purpose".into()
         } else {
             String::new()
         },
+        loss_reports,
     });
     if drop_response {
         return Reply::Hangup;
     }
     Reply::Answer(Response::json(
         200,
-        serde_json::json!({ "success": true, "accepted": accepted, "duplicates": duplicates })
+        serde_json::json!({ "success": true, "accepted": answered, "duplicates": duplicates })
             .to_string(),
     ))
 }

@@ -294,17 +294,29 @@ pub fn batch_of(ids: &[&str]) -> String {
     serde_json::json!({ "batch": events, "sentAt": "2026-01-01T00:00:00Z" }).to_string()
 }
 
-/// The `messageId`s of the JSON lines in a file, in order.
+/// The `messageId`s of the JSON lines in a file, in order; the loss
+/// reports a Client adds after a drop are left out (tests/losses.rs checks
+/// them: [`loss_reports_in`]).
 pub fn ids_in(path: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] != outbox_std::LOSS_EVENT)
         .filter_map(|v| {
             v.get("messageId")
                 .and_then(|m| m.as_str())
                 .map(String::from)
         })
+        .collect()
+}
+
+/// The loss reports (`outbox dropped events`) among the JSON lines of a file.
+pub fn loss_reports_in(path: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == outbox_std::LOSS_EVENT)
         .collect()
 }
 

@@ -164,7 +164,10 @@ class Client:
     ``session_start`` on a foreground, ``session_end`` (``duration`` in
     seconds) once the app has been in the background longer than
     ``session_timeout`` seconds (default 60) or at ``lifecycle("terminate")``,
-    and ``context.session_id`` on every event inside a session.
+    and ``context.session_id`` on every event inside a session. With
+    ``loss_reports`` (default True), after events are dropped (a full queue,
+    a damaged record) the next batch carries one ``outbox dropped events``
+    event with the counts by reason; ``loss_reports=False`` sends none.
     """
 
     def __init__(
@@ -203,13 +206,19 @@ class Client:
         app_name=None,
         app_version=None,
         app_build=None,
+        loss_reports=True,
     ):
         _require("write_key", write_key, str, required=True)
         _require("host", host, str)
         _require("endpoint", endpoint, str)
         _require("max_queue_size", max_queue_size, int, required=True)
         _require("timeout", timeout, numbers.Real, required=True)
-        for name, flag in (("durable", durable), ("lifecycle_events", lifecycle_events), ("sessions", sessions)):
+        for name, flag in (
+            ("durable", durable),
+            ("lifecycle_events", lifecycle_events),
+            ("sessions", sessions),
+            ("loss_reports", loss_reports),
+        ):
             if not isinstance(flag, bool):
                 raise OutboxTypeError("{} must be bool, got {}".format(name, type(flag).__name__))
         _require("session_timeout", session_timeout, numbers.Real, required=True)
@@ -244,6 +253,7 @@ class Client:
             app_name=app_name,
             app_version=app_version,
             app_build=app_build,
+            loss_reports=loss_reports,
         )
         self._on_delivered = []
         self._on_error = []

@@ -8,6 +8,11 @@
 //! `crash_child <db> <endpoint> <run> drain`: restores the queue, flushes
 //! until it is empty, prints `drained <pending>` and exits.
 //!
+//! `crash_child <db> <endpoint> <run> overflow`: with a queue of three
+//! events and the network down, tracks six (three drop), commits, turns
+//! the network on (the loss report goes out with the next batch), prints
+//! `synced` and waits to be killed (`tests/tests/std_losses.rs`).
+//!
 //! Requests carry the User-Agent `crash-child/<run>` so the parent can tell
 //! which incarnation sent them.
 
@@ -21,7 +26,7 @@ use outbox_std::{Client, Event};
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let [_, db, endpoint, run, mode] = &args[..] else {
-        eprintln!("usage: crash_child <db> <endpoint> <run> track|drain");
+        eprintln!("usage: crash_child <db> <endpoint> <run> track|drain|overflow");
         return ExitCode::from(2);
     };
     let client = match Client::builder()
@@ -30,8 +35,14 @@ fn main() -> ExitCode {
             HttpConfig::new(endpoint.clone(), "crash-key").user_agent(format!("crash-child/{run}")),
         )
         .configure(|c| {
-            c.max_batch_events(16)
-                .retry_backoff(Duration::from_millis(10), Duration::from_millis(100))
+            let c = c
+                .max_batch_events(16)
+                .retry_backoff(Duration::from_millis(10), Duration::from_millis(100));
+            if mode == "overflow" {
+                c.max_queue_events(3)
+            } else {
+                c
+            }
         })
         .build()
     {
@@ -53,6 +64,9 @@ fn main() -> ExitCode {
         let _ = writeln!(out, "drained {pending}");
         let _ = client.shutdown(Duration::from_secs(5));
         return ExitCode::SUCCESS;
+    }
+    if mode == "overflow" {
+        return overflow_then_wait(&client, run);
     }
     let mut i = 0u64;
     loop {
@@ -83,5 +97,34 @@ fn main() -> ExitCode {
             let _ = client.flush();
         }
         std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// The `overflow` mode: three drops committed, their report sent, then
+/// nothing until the parent kills the process.
+fn overflow_then_wait(client: &Client, run: &str) -> ExitCode {
+    let steps = (|| -> Result<(), String> {
+        client
+            .set_network_available(false)
+            .map_err(|e| e.to_string())?;
+        for i in 0..6 {
+            let event = Event::track("Crash Test")
+                .user_id("crash")
+                .message_id(format!("r{run}-{i}"));
+            client.track(event).map_err(|e| e.to_string())?;
+        }
+        client.sync().map_err(|e| e.to_string())?;
+        client
+            .set_network_available(true)
+            .map_err(|e| e.to_string())?;
+        client.flush().map_err(|e| e.to_string())
+    })();
+    if let Err(e) = steps {
+        eprintln!("crash_child: overflow: {e}");
+        return ExitCode::from(7);
+    }
+    println!("synced");
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
     }
 }

@@ -16,10 +16,13 @@ use serde_json::Value;
 /// One request the collector answered.
 #[derive(Clone, Debug)]
 pub struct Received {
-    /// messageIds in the batch, in order.
+    /// messageIds in the batch, in order (loss reports left out).
     pub ids: Vec<String>,
-    /// The events.
+    /// The events (loss reports left out: they have `losses`).
     pub events: Vec<Value>,
+    /// The `outbox dropped events` loss reports in the batch (the Client
+    /// adds one to the batch after a drop; std_losses.rs checks them).
+    pub losses: Vec<Value>,
     /// The status it answered.
     pub status: u16,
     /// The JSON body, decompressed.
@@ -165,10 +168,13 @@ fn serve(mut req: tiny_http::Request, log: &Mutex<Vec<Received>>, policy: &Mutex
     } else {
         raw
     };
-    let events: Vec<Value> = serde_json::from_slice::<Value>(&body)
+    let all: Vec<Value> = serde_json::from_slice::<Value>(&body)
         .ok()
         .and_then(|v| v.get("batch").and_then(|b| b.as_array()).cloned())
         .unwrap_or_default();
+    let (losses, events): (Vec<Value>, Vec<Value>) = all
+        .into_iter()
+        .partition(|e| e["event"] == outbox_std::LOSS_EVENT);
     let ids = events
         .iter()
         .map(|e| e["messageId"].as_str().unwrap_or("").to_string())
@@ -176,6 +182,7 @@ fn serve(mut req: tiny_http::Request, log: &Mutex<Vec<Received>>, policy: &Mutex
     let mut received = Received {
         ids,
         events,
+        losses,
         status: 0,
         body,
         gzip,
