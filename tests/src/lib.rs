@@ -2,4 +2,5 @@
 //! bench binary's rows.
 
 pub mod bench;
+pub mod crash_log;
 pub mod sim;

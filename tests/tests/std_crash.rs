@@ -4,19 +4,21 @@
 //! drains the queue. The collector must have every event whose commit the
 //! child confirmed, first deliveries in tracking order, and duplicates only
 //! from the last acknowledged batch before a restart (an acknowledgement
-//! not yet applied); SQLite's integrity check must say ok.
+//! not yet applied), judged in the order the requests were sent
+//! (`outbox_tests::crash_log`); SQLite's integrity check must say ok.
 //!
 //! Set `OUTBOX_CRASH_SEED` to replay a run; the seed is printed.
 #![cfg(unix)]
 
 mod std_support;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use outbox_tests::crash_log::{self, Logged};
 use std_support::*;
 
 const KILLS: u64 = 55;
@@ -30,15 +32,6 @@ impl Rng {
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n.max(1)
     }
-}
-
-/// `r<run>-<i>` as (run, i).
-fn key(id: &str) -> (u64, u64) {
-    let (run, i) = id
-        .strip_prefix('r')
-        .and_then(|s| s.split_once('-'))
-        .unwrap_or_else(|| panic!("unexpected messageId {id:?}"));
-    (run.parse().unwrap(), i.parse().unwrap())
 }
 
 fn run_of(r: &Received) -> u64 {
@@ -206,46 +199,23 @@ fn kill_9_at_random_points_loses_nothing_confirmed() {
     );
 
     // 2. First deliveries in tracking order; 3. duplicates only from the
-    // last acknowledged batch before the sending incarnation started.
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    let mut duplicates = 0;
-    let mut last_first: Option<(u64, u64)> = None;
-    let mut last_ack_by_run: Vec<(u64, usize)> = Vec::new(); // (run, request index)
-    for (n, r) in requests.iter().enumerate() {
-        // A child killed while sending its body leaves a request whose body
-        // does not parse: the collector answered it, but it acknowledged no
-        // event, so it is no incarnation's last acknowledged batch.
-        if !(200..300).contains(&r.status) || r.ids.is_empty() {
-            continue;
-        }
-        let run = run_of(r);
-        let before = last_ack_by_run
-            .iter()
-            .rev()
-            .find(|(k, _)| *k < run)
-            .map(|&(_, i)| i);
-        for id in &r.ids {
-            if let Some(&first_req) = seen.get(id) {
-                duplicates += 1;
-                let allowed = before.is_some_and(|b| requests[b].ids.contains(id));
-                assert!(
-                    allowed,
-                    "{id} re-sent by run {run} (request {n}) but it was delivered in request \
-                     {first_req}, not in the last acknowledged batch before run {run} ({before:?})"
-                );
-            } else {
-                let k = key(id);
-                assert!(
-                    last_first.is_none_or(|p| p < k),
-                    "{id} delivered out of order (after {last_first:?})"
-                );
-                last_first = Some(k);
-                seen.insert(id.clone(), n);
-            }
-        }
-        last_ack_by_run.push((run, n));
-    }
-    println!("{duplicates} duplicate deliveries, all from unapplied acknowledgements");
+    // last acknowledged batch before the sending incarnation started,
+    // judged in the order the requests were sent (see `crash_log`: the
+    // collector may log a killed child's last batch after the next
+    // child's first).
+    let log: Vec<Logged<'_>> = requests
+        .iter()
+        .map(|r| Logged {
+            run: run_of(r),
+            status: r.status,
+            ids: &r.ids,
+        })
+        .collect();
+    let tally = crash_log::check(&log).unwrap_or_else(|v| panic!("{v}"));
+    println!(
+        "{} duplicate deliveries, all from unapplied acknowledgements",
+        tally.duplicates
+    );
 
     // 4. The database is sound and empty.
     assert_eq!(integrity(&db), "ok");
