@@ -3,7 +3,7 @@
 //! The C ABI over outbox's no_std core and NOR-flash queue, for C firmware:
 //! a `thumbv7em-none-eabihf` staticlib (`liboutbox_embedded.a`) and its
 //! header `include/outbox_embedded.h`, generated from this crate by cbindgen
-//! and checked in (the host workspace's `ffi/tests/embedded_header.rs`
+//! and checked in (the host workspace's `ffi/tests/header.rs`
 //! fails when it is stale).
 //!
 //! It is a thin layer: the machine, the driver, the flash queue and the
