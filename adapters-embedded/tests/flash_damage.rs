@@ -256,3 +256,47 @@ fn a_record_that_reads_as_erased_mid_page_costs_that_record_alone() {
         damage_and_check(&img, &ledger, &damage, &format!("seq {seq} erased"));
     }
 }
+
+/// A record lost at either edge of the queue (before the oldest intact
+/// record, after the newest with its header intact) is a hole in the store
+/// contract's summary, which spans from the last delete to the floor, so
+/// the machine reports it (issue 16).
+#[test]
+fn a_record_lost_at_either_edge_is_a_hole_in_the_contract_summary() {
+    use outbox_core::{Store, StoreSummary};
+    use outbox_embedded::flash::sim::damage::records;
+
+    // Events 0..=5 of 10 bytes, 0 and 1 deleted.
+    let steps = [Ok(10), Ok(10), Ok(10), Ok(10), Ok(10), Ok(10), Err(5)];
+    let (flash, _) = build(&steps);
+    let mut img = flash.image().to_vec();
+    let at = |seq| {
+        let r = &records(&img, PAGE, 4)
+            .into_iter()
+            .find(|r| r.0 == seq)
+            .unwrap()
+            .1;
+        // A payload byte: the header and the CRC stay intact.
+        r.start + r.len() / 2
+    };
+    let (head, tail) = (at(2), at(5));
+    img[head] ^= 0x10;
+    img[tail] ^= 0x01;
+    let mut flash = Flash::from_image(PAGES, &img);
+    let mut q = FlashQueue::open(&mut flash, REGION).unwrap();
+    let sum = Store::summary(&mut q).unwrap();
+    assert_eq!(
+        sum,
+        StoreSummary {
+            count: 2,
+            bytes: 20,
+            first: 2,
+            last: 5
+        }
+    );
+    let mut sizes = [0u32; 8];
+    let n = Store::read_sizes(&mut q, 2, &mut sizes).unwrap();
+    // 5 is past the newest intact record: the sizes stop, the rest of the
+    // span is holes.
+    assert_eq!(&sizes[..n], &[HOLE, 10, 10]);
+}

@@ -79,7 +79,9 @@ use walk::Cursor;
 /// next valid record, the damaged number is a hole
 /// ([`HOLE`](outbox_core::HOLE) in [`read_sizes`](Self::read_sizes)) when
 /// it lies between intact events, and the seq floor covers it when its
-/// header survived. A page whose header fails its checks costs the records
+/// header survived. At the edges of the queue the store contract's summary
+/// ([`Store::summary`](outbox_core::Store::summary)) reports it: it spans
+/// from the last delete to one below the seq floor. A page whose header fails its checks costs the records
 /// on that page (their numbers are stored relative to it). A damaged
 /// checkpoint may bring back events it deleted (sent again, deduplicated
 /// by the server), never lose one. The summary is read at open and kept

@@ -1,7 +1,10 @@
 //! The flash queue as the core's [`Store`] (contract v3, with holes): a
-//! thin mapping onto its own methods. The summary counts intact records,
-//! the sizes give [`HOLE`](outbox_core::HOLE) for a damaged or never
-//! stored number, and a record found damaged by `read_range` is
+//! thin mapping onto its own methods. The summary counts intact records
+//! and spans from the last delete to one below the seq floor, so a record
+//! lost before the oldest intact one, or after the newest with its number
+//! readable, is reported too; the sizes give [`HOLE`](outbox_core::HOLE)
+//! for a damaged or never stored number (and stop at the newest intact
+//! record: the rest is holes), and a record found damaged by `read_range` is
 //! `Malformed`. Each append is durable when it returns, so `sync` is a no-op; a
 //! number appended again after a failed append replaces the old copy in
 //! every read.
@@ -38,11 +41,16 @@ impl<F: NorFlash> Store for FlashQueue<F> {
 
     fn summary(&mut self) -> Result<StoreSummary, Self::Error> {
         let s = FlashQueue::summary(self)?;
+        // The span runs from the last delete to the floor: the numbers
+        // before the oldest intact record and after the newest (lost, or
+        // spent in an earlier life) are holes the machine reports.
         Ok(StoreSummary {
             count: s.count,
             bytes: s.bytes,
-            first: s.first.unwrap_or(0),
-            last: s.last.unwrap_or(0),
+            // (`live_from` is at most the oldest intact record, and the
+            // floor above the newest.)
+            first: s.first.map_or(0, |_| self.st.live_from),
+            last: s.last.map_or(0, |_| self.floor().wrapping_sub(1)),
         })
     }
 

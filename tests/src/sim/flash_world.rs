@@ -26,11 +26,14 @@
 //! not touched comes back, exactly once, in order; a lost one is a hole in
 //! the sizes or under the seq floor. The judge is told which numbers the
 //! checker damaged; the machine must report each lost event dropped as
-//! `Damaged`, except one lost before the oldest intact record or after the
-//! newest, which the store contract v3 cannot express (the summary starts
-//! at the oldest intact record, the sizes end at the newest): those are
-//! counted as `unreported`. Appends after the
-//! damage go on being checked against the ledger as before.
+//! `Damaged`, at the edges of the queue too: the store's summary spans
+//! from the last delete to the floor, so a number lost before the oldest
+//! intact record, or after the newest with its number readable, is a hole
+//! the machine reports. Counted as `unreported` is only what the format
+//! cannot know: a loss after the newest intact record whose header (or
+//! page header) went with it, and every loss when no intact record is left
+//! (the store contract v3 has no summary of holes alone). Appends after
+//! the damage go on being checked against the ledger as before.
 
 use std::collections::BTreeMap;
 
@@ -94,11 +97,14 @@ pub struct FlashDisk {
     /// Numbers lost to bit rot, and their events, until the machine
     /// reports them.
     damaged: BTreeMap<Seq, u64>,
-    /// Bit flips, records lost to them, and those lost at the head at a
-    /// restart (which the store contract cannot report).
+    /// Bit flips, records lost to them, and those the store contract
+    /// cannot report (see the module docs).
     pub flips: u64,
     pub rotted: u64,
     pub unreported: u64,
+    /// The span of the summary the queue gave at the last reopen (holes at
+    /// its edges included), until the next write.
+    span: Option<(Seq, Seq)>,
 }
 
 impl FlashDisk {
@@ -122,6 +128,7 @@ impl FlashDisk {
             flips: 0,
             rotted: 0,
             unreported: 0,
+            span: None,
         }
     }
 
@@ -155,13 +162,17 @@ fn contents(q: &mut FlashQueue<Flash>) -> Result<Opened, String> {
         let n = Store::read_sizes(q, sum.first + sizes.len() as Seq, &mut chunk)
             .map_err(|e| format!("read_sizes: {e}"))?;
         if n == 0 {
-            return Err(format!("read_sizes stops after {} of {span}", sizes.len()));
+            // The end of the store: the rest of the span is holes (records
+            // lost after the newest intact one).
+            sizes.resize(span as usize, HOLE);
+            break;
         }
         sizes.extend_from_slice(&chunk[..n]);
     }
     sizes.truncate(span as usize);
     let mut out = Opened {
         floor,
+        span: Some((sum.first, sum.last)),
         ..Opened::default()
     };
     let (mut count, mut bytes) = (0u64, 0u64);
@@ -226,6 +237,7 @@ impl World {
         let Some(fd) = self.flash.as_mut() else {
             return Ok(());
         };
+        fd.span = None;
         let r = match op {
             Write::Append(seq, p) => {
                 fd.appended.insert(seq, event_of(p));
@@ -270,8 +282,15 @@ impl World {
         }
     }
 
-    /// The flash's summary, checked against the ledger's.
-    pub(super) fn flash_summary(&mut self, ledger: StoreSummary) -> StoreSummary {
+    /// The flash's summary, checked against the ledger's (whose span takes
+    /// in the holes at the edges the reopen found and checked).
+    pub(super) fn flash_summary(&mut self, mut ledger: StoreSummary) -> StoreSummary {
+        if let Some((f, l)) = self.flash.as_ref().and_then(|fd| fd.span) {
+            if ledger.count > 0 {
+                ledger.first = ledger.first.min(f);
+                ledger.last = ledger.last.max(l);
+            }
+        }
         self.flash_read("summary", ledger, |q| {
             Store::summary(q).map_err(|e| e.to_string())
         })
@@ -326,24 +345,38 @@ impl World {
                 return;
             }
         };
-        let (first, last) = (
-            found.events.first().map(|e| e.0),
-            found.events.last().map(|e| e.0),
-        );
+        let span = found.span;
         if damage.is_empty() {
             self.reopen_after_cut(pending, found);
         } else {
             self.reopen_after_rot(pending, found, &before_rot, &damage);
         }
-        // Numbers lost earlier that now lie before the oldest intact record
-        // (or after the newest) can no longer be reported.
+        // Numbers lost earlier and not reported yet stay in the summary's
+        // span (it starts at the last delete, and the floor covers them),
+        // unless nothing intact is left (the contract has no summary of
+        // holes alone) or a later loss took a newer one's header (the floor
+        // may go back over it): then they can no longer be reported.
+        let Some(fd) = self.flash.as_mut() else {
+            return;
+        };
+        fd.span = span;
+        if let Some((s, (sf, _))) = fd.damaged.keys().next().zip(span) {
+            if *s < sf {
+                let s = *s;
+                self.fail(
+                    "1-lost",
+                    format!("flash: {s}, lost and not reported yet, lies before the summary's first {sf}"),
+                );
+                return;
+            }
+        }
         let Some(fd) = self.flash.as_mut() else {
             return;
         };
         let gone: Vec<(Seq, u64)> = fd
             .damaged
             .iter()
-            .filter(|(s, _)| first.is_none_or(|f| **s < f) || last.is_none_or(|l| **s > l))
+            .filter(|(s, _)| span.is_none_or(|(_, l)| **s > l))
             .map(|(s, e)| (*s, *e))
             .collect();
         for (s, e) in gone {
@@ -418,8 +451,6 @@ impl World {
             }
         };
         let fd = self.flash.as_mut().expect("the flash world");
-        let first = found.events.first().map(|e| e.0);
-        let last = found.events.last().map(|e| e.0);
         let mut notes = Vec::new();
         for &seq in &lost {
             let Some(&e) = fd.appended.get(&seq) else {
@@ -427,9 +458,10 @@ impl World {
             };
             fd.rotted += 1;
             self.judge.damaged(seq);
-            if first.is_none_or(|f| seq < f) || last.is_none_or(|l| seq > l) {
-                // Before the oldest intact record or after the newest: the
-                // summary and the sizes cannot say so (store contract v3).
+            // The ledger's check demands the span cover every loss the
+            // format can know; outside it: nothing intact is left, or the
+            // number was lost with its header after the newest record.
+            if found.span.is_none_or(|(f, l)| seq < f || seq > l) {
                 fd.unreported += 1;
                 self.events[e as usize]
                     .dropped

@@ -147,7 +147,7 @@ impl Summary {
         let [flips, rotted, unreported] = self.rot;
         if flips > 0 {
             detail.push_str(&format!(
-                ", bits flipped: {flips}, records lost to them: {rotted}, of which not reportable (queue edges): {unreported}"
+                ", bits flipped: {flips}, records lost to them: {rotted}, of which not reportable (no intact record left, or lost with their header after the newest): {unreported}"
             ));
         }
         detail

@@ -15,7 +15,14 @@
 //!   when the damage hit the checkpoint or page header that deleted it);
 //! - every stored event that did not come back is reported: a hole in the
 //!   sizes when it lies between two events that did, or covered by the seq
-//!   floor (never numbered again) when its header survived.
+//!   floor (never numbered again) when its header survived;
+//! - at the edges too, when any event came back: one lost before the oldest
+//!   that came back lies in the store summary's span ([`Opened::span`],
+//!   which starts at the last delete), and so does one lost after the
+//!   newest whose number is readable (its header, CRC field and page header
+//!   intact). Only what the format cannot know is exempt: a lost number
+//!   after the newest whose header is gone, and every loss when no event
+//!   came back (the store contract has no summary of holes alone).
 //!
 //! A page header's damage counts as damage to every record on that page
 //! (their numbers are stored relative to it).
@@ -27,7 +34,7 @@ use std::string::String;
 use std::vec::Vec;
 
 use embedded_storage::nor_flash::NorFlash;
-use outbox_core::HOLE;
+use outbox_core::{Store, HOLE};
 
 use crate::flash::format::{
     crc_offset, page_header_len, record_len, HeaderRead, Kind, PageHeader, PageRead, RecordHeader,
@@ -45,6 +52,10 @@ pub struct Opened {
     pub holes: Vec<u64>,
     /// The queue's seq floor.
     pub floor: u64,
+    /// The span of the store contract's summary ([`Store::summary`]'s
+    /// `first..=last`): the intact events and the holes before and after
+    /// them that the machine reports. `None` when it holds nothing.
+    pub span: Option<(u64, u64)>,
 }
 
 /// Read everything `q` holds; panics when the summary, the sizes and the
@@ -52,12 +63,15 @@ pub struct Opened {
 pub fn open_all<F: NorFlash>(q: &mut FlashQueue<F>) -> Opened {
     let sum = q.summary().unwrap();
     let floor = q.seq_floor().unwrap();
+    let contract = Store::summary(q).unwrap();
+    let span = (contract.count > 0).then_some((contract.first, contract.last));
     let Some(first) = sum.first else {
         assert_eq!(sum.count, 0);
         assert_eq!(sum.bytes, 0);
         assert_eq!(sum.last, None);
         let mut sizes = [0u32; 4];
         assert_eq!(q.read_sizes(0, &mut sizes).unwrap(), 0);
+        assert_eq!(span, None, "the contract's summary of an empty queue");
         return Opened {
             floor,
             ..Opened::default()
@@ -123,10 +137,26 @@ pub fn open_all<F: NorFlash>(q: &mut FlashQueue<F>) -> Opened {
         }
         i = j;
     }
+    // The contract's span covers the intact events, and its edges beyond
+    // them read as holes (the sizes stop at the newest intact event).
+    let (sf, sl) = span.expect("a span with events");
+    assert!(
+        sf <= first && sl >= last,
+        "span {span:?} within {first}..={last}"
+    );
+    let mut before = std::vec![0u32; (first - sf) as usize];
+    let n = q.read_sizes(sf, &mut before).unwrap();
+    assert_eq!(n, before.len());
+    assert!(
+        before.iter().all(|&s| s == HOLE),
+        "the span's head: {before:?}"
+    );
+    assert!(floor > sl, "floor {floor} not above the span's last {sl}");
     Opened {
         events,
         holes,
         floor,
+        span,
     }
 }
 
@@ -340,6 +370,21 @@ impl Ledger {
                     "{seq} is lost with its header intact, but the floor {} would number it again",
                     got.floor
                 ));
+            }
+        }
+        // The loss at the edges is reported too, where the format knows it.
+        if let Some((sf, sl)) = got.span {
+            for &seq in &lost {
+                if seq < first && seq < sf {
+                    return Err(format!(
+                        "{seq} is lost before the oldest event {first}, outside the summary's span {sf}..={sl}"
+                    ));
+                }
+                if seq > last && seq > sl && self.header_intact(seq, damage) {
+                    return Err(format!(
+                        "{seq} is lost after the newest event {last} with its header intact, outside the summary's span {sf}..={sl}"
+                    ));
+                }
             }
         }
         for &h in &got.holes {
