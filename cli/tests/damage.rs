@@ -29,20 +29,7 @@ fn queue_nowhere(db: &Path, prefix: &str, n: usize) -> Vec<String> {
         text.push('\n');
         ids.push(id);
     }
-    let res = run_with_stdin(
-        &[
-            "send",
-            "--endpoint",
-            &dead_url(),
-            "--db",
-            db.to_str().unwrap(),
-            "--no-wait",
-            "--flush-mode",
-            "manual",
-        ],
-        &text,
-    );
-    assert_ok(&res);
+    queue_without_upload(db, &text);
     ids
 }
 

@@ -72,20 +72,7 @@ fn collect_prints_loss_reports_apart_and_counts_a_resent_one_once() {
 /// Queues `n` events in `db` without uploading and damages the second row.
 fn queue_with_a_damaged_row(db: &Path) {
     let (text, _) = events("e", 4);
-    let res = run_with_stdin(
-        &[
-            "send",
-            "--endpoint",
-            &dead_url(),
-            "--db",
-            db.to_str().unwrap(),
-            "--no-wait",
-            "--flush-mode",
-            "manual",
-        ],
-        &text,
-    );
-    assert_ok(&res);
+    queue_without_upload(db, &text);
     let conn = rusqlite::Connection::open(db).unwrap();
     let second: i64 = conn
         .query_row(
@@ -129,4 +116,59 @@ fn flush_reports_a_damaged_row_unless_no_loss_reports() {
     drop(c);
     assert_eq!(ids_in(&out), ["e-0", "e-2", "e-3"]);
     assert!(loss_reports_in(&out).is_empty());
+}
+
+/// `outbox status` shows the drops the server has not been told about yet,
+/// and none once a report was acknowledged. Seen failing before status read
+/// the `losses` table (no `losses` row, no `unreportedLosses` key).
+#[test]
+fn status_shows_losses_until_a_report_is_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, out) = (dir.path().join("q.db"), dir.path().join("out.jsonl"));
+    queue_with_a_damaged_row(&db);
+    // The first row damaged too: holes at the head are dropped before any
+    // upload, so a flush to an endpoint nothing listens on finds both
+    // (a hole behind an undelivered event waits for it) and keeps them.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute(
+        "UPDATE events SET size = -1 WHERE seq = (SELECT min(seq) FROM events)",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let dead = dead_url();
+    let res = run(&[
+        "flush",
+        "--endpoint",
+        &dead,
+        "--db",
+        db.to_str().unwrap(),
+        "--timeout",
+        "2s",
+    ]);
+    assert!(!res.status.success());
+    let st = status_json(&db);
+    assert_eq!(st["unreportedLosses"], json!({"damaged": 2}), "{st}");
+    let text = String::from_utf8_lossy(&run(&["status", "--db", db.to_str().unwrap()]).stdout)
+        .into_owned();
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("losses"))
+        .unwrap_or_default();
+    assert!(row.contains("2 damaged not yet reported"), "{text}");
+
+    // Delivered with the next batch: acknowledged, so none is left.
+    let c = Collect::start(&["--out", out.to_str().unwrap()]);
+    let url = c.url();
+    assert_ok(&run(&[
+        "flush",
+        "--endpoint",
+        &url,
+        "--db",
+        db.to_str().unwrap(),
+    ]));
+    drop(c);
+    assert_eq!(ids_in(&out), ["e-2", "e-3"]);
+    assert_eq!(loss_reports_in(&out).len(), 1);
+    assert_eq!(status_json(&db)["unreportedLosses"], json!({}));
 }

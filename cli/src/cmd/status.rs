@@ -36,6 +36,9 @@ struct Status {
     store_fault: Option<String>,
     /// The last salvage: when, and what it said.
     salvaged: Option<(String, String)>,
+    /// Drops not yet reported to the server (the `losses` table: the next
+    /// batch carries them as one `outbox dropped events` event), by reason.
+    unreported_losses: Vec<(String, u64)>,
 }
 
 /// Opens `db` read-only with a clear one-line error.
@@ -106,6 +109,7 @@ fn read_status(db: &Path) -> CliResult<Status> {
             last_error: None,
             store_fault: None,
             salvaged: None,
+            unreported_losses: Vec::new(),
         });
     }
     let store = open_read_only(db)?;
@@ -138,6 +142,13 @@ fn read_status(db: &Path) -> CliResult<Status> {
         .last_salvage()
         .map_err(|e| failed(&e))?
         .map(|(at, message)| (humantime::format_rfc3339_seconds(at).to_string(), message));
+    let mut unreported_losses: Vec<(String, u64)> = Vec::new();
+    for row in store.losses().map_err(|e| failed(&e))? {
+        match unreported_losses.iter_mut().find(|(r, _)| *r == row.reason) {
+            Some((_, n)) => *n = n.saturating_add(row.count),
+            None => unreported_losses.push((row.reason, row.count)),
+        }
+    }
     Ok(Status {
         pending_events,
         pending_bytes,
@@ -147,6 +158,7 @@ fn read_status(db: &Path) -> CliResult<Status> {
         last_error: last_error.as_ref().map(last_error_json),
         store_fault,
         salvaged,
+        unreported_losses,
     })
 }
 
@@ -167,6 +179,18 @@ fn last_error_json(e: &LastError) -> Value {
         "command": e.source.as_str(),
         "message": e.message,
     })
+}
+
+/// The `losses` row: drops the server has not been told about yet.
+fn losses_row(losses: &[(String, u64)]) -> String {
+    if losses.is_empty() {
+        return "- (none unreported)".into();
+    }
+    let by_reason: Vec<String> = losses.iter().map(|(r, n)| format!("{n} {r}")).collect();
+    format!(
+        "{} not yet reported to the server (the next batch carries them)",
+        by_reason.join(", ")
+    )
 }
 
 /// `1.5 KiB`-style sizes.
@@ -220,6 +244,11 @@ pub fn run(args: StatusArgs) -> CliResult {
             "oldestEventAgeSeconds": st.oldest_age.map(|d| d.as_secs()),
             "deadLetters": st.dead_letters,
             "lastError": st.last_error,
+            "unreportedLosses": st
+                .unreported_losses
+                .iter()
+                .map(|(reason, n)| (reason.clone(), Value::from(*n)))
+                .collect::<serde_json::Map<_, _>>(),
         });
         out_line(&doc.to_string());
         return Ok(());
@@ -262,6 +291,7 @@ pub fn run(args: StatusArgs) -> CliResult {
                 .as_ref()
                 .map_or("-".into(), |(at, message)| format!("{at}: {message}")),
         ),
+        ("losses", losses_row(&st.unreported_losses)),
     ];
     for (k, v) in rows {
         out_line(&format!("{k:<14}{v}"));

@@ -426,6 +426,26 @@ pub fn assert_ok(res: &Output) {
     );
 }
 
+/// Stores the JSON lines `input` in `db` without uploading any: `outbox
+/// send` in manual flush mode to an endpoint nothing listens on, returning
+/// once every line is stored (`--no-wait`); asserts it exited 0.
+pub fn queue_without_upload(db: &Path, input: &str) {
+    let res = run_with_stdin(
+        &[
+            "send",
+            "--endpoint",
+            &dead_url(),
+            "--db",
+            db.to_str().unwrap(),
+            "--no-wait",
+            "--flush-mode",
+            "manual",
+        ],
+        input,
+    );
+    assert_ok(&res);
+}
+
 /// Starts a collector writing to `out`, runs `outbox flush` against it for
 /// `db` and asserts it exited 0. The collector is returned so it outlives
 /// the checks that follow.
