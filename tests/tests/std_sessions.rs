@@ -14,18 +14,6 @@ use outbox_std::{FlushMode, Lifecycle};
 use serde_json::Value;
 use std_support::*;
 
-/// Every event the collector accepted, deduplicated by messageId, in order.
-fn wire(collector: &Collector) -> Vec<Value> {
-    let mut seen = std::collections::HashSet::new();
-    collector
-        .requests()
-        .into_iter()
-        .filter(|r| r.status == 200)
-        .flat_map(|r| r.events)
-        .filter(|e| seen.insert(e["messageId"].as_str().unwrap_or("").to_string()))
-        .collect()
-}
-
 fn name(e: &Value) -> &str {
     e["event"].as_str().unwrap_or("")
 }
@@ -65,7 +53,7 @@ fn lifecycle_events_and_sessions_arrive_with_their_fields() {
     client.shutdown(Duration::from_secs(5)).unwrap();
     drop(client);
 
-    let events = wire(&collector);
+    let events = collector.accepted_events();
     assert_eq!(
         names(&events),
         [
@@ -131,7 +119,7 @@ fn lifecycle_events_and_sessions_arrive_with_their_fields() {
     client.flush_and_wait(PATIENCE).unwrap();
     client.shutdown(Duration::from_secs(5)).unwrap();
     drop(client);
-    let events = wire(&collector);
+    let events = collector.accepted_events();
     let updated: Vec<_> = events
         .iter()
         .filter(|e| name(e) == "Application Updated")
@@ -164,7 +152,7 @@ fn a_short_background_keeps_one_session() {
     client.flush_and_wait(PATIENCE).unwrap();
     client.shutdown(Duration::from_secs(5)).unwrap();
     drop(client);
-    let events = wire(&collector);
+    let events = collector.accepted_events();
     // No version named: no install is reported.
     assert_eq!(
         names(&events),
@@ -197,7 +185,7 @@ fn each_setting_turns_its_events_off() {
     client.flush_and_wait(PATIENCE).unwrap();
     client.shutdown(Duration::from_secs(5)).unwrap();
     drop(client);
-    let events = wire(&collector);
+    let events = collector.accepted_events();
     assert_eq!(names(&events), ["session_start", "Test Event"]);
 
     let collector = Collector::start();
@@ -213,7 +201,7 @@ fn each_setting_turns_its_events_off() {
     client.flush_and_wait(PATIENCE).unwrap();
     client.shutdown(Duration::from_secs(5)).unwrap();
     drop(client);
-    let events = wire(&collector);
+    let events = collector.accepted_events();
     assert_eq!(names(&events), ["Test Event"]);
     assert_eq!(session_of(&events[0]), None);
 }
@@ -250,7 +238,7 @@ fn a_kill_9_with_a_session_open_ends_it_at_the_next_start() {
     client.shutdown(Duration::from_secs(5)).unwrap();
     drop(client);
 
-    let events = wire(&collector);
+    let events = collector.accepted_events();
     let starts: Vec<_> = events
         .iter()
         .filter(|e| name(e) == "session_start")

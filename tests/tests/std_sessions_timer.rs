@@ -12,18 +12,6 @@ use outbox_std::{FlushMode, Lifecycle};
 use serde_json::Value;
 use std_support::*;
 
-/// Every event the collector accepted, deduplicated by messageId, in order.
-fn wire(collector: &Collector) -> Vec<Value> {
-    let mut seen = std::collections::HashSet::new();
-    collector
-        .requests()
-        .into_iter()
-        .filter(|r| r.status == 200)
-        .flat_map(|r| r.events)
-        .filter(|e| seen.insert(e["messageId"].as_str().unwrap_or("").to_string()))
-        .collect()
-}
-
 fn named<'a>(events: &'a [Value], name: &str) -> Vec<&'a Value> {
     events.iter().filter(|e| e["event"] == name).collect()
 }
@@ -55,11 +43,11 @@ fn a_background_longer_than_the_timeout_ends_the_session_with_no_further_call() 
 
     // No call from here on: the Client's own timer must end it.
     let arrived = wait_until(PATIENCE, || {
-        !named(&wire(&collector), "session_end").is_empty()
+        !named(&collector.accepted_events(), "session_end").is_empty()
     });
     assert!(arrived, "no session_end reached the collector by itself");
 
-    let events = wire(&collector);
+    let events = collector.accepted_events();
     let start = named(&events, "session_start");
     let end = named(&events, "session_end");
     assert_eq!((start.len(), end.len()), (1, 1), "{events:?}");
@@ -88,7 +76,7 @@ fn a_background_longer_than_the_timeout_ends_the_session_with_no_further_call() 
     client.flush_and_wait(PATIENCE).unwrap();
     client.shutdown(Duration::from_secs(5)).unwrap();
     drop(client);
-    let events = wire(&collector);
+    let events = collector.accepted_events();
     let starts = named(&events, "session_start");
     assert_eq!(starts.len(), 2, "{events:?}");
     let second = session_of(starts[1]).unwrap();

@@ -138,6 +138,18 @@ impl Collector {
             .flat_map(|r| r.ids)
             .collect()
     }
+
+    /// Every event of the requests answered 200, each messageId once (its
+    /// first copy), in arrival order: what the wire delivered.
+    pub fn accepted_events(&self) -> Vec<Value> {
+        let mut seen = std::collections::HashSet::new();
+        self.requests()
+            .into_iter()
+            .filter(|r| r.status == 200)
+            .flat_map(|r| r.events)
+            .filter(|e| seen.insert(e["messageId"].as_str().unwrap_or("").to_string()))
+            .collect()
+    }
 }
 
 impl Drop for Collector {
