@@ -15,7 +15,6 @@
 //! not count against `max_batch_events`; it goes only when the body stays
 //! within `max_batch_bytes`, else with a later batch.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -272,11 +271,7 @@ fn rfc3339(ms: u64) -> String {
 
 /// The diagnostic track event reporting `rows`.
 fn report_event(rows: &[LossRow]) -> Vec<u8> {
-    let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
-    for r in rows {
-        let c = counts.entry(r.reason.as_str()).or_default();
-        *c = c.saturating_add(r.count);
-    }
+    let counts = crate::sqlite::counts_by_reason(rows);
     let total = rows.iter().fold(0u64, |t, r| t.saturating_add(r.count));
     let first = rows.iter().filter_map(|r| r.first_seq).min();
     let last = rows.iter().filter_map(|r| r.last_seq).max();

@@ -11,6 +11,8 @@
 //! Rows are few: the Client adds to a reason's newest row as long as no
 //! report in flight covers it, so the table holds about two rows a reason.
 
+use std::collections::BTreeMap;
+
 use rusqlite::params;
 
 use super::{SqliteStore, StoreError};
@@ -30,6 +32,17 @@ pub struct LossRow {
     pub last_seq: Option<u64>,
     /// When the first of them was dropped (Unix milliseconds).
     pub since_ms: u64,
+}
+
+/// Events dropped by reason over `rows` (a reason may have several rows),
+/// saturating: the report's `counts`, and what `outbox status` shows.
+pub fn counts_by_reason(rows: &[LossRow]) -> BTreeMap<&str, u64> {
+    let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
+    for r in rows {
+        let c = counts.entry(r.reason.as_str()).or_default();
+        *c = c.saturating_add(r.count);
+    }
+    counts
 }
 
 fn to_i64(n: u64) -> i64 {

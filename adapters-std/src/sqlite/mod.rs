@@ -102,7 +102,7 @@ pub use error::{ExportError, OpenError, StoreError};
 pub use key::DbKey;
 use key::DbKey as Key;
 pub use key::{KeyError, DB_KEY_ENV};
-pub use losses::LossRow;
+pub use losses::{counts_by_reason, LossRow};
 pub use meta::{ErrorSource, LastError, OldestEvent, StoredSession};
 pub use salvage::Salvaged;
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};

@@ -15,7 +15,7 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use outbox_std::sqlite::{ErrorSource, LastError, OpenError, SqliteStore};
+use outbox_std::sqlite::{counts_by_reason, ErrorSource, LastError, OpenError, SqliteStore};
 use serde_json::{json, Value};
 
 use super::out_line;
@@ -142,13 +142,11 @@ fn read_status(db: &Path) -> CliResult<Status> {
         .last_salvage()
         .map_err(|e| failed(&e))?
         .map(|(at, message)| (humantime::format_rfc3339_seconds(at).to_string(), message));
-    let mut unreported_losses: Vec<(String, u64)> = Vec::new();
-    for row in store.losses().map_err(|e| failed(&e))? {
-        match unreported_losses.iter_mut().find(|(r, _)| *r == row.reason) {
-            Some((_, n)) => *n = n.saturating_add(row.count),
-            None => unreported_losses.push((row.reason, row.count)),
-        }
-    }
+    let loss_rows = store.losses().map_err(|e| failed(&e))?;
+    let unreported_losses = counts_by_reason(&loss_rows)
+        .into_iter()
+        .map(|(reason, n)| (reason.to_string(), n))
+        .collect();
     Ok(Status {
         pending_events,
         pending_bytes,
