@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
-use super::viewer::{Mailbox, Next, VIEWER_QUEUE};
+use super::viewer::{Mailbox, Next, VIEWER_QUEUE, VIEWER_QUEUE_BYTES};
 
 /// Accepted events kept for the page by default.
 pub const LIVE_EVENTS: usize = 1000;
@@ -452,7 +452,7 @@ impl Live {
         let mut inner = self.inner();
         let id = inner.next_viewer;
         inner.next_viewer += 1;
-        let mailbox = Arc::new(Mailbox::new(VIEWER_QUEUE));
+        let mailbox = Arc::new(Mailbox::new(VIEWER_QUEUE, VIEWER_QUEUE_BYTES));
         inner.viewers.push((id, Arc::clone(&mailbox)));
         let view = self.view_of(&inner, now);
         drop(inner);

@@ -16,8 +16,10 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-/// Updates a viewer may have waiting before the oldest ones are dropped.
+/// Updates a viewer may have waiting before the oldest ones are dropped...
 pub const VIEWER_QUEUE: usize = 64;
+/// ...and their bytes (the newest update is always kept, whatever its size).
+pub const VIEWER_QUEUE_BYTES: usize = 1024 * 1024;
 
 /// What a viewer finds when it looks for the next update.
 #[derive(Debug, PartialEq, Eq)]
@@ -33,6 +35,7 @@ pub enum Next {
 #[derive(Default)]
 struct Pending {
     updates: VecDeque<Arc<str>>,
+    bytes: usize,
     lagged: bool,
 }
 
@@ -41,15 +44,18 @@ pub struct Mailbox {
     pending: Mutex<Pending>,
     ready: Condvar,
     capacity: usize,
+    max_bytes: usize,
 }
 
 impl Mailbox {
-    /// An empty mailbox holding at most `capacity` updates (at least one).
-    pub fn new(capacity: usize) -> Mailbox {
+    /// An empty mailbox holding at most `capacity` updates (at least one)
+    /// of at most `max_bytes` in all (but always the newest).
+    pub fn new(capacity: usize, max_bytes: usize) -> Mailbox {
         Mailbox {
             pending: Mutex::new(Pending::default()),
             ready: Condvar::new(),
             capacity: capacity.max(1),
+            max_bytes,
         }
     }
 
@@ -62,11 +68,16 @@ impl Mailbox {
     /// oldest update and the viewer is marked as lagging.
     pub fn push(&self, update: Arc<str>) {
         let mut p = self.pending();
-        if p.updates.len() >= self.capacity {
-            p.updates.pop_front();
+        p.bytes += update.len();
+        p.updates.push_back(update);
+        while p.updates.len() > self.capacity
+            || (p.bytes > self.max_bytes && p.updates.len() > 1)
+        {
+            if let Some(old) = p.updates.pop_front() {
+                p.bytes -= old.len();
+            }
             p.lagged = true;
         }
-        p.updates.push_back(update);
         drop(p);
         self.ready.notify_one();
     }
@@ -76,6 +87,7 @@ impl Mailbox {
     pub fn clear(&self) {
         let mut p = self.pending();
         p.updates.clear();
+        p.bytes = 0;
         p.lagged = false;
     }
 
@@ -102,7 +114,10 @@ impl Mailbox {
             return Next::Lagged;
         }
         match p.updates.pop_front() {
-            Some(u) => Next::Update(u),
+            Some(u) => {
+                p.bytes -= u.len();
+                Next::Update(u)
+            }
             None => Next::Idle,
         }
     }
@@ -118,7 +133,7 @@ mod tests {
 
     #[test]
     fn a_full_mailbox_drops_the_oldest_and_says_so() {
-        let m = Mailbox::new(2);
+        let m = Mailbox::new(2, 1000);
         m.push(update("a"));
         m.push(update("b"));
         assert_eq!(m.len(), 2);
@@ -133,8 +148,21 @@ mod tests {
     }
 
     #[test]
+    fn the_bytes_are_bounded_too_but_the_newest_stays() {
+        let m = Mailbox::new(100, 10);
+        m.push(update("12345"));
+        m.push(update("67890"));
+        assert_eq!(m.len(), 2);
+        m.push(update("x"));
+        assert_eq!(m.len(), 2, "over 10 bytes: the oldest goes");
+        m.push(update(&"y".repeat(50)));
+        assert_eq!(m.len(), 1, "a big update alone is kept");
+        assert_eq!(m.next(Duration::ZERO), Next::Lagged);
+    }
+
+    #[test]
     fn updates_come_out_in_order() {
-        let m = Mailbox::new(8);
+        let m = Mailbox::new(8, 1000);
         for s in ["1", "2", "3"] {
             m.push(update(s));
         }
