@@ -101,11 +101,13 @@ fn the_page_keeps_the_last_n_events() {
 fn a_viewer_that_never_reads_does_not_slow_ingestion() {
     let mut c = Collect::start(&["--ui"]);
     c.wait_for("live events page on");
-    // A viewer that asks for the stream and then reads nothing at all.
-    let mut stalled = TcpStream::connect(c.addr).unwrap();
+    // A viewer that asks for the stream and then reads nothing at all,
+    // with a small receive buffer (so the kernel does not grow it to hold
+    // everything).
+    let mut stalled = connect_with_small_receive_buffer(c.addr);
     write!(stalled, "GET /events HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    // Enough updates (~40 MB) to fill every socket buffer between them
-    // many times over: the stream's writer blocks, the collector must not.
+    // Enough updates (~16 MB) to fill the socket buffers between them a few
+    // times over: the stream's writer blocks, the collector must not.
     let props = json!({ "pad": "x".repeat(280) });
     let batches = 400;
     let per_batch = 100;
@@ -115,7 +117,9 @@ fn a_viewer_that_never_reads_does_not_slow_ingestion() {
                             "messageId": format!("b{b}-{i}"), "properties": props}))
             .collect();
         let body = json!({ "batch": events }).to_string();
-        let r = post_batch(c.addr, None, &body).unwrap();
+        let r = post_batch(c.addr, None, &body).unwrap_or_else(|e| {
+            panic!("batch {b} got no answer (did the collector wait for the stalled viewer?): {e}")
+        });
         assert_eq!(r.status, 200, "batch {b}: {r:?}");
     }
     let last = c.wait_for(&format!("batch {batches} from"));
@@ -142,6 +146,14 @@ fn a_viewer_that_never_reads_does_not_slow_ingestion() {
         resync["counters"]["accepted"].as_u64().unwrap(),
         (batches * per_batch) as u64
     );
+}
+
+fn connect_with_small_receive_buffer(addr: SocketAddr) -> TcpStream {
+    use rustix::net::{connect, socket, sockopt, AddressFamily, SocketType};
+    let fd = socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+    sockopt::set_socket_recv_buffer_size(&fd, 4096).unwrap();
+    connect(&fd, &addr).unwrap();
+    TcpStream::from(fd)
 }
 
 #[test]
