@@ -26,7 +26,9 @@ pub const LIVE_EVENTS: usize = 1000;
 /// The most events `collect --ui-events` may keep.
 pub const MAX_LIVE_EVENTS: usize = 100_000;
 /// The chart's span: one bar per second over this many seconds.
-pub const CHART_SECONDS: usize = 300;
+pub const CHART_SECONDS: usize = 120;
+/// The chart's span as a duration.
+pub const CHART_DURATION: Duration = Duration::from_secs(CHART_SECONDS as u64);
 /// Longest field shown (in characters); longer ones are cut with `…`.
 const FIELD_CHARS: usize = 200;
 /// Longest properties preview shown (in characters).

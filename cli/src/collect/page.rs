@@ -14,7 +14,7 @@
 use std::fmt::Write as _;
 
 use super::http::Response;
-use super::live::{View, CHART_SECONDS};
+use super::live::{View, CHART_DURATION, CHART_SECONDS};
 
 /// The page's HTML template (`{{name}}` marks a value filled in here).
 const PAGE_HTML: &str = include_str!("ui/page.html");
@@ -117,6 +117,12 @@ pub fn render(view: &View, filter: &str) -> String {
                 let _ = write!(out, "(peak {peak}/s)");
             }
             "chart" => chart(&mut out, &view.chart),
+            "chart_seconds" => push(&mut out, CHART_SECONDS),
+            "chart_span" => out.push_str(&span(CHART_DURATION)),
+            "now" => {
+                let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(view.chart_end);
+                let _ = write!(out, "{}", humantime::format_rfc3339_seconds(now));
+            }
             "rejections" => {
                 for r in &c.rejected {
                     let _ = write!(
@@ -152,6 +158,16 @@ pub fn render(view: &View, filter: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// "2 minutes", "90 seconds".
+fn span(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        60 => "minute".into(),
+        s if s % 60 == 0 => format!("{} minutes", s / 60),
+        s => format!("{s} seconds"),
+    }
 }
 
 fn push(out: &mut String, n: impl std::fmt::Display) {

@@ -31,7 +31,13 @@ pub const BROWSER_WAIT: Duration = Duration::from_secs(90);
 /// The chromium binary: `OUTBOX_TEST_CHROMIUM`, else `chromium` on PATH.
 pub fn chromium_binary() -> PathBuf {
     if let Some(p) = std::env::var_os("OUTBOX_TEST_CHROMIUM") {
-        return PathBuf::from(p);
+        let p = PathBuf::from(p);
+        assert!(
+            p.is_file(),
+            "OUTBOX_TEST_CHROMIUM is {}, which is not a file",
+            p.display()
+        );
+        return p;
     }
     for name in ["chromium", "chromium-browser"] {
         if let Ok(path) = std::env::var("PATH") {

@@ -104,6 +104,7 @@
       r.setAttribute('height', String(h));
       frag.appendChild(r);
     });
+    svg.setAttribute('viewBox', '0 0 ' + counts.length + ' 60');
     svg.replaceChildren(frag);
     $('peak').textContent = '(peak ' + Math.max(0, ...counts) + '/s)';
   }
