@@ -69,7 +69,11 @@ fn get(addr: SocketAddr, path: &str) -> Resp {
 
 fn table_rows(html: &str) -> usize {
     let body = html.split("<tbody id=\"rows\">").nth(1).unwrap();
-    body.split("</tbody>").next().unwrap().matches("<tr>").count()
+    body.split("</tbody>")
+        .next()
+        .unwrap()
+        .matches("<tr>")
+        .count()
 }
 
 #[test]
@@ -79,11 +83,17 @@ fn the_page_keeps_the_last_n_events() {
     let ids: Vec<String> = (0..80).map(|i| format!("e-{i}")).collect();
     for chunk in ids.chunks(20) {
         let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
-        assert_eq!(post_batch(c.addr, None, &batch_of(&chunk)).unwrap().status, 200);
+        assert_eq!(
+            post_batch(c.addr, None, &batch_of(&chunk)).unwrap().status,
+            200
+        );
     }
     let page = get(c.addr, "/");
     assert_eq!(page.status, 200);
-    assert!(page.header("content-type").unwrap().starts_with("text/html"));
+    assert!(page
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/html"));
     assert_eq!(table_rows(&page.body), 50, "{}", page.body);
     assert!(page.body.contains("<td>e-79</td>") && page.body.contains("<td>e-30</td>"));
     assert!(!page.body.contains("<td>e-29</td>"), "{}", page.body);
@@ -113,8 +123,10 @@ fn a_viewer_that_never_reads_does_not_slow_ingestion() {
     let per_batch = 100;
     for b in 0..batches {
         let events: Vec<Value> = (0..per_batch)
-            .map(|i| json!({"type": "track", "event": "Load", "userId": "u",
-                            "messageId": format!("b{b}-{i}"), "properties": props}))
+            .map(|i| {
+                json!({"type": "track", "event": "Load", "userId": "u",
+                            "messageId": format!("b{b}-{i}"), "properties": props})
+            })
             .collect();
         let body = json!({ "batch": events }).to_string();
         let r = post_batch(c.addr, None, &body).unwrap_or_else(|e| {
@@ -174,7 +186,12 @@ fn markup_in_every_field_is_escaped_in_the_table_and_the_stream() {
     let q = "%3Cscript%3E";
     let page = get(c.addr, &format!("/?q={q}"));
     let html = page.body.to_ascii_lowercase();
-    assert_eq!(html.matches("<script").count(), 1, "only ours: {}", page.body);
+    assert_eq!(
+        html.matches("<script").count(),
+        1,
+        "only ours: {}",
+        page.body
+    );
     let escaped = "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&quot;&amp;{{rows}}";
     // type, event, userId, messageId cells, and the rejection's reason.
     assert!(
@@ -182,13 +199,20 @@ fn markup_in_every_field_is_escaped_in_the_table_and_the_stream() {
         "{}",
         page.body
     );
-    assert!(page.body.contains("value=\"&lt;script&gt;\""), "{}", page.body);
+    assert!(
+        page.body.contains("value=\"&lt;script&gt;\""),
+        "{}",
+        page.body
+    );
     let csp = page.header("content-security-policy").unwrap();
     assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"));
 
     // The stream: escaped JSON, the same text once parsed.
     let (batch, raw) = stream.nth("batch", 1);
-    assert!(!raw.contains('<') && !raw.contains('>') && !raw.contains('&'), "{raw}");
+    assert!(
+        !raw.contains('<') && !raw.contains('>') && !raw.contains('&'),
+        "{raw}"
+    );
     let e = &batch["events"][0];
     for field in ["type", "event", "userId", "messageId"] {
         assert_eq!(e[field], EVIL, "{field}");
@@ -219,7 +243,10 @@ fn the_key_shows_nowhere() {
     let r = post_batch(c.addr, Some(key), &body).unwrap();
     assert_eq!(r.status, 200, "{r:?}");
     let unkeyed = batch_of(&["m2"]);
-    assert_eq!(post_batch(c.addr, Some("wrong"), &unkeyed).unwrap().status, 401);
+    assert_eq!(
+        post_batch(c.addr, Some("wrong"), &unkeyed).unwrap().status,
+        401
+    );
     let (_, raw_batch) = stream.nth("batch", 1);
     let (_, raw_stats) = stream.nth("stats", 1);
     let page = get(c.addr, "/").body;

@@ -77,9 +77,7 @@ fn the_page_shows_what_send_delivers_live_and_escaped() {
     let out = send(
         &c,
         &db,
-        &[
-            serde_json::json!({"event": "Live Arrival", "userId": "u-9", "messageId": "live-7"}),
-        ],
+        &[serde_json::json!({"event": "Live Arrival", "userId": "u-9", "messageId": "live-7"})],
     );
     assert_ok(&out);
     b.wait_until(
@@ -90,7 +88,10 @@ fn the_page_shows_what_send_delivers_live_and_escaped() {
 
     let dom = b.dom();
     for needle in ["Order Completed", "order-42", "Live Arrival", "u-9"] {
-        assert!(dom.contains(needle), "{needle} missing from the DOM:\n{dom}");
+        assert!(
+            dom.contains(needle),
+            "{needle} missing from the DOM:\n{dom}"
+        );
     }
     // The batch with the poison event and the halves holding it: 400s.
     assert_eq!(
@@ -157,7 +158,10 @@ fn with_javascript_off_the_page_is_a_refreshing_table() {
     let mut b = Browser::open_without_javascript(&format!("{}/", c.url()));
     let dom = b.wait_for_dom("the server-rendered table", |d| d.contains("known-1"));
     assert!(dom.contains("id=\"accepted\">2<"), "{dom}");
-    assert!(dom.contains("known-1") && dom.contains("Signed Up"), "{dom}");
+    assert!(
+        dom.contains("known-1") && dom.contains("Signed Up"),
+        "{dom}"
+    );
     assert!(dom.contains("JavaScript is off"), "{dom}");
     assert!(
         dom.contains("http-equiv=\"refresh\""),
@@ -166,7 +170,10 @@ fn with_javascript_off_the_page_is_a_refreshing_table() {
     assert!(!dom.contains("data-state"), "no script ran: {dom}");
     assert_eq!(script_tags(&dom), 1, "only the page's own tag:\n{dom}");
     assert!(!dom.contains("<img"), "{dom}");
-    assert!(dom.contains("&lt;script&gt;document.body.dataset.pwned"), "{dom}");
+    assert!(
+        dom.contains("&lt;script&gt;document.body.dataset.pwned"),
+        "{dom}"
+    );
     let _ = c.stop("TERM");
 }
 

@@ -396,10 +396,12 @@ impl Live {
 
     /// A batch answered with an injected failure.
     pub fn injected_failure(&self, status: u16) {
-        self.counters_changed(|c| match c.failures.iter_mut().find(|(s, _)| *s == status) {
-            Some((_, n)) => *n += 1,
-            None => c.failures.push((status, 1)),
-        });
+        self.counters_changed(
+            |c| match c.failures.iter_mut().find(|(s, _)| *s == status) {
+                Some((_, n)) => *n += 1,
+                None => c.failures.push((status, 1)),
+            },
+        );
     }
 
     /// A committed batch whose answer was dropped on purpose.

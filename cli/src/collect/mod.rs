@@ -356,7 +356,10 @@ impl Collector {
 
     /// The live events page's address, when it is served.
     pub fn page_url(&self) -> Option<String> {
-        self.shared.live.as_ref().map(|_| format!("{}/", self.url()))
+        self.shared
+            .live
+            .as_ref()
+            .map(|_| format!("{}/", self.url()))
     }
 
     /// The totals so far.

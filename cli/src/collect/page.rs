@@ -269,7 +269,10 @@ mod tests {
             route("/?q=Order+Completed%21"),
             Some(UiRoute::Page("Order Completed!".into()))
         );
-        assert_eq!(route("/?q=%zz%+1%4"), Some(UiRoute::Page("%zz% 1%4".into())));
+        assert_eq!(
+            route("/?q=%zz%+1%4"),
+            Some(UiRoute::Page("%zz% 1%4".into()))
+        );
         assert_eq!(route("/events"), Some(UiRoute::Events));
         assert_eq!(route("/page.js"), Some(UiRoute::Script));
         assert_eq!(route("/v1/batch"), None);

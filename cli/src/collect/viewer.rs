@@ -70,9 +70,7 @@ impl Mailbox {
         let mut p = self.pending();
         p.bytes += update.len();
         p.updates.push_back(update);
-        while p.updates.len() > self.capacity
-            || (p.bytes > self.max_bytes && p.updates.len() > 1)
-        {
+        while p.updates.len() > self.capacity || (p.bytes > self.max_bytes && p.updates.len() > 1) {
             if let Some(old) = p.updates.pop_front() {
                 p.bytes -= old.len();
             }

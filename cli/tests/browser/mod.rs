@@ -104,7 +104,10 @@ impl Browser {
     /// with [`Browser::dom`] (the script-free way), not `eval`.
     pub fn open_without_javascript(url: &str) -> Browser {
         let mut b = Browser::start();
-        b.call("Emulation.setScriptExecutionDisabled", json!({ "value": true }));
+        b.call(
+            "Emulation.setScriptExecutionDisabled",
+            json!({ "value": true }),
+        );
         b.call("Page.navigate", json!({ "url": url }));
         b
     }
@@ -112,10 +115,13 @@ impl Browser {
     fn start() -> Browser {
         let profile = tempfile::tempdir().unwrap();
         let mut cmd = headless(profile.path());
-        cmd.args(["--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0"])
-            .arg("about:blank")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        cmd.args([
+            "--remote-debugging-address=127.0.0.1",
+            "--remote-debugging-port=0",
+        ])
+        .arg("about:blank")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start chromium");
         // "DevTools listening on ws://127.0.0.1:PORT/devtools/browser/ID"
         let stderr = child.stderr.take().unwrap();
@@ -210,7 +216,9 @@ impl Browser {
         let deadline = Instant::now() + BROWSER_WAIT;
         loop {
             // While the page loads, its elements may not be there yet.
-            let check = format!("(() => {{ try {{ return !!({expression}); }} catch (e) {{ return false; }} }})()");
+            let check = format!(
+                "(() => {{ try {{ return !!({expression}); }} catch (e) {{ return false; }} }})()"
+            );
             if self.eval(&check) == Value::Bool(true) {
                 return;
             }
@@ -375,7 +383,9 @@ impl WebSocket {
                 None
             };
             let mut payload = vec![0u8; len as usize];
-            self.stream.read_exact(&mut payload).expect("WebSocket payload");
+            self.stream
+                .read_exact(&mut payload)
+                .expect("WebSocket payload");
             if let Some(m) = mask {
                 for (i, b) in payload.iter_mut().enumerate() {
                     *b ^= m[i % 4];
