@@ -327,7 +327,7 @@ pub struct CollectArgs {
     /// JavaScript). Anyone who can reach the address sees the events.
     #[arg(long)]
     pub ui: bool,
-    /// Accepted events the page keeps in memory (with --ui; 1..=100000).
+    /// Accepted events the page keeps in memory (with --ui; 1..=10000).
     #[arg(long, value_name = "N", default_value_t = crate::collect::live::LIVE_EVENTS,
           value_parser = parse_ui_events, requires = "ui")]
     pub ui_events: usize,

@@ -24,7 +24,7 @@ use super::viewer::{Mailbox, Next, VIEWER_QUEUE, VIEWER_QUEUE_BYTES};
 /// Accepted events kept for the page by default.
 pub const LIVE_EVENTS: usize = 1000;
 /// The most events `collect --ui-events` may keep.
-pub const MAX_LIVE_EVENTS: usize = 100_000;
+pub const MAX_LIVE_EVENTS: usize = 10_000;
 /// The chart's span: one bar per second over this many seconds.
 pub const CHART_SECONDS: usize = 120;
 /// The chart's span as a duration.
@@ -362,14 +362,17 @@ impl Live {
         duplicates: u64,
         at: SystemTime,
     ) {
-        let rows: Vec<Arc<Row>> = events
-            .into_iter()
+        let events: Vec<&Value> = events.into_iter().collect();
+        // Only the newest `capacity` can be kept or shown.
+        let skip = events.len().saturating_sub(self.capacity);
+        let rows: Vec<Arc<Row>> = events[skip..]
+            .iter()
             .map(|e| Arc::new(Row::new(e, at, self.key.as_deref())))
             .collect();
         let mut inner = self.inner();
-        inner.counters.accepted += rows.len() as u64;
+        inner.counters.accepted += events.len() as u64;
         inner.counters.duplicates += duplicates;
-        inner.rate.add(unix_seconds(at), rows.len() as u64);
+        inner.rate.add(unix_seconds(at), events.len() as u64);
         for row in &rows {
             if inner.ring.len() >= self.capacity {
                 inner.ring.pop_front();
@@ -379,10 +382,8 @@ impl Live {
         if inner.viewers.is_empty() {
             return;
         }
-        // Only the newest `capacity` matter to a viewer.
-        let skip = rows.len().saturating_sub(self.capacity);
         let update = json!({
-            "events": rows[skip..].iter().map(|r| r.to_json()).collect::<Vec<_>>(),
+            "events": rows.iter().map(|r| r.to_json()).collect::<Vec<_>>(),
             "counters": inner.counters.to_json(),
         });
         broadcast(&inner, sse_message("batch", &update));
@@ -533,12 +534,24 @@ mod tests {
     #[test]
     fn the_ring_keeps_the_newest_n() {
         let live = Live::new(3, None);
-        let events: Vec<Value> = (0..5).map(|i| event(&format!("m{i}"))).collect();
+        let events: Vec<Value> = (0..7).map(|i| event(&format!("m{i}"))).collect();
+        // Across batches, and a batch larger than the ring.
+        live.accepted(&events[..2], 0, at(100));
+        live.accepted(&events[2..7], 0, at(100));
+        let ids: Vec<String> = live
+            .view(at(100))
+            .rows
+            .iter()
+            .map(|r| r.message_id.clone())
+            .collect();
+        assert_eq!(ids, ["m6", "m5", "m4"]);
+        live.accepted(&events[..2], 0, at(100));
+        let events: Vec<Value> = vec![event("m7"), event("m8")];
         live.accepted(&events, 0, at(100));
         let view = live.view(at(100));
         let ids: Vec<&str> = view.rows.iter().map(|r| r.message_id.as_str()).collect();
-        assert_eq!(ids, ["m4", "m3", "m2"], "newest first, at most 3");
-        assert_eq!(view.counters.accepted, 5);
+        assert_eq!(ids, ["m8", "m7", "m1"], "newest first, at most 3");
+        assert_eq!(view.counters.accepted, 11);
     }
 
     #[test]
