@@ -265,3 +265,32 @@ fn without_ui_there_is_no_page() {
     let out = run(&["collect", "--listen", "127.0.0.1:0", "--ui-events", "5"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
+
+/// Faults that make the network look down for good.
+struct Down;
+
+impl outbox_cli::collect::Faults for Down {
+    fn refuse(&mut self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn a_simulated_outage_refuses_batches_but_not_the_page() {
+    use outbox_cli::collect::{Collector, Config};
+    let config = Config {
+        live_events: Some(10),
+        ..Config::default()
+    };
+    let c = Collector::start("127.0.0.1:0", config, Box::new(Down), None).unwrap();
+    assert!(
+        post_batch(c.addr(), None, &batch_of(&["a"])).is_err(),
+        "closed unanswered"
+    );
+    let page = get(c.addr(), "/");
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("id=\"faults\">1<"), "{}", page.body);
+    let (hello, _) = Stream::open(c.addr()).nth("hello", 1);
+    assert_eq!(hello["counters"]["faults"]["refused"], 1);
+    assert_eq!(c.shutdown().refused, 1);
+}

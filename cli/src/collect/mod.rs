@@ -496,7 +496,10 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             thread::sleep(Duration::from_millis(10));
             continue;
         };
-        if shared.state().faults.refuse() {
+        // With the live page served, a made-up outage must not take the
+        // page down with it: batch requests are refused once their route is
+        // known (in `handle`), the page's never.
+        if shared.live.is_none() && shared.state().faults.refuse() {
             shared.refused();
             drop(stream);
             continue;
