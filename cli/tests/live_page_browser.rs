@@ -217,3 +217,30 @@ fn the_demo_prints_its_page_and_the_page_follows_it() {
     let status = wait_with_bound(&mut child, Duration::from_secs(180));
     assert!(status.success(), "the demo failed");
 }
+
+#[test]
+fn the_page_keeps_at_most_n_rows_as_events_stream_in() {
+    let mut c = Collect::start(&["--ui", "--ui-events", "5"]);
+    c.wait_for("live events page on");
+    let mut b = Browser::open(&format!("{}/", c.url()));
+    b.wait_until("document.body.dataset.state === 'live'", "the live state");
+    for batch in [
+        ["e-0", "e-1", "e-2"],
+        ["e-3", "e-4", "e-5"],
+        ["e-6", "e-7", "e-8"],
+    ] {
+        assert_eq!(
+            post_batch(c.addr, None, &batch_of(&batch)).unwrap().status,
+            200
+        );
+    }
+    b.wait_until(
+        "document.getElementById('accepted').textContent === '9'",
+        "9 accepted",
+    );
+    let ids = b.eval(
+        "[...document.querySelectorAll('#rows tr td:nth-child(5)')].map(td => td.textContent)",
+    );
+    assert_eq!(ids, serde_json::json!(["e-8", "e-7", "e-6", "e-5", "e-4"]));
+    let _ = c.stop("TERM");
+}

@@ -1,6 +1,6 @@
-//! One viewer's mailbox of live updates: a small bounded queue that the
-//! collector pushes into without ever waiting, and a viewer's own thread
-//! drains at its own pace.
+//! One viewer's mailbox of live updates: a queue bounded in updates and in
+//! bytes that the collector pushes into without ever waiting, and a
+//! viewer's own thread drains at its own pace.
 //!
 //! Why a queue of our own and not `std::sync::mpsc::sync_channel`: a full
 //! channel either blocks the sender or refuses the *newest* update, and a

@@ -51,9 +51,11 @@
       events.unshift(e);
       if (matches(e)) rowsEl.insertBefore(rowFor(e, true), rowsEl.firstChild);
     }
-    const dropped = events.splice(capacity);
-    if (dropped.length) renderAll();
-    else showCount();
+    // The oldest beyond the capacity go, from the table's end too.
+    for (const e of events.splice(capacity)) {
+      if (matches(e) && rowsEl.lastChild) rowsEl.removeChild(rowsEl.lastChild);
+    }
+    showCount();
   }
 
   function cells(tr, values) {
