@@ -820,9 +820,10 @@ fn handle_batch(shared: &Shared, peer: SocketAddr, req: &http::Request, route: R
         loss_reports.push(losses::describe(event));
     }
     let accepted = answered - loss_reports.len();
+    // A re-sent report is absorbed like any duplicate, but not logged as one.
+    let event_duplicates = duplicates.saturating_sub(reports_sent - loss_reports.len());
     // Shown while the state is still locked, so the page's order is the
     // order of commits.
-    let event_duplicates = duplicates.saturating_sub(reports_sent - loss_reports.len());
     shared.live(|l| {
         let events = fresh.iter().map(|(_, e)| e);
         let events = events.filter(|e| !losses::is_loss_report(e));
@@ -832,7 +833,6 @@ fn handle_batch(shared: &Shared, peer: SocketAddr, req: &http::Request, route: R
         st.seen.insert(id);
     }
     st.summary.accepted += accepted as u64;
-    // A re-sent report is absorbed like any duplicate, but not logged as one.
     st.summary.duplicates += event_duplicates as u64;
     st.summary.assigned_ids += assigned as u64;
     let drop_response = st.faults.drop_response(&info);
