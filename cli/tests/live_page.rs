@@ -88,8 +88,12 @@ fn the_page_keeps_the_last_n_events() {
             200
         );
     }
+    // Sent again: absorbed, counted as duplicates, not shown again.
+    let again = post_batch(c.addr, None, &batch_of(&["e-0", "e-79"])).unwrap();
+    assert_eq!(again.json()["duplicates"], 2);
     let page = get(c.addr, "/");
     assert_eq!(page.status, 200);
+    assert!(page.body.contains("id=\"duplicates\">2<"), "{}", page.body);
     assert!(page
         .header("content-type")
         .unwrap()
