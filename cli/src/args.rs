@@ -321,6 +321,16 @@ pub struct CollectArgs {
     #[arg(long, value_name = "N", default_value_t = crate::collect::MAX_CONNECTIONS,
           value_parser = parse_positive_usize)]
     pub max_connections: usize,
+    /// Also serve a live events page on the same address (GET /: the newest
+    /// accepted events, counters, events per second, a filter; updated by
+    /// Server-Sent Events at /events, a self-refreshing table without
+    /// JavaScript). Anyone who can reach the address sees the events.
+    #[arg(long)]
+    pub ui: bool,
+    /// Accepted events the page keeps in memory (with --ui; 1..=10000).
+    #[arg(long, value_name = "N", default_value_t = crate::collect::live::LIVE_EVENTS,
+          value_parser = parse_ui_events, requires = "ui")]
+    pub ui_events: usize,
 }
 
 /// `outbox gateway`.
@@ -502,6 +512,17 @@ pub fn parse_fail_status(s: &str) -> Result<u16, String> {
         return Err("expected an HTTP status from 400 to 599".into());
     }
     Ok(code)
+}
+
+/// The live page's event count: kept in memory, so bounded.
+pub fn parse_ui_events(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=crate::collect::live::MAX_LIVE_EVENTS).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "expected a whole number from 1 to {}",
+            crate::collect::live::MAX_LIVE_EVENTS
+        )),
+    }
 }
 
 /// A count of at least 1.
