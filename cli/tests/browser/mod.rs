@@ -1,6 +1,6 @@
 //! A real browser for the live page tests: Debian's headless chromium,
-//! driven over the Chrome DevTools protocol (a WebSocket to 127.0.0.1 spoken
-//! by hand, so no extra crate).
+//! driven over the Chrome DevTools protocol (a WebSocket to 127.0.0.1, by
+//! the `tungstenite` crate).
 //!
 //! Why the protocol and not `--dump-dom`: the page holds a Server-Sent
 //! Events stream open, so chromium's "dump when the page is done" either
@@ -304,100 +304,32 @@ fn http_get(host: &str, path: &str) -> String {
     String::from_utf8_lossy(&body).into_owned()
 }
 
-/// Just enough of a WebSocket client (RFC 6455) for the DevTools protocol:
-/// masked text frames out, text frames (maybe fragmented) in.
-struct WebSocket {
-    stream: TcpStream,
-}
+/// The DevTools connection: a WebSocket (the `tungstenite` crate) over one
+/// TCP stream to 127.0.0.1; text messages out and in.
+struct WebSocket(tungstenite::WebSocket<TcpStream>);
 
 impl WebSocket {
     fn connect(host: &str, url: &str) -> WebSocket {
-        let path = url
-            .strip_prefix("ws://")
-            .and_then(|r| r.find('/').map(|i| &r[i..]))
-            .expect("WebSocket path");
-        let mut stream = TcpStream::connect(host).expect("connect to DevTools");
+        let stream = TcpStream::connect(host).expect("connect to DevTools");
         stream.set_read_timeout(Some(BROWSER_WAIT)).unwrap();
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n\
-             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-             Sec-WebSocket-Version: 13\r\n\r\n"
-        )
-        .unwrap();
-        // The handshake's answer, byte by byte up to the blank line (the
-        // frames that follow must stay unread).
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            stream.read_exact(&mut byte).expect("WebSocket handshake");
-            head.push(byte[0]);
-        }
-        let head = String::from_utf8_lossy(&head);
-        assert!(head.starts_with("HTTP/1.1 101"), "handshake: {head}");
-        WebSocket { stream }
+        let (ws, _) = tungstenite::client(url, stream).expect("WebSocket handshake");
+        WebSocket(ws)
     }
 
     fn send(&mut self, text: &str) {
-        let payload = text.as_bytes();
-        let mut frame = vec![0x81u8];
-        match payload.len() {
-            n if n < 126 => frame.push(0x80 | n as u8),
-            n if n <= 0xffff => {
-                frame.push(0x80 | 126);
-                frame.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                frame.push(0x80 | 127);
-                frame.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        let mask = [0x5a, 0x3c, 0x96, 0x0f];
-        frame.extend_from_slice(&mask);
-        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-        self.stream.write_all(&frame).expect("WebSocket send");
+        self.0
+            .send(tungstenite::Message::text(text))
+            .expect("WebSocket send");
     }
 
     fn recv(&mut self) -> String {
-        let mut message = Vec::new();
         loop {
-            let mut h = [0u8; 2];
-            self.stream.read_exact(&mut h).expect("WebSocket frame");
-            let fin = h[0] & 0x80 != 0;
-            let opcode = h[0] & 0x0f;
-            let mut len = u64::from(h[1] & 0x7f);
-            if len == 126 {
-                let mut b = [0u8; 2];
-                self.stream.read_exact(&mut b).unwrap();
-                len = u64::from(u16::from_be_bytes(b));
-            } else if len == 127 {
-                let mut b = [0u8; 8];
-                self.stream.read_exact(&mut b).unwrap();
-                len = u64::from_be_bytes(b);
-            }
-            let mask = if h[1] & 0x80 != 0 {
-                let mut m = [0u8; 4];
-                self.stream.read_exact(&mut m).unwrap();
-                Some(m)
-            } else {
-                None
-            };
-            let mut payload = vec![0u8; len as usize];
-            self.stream
-                .read_exact(&mut payload)
-                .expect("WebSocket payload");
-            if let Some(m) = mask {
-                for (i, b) in payload.iter_mut().enumerate() {
-                    *b ^= m[i % 4];
+            match self.0.read().expect("WebSocket message") {
+                tungstenite::Message::Text(text) => return text.as_str().to_owned(),
+                tungstenite::Message::Close(_) => {
+                    panic!("the browser closed the DevTools connection")
                 }
-            }
-            match opcode {
-                0x8 => panic!("the browser closed the DevTools connection"),
-                0x9 | 0xA => continue, // ping, pong
-                _ => message.extend_from_slice(&payload),
-            }
-            if fin {
-                return String::from_utf8(message).expect("UTF-8 message");
+                _ => continue, // ping, pong, binary
             }
         }
     }
