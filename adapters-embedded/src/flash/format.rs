@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! page header (first bytes of every page in use, 36 bytes + padding)
-//!   0..3   magic "OBQ"          3      format version (1)
+//!   0..3   magic "OBQ"          3      format version (2; 1 for pages
+//!                               written before copies, still read)
 //!   4..8   lap (u32)            page counter: +1 for every page opened
 //!   8..16  base (u64)           record numbers are base + delta; the first
 //!                               event here continues from base - 1
@@ -23,7 +24,24 @@
 //!   8..    payload              (a checkpoint's is live_from as u64)
 //!   zero padding to a multiple of 4, then CRC-32 of header and payload,
 //!   then 0xFF padding to WRITE_SIZE
+//!
+//! header copy (format 2: the first record of every page, right after the
+//! page header)
+//!   a checkpoint record whose payload is the page header's 36 bytes
+//!   (its live_from at payload offset 24)
 //! ```
+//!
+//! Why the copy: the page header alone holds the base of its records'
+//! numbers and the seq floor at its opening, and the write page's header
+//! alone knows the numbers of the newest records. With one damaged header
+//! (bit rot) those records were lost and the floor could go back, so
+//! numbers handed out before could be handed out again. A page is read
+//! through whichever copy passes its checks; only both damaged cost its
+//! records (and may lower the floor, on the write page). A version-2
+//! header whose copy reads as erased is a page opening cut by a power loss
+//! between the two writes: not in use (erased again before use), so every
+//! page in use has both copies. Pages of format 1 (no copy) are read as
+//! before and keep working; new pages are written in format 2.
 //!
 //! All integers are little-endian. The header is written first and the CRC
 //! last, so a write cut by a power loss leaves either erased bytes (nothing
@@ -41,19 +59,31 @@ use crc::{Crc, NoTable, CRC_32_ISCSI, CRC_8_AUTOSAR};
 
 use outbox_core::Seq;
 
-/// The format version written in every page header and record tag.
-pub const FORMAT_VERSION: u8 = 1;
+/// The format version written in every page header (records keep tag
+/// version 1: their layout did not change). Format 1 pages are read too.
+pub const FORMAT_VERSION: u8 = 2;
+/// The version nibble of record tags.
+const RECORD_VERSION: u8 = 1;
 const MAGIC: [u8; 3] = *b"OBQ";
 /// Bytes of a page header before padding.
 pub(crate) const PAGE_HEADER_RAW: usize = 36;
 /// Bytes of a record header.
 pub(crate) const RECORD_HEADER: usize = 8;
 const CRC_LEN: usize = 4;
-const TAG_DATA: u8 = (FORMAT_VERSION << 4) | 1;
-const TAG_DATA_JUMP: u8 = (FORMAT_VERSION << 4) | 3;
-const TAG_CHECKPOINT: u8 = (FORMAT_VERSION << 4) | 2;
+const TAG_DATA: u8 = (RECORD_VERSION << 4) | 1;
+const TAG_DATA_JUMP: u8 = (RECORD_VERSION << 4) | 3;
+const TAG_CHECKPOINT: u8 = (RECORD_VERSION << 4) | 2;
 /// Payload bytes of a checkpoint record.
 pub(crate) const CHECKPOINT_PAYLOAD: usize = 8;
+/// The first bytes of a header copy's record header: the checkpoint tag
+/// and the length of a page header.
+pub(crate) const COPY_TAG_LEN: [u8; 3] = [TAG_CHECKPOINT, PAGE_HEADER_RAW as u8, 0];
+/// The record header of a header copy.
+pub(crate) const COPY_HEADER: RecordHeader = RecordHeader {
+    kind: Kind::Checkpoint,
+    len: PAGE_HEADER_RAW as u16,
+    delta: 0,
+};
 
 pub(crate) static CRC32: Crc<u32, Crc32Impl> = Crc::<u32, Crc32Impl>::new(&CRC_32_ISCSI);
 static CRC8: Crc<u8, NoTable> = Crc::<u8, NoTable>::new(&CRC_8_AUTOSAR);
@@ -81,6 +111,11 @@ pub(crate) const fn record_len(len: u32, w: u32) -> u32 {
 /// Bytes a checkpoint record takes on flash with write size `w`.
 pub(crate) const fn checkpoint_len(w: u32) -> u32 {
     record_len(CHECKPOINT_PAYLOAD as u32, w)
+}
+
+/// Bytes a page header's copy takes on flash with write size `w`.
+pub(crate) const fn copy_len(w: u32) -> u32 {
+    record_len(PAGE_HEADER_RAW as u32, w)
 }
 
 /// What opens a page in use.
@@ -117,11 +152,11 @@ impl PageHeader {
         b
     }
 
-    pub fn decode(b: &[u8; PAGE_HEADER_RAW]) -> PageRead {
+    pub fn decode(b: &[u8]) -> PageRead {
         if b[0..3] != MAGIC || CRC32.checksum(&b[..32]) != le32(&b[32..36]) {
             return PageRead::NotInUse;
         }
-        if b[3] != FORMAT_VERSION {
+        if b[3] == 0 || b[3] > FORMAT_VERSION {
             return PageRead::OtherVersion(b[3]);
         }
         PageRead::Valid(PageHeader {

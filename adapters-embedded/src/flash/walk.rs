@@ -29,7 +29,7 @@ use embedded_storage::nor_flash::NorFlash;
 use outbox_core::Seq;
 
 use super::format::{
-    self, HeaderRead, Kind, PageHeader, PageRead, RecordHeader, CHECKPOINT_PAYLOAD,
+    self, HeaderRead, Kind, PageHeader, PageRead, RecordHeader, CHECKPOINT_PAYLOAD, COPY_TAG_LEN,
     PAGE_HEADER_RAW, RECORD_HEADER,
 };
 use super::io;
@@ -83,7 +83,10 @@ pub(crate) struct Bounds {
     pub write_end: u32,
 }
 
-/// Read the header of `page`.
+/// Read the header of `page`: the page header, or its copy (the first
+/// record of a format-2 page) when the header fails its checks. A format-2
+/// header whose copy reads as erased is a page opening cut between the two
+/// writes: not in use.
 // Inlined into its callers (firmware flash, see firmware/size.sh).
 #[inline(always)]
 pub(crate) fn page_header<F: NorFlash>(
@@ -91,9 +94,35 @@ pub(crate) fn page_header<F: NorFlash>(
     geo: &Geometry,
     page: u32,
 ) -> Result<PageRead, F::Error> {
+    Ok(page_read(flash, geo, page)?.0)
+}
+
+/// [`page_header`], and whether the page may take more records: not a
+/// format-2 page whose copy fails its checks (its write cut by a power
+/// loss or a flash error), which would hold its records under one copy.
+pub(crate) fn page_read<F: NorFlash>(
+    flash: &mut F,
+    geo: &Geometry,
+    page: u32,
+) -> Result<(PageRead, bool), F::Error> {
     let mut b = [0u8; PAGE_HEADER_RAW];
+    let mut copy = [0u8; RECORD_HEADER + PAGE_HEADER_RAW];
     io::read(flash, geo.addr(page, 0), &mut b)?;
-    Ok(PageHeader::decode(&b))
+    io::read(flash, geo.addr(page, geo.header), &mut copy)?;
+    let from_copy = if copy[..3] == COPY_TAG_LEN {
+        PageHeader::decode(&copy[RECORD_HEADER..])
+    } else {
+        PageRead::NotInUse
+    };
+    let whole = b[3] == 1 || matches!(from_copy, PageRead::Valid(_));
+    let read = match PageHeader::decode(&b) {
+        PageRead::Valid(_) if b[3] > 1 && copy[..RECORD_HEADER] == [0xFF; RECORD_HEADER] => {
+            PageRead::NotInUse
+        }
+        PageRead::NotInUse => from_copy,
+        read => read,
+    };
+    Ok((read, whole))
 }
 
 /// What lies at one offset of a page.
@@ -157,11 +186,18 @@ fn record_at<F: NorFlash>(
             }
         },
         Kind::Checkpoint => {
-            if len as usize != CHECKPOINT_PAYLOAD || !io::crc_matches(flash, addr, &raw, len)? {
+            // A checkpoint, or a page header's copy (whose live_from is at
+            // payload offset 24).
+            let at = match len as usize {
+                CHECKPOINT_PAYLOAD => 0,
+                PAGE_HEADER_RAW => 24,
+                _ => return Ok(At::Bad(None, Some(end))),
+            };
+            if !io::crc_matches(flash, addr, &raw, len)? {
                 return Ok(At::Bad(None, Some(end)));
             }
             let mut v = [0u8; CHECKPOINT_PAYLOAD];
-            io::read(flash, addr + RECORD_HEADER as u32, &mut v)?;
+            io::read(flash, addr + RECORD_HEADER as u32 + at, &mut v)?;
             At::Checkpoint(u64::from_le_bytes(v), end)
         }
     })

@@ -314,6 +314,9 @@ impl World {
             Vec::new()
         };
         fd.flips += damage.len() as u64;
+        // Earlier rot no erase has reset counts too (a page header hit
+        // before, its copy now).
+        let rotted = flash.rotted();
         let before_rot = {
             let mut img = flash.image().to_vec();
             for &(at, mask) in &damage {
@@ -349,7 +352,7 @@ impl World {
         if damage.is_empty() {
             self.reopen_after_cut(pending, found);
         } else {
-            self.reopen_after_rot(pending, found, &before_rot, &damage);
+            self.reopen_after_rot(pending, found, &before_rot, &damage, &rotted);
         }
         // Numbers lost earlier and not reported yet stay in the summary's
         // span (it starts at the last delete, and the floor covers them),
@@ -408,13 +411,15 @@ impl World {
     }
 
     /// Bits rotted before the reopen: judge by the ledger of what was
-    /// stored, which bytes held it, and which bytes were hit.
+    /// stored, which bytes held it, and which bytes were hit (`rotted`:
+    /// now, or before and not erased since).
     fn reopen_after_rot(
         &mut self,
         pending: Option<Pending>,
         found: Opened,
         image: &[u8],
         damage: &[(usize, u8)],
+        rotted: &[usize],
     ) {
         let appended: Vec<(Seq, u64)> = self
             .flash
@@ -441,8 +446,7 @@ impl World {
         }
         // A record the cut left whole may be a second copy in the image.
         let ledger = Ledger::located(PAGE, 4, image, &stored, &maybe, None);
-        let addrs: Vec<usize> = damage.iter().map(|d| d.0).collect();
-        let lost = match ledger.check(&found, &addrs) {
+        let lost = match ledger.check(&found, rotted) {
             Ok(lost) => lost,
             Err(e) => {
                 let d = format!("{damage:x?}");
@@ -641,22 +645,16 @@ fn event_of(p: &[u8]) -> u64 {
     )
 }
 
-/// Flip one to four bits: in a stored record, a page header in use, or
-/// anywhere. Returns the addresses and masks flipped.
-///
-/// The write page's header is spared: it alone knows the numbers of the
-/// newest records, and with it damaged the seq floor can go back (a known
-/// limit of format 1, see the report of issue 16).
+/// Flip one to four bits: in a stored record, a page header in use (the
+/// write page's too: format 2 keeps a copy of every page header, so one
+/// damaged header costs nothing), or anywhere. Returns the addresses and
+/// masks flipped.
 fn rot(rng: &mut Rng, flash: &mut Flash) -> Vec<(usize, u8)> {
     let recs = records(flash.image(), PAGE, 4);
-    let laps = page_laps(flash.image(), PAGE);
-    let write_page = laps.iter().max_by_key(|(_, l)| *l).map(|(p, _)| *p);
-    let used: Vec<usize> = laps
+    let used: Vec<usize> = page_laps(flash.image(), PAGE, 4)
         .iter()
         .map(|(p, _)| *p)
-        .filter(|&p| Some(p) != write_page)
         .collect();
-    let spared = write_page.map(|p| p * PAGE..p * PAGE + 36);
     let n = 1 + rng.below(4) as usize;
     let mut out = Vec::new();
     for _ in 0..n {
@@ -670,9 +668,6 @@ fn rot(rng: &mut Rng, flash: &mut Flash) -> Vec<(usize, u8)> {
             }
             _ => rng.below((PAGES * PAGE) as u64) as usize,
         };
-        if spared.as_ref().is_some_and(|r| r.contains(&at)) {
-            continue;
-        }
         let mask = 1u8 << rng.below(8);
         flash.rot(at, mask);
         out.push((at, mask));
