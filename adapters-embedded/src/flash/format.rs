@@ -26,9 +26,10 @@
 //!   then 0xFF padding to WRITE_SIZE
 //!
 //! header copy (format 2: the first record of every page, right after the
-//! page header)
-//!   a checkpoint record whose payload is the page header's 36 bytes
-//!   (its live_from at payload offset 24)
+//! page header, written with it)
+//!   a checkpoint record whose payload is the page header's 36 bytes,
+//!   written right after the header; readers walking the records skip it
+//!   (a checkpoint of another length)
 //! ```
 //!
 //! Why the copy: the page header alone holds the base of its records'
@@ -37,11 +38,12 @@
 //! (bit rot) those records were lost and the floor could go back, so
 //! numbers handed out before could be handed out again. A page is read
 //! through whichever copy passes its checks; only both damaged cost its
-//! records (and may lower the floor, on the write page). A version-2
-//! header whose copy reads as erased is a page opening cut by a power loss
-//! between the two writes: not in use (erased again before use), so every
-//! page in use has both copies. Pages of format 1 (no copy) are read as
-//! before and keep working; new pages are written in format 2.
+//! records (and may lower the floor, on the write page). Records are
+//! appended only to a write page whose two copies both pass their checks
+//! (else its opening was cut by a power loss, or one copy rotted: the next
+//! append opens a new page), so every record is kept under two copies.
+//! Pages of format 1 (no copy) are read as before and keep working; new
+//! pages are written in format 2.
 //!
 //! All integers are little-endian. The header is written first and the CRC
 //! last, so a write cut by a power loss leaves either erased bytes (nothing
@@ -75,15 +77,16 @@ const TAG_DATA_JUMP: u8 = (RECORD_VERSION << 4) | 3;
 const TAG_CHECKPOINT: u8 = (RECORD_VERSION << 4) | 2;
 /// Payload bytes of a checkpoint record.
 pub(crate) const CHECKPOINT_PAYLOAD: usize = 8;
-/// The first bytes of a header copy's record header: the checkpoint tag
-/// and the length of a page header.
-pub(crate) const COPY_TAG_LEN: [u8; 3] = [TAG_CHECKPOINT, PAGE_HEADER_RAW as u8, 0];
-/// The record header of a header copy.
-pub(crate) const COPY_HEADER: RecordHeader = RecordHeader {
+/// The record of a page header's copy: a checkpoint of 36 bytes.
+pub(crate) const COPY: RecordHeader = RecordHeader {
     kind: Kind::Checkpoint,
     len: PAGE_HEADER_RAW as u16,
     delta: 0,
 };
+/// [`COPY`] encoded: its tag, length, delta 0 and CRC-8 (a test checks
+/// it against `RecordHeader::encode`).
+pub(crate) const COPY_RECORD: [u8; RECORD_HEADER] =
+    [TAG_CHECKPOINT, PAGE_HEADER_RAW as u8, 0, 0, 0, 0, 0, 0x81];
 
 pub(crate) static CRC32: Crc<u32, Crc32Impl> = Crc::<u32, Crc32Impl>::new(&CRC_32_ISCSI);
 static CRC8: Crc<u8, NoTable> = Crc::<u8, NoTable>::new(&CRC_8_AUTOSAR);
@@ -276,6 +279,11 @@ mod tests {
         torn[..3].copy_from_slice(&b[..3]);
         assert_eq!(RecordHeader::decode(&torn), HeaderRead::Garbage);
         assert_eq!(RecordHeader::decode(&[0xFF; 8]), HeaderRead::Erased);
+    }
+
+    #[test]
+    fn the_copy_record_header_is_a_checkpoint_of_a_page_header() {
+        assert_eq!(COPY.encode(), COPY_RECORD);
     }
 
     #[test]

@@ -13,7 +13,7 @@
 use embedded_storage::nor_flash::NorFlash;
 use outbox_core::Seq;
 
-use super::format::{self, PageHeader, COPY_HEADER};
+use super::format::{self, PageHeader, COPY};
 use super::{io, Error, FlashQueue, WritePage};
 
 impl<F: NorFlash> FlashQueue<F> {
@@ -69,18 +69,12 @@ impl<F: NorFlash> FlashQueue<F> {
         // The header, then its copy as the page's first record (format 2):
         // one damaged copy costs nothing.
         let raw = header.encode();
-        if let Err(e) = io::write_padded(&mut self.flash, geo.addr(next, 0), &raw) {
+        if let Err(e) = io::write_padded(&mut self.flash, geo.addr(next, 0), &raw).and_then(|()| {
+            io::write_record(&mut self.flash, geo.addr(next, geo.header), &COPY, &raw)
+        }) {
             return self.failed(e);
         }
         let first = geo.header + format::copy_len(F::WRITE_SIZE as u32);
-        if let Err(e) = io::write_record(
-            &mut self.flash,
-            geo.addr(next, geo.header),
-            &COPY_HEADER,
-            &raw,
-        ) {
-            return self.failed(e);
-        }
         if self.st.write.is_none() {
             self.st.chain_start = next;
             self.st.head.pos = super::walk::Pos {

@@ -29,7 +29,7 @@ use embedded_storage::nor_flash::NorFlash;
 use outbox_core::Seq;
 
 use super::format::{
-    self, HeaderRead, Kind, PageHeader, PageRead, RecordHeader, CHECKPOINT_PAYLOAD, COPY_TAG_LEN,
+    self, HeaderRead, Kind, PageHeader, PageRead, RecordHeader, CHECKPOINT_PAYLOAD, COPY_RECORD,
     PAGE_HEADER_RAW, RECORD_HEADER,
 };
 use super::io;
@@ -84,9 +84,7 @@ pub(crate) struct Bounds {
 }
 
 /// Read the header of `page`: the page header, or its copy (the first
-/// record of a format-2 page) when the header fails its checks. A format-2
-/// header whose copy reads as erased is a page opening cut between the two
-/// writes: not in use.
+/// record of a format-2 page) when the header fails its checks.
 // Inlined into its callers (firmware flash, see firmware/size.sh).
 #[inline(always)]
 pub(crate) fn page_header<F: NorFlash>(
@@ -97,9 +95,10 @@ pub(crate) fn page_header<F: NorFlash>(
     Ok(page_read(flash, geo, page)?.0)
 }
 
-/// [`page_header`], and whether the page may take more records: not a
-/// format-2 page whose copy fails its checks (its write cut by a power
-/// loss or a flash error), which would hold its records under one copy.
+/// [`page_header`], and whether the page may take more records: both
+/// copies pass their checks (or its header does, on a format-1 page). Not
+/// so when the page's opening was cut by a power loss or a flash error, or
+/// one copy rotted: records go to a new page, never under a single copy.
 pub(crate) fn page_read<F: NorFlash>(
     flash: &mut F,
     geo: &Geometry,
@@ -109,20 +108,15 @@ pub(crate) fn page_read<F: NorFlash>(
     let mut copy = [0u8; RECORD_HEADER + PAGE_HEADER_RAW];
     io::read(flash, geo.addr(page, 0), &mut b)?;
     io::read(flash, geo.addr(page, geo.header), &mut copy)?;
-    let from_copy = if copy[..3] == COPY_TAG_LEN {
+    let from_copy = if copy[..RECORD_HEADER] == COPY_RECORD {
         PageHeader::decode(&copy[RECORD_HEADER..])
     } else {
         PageRead::NotInUse
     };
-    let whole = b[3] == 1 || matches!(from_copy, PageRead::Valid(_));
-    let read = match PageHeader::decode(&b) {
-        PageRead::Valid(_) if b[3] > 1 && copy[..RECORD_HEADER] == [0xFF; RECORD_HEADER] => {
-            PageRead::NotInUse
-        }
-        PageRead::NotInUse => from_copy,
-        read => read,
-    };
-    Ok((read, whole))
+    Ok(match PageHeader::decode(&b) {
+        PageRead::NotInUse => (from_copy, false),
+        read => (read, b[3] == 1 || matches!(from_copy, PageRead::Valid(_))),
+    })
 }
 
 /// What lies at one offset of a page.
@@ -185,19 +179,14 @@ fn record_at<F: NorFlash>(
                 At::Bad(seq, Some(end))
             }
         },
+        // (A page header's copy is a checkpoint of another length: read
+        // by `page_read`, skipped by walks.)
         Kind::Checkpoint => {
-            // A checkpoint, or a page header's copy (whose live_from is at
-            // payload offset 24).
-            let at = match len as usize {
-                CHECKPOINT_PAYLOAD => 0,
-                PAGE_HEADER_RAW => 24,
-                _ => return Ok(At::Bad(None, Some(end))),
-            };
-            if !io::crc_matches(flash, addr, &raw, len)? {
+            if len as usize != CHECKPOINT_PAYLOAD || !io::crc_matches(flash, addr, &raw, len)? {
                 return Ok(At::Bad(None, Some(end)));
             }
             let mut v = [0u8; CHECKPOINT_PAYLOAD];
-            io::read(flash, addr + RECORD_HEADER as u32 + at, &mut v)?;
+            io::read(flash, addr + RECORD_HEADER as u32, &mut v)?;
             At::Checkpoint(u64::from_le_bytes(v), end)
         }
     })

@@ -461,18 +461,12 @@ pub fn records(image: &[u8], page: usize, write: usize) -> Vec<(u64, Range<usize
 
 /// The header of the page at `p` (`header` bytes long, padded): the header
 /// when it passes its checks, else its copy (format 2: a checkpoint record
-/// of 36 bytes right after it); a format-2 header without a copy is a page
-/// opening cut by a power loss, not in use.
+/// of 36 bytes right after it).
 fn page_header_in(image: &[u8], p: usize, header: usize) -> PageRead {
     let copy = &image[p + header..p + header + RECORD_HEADER + PAGE_HEADER_RAW];
     let copy_is_one = matches!(RecordHeader::decode(copy[..RECORD_HEADER].try_into().unwrap()),
         HeaderRead::Valid(r) if r.kind == Kind::Checkpoint && usize::from(r.len) == PAGE_HEADER_RAW);
     match PageHeader::decode(&as_header(&image[p..])) {
-        PageRead::Valid(_)
-            if image[p + 3] >= 2 && copy[..RECORD_HEADER] == [0xFF; RECORD_HEADER] =>
-        {
-            PageRead::NotInUse
-        }
         PageRead::NotInUse if copy_is_one => PageHeader::decode(&as_header(&copy[RECORD_HEADER..])),
         read => read,
     }
