@@ -128,6 +128,10 @@ pub(crate) struct PageHeader {
     pub base: Seq,
     pub floor: Seq,
     pub live_from: Seq,
+    /// Not on flash: as read back, whether the page may take more records
+    /// (a format-1 header, or both copies of a format-2 one pass their
+    /// checks; see `walk::page_header`).
+    pub whole: bool,
 }
 
 /// A page header as read from flash.
@@ -155,7 +159,7 @@ impl PageHeader {
         b
     }
 
-    pub fn decode(b: &[u8]) -> PageRead {
+    pub fn decode(b: &[u8; PAGE_HEADER_RAW]) -> PageRead {
         if b[0..3] != MAGIC || CRC32.checksum(&b[..32]) != le32(&b[32..36]) {
             return PageRead::NotInUse;
         }
@@ -167,6 +171,7 @@ impl PageHeader {
             base: le64(&b[8..16]),
             floor: le64(&b[16..24]),
             live_from: le64(&b[24..32]),
+            whole: b[3] == 1,
         })
     }
 }
@@ -257,6 +262,7 @@ mod tests {
             base: 1 << 40,
             floor: 99,
             live_from: 42,
+            whole: false,
         };
         let mut b = h.encode();
         assert_eq!(PageHeader::decode(&b), PageRead::Valid(h));

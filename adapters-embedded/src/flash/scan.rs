@@ -27,7 +27,7 @@ use embedded_storage::nor_flash::NorFlash;
 
 use super::error::ScanError;
 use super::format::PageRead;
-use super::walk::{page_header, page_read, step, Bounds, Cursor, LiveWalk, Pos, Step};
+use super::walk::{page_header, step, Bounds, Cursor, LiveWalk, Pos, Step};
 use super::{io, Geometry, QueueSummary, State, WritePage};
 
 pub(super) fn scan<F: NorFlash>(
@@ -138,7 +138,6 @@ pub(super) fn scan<F: NorFlash>(
         geo.page_size - write_end,
     )
     .map_err(ScanError::Flash)?;
-    let (_, whole) = page_read(flash, geo, write_page).map_err(ScanError::Flash)?;
 
     Ok(State {
         write: Some(WritePage {
@@ -146,7 +145,7 @@ pub(super) fn scan<F: NorFlash>(
             lap: write_header.lap,
             base: write_header.base,
             off: write_end,
-            closed: !blank || end.pos.page != write_page || !whole,
+            closed: !blank || end.pos.page != write_page || !write_header.whole,
             has_event: false,
         }),
         chain_start,

@@ -84,38 +84,38 @@ pub(crate) struct Bounds {
 }
 
 /// Read the header of `page`: the page header, or its copy (the first
-/// record of a format-2 page) when the header fails its checks.
-// Inlined into its callers (firmware flash, see firmware/size.sh).
-#[inline(always)]
+/// record of a format-2 page) when the header fails its checks. Its
+/// `whole` says whether the page may take more records: both copies pass
+/// their checks (or its header does, on a format-1 page). Not so when the
+/// page's opening was cut by a power loss or a flash error, or one copy
+/// rotted: records then go to a new page, never under a single copy.
+// Not inlined: one copy serves every caller (firmware flash, see
+// firmware/size.sh).
+#[inline(never)]
 pub(crate) fn page_header<F: NorFlash>(
     flash: &mut F,
     geo: &Geometry,
     page: u32,
 ) -> Result<PageRead, F::Error> {
-    Ok(page_read(flash, geo, page)?.0)
-}
-
-/// [`page_header`], and whether the page may take more records: both
-/// copies pass their checks (or its header does, on a format-1 page). Not
-/// so when the page's opening was cut by a power loss or a flash error, or
-/// one copy rotted: records go to a new page, never under a single copy.
-pub(crate) fn page_read<F: NorFlash>(
-    flash: &mut F,
-    geo: &Geometry,
-    page: u32,
-) -> Result<(PageRead, bool), F::Error> {
     let mut b = [0u8; PAGE_HEADER_RAW];
-    let mut copy = [0u8; RECORD_HEADER + PAGE_HEADER_RAW];
+    let mut tag = [0u8; RECORD_HEADER];
+    let mut copy = [0u8; PAGE_HEADER_RAW];
+    let at = geo.addr(page, geo.header);
     io::read(flash, geo.addr(page, 0), &mut b)?;
-    io::read(flash, geo.addr(page, geo.header), &mut copy)?;
-    let from_copy = if copy[..RECORD_HEADER] == COPY_RECORD {
-        PageHeader::decode(&copy[RECORD_HEADER..])
+    io::read(flash, at, &mut tag)?;
+    io::read(flash, at + RECORD_HEADER as u32, &mut copy)?;
+    let from_copy = if tag == COPY_RECORD {
+        PageHeader::decode(&copy)
     } else {
         PageRead::NotInUse
     };
     Ok(match PageHeader::decode(&b) {
-        PageRead::NotInUse => (from_copy, false),
-        read => (read, b[3] == 1 || matches!(from_copy, PageRead::Valid(_))),
+        PageRead::NotInUse => from_copy,
+        PageRead::Valid(mut h) => {
+            h.whole |= matches!(from_copy, PageRead::Valid(_));
+            PageRead::Valid(h)
+        }
+        other => other,
     })
 }
 
@@ -180,7 +180,7 @@ fn record_at<F: NorFlash>(
             }
         },
         // (A page header's copy is a checkpoint of another length: read
-        // by `page_read`, skipped by walks.)
+        // by `page_header`, skipped by walks.)
         Kind::Checkpoint => {
             if len as usize != CHECKPOINT_PAYLOAD || !io::crc_matches(flash, addr, &raw, len)? {
                 return Ok(At::Bad(None, Some(end)));
