@@ -61,7 +61,6 @@ fn a_format1_image_opens_keeps_its_events_and_goes_on_in_format2() {
     let mut q = FlashQueue::open(&mut flash, REGION).unwrap();
     assert_eq!(read_all(&mut q), Vec::from(model.clone()));
     assert_eq!(q.seq_floor().unwrap(), 90);
-    drop(q);
     let now = flash.image().to_vec();
     assert!(
         versions(&now).iter().all(|&v| v == 2),

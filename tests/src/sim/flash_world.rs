@@ -22,16 +22,19 @@
 //! reopen, one to four bits flip, in a stored record (header, payload,
 //! CRC), a page header, or anywhere (a checkpoint, free space). The checker
 //! knows which bytes it flipped and asks whether the intact events survive
-//! ([`Ledger`]): every stored event whose record bytes and page header were
-//! not touched comes back, exactly once, in order; a lost one is a hole in
-//! the sizes or under the seq floor. The judge is told which numbers the
+//! ([`Ledger`]): every stored event whose record bytes were not touched,
+//! and one of whose page header's two copies was not, comes back, exactly
+//! once, in order (the write page's header included: one damaged copy
+//! must never lower the seq floor); a lost one is a hole in the sizes or
+//! under the seq floor. Rot stays until an erase resets it, and the check
+//! counts earlier rot too. The judge is told which numbers the
 //! checker damaged; the machine must report each lost event dropped as
 //! `Damaged`, at the edges of the queue too: the store's summary spans
 //! from the last delete to the floor, so a number lost before the oldest
 //! intact record, or after the newest with its number readable, is a hole
 //! the machine reports. Counted as `unreported` is only what the format
 //! cannot know: a loss after the newest intact record whose header (or
-//! page header) went with it, and every loss when no intact record is left
+//! both copies of its page header) went with it, and every loss when no intact record is left
 //! (the store contract v3 has no summary of holes alone). Appends after
 //! the damage go on being checked against the ledger as before.
 
