@@ -128,21 +128,13 @@ pub(crate) struct PageHeader {
     pub base: Seq,
     pub floor: Seq,
     pub live_from: Seq,
+    /// As read back: the format version (`encode` writes
+    /// [`FORMAT_VERSION`]); open refuses one it does not read.
+    pub version: u8,
     /// Not on flash: as read back, whether the page may take more records
     /// (a format-1 header, or both copies of a format-2 one pass their
     /// checks; see `walk::page_header`).
     pub whole: bool,
-}
-
-/// A page header as read from flash.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum PageRead {
-    /// Ours, this version, checksum good.
-    Valid(PageHeader),
-    /// Ours but written by another format version.
-    OtherVersion(u8),
-    /// Erased, torn or foreign: the page is not in use.
-    NotInUse,
 }
 
 impl PageHeader {
@@ -159,18 +151,18 @@ impl PageHeader {
         b
     }
 
-    pub fn decode(b: &[u8; PAGE_HEADER_RAW]) -> PageRead {
+    /// The header in `b`, of any version, if it is ours and its checksum
+    /// is good; `None` for erased, torn or foreign bytes (not in use).
+    pub fn decode(b: &[u8; PAGE_HEADER_RAW]) -> Option<PageHeader> {
         if b[0..3] != MAGIC || CRC32.checksum(&b[..32]) != le32(&b[32..36]) {
-            return PageRead::NotInUse;
+            return None;
         }
-        if b[3] == 0 || b[3] > FORMAT_VERSION {
-            return PageRead::OtherVersion(b[3]);
-        }
-        PageRead::Valid(PageHeader {
+        Some(PageHeader {
             lap: le32(&b[4..8]),
             base: le64(&b[8..16]),
             floor: le64(&b[16..24]),
             live_from: le64(&b[24..32]),
+            version: b[3],
             whole: b[3] == 1,
         })
     }
@@ -262,13 +254,14 @@ mod tests {
             base: 1 << 40,
             floor: 99,
             live_from: 42,
+            version: FORMAT_VERSION,
             whole: false,
         };
         let mut b = h.encode();
-        assert_eq!(PageHeader::decode(&b), PageRead::Valid(h));
+        assert_eq!(PageHeader::decode(&b), Some(h));
         b[10] ^= 1;
-        assert_eq!(PageHeader::decode(&b), PageRead::NotInUse);
-        assert_eq!(PageHeader::decode(&[0xFF; 36]), PageRead::NotInUse);
+        assert_eq!(PageHeader::decode(&b), None);
+        assert_eq!(PageHeader::decode(&[0xFF; 36]), None);
     }
 
     #[test]

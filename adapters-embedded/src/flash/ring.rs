@@ -65,6 +65,7 @@ impl<F: NorFlash> FlashQueue<F> {
             base,
             floor: self.floor(),
             live_from,
+            version: format::FORMAT_VERSION,
             whole: true,
         };
         // The header, then its copy as the page's first record (format 2):

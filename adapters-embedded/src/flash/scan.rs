@@ -26,7 +26,7 @@
 use embedded_storage::nor_flash::NorFlash;
 
 use super::error::ScanError;
-use super::format::PageRead;
+use super::format::FORMAT_VERSION;
 use super::walk::{page_header, step, Bounds, Cursor, LiveWalk, Pos, Step};
 use super::{io, Geometry, QueueSummary, State, WritePage};
 
@@ -35,9 +35,10 @@ pub(super) fn scan<F: NorFlash>(
     geo: &Geometry,
 ) -> Result<State, ScanError<F::Error>> {
     let header = |flash: &mut F, page| match page_header(flash, geo, page) {
-        Ok(PageRead::OtherVersion(v)) => Err(ScanError::UnsupportedVersion(v)),
-        Ok(PageRead::Valid(h)) => Ok(Some(h)),
-        Ok(PageRead::NotInUse) => Ok(None),
+        Ok(Some(h)) if h.version == 0 || h.version > FORMAT_VERSION => {
+            Err(ScanError::UnsupportedVersion(h.version))
+        }
+        Ok(h) => Ok(h),
         Err(e) => Err(ScanError::Flash(e)),
     };
 

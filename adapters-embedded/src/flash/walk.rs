@@ -29,7 +29,7 @@ use embedded_storage::nor_flash::NorFlash;
 use outbox_core::Seq;
 
 use super::format::{
-    self, HeaderRead, Kind, PageHeader, PageRead, RecordHeader, CHECKPOINT_PAYLOAD, COPY_RECORD,
+    self, HeaderRead, Kind, PageHeader, RecordHeader, CHECKPOINT_PAYLOAD, COPY_RECORD,
     PAGE_HEADER_RAW, RECORD_HEADER,
 };
 use super::io;
@@ -96,7 +96,7 @@ pub(crate) fn page_header<F: NorFlash>(
     flash: &mut F,
     geo: &Geometry,
     page: u32,
-) -> Result<PageRead, F::Error> {
+) -> Result<Option<PageHeader>, F::Error> {
     let mut b = [0u8; PAGE_HEADER_RAW];
     let mut tag = [0u8; RECORD_HEADER];
     let mut copy = [0u8; PAGE_HEADER_RAW];
@@ -107,15 +107,14 @@ pub(crate) fn page_header<F: NorFlash>(
     let from_copy = if tag == COPY_RECORD {
         PageHeader::decode(&copy)
     } else {
-        PageRead::NotInUse
+        None
     };
     Ok(match PageHeader::decode(&b) {
-        PageRead::NotInUse => from_copy,
-        PageRead::Valid(mut h) => {
-            h.whole |= matches!(from_copy, PageRead::Valid(_));
-            PageRead::Valid(h)
+        None => from_copy,
+        Some(mut h) => {
+            h.whole |= from_copy.is_some();
+            Some(h)
         }
-        other => other,
     })
 }
 
@@ -316,7 +315,7 @@ pub(crate) fn step<F: NorFlash>(
         let mut hops = 0;
         loop {
             match page_header(flash, geo, next)? {
-                PageRead::Valid(h) => {
+                Some(h) => {
                     *pos = Pos {
                         page: next,
                         off: geo.header,

@@ -40,8 +40,8 @@ use embedded_storage::nor_flash::NorFlash;
 use outbox_core::{Store, HOLE};
 
 use crate::flash::format::{
-    crc_offset, page_header_len, record_len, HeaderRead, Kind, PageHeader, PageRead, RecordHeader,
-    CRC32, PAGE_HEADER_RAW, RECORD_HEADER,
+    crc_offset, page_header_len, record_len, HeaderRead, Kind, PageHeader, RecordHeader, CRC32,
+    PAGE_HEADER_RAW, RECORD_HEADER,
 };
 use crate::flash::FlashQueue;
 
@@ -429,7 +429,7 @@ pub fn records(image: &[u8], page: usize, write: usize) -> Vec<(u64, Range<usize
     let header = page_header_len(write as u32) as usize;
     let mut out = Vec::new();
     for p in (0..image.len() / page).map(|i| i * page) {
-        let PageRead::Valid(ph) = page_header_in(image, p, header) else {
+        let Some(ph) = page_header_in(image, p, header) else {
             continue;
         };
         let mut off = header;
@@ -462,12 +462,12 @@ pub fn records(image: &[u8], page: usize, write: usize) -> Vec<(u64, Range<usize
 /// The header of the page at `p` (`header` bytes long, padded): the header
 /// when it passes its checks, else its copy (format 2: a checkpoint record
 /// of 36 bytes right after it).
-fn page_header_in(image: &[u8], p: usize, header: usize) -> PageRead {
+fn page_header_in(image: &[u8], p: usize, header: usize) -> Option<PageHeader> {
     let copy = &image[p + header..p + header + RECORD_HEADER + PAGE_HEADER_RAW];
     let copy_is_one = matches!(RecordHeader::decode(copy[..RECORD_HEADER].try_into().unwrap()),
         HeaderRead::Valid(r) if r.kind == Kind::Checkpoint && usize::from(r.len) == PAGE_HEADER_RAW);
     match PageHeader::decode(&as_header(&image[p..])) {
-        PageRead::NotInUse if copy_is_one => PageHeader::decode(&as_header(&copy[RECORD_HEADER..])),
+        None if copy_is_one => PageHeader::decode(&as_header(&copy[RECORD_HEADER..])),
         read => read,
     }
 }
@@ -484,7 +484,7 @@ pub fn page_laps(image: &[u8], page: usize, write: usize) -> Vec<(usize, u32)> {
     (0..image.len() / page)
         .filter_map(|p| {
             match page_header_in(image, p * page, page_header_len(write as u32) as usize) {
-                PageRead::Valid(h) => Some((p, h.lap)),
+                Some(h) => Some((p, h.lap)),
                 _ => None,
             }
         })
