@@ -483,10 +483,8 @@ fn as_header(b: &[u8]) -> [u8; PAGE_HEADER_RAW] {
 pub fn page_laps(image: &[u8], page: usize, write: usize) -> Vec<(usize, u32)> {
     (0..image.len() / page)
         .filter_map(|p| {
-            match page_header_in(image, p * page, page_header_len(write as u32) as usize) {
-                Some(h) => Some((p, h.lap)),
-                _ => None,
-            }
+            page_header_in(image, p * page, page_header_len(write as u32) as usize)
+                .map(|h| (p, h.lap))
         })
         .collect()
 }
