@@ -62,7 +62,10 @@ fn record(seed: u64, choices: &[u8]) -> Trace {
                 now = now.plus_millis(u64::from(c) * 97);
                 Input::Tick
             }
-            8 => Input::Network { up: c & 16 == 0 },
+            8 => Input::Network {
+                up: c & 16 == 0,
+                kind: crate::NetworkKind::Unknown,
+            },
             9 => Input::Lifecycle(
                 [
                     Lifecycle::Foreground,
