@@ -168,6 +168,35 @@ typedef int32_t OutboxLifecycle;
 #endif // __cplusplus
 
 /**
+ * Network kinds for `outbox_set_network`.
+ */
+enum OutboxNetworkKind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Wi-Fi, Ethernet: data costs nothing per byte.
+   */
+  OUTBOX_NETWORK_KIND_UNMETERED = 0,
+  /**
+   * Cellular, a hotspot: data is paid for per byte.
+   */
+  OUTBOX_NETWORK_KIND_METERED = 1,
+  /**
+   * The platform cannot tell (what the client assumes until told).
+   */
+  OUTBOX_NETWORK_KIND_UNKNOWN = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum OutboxNetworkKind OutboxNetworkKind;
+#else
+typedef int32_t OutboxNetworkKind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * An open client (opaque). Made by `outbox_open` / `outbox_open_json`,
  * released by `outbox_free`.
  */
