@@ -139,6 +139,15 @@ pub struct SendArgs {
     /// In period mode, flush when this many events are pending (0 turns it off).
     #[arg(long, value_name = "N")]
     pub threshold: Option<u32>,
+    /// Which networks uploads may use: any, or unmetered only (then a
+    /// metered or unknown --network-kind uploads nothing: every line is
+    /// stored and the run ends without waiting; `outbox flush` delivers later).
+    #[arg(long, value_name = "any|unmetered", default_value = "any", value_parser = parse_network_policy)]
+    pub network_policy: outbox_std::UploadPolicy,
+    /// The network this run is on: unmetered (a host running outbox is
+    /// taken for a wired or Wi-Fi link), metered or unknown.
+    #[arg(long, value_name = "KIND", default_value = "unmetered", value_parser = parse_network_kind)]
+    pub network_kind: outbox_std::NetworkKind,
     #[command(flatten)]
     pub wire: WireArgs,
     /// Give up after this long (e.g. 30s, 2m), input reading included, with
@@ -443,6 +452,25 @@ pub fn parse_flush_mode(s: &str) -> Result<FlushModeArg, String> {
             }
             None => Err("expected immediate, manual, app-close or period=DURATION".into()),
         },
+    }
+}
+
+/// `any` or `unmetered`.
+pub fn parse_network_policy(s: &str) -> Result<outbox_std::UploadPolicy, String> {
+    match s.trim() {
+        "any" => Ok(outbox_std::UploadPolicy::Any),
+        "unmetered" => Ok(outbox_std::UploadPolicy::Unmetered),
+        _ => Err("expected any or unmetered".into()),
+    }
+}
+
+/// `unmetered`, `metered` or `unknown`.
+pub fn parse_network_kind(s: &str) -> Result<outbox_std::NetworkKind, String> {
+    match s.trim() {
+        "unmetered" => Ok(outbox_std::NetworkKind::Unmetered),
+        "metered" => Ok(outbox_std::NetworkKind::Metered),
+        "unknown" => Ok(outbox_std::NetworkKind::Unknown),
+        _ => Err("expected unmetered, metered or unknown".into()),
     }
 }
 

@@ -11,6 +11,7 @@ use core::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::network::UploadPolicy;
 use crate::time::duration_millis;
 
 /// When the machine starts an upload by itself.
@@ -94,6 +95,7 @@ pub struct Config {
     pub(crate) request_timeout_millis: u64,
     pub(crate) max_commit_delay_millis: u64,
     pub(crate) max_consecutive_rejections: Option<u32>,
+    pub(crate) upload_on: UploadPolicy,
 }
 
 impl Default for Config {
@@ -124,6 +126,7 @@ impl Config {
         request_timeout_millis: 30_000,
         max_commit_delay_millis: 0,
         max_consecutive_rejections: Some(20),
+        upload_on: UploadPolicy::Any,
     };
 
     /// The default `max_batch_events` when the machine's window holds at
@@ -212,6 +215,10 @@ impl Config {
     /// every event is committed before `track` returns].
     pub const fn max_commit_delay(&self) -> Duration {
         Duration::from_millis(self.max_commit_delay_millis)
+    }
+    /// Which networks uploads may use [`UploadPolicy::Any`].
+    pub const fn upload_on(&self) -> UploadPolicy {
+        self.upload_on
     }
     /// Rejected single events in a row (no delivery between) after which
     /// uploads halt [20]; `None` never halts.
@@ -400,6 +407,14 @@ impl ConfigBuilder {
     /// `None` never halts.
     pub const fn max_consecutive_rejections(mut self, n: Option<u32>) -> Self {
         self.config.max_consecutive_rejections = n;
+        self
+    }
+
+    /// Which networks uploads may use [`UploadPolicy::Any`]; under
+    /// [`UploadPolicy::Unmetered`] a metered or unknown network counts as
+    /// down for uploads, explicit flushes included (see [`crate::network`]).
+    pub const fn upload_on(mut self, policy: UploadPolicy) -> Self {
+        self.config.upload_on = policy;
         self
     }
 

@@ -52,6 +52,11 @@ impl Requests {
         }
     }
 
+    /// Whether an explicit flush request stands.
+    pub(crate) fn explicit(&self) -> bool {
+        self.explicit
+    }
+
     pub(crate) fn emptied(&mut self) {
         self.explicit = false;
         self.by_mode = false;
