@@ -242,19 +242,17 @@ fn report(device: &Device, tracked: u32) {
     let link = device.transport().stats();
     let k = kept();
     let fields: [(&[u8], u32); 6] = [
-        (b"boot", k.boot.load(Relaxed)),
-        (b"tracked", tracked),
-        (b"delivered", k.delivered.load(Relaxed)),
-        (b"rejected", k.rejected.load(Relaxed)),
-        (b"batches_sent", link.batches_sent),
-        (b"stale_answers", link.stale_answers),
+        (b" boot=", k.boot.load(Relaxed)),
+        (b" tracked=", tracked),
+        (b" delivered=", k.delivered.load(Relaxed)),
+        (b" rejected=", k.rejected.load(Relaxed)),
+        (b" batches_sent=", link.batches_sent),
+        (b" stale_answers=", link.stale_answers),
     ];
     if let Ok(mut out) = hio::hstdout() {
         let _ = out.write_all(b"outbox-firmware:");
         for (name, value) in fields {
-            let _ = out.write_all(b" ");
             let _ = out.write_all(name);
-            let _ = out.write_all(b"=");
             let _ = out.write_all(events::decimal(value, &mut [0; 10]));
         }
         let _ = out.write_all(b"\n");
