@@ -269,11 +269,8 @@ fn report(device: &Device, tracked: u32) {
 /// Print the verdict and leave QEMU with its exit code.
 fn finish(ok: bool, why: &[u8]) -> ! {
     if let Ok(mut out) = hio::hstdout() {
-        let _ = out.write_all(if ok {
-            b"outbox-firmware: PASS "
-        } else {
-            b"outbox-firmware: FAIL "
-        });
+        let _ = out.write_all(b"outbox-firmware: ");
+        let _ = out.write_all(if ok { b"PASS " } else { b"FAIL " });
         let _ = out.write_all(why);
         let _ = out.write_all(b"\n");
     }
