@@ -293,12 +293,14 @@ fn a_delete_on_a_damaged_image_is_not_undone_by_a_reopen() {
 
 /// Found by the `flash_open` fuzz target: a record whose bytes read as
 /// erased (all 0xFF) in the middle of a page ended that page's records,
-/// losing the intact ones after it.
+/// losing the intact ones after it. (Not the newest record: all of it
+/// erased is a record never written, whose number no flash can know.)
 #[test]
 fn a_record_that_reads_as_erased_mid_page_costs_that_record_alone() {
     let (flash, ledger) = build(&workload());
     let img = flash.image().to_vec();
-    for (seq, _) in ledger.stored() {
+    let newest = ledger.highest();
+    for (seq, _) in ledger.stored().into_iter().filter(|s| Some(s.0) != newest) {
         let span = ledger.span(seq).unwrap();
         let damage: Vec<(usize, u8)> = span
             .clone()
@@ -351,4 +353,65 @@ fn a_record_lost_at_either_edge_is_a_hole_in_the_contract_summary() {
     // 5 is past the newest intact record: the sizes stop, the rest of the
     // span is holes.
     assert_eq!(&sizes[..n], &[HOLE, 10, 10]);
+}
+
+/// The newest record's own header damaged (issue 16): its number cannot
+/// be read from it, so the floor could go below it and the number be
+/// handed out again (a server that saw it would take the new event for a
+/// duplicate). One or two flipped bits are recovered: the flip whose header
+/// makes the record's CRC-32 match is put back, and the event comes back.
+/// Also with a checkpoint written after it (a delete of older events).
+#[test]
+fn the_newest_record_with_its_header_damaged_is_never_numbered_again() {
+    use outbox_core::{Store, StoreSummary};
+    use outbox_embedded::flash::sim::damage::records;
+
+    let appends = [Ok(10), Ok(10), Ok(10), Ok(10), Ok(10), Ok(10)];
+    let with_delete = [&appends[..], &[Err(4)]].concat();
+    // (byte, mask): the delta's low byte; the length and the CRC-8.
+    let flips: [&[(usize, u8)]; 3] = [
+        &[(3, 0x04)],
+        &[(1, 0x10), (7, 0x80)],
+        &[(0, 0x01), (0, 0x02)],
+    ];
+    for (name, steps) in [
+        ("appends", appends.to_vec()),
+        ("then a delete", with_delete),
+    ] {
+        for flip in flips {
+            let (flash, ledger) = build(&steps);
+            let mut img = flash.image().to_vec();
+            let r = records(&img, PAGE, 4)
+                .into_iter()
+                .find(|r| r.0 == 5)
+                .unwrap()
+                .1;
+            for &(at, mask) in flip {
+                img[r.start + at] ^= mask;
+            }
+            let mut flash = Flash::from_image(PAGES, &img);
+            let mut q = FlashQueue::open(&mut flash, REGION).unwrap();
+            let floor = q.seq_floor().unwrap();
+            assert_eq!(
+                floor, 6,
+                "{name} {flip:?}: the floor would hand out 5 again"
+            );
+            // (The delete takes 0..=2.)
+            let (first, count) = if name == "appends" { (0, 6) } else { (3, 3) };
+            let sum = Store::summary(&mut q).unwrap();
+            assert_eq!(
+                sum,
+                StoreSummary {
+                    count,
+                    bytes: 10 * count,
+                    first,
+                    last: 5
+                },
+                "{name} {flip:?}"
+            );
+            let got = open_all(&mut q);
+            let damage: Vec<usize> = flip.iter().map(|f| r.start + f.0).collect();
+            assert_eq!(ledger.check(&got, &damage), Ok(vec![]), "{name} {flip:?}");
+        }
+    }
 }

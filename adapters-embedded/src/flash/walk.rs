@@ -131,12 +131,17 @@ enum At {
 
 /// The record at `pos` (which ends by `limit`). Event records are checked
 /// against their CRC only when `validate` is set (checkpoints always are).
+/// At a record boundary (`recover`), a header that fails its checks is
+/// recovered when flipping one or two of its bits gives a header whose
+/// record's CRC-32 matches (see [`recover`]); never while searching for the
+/// next record (every offset there would pay for it).
 fn record_at<F: NorFlash>(
     flash: &mut F,
     geo: &Geometry,
     pos: Pos,
     limit: u32,
     validate: bool,
+    recover: bool,
 ) -> Result<At, F::Error> {
     let w = F::WRITE_SIZE as u32;
     let addr = geo.addr(pos.page, pos.off);
@@ -144,6 +149,12 @@ fn record_at<F: NorFlash>(
     io::read(flash, addr, &mut raw)?;
     let h = match RecordHeader::decode(&raw) {
         HeaderRead::Erased => return Ok(At::Erased),
+        HeaderRead::Garbage if recover => {
+            match self::recover(flash, addr, pos.off, limit, &mut raw)? {
+                Some(h) => h,
+                None => return Ok(At::Bad(None, None)),
+            }
+        }
         HeaderRead::Garbage => return Ok(At::Bad(None, None)),
         HeaderRead::Valid(h) => h,
     };
@@ -191,6 +202,46 @@ fn record_at<F: NorFlash>(
     })
 }
 
+/// The header of the record at `addr` (offset `off` in its page, which
+/// ends by `limit`) whose stored header `raw` fails its checks, when one
+/// or two of its bits flipped (bit rot): the candidate with those bits
+/// flipped back that decodes and whose record's CRC-32 (over header and
+/// payload) matches. `raw` becomes that header. A wrong candidate matches
+/// with odds of 2^-32 per CRC-32 compared, and few are (a candidate must
+/// pass the CRC-8 and name a kind first). A record whose header lost more
+/// bits, or whose payload or CRC is damaged too, stays damaged: its number
+/// is unknown (issue 16; the module docs of `scan` say what that costs).
+// Not inlined: one copy (firmware flash).
+#[inline(never)]
+fn recover<F: NorFlash>(
+    flash: &mut F,
+    addr: u32,
+    off: u32,
+    limit: u32,
+    raw: &mut [u8; RECORD_HEADER],
+) -> Result<Option<RecordHeader>, F::Error> {
+    const BITS: usize = RECORD_HEADER * 8;
+    for i in 0..BITS {
+        for j in i..BITS {
+            let mut c = *raw;
+            c[i / 8] ^= 1 << (i % 8);
+            if j != i {
+                c[j / 8] ^= 1 << (j % 8);
+            }
+            let HeaderRead::Valid(h) = RecordHeader::decode(&c) else {
+                continue;
+            };
+            let len = u32::from(h.len);
+            let fits = off.saturating_add(format::record_len(len, F::WRITE_SIZE as u32)) <= limit;
+            if fits && io::crc_matches(flash, addr, &c, len)? {
+                *raw = c;
+                return Ok(Some(h));
+            }
+        }
+    }
+    Ok(None)
+}
+
 /// The offset of the next valid record (CRC checked) at or after `from` in
 /// `pos`'s page, before `limit`; `None` when there is none. Also the
 /// highest number of a damaged record passed on the way whose header is
@@ -213,7 +264,7 @@ pub(crate) fn next_valid<F: NorFlash>(
             break None;
         }
         let at = Pos { off, ..pos };
-        match record_at(flash, geo, at, limit, true)? {
+        match record_at(flash, geo, at, limit, true, false)? {
             At::Event(r, _) => break Some((off, Some(r.seq))),
             At::Checkpoint(..) => break Some((off, None)),
             At::Bad(Some(seq), _) if after.is_none_or(|a| seq > a) => {
@@ -250,7 +301,7 @@ pub(crate) fn step<F: NorFlash>(
             geo.page_size
         };
         if pos.off.saturating_add(RECORD_HEADER as u32) <= limit {
-            let (seq, end) = match record_at(flash, geo, *pos, limit, validate)? {
+            let (seq, end) = match record_at(flash, geo, *pos, limit, validate, true)? {
                 At::Event(r, end) => {
                     pos.off = end;
                     return Ok(Step::Event(r));
@@ -274,11 +325,13 @@ pub(crate) fn step<F: NorFlash>(
                 Some(e) if e.saturating_add(RECORD_HEADER as u32) > limit => Some(e),
                 // A record there, even a damaged one whose header is
                 // intact: the next step reports it.
-                Some(e) => match record_at(flash, geo, Pos { off: e, ..*pos }, limit, true)? {
-                    At::Event(..) | At::Checkpoint(..) | At::Erased => Some(e),
-                    At::Bad(Some(_), _) => Some(e),
-                    At::Bad(None, _) => None,
-                },
+                Some(e) => {
+                    match record_at(flash, geo, Pos { off: e, ..*pos }, limit, true, true)? {
+                        At::Event(..) | At::Checkpoint(..) | At::Erased => Some(e),
+                        At::Bad(Some(_), _) => Some(e),
+                        At::Bad(None, _) => None,
+                    }
+                }
                 None => None,
             };
             let w = F::WRITE_SIZE as u32;
