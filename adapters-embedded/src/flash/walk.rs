@@ -6,7 +6,13 @@
 //! torn write) it resynchronises at the next valid record at or after the
 //! next write word ([`next_valid`]), reporting the damaged record (its
 //! number when its header survived) without giving up on the rest of the
-//! page. A page whose header fails its checks inside the chain is skipped
+//! page. A record header that fails its checks at a record boundary is
+//! first recovered when one or two of its bits flipped: the candidate
+//! header with those bits put back whose record's CRC-32 (over header and
+//! payload) matches is the header written (a wrong one matches with odds
+//! of 2^-32, and only candidates passing the CRC-8 are compared). Without
+//! it the newest record's number, unreadable, could be handed out again
+//! (issue 16). Not while resynchronising: every offset would pay for it. A page whose header fails its checks inside the chain is skipped
 //! as a whole (its records' numbers are stored relative to it). Every
 //! reader (open, sizes, payloads, delete) walks with it.
 //!
@@ -133,8 +139,10 @@ enum At {
 /// against their CRC only when `validate` is set (checkpoints always are).
 /// At a record boundary (`recover`), a header that fails its checks is
 /// recovered when flipping one or two of its bits gives a header whose
-/// record's CRC-32 matches (see [`recover`]); never while searching for the
-/// next record (every offset there would pay for it).
+/// record's CRC-32 matches (see the module docs): up to 2 080 candidates
+/// through the CRC-8, a CRC-32 only for the few that pass it. Beyond
+/// recovery (three bits or more, or the payload or CRC damaged too) the
+/// record stays damaged with its number unknown.
 fn record_at<F: NorFlash>(
     flash: &mut F,
     geo: &Geometry,
@@ -145,18 +153,34 @@ fn record_at<F: NorFlash>(
 ) -> Result<At, F::Error> {
     let w = F::WRITE_SIZE as u32;
     let addr = geo.addr(pos.page, pos.off);
-    let mut raw = [0u8; RECORD_HEADER];
-    io::read(flash, addr, &mut raw)?;
-    let h = match RecordHeader::decode(&raw) {
-        HeaderRead::Erased => return Ok(At::Erased),
-        HeaderRead::Garbage if recover => {
-            match self::recover(flash, addr, pos.off, limit, &mut raw)? {
-                Some(h) => h,
-                None => return Ok(At::Bad(None, None)),
+    let mut stored = [0u8; RECORD_HEADER];
+    io::read(flash, addr, &mut stored)?;
+    // Candidate k: the bits i = k / (BITS + 1) and j = k % (BITS + 1)
+    // flipped (j = BITS: no second flip; i == j: none, k = 0 is the header
+    // as stored).
+    const BITS: u32 = RECORD_HEADER as u32 * 8;
+    let mut k = 0;
+    let mut raw = stored;
+    let h = loop {
+        match RecordHeader::decode(&raw) {
+            HeaderRead::Erased if k == 0 => return Ok(At::Erased),
+            HeaderRead::Valid(h) if k == 0 => break h,
+            HeaderRead::Valid(h)
+                if pos.off.saturating_add(format::record_len(h.len.into(), w)) <= limit
+                    && io::crc_matches(flash, addr, &raw, h.len.into())? =>
+            {
+                break h
+            }
+            _ if !recover || k == BITS * (BITS + 1) => return Ok(At::Bad(None, None)),
+            _ => {}
+        }
+        k += 1;
+        raw = stored;
+        for b in [k / (BITS + 1), k % (BITS + 1)] {
+            if let Some(x) = raw.get_mut(b as usize / 8) {
+                *x ^= 1 << (b % 8);
             }
         }
-        HeaderRead::Garbage => return Ok(At::Bad(None, None)),
-        HeaderRead::Valid(h) => h,
     };
     let len = u32::from(h.len);
     let size = format::record_len(len, w);
@@ -200,46 +224,6 @@ fn record_at<F: NorFlash>(
             At::Checkpoint(u64::from_le_bytes(v), end)
         }
     })
-}
-
-/// The header of the record at `addr` (offset `off` in its page, which
-/// ends by `limit`) whose stored header `raw` fails its checks, when one
-/// or two of its bits flipped (bit rot): the candidate with those bits
-/// flipped back that decodes and whose record's CRC-32 (over header and
-/// payload) matches. `raw` becomes that header. A wrong candidate matches
-/// with odds of 2^-32 per CRC-32 compared, and few are (a candidate must
-/// pass the CRC-8 and name a kind first). A record whose header lost more
-/// bits, or whose payload or CRC is damaged too, stays damaged: its number
-/// is unknown (issue 16; the module docs of `scan` say what that costs).
-// Not inlined: one copy (firmware flash).
-#[inline(never)]
-fn recover<F: NorFlash>(
-    flash: &mut F,
-    addr: u32,
-    off: u32,
-    limit: u32,
-    raw: &mut [u8; RECORD_HEADER],
-) -> Result<Option<RecordHeader>, F::Error> {
-    const BITS: usize = RECORD_HEADER * 8;
-    for i in 0..BITS {
-        for j in i..BITS {
-            let mut c = *raw;
-            c[i / 8] ^= 1 << (i % 8);
-            if j != i {
-                c[j / 8] ^= 1 << (j % 8);
-            }
-            let HeaderRead::Valid(h) = RecordHeader::decode(&c) else {
-                continue;
-            };
-            let len = u32::from(h.len);
-            let fits = off.saturating_add(format::record_len(len, F::WRITE_SIZE as u32)) <= limit;
-            if fits && io::crc_matches(flash, addr, &c, len)? {
-                *raw = c;
-                return Ok(Some(h));
-            }
-        }
-    }
-    Ok(None)
 }
 
 /// The offset of the next valid record (CRC checked) at or after `from` in

@@ -336,17 +336,6 @@ impl Ledger {
         })
     }
 
-    /// Whether one copy of the page header of `seq`'s record is intact:
-    /// then the record's number lies below the page's base + 2^32 (its
-    /// delta is a u32) even when its own header is damaged.
-    pub fn page_intact(&self, seq: u64, damage: &[usize]) -> bool {
-        self.stored.get(&seq).is_some_and(|(_, spans)| {
-            spans
-                .iter()
-                .all(|span| self.page_known(span.start / self.page * self.page, damage))
-        })
-    }
-
     /// Whether the header of `seq`'s record was hit only in a way the queue
     /// recovers from: one or two flips in it, none elsewhere in the record
     /// (an address listed twice counts twice), and one copy of its page
@@ -517,7 +506,7 @@ pub fn records(image: &[u8], page: usize, write: usize) -> Vec<(u64, Range<usize
 /// lost one or two bits: the write-aligned offsets holding the payload
 /// whose header differs in one or two bits from the header it was written
 /// with (an event, with or without a jump, numbered from its page's base)
-/// and whose CRC-32 matches that header. What `walk::recover` finds, read
+/// and whose CRC-32 matches that header. What `walk::record_at` recovers, read
 /// independently.
 fn recovered(
     image: &[u8],

@@ -178,7 +178,7 @@ impl<const READ: usize, const WRITE: usize, const ERASE: usize> SimFlash<READ, W
         if let Some(b) = self.data.get_mut(addr) {
             *b ^= mask;
             // Once per bit: a checker counts the bits a header lost (one
-            // or two are recovered, see `walk::recover`).
+            // or two are recovered, see `walk::record_at`).
             let bits = mask.count_ones() as usize;
             self.rotted.extend(core::iter::repeat_n(addr, bits));
         }
