@@ -415,3 +415,47 @@ fn the_newest_record_with_its_header_damaged_is_never_numbered_again() {
         }
     }
 }
+
+/// Every record lost (issue 16), their page headers intact: the page
+/// headers still know the last delete and the seq floor, so the contract
+/// summary spans the lost numbers with a count of 0 (the machine reports
+/// them dropped as damaged) instead of reading as an empty queue.
+#[test]
+fn every_record_lost_is_still_in_the_summary_span() {
+    use outbox_core::{Store, StoreSummary};
+    use outbox_embedded::flash::sim::damage::records;
+
+    let appends = [Ok(10), Ok(10), Ok(10), Ok(10), Ok(10), Ok(10)];
+    let with_delete = [&appends[..], &[Err(4)]].concat();
+    // (The delete takes 0..=2.)
+    for (first, steps) in [(0, appends.to_vec()), (3, with_delete)] {
+        let (flash, ledger) = build(&steps);
+        let mut img = flash.image().to_vec();
+        let mut damage = Vec::new();
+        for (seq, r) in records(&img, PAGE, 4) {
+            if seq >= first {
+                // A payload byte: the number stays readable.
+                img[r.start + 9] ^= 0x01;
+                damage.push(r.start + 9);
+            }
+        }
+        let mut flash = Flash::from_image(PAGES, &img);
+        let mut q = FlashQueue::open(&mut flash, REGION).unwrap();
+        assert_eq!(
+            Store::summary(&mut q).unwrap(),
+            StoreSummary {
+                count: 0,
+                bytes: 0,
+                first,
+                last: 5
+            },
+            "first {first}"
+        );
+        let got = open_all(&mut q);
+        assert_eq!(
+            ledger.check(&got, &damage),
+            Ok((first..6).collect::<Vec<_>>()),
+            "first {first}"
+        );
+    }
+}

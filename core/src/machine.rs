@@ -749,7 +749,10 @@ impl<const N: usize> Machine<N> {
                 expected_at_least: self.pending.end(),
             });
         }
-        if summary.count == 0 {
+        // Nothing held. (A count of 0 with a span is a store that lost
+        // every record it held: the span's numbers are holes, reported
+        // dropped as damaged.)
+        if summary.count == 0 && summary.last == 0 {
             self.started = true;
             return Ok(());
         }

@@ -177,9 +177,7 @@ fn record_at<F: NorFlash>(
         k += 1;
         raw = stored;
         for b in [k / (BITS + 1), k % (BITS + 1)] {
-            if let Some(x) = raw.get_mut(b as usize / 8) {
-                *x ^= 1 << (b % 8);
-            }
+            raw[b as usize / 8 % RECORD_HEADER] ^= u8::from(b < BITS) << (b % 8);
         }
     };
     let len = u32::from(h.len);

@@ -309,3 +309,49 @@ fn a_queue_that_becomes_empty_has_no_bytes_left() {
     let s = h.m.stats();
     assert_eq!((s.pending_events, s.pending_bytes), (0, 0));
 }
+
+/// A store whose every record was lost (issue 16: bit rot left no intact
+/// record, but its page headers still know the last delete and the seq
+/// floor) gives a summary of count 0 spanning the lost numbers: each is
+/// reported dropped as damaged, once, and a delete covers them. A summary
+/// of count 0 spanning nothing (`StoreSummary::EMPTY`) is an empty store.
+#[test]
+fn a_summary_with_no_intact_record_reports_its_span_as_damaged_once() {
+    let mut h = H::new(small().flush_mode(FlushMode::Manual).build().unwrap());
+    let lost = StoreSummary {
+        count: 0,
+        bytes: 0,
+        first: 3,
+        last: 6,
+    };
+    let out = h.input(Input::Restore(lost));
+    assert!(out.is_empty(), "{out:?}");
+    let out = h.input(Input::Flush);
+    assert!(
+        out.contains(&Output::ReadSizes { from: 3, max: 4 }),
+        "{out:?}"
+    );
+    // The store holds nothing: the driver answers every number asked for
+    // beyond its end as a hole.
+    for seq in 3..=6 {
+        h.m.handle(h.now, Input::Size { seq, size: HOLE }).unwrap();
+    }
+    h.drain();
+    deliver_all(&mut h);
+    assert_eq!(damaged(&h.out), vec![(3, 6)]);
+    assert!(
+        h.out
+            .iter()
+            .any(|o| matches!(o, Output::Delete { through } if *through >= 6)),
+        "{:?}",
+        h.out
+    );
+    assert_eq!(h.m.stats().next_seq, 7);
+    assert!(h.m.stats().balanced(), "{:?}", h.m.stats());
+
+    let mut h = H::new(small().flush_mode(FlushMode::Manual).build().unwrap());
+    h.input(Input::Restore(StoreSummary::EMPTY));
+    deliver_all(&mut h);
+    assert_eq!(damaged(&h.out), vec![]);
+    assert_eq!(h.m.stats().next_seq, 0);
+}

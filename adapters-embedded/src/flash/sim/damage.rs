@@ -28,9 +28,10 @@
 //!   copies of its page header gone; a loss after the newest whose own
 //!   header is beyond recovery (three bits or more of it hit, or bits of
 //!   it and of the rest of the record: its number is unreadable, and the
-//!   floor may hand it out again, the residual risk of issue 16); and
-//!   every loss when no event came back (the store contract has no summary
-//!   of holes alone).
+//!   floor may hand it out again, the residual risk of issue 16). With no
+//!   event back, the summary's span (a count of 0) must still cover the
+//!   losses whose number is readable (issue 16), but for 0 lost alone (a
+//!   span 0..=0 of count 0 reads as the empty queue).
 //!
 //! A page's header is lost only when both its copies are damaged (the
 //! header, and the copy format 2 writes as the page's first record); then
@@ -75,16 +76,30 @@ pub fn open_all<F: NorFlash>(q: &mut FlashQueue<F>) -> Opened {
     let sum = q.summary().unwrap();
     let floor = q.seq_floor().unwrap();
     let contract = Store::summary(q).unwrap();
-    let span = (contract.count > 0).then_some((contract.first, contract.last));
+    // (`StoreSummary::EMPTY` is no span; a count of 0 with one is a queue
+    // that lost every record it held.)
+    let span = (contract.count > 0 || contract.last > 0).then_some((contract.first, contract.last));
     let Some(first) = sum.first else {
         assert_eq!(sum.count, 0);
         assert_eq!(sum.bytes, 0);
         assert_eq!(sum.last, None);
         let mut sizes = [0u32; 4];
         assert_eq!(q.read_sizes(0, &mut sizes).unwrap(), 0);
-        assert_eq!(span, None, "the contract's summary of an empty queue");
+        if let Some((sf, sl)) = span {
+            assert!(sf <= sl && sl < floor, "span {span:?}, floor {floor}");
+            assert!(
+                sl - sf < 1 << 20,
+                "the span {sf}..={sl}: every number a hole to walk"
+            );
+            assert_eq!(
+                q.read_sizes(sf, &mut sizes).unwrap(),
+                0,
+                "sizes in a span of holes"
+            );
+        }
         return Opened {
             floor,
+            span,
             ..Opened::default()
         };
     };
@@ -441,7 +456,18 @@ impl Ledger {
                 ));
             }
         }
-        // The loss at the edges is reported too, where the format knows it.
+        // The loss at the edges is reported too, where the format knows it
+        // (with no intact record left too: the page headers know the span).
+        if got.span.is_none() {
+            // (Except 0 alone: a span 0..=0 of count 0 reads as the empty
+            // queue, `StoreSummary::EMPTY`.)
+            let reportable = |&&s: &&u64| s > 0 && self.header_intact(s, damage);
+            if let Some(seq) = lost.iter().find(reportable) {
+                return Err(format!(
+                    "{seq} is lost with its number readable and no intact record left, but the summary has no span"
+                ));
+            }
+        }
         if let Some((sf, sl)) = got.span {
             for &seq in &lost {
                 if seq < first && seq < sf {
