@@ -778,8 +778,19 @@ impl<const N: usize> Machine<N> {
             self.delete_cursor = summary.first;
         }
         let end = summary.last + 1;
-        self.pending
-            .restore(summary.first, end, summary.bytes, span - summary.count);
+        if summary.count == 0 {
+            // Every record lost: nothing to read or send; the span is
+            // reported at once, and deleted after the report.
+            self.push_note(Output::Dropped {
+                first: summary.first,
+                last: summary.last,
+                reason: DropReason::Damaged,
+            });
+            self.pending.reset_empty_at(end);
+        } else {
+            self.pending
+                .restore(summary.first, end, summary.bytes, span - summary.count);
+        }
         self.commits.persist_cursor = end;
         self.commits.commit_cursor = end;
         self.counters.restored = summary.count;

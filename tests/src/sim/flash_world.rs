@@ -297,6 +297,9 @@ impl World {
             if ledger.count > 0 {
                 ledger.first = ledger.first.min(f);
                 ledger.last = ledger.last.max(l);
+            } else {
+                // Every record lost: the span alone, of count 0.
+                (ledger.first, ledger.last) = (f, l);
             }
         }
         self.flash_read("summary", ledger, |q| {
