@@ -80,6 +80,24 @@ mod blocking {
 /// The tests in `tests/flash_async.rs` drop an append and a delete after
 /// every number of flash operations and check the image opens exactly as
 /// the same power cut leaves it.
+///
+/// # Example
+///
+/// ```
+/// use embedded_storage_async::nor_flash::NorFlash;
+/// use outbox_embedded::flash::asynchronous::FlashQueue;
+///
+/// /// `flash`: any async NorFlash (an embassy flash driver, a QSPI chip).
+/// async fn keep<F: NorFlash>(flash: F, event: &[u8]) -> Option<F> {
+///     let mut q = FlashQueue::open(flash, 0..64 * 1024).await.ok()?;
+///     let seq = q.seq_floor().await.ok()?;
+///     q.append(seq, event).await.ok()?; // durable once this returns
+///     let mut buf = [0u8; 256];
+///     let n = q.read_range(seq, seq, &mut buf).await.ok()?;
+///     q.delete_through(seq).await.ok()?; // delivered: gone
+///     (&buf[..n] == event).then(|| q.into_inner())
+/// }
+/// ```
 #[cfg(feature = "async")]
 #[path = "."]
 pub mod asynchronous {
