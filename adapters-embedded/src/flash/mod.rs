@@ -43,6 +43,7 @@ pub use format::FORMAT_VERSION;
 mod blocking {
     use bisync_shim::synchronous::*;
     use embedded_storage::nor_flash::NorFlash;
+    use outbox_core::Store;
 
     use super::{bisync_shim, error, format, Error, GeometryError, OpenError, QueueSummary};
 
@@ -103,6 +104,7 @@ mod blocking {
 pub mod asynchronous {
     use bisync_shim::asynchronous::*;
     use embedded_storage_async::nor_flash::NorFlash;
+    use outbox_core::asynchronous::Store;
 
     use super::{bisync_shim, error, format, Error, GeometryError, OpenError, QueueSummary};
 
@@ -122,6 +124,8 @@ pub mod asynchronous {
     mod ring;
     #[allow(clippy::duplicate_mod)]
     mod scan;
+    #[allow(clippy::duplicate_mod)]
+    mod store;
     #[allow(clippy::duplicate_mod)]
     mod walk;
 
