@@ -15,144 +15,18 @@
 
 mod support;
 
-use std::collections::VecDeque;
-use std::fmt::Debug;
 use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use outbox_core::{
-    Batch, Config, DriverError, FlushMode, InputError, Instant, Machine, Outcome, Overflow,
-    Payloads, Seq, Transport,
-};
-use outbox_embedded::asynchronous::{run, Clock, Driver, Events, FlashQueue};
-use support::async_sim::{AsyncSim, Flash, YieldOnce};
+use outbox_core::{Machine, Seq};
+use outbox_embedded::asynchronous::{run, Driver, FlashQueue};
+use support::async_app::{config, event, once_each, Script, Server, VirtualClock};
+use support::async_sim::{AsyncSim, Flash};
 
 const PAGES: usize = 16;
 const REGION: core::ops::Range<u32> = 0..(PAGES as u32 * 512);
-
-/// Answers 200, except every third batch, which gets no answer.
-#[derive(Default)]
-struct Server {
-    answer: Option<Outcome>,
-    batches: u64,
-    received: Vec<Vec<u8>>,
-}
-
-impl Transport for Server {
-    type Error = ();
-    fn send(&mut self, _: Instant, batch: &Batch, payloads: Payloads<'_>) -> Result<(), ()> {
-        self.batches += 1;
-        self.answer = Some(if self.batches.is_multiple_of(3) {
-            Outcome::Failed { batch: batch.id }
-        } else {
-            self.received.extend(payloads.map(|(_, p)| p.to_vec()));
-            Outcome::Response {
-                batch: batch.id,
-                status: 200,
-                retry_after: None,
-            }
-        });
-        Ok(())
-    }
-    fn poll_outcome(&mut self, _: Instant) -> Option<Outcome> {
-        self.answer.take()
-    }
-}
-
-/// Virtual time: sleeping suspends once, then the clock jumps.
-#[derive(Default)]
-struct VirtualClock {
-    now: u64,
-    sleeps: u64,
-}
-
-impl Clock for VirtualClock {
-    fn now(&mut self) -> Instant {
-        Instant::from_millis(self.now)
-    }
-    async fn sleep_until(&mut self, at: Instant) {
-        YieldOnce(false).await;
-        self.sleeps += 1;
-        self.now = self.now.max(at.as_millis());
-    }
-}
-
-/// The app: a script of payloads, each handed over after a suspension;
-/// one refused for a full queue goes back to the front.
-#[derive(Default)]
-struct Script {
-    left: VecDeque<Vec<u8>>,
-    /// The payload handed over and not yet answered.
-    handed: Option<Vec<u8>>,
-    /// Tracked and stored, in order.
-    stored: Vec<(Seq, Vec<u8>)>,
-    /// Handed over, whatever became of them.
-    attempted: Vec<Vec<u8>>,
-    refused_full: u64,
-}
-
-impl Events for Script {
-    async fn next(&mut self, buf: &mut [u8]) -> Option<usize> {
-        YieldOnce(false).await;
-        // Taken only when returned: dropped before, nothing is lost.
-        let p = self.left.pop_front()?;
-        buf[..p.len()].copy_from_slice(&p);
-        self.attempted.push(p.clone());
-        let n = p.len();
-        self.handed = Some(p);
-        Some(n)
-    }
-    fn tracked<SE: Debug, TE: Debug>(&mut self, result: Result<Seq, DriverError<SE, TE>>) {
-        let p = self
-            .handed
-            .take()
-            .expect("tracked answers an event handed over");
-        match result {
-            Ok(seq) => self.stored.push((seq, p)),
-            Err(DriverError::Input(InputError::QueueFull)) => {
-                self.refused_full += 1;
-                self.left.push_front(p);
-            }
-            Err(e) => panic!("track failed: {e:?}"),
-        }
-    }
-}
-
-fn event(i: u32) -> Vec<u8> {
-    format!(
-        "{{\"event\":\"e{i}\",\"pad\":\"{}\"}}",
-        "x".repeat(i as usize % 40)
-    )
-    .into_bytes()
-}
-
-fn config() -> Config {
-    Config::builder()
-        .max_event_bytes(100)
-        .max_queue_events(24)
-        .max_queue_bytes(2000)
-        .max_batch_bytes(600)
-        .flush_mode(FlushMode::Immediate)
-        .overflow(Overflow::RejectNew)
-        .retry_backoff(Duration::from_millis(50), Duration::from_millis(400))
-        .request_timeout(Duration::from_secs(2))
-        .build()
-        .unwrap()
-}
-
-/// The events the server got, without the re-sends of a batch whose
-/// answer was lost (the server deduplicates by messageId).
-fn once_each(received: &[Vec<u8>]) -> Vec<Vec<u8>> {
-    let mut out: Vec<Vec<u8>> = Vec::new();
-    for p in received {
-        if !out.contains(p) {
-            out.push(p.clone());
-        }
-    }
-    out
-}
 
 #[test]
 fn run_delivers_every_tracked_event_once_in_order() {

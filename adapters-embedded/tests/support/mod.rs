@@ -6,6 +6,8 @@
 use std::collections::BTreeMap;
 
 #[cfg(feature = "async")]
+pub mod async_app;
+#[cfg(feature = "async")]
 pub mod async_sim;
 
 use embedded_storage::nor_flash::NorFlash;
