@@ -440,7 +440,7 @@ pub fn assert_ok(res: &Output) {
 pub fn queue_without_upload(db: &Path, input: &str) {
     let res = send_to(
         &dead_url(),
-        &db,
+        db,
         &["--no-wait", "--flush-mode", "manual"],
         input,
     );
