@@ -67,9 +67,18 @@ impl<F: NorFlash> FlashQueue<F> {
                     Ok(()) => self.persist_live_from(live_from, summary.last).await,
                     failed => failed,
                 };
-                if done.is_err() {
-                    self.stale = true;
-                    return done;
+                match done {
+                    // Still no room (a failed write closed the write page
+                    // after a delete took the spare one, and no page is
+                    // freed yet): the delete holds in memory, and the next
+                    // page opened carries it. Refusing instead would stop
+                    // the queue for good: appends wait for a freed page, and
+                    // only deletes free one.
+                    Ok(()) | Err(Error::Full) => {}
+                    Err(e) => {
+                        self.stale = true;
+                        return Err(e);
+                    }
                 }
             }
             other => other?,
@@ -116,6 +125,20 @@ impl<F: NorFlash> FlashQueue<F> {
         // event continues from, also for a walk that starts there.
         let base = last.map_or(live_from, |l| l.saturating_add(1));
         self.open_page(base, live_from, false).await
+    }
+
+    /// Whether a delete can be made durable at once: the write page has
+    /// room for a checkpoint, or a page is free. When neither holds (a
+    /// failed write closed the write page after a delete had taken the
+    /// spare page), a delete takes effect in memory and becomes durable
+    /// with the next page opened, once the pages it empties are erased: a
+    /// power cut before that brings the deleted events back, to be sent
+    /// again (duplicates, never a loss).
+    pub fn checkpoint_room(&self) -> bool {
+        self.st.write.is_some_and(|wp| {
+            !wp.closed
+                && wp.off + format::checkpoint_len(F::WRITE_SIZE as u32) <= self.geo.page_size
+        }) || self.free_pages() > 0
     }
 
     /// Where the log ends now.

@@ -25,7 +25,14 @@ use super::{Error, OpenError};
 /// - every record whose [`append`](Self::append) returned `Ok` is there,
 ///   byte for byte, unless a [`delete_through`](Self::delete_through)
 ///   covering it returned `Ok`;
-/// - no delete that returned `Ok` is undone: no record it covered comes back;
+/// - no delete that returned `Ok` is undone: no record it covered comes
+///   back, with one exception, after failed writes only: when
+///   [`checkpoint_room`](Self::checkpoint_room) is false (a failed write
+///   closed the write page after a delete had taken the spare page), a
+///   delete holds in memory until a page it empties is erased and the next
+///   page carries it; a power cut before that brings its records back, to
+///   be sent again (duplicates the server absorbs by `messageId`; never a
+///   loss). Refusing the delete instead would stop the queue for good;
 /// - an append that did not return `Ok` left either nothing or its whole
 ///   record; a delete that did not return `Ok` deleted a prefix of what it
 ///   covered (usually all or nothing);

@@ -102,7 +102,7 @@ impl<F: NorFlash> FlashQueue<F> {
     }
 
     /// Pages not in use.
-    fn free_pages(&self) -> u32 {
+    pub(super) fn free_pages(&self) -> u32 {
         let pages = self.geo.pages;
         match self.st.write {
             None => pages,
