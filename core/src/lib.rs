@@ -191,7 +191,7 @@ pub mod asynchronous {
     #[allow(clippy::duplicate_mod)]
     mod driver;
     #[allow(clippy::duplicate_mod)]
-    mod store;
+    pub mod store;
     pub use driver::{BufferTooSmall, Driver, DriverError, Observer, Outcome, Payloads, Transport};
     pub use store::{ReadError, Store, StoreSummary, HOLE};
 }

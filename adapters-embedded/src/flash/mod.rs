@@ -65,7 +65,7 @@ mod blocking {
 
 /// The queue over `embedded_storage_async`'s `NorFlash` (feature `async`),
 /// for embassy or any other executor: the same format, walk and contract
-/// as the blocking [`FlashQueue`](super::FlashQueue), each method an
+/// as the blocking [`FlashQueue`], each method an
 /// `async fn`.
 ///
 /// # Cancellation
@@ -74,7 +74,7 @@ mod blocking {
 /// branch, a timeout) leaves the flash as a power cut at that moment would:
 /// the writes and erases the future completed are there, the one it was
 /// awaiting may be partial, nothing after it happened. The power-loss
-/// contract on [`FlashQueue`](super::FlashQueue) then holds as after a
+/// contract on [`FlashQueue`] then holds as after a
 /// cut. The queue's RAM state may no longer match the flash, so a queue
 /// whose future was dropped must be opened again (from the flash, as after
 /// a restart) before it is used: `into_inner` gives the flash back.
