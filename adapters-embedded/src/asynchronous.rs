@@ -41,8 +41,9 @@ pub trait Clock {
 pub trait Events {
     /// The next event's payload into `buf`: its length, or `None` once the
     /// app has no more (the loop then delivers what is queued and returns).
-    /// Cancel-safe: dropped, without losing an event, when a timer is due
-    /// first.
+    /// It must be cancel-safe: the loop drops it when a timer is due
+    /// first, and the event it was about to give must not be lost (an
+    /// embassy `Channel`'s `receive` is).
     async fn next(&mut self, buf: &mut [u8]) -> Option<usize>;
 
     /// What became of the event `next` gave: its seq, stored on the flash,
@@ -56,7 +57,8 @@ pub trait Events {
 /// machine says, and poll the transport at least every `poll_every`.
 /// After a track refused for a full queue it takes no event until the
 /// next timer or poll. Returns once `events` has ended and nothing is
-/// queued or in flight, or the machine halted. A failed upload or read is retried by the machine
+/// queued or in flight (so not while the server keeps failing), or once
+/// the machine halted. A failed upload or read is retried by the machine
 /// (the loop goes on); only the restore's failure is returned.
 pub async fn run<F, T, O, C, E, const N: usize>(
     driver: &mut Driver<'_, FlashQueue<F>, T, O, N>,
