@@ -5,21 +5,34 @@
 //! those two differences; [`Driver`] is the loop: feed an input, drain every
 //! output in order, apply it to the store or the transport, repeat.
 
+#[only_sync]
 use core::fmt;
 
+#[only_sync]
 use core::time::Duration;
 
+use super::{bisync, only_async, only_sync};
 use crate::config::Config;
 use crate::input::{Input, LocalFailure};
 use crate::machine::{Accepted, Machine};
-use crate::output::{Batch, BatchId, DropReason, Output};
-use crate::{InputError, Instant, Seq};
+#[only_sync]
+use crate::output::BatchId;
+use crate::output::{Batch, DropReason, Output};
+#[only_sync]
+use crate::InputError;
+use crate::{Instant, Seq};
 
 // The store contract lives in `crate::store`; these keep the old
 // `driver::{Store, StoreSummary, ReadError}` paths working.
 #[allow(unused_imports)]
-pub use crate::store::{ReadError, Store, StoreSummary, HOLE};
+pub use super::store::{ReadError, Store, StoreSummary, HOLE};
 
+// One loop, two faces (see `asynchronous`): the async `Driver` shares
+// these with the blocking one.
+#[only_async]
+pub use crate::driver::{BufferTooSmall, DriverError, Observer, Outcome, Payloads, Transport};
+
+#[only_sync]
 /// How a batch ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -40,6 +53,7 @@ pub enum Outcome {
     },
 }
 
+#[only_sync]
 impl From<Outcome> for Input {
     fn from(o: Outcome) -> Input {
         match o {
@@ -57,6 +71,7 @@ impl From<Outcome> for Input {
     }
 }
 
+#[only_sync]
 /// Carries batches to a server. At most one batch is in flight at a time.
 pub trait Transport {
     /// The backend's error for a send that could not even start.
@@ -79,6 +94,7 @@ pub trait Transport {
     fn poll_outcome(&mut self, now: Instant) -> Option<Outcome>;
 }
 
+#[only_sync]
 /// The payloads of one batch, oldest first, split out of the batch buffer.
 #[derive(Clone)]
 pub struct Payloads<'a> {
@@ -86,6 +102,7 @@ pub struct Payloads<'a> {
     sizes: SizeIter<'a>,
 }
 
+#[only_sync]
 #[derive(Clone)]
 struct SizeIter<'a> {
     lookup: &'a dyn Fn(Seq) -> Option<u32>,
@@ -93,6 +110,7 @@ struct SizeIter<'a> {
     last: Seq,
 }
 
+#[only_sync]
 impl<'a> Payloads<'a> {
     /// Payloads cut from `bytes` (back to back) by `lookup`'s size of each
     /// sequence number in `first..=last`: for adapters that hand a batch to
@@ -114,6 +132,7 @@ impl<'a> Payloads<'a> {
     }
 }
 
+#[only_sync]
 impl<'a> Iterator for Payloads<'a> {
     type Item = (Seq, &'a [u8]);
 
@@ -138,6 +157,7 @@ impl<'a> Iterator for Payloads<'a> {
     }
 }
 
+#[only_sync]
 /// What went wrong in one driver call. The machine's state stays consistent:
 /// a store failure is fed back to it (`PersistFailed`, `CommitFailed`,
 /// `DeleteFailed`, a local failure), never as a server status.
@@ -188,6 +208,7 @@ pub enum DriverError<SE, TE> {
     },
 }
 
+#[only_sync]
 impl<SE: fmt::Debug, TE: fmt::Debug> fmt::Display for DriverError<SE, TE> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -215,14 +236,17 @@ impl<SE: fmt::Debug, TE: fmt::Debug> fmt::Display for DriverError<SE, TE> {
     }
 }
 
+#[only_sync]
 impl<SE: fmt::Debug, TE: fmt::Debug> core::error::Error for DriverError<SE, TE> {}
 
+#[only_sync]
 impl<SE, TE> From<InputError> for DriverError<SE, TE> {
     fn from(e: InputError) -> Self {
         DriverError::Input(e)
     }
 }
 
+#[only_sync]
 /// [`Driver::new`] refused a batch buffer that cannot hold one maximal
 /// event plus its envelope.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -234,6 +258,7 @@ pub struct BufferTooSmall {
     pub available: usize,
 }
 
+#[only_sync]
 impl fmt::Display for BufferTooSmall {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -244,8 +269,10 @@ impl fmt::Display for BufferTooSmall {
     }
 }
 
+#[only_sync]
 impl core::error::Error for BufferTooSmall {}
 
+#[only_sync]
 /// Receives the notifications meant for the application: `Delivered`,
 /// `Dropped`, `Rejected`, `Halted`, `RetryScheduled` (and, for tracing,
 /// every other output too).
@@ -254,10 +281,12 @@ pub trait Observer {
     fn observe(&mut self, output: &Output);
 }
 
+#[only_sync]
 impl Observer for () {
     fn observe(&mut self, _: &Output) {}
 }
 
+#[only_sync]
 impl<F: FnMut(&Output)> Observer for F {
     fn observe(&mut self, output: &Output) {
         self(output)
@@ -345,13 +374,14 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
     /// Read the store's summary into the machine (never every record: the
     /// sizes of the oldest come as the machine asks for them), then drain.
     /// Call once, before anything else.
-    pub fn start(&mut self, now: Instant) -> Result2<(), S, T> {
-        let summary = self.store.summary().map_err(DriverError::Store)?;
+    #[bisync]
+    pub async fn start(&mut self, now: Instant) -> Result2<(), S, T> {
+        let summary = self.store.summary().await.map_err(DriverError::Store)?;
         self.machine.handle(now, Input::Restore(summary))?;
-        let next = self.store.seq_floor().map_err(DriverError::Store)?;
+        let next = self.store.seq_floor().await.map_err(DriverError::Store)?;
         self.machine.handle(now, Input::SeqFloor { next })?;
         self.started = true;
-        self.drain(now, None)
+        self.drain(now, None).await
     }
 
     fn check_started(&self) -> Result2<(), S, T> {
@@ -371,17 +401,18 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
     /// something else done in the same call (a delete, the upload of an
     /// older batch) does not fail the track: the first such failure is kept
     /// for [`take_error`](Self::take_error).
-    pub fn track(&mut self, now: Instant, payload: &[u8]) -> Result2<Seq, S, T> {
+    #[bisync]
+    pub async fn track(&mut self, now: Instant, payload: &[u8]) -> Result2<Seq, S, T> {
         self.check_started()?;
         let size = u32::try_from(payload.len()).unwrap_or(u32::MAX);
         let seq = self.machine.track(now, size)?;
-        let mut seen = self.drain_all(now, Some((seq, payload)));
+        let mut seen = self.drain_all(now, Some((seq, payload))).await;
         if !seen.appended && !seen.lost {
             // Never appended (the room it needed could not be read): it
             // leaves now rather than waiting without its payload.
             self.machine
                 .handle(now, Input::PersistFailed { from_seq: seq })?;
-            let more = self.drain_all(now, None);
+            let more = self.drain_all(now, None).await;
             seen.error = seen.error.or(more.error);
             seen.lost = true;
         }
@@ -404,13 +435,14 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
 
     /// Feed any other input, then drain. A `Track` is refused: it needs its
     /// payload, so use [`track`](Self::track).
-    pub fn handle(&mut self, now: Instant, input: Input) -> Result2<Accepted, S, T> {
+    #[bisync]
+    pub async fn handle(&mut self, now: Instant, input: Input) -> Result2<Accepted, S, T> {
         self.check_started()?;
         if let Input::Track { .. } = input {
             return Err(DriverError::PayloadRequired);
         }
         let accepted = self.machine.handle(now, input)?;
-        self.drain(now, None)?;
+        self.drain(now, None).await?;
         Ok(accepted)
     }
 
@@ -418,8 +450,9 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
     /// when the transport may have news and at [`poll_timeout`](Self::poll_timeout).
     // Not inlined: one copy serves every caller (firmware flash, see
     // firmware/size.sh).
+    #[bisync]
     #[inline(never)]
-    pub fn poll(&mut self, now: Instant) -> Result2<(), S, T> {
+    pub async fn poll(&mut self, now: Instant) -> Result2<(), S, T> {
         self.check_started()?;
         if let Some(outcome) = self.transport.poll_outcome(now) {
             self.machine.handle(now, outcome.into())?;
@@ -427,17 +460,18 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
         if self.machine.poll_timeout().is_some_and(|t| t <= now) {
             self.machine.handle(now, Input::Tick)?;
         }
-        self.drain(now, None)
+        self.drain(now, None).await
     }
 
     /// Commit every append so far now (a group commit), instead of waiting
     /// for `max_commit_delay` or the next send. On failure the events
     /// appended since the last commit leave the queue, reported as
     /// `Dropped` with reason `NotStored`, and the store's error is returned.
-    pub fn sync(&mut self, now: Instant) -> Result2<(), S, T> {
+    #[bisync]
+    pub async fn sync(&mut self, now: Instant) -> Result2<(), S, T> {
         self.check_started()?;
         self.machine.handle(now, Input::Commit)?;
-        self.drain(now, None)
+        self.drain(now, None).await
     }
 
     /// When [`poll`](Self::poll) is next due for a timer; `None` when idle.
@@ -478,19 +512,25 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
     /// Apply every output in order. Keeps going after a failure so the
     /// machine and the store stay in step; returns the first failure.
     // Inlined into its callers (firmware flash, see firmware/size.sh).
+    #[bisync]
     #[inline(always)]
-    fn drain(&mut self, now: Instant, tracked: Option<(Seq, &[u8])>) -> Result2<(), S, T> {
-        self.drain_all(now, tracked).error.map_or(Ok(()), Err)
+    async fn drain(&mut self, now: Instant, tracked: Option<(Seq, &[u8])>) -> Result2<(), S, T> {
+        self.drain_all(now, tracked).await.error.map_or(Ok(()), Err)
     }
 
-    fn drain_all(&mut self, now: Instant, tracked: Option<(Seq, &[u8])>) -> Drained<ErrorOf<S, T>> {
+    #[bisync]
+    async fn drain_all(
+        &mut self,
+        now: Instant,
+        tracked: Option<(Seq, &[u8])>,
+    ) -> Drained<ErrorOf<S, T>> {
         let mut seen = Drained {
             error: None,
             lost: false,
             appended: false,
         };
         while let Some(output) = self.machine.poll_output() {
-            match self.apply(now, &output, tracked) {
+            match self.apply(now, &output, tracked).await {
                 Ok(()) => {
                     if let (Output::Persist { seq, .. }, Some((t, _))) = (output, tracked) {
                         seen.appended |= seq == t;
@@ -516,7 +556,8 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
         seen
     }
 
-    fn apply(
+    #[bisync]
+    async fn apply(
         &mut self,
         now: Instant,
         output: &Output,
@@ -528,18 +569,18 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
             Output::Persist { seq, .. } => (
                 Input::PersistFailed { from_seq: seq },
                 match tracked {
-                    Some((s, p)) if s == seq => self.store.append(seq, p).map_err(Some),
+                    Some((s, p)) if s == seq => self.store.append(seq, p).await.map_err(Some),
                     // Only a track announces a persist; anything else has no
                     // payload here and so is not stored.
                     _ => Err(None),
                 },
             ),
-            Output::Commit => (Input::CommitFailed, self.store.sync().map_err(Some)),
+            Output::Commit => (Input::CommitFailed, self.store.sync().await.map_err(Some)),
             Output::Delete { through } => (
                 Input::DeleteFailed,
-                self.store.delete_through(through).map_err(Some),
+                self.store.delete_through(through).await.map_err(Some),
             ),
-            Output::ReadSizes { from, max } => return self.read_sizes(now, from, max),
+            Output::ReadSizes { from, max } => return self.read_sizes(now, from, max).await,
             Output::Rejected {
                 seq,
                 status,
@@ -548,9 +589,10 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
                 return self
                     .store
                     .reject(seq, status, reason)
+                    .await
                     .map_err(DriverError::Store)
             }
-            Output::Send(batch) => return self.send(now, batch),
+            Output::Send(batch) => return self.send(now, batch).await,
             Output::Delivered { .. }
             | Output::Dropped { .. }
             | Output::Halted { .. }
@@ -571,14 +613,15 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
     /// `SizesUnavailable` (asked again after a backoff).
     // Not inlined: one copy serves every caller (firmware flash, see
     // firmware/size.sh).
+    #[bisync]
     #[inline(never)]
-    fn read_sizes(&mut self, now: Instant, from: Seq, max: u32) -> Result2<(), S, T> {
+    async fn read_sizes(&mut self, now: Instant, from: Seq, max: u32) -> Result2<(), S, T> {
         let end = from.saturating_add(u64::from(max));
         let mut next = from;
         let mut chunk = [0u32; SIZE_CHUNK];
         while next < end {
             let want = usize::try_from(end - next).map_or(SIZE_CHUNK, |n| n.min(SIZE_CHUNK));
-            let n = match self.store.read_sizes(next, &mut chunk[..want]) {
+            let n = match self.store.read_sizes(next, &mut chunk[..want]).await {
                 Ok(n) => n.min(want),
                 Err(e) => {
                     self.machine
@@ -598,10 +641,24 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
         Ok(())
     }
 
+    /// The payloads of `batch` (`needed` bytes) into the batch buffer;
+    /// `None` when they do not fit.
+    #[bisync]
+    #[inline(always)]
+    async fn read_batch(
+        &mut self,
+        batch: &Batch,
+        needed: usize,
+    ) -> Option<Result<usize, ReadError<S::Error>>> {
+        let buf = self.buf.get_mut(..needed)?;
+        Some(self.store.read_range(batch.first, batch.last, buf).await)
+    }
+
     // Not inlined: one copy serves every caller (firmware flash, see
     // firmware/size.sh).
+    #[bisync]
     #[inline(never)]
-    fn send(&mut self, now: Instant, batch: Batch) -> Result2<(), S, T> {
+    async fn send(&mut self, now: Instant, batch: Batch) -> Result2<(), S, T> {
         let local = |failure| Input::LocalFailure {
             batch: batch.id,
             failure,
@@ -614,11 +671,7 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
         let available = self.buf.len();
         // A failure is fed back as one input (the machine retries the batch
         // later, cuts it, or dead-letters a damaged record), and returned.
-        let (input, error) = match self
-            .buf
-            .get_mut(..needed)
-            .map(|buf| self.store.read_range(batch.first, batch.last, buf))
-        {
+        let (input, error) = match self.read_batch(&batch, needed).await {
             // Cut batches to the buffer from now on; this is no server's 413.
             None => (
                 local(LocalFailure::Buffer {

@@ -147,7 +147,6 @@
 extern crate std;
 
 mod config;
-mod driver;
 mod error;
 mod input;
 #[cfg(any(test, feature = "_judge"))]
@@ -160,9 +159,60 @@ mod pending;
 mod rng;
 pub mod session;
 mod stats;
-pub mod store;
+// The store contract and the driver loop, written once and compiled twice
+// (the `bisync` crate's way): `blocking` here, `asynchronous` with the
+// feature `async`.
+#[path = "."]
+mod blocking {
+    use crate::bisync_shim::synchronous::*;
+    pub mod driver;
+    pub mod store;
+}
+use blocking::driver;
+pub use blocking::store;
 mod time;
 pub mod trace;
+
+/// The driver loop over an async [`Store`](asynchronous::Store) (feature
+/// `async`): the same code as the blocking [`Driver`], each method that
+/// touches the store an `async fn`. The transport, observer, errors and
+/// store types are the blocking ones (re-exported here); the transport's
+/// `send` only starts an upload and `poll_outcome` only looks, so neither
+/// waits.
+///
+/// A future of this driver dropped part-way (a `select`, a timeout) may
+/// leave the machine and the store out of step (a store write it was
+/// awaiting may or may not have happened): rebuild both from the store, as
+/// after a restart, before going on.
+#[cfg(feature = "async")]
+#[path = "."]
+pub mod asynchronous {
+    use crate::bisync_shim::asynchronous::*;
+    #[allow(clippy::duplicate_mod)]
+    mod driver;
+    #[allow(clippy::duplicate_mod)]
+    pub mod store;
+    pub use driver::{BufferTooSmall, Driver, DriverError, Observer, Outcome, Payloads, Transport};
+    pub use store::{ReadError, Store, StoreSummary, HOLE};
+}
+
+/// The `bisync` crate's attributes for each face (the crate itself is
+/// these re-exports over its macros crate): `#[bisync]` keeps an
+/// `async fn` or strips its `async` and `.await`s; `#[only_sync]` and
+/// `#[only_async]` keep an item in one face alone.
+mod bisync_shim {
+    pub mod synchronous {
+        pub use ::bisync_macros::internal_delete as only_async;
+        pub use ::bisync_macros::internal_noop as only_sync;
+        pub use ::bisync_macros::internal_strip_async as bisync;
+    }
+    #[cfg(feature = "async")]
+    pub mod asynchronous {
+        pub use ::bisync_macros::internal_delete as only_sync;
+        pub use ::bisync_macros::internal_noop as only_async;
+        pub use ::bisync_macros::internal_noop as bisync;
+    }
+}
 
 pub use config::{Config, ConfigBuilder, ConfigError, FlushMode, Overflow};
 pub use driver::{BufferTooSmall, Driver, DriverError, Observer, Outcome, Payloads, Transport};

@@ -25,7 +25,6 @@
 //! continue where the previous one stopped and get the same answer as a walk
 //! from the start.
 
-use embedded_storage::nor_flash::NorFlash;
 use outbox_core::Seq;
 
 use super::format::{
@@ -33,7 +32,7 @@ use super::format::{
     PAGE_HEADER_RAW, RECORD_HEADER,
 };
 use super::io;
-use super::Geometry;
+use super::{bisync, Geometry, NorFlash};
 
 /// A place in the log: a page, an offset in it, and the page's base number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,8 +90,9 @@ pub(crate) struct Bounds {
 /// rotted: records then go to a new page, never under a single copy.
 // Not inlined: one copy serves every caller (firmware flash, see
 // firmware/size.sh).
+#[bisync]
 #[inline(never)]
-pub(crate) fn page_header<F: NorFlash>(
+pub(crate) async fn page_header<F: NorFlash>(
     flash: &mut F,
     geo: &Geometry,
     page: u32,
@@ -101,9 +101,9 @@ pub(crate) fn page_header<F: NorFlash>(
     let mut tag = [0u8; RECORD_HEADER];
     let mut copy = [0u8; PAGE_HEADER_RAW];
     let at = geo.addr(page, geo.header);
-    io::read(flash, geo.addr(page, 0), &mut b)?;
-    io::read(flash, at, &mut tag)?;
-    io::read(flash, at + RECORD_HEADER as u32, &mut copy)?;
+    io::read(flash, geo.addr(page, 0), &mut b).await?;
+    io::read(flash, at, &mut tag).await?;
+    io::read(flash, at + RECORD_HEADER as u32, &mut copy).await?;
     let from_copy = if tag == COPY_RECORD {
         PageHeader::decode(&copy)
     } else {
@@ -131,7 +131,8 @@ enum At {
 
 /// The record at `pos` (which ends by `limit`). Event records are checked
 /// against their CRC only when `validate` is set (checkpoints always are).
-fn record_at<F: NorFlash>(
+#[bisync]
+async fn record_at<F: NorFlash>(
     flash: &mut F,
     geo: &Geometry,
     pos: Pos,
@@ -141,7 +142,7 @@ fn record_at<F: NorFlash>(
     let w = F::WRITE_SIZE as u32;
     let addr = geo.addr(pos.page, pos.off);
     let mut raw = [0u8; RECORD_HEADER];
-    io::read(flash, addr, &mut raw)?;
+    io::read(flash, addr, &mut raw).await?;
     let h = match RecordHeader::decode(&raw) {
         HeaderRead::Erased => return Ok(At::Erased),
         HeaderRead::Garbage => return Ok(At::Bad(None, None)),
@@ -160,7 +161,7 @@ fn record_at<F: NorFlash>(
     let end = pos.off + size;
     Ok(match h.kind {
         Kind::Event { .. } => match seq {
-            Some(seq) if !validate || io::crc_matches(flash, addr, &raw, len)? => At::Event(
+            Some(seq) if !validate || io::crc_matches(flash, addr, &raw, len).await? => At::Event(
                 EventRec {
                     at: pos,
                     seq,
@@ -173,7 +174,7 @@ fn record_at<F: NorFlash>(
             // valid with any number.
             _ => {
                 let mut crc = [0u8; 4];
-                io::read(flash, addr + format::crc_offset(len), &mut crc)?;
+                io::read(flash, addr + format::crc_offset(len), &mut crc).await?;
                 let seq = seq.filter(|_| crc != [0xFF; 4]);
                 At::Bad(seq, Some(end))
             }
@@ -181,11 +182,13 @@ fn record_at<F: NorFlash>(
         // (A page header's copy is a checkpoint of another length: read
         // by `page_header`, skipped by walks.)
         Kind::Checkpoint => {
-            if len as usize != CHECKPOINT_PAYLOAD || !io::crc_matches(flash, addr, &raw, len)? {
+            if len as usize != CHECKPOINT_PAYLOAD
+                || !io::crc_matches(flash, addr, &raw, len).await?
+            {
                 return Ok(At::Bad(None, Some(end)));
             }
             let mut v = [0u8; CHECKPOINT_PAYLOAD];
-            io::read(flash, addr + RECORD_HEADER as u32, &mut v)?;
+            io::read(flash, addr + RECORD_HEADER as u32, &mut v).await?;
             At::Checkpoint(u64::from_le_bytes(v), end)
         }
     })
@@ -197,7 +200,8 @@ fn record_at<F: NorFlash>(
 /// intact and whose number lies between `after` and the valid record's (or
 /// within a page's worth of numbers of the page base at the end): a
 /// plausible number, not noise that happens to pass the header's CRC-8.
-pub(crate) fn next_valid<F: NorFlash>(
+#[bisync]
+pub(crate) async fn next_valid<F: NorFlash>(
     flash: &mut F,
     geo: &Geometry,
     pos: Pos,
@@ -213,7 +217,7 @@ pub(crate) fn next_valid<F: NorFlash>(
             break None;
         }
         let at = Pos { off, ..pos };
-        match record_at(flash, geo, at, limit, true)? {
+        match record_at(flash, geo, at, limit, true).await? {
             At::Event(r, _) => break Some((off, Some(r.seq))),
             At::Checkpoint(..) => break Some((off, None)),
             At::Bad(Some(seq), _) if after.is_none_or(|a| seq > a) => {
@@ -234,7 +238,8 @@ pub(crate) fn next_valid<F: NorFlash>(
 /// against their CRC only when `validate` is set (checkpoints, and any
 /// record found by resynchronising, always are). At the end of the log
 /// `pos` is left where the records stop.
-pub(crate) fn step<F: NorFlash>(
+#[bisync]
+pub(crate) async fn step<F: NorFlash>(
     flash: &mut F,
     geo: &Geometry,
     bounds: Bounds,
@@ -250,7 +255,7 @@ pub(crate) fn step<F: NorFlash>(
             geo.page_size
         };
         if pos.off.saturating_add(RECORD_HEADER as u32) <= limit {
-            let (seq, end) = match record_at(flash, geo, *pos, limit, validate)? {
+            let (seq, end) = match record_at(flash, geo, *pos, limit, validate).await? {
                 At::Event(r, end) => {
                     pos.off = end;
                     return Ok(Step::Event(r));
@@ -274,11 +279,13 @@ pub(crate) fn step<F: NorFlash>(
                 Some(e) if e.saturating_add(RECORD_HEADER as u32) > limit => Some(e),
                 // A record there, even a damaged one whose header is
                 // intact: the next step reports it.
-                Some(e) => match record_at(flash, geo, Pos { off: e, ..*pos }, limit, true)? {
-                    At::Event(..) | At::Checkpoint(..) | At::Erased => Some(e),
-                    At::Bad(Some(_), _) => Some(e),
-                    At::Bad(None, _) => None,
-                },
+                Some(e) => {
+                    match record_at(flash, geo, Pos { off: e, ..*pos }, limit, true).await? {
+                        At::Event(..) | At::Checkpoint(..) | At::Erased => Some(e),
+                        At::Bad(Some(_), _) => Some(e),
+                        At::Bad(None, _) => None,
+                    }
+                }
                 None => None,
             };
             let w = F::WRITE_SIZE as u32;
@@ -286,7 +293,7 @@ pub(crate) fn step<F: NorFlash>(
                 Some(e) => (Some(e), seq),
                 None => {
                     let (at, passed) =
-                        next_valid(flash, geo, *pos, pos.off + w, limit, seq.or(last))?;
+                        next_valid(flash, geo, *pos, pos.off + w, limit, seq.or(last)).await?;
                     (at, seq.max(passed))
                 }
             };
@@ -314,7 +321,7 @@ pub(crate) fn step<F: NorFlash>(
         let mut next = geo.next(pos.page);
         let mut hops = 0;
         loop {
-            match page_header(flash, geo, next)? {
+            match page_header(flash, geo, next).await? {
                 Some(h) => {
                     *pos = Pos {
                         page: next,
@@ -360,7 +367,8 @@ impl LiveWalk {
     }
 
     /// The next accepted event record.
-    pub fn next<F: NorFlash>(
+    #[bisync]
+    pub async fn next<F: NorFlash>(
         &mut self,
         flash: &mut F,
         geo: &Geometry,
@@ -369,7 +377,7 @@ impl LiveWalk {
         loop {
             let next = loop {
                 let seen = self.pending.map(|p| p.seq).max(self.last);
-                match step(flash, geo, bounds, &mut self.pos, true, seen)? {
+                match step(flash, geo, bounds, &mut self.pos, true, seen).await? {
                     Step::Event(r) => break Some(r),
                     Step::Damaged(Some(seq)) => {
                         self.damaged_floor = self.damaged_floor.max(seq.saturating_add(1));
