@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::input::{Input, LocalFailure};
 use crate::machine::{Accepted, Machine};
 use crate::output::{Batch, BatchId, DropReason, Output};
+use crate::pending::is_critical;
 use crate::{InputError, Instant, Seq};
 
 // The store contract lives in `crate::store`; these keep the old
@@ -158,6 +159,10 @@ pub enum DriverError<SE, TE> {
     NotStored,
     /// `Input::Track` carries no payload; use [`Driver::track`].
     PayloadRequired,
+    /// A critical event for a store that cannot keep the flag
+    /// ([`Store::KEEPS_CRITICAL`] is `false`, e.g. the NOR flash queue):
+    /// refused, nothing stored, rather than stored without it.
+    CriticalUnsupported,
     /// The store returned another number of bytes for a batch than its
     /// events hold; the batch is read again after a backoff.
     ShortRead {
@@ -196,6 +201,9 @@ impl<SE: fmt::Debug, TE: fmt::Debug> fmt::Display for DriverError<SE, TE> {
             DriverError::Store(e) => write!(f, "store failed: {e:?}"),
             DriverError::Transport(e) => write!(f, "transport failed: {e:?}"),
             DriverError::NotStored => f.write_str("the event was not stored"),
+            DriverError::CriticalUnsupported => {
+                f.write_str("this store cannot keep critical events")
+            }
             DriverError::PayloadRequired => {
                 f.write_str("a tracked event needs its payload: use Driver::track")
             }
@@ -279,6 +287,8 @@ pub struct Driver<'b, S: Store, T: Transport, O, const N: usize> {
     buf: &'b mut [u8],
     observer: O,
     started: bool,
+    /// The event being tracked is critical.
+    critical: bool,
     /// The first failure, while applying a track's outputs, that did not
     /// affect the tracked event itself.
     deferred: Option<ErrorOf<S, T>>,
@@ -338,6 +348,7 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
             buf,
             observer,
             started: false,
+            critical: false,
             deferred: None,
         })
     }
@@ -350,6 +361,12 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
         self.machine.handle(now, Input::Restore(summary))?;
         let next = self.store.seq_floor().map_err(DriverError::Store)?;
         self.machine.handle(now, Input::SeqFloor { next })?;
+        if S::KEEPS_CRITICAL {
+            if let Some(through) = self.store.newest_critical().map_err(DriverError::Store)? {
+                self.machine
+                    .handle(now, Input::CriticalPending { through })?;
+            }
+        }
         self.started = true;
         self.drain(now, None)
     }
@@ -372,9 +389,40 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
     /// older batch) does not fail the track: the first such failure is kept
     /// for [`take_error`](Self::take_error).
     pub fn track(&mut self, now: Instant, payload: &[u8]) -> Result2<Seq, S, T> {
+        self.track_flagged(now, payload, false)
+    }
+
+    /// Track one *critical* event ([`Input::TrackCritical`]): as
+    /// [`track`](Self::track), and it requests a flush of the queue up to
+    /// it in any flush mode. A store that cannot keep the flag refuses it
+    /// ([`DriverError::CriticalUnsupported`]).
+    pub fn track_critical(&mut self, now: Instant, payload: &[u8]) -> Result2<Seq, S, T> {
+        if !S::KEEPS_CRITICAL {
+            return Err(DriverError::CriticalUnsupported);
+        }
+        self.track_flagged(now, payload, true)
+    }
+
+    // Inlined into its callers: a firmware never passes `true`.
+    #[inline(always)]
+    fn track_flagged(
+        &mut self,
+        now: Instant,
+        payload: &[u8],
+        critical: bool,
+    ) -> Result2<Seq, S, T> {
         self.check_started()?;
         let size = u32::try_from(payload.len()).unwrap_or(u32::MAX);
-        let seq = self.machine.track(now, size)?;
+        let input = if critical {
+            Input::TrackCritical { size }
+        } else {
+            Input::Track { size }
+        };
+        let seq = match self.machine.handle(now, input)? {
+            Accepted::Tracked(seq) => seq,
+            Accepted::Applied => return Err(DriverError::NotStored),
+        };
+        self.critical = critical;
         let mut seen = self.drain_all(now, Some((seq, payload)));
         if !seen.appended && !seen.lost {
             // Never appended (the room it needed could not be read): it
@@ -406,7 +454,7 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
     /// payload, so use [`track`](Self::track).
     pub fn handle(&mut self, now: Instant, input: Input) -> Result2<Accepted, S, T> {
         self.check_started()?;
-        if let Input::Track { .. } = input {
+        if let Input::Track { .. } | Input::TrackCritical { .. } = input {
             return Err(DriverError::PayloadRequired);
         }
         let accepted = self.machine.handle(now, input)?;
@@ -528,6 +576,9 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
             Output::Persist { seq, .. } => (
                 Input::PersistFailed { from_seq: seq },
                 match tracked {
+                    Some((s, p)) if s == seq && self.critical => {
+                        self.store.append_critical(seq, p).map_err(Some)
+                    }
                     Some((s, p)) if s == seq => self.store.append(seq, p).map_err(Some),
                     // Only a track announces a persist; anything else has no
                     // payload here and so is not stored.
@@ -539,6 +590,7 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
                 Input::DeleteFailed,
                 self.store.delete_through(through).map_err(Some),
             ),
+            Output::Discard { seq } => (Input::DeleteFailed, self.store.discard(seq).map_err(Some)),
             Output::ReadSizes { from, max } => return self.read_sizes(now, from, max),
             Output::Rejected {
                 seq,
@@ -590,7 +642,12 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
             // it asked for has no record.
             let upto = if n < want { end } else { next + want as Seq };
             for (seq, i) in (next..upto).zip(0..) {
-                let size = if i < n { chunk[i] } else { HOLE };
+                let size = match chunk.get(i) {
+                    // A flag this store cannot have set: a damaged size.
+                    Some(&s) if i < n && !S::KEEPS_CRITICAL && is_critical(s) => HOLE,
+                    Some(&s) if i < n => s,
+                    _ => HOLE,
+                };
                 self.machine.handle(now, Input::Size { seq, size })?;
             }
             next = upto;

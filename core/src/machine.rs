@@ -26,12 +26,14 @@ use crate::error::InputError;
 use crate::input::{Input, Lifecycle, LocalFailure};
 use crate::notes::Notes;
 use crate::output::{Batch, BatchId, DropReason, HaltReason, Output, RejectReason, RetryCause};
-use crate::pending::{is_hole, Pending, SPENT};
+use crate::pending::{is_hole, is_plain_event, Pending, SPENT};
 use crate::rng::SplitMix64;
 use crate::stats::Stats;
-use crate::store::{StoreSummary, HOLE};
+use crate::store::{StoreSummary, CRITICAL, DISCARDED, HOLE};
 use crate::time::duration_millis;
 use crate::{Instant, Seq, MAX_SEQ};
+
+mod critical;
 
 /// What an accepted input produced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -169,6 +171,12 @@ pub struct Machine<const N: usize> {
     /// Events marked not stored in the window whose report is still owed.
     unreported: bool,
     tracked_any: bool,
+    /// A critical event asked for the queue to be flushed up to it
+    /// (`critical.rs`): stands until the head passes it.
+    critical_through: Option<Seq>,
+    /// Overflow victims dropped from the middle of the queue whose
+    /// `Discard` is still owed.
+    discards: heapless::Deque<Seq, { critical::DISCARDS }>,
     notes: Notes,
     counters: Counters,
 }
@@ -221,6 +229,8 @@ impl<const N: usize> Machine<N> {
             damaged_run: None,
             unreported: false,
             tracked_any: false,
+            critical_through: None,
+            discards: heapless::Deque::new(),
             notes: Notes::new(),
             counters: Counters::default(),
         })
@@ -244,7 +254,10 @@ impl<const N: usize> Machine<N> {
             matches!(input, Input::CommitFailed),
         );
         let result = match input {
-            Input::Track { size } => return self.on_track(size).map(Accepted::Tracked),
+            Input::Track { size } => return self.on_track(size, false).map(Accepted::Tracked),
+            Input::TrackCritical { size } => {
+                return self.on_track(size, true).map(Accepted::Tracked)
+            }
             Input::Restore(summary) => self.on_restore(summary),
             Input::SeqFloor { next } => self.on_seq_floor(next),
             Input::SetFlushMode(mode) => {
@@ -311,6 +324,7 @@ impl<const N: usize> Machine<N> {
                 }
             }
             Input::Size { seq, size } => self.on_size(seq, size),
+            Input::CriticalPending { through } => self.on_critical_pending(through),
             Input::SizesUnavailable { .. } => {
                 self.refill.asked_until = None;
                 let until = self.now.plus_millis(self.local_delay());
@@ -349,6 +363,7 @@ impl<const N: usize> Machine<N> {
             }
             // Handled by `handle`.
             Input::Track { .. }
+            | Input::TrackCritical { .. }
             | Input::Restore(_)
             | Input::SeqFloor { .. }
             | Input::SetFlushMode(_)
@@ -401,6 +416,9 @@ impl<const N: usize> Machine<N> {
             return Some(Output::Delete {
                 through: deletable - 1,
             });
+        }
+        if let Some(seq) = self.discards.pop_front() {
+            return Some(Output::Discard { seq });
         }
         if self.over_limits() {
             // Room is still owed: the sizes to drop come first.
@@ -486,7 +504,7 @@ impl<const N: usize> Machine<N> {
             halted: self.halt.is_some(),
             halt_reason: self.halt,
             network_up: self.network_up,
-            flush_requested: self.explicit_flush || self.auto_flush,
+            flush_requested: self.explicit_flush || self.auto_flush || self.critical_flush_due(),
             retry_at: self.backoff.map(|b| b.until),
             next_seq: self.pending.end(),
         }
@@ -505,12 +523,14 @@ impl<const N: usize> Machine<N> {
 
     // ----- inputs ---------------------------------------------------------
 
-    fn on_track(&mut self, size: u32) -> Result<Seq, InputError> {
+    fn on_track(&mut self, size: u32, critical: bool) -> Result<Seq, InputError> {
         let max = self.config.max_event_bytes;
         if size > max {
             return Err(InputError::TooLarge { size, max });
         }
-        if !self.fits(size) && self.config.overflow == Overflow::RejectNew {
+        if !self.fits(size)
+            && (self.config.overflow == Overflow::RejectNew || !self.room_for(size, critical))
+        {
             return Err(InputError::QueueFull);
         }
         let seq = self.pending.end();
@@ -525,7 +545,8 @@ impl<const N: usize> Machine<N> {
         {
             return Err(InputError::Undrained);
         }
-        if let Some((seq, evicted)) = self.pending.push(size) {
+        let entry = if critical { size | CRITICAL } else { size };
+        if let Some((seq, evicted)) = self.pending.push(entry) {
             if is_hole(evicted) {
                 // A number spent: only the store knows this part of the
                 // queue from now on, and it may still show a record.
@@ -537,6 +558,9 @@ impl<const N: usize> Machine<N> {
         self.counters.tracked += 1;
         if self.config.flush_mode == FlushMode::Immediate {
             self.auto_flush = true;
+        }
+        if critical {
+            self.request_critical_flush(seq);
         }
         self.settle();
         Ok(seq)
@@ -722,10 +746,12 @@ impl<const N: usize> Machine<N> {
         let size = match self.spent_range(seq).map(|r| r.exact) {
             Some(true) => SPENT,
             Some(false) if is_hole(size) => SPENT,
+            _ if size == DISCARDED => SPENT,
             _ if is_hole(size) => HOLE,
             _ => size,
         };
         self.pending.refill(seq, size);
+        self.note_restored_critical(seq, size);
         if self
             .refill
             .asked_until
@@ -958,6 +984,7 @@ impl<const N: usize> Machine<N> {
             self.explicit_flush = false;
             self.auto_flush = false;
         }
+        self.settle_critical_flush();
         if let Some(n) = self.narrowing {
             if n.end < self.pending.head() {
                 self.narrowing = None;
@@ -1008,12 +1035,16 @@ impl<const N: usize> Machine<N> {
             while self.over_limits()
                 && self
                     .pending
-                    .size_of(self.pending.head())
-                    .is_some_and(|s| !is_hole(s))
+                    .entry(self.pending.head())
+                    .is_some_and(is_plain_event)
                 && self.pending.pop_front().is_some()
             {}
             let head = self.pending.head();
             if head == first {
+                // A critical event at the head: a victim behind it.
+                if self.over_limits() && self.drop_behind_critical() {
+                    continue;
+                }
                 return;
             }
             self.counters.dropped_overflow += head - first;
@@ -1216,7 +1247,7 @@ impl<const N: usize> Machine<N> {
         self.in_flight.is_none()
             && self.halt.is_none()
             && self.network_up
-            && (self.explicit_flush || self.auto_flush)
+            && (self.explicit_flush || self.auto_flush || self.critical_flush_due())
             && self.backoff.is_none()
             && !self.pending.is_empty()
             && self.malformed != Some(self.pending.head())

@@ -197,6 +197,14 @@ pub struct TrackVerdict {
     /// Fits without dropping anything. When false, `RejectNew` refuses it
     /// and `DropOldest` drops exactly the oldest events that make room.
     pub fits: bool,
+    /// `DropOldest` refuses it all the same: a non-critical event that
+    /// could only fit by dropping a critical one.
+    pub refused: bool,
+    /// `DropOldest` may refuse it instead of dropping (the oldest event is
+    /// critical, and the machine sees only a window of the queue behind
+    /// it): a refusal is then told to the judge with
+    /// [`Judge::refused`], and nothing must go.
+    pub may_refuse: bool,
 }
 
 /// The batch in flight, as the checker saw it sent.
@@ -238,8 +246,9 @@ pub struct Judge {
     /// have a backoff of their own and spend no attempt.
     local: u32,
     expect: Vec<Expect>,
-    /// The size of the event being tracked, until its `Persist`.
-    tracking: Option<u32>,
+    /// The size of the event being tracked and whether it is critical,
+    /// until its `Persist`.
+    tracking: Option<(u32, bool)>,
     overflow_due: BTreeSet<u64>,
     overflow_seen: BTreeSet<u64>,
     /// Records the checker's store damaged.
@@ -300,11 +309,29 @@ impl Judge {
     /// first, at start-up. Records over limits that shrank since must be
     /// reported dropped for overflow, exactly those.
     pub fn restore(&mut self, records: impl IntoIterator<Item = (u64, u32)>) {
-        for (seq, size) in records {
-            self.queue.push(seq, size);
+        self.restore_flagged(records.into_iter().map(|(seq, size)| (seq, size, false)));
+    }
+
+    /// As [`restore`](Self::restore), with each record's critical flag (a
+    /// critical record restored may ask for its flush again).
+    pub fn restore_flagged(&mut self, records: impl IntoIterator<Item = (u64, u32, bool)>) {
+        for (seq, size, critical) in records {
+            self.queue.push(seq, size, critical);
             self.newest = self.newest.max(Some(seq));
+            if critical {
+                // The store tells the new machine (`newest_critical`): its
+                // flush stands again.
+                self.requests.tracked_critical(seq);
+            }
         }
         self.queue.shed(&self.limits, &mut self.overflow_due);
+    }
+
+    /// Whether a critical event tracked by this machine still waits for
+    /// the flush it requested (the checker asks the machine whether a
+    /// flush is requested: in every mode it must be).
+    pub fn critical_flush_owed(&self) -> bool {
+        self.requests.critical_owed(self.queue.front())
     }
 
     /// The limits being judged by.
@@ -336,16 +363,53 @@ impl Judge {
 
     /// An event of `size` bytes is about to be tracked.
     pub fn track(&mut self, size: u32) -> TrackVerdict {
+        self.track_flagged(size, false)
+    }
+
+    /// A *critical* event of `size` bytes is about to be tracked: it asks
+    /// for a flush of the queue up to it in any mode, and overflow never
+    /// drops it while a non-critical event (outside the batch in flight) is
+    /// pending.
+    pub fn track_critical(&mut self, size: u32) -> TrackVerdict {
+        self.track_flagged(size, true)
+    }
+
+    fn track_flagged(&mut self, size: u32, critical: bool) -> TrackVerdict {
         let too_large = size > self.limits.max_event_bytes;
         let fits = self.queue.fits(&self.limits, size);
+        let mut refused = false;
+        let may_refuse = !too_large
+            && !fits
+            && self.limits.drop_oldest
+            && self
+                .queue
+                .front()
+                .is_some_and(|f| self.queue.is_critical(f));
         if !too_large && !fits && self.limits.drop_oldest {
             let mut room = self.queue.clone();
-            room.make_room(&self.limits, size, &mut self.overflow_due);
+            let flight = self
+                .flight
+                .filter(|_| self.in_flight())
+                .map(|f| (f.first, f.last));
+            refused = room.make_room(&self.limits, size, critical, flight, &mut self.overflow_due)
+                == queue::Room::Refused;
         }
-        if !too_large && (fits || self.limits.drop_oldest) {
-            self.tracking = Some(size);
+        if !too_large && !refused && (fits || self.limits.drop_oldest) {
+            self.tracking = Some((size, critical));
         }
-        TrackVerdict { too_large, fits }
+        TrackVerdict {
+            too_large,
+            fits,
+            refused,
+            may_refuse,
+        }
+    }
+
+    /// The machine refused the event being tracked
+    /// ([`TrackVerdict::may_refuse`]): nothing is owed for it.
+    pub fn refused(&mut self) {
+        self.tracking = None;
+        self.overflow_due.clear();
     }
 
     /// An explicit flush request.
@@ -522,8 +586,11 @@ impl Judge {
     pub fn seen(&mut self, seen: &Seen) -> Result<(), Breach> {
         match *seen {
             Seen::Persist { seq, size } => match self.tracking.take() {
-                Some(s) if s == size => {
-                    self.queue.push(seq, size);
+                Some((s, critical)) if s == size => {
+                    self.queue.push(seq, size, critical);
+                    if critical {
+                        self.requests.tracked_critical(seq);
+                    }
                     self.uncommitted_from.get_or_insert(seq);
                     let newest = self.newest.replace(seq);
                     if newest.is_some_and(|n| seq <= n) {
@@ -687,14 +754,26 @@ impl Judge {
                 );
             }
         }
-        if let Some(why) = self.requests.refuse_send() {
+        if let Some(why) = self.requests.refuse_send(first) {
             return breach("flush-mode", why.into());
         }
         Ok(())
     }
 
     fn overflow_drop(&mut self, first: u64, last: u64) -> Result<(), Breach> {
+        let flight = self
+            .flight
+            .filter(|_| self.in_flight())
+            .map(|f| (f.first, f.last));
         for seq in first..=last {
+            if self.queue.is_critical(seq) {
+                if let Some(plain) = self.queue.plain_outside(flight) {
+                    return breach(
+                        "critical",
+                        format!("critical event {seq} dropped for overflow while the non-critical event {plain} is pending"),
+                    );
+                }
+            }
             if !self.overflow_due.contains(&seq) {
                 let (n, b) = self.pending();
                 return breach(

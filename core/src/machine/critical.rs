@@ -1,0 +1,131 @@
+//! Critical events in the machine: the flush a critical track requests,
+//! and overflow that never drops one while a non-critical event is pending.
+//!
+//! Rules (the judge checks them, `outbox_judge::queue` and `flush`):
+//!
+//! - A critical track requests a flush of the queue up to it, in every
+//!   flush mode (`Manual` and `AppClose` too). It is served like any flush:
+//!   when the network is up, no upload is halted and no backoff runs (a
+//!   critical event never cuts a server's Retry-After short); batches go
+//!   oldest first, so the events before it go first. Switching the mode
+//!   does not cancel it; it stands until the head passes the event.
+//! - `DropOldest`: while the oldest event is critical, the overflow victim
+//!   is the oldest non-critical event behind it that a window holds, is
+//!   stored, and is not in the batch in flight; it leaves from the middle
+//!   ([`Output::Dropped`] then [`Output::Discard`]). A non-critical event
+//!   that could only fit by dropping a critical one is refused
+//!   ([`InputError::QueueFull`](crate::InputError::QueueFull), as
+//!   `RejectNew`). A critical event that finds no such victim is handled
+//!   by the normal rule (the oldest event goes, critical too) when the
+//!   machine sees the whole queue and it is all critical; otherwise it is
+//!   refused too (`QueueFull`: the caller is told, nothing is dropped).
+//! - The machine sees the flags of the events whose sizes its windows hold
+//!   (the oldest and the newest `N` numbers, victims left as holes
+//!   included): victims come from the oldest window, and from the newest
+//!   only when no gap lies between them. A queue whose span behind a
+//!   critical head outgrows the window may refuse new events (`QueueFull`)
+//!   although a non-critical event the store alone knows of could go.
+
+use super::Machine;
+use crate::output::{DropReason, Output};
+use crate::pending::{is_critical, is_hole};
+use crate::Seq;
+
+/// Discards owed at once; overflow waits for them to be drained.
+pub(super) const DISCARDS: usize = 4;
+
+impl<const N: usize> Machine<N> {
+    /// Whether the critical flag of the pending event `seq` is set, when a
+    /// window holds it (the hook for expiry: a critical event never
+    /// expires, and batches are formed from these windows).
+    pub fn pending_critical(&self, seq: Seq) -> Option<bool> {
+        self.pending
+            .entry(seq)
+            .filter(|&e| !is_hole(e))
+            .map(is_critical)
+    }
+
+    /// A critical event `seq` asks for the queue up to it.
+    pub(super) fn request_critical_flush(&mut self, seq: Seq) {
+        self.critical_through = Some(self.critical_through.map_or(seq, |c| c.max(seq)));
+    }
+
+    /// A critical event read back from the store (after a restart) asks
+    /// for its flush again.
+    pub(super) fn note_restored_critical(&mut self, seq: Seq, size: u32) {
+        if is_critical(size) && self.pending.entry(seq) == Some(size) {
+            self.request_critical_flush(seq);
+        }
+    }
+
+    /// At start-up: the store holds critical events up to `through`.
+    pub(super) fn on_critical_pending(&mut self, through: Seq) {
+        if through >= self.pending.head() && through < self.pending.end() {
+            self.request_critical_flush(through);
+        }
+    }
+
+    /// Whether a critical event still waits for its flush.
+    pub(super) fn critical_flush_due(&self) -> bool {
+        self.critical_through
+            .is_some_and(|c| c >= self.pending.head() && !self.pending.is_empty())
+    }
+
+    /// The request ends once the head passed the event.
+    pub(super) fn settle_critical_flush(&mut self) {
+        if !self.critical_flush_due() {
+            self.critical_through = None;
+        }
+    }
+
+    /// Whether `DropOldest` can make room for a new event of `size` bytes
+    /// without dropping a critical one, or (for a critical new event) the
+    /// windows see the whole queue and it is all critical, so the normal
+    /// rule applies.
+    pub(super) fn room_for(&self, size: u32, critical: bool) -> bool {
+        if self.pending.entry(self.pending.head()).is_none() {
+            // Not known yet: the machine reads the sizes it lacks first.
+            return true;
+        }
+        let events =
+            (self.pending.len() + 1).saturating_sub(u64::from(self.config.max_queue_events));
+        let bytes =
+            (self.pending.bytes() + u64::from(size)).saturating_sub(self.config.max_queue_bytes);
+        self.pending.room_without_critical(
+            self.in_flight.map(|b| (b.first, b.last)),
+            self.commits.persist_cursor,
+            events,
+            bytes,
+        ) || (critical && self.pending.sees_all())
+    }
+
+    /// Over the limits with a critical event at the head: drop the oldest
+    /// non-critical event behind it, or, when there is none, the head
+    /// itself. Returns whether anything left.
+    pub(super) fn drop_behind_critical(&mut self) -> bool {
+        let head = self.pending.head();
+        if self.pending.entry(head).is_none_or(is_hole) || self.discards.is_full() {
+            // Sizes to read, or discards to drain first.
+            return false;
+        }
+        let skip = self.in_flight.map(|b| (b.first, b.last));
+        let (seq, discard) = match self.pending.victim(skip, self.commits.persist_cursor) {
+            Some(v) => (v, true),
+            None => (head, false),
+        };
+        let gone = if discard {
+            self.pending.spend(seq) && self.discards.push_back(seq).is_ok()
+        } else {
+            self.pending.pop_front().is_some()
+        };
+        if gone {
+            self.counters.dropped_overflow += 1;
+            self.push_note(Output::Dropped {
+                first: seq,
+                last: seq,
+                reason: DropReason::Overflow,
+            });
+        }
+        gone
+    }
+}
