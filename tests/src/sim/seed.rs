@@ -242,6 +242,11 @@ struct Sim {
     first_event_bytes: u32,
     weights: [u32; 15],
     p_poison: u32,
+    /// Per mille of tracks that are critical (0 in a flash world: the
+    /// flash queue cannot keep the flag and refuses them).
+    p_critical: u32,
+    /// Draws for critical tracks, apart from the life's own stream.
+    critical_rng: Rng,
     max_steps: u64,
     step: u64,
     heal_steps: u64,
@@ -293,9 +298,14 @@ pub fn run_seed_in(kind: WorldKind, seed: u64, steps: u64, verbose: bool) -> See
     } else {
         rng.range(1, 60) as u32
     };
+    let mut critical_rng = Rng::new(seed, 7);
+    let p_critical = match (kind, critical_rng.below(4)) {
+        (WorldKind::Flash, _) | (_, 0) => 0,
+        _ => critical_rng.range(1, 300) as u32,
+    };
     if verbose {
         trail_push(format!(
-            "seed {seed}: {params:?}, group commit {}, server max {} B, poison {p_poison}‰",
+            "seed {seed}: {params:?}, group commit {}, server max {} B, poison {p_poison}‰, critical {p_critical}‰",
             world.group_commit, world.server.max_bytes
         ));
     }
@@ -306,6 +316,8 @@ pub fn run_seed_in(kind: WorldKind, seed: u64, steps: u64, verbose: bool) -> See
         first_event_bytes: params.event_bytes,
         weights,
         p_poison,
+        p_critical,
+        critical_rng,
         max_steps: steps,
         step: 0,
         heal_steps: 0,
@@ -468,11 +480,14 @@ impl Sim {
     }
 
     fn incarnation<O: Observer>(&mut self, d: &mut SimDriver<'_, O>) -> End {
-        let records: Vec<(u64, u32)> = {
+        let records: Vec<(u64, u32, bool)> = {
             let w = self.world.borrow();
-            w.durable.iter().map(|(s, r)| (*s, r.size)).collect()
+            w.durable
+                .iter()
+                .map(|(s, r)| (*s, r.size, w.events[r.event as usize].critical))
+                .collect()
         };
-        self.judge(|j| j.restore(records));
+        self.judge(|j| j.restore_flagged(records));
         let (crashed, r) = self.call(d, "start (restore)", |d, now| d.start(now));
         if crashed {
             return End::Crash;
@@ -621,10 +636,21 @@ impl Sim {
     fn track<O: Observer>(&mut self, d: &mut SimDriver<'_, O>) -> bool {
         let size = self.event_size(self.params.event_bytes);
         let poison = self.rng.chance(self.p_poison);
+        let critical = self.critical_rng.chance(self.p_critical);
         let seq = d.machine().stats().next_seq;
         let mut verdict = None;
-        self.judge(|j| verdict = Some(j.track(size)));
-        let Some(TrackVerdict { too_large, fits }) = verdict else {
+        if critical {
+            self.judge(|j| verdict = Some(j.track_critical(size)));
+        } else {
+            self.judge(|j| verdict = Some(j.track(size)));
+        }
+        let Some(TrackVerdict {
+            too_large,
+            fits,
+            refused,
+            may_refuse,
+        }) = verdict
+        else {
             unreachable!("the judge gives a verdict");
         };
         let reject_new = self.params.overflow == Overflow::RejectNew;
@@ -634,6 +660,7 @@ impl Sim {
             w.events.push(super::world::Ev {
                 size,
                 poison,
+                critical,
                 ..Default::default()
             });
             w.tracking = Some(id);
@@ -643,10 +670,17 @@ impl Sim {
         let (crashed, r) = self.call(
             d,
             &format!(
-                "track event {id} ({size} B{})",
-                if poison { ", poison" } else { "" }
+                "track event {id} ({size} B{}{})",
+                if poison { ", poison" } else { "" },
+                if critical { ", critical" } else { "" }
             ),
-            |d, now| d.track(now, &payload),
+            |d, now| {
+                if critical {
+                    d.track_critical(now, &payload)
+                } else {
+                    d.track(now, &payload)
+                }
+            },
         );
         let mut w = self.world.borrow_mut();
         w.tracking = None;
@@ -673,6 +707,12 @@ impl Sim {
                         format!("event {id} of {size} B accepted by RejectNew, but it did not fit"),
                     );
                 }
+                if refused {
+                    w.fail(
+                        "critical",
+                        format!("event {id} of {size} B accepted, but it could only fit by dropping a critical event"),
+                    );
+                }
             }
             Err(DriverError::Input(InputError::TooLarge { .. })) => {
                 if !too_large {
@@ -682,6 +722,13 @@ impl Sim {
                     );
                 }
                 w.events[id as usize].refused_too_large = true;
+                w.seq_map.remove(&seq);
+            }
+            Err(DriverError::Input(InputError::QueueFull)) if refused || may_refuse => {
+                // Behind a critical head: refused rather than dropping a
+                // critical event (or one the machine cannot see).
+                w.judge.refused();
+                w.events[id as usize].refused_full = true;
                 w.seq_map.remove(&seq);
             }
             Err(DriverError::Input(InputError::QueueFull)) => {
@@ -925,6 +972,12 @@ impl Sim {
         }
         if !st.balanced() {
             w.fail("accounting", format!("stats do not add up: {st:?}"));
+        }
+        if w.judge.critical_flush_owed() && !st.flush_requested {
+            w.fail(
+                "critical",
+                "a critical event waits for its flush, but none is requested".into(),
+            );
         }
         if st.pending_events > cfg.max_queue_events() || st.pending_bytes > cfg.max_queue_bytes() {
             w.fail(
