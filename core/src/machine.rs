@@ -409,6 +409,10 @@ impl<const N: usize> Machine<N> {
         if let Some(note) = self.notes.pop() {
             return Some(note);
         }
+        // Discards before the delete that may pass them.
+        if let Some(output) = self.next_discard() {
+            return Some(output);
+        }
         // Holes not reported yet are not deleted yet either.
         let deletable = self.damaged_run.map_or(head, |(first, _)| first.min(head));
         if deletable > self.delete_cursor {
@@ -416,9 +420,6 @@ impl<const N: usize> Machine<N> {
             return Some(Output::Delete {
                 through: deletable - 1,
             });
-        }
-        if let Some(seq) = self.discards.pop_front() {
-            return Some(Output::Discard { seq });
         }
         if self.over_limits() {
             // Room is still owed: the sizes to drop come first.
@@ -442,6 +443,11 @@ impl<const N: usize> Machine<N> {
         self.commits.requested = false;
         if self.commits.commit_cursor >= self.commits.persist_cursor {
             self.commits.since = None;
+        }
+        if self.read_for_critical() {
+            if let Some(ask) = self.ask_sizes() {
+                return Some(ask);
+            }
         }
         if !self.wants_send() {
             return None;
@@ -972,7 +978,11 @@ impl<const N: usize> Machine<N> {
                     self.request_auto_flush();
                 }
             }
-            if self.pending.is_empty() || self.auto_flush || self.explicit_flush {
+            if self.pending.is_empty()
+                || self.auto_flush
+                || self.explicit_flush
+                || self.critical_flush_due()
+            {
                 self.period_due = None;
             } else if self.period_due.is_none() {
                 self.period_due = Some(self.now.plus_millis(self.config.flush_period_millis));

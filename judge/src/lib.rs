@@ -378,13 +378,10 @@ impl Judge {
         let too_large = size > self.limits.max_event_bytes;
         let fits = self.queue.fits(&self.limits, size);
         let mut refused = false;
-        let may_refuse = !too_large
-            && !fits
-            && self.limits.drop_oldest
-            && self
-                .queue
-                .front()
-                .is_some_and(|f| self.queue.is_critical(f));
+        // Behind critical events the machine sees only a window of the
+        // queue: it may refuse rather than drop what it cannot see.
+        let may_refuse =
+            !too_large && !fits && self.limits.drop_oldest && self.queue.has_critical();
         if !too_large && !fits && self.limits.drop_oldest {
             let mut room = self.queue.clone();
             let flight = self
@@ -766,6 +763,28 @@ impl Judge {
             .filter(|_| self.in_flight())
             .map(|f| (f.first, f.last));
         for seq in first..=last {
+            if !self.overflow_due.contains(&seq)
+                && self
+                    .queue
+                    .front()
+                    .is_some_and(|f| self.queue.is_critical(f))
+                && !self.queue.is_critical(seq)
+                && self.queue.contains(seq)
+            {
+                // Behind a critical head the machine picks the oldest
+                // non-critical event it can see, which may be a newer one
+                // than the oldest of all: it stands in for one owed.
+                let owed = self
+                    .overflow_due
+                    .iter()
+                    .rev()
+                    .find(|s| !self.overflow_seen.contains(s) && !self.queue.is_critical(**s))
+                    .copied();
+                if let Some(owed) = owed {
+                    self.overflow_due.remove(&owed);
+                    self.overflow_due.insert(seq);
+                }
+            }
             if self.queue.is_critical(seq) {
                 if let Some(plain) = self.queue.plain_outside(flight) {
                     return breach(

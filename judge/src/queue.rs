@@ -113,6 +113,11 @@ impl Queue {
             .map(|r| r.0)
     }
 
+    /// Whether any pending event is critical.
+    pub(crate) fn has_critical(&self) -> bool {
+        self.items.iter().any(|r| r.2)
+    }
+
     /// Whether `seq` is a pending critical event.
     pub(crate) fn is_critical(&self, seq: u64) -> bool {
         self.items.iter().any(|r| r.0 == seq && r.2)

@@ -65,6 +65,26 @@ impl<const N: usize> Machine<N> {
         }
     }
 
+    /// The next `Discard` owed (one a delete already passed is not).
+    pub(super) fn next_discard(&mut self) -> Option<Output> {
+        while let Some(seq) = self.discards.pop_front() {
+            if seq >= self.delete_cursor {
+                return Some(Output::Discard { seq });
+            }
+        }
+        None
+    }
+
+    /// Whether the oldest window should be read now although no send is
+    /// due: a critical event is pending (overflow must know which events
+    /// are critical before it picks a victim).
+    pub(super) fn read_for_critical(&self) -> bool {
+        self.critical_through.is_some()
+            && self.pending.front_len() == 0
+            && self.backoff.is_none()
+            && self.halt.is_none()
+    }
+
     /// Whether a critical event still waits for its flush.
     pub(super) fn critical_flush_due(&self) -> bool {
         self.critical_through
@@ -109,8 +129,17 @@ impl<const N: usize> Machine<N> {
             return false;
         }
         let skip = self.in_flight.map(|b| (b.first, b.last));
-        let (seq, discard) = match self.pending.victim(skip, self.commits.persist_cursor) {
+        let before = self.commits.persist_cursor;
+        let victim = self
+            .pending
+            .victim(skip, before)
+            .or_else(|| self.pending.victim_in_back(skip, before));
+        let (seq, discard) = match victim {
             Some(v) => (v, true),
+            // The oldest window is still being read: a victim may come.
+            None if self.pending.missing().is_some() && self.pending.front_len() < N => {
+                return false
+            }
             None => (head, false),
         };
         let gone = if discard {

@@ -65,6 +65,21 @@ impl<const N: usize> Pending<N> {
             .map(|(seq, _)| seq)
     }
 
+    /// The oldest non-critical event in `back` below `before` and outside
+    /// `skip`, when a gap hides the numbers between the windows: the last
+    /// resort before a critical event would go.
+    pub(crate) fn victim_in_back(&self, skip: Skip, before: Seq) -> Option<Seq> {
+        let back_start = self.back_start();
+        let front_end = self.front_end();
+        self.back
+            .iter()
+            .enumerate()
+            .map(|(i, &e)| (back_start + i as Seq, e))
+            .filter(|&(seq, _)| seq >= front_end && seq < before)
+            .find(|&(seq, e)| is_plain_event(e) && !skip.is_some_and(|(f, l)| f <= seq && seq <= l))
+            .map(|(seq, _)| seq)
+    }
+
     /// Whether overflow can make `events` and `bytes` of room without a
     /// critical event, as the machine drops: non-critical events at the
     /// head first (in flight or not), then, past the first critical one,

@@ -275,11 +275,22 @@ impl Model {
                     Fate::Dropped,
                     "discard of {seq} before its report"
                 );
+                let fates = &self.fates;
+                let pending = |s: Seq| {
+                    fates
+                        .iter()
+                        .rev()
+                        .find(|(x, _)| *x == s)
+                        .is_some_and(|(_, f)| *f == Fate::Pending)
+                };
+                let oldest_pending = self
+                    .store
+                    .iter()
+                    .map(|r| r.0)
+                    .find(|&s| s != seq && pending(s));
                 assert!(
-                    self.store
-                        .front()
-                        .is_some_and(|r| self.critical.contains(&r.0)),
-                    "discard of {seq} while the oldest event is not critical"
+                    oldest_pending.is_some_and(|s| self.critical.contains(&s)),
+                    "discard of {seq} while the oldest pending event is not critical"
                 );
                 self.store.remove(at);
                 self.discarded.insert(seq);
