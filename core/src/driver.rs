@@ -14,6 +14,9 @@ use crate::input::{Input, LocalFailure};
 use crate::machine::{Accepted, Machine};
 use crate::output::{Batch, BatchId, DropReason, Output};
 use crate::pending::is_critical;
+
+/// Whether this build keeps critical events (the `critical` feature).
+const ENABLED: bool = cfg!(any(test, feature = "critical"));
 use crate::{InputError, Instant, Seq};
 
 // The store contract lives in `crate::store`; these keep the old
@@ -644,8 +647,8 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
             for (seq, i) in (next..upto).zip(0..) {
                 let size = match chunk.get(i) {
                     // A flag this store cannot have set: a damaged size.
-                    Some(&s) if i < n && !S::KEEPS_CRITICAL && is_critical(s) => HOLE,
-                    Some(&s) if i < n => s,
+                    Some(&s) if i < n && S::KEEPS_CRITICAL => s,
+                    Some(&s) if i < n && (!ENABLED || !is_critical(s)) => s,
                     _ => HOLE,
                 };
                 self.machine.handle(now, Input::Size { seq, size })?;

@@ -26,7 +26,7 @@ use crate::error::InputError;
 use crate::input::{Input, Lifecycle, LocalFailure};
 use crate::notes::Notes;
 use crate::output::{Batch, BatchId, DropReason, HaltReason, Output, RejectReason, RetryCause};
-use crate::pending::{is_hole, is_plain_event, Pending, SPENT};
+use crate::pending::{is_hole, Pending, SPENT};
 use crate::rng::SplitMix64;
 use crate::stats::Stats;
 use crate::store::{StoreSummary, CRITICAL, DISCARDED, HOLE};
@@ -256,7 +256,10 @@ impl<const N: usize> Machine<N> {
         let result = match input {
             Input::Track { size } => return self.on_track(size, false).map(Accepted::Tracked),
             Input::TrackCritical { size } => {
-                return self.on_track(size, true).map(Accepted::Tracked)
+                if !critical::ENABLED {
+                    return Err(InputError::CriticalUnsupported);
+                }
+                return self.on_track(size, true).map(Accepted::Tracked);
             }
             Input::Restore(summary) => self.on_restore(summary),
             Input::SeqFloor { next } => self.on_seq_floor(next),
@@ -551,6 +554,7 @@ impl<const N: usize> Machine<N> {
         {
             return Err(InputError::Undrained);
         }
+        let critical = critical::ENABLED && critical;
         let entry = if critical { size | CRITICAL } else { size };
         if let Some((seq, evicted)) = self.pending.push(entry) {
             if is_hole(evicted) {
@@ -752,7 +756,7 @@ impl<const N: usize> Machine<N> {
         let size = match self.spent_range(seq).map(|r| r.exact) {
             Some(true) => SPENT,
             Some(false) if is_hole(size) => SPENT,
-            _ if size == DISCARDED => SPENT,
+            _ if critical::ENABLED && size == DISCARDED => SPENT,
             _ if is_hole(size) => HOLE,
             _ => size,
         };
@@ -1046,13 +1050,13 @@ impl<const N: usize> Machine<N> {
                 && self
                     .pending
                     .entry(self.pending.head())
-                    .is_some_and(is_plain_event)
+                    .is_some_and(critical::droppable_at_head)
                 && self.pending.pop_front().is_some()
             {}
             let head = self.pending.head();
             if head == first {
                 // A critical event at the head: a victim behind it.
-                if self.over_limits() && self.drop_behind_critical() {
+                if critical::ENABLED && self.over_limits() && self.drop_behind_critical() {
                     continue;
                 }
                 return;

@@ -49,8 +49,10 @@ pub(crate) const fn is_hole(size: u32) -> bool {
 const fn weight(size: u32) -> u64 {
     if is_hole(size) {
         0
-    } else {
+    } else if cfg!(any(test, feature = "critical")) {
         strip_critical(size) as u64
+    } else {
+        size as u64
     }
 }
 
@@ -362,7 +364,11 @@ impl<const N: usize> Pending<N> {
     /// Size of the pending event `seq` (a hole's marker for a hole), if a
     /// window holds it.
     pub(crate) fn size_of(&self, seq: Seq) -> Option<u32> {
-        self.entry(seq).map(strip_critical)
+        if cfg!(any(test, feature = "critical")) {
+            self.entry(seq).map(strip_critical)
+        } else {
+            self.entry(seq)
+        }
     }
 
     /// The window entry of `seq` (its size with the critical flag), if a

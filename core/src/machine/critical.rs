@@ -28,11 +28,24 @@
 
 use super::Machine;
 use crate::output::{DropReason, Output};
-use crate::pending::{is_critical, is_hole};
+use crate::pending::{is_critical, is_hole, is_plain_event};
 use crate::Seq;
 
 /// Discards owed at once; overflow waits for them to be drained.
 pub(super) const DISCARDS: usize = 4;
+
+/// Whether this build keeps critical events (the `critical` feature).
+pub(super) const ENABLED: bool = cfg!(any(test, feature = "critical"));
+
+/// Whether overflow may drop this head entry by the normal rule: an event,
+/// not critical.
+pub(super) const fn droppable_at_head(entry: u32) -> bool {
+    if ENABLED {
+        is_plain_event(entry)
+    } else {
+        !is_hole(entry)
+    }
+}
 
 impl<const N: usize> Machine<N> {
     /// Whether the critical flag of the pending event `seq` is set, when a
@@ -53,20 +66,23 @@ impl<const N: usize> Machine<N> {
     /// A critical event read back from the store (after a restart) asks
     /// for its flush again.
     pub(super) fn note_restored_critical(&mut self, seq: Seq, size: u32) {
-        if is_critical(size) && self.pending.entry(seq) == Some(size) {
+        if ENABLED && is_critical(size) && self.pending.entry(seq) == Some(size) {
             self.request_critical_flush(seq);
         }
     }
 
     /// At start-up: the store holds critical events up to `through`.
     pub(super) fn on_critical_pending(&mut self, through: Seq) {
-        if through >= self.pending.head() && through < self.pending.end() {
+        if ENABLED && through >= self.pending.head() && through < self.pending.end() {
             self.request_critical_flush(through);
         }
     }
 
     /// The next `Discard` owed (one a delete already passed is not).
     pub(super) fn next_discard(&mut self) -> Option<Output> {
+        if !ENABLED {
+            return None;
+        }
         while let Some(seq) = self.discards.pop_front() {
             if seq >= self.delete_cursor {
                 return Some(Output::Discard { seq });
@@ -79,7 +95,8 @@ impl<const N: usize> Machine<N> {
     /// due: a critical event is pending (overflow must know which events
     /// are critical before it picks a victim).
     pub(super) fn read_for_critical(&self) -> bool {
-        self.critical_through.is_some()
+        ENABLED
+            && self.critical_through.is_some()
             && self.pending.front_len() == 0
             && self.backoff.is_none()
             && self.halt.is_none()
@@ -87,13 +104,15 @@ impl<const N: usize> Machine<N> {
 
     /// Whether a critical event still waits for its flush.
     pub(super) fn critical_flush_due(&self) -> bool {
-        self.critical_through
-            .is_some_and(|c| c >= self.pending.head() && !self.pending.is_empty())
+        ENABLED
+            && self
+                .critical_through
+                .is_some_and(|c| c >= self.pending.head() && !self.pending.is_empty())
     }
 
     /// The request ends once the head passed the event.
     pub(super) fn settle_critical_flush(&mut self) {
-        if !self.critical_flush_due() {
+        if ENABLED && !self.critical_flush_due() {
             self.critical_through = None;
         }
     }
@@ -103,7 +122,7 @@ impl<const N: usize> Machine<N> {
     /// windows see the whole queue and it is all critical, so the normal
     /// rule applies.
     pub(super) fn room_for(&self, size: u32, critical: bool) -> bool {
-        if self.pending.entry(self.pending.head()).is_none() {
+        if !ENABLED || self.pending.entry(self.pending.head()).is_none() {
             // Not known yet: the machine reads the sizes it lacks first.
             return true;
         }
@@ -123,6 +142,10 @@ impl<const N: usize> Machine<N> {
     /// non-critical event behind it, or, when there is none, the head
     /// itself. Returns whether anything left.
     pub(super) fn drop_behind_critical(&mut self) -> bool {
+        if !ENABLED {
+            // No critical event is ever pending: nothing to pick.
+            return false;
+        }
         let head = self.pending.head();
         if self.pending.entry(head).is_none_or(is_hole) || self.discards.is_full() {
             // Sizes to read, or discards to drain first.
