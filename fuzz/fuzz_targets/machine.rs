@@ -250,7 +250,10 @@ impl Model {
                 Output::Discard { seq } => {
                     let at = self.store.iter().position(|r| r.0 == seq);
                     let at = at.unwrap_or_else(|| panic!("discard of unstored {seq}"));
-                    assert!(self.settled.contains(&seq), "discard of {seq} before its report");
+                    assert!(
+                        self.settled.contains(&seq),
+                        "discard of {seq} before its report"
+                    );
                     assert!(!self.critical.contains(&seq), "critical {seq} discarded");
                     self.store.remove(at);
                     self.settled.remove(&seq);
@@ -343,7 +346,9 @@ impl Model {
                         .map(|seq| {
                             let size = self.store.iter().find(|r| r.0 == seq).map(|r| r.1);
                             let size = match size {
-                                Some(z) if self.critical.contains(&seq) => z | outbox_core::CRITICAL,
+                                Some(z) if self.critical.contains(&seq) => {
+                                    z | outbox_core::CRITICAL
+                                }
                                 Some(z) => z,
                                 None if self.discarded.contains(&seq) => outbox_core::DISCARDED,
                                 None => outbox_core::HOLE,
