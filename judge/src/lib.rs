@@ -786,7 +786,12 @@ impl Judge {
                 }
             }
             if self.queue.is_critical(seq) {
-                if let Some(plain) = self.queue.plain_outside(flight) {
+                // The events of this same report go with it.
+                if let Some(plain) = self
+                    .queue
+                    .plain_outside(flight)
+                    .filter(|p| !(first..=last).contains(p))
+                {
                     return breach(
                         "critical",
                         format!("critical event {seq} dropped for overflow while the non-critical event {plain} is pending"),
