@@ -288,9 +288,16 @@ impl Model {
                     .iter()
                     .map(|r| r.0)
                     .find(|&s| s != seq && pending(s));
+                let flight = self.in_flight.map(|b| (b.first, b.last));
+                let plain_before = self.store.iter().map(|r| r.0).any(|s| {
+                    s < seq
+                        && pending(s)
+                        && !self.critical.contains(&s)
+                        && !flight.is_some_and(|(f, l)| f <= s && s <= l)
+                });
                 assert!(
-                    oldest_pending.is_some_and(|s| self.critical.contains(&s)),
-                    "discard of {seq} while the oldest pending event is not critical"
+                    oldest_pending.is_some() && !plain_before,
+                    "discard of {seq} while an older non-critical event (not in flight) is pending"
                 );
                 self.store.remove(at);
                 self.discarded.insert(seq);
