@@ -6,7 +6,7 @@
 //! `flash_open` fuzz target.
 
 use outbox_core::HOLE;
-use outbox_embedded::flash::sim::damage::{open_all, Ledger};
+use outbox_embedded::flash::sim::damage::{open_all, page_laps, Ledger};
 use outbox_embedded::flash::sim::model::read_all;
 use outbox_embedded::flash::sim::SimFlash;
 use outbox_embedded::flash::FlashQueue;
@@ -158,8 +158,10 @@ fn many_flips_anywhere_cost_only_the_records_they_hit() {
     }
 }
 
+/// A flipped bit in any page header costs nothing: the page is read
+/// through its copy (format 2), every record on it comes back.
 #[test]
-fn a_flipped_page_header_costs_only_the_records_on_that_page() {
+fn a_flipped_page_header_costs_nothing() {
     let (flash, ledger) = build(&workload());
     let img = flash.image().to_vec();
     for page in 0..PAGES {
@@ -171,6 +173,56 @@ fn a_flipped_page_header_costs_only_the_records_on_that_page() {
                 &[(at, 0x10)],
                 &format!("page {page} header byte {off}"),
             );
+        }
+    }
+}
+
+/// Issue 16 item 4, sequence numbers are never reused: the write page's
+/// header alone knew the numbers of its records and the floor at its
+/// opening. Damaged (one bit, or every byte), it must neither cost those
+/// records (format 2 keeps a copy of it) nor let the seq floor go back:
+/// every number appended after the damage lies above every number handed
+/// out before it, deleted ones included.
+#[test]
+fn a_damaged_write_page_header_never_lets_a_number_be_reused() {
+    let mut all_deleted = workload();
+    all_deleted.push(Err(1));
+    for (name, steps) in [("workload", workload()), ("all deleted", all_deleted)] {
+        let (flash, ledger) = build(&steps);
+        let img = flash.image().to_vec();
+        let (write_page, _) = page_laps(&img, PAGE, 4)
+            .into_iter()
+            .max_by_key(|p| p.1)
+            .unwrap();
+        let highest = ledger.highest().unwrap();
+        let header = write_page * PAGE..write_page * PAGE + 36;
+        let cases: [(&str, Vec<(usize, u8)>); 4] = [
+            ("a bit of the base", vec![(header.start + 10, 0x10)]),
+            ("a bit of the floor", vec![(header.start + 16, 0x01)]),
+            ("a bit of the lap", vec![(header.start + 4, 0x02)]),
+            ("every byte", header.clone().map(|a| (a, 0xFF)).collect()),
+        ];
+        for (what, damage) in cases {
+            let ctx = format!("{name}: write page {write_page}, {what}");
+            let mut f = Flash::from_image(PAGES, &img);
+            f.set_write_once(false);
+            for &(at, mask) in &damage {
+                f.rot(at, mask);
+            }
+            let mut q = FlashQueue::open(&mut f, REGION).expect("a damaged image opens");
+            let got = open_all(&mut q);
+            assert!(
+                got.floor > highest,
+                "{ctx}: the floor {} would hand out {highest} again",
+                got.floor
+            );
+            // Nothing lost, and appends after it (from the floor) survive.
+            let addrs: Vec<usize> = damage.iter().map(|d| d.0).collect();
+            match ledger.check(&got, &addrs) {
+                Ok(lost) => assert_eq!(lost, Vec::<u64>::new(), "{ctx}"),
+                Err(e) => panic!("{ctx}: {e}"),
+            }
+            damage_and_check(&img, &ledger, &damage, &ctx);
         }
     }
 }

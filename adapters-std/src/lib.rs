@@ -17,7 +17,7 @@
 //! | [`Client::track`] / [`Client::track_durable`] | queue an [`Event`]; returns a [`Receipt`] (its `messageId`, and the seq its notifications carry: [`Receipt::concerns`]); the durable form returns after the commit |
 //! | [`Client::sync`] | wait for the commit of everything tracked so far |
 //! | [`Client::flush`] / [`Client::flush_and_wait`] | upload now; wait for a [`FlushReport`] |
-//! | `set_flush_mode`, `set_flush_period`, `set_flush_threshold`, `set_network_available`, `lifecycle`, `resume` | runtime controls |
+//! | `set_flush_mode`, `set_flush_period`, `set_flush_threshold`, `set_network_available`, `set_network`, `set_power_save`, `lifecycle`, `resume` | runtime controls |
 //! | [`Client::stats`] → [`ClientStats`] | counters, dead-letter count, last error |
 //! | [`Client::dead_letters`] | refused events, with status, reason and time |
 //! | [`Client::requeue_dead_letters`] / [`Client::purge_dead_letters`] | put refused events back into the queue, or delete them ([`DeadLetterSelection`]) |
@@ -87,6 +87,6 @@ pub use client::{
 };
 
 pub use outbox_core::{
-    Config, ConfigBuilder, DropReason, FlushMode, HaltReason, Lifecycle, RejectReason, RetryCause,
-    Seq, Stats,
+    Config, ConfigBuilder, DropReason, FlushMode, HaltReason, Lifecycle, NetworkKind, RejectReason,
+    RetryCause, Seq, Stats, UploadPolicy,
 };

@@ -139,6 +139,15 @@ pub struct SendArgs {
     /// In period mode, flush when this many events are pending (0 turns it off).
     #[arg(long, value_name = "N")]
     pub threshold: Option<u32>,
+    /// Which networks uploads may use: any, or unmetered only (then a
+    /// metered or unknown --network-kind uploads nothing: every line is
+    /// stored and the run ends without waiting; `outbox flush` delivers later).
+    #[arg(long, value_name = "any|unmetered", default_value = "any", value_parser = parse_network_policy)]
+    pub network_policy: outbox_std::UploadPolicy,
+    /// The network this run is on: unmetered (a host running outbox is
+    /// taken for a wired or Wi-Fi link), metered or unknown.
+    #[arg(long, value_name = "KIND", default_value = "unmetered", value_parser = parse_network_kind)]
+    pub network_kind: outbox_std::NetworkKind,
     #[command(flatten)]
     pub wire: WireArgs,
     /// Give up after this long (e.g. 30s, 2m), input reading included, with
@@ -321,6 +330,16 @@ pub struct CollectArgs {
     #[arg(long, value_name = "N", default_value_t = crate::collect::MAX_CONNECTIONS,
           value_parser = parse_positive_usize)]
     pub max_connections: usize,
+    /// Also serve a live events page on the same address (GET /: the newest
+    /// accepted events, counters, events per second, a filter; updated by
+    /// Server-Sent Events at /events, a self-refreshing table without
+    /// JavaScript). Anyone who can reach the address sees the events.
+    #[arg(long)]
+    pub ui: bool,
+    /// Accepted events the page keeps in memory (with --ui; 1..=10000).
+    #[arg(long, value_name = "N", default_value_t = crate::collect::live::LIVE_EVENTS,
+          value_parser = parse_ui_events, requires = "ui")]
+    pub ui_events: usize,
 }
 
 /// `outbox gateway`.
@@ -436,6 +455,25 @@ pub fn parse_flush_mode(s: &str) -> Result<FlushModeArg, String> {
     }
 }
 
+/// `any` or `unmetered`.
+pub fn parse_network_policy(s: &str) -> Result<outbox_std::UploadPolicy, String> {
+    match s.trim() {
+        "any" => Ok(outbox_std::UploadPolicy::Any),
+        "unmetered" => Ok(outbox_std::UploadPolicy::Unmetered),
+        _ => Err("expected any or unmetered".into()),
+    }
+}
+
+/// `unmetered`, `metered` or `unknown`.
+pub fn parse_network_kind(s: &str) -> Result<outbox_std::NetworkKind, String> {
+    match s.trim() {
+        "unmetered" => Ok(outbox_std::NetworkKind::Unmetered),
+        "metered" => Ok(outbox_std::NetworkKind::Metered),
+        "unknown" => Ok(outbox_std::NetworkKind::Unknown),
+        _ => Err("expected unmetered, metered or unknown".into()),
+    }
+}
+
 /// A duration like `30s`, `2m`, `1h 30m` or `500ms`; never zero.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s.trim())
@@ -502,6 +540,17 @@ pub fn parse_fail_status(s: &str) -> Result<u16, String> {
         return Err("expected an HTTP status from 400 to 599".into());
     }
     Ok(code)
+}
+
+/// The live page's event count: kept in memory, so bounded.
+pub fn parse_ui_events(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=crate::collect::live::MAX_LIVE_EVENTS).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "expected a whole number from 1 to {}",
+            crate::collect::live::MAX_LIVE_EVENTS
+        )),
+    }
 }
 
 /// A count of at least 1.

@@ -11,7 +11,8 @@ use core::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::time::duration_millis;
+use crate::network::UploadPolicy;
+use crate::time::{duration_millis, duration_millis_u32};
 
 /// When the machine starts an upload by itself.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +95,7 @@ pub struct Config {
     pub(crate) request_timeout_millis: u64,
     pub(crate) max_commit_delay_millis: u64,
     pub(crate) max_consecutive_rejections: Option<u32>,
+    pub(crate) upload_on: UploadPolicy,
 }
 
 impl Default for Config {
@@ -124,6 +126,7 @@ impl Config {
         request_timeout_millis: 30_000,
         max_commit_delay_millis: 0,
         max_consecutive_rejections: Some(20),
+        upload_on: UploadPolicy::Any,
     };
 
     /// The default `max_batch_events` when the machine's window holds at
@@ -213,6 +216,10 @@ impl Config {
     pub const fn max_commit_delay(&self) -> Duration {
         Duration::from_millis(self.max_commit_delay_millis)
     }
+    /// Which networks uploads may use [`UploadPolicy::Any`].
+    pub const fn upload_on(&self) -> UploadPolicy {
+        self.upload_on
+    }
     /// Rejected single events in a row (no delivery between) after which
     /// uploads halt [20]; `None` never halts.
     pub const fn max_consecutive_rejections(&self) -> Option<u32> {
@@ -237,14 +244,16 @@ impl Config {
     }
 
     /// Bytes a batch of `events` events totalling `payload` bytes occupies.
-    pub(crate) fn batch_bytes(&self, events: u64, payload: u64) -> u64 {
-        u64::from(self.batch_envelope_bytes)
-            .saturating_add(events.saturating_mul(u64::from(self.event_envelope_bytes)))
+    pub(crate) const fn batch_bytes(&self, events: u64, payload: u64) -> u64 {
+        // `as`, not `u64::from`: const.
+        (self.batch_envelope_bytes as u64)
+            .saturating_add(events.saturating_mul(self.event_envelope_bytes as u64))
             .saturating_add(payload)
     }
 
     /// Check every rule; the builder and runtime changes both call this.
-    pub(crate) fn validate(mut self) -> Result<Config, ConfigError> {
+    // Const (see `ConfigBuilder::build`): matches instead of `?` and `map`.
+    pub(crate) const fn validate(mut self) -> Result<Config, ConfigError> {
         if self.flush_period_millis == 0 {
             return Err(ConfigError::ZeroFlushPeriod);
         }
@@ -252,22 +261,28 @@ impl Config {
             return Err(ConfigError::ZeroQueueEvents);
         }
         if !self.threshold_set {
-            self.flush_threshold = self.flush_threshold.map(|t| t.min(self.max_queue_events));
+            if let Some(t) = self.flush_threshold {
+                if t > self.max_queue_events {
+                    self.flush_threshold = Some(self.max_queue_events);
+                }
+            }
         }
-        self.check_threshold(self.flush_threshold)?;
+        if let Err(e) = self.check_threshold(self.flush_threshold) {
+            return Err(e);
+        }
         if self.max_event_bytes == 0 {
             return Err(ConfigError::ZeroEventBytes);
         }
         if self.max_event_bytes >= crate::CRITICAL {
             return Err(ConfigError::EventBytesTooLarge);
         }
-        if self.max_queue_bytes < u64::from(self.max_event_bytes) {
+        if self.max_queue_bytes < self.max_event_bytes as u64 {
             return Err(ConfigError::QueueBytesBelowEventBytes);
         }
-        if self.max_batch_events == Some(0) {
+        if matches!(self.max_batch_events, Some(0)) {
             return Err(ConfigError::ZeroBatchEvents);
         }
-        if self.batch_bytes(1, u64::from(self.max_event_bytes)) > u64::from(self.max_batch_bytes) {
+        if self.batch_bytes(1, self.max_event_bytes as u64) > self.max_batch_bytes as u64 {
             return Err(ConfigError::BatchBytesBelowEventBytes);
         }
         if self.retry_base_millis == 0 {
@@ -276,13 +291,13 @@ impl Config {
         if self.retry_cap_millis < self.retry_base_millis {
             return Err(ConfigError::RetryCapBelowBase);
         }
-        if self.max_attempts == Some(0) {
+        if matches!(self.max_attempts, Some(0)) {
             return Err(ConfigError::ZeroMaxAttempts);
         }
         if self.request_timeout_millis == 0 {
             return Err(ConfigError::ZeroRequestTimeout);
         }
-        if self.max_consecutive_rejections == Some(0) {
+        if matches!(self.max_consecutive_rejections, Some(0)) {
             return Err(ConfigError::ZeroConsecutiveRejections);
         }
         Ok(self)
@@ -290,7 +305,7 @@ impl Config {
 
     /// A flush threshold is at least 1 and at most `max_queue_events` (a
     /// queue that never gets that long would never reach it).
-    pub(crate) fn check_threshold(&self, threshold: Option<u32>) -> Result<(), ConfigError> {
+    pub(crate) const fn check_threshold(&self, threshold: Option<u32>) -> Result<(), ConfigError> {
         match threshold {
             Some(0) => Err(ConfigError::ZeroFlushThreshold),
             Some(t) if t > self.max_queue_events => Err(ConfigError::ThresholdAboveQueue {
@@ -363,9 +378,9 @@ impl ConfigBuilder {
         self
     }
     /// Backoff base and cap [1 s doubling to 32 s].
-    pub fn retry_backoff(mut self, base: Duration, cap: Duration) -> Self {
-        self.config.retry_base_millis = u32::try_from(duration_millis(base)).unwrap_or(u32::MAX);
-        self.config.retry_cap_millis = u32::try_from(duration_millis(cap)).unwrap_or(u32::MAX);
+    pub const fn retry_backoff(mut self, base: Duration, cap: Duration) -> Self {
+        self.config.retry_base_millis = duration_millis_u32(base);
+        self.config.retry_cap_millis = duration_millis_u32(cap);
         self
     }
     /// Drop a batch after this many failed attempts [`None`: retry forever].
@@ -376,26 +391,25 @@ impl ConfigBuilder {
 
     /// Cap on a server's Retry-After [1 hour], so a wild answer cannot park
     /// the queue for days.
-    pub fn max_retry_after(mut self, cap: Duration) -> Self {
-        self.config.max_retry_after_millis =
-            u32::try_from(duration_millis(cap)).unwrap_or(u32::MAX);
+    pub const fn max_retry_after(mut self, cap: Duration) -> Self {
+        self.config.max_retry_after_millis = duration_millis_u32(cap);
         self
     }
     /// Period of `Period` mode [60 min] (also when the mode is chosen later).
-    pub fn flush_period(mut self, period: Duration) -> Self {
+    pub const fn flush_period(mut self, period: Duration) -> Self {
         self.config.flush_period_millis = duration_millis(period);
         self
     }
     /// Deadline of the batch in flight [30 s]; no answer by then is a
     /// transport failure, retried with backoff.
-    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+    pub const fn request_timeout(mut self, timeout: Duration) -> Self {
         self.config.request_timeout_millis = duration_millis(timeout);
         self
     }
     /// Group commit [zero: off]: appended events may wait up to `delay`
     /// for one commit with others; the machine asks for the commit by then
     /// (and always before a send).
-    pub fn max_commit_delay(mut self, delay: Duration) -> Self {
+    pub const fn max_commit_delay(mut self, delay: Duration) -> Self {
         self.config.max_commit_delay_millis = duration_millis(delay);
         self
     }
@@ -406,8 +420,17 @@ impl ConfigBuilder {
         self
     }
 
-    /// Check the settings together.
-    pub fn build(self) -> Result<Config, ConfigError> {
+    /// Which networks uploads may use [`UploadPolicy::Any`]; under
+    /// [`UploadPolicy::Unmetered`] a metered or unknown network counts as
+    /// down for uploads, explicit flushes included (see [`crate::network`]).
+    pub const fn upload_on(mut self, policy: UploadPolicy) -> Self {
+        self.config.upload_on = policy;
+        self
+    }
+
+    /// Check the settings together. Const: a `Config` can be built and
+    /// checked at compile time (a firmware's, so no code builds it).
+    pub const fn build(self) -> Result<Config, ConfigError> {
         self.config.validate()
     }
 }

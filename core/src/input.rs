@@ -9,6 +9,7 @@ use core::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::FlushMode;
+use crate::network::NetworkKind;
 use crate::output::BatchId;
 use crate::store::StoreSummary;
 use crate::Seq;
@@ -68,11 +69,19 @@ pub enum Input {
     Tick,
     /// Upload everything pending, in any flush mode.
     Flush,
-    /// The network became usable (`true`) or unusable (`false`).
+    /// The network came up (`true`) or went down (`false`), or its kind
+    /// changed. Under [`UploadPolicy::Unmetered`](crate::UploadPolicy) an
+    /// up network of another kind counts as down for uploads; becoming
+    /// usable resumes what waited (see [`crate::network`]).
     Network {
         /// Whether requests can be made now.
         up: bool,
+        /// What the network costs (ignored while down).
+        kind: NetworkKind,
     },
+    /// The platform entered (`true`) or left (`false`) power save / low
+    /// battery: automatic flushes wait meanwhile, explicit ones do not.
+    PowerSave(bool),
     /// The application's lifecycle changed.
     Lifecycle(Lifecycle),
     /// The server answered the batch `batch` with an HTTP-like `status`.

@@ -153,6 +153,7 @@ mod input;
 #[cfg(any(test, feature = "_judge"))]
 pub mod judged;
 mod machine;
+pub mod network;
 mod notes;
 mod output;
 mod pending;
@@ -168,6 +169,7 @@ pub use driver::{BufferTooSmall, Driver, DriverError, Observer, Outcome, Payload
 pub use error::{InputError, TrackError};
 pub use input::{Input, Lifecycle, LocalFailure};
 pub use machine::{Accepted, Machine};
+pub use network::{NetworkKind, UploadPolicy};
 pub use output::{Batch, BatchId, DropReason, HaltReason, Output, RejectReason, RetryCause};
 pub use stats::Stats;
 pub use store::{strip_critical, ReadError, Store, StoreSummary, CRITICAL, DISCARDED, HOLE};

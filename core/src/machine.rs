@@ -24,6 +24,7 @@ use core::time::Duration;
 use crate::config::{Config, ConfigError, FlushMode, Overflow};
 use crate::error::InputError;
 use crate::input::{Input, Lifecycle, LocalFailure};
+use crate::network::{Link, NetworkKind};
 use crate::notes::Notes;
 use crate::output::{Batch, BatchId, DropReason, HaltReason, Output, RejectReason, RetryCause};
 use crate::pending::{is_hole, Pending, SPENT};
@@ -149,7 +150,8 @@ pub struct Machine<const N: usize> {
     explicit_flush: bool,
     /// A flush the mode requested: cancelled when the mode changes.
     auto_flush: bool,
-    network_up: bool,
+    /// The network, its kind and power save, as last reported.
+    link: Link,
     halt: Option<HaltReason>,
     /// A restore or a track happened: no restore may follow.
     started: bool,
@@ -221,7 +223,7 @@ impl<const N: usize> Machine<N> {
             rejections_in_a_row: 0,
             explicit_flush: false,
             auto_flush: false,
-            network_up: true,
+            link: Link::new(config.upload_on),
             halt: None,
             started: false,
             seq_floor: 0,
@@ -314,7 +316,10 @@ impl<const N: usize> Machine<N> {
                     self.explicit_flush = true;
                 }
             }
-            Input::Network { up } => self.on_network(up),
+            Input::Network { up, kind } => self.on_network(up, kind),
+            // Leaving power save needs nothing more: the deferred request
+            // stood, and `wants_send` sees it now.
+            Input::PowerSave(on) => self.link.set_power_save(on),
             Input::Lifecycle(l) => self.on_lifecycle(l),
             Input::Response {
                 batch,
@@ -512,7 +517,9 @@ impl<const N: usize> Machine<N> {
             notes_overflowed: c.notes_overflowed,
             halted: self.halt.is_some(),
             halt_reason: self.halt,
-            network_up: self.network_up,
+            network_up: self.link.up(),
+            uploads_allowed: self.link.usable(),
+            power_save: self.link.power_save(),
             flush_requested: self.explicit_flush || self.auto_flush || self.critical_flush_due(),
             retry_at: self.backoff.map(|b| b.until),
             next_seq: self.pending.end(),
@@ -600,10 +607,10 @@ impl<const N: usize> Machine<N> {
         }
     }
 
-    fn on_network(&mut self, up: bool) {
-        let restored = up && !self.network_up;
-        self.network_up = up;
-        if !restored {
+    /// Up or down, or another kind: becoming usable for uploads (up, or
+    /// unmetered under that policy) acts like the network coming back.
+    fn on_network(&mut self, up: bool, kind: NetworkKind) {
+        if !self.link.set_network(up, kind, self.config.upload_on) {
             return;
         }
         if let Some(Backoff {
@@ -1260,8 +1267,13 @@ impl<const N: usize> Machine<N> {
     fn wants_send(&self) -> bool {
         self.in_flight.is_none()
             && self.halt.is_none()
-            && self.network_up
-            && (self.explicit_flush || self.auto_flush || self.critical_flush_due())
+            && self.link.usable()
+            // Power save defers the mode's flushes, never an explicit one
+            // nor a critical event's (it goes like explicit); the upload
+            // policy and a network that is down hold them all.
+            && (self.explicit_flush
+                || self.critical_flush_due()
+                || (self.auto_flush && self.link.auto_allowed()))
             && self.backoff.is_none()
             && !self.pending.is_empty()
             && self.malformed != Some(self.pending.head())

@@ -42,8 +42,13 @@ pub struct Stats {
     pub halted: bool,
     /// Why uploads halted, when they did.
     pub halt_reason: Option<HaltReason>,
-    /// The network is believed usable.
+    /// The network is believed up (whatever its kind).
     pub network_up: bool,
+    /// The network is up and the upload policy allows its kind: a batch
+    /// may go (flush requests, backoff and halts permitting).
+    pub uploads_allowed: bool,
+    /// The platform reported power save: automatic flushes wait.
+    pub power_save: bool,
     /// A flush is requested and not yet complete.
     pub flush_requested: bool,
     /// When the current backoff ends, if any.

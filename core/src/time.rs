@@ -63,6 +63,22 @@ impl Instant {
 }
 
 /// Whole milliseconds in `d`, saturating at `u64::MAX`.
-pub(crate) fn duration_millis(d: core::time::Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+pub(crate) const fn duration_millis(d: core::time::Duration) -> u64 {
+    // Const (a `Config` can be built at compile time): no `try_from`.
+    let millis = d.as_millis();
+    if millis > u64::MAX as u128 {
+        u64::MAX
+    } else {
+        millis as u64
+    }
+}
+
+/// [`duration_millis`] saturated to a u32.
+pub(crate) const fn duration_millis_u32(d: core::time::Duration) -> u32 {
+    let millis = duration_millis(d);
+    if millis > u32::MAX as u64 {
+        u32::MAX
+    } else {
+        millis as u32
+    }
 }

@@ -168,6 +168,35 @@ typedef int32_t OutboxLifecycle;
 #endif // __cplusplus
 
 /**
+ * Network kinds for `outbox_set_network`.
+ */
+enum OutboxNetworkKind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Wi-Fi, Ethernet: data costs nothing per byte.
+   */
+  OUTBOX_NETWORK_KIND_UNMETERED = 0,
+  /**
+   * Cellular, a hotspot: data is paid for per byte.
+   */
+  OUTBOX_NETWORK_KIND_METERED = 1,
+  /**
+   * The platform cannot tell (what the client assumes until told).
+   */
+  OUTBOX_NETWORK_KIND_UNKNOWN = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum OutboxNetworkKind OutboxNetworkKind;
+#else
+typedef int32_t OutboxNetworkKind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * An open client (opaque). Made by `outbox_open` / `outbox_open_json`,
  * released by `outbox_free`.
  */
@@ -258,8 +287,10 @@ OutboxStatus outbox_open(const struct OutboxConfig *config, struct OutboxClient 
  * `session_end`, `context.session_id`), `session_timeout_ms` (60000 by
  * default; 0 also turns sessions off), `loss_reports` (true by default:
  * after a drop the next batch carries one `outbox dropped events` event
- * with counts by reason). Unknown fields are refused. On failure `*out`
- * is NULL.
+ * with counts by reason), `upload_on` ("any", the default, or
+ * "unmetered": nothing is uploaded, not even by `outbox_flush`, until
+ * `outbox_set_network` reports an unmetered network). Unknown fields are
+ * refused. On failure `*out` is NULL.
  */
 OutboxStatus outbox_open_json(const uint8_t *json, size_t len, struct OutboxClient **out);
 
@@ -366,6 +397,21 @@ OutboxStatus outbox_set_flush_mode(const struct OutboxClient *client, int32_t mo
  * reachability API). While it is down, no upload is attempted.
  */
 OutboxStatus outbox_set_network_available(const struct OutboxClient *client, bool available);
+
+/**
+ * Tells the client whether the network is reachable and its kind (one of
+ * `OutboxNetworkKind`). Under `"upload_on": "unmetered"` a metered or
+ * unknown network counts as down for uploads; becoming unmetered resumes
+ * them at once.
+ */
+OutboxStatus outbox_set_network(const struct OutboxClient *client, bool available, int32_t kind);
+
+/**
+ * Tells the client the device entered (`true`) or left power save / low
+ * battery: automatic uploads wait until it ends; `outbox_flush` still
+ * uploads.
+ */
+OutboxStatus outbox_set_power_save(const struct OutboxClient *client, bool on);
 
 /**
  * Tells the client about the app's lifecycle (one of `OutboxLifecycle`).

@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use outbox_std::{
     Client, ClientError, Event, EventType, FlushError, FlushMode, FlushReport, Lifecycle,
-    Notification, Notifications, TrackError,
+    NetworkKind, Notification, Notifications, TrackError, UploadPolicy,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -98,6 +98,18 @@ pub enum OutboxFlushMode {
     AppClose = 2,
     /// Upload only on `outbox_flush`.
     Manual = 3,
+}
+
+/// Network kinds for `outbox_set_network`.
+#[repr(i32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutboxNetworkKind {
+    /// Wi-Fi, Ethernet: data costs nothing per byte.
+    Unmetered = 0,
+    /// Cellular, a hotspot: data is paid for per byte.
+    Metered = 1,
+    /// The platform cannot tell (what the client assumes until told).
+    Unknown = 2,
 }
 
 /// App lifecycle states for `outbox_lifecycle`.
@@ -187,6 +199,7 @@ struct JsonConfig {
     sessions: Option<bool>,
     session_timeout_ms: Option<u64>,
     loss_reports: Option<bool>,
+    upload_on: Option<String>,
 }
 
 /// A failure on its way out: the code, and the text for `outbox_last_error`.
@@ -335,6 +348,11 @@ fn open(cfg: JsonConfig) -> Result<Box<OutboxClient>, Fail> {
             bad("config: `flush_mode` must be immediate, period, app_close or manual")
         })?),
     };
+    let upload_on = match cfg.upload_on.as_deref() {
+        None | Some("any") => UploadPolicy::Any,
+        Some("unmetered") => UploadPolicy::Unmetered,
+        Some(_) => return Err(bad("config: `upload_on` must be any or unmetered")),
+    };
     if let Some(c) = &cfg.context {
         if !c.is_object() {
             return Err(bad("config: `context` must be a JSON object"));
@@ -374,7 +392,7 @@ fn open(cfg: JsonConfig) -> Result<Box<OutboxClient>, Fail> {
             if let Some(ms) = cfg.request_timeout_ms {
                 c = c.request_timeout(Duration::from_millis(ms));
             }
-            c
+            c.upload_on(upload_on)
         });
     if let Some(c) = cfg.context {
         b = b.context(c);
@@ -472,8 +490,10 @@ pub extern "C" fn outbox_open(
 /// `session_end`, `context.session_id`), `session_timeout_ms` (60000 by
 /// default; 0 also turns sessions off), `loss_reports` (true by default:
 /// after a drop the next batch carries one `outbox dropped events` event
-/// with counts by reason). Unknown fields are refused. On failure `*out`
-/// is NULL.
+/// with counts by reason), `upload_on` ("any", the default, or
+/// "unmetered": nothing is uploaded, not even by `outbox_flush`, until
+/// `outbox_set_network` reports an unmetered network). Unknown fields are
+/// refused. On failure `*out` is NULL.
 #[no_mangle]
 pub extern "C" fn outbox_open_json(
     json: *const u8,
@@ -763,6 +783,42 @@ pub extern "C" fn outbox_set_network_available(
     available: bool,
 ) -> OutboxStatus {
     with_client(client, |c| c.set_network_available(available))
+}
+
+/// Tells the client whether the network is reachable and its kind (one of
+/// `OutboxNetworkKind`). Under `"upload_on": "unmetered"` a metered or
+/// unknown network counts as down for uploads; becoming unmetered resumes
+/// them at once.
+#[no_mangle]
+pub extern "C" fn outbox_set_network(
+    client: *const OutboxClient,
+    available: bool,
+    kind: i32,
+) -> OutboxStatus {
+    guard(|| {
+        let kind = match kind {
+            0 => NetworkKind::Unmetered,
+            1 => NetworkKind::Metered,
+            2 => NetworkKind::Unknown,
+            _ => {
+                return Err(fail(
+                    OutboxStatus::InvalidArgument,
+                    format!("network kind {kind} is not an OutboxNetworkKind"),
+                ))
+            }
+        };
+        let c = running(handle(client)?)?;
+        c.set_network(available, kind).map_err(client_error)?;
+        Ok(OutboxStatus::Ok)
+    })
+}
+
+/// Tells the client the device entered (`true`) or left power save / low
+/// battery: automatic uploads wait until it ends; `outbox_flush` still
+/// uploads.
+#[no_mangle]
+pub extern "C" fn outbox_set_power_save(client: *const OutboxClient, on: bool) -> OutboxStatus {
+    with_client(client, |c| c.set_power_save(on))
 }
 
 /// Tells the client about the app's lifecycle (one of `OutboxLifecycle`).

@@ -83,6 +83,8 @@ fn every_function_answers_null_argument_for_a_null_handle() {
     assert_eq!(outbox_flush_and_wait(null(), 10, null_mut()), n);
     assert_eq!(outbox_set_flush_mode(null(), 0), n);
     assert_eq!(outbox_set_network_available(null(), true), n);
+    assert_eq!(outbox_set_network(null(), true, 0), n);
+    assert_eq!(outbox_set_power_save(null(), true), n);
     assert_eq!(outbox_lifecycle(null(), 0), n);
     assert_eq!(outbox_resume(null()), n);
     assert_eq!(
@@ -123,6 +125,10 @@ fn a_bad_config_is_a_code_and_a_message_never_a_handle() {
         (
             json!({"path": db, "endpoint": "http://127.0.0.1:1", "flush_mode": "sometimes"}),
             "flush_mode",
+        ),
+        (
+            json!({"path": db, "endpoint": "http://127.0.0.1:1", "upload_on": "wifi"}),
+            "upload_on",
         ),
         (
             json!({"path": db, "endpoint": "http://127.0.0.1:1", "max_queue_events": -1}),
@@ -304,6 +310,15 @@ fn the_poll_loop_sees_each_call_delivered() {
     // Nothing was uploaded yet (manual mode): nothing to poll.
     assert_eq!(poll(client, 0), Err(OutboxStatus::Empty));
     assert_eq!(outbox_set_network_available(client, true), OutboxStatus::Ok);
+    assert_eq!(
+        outbox_set_network(client, true, 7),
+        OutboxStatus::InvalidArgument
+    );
+    assert_eq!(
+        outbox_set_network(client, true, OutboxNetworkKind::Metered as i32),
+        OutboxStatus::Ok
+    );
+    assert_eq!(outbox_set_power_save(client, true), OutboxStatus::Ok);
     assert_eq!(
         outbox_lifecycle(client, OutboxLifecycle::Foreground as i32),
         OutboxStatus::Ok

@@ -67,10 +67,10 @@ struct Writer<'a> {
 
 impl Writer<'_> {
     fn put(&mut self, bytes: &[u8]) {
-        let end = (self.len + bytes.len()).min(self.buf.len());
-        let take = end - self.len;
-        self.buf[self.len..end].copy_from_slice(&bytes[..take]);
-        self.len = end;
+        let room = &mut self.buf[self.len..];
+        let take = bytes.len().min(room.len());
+        room[..take].copy_from_slice(&bytes[..take]);
+        self.len += take;
     }
 
     fn number(&mut self, n: u32) {

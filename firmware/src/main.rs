@@ -102,24 +102,28 @@ impl Observer for Tally {
 /// Largest event accepted.
 const MAX_EVENT_BYTES: u32 = 250;
 
-/// The queue's byte limit follows from the flash; a full queue refuses new
-/// events (the loop below tracks them again later).
-fn config(queue: &FlashQueue<RamNor>) -> Config {
-    let config = Config::builder()
-        .max_queue_events(SLOTS as u32)
-        .max_queue_bytes(queue.max_queue_bytes(MAX_EVENT_BYTES, SLOTS as u32))
-        .max_event_bytes(MAX_EVENT_BYTES)
-        .max_batch_events(16)
-        .max_batch_bytes(BATCH_BYTES as u32)
-        .overflow(Overflow::RejectNew)
-        .retry_backoff(Duration::from_millis(100), Duration::from_secs(2))
-        .request_timeout(Duration::from_secs(5))
-        .build();
-    match config {
-        Ok(c) => c,
-        Err(_) => finish(false, b"bad config"),
-    }
-}
+/// The queue's byte limit: what the flash holds for [`SLOTS`] events of at
+/// most [`MAX_EVENT_BYTES`] (`FlashQueue::max_queue_bytes` of the 64 KiB
+/// region, checked at boot); a full queue refuses new events (the loop
+/// below tracks them again later).
+const MAX_QUEUE_BYTES: u64 = 34_752;
+
+/// Built and checked at compile time (no code builds or checks it on the
+/// device; `Machine::new` checks it again).
+const CONFIG: Config = match Config::builder()
+    .max_queue_events(SLOTS as u32)
+    .max_queue_bytes(MAX_QUEUE_BYTES)
+    .max_event_bytes(MAX_EVENT_BYTES)
+    .max_batch_events(16)
+    .max_batch_bytes(BATCH_BYTES as u32)
+    .overflow(Overflow::RejectNew)
+    .retry_backoff(Duration::from_millis(100), Duration::from_secs(2))
+    .request_timeout(Duration::from_secs(5))
+    .build()
+{
+    Ok(c) => c,
+    Err(_) => panic!("the firmware's Config is invalid"),
+};
 
 #[entry]
 fn main() -> ! {
@@ -153,7 +157,10 @@ fn main() -> ! {
     let Ok(queue) = FlashQueue::open(nor, 0..NOR_BYTES as u32) else {
         finish(false, b"flash did not open")
     };
-    let Ok(machine) = Machine::<SLOTS>::new(config(&queue), 0x5eed) else {
+    if queue.max_queue_bytes(MAX_EVENT_BYTES, SLOTS as u32) != MAX_QUEUE_BYTES {
+        finish(false, b"bad config")
+    }
+    let Ok(machine) = Machine::<SLOTS>::new(CONFIG, 0x5eed) else {
         finish(false, b"bad config")
     };
     let Some(buf) = cortex_m::singleton!(: [u8; BATCH_BYTES] = [0; BATCH_BYTES]) else {
@@ -242,19 +249,17 @@ fn report(device: &Device, tracked: u32) {
     let link = device.transport().stats();
     let k = kept();
     let fields: [(&[u8], u32); 6] = [
-        (b"boot", k.boot.load(Relaxed)),
-        (b"tracked", tracked),
-        (b"delivered", k.delivered.load(Relaxed)),
-        (b"rejected", k.rejected.load(Relaxed)),
-        (b"batches_sent", link.batches_sent),
-        (b"stale_answers", link.stale_answers),
+        (b" boot=", k.boot.load(Relaxed)),
+        (b" tracked=", tracked),
+        (b" delivered=", k.delivered.load(Relaxed)),
+        (b" rejected=", k.rejected.load(Relaxed)),
+        (b" batches_sent=", link.batches_sent),
+        (b" stale_answers=", link.stale_answers),
     ];
     if let Ok(mut out) = hio::hstdout() {
         let _ = out.write_all(b"outbox-firmware:");
         for (name, value) in fields {
-            let _ = out.write_all(b" ");
             let _ = out.write_all(name);
-            let _ = out.write_all(b"=");
             let _ = out.write_all(events::decimal(value, &mut [0; 10]));
         }
         let _ = out.write_all(b"\n");
@@ -264,11 +269,8 @@ fn report(device: &Device, tracked: u32) {
 /// Print the verdict and leave QEMU with its exit code.
 fn finish(ok: bool, why: &[u8]) -> ! {
     if let Ok(mut out) = hio::hstdout() {
-        let _ = out.write_all(if ok {
-            b"outbox-firmware: PASS "
-        } else {
-            b"outbox-firmware: FAIL "
-        });
+        let _ = out.write_all(b"outbox-firmware: ");
+        let _ = out.write_all(if ok { b"PASS " } else { b"FAIL " });
         let _ = out.write_all(why);
         let _ = out.write_all(b"\n");
     }

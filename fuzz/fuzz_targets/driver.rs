@@ -264,6 +264,7 @@ fn limits(c: &Config) -> Limits {
         max_retry_after_ms: ms(c.max_retry_after()),
         request_timeout_ms: Some(ms(c.request_timeout())),
         max_consecutive_rejections: c.max_consecutive_rejections(),
+        unmetered_only: c.upload_on() == outbox_core::UploadPolicy::Unmetered,
     }
 }
 
@@ -425,7 +426,13 @@ fuzz_target!(|run: Run| {
                 }
                 Op::Network(up) => {
                     judge.network(up);
-                    let _ = driver.handle(t, Input::Network { up });
+                    let _ = driver.handle(
+                        t,
+                        Input::Network {
+                            up,
+                            kind: outbox_core::NetworkKind::Unknown,
+                        },
+                    );
                 }
                 Op::Answer {
                     status,

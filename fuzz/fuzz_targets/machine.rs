@@ -20,10 +20,10 @@ use std::time::Duration;
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use outbox_core::{
-    judged, Batch, Config, FlushMode, Input, InputError, Instant, Lifecycle, Machine, Output,
-    Overflow, Seq, StoreSummary,
+    judged, Batch, Config, FlushMode, Input, InputError, Instant, Lifecycle, Machine, NetworkKind,
+    Output, Overflow, Seq, StoreSummary, UploadPolicy,
 };
-use outbox_judge::{Answer, Judge, Limits};
+use outbox_judge::{Answer, Judge, Kind, Limits};
 
 const CAP: usize = 32;
 
@@ -81,6 +81,8 @@ struct Setup {
     /// The in-flight deadline in ms (0: practically never).
     request_timeout: u16,
     max_rejections: Option<u8>,
+    /// Upload policy `Unmetered` (else `Any`).
+    unmetered_only: bool,
 }
 
 impl Setup {
@@ -96,6 +98,7 @@ impl Setup {
             retry_cap_ms: u64::from(self.retry_cap),
             request_timeout_ms: Some(self.request_timeout().as_millis() as u64),
             max_consecutive_rejections: self.max_rejections.map(u32::from),
+            unmetered_only: self.unmetered_only,
             ..Limits::default()
         }
     }
@@ -134,6 +137,11 @@ impl Setup {
                 Duration::from_millis(u64::from(self.retry_cap)),
             )
             .max_attempts(self.max_attempts.map(u32::from))
+            .upload_on(if self.unmetered_only {
+                UploadPolicy::Unmetered
+            } else {
+                UploadPolicy::Any
+            })
             .build()
             .ok()
     }
@@ -148,7 +156,9 @@ enum Op {
     Back(u16),
     Tick,
     Flush,
-    Network(bool),
+    /// Up or down, and the kind (`kind % 3`: unmetered, metered, unknown).
+    Network(bool, u8),
+    PowerSave(bool),
     Lifecycle(u8),
     Respond {
         status: u16,
@@ -574,9 +584,18 @@ fuzz_target!(|run: Run| {
                 model.judge.flush();
                 let _ = m.handle(now, Input::Flush);
             }
-            Op::Network(up) => {
-                model.judge.network(up);
-                let _ = m.handle(now, Input::Network { up });
+            Op::Network(up, kind) => {
+                let (kind, judged) = [
+                    (NetworkKind::Unmetered, Kind::Unmetered),
+                    (NetworkKind::Metered, Kind::Metered),
+                    (NetworkKind::Unknown, Kind::Unknown),
+                ][usize::from(kind % 3)];
+                model.judge.network_kind(up, judged);
+                let _ = m.handle(now, Input::Network { up, kind });
+            }
+            Op::PowerSave(on) => {
+                model.judge.power_save(on);
+                let _ = m.handle(now, Input::PowerSave(on));
             }
             Op::Lifecycle(l) => {
                 let l = [

@@ -62,6 +62,11 @@ impl Requests {
         }
     }
 
+    /// Whether an explicit flush request stands.
+    pub(crate) fn explicit(&self) -> bool {
+        self.explicit
+    }
+
     pub(crate) fn emptied(&mut self) {
         self.explicit = false;
         self.by_mode = false;
@@ -86,9 +91,15 @@ impl Requests {
         front.is_some_and(|f| self.critical_tracked.is_some_and(|c| f <= c))
     }
 
+    /// Whether a send from `first` serves a critical event's flush (which
+    /// goes like an explicit one: in any mode, and in power save).
+    pub(crate) fn critical_send(&self, first: u64) -> bool {
+        self.critical_any.is_some_and(|c| first <= c)
+    }
+
     /// Why a send from `first` now is not allowed, if it is not.
     pub(crate) fn refuse_send(&self, first: u64) -> Option<&'static str> {
-        if self.critical_any.is_some_and(|c| first <= c) {
+        if self.critical_send(first) {
             // A critical event asked for the queue up to it.
             return None;
         }

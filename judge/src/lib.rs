@@ -31,6 +31,7 @@
 //! ```
 
 mod flush;
+mod link;
 mod queue;
 mod retry;
 mod status;
@@ -39,9 +40,11 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 pub use flush::Mode;
+pub use link::Kind;
 pub use status::{classify, Class};
 
 use flush::Requests;
+use link::Link;
 use queue::Queue;
 use retry::Backoff;
 
@@ -61,6 +64,8 @@ pub struct Limits {
     pub request_timeout_ms: Option<u64>,
     /// Single events rejected in a row before the machine halts.
     pub max_consecutive_rejections: Option<u32>,
+    /// Upload policy `Unmetered` (true) or `Any` (false).
+    pub unmetered_only: bool,
 }
 
 impl Default for Limits {
@@ -77,6 +82,7 @@ impl Default for Limits {
             max_retry_after_ms: 3_600_000,
             request_timeout_ms: None,
             max_consecutive_rejections: None,
+            unmetered_only: false,
         }
     }
 }
@@ -174,7 +180,8 @@ pub enum Seen {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Breach {
     /// `5-drop`, `1-lost`, `seq-reused`, `sizes-liveness`, `backoff`,
-    /// `status`, `flush-mode`, `deadline` or `protocol`.
+    /// `status`, `flush-mode`, `network`, `power-save`, `deadline` or
+    /// `protocol`.
     pub invariant: &'static str,
     pub detail: String,
 }
@@ -232,7 +239,7 @@ pub struct Judge {
     now: u64,
     queue: Queue,
     requests: Requests,
-    network_up: bool,
+    link: Link,
     /// Why the machine halted, until a resume.
     halted_for: Option<Halt>,
     flight: Option<Flight>,
@@ -276,7 +283,7 @@ impl Judge {
             now: 0,
             queue: Queue::default(),
             requests: Requests::new(mode),
-            network_up,
+            link: Link::new(network_up, limits.unmetered_only),
             halted_for: None,
             flight: None,
             streak: 0,
@@ -498,15 +505,29 @@ impl Judge {
         }
     }
 
-    /// The network went up or down. Restored, it cuts short a backoff a
-    /// transport failure caused (one no tick has ended yet), and the
-    /// failures before it stop counting.
+    /// The network went up or down, of unknown kind (a network input
+    /// that names no kind).
     pub fn network(&mut self, up: bool) {
-        if up && !self.network_up && self.backoff.is_some_and(|b| b.transport) {
+        self.network_kind(up, Kind::Unknown);
+    }
+
+    /// The network went up or down, or its kind changed. Becoming usable
+    /// (up, and a kind the policy allows) cuts short a backoff a transport
+    /// failure caused (one no tick has ended yet), and the failures before
+    /// it stop counting.
+    pub fn network_kind(&mut self, up: bool, kind: Kind) {
+        let was = self.link.usable();
+        self.link.up = up;
+        self.link.kind = kind;
+        if self.link.usable() && !was && self.backoff.is_some_and(|b| b.transport) {
             self.backoff = None;
             self.streak = 0;
         }
-        self.network_up = up;
+    }
+
+    /// The platform entered or left power save.
+    pub fn power_save(&mut self, on: bool) {
+        self.link.power_save = on;
     }
 
     /// The transport handed the machine `answer` for the batch in flight
@@ -753,6 +774,12 @@ impl Judge {
         }
         if let Some(why) = self.requests.refuse_send(first) {
             return breach("flush-mode", why.into());
+        }
+        // A critical event's flush goes like an explicit one in power save,
+        // never past the upload policy or a network that is down.
+        let like_explicit = self.requests.explicit() || self.requests.critical_send(first);
+        if let Some((invariant, why)) = self.link.refuse_send(like_explicit) {
+            return breach(invariant, why);
         }
         Ok(())
     }

@@ -16,8 +16,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use outbox_std::{
-    BuildError, Client, ClientError, Event, FlushError, FlushReport, Lifecycle, Notification,
-    Notifications, Receipt, TrackError,
+    BuildError, Client, ClientError, Event, FlushError, FlushReport, Lifecycle, NetworkKind,
+    Notification, Notifications, Receipt, TrackError, UploadPolicy,
 };
 use pyo3::create_exception;
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
@@ -151,6 +151,7 @@ impl NativeClient {
         path, endpoint, write_key, *, max_queue_size=None, request_timeout=None,
         lifecycle_events=true, sessions=true, session_timeout=60.0,
         app_name=None, app_version=None, app_build=None, loss_reports=true,
+        upload_on="any",
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -167,7 +168,17 @@ impl NativeClient {
         app_version: Option<String>,
         app_build: Option<String>,
         loss_reports: bool,
+        upload_on: &str,
     ) -> PyResult<Self> {
+        let upload_on = match upload_on {
+            "any" => UploadPolicy::Any,
+            "unmetered" => UploadPolicy::Unmetered,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "upload_on must be 'any' or 'unmetered', got {other:?}"
+                )))
+            }
+        };
         if max_queue_size == Some(0) {
             return Err(PyValueError::new_err("max_queue_size must be at least 1"));
         }
@@ -183,7 +194,8 @@ impl NativeClient {
             .endpoint(endpoint, write_key)
             .lifecycle_events(lifecycle_events)
             .sessions(sessions.then_some(session_timeout))
-            .loss_reports(loss_reports);
+            .loss_reports(loss_reports)
+            .upload_on(upload_on);
         if app_name.is_some() || app_version.is_some() {
             builder = builder.app(
                 app_name.unwrap_or_default(),
@@ -257,6 +269,31 @@ impl NativeClient {
         };
         let client = &self.client;
         py.detach(|| client.lifecycle(state)).map_err(client_error)
+    }
+
+    /// The network is up (`available`) and of `kind`: `"unmetered"`,
+    /// `"metered"` or `"unknown"` (anything else is a `ValueError`).
+    fn set_network(&self, py: Python<'_>, available: bool, kind: &str) -> PyResult<()> {
+        let kind = match kind {
+            "unmetered" => NetworkKind::Unmetered,
+            "metered" => NetworkKind::Metered,
+            "unknown" => NetworkKind::Unknown,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "network kind must be 'unmetered', 'metered' or 'unknown', got {other:?}"
+                )))
+            }
+        };
+        let client = &self.client;
+        py.detach(|| client.set_network(available, kind))
+            .map_err(client_error)
+    }
+
+    /// Power save began (`True`) or ended: automatic uploads wait meanwhile.
+    fn set_power_save(&self, py: Python<'_>, on: bool) -> PyResult<()> {
+        let client = &self.client;
+        py.detach(|| client.set_power_save(on))
+            .map_err(client_error)
     }
 
     /// Keep each track's receipt so notifications carry `message_ids`.
@@ -428,6 +465,9 @@ impl NativeClient {
         d.set_item("rejected", s.core.rejected)?;
         d.set_item("retries", s.core.retries)?;
         d.set_item("halted", s.core.halted)?;
+        d.set_item("network_up", s.core.network_up)?;
+        d.set_item("uploads_allowed", s.core.uploads_allowed)?;
+        d.set_item("power_save", s.core.power_save)?;
         d.set_item("dead_letters", s.dead_letters)?;
         d.set_item("commits", s.commits)?;
         d.set_item("last_error", s.last_error)?;

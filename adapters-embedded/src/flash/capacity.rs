@@ -10,7 +10,7 @@
 //! (each delete removes at least one older event). From these:
 //!
 //! ```text
-//! per page  = page - header - largest record - checkpoint
+//! per page  = page - header - header copy - largest record - checkpoint
 //! bytes    <= (pages - 4) * per page - events * (15 + WRITE_SIZE + checkpoint)
 //! ```
 //!
@@ -28,7 +28,7 @@ use super::{FlashQueue, Geometry};
 pub(crate) fn max_payload(geo: &Geometry, w: u32) -> usize {
     let room = geo
         .page_size
-        .saturating_sub(geo.header)
+        .saturating_sub(geo.header + format::copy_len(w))
         .saturating_sub(format::checkpoint_len(w));
     // The largest len with record_len(len) <= room.
     let room = room / w * w;
@@ -75,8 +75,8 @@ impl<F: NorFlash> FlashQueue<F> {
         }
         let ckpt = u64::from(format::checkpoint_len(w));
         let largest = u64::from(format::record_len(max_event_bytes, w));
-        let per_page =
-            u64::from(self.geo.page_size - self.geo.header).saturating_sub(largest + ckpt);
+        let per_page = u64::from(self.geo.page_size - self.geo.header - format::copy_len(w))
+            .saturating_sub(largest + ckpt);
         let pages = u64::from(self.geo.pages.saturating_sub(4));
         let overhead = 15 + u64::from(w) + ckpt;
         (pages * per_page).saturating_sub(u64::from(max_queue_events) * overhead)

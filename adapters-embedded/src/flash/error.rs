@@ -134,7 +134,7 @@ impl<E: fmt::Debug> fmt::Display for OpenError<E> {
             OpenError::Geometry(g) => write!(f, "unusable flash region: {g}"),
             OpenError::UnsupportedVersion { found } => write!(
                 f,
-                "flash holds queue format version {found}, this build reads version {}",
+                "flash holds queue format version {found}, this build reads versions 1 to {}",
                 super::format::FORMAT_VERSION
             ),
         }

@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! page header (first bytes of every page in use, 36 bytes + padding)
-//!   0..3   magic "OBQ"          3      format version (1)
+//!   0..3   magic "OBQ"          3      format version (2; 1 for pages
+//!                               written before copies, still read)
 //!   4..8   lap (u32)            page counter: +1 for every page opened
 //!   8..16  base (u64)           record numbers are base + delta; the first
 //!                               event here continues from base - 1
@@ -23,7 +24,26 @@
 //!   8..    payload              (a checkpoint's is live_from as u64)
 //!   zero padding to a multiple of 4, then CRC-32 of header and payload,
 //!   then 0xFF padding to WRITE_SIZE
+//!
+//! header copy (format 2: the first record of every page, right after the
+//! page header, written with it)
+//!   a checkpoint record whose payload is the page header's 36 bytes,
+//!   written right after the header; readers walking the records skip it
+//!   (a checkpoint of another length)
 //! ```
+//!
+//! Why the copy: the page header alone holds the base of its records'
+//! numbers and the seq floor at its opening, and the write page's header
+//! alone knows the numbers of the newest records. With one damaged header
+//! (bit rot) those records were lost and the floor could go back, so
+//! numbers handed out before could be handed out again. A page is read
+//! through whichever copy passes its checks; only both damaged cost its
+//! records (and may lower the floor, on the write page). Records are
+//! appended only to a write page whose two copies both pass their checks
+//! (else its opening was cut by a power loss, or one copy rotted: the next
+//! append opens a new page), so every record is kept under two copies.
+//! Pages of format 1 (no copy) are read as before and keep working; new
+//! pages are written in format 2.
 //!
 //! All integers are little-endian. The header is written first and the CRC
 //! last, so a write cut by a power loss leaves either erased bytes (nothing
@@ -41,19 +61,32 @@ use crc::{Crc, NoTable, CRC_32_ISCSI, CRC_8_AUTOSAR};
 
 use outbox_core::Seq;
 
-/// The format version written in every page header and record tag.
-pub const FORMAT_VERSION: u8 = 1;
+/// The format version written in every page header (records keep tag
+/// version 1: their layout did not change). Format 1 pages are read too.
+pub const FORMAT_VERSION: u8 = 2;
+/// The version nibble of record tags.
+const RECORD_VERSION: u8 = 1;
 const MAGIC: [u8; 3] = *b"OBQ";
 /// Bytes of a page header before padding.
 pub(crate) const PAGE_HEADER_RAW: usize = 36;
 /// Bytes of a record header.
 pub(crate) const RECORD_HEADER: usize = 8;
 const CRC_LEN: usize = 4;
-const TAG_DATA: u8 = (FORMAT_VERSION << 4) | 1;
-const TAG_DATA_JUMP: u8 = (FORMAT_VERSION << 4) | 3;
-const TAG_CHECKPOINT: u8 = (FORMAT_VERSION << 4) | 2;
+const TAG_DATA: u8 = (RECORD_VERSION << 4) | 1;
+const TAG_DATA_JUMP: u8 = (RECORD_VERSION << 4) | 3;
+const TAG_CHECKPOINT: u8 = (RECORD_VERSION << 4) | 2;
 /// Payload bytes of a checkpoint record.
 pub(crate) const CHECKPOINT_PAYLOAD: usize = 8;
+/// The record of a page header's copy: a checkpoint of 36 bytes.
+pub(crate) const COPY: RecordHeader = RecordHeader {
+    kind: Kind::Checkpoint,
+    len: PAGE_HEADER_RAW as u16,
+    delta: 0,
+};
+/// [`COPY`] encoded: its tag, length, delta 0 and CRC-8 (a test checks
+/// it against `RecordHeader::encode`).
+pub(crate) const COPY_RECORD: [u8; RECORD_HEADER] =
+    [TAG_CHECKPOINT, PAGE_HEADER_RAW as u8, 0, 0, 0, 0, 0, 0x81];
 
 pub(crate) static CRC32: Crc<u32, Crc32Impl> = Crc::<u32, Crc32Impl>::new(&CRC_32_ISCSI);
 static CRC8: Crc<u8, NoTable> = Crc::<u8, NoTable>::new(&CRC_8_AUTOSAR);
@@ -83,6 +116,11 @@ pub(crate) const fn checkpoint_len(w: u32) -> u32 {
     record_len(CHECKPOINT_PAYLOAD as u32, w)
 }
 
+/// Bytes a page header's copy takes on flash with write size `w`.
+pub(crate) const fn copy_len(w: u32) -> u32 {
+    record_len(PAGE_HEADER_RAW as u32, w)
+}
+
 /// What opens a page in use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct PageHeader {
@@ -90,17 +128,13 @@ pub(crate) struct PageHeader {
     pub base: Seq,
     pub floor: Seq,
     pub live_from: Seq,
-}
-
-/// A page header as read from flash.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum PageRead {
-    /// Ours, this version, checksum good.
-    Valid(PageHeader),
-    /// Ours but written by another format version.
-    OtherVersion(u8),
-    /// Erased, torn or foreign: the page is not in use.
-    NotInUse,
+    /// As read back: the format version (`encode` writes
+    /// [`FORMAT_VERSION`]); open refuses one it does not read.
+    pub version: u8,
+    /// Not on flash: as read back, whether the page may take more records
+    /// (a format-1 header, or both copies of a format-2 one pass their
+    /// checks; see `walk::page_header`).
+    pub whole: bool,
 }
 
 impl PageHeader {
@@ -117,18 +151,19 @@ impl PageHeader {
         b
     }
 
-    pub fn decode(b: &[u8; PAGE_HEADER_RAW]) -> PageRead {
+    /// The header in `b`, of any version, if it is ours and its checksum
+    /// is good; `None` for erased, torn or foreign bytes (not in use).
+    pub fn decode(b: &[u8; PAGE_HEADER_RAW]) -> Option<PageHeader> {
         if b[0..3] != MAGIC || CRC32.checksum(&b[..32]) != le32(&b[32..36]) {
-            return PageRead::NotInUse;
+            return None;
         }
-        if b[3] != FORMAT_VERSION {
-            return PageRead::OtherVersion(b[3]);
-        }
-        PageRead::Valid(PageHeader {
+        Some(PageHeader {
             lap: le32(&b[4..8]),
             base: le64(&b[8..16]),
             floor: le64(&b[16..24]),
             live_from: le64(&b[24..32]),
+            version: b[3],
+            whole: b[3] == 1,
         })
     }
 }
@@ -219,12 +254,14 @@ mod tests {
             base: 1 << 40,
             floor: 99,
             live_from: 42,
+            version: FORMAT_VERSION,
+            whole: false,
         };
         let mut b = h.encode();
-        assert_eq!(PageHeader::decode(&b), PageRead::Valid(h));
+        assert_eq!(PageHeader::decode(&b), Some(h));
         b[10] ^= 1;
-        assert_eq!(PageHeader::decode(&b), PageRead::NotInUse);
-        assert_eq!(PageHeader::decode(&[0xFF; 36]), PageRead::NotInUse);
+        assert_eq!(PageHeader::decode(&b), None);
+        assert_eq!(PageHeader::decode(&[0xFF; 36]), None);
     }
 
     #[test]
@@ -241,6 +278,11 @@ mod tests {
         torn[..3].copy_from_slice(&b[..3]);
         assert_eq!(RecordHeader::decode(&torn), HeaderRead::Garbage);
         assert_eq!(RecordHeader::decode(&[0xFF; 8]), HeaderRead::Erased);
+    }
+
+    #[test]
+    fn the_copy_record_header_is_a_checkpoint_of_a_page_header() {
+        assert_eq!(COPY.encode(), COPY_RECORD);
     }
 
     #[test]

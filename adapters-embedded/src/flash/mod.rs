@@ -81,8 +81,15 @@ use walk::Cursor;
 /// it lies between intact events, and the seq floor covers it when its
 /// header survived. At the edges of the queue the store contract's summary
 /// ([`Store::summary`](outbox_core::Store::summary)) reports it: it spans
-/// from the last delete to one below the seq floor. A page whose header fails its checks costs the records
-/// on that page (their numbers are stored relative to it). A damaged
+/// from the last delete to one below the seq floor. Every page header is
+/// written twice (format 2: the header and a copy as the page's first
+/// record), so one damaged copy costs nothing: the page's records and the
+/// seq floor stay, and no number handed out is handed out again. Only both
+/// copies damaged (or the single header of a page written in format 1)
+/// cost the records on that page (their numbers are stored relative to
+/// it), and on the write page may lower the floor below numbers handed
+/// out. So may a damaged record header of the newest event (its number
+/// unreadable), as before. A damaged
 /// checkpoint may bring back events it deleted (sent again, deduplicated
 /// by the server), never lose one. The summary is read at open and kept
 /// from then on; a record damaged while the queue is open is found by the

@@ -5,12 +5,15 @@
 //! after the write page; pages are freed at `chain_start` once every record
 //! in them is deleted. So every page is written and erased in turn and wear
 //! spreads evenly. A page's header carries the numbers a checkpoint would
-//! (`live_from`, `floor`), so opening a page is itself a checkpoint.
+//! (`live_from`, `floor`), so opening a page is itself a checkpoint; it is
+//! written twice (the header, then its copy as the first record: see
+//! `format`), so that one damaged copy neither loses the page's records nor
+//! lets the seq floor go back.
 
 use embedded_storage::nor_flash::NorFlash;
 use outbox_core::Seq;
 
-use super::format::PageHeader;
+use super::format::{self, PageHeader, COPY};
 use super::{io, Error, FlashQueue, WritePage};
 
 impl<F: NorFlash> FlashQueue<F> {
@@ -62,15 +65,23 @@ impl<F: NorFlash> FlashQueue<F> {
             base,
             floor: self.floor(),
             live_from,
+            version: format::FORMAT_VERSION,
+            whole: true,
         };
-        if let Err(e) = io::write_padded(&mut self.flash, geo.addr(next, 0), &header.encode()) {
+        // The header, then its copy as the page's first record (format 2):
+        // one damaged copy costs nothing.
+        let raw = header.encode();
+        if let Err(e) = io::write_padded(&mut self.flash, geo.addr(next, 0), &raw).and_then(|()| {
+            io::write_record(&mut self.flash, geo.addr(next, geo.header), &COPY, &raw)
+        }) {
             return self.failed(e);
         }
+        let first = geo.header + format::copy_len(F::WRITE_SIZE as u32);
         if self.st.write.is_none() {
             self.st.chain_start = next;
             self.st.head.pos = super::walk::Pos {
                 page: next,
-                off: geo.header,
+                off: first,
                 base,
             };
         }
@@ -78,7 +89,7 @@ impl<F: NorFlash> FlashQueue<F> {
             page: next,
             lap,
             base,
-            off: geo.header,
+            off: first,
             closed: false,
             has_event: false,
         });

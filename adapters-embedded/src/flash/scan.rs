@@ -13,8 +13,10 @@
 //!    write page's records end. A damaged record whose number is readable
 //!    raises the seq floor past it.
 //! 4. If anything but erased bytes follows them (a write cut by a power
-//!    loss), the write page takes no more records: the next append starts a
-//!    new page, so no partly written word is ever written again.
+//!    loss), or the write page's header copy fails its checks (its write
+//!    was cut), the write page takes no more records: the next append
+//!    starts a new page, so no partly written word is ever written again
+//!    and no record is kept under a single copy of its page header.
 //! 5. The free page after the write page and the one before the chain may
 //!    be pages whose erase a power cut interrupted; they are erased again
 //!    before use even if they read as erased.
@@ -24,7 +26,7 @@
 use embedded_storage::nor_flash::NorFlash;
 
 use super::error::ScanError;
-use super::format::PageRead;
+use super::format::FORMAT_VERSION;
 use super::walk::{page_header, step, Bounds, Cursor, LiveWalk, Pos, Step};
 use super::{io, Geometry, QueueSummary, State, WritePage};
 
@@ -33,9 +35,10 @@ pub(super) fn scan<F: NorFlash>(
     geo: &Geometry,
 ) -> Result<State, ScanError<F::Error>> {
     let header = |flash: &mut F, page| match page_header(flash, geo, page) {
-        Ok(PageRead::OtherVersion(v)) => Err(ScanError::UnsupportedVersion(v)),
-        Ok(PageRead::Valid(h)) => Ok(Some(h)),
-        Ok(PageRead::NotInUse) => Ok(None),
+        Ok(Some(h)) if h.version == 0 || h.version > FORMAT_VERSION => {
+            Err(ScanError::UnsupportedVersion(h.version))
+        }
+        Ok(h) => Ok(h),
         Err(e) => Err(ScanError::Flash(e)),
     };
 
@@ -143,7 +146,7 @@ pub(super) fn scan<F: NorFlash>(
             lap: write_header.lap,
             base: write_header.base,
             off: write_end,
-            closed: !blank || end.pos.page != write_page,
+            closed: !blank || end.pos.page != write_page || !write_header.whole,
             has_event: false,
         }),
         chain_start,

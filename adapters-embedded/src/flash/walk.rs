@@ -29,7 +29,7 @@ use embedded_storage::nor_flash::NorFlash;
 use outbox_core::Seq;
 
 use super::format::{
-    self, HeaderRead, Kind, PageHeader, PageRead, RecordHeader, CHECKPOINT_PAYLOAD,
+    self, HeaderRead, Kind, PageHeader, RecordHeader, CHECKPOINT_PAYLOAD, COPY_RECORD,
     PAGE_HEADER_RAW, RECORD_HEADER,
 };
 use super::io;
@@ -83,17 +83,39 @@ pub(crate) struct Bounds {
     pub write_end: u32,
 }
 
-/// Read the header of `page`.
-// Inlined into its callers (firmware flash, see firmware/size.sh).
-#[inline(always)]
+/// Read the header of `page`: the page header, or its copy (the first
+/// record of a format-2 page) when the header fails its checks. Its
+/// `whole` says whether the page may take more records: both copies pass
+/// their checks (or its header does, on a format-1 page). Not so when the
+/// page's opening was cut by a power loss or a flash error, or one copy
+/// rotted: records then go to a new page, never under a single copy.
+// Not inlined: one copy serves every caller (firmware flash, see
+// firmware/size.sh).
+#[inline(never)]
 pub(crate) fn page_header<F: NorFlash>(
     flash: &mut F,
     geo: &Geometry,
     page: u32,
-) -> Result<PageRead, F::Error> {
+) -> Result<Option<PageHeader>, F::Error> {
     let mut b = [0u8; PAGE_HEADER_RAW];
+    let mut tag = [0u8; RECORD_HEADER];
+    let mut copy = [0u8; PAGE_HEADER_RAW];
+    let at = geo.addr(page, geo.header);
     io::read(flash, geo.addr(page, 0), &mut b)?;
-    Ok(PageHeader::decode(&b))
+    io::read(flash, at, &mut tag)?;
+    io::read(flash, at + RECORD_HEADER as u32, &mut copy)?;
+    let from_copy = if tag == COPY_RECORD {
+        PageHeader::decode(&copy)
+    } else {
+        None
+    };
+    Ok(match PageHeader::decode(&b) {
+        None => from_copy,
+        Some(mut h) => {
+            h.whole |= from_copy.is_some();
+            Some(h)
+        }
+    })
 }
 
 /// What lies at one offset of a page.
@@ -156,6 +178,8 @@ fn record_at<F: NorFlash>(
                 At::Bad(seq, Some(end))
             }
         },
+        // (A page header's copy is a checkpoint of another length: read
+        // by `page_header`, skipped by walks.)
         Kind::Checkpoint => {
             if len as usize != CHECKPOINT_PAYLOAD || !io::crc_matches(flash, addr, &raw, len)? {
                 return Ok(At::Bad(None, Some(end)));
@@ -291,7 +315,7 @@ pub(crate) fn step<F: NorFlash>(
         let mut hops = 0;
         loop {
             match page_header(flash, geo, next)? {
-                PageRead::Valid(h) => {
+                Some(h) => {
                     *pos = Pos {
                         page: next,
                         off: geo.header,

@@ -27,7 +27,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant as StdInstant};
 
-use outbox_core::{Config, ConfigBuilder, FlushMode, Input, Lifecycle, Machine, Stats};
+use outbox_core::{
+    Config, ConfigBuilder, FlushMode, Input, Lifecycle, Machine, NetworkKind, Stats, UploadPolicy,
+};
 use serde_json::{Map, Value};
 
 #[cfg(feature = "async")]
@@ -151,6 +153,16 @@ impl ClientBuilder {
     /// The flush mode to start with (default: [`FlushMode::Immediate`]).
     pub fn flush_mode(mut self, mode: FlushMode) -> Self {
         self.config = self.config.flush_mode(mode);
+        self
+    }
+
+    /// Which networks uploads may use (default: [`UploadPolicy::Any`]).
+    /// Under [`UploadPolicy::Unmetered`] nothing is uploaded, not even by
+    /// an explicit flush, until [`Client::set_network`] reports an
+    /// unmetered network (the Client starts with a network of unknown
+    /// kind); tracking and storing go on meanwhile.
+    pub fn upload_on(mut self, policy: UploadPolicy) -> Self {
+        self.config = self.config.upload_on(policy);
         self
     }
 
@@ -414,6 +426,7 @@ impl ClientBuilder {
                 path,
                 shape,
                 session: tracker,
+                network_kind: Mutex::new(NetworkKind::Unknown),
             }),
         };
         client.inner.start_sessions();
@@ -432,6 +445,9 @@ struct Inner {
     /// Lifecycle events and sessions (`None`: both off), shared with the
     /// worker, which ends a session whose background outlasted the timeout.
     session: Option<Arc<session::Shared>>,
+    /// The network kind last reported, kept for
+    /// [`Client::set_network_available`], which names none.
+    network_kind: Mutex<NetworkKind>,
 }
 
 /// `now + timeout`, or `None` (no deadline) when that is beyond what an
@@ -653,9 +669,37 @@ impl Client {
         self.input(Input::SetFlushThreshold(threshold))
     }
 
-    /// Tell the Client whether the network is usable.
+    /// Tell the Client whether the network is up, keeping the kind last
+    /// reported with [`set_network`](Self::set_network) (unknown until then).
     pub fn set_network_available(&self, up: bool) -> Result<(), ClientError> {
-        self.input(Input::Network { up })
+        let kind = self
+            .inner
+            .network_kind
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        self.input(Input::Network { up, kind: *kind })
+    }
+
+    /// Tell the Client whether the network is up and what kind it is. Under
+    /// [`UploadPolicy::Unmetered`] a metered or unknown network counts as
+    /// down for uploads; becoming unmetered resumes them at once.
+    pub fn set_network(&self, up: bool, kind: NetworkKind) -> Result<(), ClientError> {
+        let mut last = self
+            .inner
+            .network_kind
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *last = kind;
+        // Sent while the lock is held, so reports reach the worker in order.
+        self.input(Input::Network { up, kind })
+    }
+
+    /// Tell the Client the platform entered (`true`) or left power save /
+    /// low battery: automatic flushes (immediate, period, threshold,
+    /// lifecycle) wait until it ends; an explicit [`flush`](Self::flush)
+    /// still goes.
+    pub fn set_power_save(&self, on: bool) -> Result<(), ClientError> {
+        self.input(Input::PowerSave(on))
     }
 
     /// Report the application's lifecycle (background flushes, ...). With

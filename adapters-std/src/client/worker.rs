@@ -693,7 +693,7 @@ impl Worker {
         let done = stop.quiet
             || s.pending_events == 0
             || s.halted
-            || !s.network_up
+            || !s.uploads_allowed
             || (retry_too_late && s.in_flight_events == 0)
             || stop.deadline.is_some_and(|d| now >= d);
         if !done {

@@ -37,11 +37,15 @@ pub fn run(args: CollectArgs) -> CliResult {
         out: args.out.clone(),
         request_timeout: Some(args.request_timeout),
         max_connections: Some(args.max_connections),
+        live_events: args.ui.then_some(args.ui_events),
     };
     let log: Logger = Box::new(|batch| out_line(&batch.to_string()));
     let collector = Collector::start(&args.listen, config, Box::new(faults), Some(log))
         .map_err(|e| CliError::failure(e.to_string()))?;
     out_line(&format!("listening on {}", collector.url()));
+    if let Some(page) = collector.page_url() {
+        out_line(&format!("live events page on {page}"));
+    }
     if let Some(out) = &args.out {
         out_line(&format!(
             "appending to {}, which already holds {} message ids",

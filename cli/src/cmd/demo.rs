@@ -7,6 +7,8 @@
 //! commits one batch without answering. At the end the collector must hold
 //! every event except the poison one exactly once (after deduplication by
 //! `messageId`), and the poison event must sit in the dead-letter table.
+//! The collector serves its live events page meanwhile; its address is
+//! printed first thing.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -268,6 +270,7 @@ pub fn run(args: DemoArgs) -> CliResult {
     let config = collect::Config {
         key: Some(KEY.into()),
         reject_field: Some(POISON_FIELD.into()),
+        live_events: Some(collect::live::LIVE_EVENTS),
         ..collect::Config::default()
     };
     let collector = Collector::start("127.0.0.1:0", config, Box::new(faults), Some(log))
@@ -486,6 +489,11 @@ fn drive(
         "tracking {total} events in the background; collector on {} (key checked, dedup by messageId)",
         collector.url()
     ));
+    if let Some(page) = collector.page_url() {
+        n.say(&format!(
+            "live events page: {page} (open it in a browser while the demo runs)"
+        ));
+    }
     let counter = Arc::new(AtomicU64::new(0));
     let tracker = {
         let client = client.clone();

@@ -98,8 +98,16 @@ pub fn run(args: SendArgs) -> CliResult {
         .map_err(|e| CliError::failure(format!("cannot start reading the input: {e}")))?;
     let client =
         super::deliver::open_client_with(db, &endpoint, args.flush_mode, args.threshold, |b| {
-            args.automatic.apply(b).loss_reports(!args.no_loss_reports)
+            args.automatic
+                .apply(b)
+                .loss_reports(!args.no_loss_reports)
+                .upload_on(args.network_policy)
         })?;
+    // Before the first line: under `--network-policy unmetered` nothing
+    // goes until the Client knows the network is unmetered.
+    client
+        .set_network(true, args.network_kind)
+        .map_err(|e| CliError::failure(format!("the client stopped: {e}")))?;
     if args.automatic.foreground {
         client
             .lifecycle(Lifecycle::Foreground)
@@ -121,6 +129,15 @@ pub fn run(args: SendArgs) -> CliResult {
         }
         e
     })
+}
+
+/// A network kind as `--network-kind` spells it.
+fn kind_name(kind: outbox_std::NetworkKind) -> &'static str {
+    match kind {
+        outbox_std::NetworkKind::Unmetered => "unmetered",
+        outbox_std::NetworkKind::Metered => "metered",
+        _ => "unknown",
+    }
 }
 
 /// How long one wait for an input line lasts before the stop signals are
@@ -371,6 +388,22 @@ fn send(
             counts.bad,
             counts.first_bad.unwrap_or(0)
         )));
+    }
+    if !args.network_policy.allows(args.network_kind) {
+        progress.finish(
+            stats.core.delivered - base.delivered,
+            format!("read {} · stored {}", counts.read, counts.stored),
+        );
+        out_line(&format!(
+            "read {} lines: {} stored, {} bad lines skipped; not uploaded: --network-policy unmetered on a {} network ({} queued in {}; `outbox flush` delivers them)",
+            counts.stored + counts.bad,
+            counts.stored,
+            counts.bad,
+            kind_name(args.network_kind),
+            stats.core.pending_events,
+            db.display()
+        ));
+        return Ok(());
     }
     if args.no_wait {
         progress.finish(

@@ -320,7 +320,11 @@ pub fn reason_phrase(status: u16) -> &'static str {
 pub struct Response {
     /// The status code.
     pub status: u16,
-    /// A JSON body.
+    /// The body's media type (JSON unless said otherwise).
+    pub content_type: &'static str,
+    /// Further headers (the live page's security headers).
+    pub headers: Vec<(&'static str, String)>,
+    /// The body.
     pub body: String,
     /// Retry-After in seconds, if any.
     pub retry_after: Option<u64>,
@@ -333,6 +337,8 @@ impl Response {
     pub fn json(status: u16, body: String) -> Self {
         Response {
             status,
+            content_type: "application/json",
+            headers: Vec::new(),
             body,
             retry_after: None,
             close: false,
@@ -353,11 +359,15 @@ impl Response {
 /// Writes a response in one piece.
 pub fn write_response<W: Write>(w: &mut W, resp: &Response) -> io::Result<()> {
     let mut head = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n",
         resp.status,
         reason_phrase(resp.status),
+        resp.content_type,
         resp.body.len()
     );
+    for (name, value) in &resp.headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
     if let Some(secs) = resp.retry_after {
         head.push_str(&format!("Retry-After: {secs}\r\n"));
     }

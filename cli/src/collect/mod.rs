@@ -26,11 +26,20 @@
 //! so clients trickling bytes cannot hold them; a body whose length is
 //! ambiguous (RFC 9112 6.3) is refused with 400 ([`http`]). The out file is
 //! never reached through a symbolic link and is created 0600.
+//!
+//! With [`Config::live_events`] set (`outbox collect --ui`, and the demo),
+//! the same listener also serves a live events page: `GET /` ([`page`]),
+//! `GET /events` ([`sse`]), fed by a bounded in-memory view ([`live`]) that
+//! the ingest path updates without ever waiting for a viewer.
 
 pub mod faults;
 pub mod http;
+pub mod live;
 pub mod losses;
+pub mod page;
 pub mod segment;
+pub mod sse;
+pub mod viewer;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -41,12 +50,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
 pub use faults::{BatchInfo, Failure, Faults, NoFaults, RandomFaults, Rng};
 use http::{HttpError, Limits, Response};
+use live::Live;
+use page::UiRoute;
 use segment::Route;
 
 /// The path of the batch endpoint.
@@ -79,6 +90,9 @@ pub struct Config {
     pub request_timeout: Option<Duration>,
     /// Most connections served at once; `None`: [`MAX_CONNECTIONS`].
     pub max_connections: Option<usize>,
+    /// Serve the live events page (`GET /`, `GET /events`) keeping this
+    /// many of the last accepted events in memory; `None`: no page (404).
+    pub live_events: Option<usize>,
 }
 
 /// Why a collector could not start.
@@ -228,6 +242,8 @@ struct Shared {
     conns: Mutex<HashMap<u64, TcpStream>>,
     next_conn: AtomicU64,
     log: Option<Logger>,
+    /// The live events page's view, when it is served.
+    live: Option<Arc<Live>>,
 }
 
 impl Shared {
@@ -244,6 +260,19 @@ impl Shared {
         if let Some(log) = &self.log {
             log(entry);
         }
+    }
+
+    /// Tells the live view (if any) about something.
+    fn live(&self, f: impl FnOnce(&Live)) {
+        if let Some(live) = &self.live {
+            f(live);
+        }
+    }
+
+    /// A connection closed unanswered on purpose.
+    fn refused(&self) {
+        self.state().summary.refused += 1;
+        self.live(Live::refused);
     }
 }
 
@@ -283,6 +312,9 @@ impl Collector {
             known_at_start: seen.len() as u64,
             ..Summary::default()
         };
+        let live = config
+            .live_events
+            .map(|n| Arc::new(Live::new(n, config.key.clone())));
         let shared = Arc::new(Shared {
             config,
             state: Mutex::new(State {
@@ -296,6 +328,7 @@ impl Collector {
             conns: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(0),
             log,
+            live,
         });
         let accept = {
             let shared = Arc::clone(&shared);
@@ -319,6 +352,14 @@ impl Collector {
     /// The base URL clients should use (`http://ADDR`).
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The live events page's address, when it is served.
+    pub fn page_url(&self) -> Option<String> {
+        self.shared
+            .live
+            .as_ref()
+            .map(|_| format!("{}/", self.url()))
     }
 
     /// The totals so far.
@@ -455,8 +496,11 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             thread::sleep(Duration::from_millis(10));
             continue;
         };
-        if shared.state().faults.refuse() {
-            shared.state().summary.refused += 1;
+        // With the live page served, a made-up outage must not take the
+        // page down with it: batch requests are refused once their route is
+        // known (in `handle`), the page's never.
+        if shared.live.is_none() && shared.state().faults.refuse() {
+            shared.refused();
             drop(stream);
             continue;
         }
@@ -492,6 +536,8 @@ enum Reply {
     Answer(Response),
     /// Close the connection without answering.
     Hangup,
+    /// Hand the connection over to the live events stream.
+    Stream(Arc<Live>),
 }
 
 /// The read half of a connection: reads wait at most [`IDLE_TIMEOUT`]
@@ -580,6 +626,7 @@ fn serve(stream: TcpStream, shared: &Shared) {
                     st.summary.batches += 1;
                     st.summary.too_large += 1;
                     drop(st);
+                    shared.live(|l| l.rejected(status, &reason));
                     shared.log(&BatchLog {
                         number,
                         peer,
@@ -602,6 +649,12 @@ fn serve(stream: TcpStream, shared: &Shared) {
                 let _ = writer.shutdown(Shutdown::Both);
                 return;
             }
+            Reply::Stream(live) => {
+                // The stream ends the connection either way.
+                let _ = sse::stream(&mut writer, &live, &shared.stop);
+                let _ = writer.shutdown(Shutdown::Both);
+                return;
+            }
             Reply::Answer(resp) => {
                 if http::write_response(&mut writer, &resp).is_err() || resp.close {
                     let _ = writer.shutdown(Shutdown::Both);
@@ -613,6 +666,9 @@ fn serve(stream: TcpStream, shared: &Shared) {
 }
 
 fn handle(shared: &Shared, peer: SocketAddr, req: &http::Request) -> Reply {
+    if let Some(reply) = handle_page(shared, req) {
+        return reply;
+    }
     let Some(route) = segment::route(&req.path) else {
         let mut r = Response::error(
             404,
@@ -627,7 +683,7 @@ fn handle(shared: &Shared, peer: SocketAddr, req: &http::Request) -> Reply {
         return Reply::Answer(r);
     }
     if shared.state().faults.refuse() {
-        shared.state().summary.refused += 1;
+        shared.refused();
         return Reply::Hangup;
     }
     let mut reply = handle_batch(shared, peer, req, route);
@@ -635,6 +691,23 @@ fn handle(shared: &Shared, peer: SocketAddr, req: &http::Request) -> Reply {
         r.close |= !req.keep_alive;
     }
     reply
+}
+
+/// The live events page's requests, when it is served (`None` otherwise).
+fn handle_page(shared: &Shared, req: &http::Request) -> Option<Reply> {
+    let live = shared.live.as_ref()?;
+    let route = page::route(&req.path)?;
+    if req.method != "GET" {
+        let mut r = Response::error(405, "use GET");
+        r.close = !req.keep_alive;
+        return Some(Reply::Answer(r));
+    }
+    if route == UiRoute::Events {
+        return Some(Reply::Stream(Arc::clone(live)));
+    }
+    let mut r = page::respond(&route, || live.view(SystemTime::now()));
+    r.close = !req.keep_alive;
+    Some(Reply::Answer(r))
 }
 
 fn handle_batch(shared: &Shared, peer: SocketAddr, req: &http::Request, route: Route) -> Reply {
@@ -654,6 +727,7 @@ fn handle_batch(shared: &Shared, peer: SocketAddr, req: &http::Request, route: R
                 _ => {}
             }
             drop(st);
+            shared.live(|l| l.rejected(refusal.status, &refusal.reason));
             shared.log(&BatchLog {
                 number,
                 peer,
@@ -675,6 +749,7 @@ fn handle_batch(shared: &Shared, peer: SocketAddr, req: &http::Request, route: R
     if let Some(failure) = st.faults.fail(&info) {
         st.summary.injected_failures += 1;
         drop(st);
+        shared.live(|l| l.injected_failure(failure.status));
         let mut note = String::from("injected failure");
         if let Some(secs) = failure.retry_after {
             note.push_str(&format!(", Retry-After {secs}"));
@@ -722,6 +797,7 @@ fn handle_batch(shared: &Shared, peer: SocketAddr, req: &http::Request, route: R
         if let Err(e) = written {
             drop(st);
             let reason = format!("cannot append to the out file: {e}");
+            shared.live(|l| l.rejected(500, &reason));
             shared.log(&BatchLog {
                 number,
                 peer,
@@ -744,12 +820,19 @@ fn handle_batch(shared: &Shared, peer: SocketAddr, req: &http::Request, route: R
         loss_reports.push(losses::describe(event));
     }
     let accepted = answered - loss_reports.len();
+    // A re-sent report is absorbed like any duplicate, but not logged as one.
+    let event_duplicates = duplicates.saturating_sub(reports_sent - loss_reports.len());
+    // Shown while the state is still locked, so the page's order is the
+    // order of commits.
+    shared.live(|l| {
+        let events = fresh.iter().map(|(_, e)| e);
+        let events = events.filter(|e| !losses::is_loss_report(e));
+        l.accepted(events, event_duplicates as u64, SystemTime::now());
+    });
     for (id, _) in fresh {
         st.seen.insert(id);
     }
     st.summary.accepted += accepted as u64;
-    // A re-sent report is absorbed like any duplicate, but not logged as one.
-    let event_duplicates = duplicates.saturating_sub(reports_sent - loss_reports.len());
     st.summary.duplicates += event_duplicates as u64;
     st.summary.assigned_ids += assigned as u64;
     let drop_response = st.faults.drop_response(&info);
@@ -757,6 +840,9 @@ fn handle_batch(shared: &Shared, peer: SocketAddr, req: &http::Request, route: R
         st.summary.dropped_responses += 1;
     }
     drop(st);
+    if drop_response {
+        shared.live(Live::dropped_response);
+    }
     shared.log(&BatchLog {
         number,
         peer,

@@ -6,7 +6,24 @@ use core::time::Duration;
 use std::vec::Vec;
 
 use super::harness::{one_send, sends, small, H};
-use crate::{DropReason, FlushMode, Input, InputError, Lifecycle, Output, CRITICAL, DISCARDED};
+use crate::{
+    DropReason, FlushMode, Input, InputError, Lifecycle, NetworkKind, Output, UploadPolicy,
+    CRITICAL, DISCARDED,
+};
+
+fn offline() -> Input {
+    Input::Network {
+        up: false,
+        kind: NetworkKind::Unknown,
+    }
+}
+
+fn online() -> Input {
+    Input::Network {
+        up: true,
+        kind: NetworkKind::Unknown,
+    }
+}
 
 fn in_mode(mode: FlushMode) -> H {
     H::new(small().flush_mode(mode).build().unwrap())
@@ -49,11 +66,11 @@ fn a_critical_track_flushes_the_queue_up_to_it_in_every_mode() {
 #[test]
 fn a_critical_flush_waits_for_the_network_and_for_retry_after() {
     let mut h = in_mode(FlushMode::Manual);
-    h.input(Input::Network { up: false });
+    h.input(offline());
     h.track_critical(10);
     assert!(sends(&h.drain()).is_empty(), "offline: it waits");
     assert!(h.m.stats().flush_requested);
-    let b = one_send(&h.input(Input::Network { up: true }));
+    let b = one_send(&h.input(online()));
     h.input(Input::Response {
         batch: b.id,
         status: 503,
@@ -71,9 +88,40 @@ fn a_critical_flush_waits_for_the_network_and_for_retry_after() {
 }
 
 #[test]
+fn a_critical_flush_passes_power_save_but_not_the_unmetered_policy() {
+    let mut h = in_mode(FlushMode::Immediate);
+    h.input(Input::PowerSave(true));
+    h.track(10);
+    assert!(sends(&h.drain()).is_empty(), "power save defers Immediate");
+    h.track_critical(20);
+    let b = one_send(&h.drain());
+    assert_eq!((b.first, b.last), (0, 1), "it goes like an explicit flush");
+
+    let mut h = H::new(
+        small()
+            .flush_mode(FlushMode::Manual)
+            .upload_on(UploadPolicy::Unmetered)
+            .build()
+            .unwrap(),
+    );
+    h.input(Input::Network {
+        up: true,
+        kind: NetworkKind::Metered,
+    });
+    h.track_critical(10);
+    assert!(sends(&h.drain()).is_empty(), "metered: it waits");
+    assert!(sends(&h.advance(100_000)).is_empty());
+    let b = one_send(&h.input(Input::Network {
+        up: true,
+        kind: NetworkKind::Unmetered,
+    }));
+    assert_eq!((b.first, b.last), (0, 0));
+}
+
+#[test]
 fn drop_oldest_behind_a_critical_head_drops_the_oldest_plain_event() {
     let mut h = in_mode(FlushMode::Manual);
-    h.input(Input::Network { up: false });
+    h.input(offline());
     h.track_critical(10);
     for _ in 1..16 {
         h.track(10);
@@ -88,7 +136,7 @@ fn drop_oldest_behind_a_critical_head_drops_the_oldest_plain_event() {
     assert_eq!((s.pending_events, s.dropped_overflow), (16, 1));
     assert!(s.balanced());
     // The queue still goes out in order, without the victim.
-    let b = one_send(&h.input(Input::Network { up: true }));
+    let b = one_send(&h.input(online()));
     assert_eq!((b.first, b.last), (0, 0), "a batch stops at the hole");
     let out = h.respond(&b, 200);
     assert!(
@@ -102,7 +150,7 @@ fn drop_oldest_behind_a_critical_head_drops_the_oldest_plain_event() {
 #[test]
 fn a_plain_event_that_could_only_fit_by_dropping_a_critical_one_is_refused() {
     let mut h = in_mode(FlushMode::Manual);
-    h.input(Input::Network { up: false });
+    h.input(offline());
     for _ in 0..16 {
         h.track_critical(10);
     }
@@ -123,7 +171,7 @@ fn the_batch_in_flight_is_never_the_victim() {
     h.track_critical(10);
     let b = one_send(&h.drain());
     assert_eq!((b.first, b.last), (0, 0));
-    h.input(Input::Network { up: false });
+    h.input(offline());
     for _ in 1..16 {
         h.track(10);
     }

@@ -9,6 +9,7 @@ mod driver;
 mod harness;
 mod holes;
 mod model;
+mod network;
 mod rules;
 mod trace;
 mod window;

@@ -17,11 +17,11 @@ use std::vec::Vec;
 
 use proptest::prelude::*;
 
-use outbox_judge::{Answer, Judge, Limits, Mode, TrackVerdict};
+use outbox_judge::{Answer, Judge, Kind, Limits, Mode, TrackVerdict};
 
 use crate::{
-    Batch, Config, FlushMode, Input, InputError, Instant, Lifecycle, Machine, Output, Overflow,
-    Seq, StoreSummary,
+    Batch, Config, FlushMode, Input, InputError, Instant, Lifecycle, Machine, NetworkKind, Output,
+    Overflow, Seq, StoreSummary, UploadPolicy,
 };
 
 const CAP: usize = 32;
@@ -34,7 +34,8 @@ enum Op {
     TrackCritical(u32),
     Advance(u64),
     Flush,
-    Network(bool),
+    Network(bool, NetworkKind),
+    PowerSave(bool),
     Lifecycle(Lifecycle),
     Respond {
         status: u16,
@@ -59,6 +60,25 @@ fn mode() -> impl Strategy<Value = FlushMode> {
     ]
 }
 
+fn kind() -> impl Strategy<Value = NetworkKind> {
+    prop::sample::select(
+        &[
+            NetworkKind::Unmetered,
+            NetworkKind::Metered,
+            NetworkKind::Unknown,
+        ][..],
+    )
+}
+
+/// The kind in the judge's terms.
+fn judged_kind(kind: NetworkKind) -> Kind {
+    match kind {
+        NetworkKind::Unmetered => Kind::Unmetered,
+        NetworkKind::Metered => Kind::Metered,
+        NetworkKind::Unknown => Kind::Unknown,
+    }
+}
+
 fn op() -> impl Strategy<Value = Op> {
     let status = prop::sample::select(
         &[
@@ -71,7 +91,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0u32..=MAX_EVENT + 10).prop_map(Op::TrackCritical),
         4 => (0u64..40_000).prop_map(Op::Advance),
         2 => Just(Op::Flush),
-        2 => any::<bool>().prop_map(Op::Network),
+        2 => (any::<bool>(), kind()).prop_map(|(up, k)| Op::Network(up, k)),
+        1 => any::<bool>().prop_map(Op::PowerSave),
         1 => prop::sample::select(&[Lifecycle::Foreground, Lifecycle::Background, Lifecycle::Terminate][..]).prop_map(Op::Lifecycle),
         6 => (status, prop::option::of(0u64..60_000)).prop_map(|(status, retry_after)| Op::Respond { status, retry_after }),
         2 => Just(Op::TransportFail),
@@ -101,6 +122,8 @@ struct Setup {
     /// failed and the model forgets it was in flight.
     request_timeout: u64,
     max_rejections: Option<u32>,
+    /// Upload policy `Unmetered`.
+    unmetered_only: bool,
 }
 
 impl Setup {
@@ -124,6 +147,11 @@ impl Setup {
                 Overflow::DropOldest
             })
             .flush_threshold(self.threshold.map(|t| t.min(self.queue)))
+            .upload_on(if self.unmetered_only {
+                UploadPolicy::Unmetered
+            } else {
+                UploadPolicy::Any
+            })
             .build()
             .unwrap()
     }
@@ -138,6 +166,7 @@ impl Setup {
             max_attempts: self.attempts,
             request_timeout_ms: Some(self.request_timeout),
             max_consecutive_rejections: self.max_rejections,
+            unmetered_only: self.unmetered_only,
             ..Limits::default()
         }
     }
@@ -157,6 +186,7 @@ fn setup() -> impl Strategy<Value = Setup> {
             prop::option::of(1u64..5000),
             prop_oneof![1u64..60_000, Just(1 << 40)],
             prop_oneof![Just(Some(20)), Just(None), (1u32..4).prop_map(Some)],
+            any::<bool>(),
         ),
     )
         .prop_map(
@@ -168,7 +198,7 @@ fn setup() -> impl Strategy<Value = Setup> {
                 reject_new,
                 threshold,
                 queue_bytes,
-                (period, commit, request_timeout, max_rejections),
+                (period, commit, request_timeout, max_rejections, unmetered_only),
             )| Setup {
                 mode,
                 queue,
@@ -181,6 +211,7 @@ fn setup() -> impl Strategy<Value = Setup> {
                 commit: commit.unwrap_or(0),
                 request_timeout,
                 max_rejections,
+                unmetered_only,
             },
         )
 }
@@ -445,9 +476,13 @@ impl Harness {
                 judge.flush();
                 Input::Flush
             }
-            Op::Network(up) => {
-                judge.network(up);
-                Input::Network { up }
+            Op::Network(up, kind) => {
+                judge.network_kind(up, judged_kind(kind));
+                Input::Network { up, kind }
+            }
+            Op::PowerSave(on) => {
+                judge.power_save(on);
+                Input::PowerSave(on)
             }
             Op::Lifecycle(l) => {
                 if l != Lifecycle::Foreground {
@@ -686,8 +721,16 @@ impl Harness {
     /// Network up, resume, flush, then answer 200 to everything until idle.
     fn heal(&mut self) {
         self.judge.at(self.now.as_millis());
-        self.judge.network(true);
-        self.feed(Input::Network { up: true }, None);
+        self.judge.network_kind(true, Kind::Unmetered);
+        self.feed(
+            Input::Network {
+                up: true,
+                kind: NetworkKind::Unmetered,
+            },
+            None,
+        );
+        self.judge.power_save(false);
+        self.feed(Input::PowerSave(false), None);
         self.judge.resume();
         self.feed(Input::Resume, None);
         self.judge.flush();

@@ -62,7 +62,15 @@ fn record(seed: u64, choices: &[u8]) -> Trace {
                 now = now.plus_millis(u64::from(c) * 97);
                 Input::Tick
             }
-            8 => Input::Network { up: c & 16 == 0 },
+            8 if c & 32 == 0 => Input::PowerSave(c & 64 == 0),
+            8 => Input::Network {
+                up: c & 16 == 0,
+                kind: [
+                    crate::NetworkKind::Unmetered,
+                    crate::NetworkKind::Metered,
+                    crate::NetworkKind::Unknown,
+                ][usize::from(c) % 3],
+            },
             9 => Input::Lifecycle(
                 [
                     Lifecycle::Foreground,

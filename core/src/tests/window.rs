@@ -138,3 +138,40 @@ fn a_restart_reads_the_summary_and_one_window() {
     );
     assert_eq!(w.m.track(Instant::ZERO, 5), Ok(10_000_007));
 }
+
+/// One `ReadSizes` is answered by several `Size` inputs: while they arrive
+/// the machine must not ask again for what is already asked (before this
+/// test nothing caught a machine that forgot its outstanding read on every
+/// input, `Size` included, and asked for the same sizes over and over).
+#[test]
+fn a_read_of_sizes_is_asked_once_while_its_answers_arrive() {
+    let mut w = W::new(long_queue().max_queue_events(100).build().unwrap());
+    let summary = crate::StoreSummary {
+        count: 20,
+        bytes: 100,
+        first: 7,
+        last: 26,
+    };
+    w.m.handle(Instant::ZERO, Input::Restore(summary)).unwrap();
+    w.m.handle(Instant::ZERO, Input::Flush).unwrap();
+    assert_eq!(
+        w.m.poll_output(),
+        Some(Output::ReadSizes { from: 7, max: 4 })
+    );
+    let mut asked = Vec::new();
+    for seq in 7..11 {
+        w.m.handle(Instant::ZERO, Input::Size { seq, size: 5 })
+            .unwrap();
+        while let Some(o) = w.m.poll_output() {
+            if let Output::ReadSizes { from, max } = o {
+                asked.push((seq, from, max));
+            }
+        }
+    }
+    assert_eq!(
+        asked,
+        [],
+        "asked again (after the answer for seq, from, max)"
+    );
+    assert_eq!(w.m.stats().pending_events, 20);
+}

@@ -207,8 +207,14 @@ class Client:
         app_version=None,
         app_build=None,
         loss_reports=True,
+        upload_on="any",
     ):
         _require("write_key", write_key, str, required=True)
+        _require("upload_on", upload_on, str, required=True)
+        if upload_on not in self.UPLOAD_POLICIES:
+            raise OutboxValueError(
+                "upload_on must be one of {}, got {!r}".format(", ".join(self.UPLOAD_POLICIES), upload_on)
+            )
         _require("host", host, str)
         _require("endpoint", endpoint, str)
         _require("max_queue_size", max_queue_size, int, required=True)
@@ -254,6 +260,7 @@ class Client:
             app_version=app_version,
             app_build=app_build,
             loss_reports=loss_reports,
+            upload_on=upload_on,
         )
         self._on_delivered = []
         self._on_error = []
@@ -386,6 +393,31 @@ class Client:
     # --- outbox's additions -------------------------------------------
 
     LIFECYCLE_STATES = ("foreground", "background", "terminate")
+    UPLOAD_POLICIES = ("any", "unmetered")
+    NETWORK_KINDS = ("unmetered", "metered", "unknown")
+
+    def set_network(self, available, kind="unknown"):
+        """Tell outbox whether the network is up and its kind:
+        ``"unmetered"``, ``"metered"`` or ``"unknown"``. With
+        ``upload_on="unmetered"`` nothing is uploaded, not even by
+        ``flush()``, until the network is reported unmetered; events are
+        still stored."""
+        if not isinstance(available, bool):
+            raise OutboxTypeError("available must be bool, got {}".format(type(available).__name__))
+        _require("kind", kind, str, required=True)
+        if kind not in self.NETWORK_KINDS:
+            raise OutboxValueError(
+                "kind must be one of {}, got {!r}".format(", ".join(self.NETWORK_KINDS), kind)
+            )
+        self._native.set_network(available, kind)
+
+    def set_power_save(self, on):
+        """Tell outbox the device entered (True) or left power save / low
+        battery: automatic uploads wait until it ends; ``flush()`` still
+        uploads."""
+        if not isinstance(on, bool):
+            raise OutboxTypeError("on must be bool, got {}".format(type(on).__name__))
+        self._native.set_power_save(on)
 
     def lifecycle(self, state):
         """Tell outbox the app's state: ``"foreground"``, ``"background"`` or

@@ -22,16 +22,19 @@
 //! reopen, one to four bits flip, in a stored record (header, payload,
 //! CRC), a page header, or anywhere (a checkpoint, free space). The checker
 //! knows which bytes it flipped and asks whether the intact events survive
-//! ([`Ledger`]): every stored event whose record bytes and page header were
-//! not touched comes back, exactly once, in order; a lost one is a hole in
-//! the sizes or under the seq floor. The judge is told which numbers the
+//! ([`Ledger`]): every stored event whose record bytes were not touched,
+//! and one of whose page header's two copies was not, comes back, exactly
+//! once, in order (the write page's header included: one damaged copy
+//! must never lower the seq floor); a lost one is a hole in the sizes or
+//! under the seq floor. Rot stays until an erase resets it, and the check
+//! counts earlier rot too. The judge is told which numbers the
 //! checker damaged; the machine must report each lost event dropped as
 //! `Damaged`, at the edges of the queue too: the store's summary spans
 //! from the last delete to the floor, so a number lost before the oldest
 //! intact record, or after the newest with its number readable, is a hole
 //! the machine reports. Counted as `unreported` is only what the format
 //! cannot know: a loss after the newest intact record whose header (or
-//! page header) went with it, and every loss when no intact record is left
+//! both copies of its page header) went with it, and every loss when no intact record is left
 //! (the store contract v3 has no summary of holes alone). Appends after
 //! the damage go on being checked against the ledger as before.
 
@@ -314,6 +317,9 @@ impl World {
             Vec::new()
         };
         fd.flips += damage.len() as u64;
+        // Earlier rot no erase has reset counts too (a page header hit
+        // before, its copy now).
+        let rotted = flash.rotted();
         let before_rot = {
             let mut img = flash.image().to_vec();
             for &(at, mask) in &damage {
@@ -349,7 +355,7 @@ impl World {
         if damage.is_empty() {
             self.reopen_after_cut(pending, found);
         } else {
-            self.reopen_after_rot(pending, found, &before_rot, &damage);
+            self.reopen_after_rot(pending, found, &before_rot, &damage, &rotted);
         }
         // Numbers lost earlier and not reported yet stay in the summary's
         // span (it starts at the last delete, and the floor covers them),
@@ -408,13 +414,15 @@ impl World {
     }
 
     /// Bits rotted before the reopen: judge by the ledger of what was
-    /// stored, which bytes held it, and which bytes were hit.
+    /// stored, which bytes held it, and which bytes were hit (`rotted`:
+    /// now, or before and not erased since).
     fn reopen_after_rot(
         &mut self,
         pending: Option<Pending>,
         found: Opened,
         image: &[u8],
         damage: &[(usize, u8)],
+        rotted: &[usize],
     ) {
         let appended: Vec<(Seq, u64)> = self
             .flash
@@ -441,8 +449,7 @@ impl World {
         }
         // A record the cut left whole may be a second copy in the image.
         let ledger = Ledger::located(PAGE, 4, image, &stored, &maybe, None);
-        let addrs: Vec<usize> = damage.iter().map(|d| d.0).collect();
-        let lost = match ledger.check(&found, &addrs) {
+        let lost = match ledger.check(&found, rotted) {
             Ok(lost) => lost,
             Err(e) => {
                 let d = format!("{damage:x?}");
@@ -641,22 +648,16 @@ fn event_of(p: &[u8]) -> u64 {
     )
 }
 
-/// Flip one to four bits: in a stored record, a page header in use, or
-/// anywhere. Returns the addresses and masks flipped.
-///
-/// The write page's header is spared: it alone knows the numbers of the
-/// newest records, and with it damaged the seq floor can go back (a known
-/// limit of format 1, see the report of issue 16).
+/// Flip one to four bits: in a stored record, a page header in use (the
+/// write page's too: format 2 keeps a copy of every page header, so one
+/// damaged header costs nothing), or anywhere. Returns the addresses and
+/// masks flipped.
 fn rot(rng: &mut Rng, flash: &mut Flash) -> Vec<(usize, u8)> {
     let recs = records(flash.image(), PAGE, 4);
-    let laps = page_laps(flash.image(), PAGE);
-    let write_page = laps.iter().max_by_key(|(_, l)| *l).map(|(p, _)| *p);
-    let used: Vec<usize> = laps
+    let used: Vec<usize> = page_laps(flash.image(), PAGE, 4)
         .iter()
         .map(|(p, _)| *p)
-        .filter(|&p| Some(p) != write_page)
         .collect();
-    let spared = write_page.map(|p| p * PAGE..p * PAGE + 36);
     let n = 1 + rng.below(4) as usize;
     let mut out = Vec::new();
     for _ in 0..n {
@@ -670,9 +671,6 @@ fn rot(rng: &mut Rng, flash: &mut Flash) -> Vec<(usize, u8)> {
             }
             _ => rng.below((PAGES * PAGE) as u64) as usize,
         };
-        if spared.as_ref().is_some_and(|r| r.contains(&at)) {
-            continue;
-        }
         let mask = 1u8 << rng.below(8);
         flash.rot(at, mask);
         out.push((at, mask));

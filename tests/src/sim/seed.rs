@@ -4,11 +4,11 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use outbox_core::{
-    Config, Driver, DriverError, FlushMode, InputError, Instant, Lifecycle, Machine, Observer,
-    Output, Overflow,
+    Config, Driver, DriverError, FlushMode, InputError, Instant, Lifecycle, Machine, NetworkKind,
+    Observer, Output, Overflow, UploadPolicy,
 };
 
-use outbox_judge::{Judge, Limits, Mode, TrackVerdict};
+use outbox_judge::{Judge, Kind, Limits, Mode, TrackVerdict};
 
 use super::flash_world::{FlashDisk, WorldKind};
 use super::rng::Rng;
@@ -69,6 +69,8 @@ struct Params {
     max_retry_after: u64,
     request_timeout: u64,
     max_rejections: Option<u32>,
+    /// Upload policy `Unmetered` (else `Any`).
+    unmetered_only: bool,
 }
 
 impl Params {
@@ -124,6 +126,7 @@ impl Params {
                 1..=3 => Some(rng.range(1, 5) as u32),
                 _ => Some(20),
             },
+            unmetered_only: rng.chance(300),
         }
     }
 
@@ -141,6 +144,7 @@ impl Params {
             max_retry_after_ms: self.max_retry_after,
             request_timeout_ms: Some(self.request_timeout),
             max_consecutive_rejections: self.max_rejections,
+            unmetered_only: self.unmetered_only,
         }
     }
 
@@ -165,6 +169,11 @@ impl Params {
             .max_retry_after(core::time::Duration::from_millis(self.max_retry_after))
             .request_timeout(core::time::Duration::from_millis(self.request_timeout))
             .max_consecutive_rejections(self.max_rejections)
+            .upload_on(if self.unmetered_only {
+                UploadPolicy::Unmetered
+            } else {
+                UploadPolicy::Any
+            })
             .build()
             .expect("the simulator builds valid configs")
     }
@@ -177,6 +186,23 @@ fn judged_mode(mode: FlushMode) -> Mode {
         FlushMode::Period => Mode::Period,
         FlushMode::AppClose => Mode::AppClose,
         _ => Mode::Manual,
+    }
+}
+
+/// A network kind in the judge's terms.
+fn judged_kind(kind: NetworkKind) -> Kind {
+    match kind {
+        NetworkKind::Unmetered => Kind::Unmetered,
+        NetworkKind::Metered => Kind::Metered,
+        NetworkKind::Unknown => Kind::Unknown,
+    }
+}
+
+fn random_kind(rng: &mut Rng) -> NetworkKind {
+    match rng.below(3) {
+        0 => NetworkKind::Unmetered,
+        1 => NetworkKind::Metered,
+        _ => NetworkKind::Unknown,
     }
 }
 
@@ -214,9 +240,13 @@ enum Act {
     Sync,
     DiskPhase,
     LongOutage,
+    /// The network's kind changes (up or down stays).
+    NetKind,
+    /// Power save begins or ends.
+    PowerSave,
 }
 
-const ACTS: [Act; 15] = [
+const ACTS: [Act; 17] = [
     Act::Track,
     Act::Burst,
     Act::Flush,
@@ -232,6 +262,8 @@ const ACTS: [Act; 15] = [
     Act::Sync,
     Act::DiskPhase,
     Act::LongOutage,
+    Act::NetKind,
+    Act::PowerSave,
 ];
 
 struct Sim {
@@ -240,7 +272,7 @@ struct Sim {
     params: Params,
     /// `max_event_bytes` of the first incarnation (restarts may shrink it).
     first_event_bytes: u32,
-    weights: [u32; 15],
+    weights: [u32; 17],
     p_poison: u32,
     /// Per mille of tracks that are critical (0 in a flash world: the
     /// flash queue cannot keep the flag and refuses them).
@@ -282,7 +314,7 @@ pub fn run_seed_in(kind: WorldKind, seed: u64, steps: u64, verbose: bool) -> See
         7 | 8 => rng.range(one, u64::from(params.batch_bytes)),
         _ => rng.range(world.wire_bytes(std::iter::once(HEADER as u32)), one),
     };
-    let mut weights = [30, 4, 5, 2, 2, 3, 2, 3, 3, 1, 1, 1, 3, 1, 1];
+    let mut weights = [30, 4, 5, 2, 2, 3, 2, 3, 3, 1, 1, 1, 3, 1, 1, 2, 2];
     for w in weights.iter_mut().skip(3) {
         if rng.chance(150) {
             *w = 0;
@@ -349,15 +381,30 @@ pub fn run_seed_in(kind: WorldKind, seed: u64, steps: u64, verbose: bool) -> See
                 .restart(sim.params.limits(), judged_mode(sim.params.mode), up);
         }
         let mut machine = Machine::<CAP>::new(cfg, sim.rng.next_u64()).expect("config fits CAP");
-        if !sim.world.borrow().network_up {
+        let (up, kind, power_save) = {
+            let w = sim.world.borrow();
+            (w.network_up, w.network_kind, w.power_save)
+        };
+        if !up || kind != NetworkKind::Unknown {
             // Told before the driver starts (and sends anything).
-            sim.log(|| "restart: network is down".to_string());
+            sim.log(|| format!("restart: network up {up}, {kind:?}"));
+            sim.judge(|j| j.network_kind(up, judged_kind(kind)));
             machine
                 .handle(
                     Instant::from_millis(sim.now),
-                    outbox_core::Input::Network { up: false },
+                    outbox_core::Input::Network { up, kind },
                 )
                 .expect("network input is always accepted");
+        }
+        if power_save {
+            sim.log(|| "restart: power save".to_string());
+            sim.judge(|j| j.power_save(true));
+            machine
+                .handle(
+                    Instant::from_millis(sim.now),
+                    outbox_core::Input::PowerSave(true),
+                )
+                .expect("power save input is always accepted");
         }
         let ow = sim.world.clone();
         let observer = move |o: &Output| ow.borrow_mut().observe(o);
@@ -489,6 +536,32 @@ impl Sim {
         (crashed, r)
     }
 
+    /// The network goes up or down as `kind`: the world, the judge and
+    /// the machine are told, in that order. Returns whether the store
+    /// crashed in the call.
+    fn network<O: Observer>(
+        &mut self,
+        d: &mut SimDriver<'_, O>,
+        what: &str,
+        up: bool,
+        kind: NetworkKind,
+    ) -> bool {
+        {
+            let mut w = self.world.borrow_mut();
+            if up {
+                w.network_up = true;
+            } else {
+                w.network_down();
+            }
+            w.network_kind = kind;
+        }
+        self.judge(|j| j.network_kind(up, judged_kind(kind)));
+        self.call(d, &format!("{what} ({kind:?})"), |d, now| {
+            d.handle(now, outbox_core::Input::Network { up, kind })
+        })
+        .0
+    }
+
     fn incarnation<O: Observer>(&mut self, d: &mut SimDriver<'_, O>) -> End {
         let records: Vec<(u64, u32, bool)> = {
             let w = self.world.borrow();
@@ -596,26 +669,28 @@ impl Sim {
     fn begin_heal<O: Observer>(&mut self, d: &mut SimDriver<'_, O>) -> Option<End> {
         self.healing = true;
         self.log(|| "=== heal: network up, server healthy, no more crashes".into());
-        let net_was_up = {
+        {
             let mut w = self.world.borrow_mut();
             w.ops_until_crash = None;
             w.p_disk_full = 0;
             w.p_read_fail = 0;
             w.server.heal();
-            let up = w.network_up;
-            w.network_up = true;
-            up
-        };
+        }
         self.judge(|j| {
-            j.network(true);
             j.resume();
             j.flush();
         });
-        if !net_was_up {
-            let _ = self.call(d, "heal: network up", |d, now| {
-                d.handle(now, outbox_core::Input::Network { up: true })
-            });
-        }
+        let _ = self.network(
+            d,
+            "heal: network up, unmetered",
+            true,
+            NetworkKind::Unmetered,
+        );
+        self.world.borrow_mut().power_save = false;
+        self.judge(|j| j.power_save(false));
+        let _ = self.call(d, "heal: power save off", |d, now| {
+            d.handle(now, outbox_core::Input::PowerSave(false))
+        });
         let _ = self.call(d, "heal: sync", |d, now| d.sync(now));
         let _ = self.call(d, "heal: resume", |d, now| {
             d.handle(now, outbox_core::Input::Resume)
@@ -787,13 +862,8 @@ impl Sim {
                 crashed
             }
             Act::LongOutage => {
-                self.world.borrow_mut().network_down();
-                self.judge(|j| j.network(false));
-                let mut crashed = self
-                    .call(d, "long outage: network down", |d, now| {
-                        d.handle(now, Input::Network { up: false })
-                    })
-                    .0;
+                let kind = self.world.borrow().network_kind;
+                let mut crashed = self.network(d, "long outage: network down", false, kind);
                 let n = self
                     .rng
                     .range(1, 2 * u64::from(self.params.queue_events) + 2);
@@ -851,18 +921,24 @@ impl Sim {
                 .0
             }
             Act::NetDown => {
-                self.world.borrow_mut().network_down();
-                self.judge(|j| j.network(false));
-                self.call(d, "network down", |d, now| {
-                    d.handle(now, Input::Network { up: false })
-                })
-                .0
+                let kind = self.world.borrow().network_kind;
+                self.network(d, "network down", false, kind)
             }
             Act::NetUp => {
-                self.world.borrow_mut().network_up = true;
-                self.judge(|j| j.network(true));
-                self.call(d, "network up", |d, now| {
-                    d.handle(now, Input::Network { up: true })
+                let kind = self.world.borrow().network_kind;
+                self.network(d, "network up", true, kind)
+            }
+            Act::NetKind => {
+                let up = self.world.borrow().network_up;
+                let kind = random_kind(&mut self.rng);
+                self.network(d, "network kind", up, kind)
+            }
+            Act::PowerSave => {
+                let on = self.rng.chance(500);
+                self.world.borrow_mut().power_save = on;
+                self.judge(|j| j.power_save(on));
+                self.call(d, &format!("power save {on}"), |d, now| {
+                    d.handle(now, Input::PowerSave(on))
                 })
                 .0
             }
@@ -1074,7 +1150,12 @@ impl Sim {
                 ),
             );
         }
-        if st.pending_events > 0 && st.network_up && !st.halted && st.retry_at.is_none() {
+        // Whether the mode's flushes may go, by the simulator's own account
+        // of what it told the machine (not the machine's stats).
+        let uploads = w.network_up
+            && (!self.params.unmetered_only || w.network_kind == NetworkKind::Unmetered)
+            && !w.power_save;
+        if st.pending_events > 0 && uploads && !st.halted && st.retry_at.is_none() {
             match cfg.flush_mode() {
                 FlushMode::Immediate if m.in_flight().is_none() => w.fail(
                     "liveness",

@@ -193,6 +193,11 @@ pub struct World {
 
     // network and server
     pub network_up: bool,
+    /// The kind of network the platform reports (the transport works on
+    /// any kind; the upload policy is the machine's to keep).
+    pub network_kind: outbox_core::NetworkKind,
+    /// The platform reports power save.
+    pub power_save: bool,
     pub server: Server,
     pub in_flight: Option<Request>,
     pub duplicates: u64,
@@ -243,6 +248,8 @@ impl World {
             p_disk_full: 0,
             p_read_fail: 0,
             network_up: true,
+            network_kind: outbox_core::NetworkKind::Unknown,
+            power_save: false,
             server: Server {
                 max_bytes: u64::MAX,
                 ..Server::default()

@@ -24,8 +24,11 @@
 //!   after the newest whose header is gone, and every loss when no event
 //!   came back (the store contract has no summary of holes alone).
 //!
-//! A page header's damage counts as damage to every record on that page
-//! (their numbers are stored relative to it).
+//! A page's header is lost only when both its copies are damaged (the
+//! header, and the copy format 2 writes as the page's first record); then
+//! it counts as damage to every record on that page (their numbers are
+//! stored relative to it). So a single damaged page header costs nothing,
+//! and the seq floor must stay above every number on its page.
 
 use std::collections::BTreeMap;
 use std::format;
@@ -37,8 +40,8 @@ use embedded_storage::nor_flash::NorFlash;
 use outbox_core::{Store, HOLE};
 
 use crate::flash::format::{
-    crc_offset, page_header_len, record_len, HeaderRead, Kind, PageHeader, PageRead, RecordHeader,
-    CRC32, PAGE_HEADER_RAW, RECORD_HEADER,
+    crc_offset, page_header_len, record_len, HeaderRead, Kind, PageHeader, RecordHeader, CRC32,
+    PAGE_HEADER_RAW, RECORD_HEADER,
 };
 use crate::flash::FlashQueue;
 
@@ -174,6 +177,8 @@ pub struct Ledger {
     maybe: Vec<(u64, Vec<u8>)>,
     /// Numbers deleted by a delete that returned.
     deleted_through: Option<u64>,
+    /// The highest number an append that returned wrote.
+    highest: Option<u64>,
 }
 
 impl Ledger {
@@ -186,7 +191,15 @@ impl Ledger {
             stored: BTreeMap::new(),
             maybe: Vec::new(),
             deleted_through: None,
+            highest: None,
         }
+    }
+
+    /// The highest number an append that returned wrote (deleted or not):
+    /// the seq floor must stay above it unless that record's own header
+    /// was damaged.
+    pub fn highest(&self) -> Option<u64> {
+        self.highest
     }
 
     /// The stored events, oldest first.
@@ -228,6 +241,7 @@ impl Ledger {
             assert!(!spans.is_empty(), "event {seq} is not in the image");
             l.stored.insert(*seq, (p.clone(), spans));
         }
+        l.highest = stored.iter().map(|s| s.0).max();
         l.maybe = maybe.to_vec();
         l.deleted_through = deleted_through;
         l
@@ -249,6 +263,7 @@ impl Ledger {
                         if matches!(r.kind, Kind::Event { .. }) && usize::from(r.len) == payload.len())
             })
             .expect("an append writes an event record");
+        self.highest = self.highest.max(Some(seq));
         let len = payload.len() as u32;
         let span = at..at + record_len(len, self.write as u32) as usize;
         if let Some((old, _)) = self.stored.insert(seq, (payload.to_vec(), std::vec![span])) {
@@ -275,24 +290,35 @@ impl Ledger {
         }
     }
 
-    /// Whether any of the damaged addresses lies in the record of `seq` or
-    /// in its page's header.
+    /// Whether the damage left `page`'s header readable: its header, or
+    /// its copy (the first record of a format-2 page), untouched. The copy's
+    /// bytes count whether or not the page has one, so a format-1 page
+    /// (no copy) is judged as if it had one: losing its records to one
+    /// damaged header is a failure of that format, not an exemption.
+    fn page_known(&self, page: usize, damage: &[usize]) -> bool {
+        let copy = page + self.header;
+        let copy = copy..copy + record_len(PAGE_HEADER_RAW as u32, self.write as u32) as usize;
+        let header = page..page + self.header;
+        !damage.iter().any(|a| header.contains(a)) || !damage.iter().any(|a| copy.contains(a))
+    }
+
+    /// Whether any of the damaged addresses lies in the record of `seq`, or
+    /// left its page's header unreadable (both copies hit).
     pub fn touched(&self, seq: u64, damage: &[usize]) -> bool {
         let Some((_, spans)) = self.stored.get(&seq) else {
             return false;
         };
         spans.iter().any(|span| {
             let page = span.start / self.page * self.page;
-            damage
-                .iter()
-                .any(|a| span.contains(a) || (page..page + self.header).contains(a))
+            damage.iter().any(|a| span.contains(a)) || !self.page_known(page, damage)
         })
     }
 
     /// Whether the header of `seq`'s record, its CRC field and its page
-    /// header are intact: then its number is readable and must stay
-    /// counted (a record whose CRC field reads as erased is taken for a
-    /// write torn by a power cut, whose number a torn header may garble).
+    /// header (one of its copies) are intact: then its number is readable
+    /// and must stay counted (a record whose CRC field reads as erased is
+    /// taken for a write torn by a power cut, whose number a torn header
+    /// may garble).
     pub fn header_intact(&self, seq: u64, damage: &[usize]) -> bool {
         let Some((p, spans)) = self.stored.get(&seq) else {
             return false;
@@ -300,11 +326,11 @@ impl Ledger {
         let crc = crc_offset(p.len() as u32) as usize;
         spans.iter().all(|span| {
             let page = span.start / self.page * self.page;
-            !damage.iter().any(|a| {
-                (span.start..span.start + RECORD_HEADER).contains(a)
-                    || (span.start + crc..span.start + crc + 4).contains(a)
-                    || (page..page + self.header).contains(a)
-            })
+            self.page_known(page, damage)
+                && !damage.iter().any(|a| {
+                    (span.start..span.start + RECORD_HEADER).contains(a)
+                        || (span.start + crc..span.start + crc + 4).contains(a)
+                })
         })
     }
 
@@ -403,9 +429,7 @@ pub fn records(image: &[u8], page: usize, write: usize) -> Vec<(u64, Range<usize
     let header = page_header_len(write as u32) as usize;
     let mut out = Vec::new();
     for p in (0..image.len() / page).map(|i| i * page) {
-        let mut ph = [0u8; PAGE_HEADER_RAW];
-        ph.copy_from_slice(&image[p..p + PAGE_HEADER_RAW]);
-        let PageRead::Valid(ph) = PageHeader::decode(&ph) else {
+        let Some(ph) = page_header_in(image, p, header) else {
             continue;
         };
         let mut off = header;
@@ -435,17 +459,32 @@ pub fn records(image: &[u8], page: usize, write: usize) -> Vec<(u64, Range<usize
     out
 }
 
-/// The pages whose header is valid, with their laps; the one with the
+/// The header of the page at `p` (`header` bytes long, padded): the header
+/// when it passes its checks, else its copy (format 2: a checkpoint record
+/// of 36 bytes right after it).
+fn page_header_in(image: &[u8], p: usize, header: usize) -> Option<PageHeader> {
+    let copy = &image[p + header..p + header + RECORD_HEADER + PAGE_HEADER_RAW];
+    let copy_is_one = matches!(RecordHeader::decode(copy[..RECORD_HEADER].try_into().unwrap()),
+        HeaderRead::Valid(r) if r.kind == Kind::Checkpoint && usize::from(r.len) == PAGE_HEADER_RAW);
+    match PageHeader::decode(&as_header(&image[p..])) {
+        None if copy_is_one => PageHeader::decode(&as_header(&copy[RECORD_HEADER..])),
+        read => read,
+    }
+}
+
+fn as_header(b: &[u8]) -> [u8; PAGE_HEADER_RAW] {
+    let mut h = [0u8; PAGE_HEADER_RAW];
+    h.copy_from_slice(&b[..PAGE_HEADER_RAW]);
+    h
+}
+
+/// The pages whose header (or its copy) is valid, with their laps; the one with the
 /// highest lap is the write page.
-pub fn page_laps(image: &[u8], page: usize) -> Vec<(usize, u32)> {
+pub fn page_laps(image: &[u8], page: usize, write: usize) -> Vec<(usize, u32)> {
     (0..image.len() / page)
         .filter_map(|p| {
-            let mut ph = [0u8; PAGE_HEADER_RAW];
-            ph.copy_from_slice(&image[p * page..p * page + PAGE_HEADER_RAW]);
-            match PageHeader::decode(&ph) {
-                PageRead::Valid(h) => Some((p, h.lap)),
-                _ => None,
-            }
+            page_header_in(image, p * page, page_header_len(write as u32) as usize)
+                .map(|h| (p, h.lap))
         })
         .collect()
 }

@@ -124,6 +124,8 @@ pub struct SimFlash<const READ: usize, const WRITE: usize, const ERASE: usize> {
     powered: bool,
     fail_write: Option<(u64, bool)>,
     violations: u64,
+    /// Addresses [`rot`](Self::rot) changed and no erase has reset since.
+    rotted: Vec<usize>,
 }
 
 impl<const READ: usize, const WRITE: usize, const ERASE: usize> SimFlash<READ, WRITE, ERASE> {
@@ -140,6 +142,7 @@ impl<const READ: usize, const WRITE: usize, const ERASE: usize> SimFlash<READ, W
             powered: true,
             fail_write: None,
             violations: 0,
+            rotted: Vec::new(),
         }
     }
 
@@ -173,7 +176,14 @@ impl<const READ: usize, const WRITE: usize, const ERASE: usize> SimFlash<READ, W
     pub fn rot(&mut self, addr: usize, mask: u8) {
         if let Some(b) = self.data.get_mut(addr) {
             *b ^= mask;
+            self.rotted.push(addr);
         }
+    }
+
+    /// Every address [`rot`](Self::rot) changed that no erase has reset
+    /// since: the damage a checker must allow for, earlier rot included.
+    pub fn rotted(&self) -> Vec<usize> {
+        self.rotted.clone()
     }
 
     /// Whether a word may be written only once between erases (default on).
@@ -313,6 +323,7 @@ impl<const READ: usize, const WRITE: usize, const ERASE: usize> NorFlash
             start..start + done
         };
         self.data[range.clone()].fill(0xFF);
+        self.rotted.retain(|a| !range.contains(a));
         let words = range.start.div_ceil(WRITE)..range.end / WRITE;
         self.written[words].fill(false);
         self.stats.erases += 1;
