@@ -179,6 +179,9 @@ pub struct Machine<const N: usize> {
     /// Overflow victims dropped from the middle of the queue whose
     /// `Discard` is still owed.
     discards: heapless::Deque<Seq, { critical::DISCARDS }>,
+    /// The read of hidden sizes looking for an overflow victim behind a
+    /// critical head (`critical.rs`).
+    scan: critical::Scan,
     notes: Notes,
     counters: Counters,
 }
@@ -233,6 +236,7 @@ impl<const N: usize> Machine<N> {
             tracked_any: false,
             critical_through: None,
             discards: heapless::Deque::new(),
+            scan: critical::Scan::new(),
             notes: Notes::new(),
             counters: Counters::default(),
         })
@@ -431,7 +435,7 @@ impl<const N: usize> Machine<N> {
         }
         if self.over_limits() {
             // Room is still owed: the sizes to drop come first.
-            return self.ask_sizes();
+            return self.ask_sizes().or_else(|| self.ask_scan());
         }
         if self.commits.persist_cursor < self.pending.end() {
             let seq = self.commits.persist_cursor;
@@ -767,7 +771,9 @@ impl<const N: usize> Machine<N> {
             _ if is_hole(size) => HOLE,
             _ => size,
         };
-        self.pending.refill(seq, size);
+        if !self.pending.refill(seq, size) {
+            self.note_scanned(seq, size);
+        }
         self.note_restored_critical(seq, size);
         if self
             .refill

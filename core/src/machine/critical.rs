@@ -31,6 +31,32 @@ use crate::output::{DropReason, Output};
 use crate::pending::{is_critical, is_hole, is_plain_event};
 use crate::Seq;
 
+/// Sizes one scan read asks for.
+const SCAN_CHUNK: u32 = 32;
+
+/// A bounded read of the sizes no window holds, for an overflow victim
+/// behind a critical head when the windows show none: the numbers from
+/// the front window's end up to `next` hold no victim (or `found` is one).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Scan {
+    /// Whether a scan was asked for (over the limits, no victim in sight).
+    wanted: bool,
+    /// The next hidden number to read.
+    next: Seq,
+    /// A non-critical, stored event the scan read: the next victim.
+    found: Option<(Seq, u32)>,
+}
+
+impl Scan {
+    pub(super) const fn new() -> Self {
+        Scan {
+            wanted: false,
+            next: 0,
+            found: None,
+        }
+    }
+}
+
 /// Discards owed at once; overflow waits for them to be drained.
 pub(super) const DISCARDS: usize = 4;
 
@@ -78,6 +104,75 @@ impl<const N: usize> Machine<N> {
         }
     }
 
+    /// A size read past the front window: the scan's, when it is the next
+    /// number it wants.
+    pub(super) fn note_scanned(&mut self, seq: Seq, size: u32) {
+        let hidden = self.pending.hidden();
+        if !ENABLED || !self.scan.wanted || !hidden.contains(&seq) {
+            return;
+        }
+        if seq != self.scan.next.max(hidden.start) {
+            return;
+        }
+        self.scan.next = seq + 1;
+        let in_flight = self
+            .in_flight
+            .is_some_and(|b| b.first <= seq && seq <= b.last);
+        if self.scan.found.is_none()
+            && is_plain_event(size)
+            && seq < self.commits.persist_cursor
+            && !in_flight
+        {
+            self.scan.found = Some((seq, size));
+        }
+    }
+
+    /// The read a scan asks for next, if one is wanted and unread numbers
+    /// are left.
+    pub(super) fn ask_scan(&mut self) -> Option<Output> {
+        if !ENABLED || !self.scan.wanted || self.scan.found.is_some() {
+            return None;
+        }
+        if self.refill.asked_until.is_some() || self.refill.retry_at.is_some() {
+            return None;
+        }
+        let hidden = self.pending.hidden();
+        let from = self.scan.next.max(hidden.start);
+        if from >= hidden.end {
+            return None;
+        }
+        let max = (hidden.end - from).min(u64::from(SCAN_CHUNK)) as u32;
+        self.refill.asked_until = Some(from + u64::from(max));
+        Some(Output::ReadSizes { from, max })
+    }
+
+    /// The victim a scan found, if it still is one; `None` with the scan
+    /// going on (or started) when hidden numbers are left to read, and
+    /// `Some(None)` when it read them all and found none.
+    fn scanned_victim(&mut self) -> Option<Option<(Seq, u32)>> {
+        let hidden = self.pending.hidden();
+        if let Some((seq, size)) = self.scan.found.take() {
+            let in_flight = self
+                .in_flight
+                .is_some_and(|b| b.first <= seq && seq <= b.last);
+            if hidden.contains(&seq) && seq < self.commits.persist_cursor && !in_flight {
+                return Some(Some((seq, size)));
+            }
+            // Stale (delivered, in view, or in flight now): read on.
+            self.scan.next = self.scan.next.min(seq + 1);
+        }
+        if !self.scan.wanted {
+            self.scan.wanted = true;
+            self.scan.next = hidden.start;
+        }
+        if self.scan.next.max(hidden.start) >= hidden.end {
+            // Read through: none hidden. The next need scans afresh.
+            self.scan.wanted = false;
+            return Some(None);
+        }
+        None
+    }
+
     /// The next `Discard` owed (one a delete already passed is not).
     pub(super) fn next_discard(&mut self) -> Option<Output> {
         if !ENABLED {
@@ -121,10 +216,21 @@ impl<const N: usize> Machine<N> {
     /// without dropping a critical one, or (for a critical new event) the
     /// windows see the whole queue and it is all critical, so the normal
     /// rule applies.
+    ///
+    /// While a critical event is pending, room must be proven from the
+    /// sizes the windows hold: the numbers they do not show may hide
+    /// critical events only (the machine would then have to drop one, or
+    /// fail to make the room it promised), so an unproven track is refused
+    /// (`QueueFull`, as `RejectNew`: the caller is told, nothing is lost).
     pub(super) fn room_for(&self, size: u32, critical: bool) -> bool {
-        if !ENABLED || self.pending.entry(self.pending.head()).is_none() {
-            // Not known yet: the machine reads the sizes it lacks first.
+        if !ENABLED {
             return true;
+        }
+        let critical_pending = self.critical_flush_due();
+        if self.pending.entry(self.pending.head()).is_none() {
+            // Not known yet: the machine reads the sizes it lacks first,
+            // unless a critical event may be among them.
+            return !critical_pending;
         }
         let events =
             (self.pending.len() + 1).saturating_sub(u64::from(self.config.max_queue_events));
@@ -135,6 +241,7 @@ impl<const N: usize> Machine<N> {
             self.commits.persist_cursor,
             events,
             bytes,
+            critical_pending,
         ) || (critical && self.pending.sees_all())
     }
 
@@ -157,18 +264,27 @@ impl<const N: usize> Machine<N> {
             .pending
             .victim(skip, before)
             .or_else(|| self.pending.victim_in_back(skip, before));
-        let (seq, discard) = match victim {
-            Some(v) => (v, true),
+        let (seq, hidden_size, discard) = match victim {
+            Some(v) => (v, None, true),
             // The oldest window is still being read: a victim may come.
             None if self.pending.missing().is_some() && self.pending.front_len() < N => {
                 return false
             }
-            None => (head, false),
+            // A non-critical event may hide where no window looks: read
+            // the hidden sizes (a bounded scan) before a critical one goes.
+            None if !self.pending.sees_all() => match self.scanned_victim() {
+                None => return false,
+                Some(Some((seq, size))) => (seq, Some(size), true),
+                Some(None) => (head, None, false),
+            },
+            None => (head, None, false),
         };
-        let gone = if discard {
-            self.pending.spend(seq) && self.discards.push_back(seq).is_ok()
-        } else {
-            self.pending.pop_front().is_some()
+        let gone = match (discard, hidden_size) {
+            (true, Some(size)) => {
+                self.pending.spend_hidden(seq, size) && self.discards.push_back(seq).is_ok()
+            }
+            (true, None) => self.pending.spend(seq) && self.discards.push_back(seq).is_ok(),
+            (false, _) => self.pending.pop_front().is_some(),
         };
         if gone {
             self.counters.dropped_overflow += 1;

@@ -85,13 +85,16 @@ impl<const N: usize> Pending<N> {
     /// head first (in flight or not), then, past the first critical one,
     /// non-critical events below `before` and outside `skip`. Also `true`
     /// when the windows show no critical event at all (the sizes beyond
-    /// them are read as the normal rule needs them).
+    /// them are read as the normal rule needs them), unless `proven` asks
+    /// for the room to be found in the windows alone (a critical event is
+    /// pending and may hide where they do not look).
     pub(crate) fn room_without_critical(
         &self,
         skip: Skip,
         before: Seq,
         mut events: u64,
         mut bytes: u64,
+        proven: bool,
     ) -> bool {
         let mut prefix = true;
         for (seq, e) in self.entries() {
@@ -113,7 +116,24 @@ impl<const N: usize> Pending<N> {
         }
         // Room is made, or no critical event is in sight: the normal rule
         // goes on as the machine reads the sizes it lacks.
-        (events == 0 && bytes == 0) || prefix
+        (events == 0 && bytes == 0) || (prefix && !proven)
+    }
+
+    /// The numbers no window holds (between `front` and `back`): where a
+    /// scan looks for a victim no window shows.
+    pub(crate) fn hidden(&self) -> core::ops::Range<Seq> {
+        self.front_end()..self.back_start().max(self.front_end())
+    }
+
+    /// The hidden pending event `seq` of `size` (read by a scan) leaves
+    /// from the middle of the queue: its bytes go, its number is a hole.
+    pub(crate) fn spend_hidden(&mut self, seq: Seq, size: u32) -> bool {
+        if !self.hidden().contains(&seq) || is_hole(size) {
+            return false;
+        }
+        self.bytes = self.bytes.saturating_sub(weight(size));
+        self.holes = self.holes.saturating_add(1);
+        true
     }
 
     /// The pending event `seq` leaves from the middle of the queue (an
@@ -166,19 +186,23 @@ mod tests {
         for e in [5, 10 | CRITICAL, 20, 30 | CRITICAL] {
             p.push(e);
         }
-        assert!(p.room_without_critical(None, 4, 2, 0));
-        assert!(!p.room_without_critical(None, 4, 3, 0));
-        assert!(!p.room_without_critical(Some((2, 2)), 4, 2, 0));
+        assert!(p.room_without_critical(None, 4, 2, 0, false));
+        assert!(!p.room_without_critical(None, 4, 3, 0, false));
+        assert!(!p.room_without_critical(Some((2, 2)), 4, 2, 0, false));
         assert!(
-            p.room_without_critical(Some((0, 0)), 4, 1, 25),
+            p.room_without_critical(Some((0, 0)), 4, 1, 25, false),
             "the head goes in flight or not"
         );
-        assert!(!p.room_without_critical(None, 4, 0, 26));
+        assert!(!p.room_without_critical(None, 4, 0, 26, false));
         let mut plain = Pending::<8>::new();
         plain.push(5);
         assert!(
-            plain.room_without_critical(None, 1, 3, 0),
+            plain.room_without_critical(None, 1, 3, 0, false),
             "no critical event in sight"
+        );
+        assert!(
+            !plain.room_without_critical(None, 1, 3, 0, true),
+            "unless the room must be proven"
         );
     }
 }

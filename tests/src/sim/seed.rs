@@ -331,10 +331,10 @@ pub fn run_seed_in(kind: WorldKind, seed: u64, steps: u64, verbose: bool) -> See
         rng.range(1, 60) as u32
     };
     // Critical tracks only when asked (`OUTBOX_SIM_CRITICAL=<max per
-    // mille>`): behind a critical head stuck for long, the victims the
-    // machine can see run out (its windows fill with the holes of earlier
-    // victims), and the judge still finds critical events dropped or
-    // victims it did not expect there (see the report of issue 18 item 2).
+    // mille>`, in three worlds of four that keep the flag): with 300, 61
+    // of 200 seeds still break a rule (a critical head dropped while a
+    // plain event is pending; the hidden-size scan re-asking the same
+    // sizes). Unfinished: see the branch's last report.
     let max_critical: u64 = std::env::var("OUTBOX_SIM_CRITICAL")
         .ok()
         .and_then(|v| v.parse().ok())
