@@ -111,7 +111,9 @@ impl<const N: usize> Machine<N> {
         if !ENABLED || !self.scan.wanted || !hidden.contains(&seq) {
             return;
         }
-        if seq != self.scan.next.max(hidden.start) {
+        if seq != self.scan.next.max(hidden.start) || self.scan.found.is_some() {
+            // Not the next one, or a victim waits: the numbers after it
+            // are read again when it is gone.
             return;
         }
         self.scan.next = seq + 1;
