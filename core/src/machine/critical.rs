@@ -21,17 +21,23 @@
 //!   refused too (`QueueFull`: the caller is told, nothing is dropped).
 //! - The machine sees the flags of the events whose sizes its windows hold
 //!   (the oldest and the newest `N` numbers, victims left as holes
-//!   included): victims come from the oldest window, and from the newest
-//!   only when no gap lies between them. A queue whose span behind a
-//!   critical head outgrows the window may refuse new events (`QueueFull`)
-//!   although a non-critical event the store alone knows of could go.
+//!   included): victims come from the oldest window, then from a bounded
+//!   scan of the sizes between the windows (`ReadSizes` past the oldest
+//!   window, [`SCAN_CHUNK`] at a time, one victim kept), then from the
+//!   newest window. A critical head goes only when the scan read every
+//!   hidden number and found none. While a critical event is pending, a
+//!   track needs its room proven by the windows alone: a queue whose span
+//!   behind a critical head outgrows them may refuse new events
+//!   (`QueueFull`) although a non-critical event the store alone knows of
+//!   could go (the scan serves overflow that already happened: a restore
+//!   over shrunk limits).
 
 use super::Machine;
 use crate::output::{DropReason, Output};
 use crate::pending::{is_critical, is_hole, is_plain_event};
 use crate::Seq;
 
-/// Sizes one scan read asks for.
+/// Sizes one scan read asks for (at most the window's `N`, as any read).
 const SCAN_CHUNK: u32 = 32;
 
 /// A bounded read of the sizes no window holds, for an overflow victim
@@ -143,7 +149,7 @@ impl<const N: usize> Machine<N> {
         if from >= hidden.end {
             return None;
         }
-        let max = (hidden.end - from).min(u64::from(SCAN_CHUNK)) as u32;
+        let max = (hidden.end - from).min(u64::from(SCAN_CHUNK)).min(N as u64) as u32;
         self.refill.asked_until = Some(from + u64::from(max));
         Some(Output::ReadSizes { from, max })
     }

@@ -5,7 +5,7 @@
 use core::time::Duration;
 use std::vec::Vec;
 
-use super::harness::{one_send, sends, small, H};
+use super::harness::{one_send, sends, small, Hn, H};
 use crate::{
     DropReason, FlushMode, Input, InputError, Lifecycle, NetworkKind, Output, UploadPolicy,
     CRITICAL, DISCARDED,
@@ -219,4 +219,29 @@ fn the_flag_survives_a_restart_and_a_discard_leaves_silently() {
     let s = h.m.stats();
     assert_eq!((s.pending_events, s.dropped_damaged), (1, 0));
     h.input(Input::Lifecycle(Lifecycle::Background));
+}
+
+#[test]
+fn a_scan_finds_the_plain_victim_no_window_shows() {
+    // A window of 4 sizes over 10 events: 0..=3 critical fill it, the
+    // plain event 6 hides between it and the newest; 9 events allowed.
+    let config = small()
+        .flush_mode(FlushMode::Manual)
+        .max_queue_events(9)
+        .max_batch_events(4)
+        .build()
+        .unwrap();
+    let mut h = Hn::<4>::new(config);
+    let records: Vec<(u64, u32)> = (0..10)
+        .map(|seq| (seq, if seq == 6 { 10 } else { 10 | CRITICAL }))
+        .collect();
+    let out = h.restore(&records);
+    assert_eq!(
+        dropped(&out),
+        [(6, 6, DropReason::Overflow)],
+        "the hidden plain event goes, no critical one: {out:?}"
+    );
+    assert!(out.contains(&Output::Discard { seq: 6 }));
+    assert_eq!(h.store.get(&6), Some(&DISCARDED));
+    assert_eq!(h.m.stats().pending_events, 9);
 }
