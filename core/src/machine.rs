@@ -181,6 +181,7 @@ pub struct Machine<const N: usize> {
     discards: heapless::Deque<Seq, { critical::DISCARDS }>,
     /// The read of hidden sizes looking for an overflow victim behind a
     /// critical head (`critical.rs`).
+    #[cfg(any(test, feature = "critical"))]
     scan: critical::Scan,
     notes: Notes,
     counters: Counters,
@@ -236,6 +237,7 @@ impl<const N: usize> Machine<N> {
             tracked_any: false,
             critical_through: None,
             discards: heapless::Deque::new(),
+            #[cfg(any(test, feature = "critical"))]
             scan: critical::Scan::new(),
             notes: Notes::new(),
             counters: Counters::default(),
@@ -435,7 +437,10 @@ impl<const N: usize> Machine<N> {
         }
         if self.over_limits() {
             // Room is still owed: the sizes to drop come first.
+            #[cfg(any(test, feature = "critical"))]
             return self.ask_sizes().or_else(|| self.ask_scan());
+            #[cfg(not(any(test, feature = "critical")))]
+            return self.ask_sizes();
         }
         if self.commits.persist_cursor < self.pending.end() {
             let seq = self.commits.persist_cursor;
@@ -771,7 +776,9 @@ impl<const N: usize> Machine<N> {
             _ if is_hole(size) => HOLE,
             _ => size,
         };
-        if !self.pending.refill(seq, size) {
+        let _kept = self.pending.refill(seq, size);
+        #[cfg(any(test, feature = "critical"))]
+        if !_kept {
             self.note_scanned(seq, size);
         }
         self.note_restored_critical(seq, size);

@@ -37,12 +37,14 @@ use crate::output::{DropReason, Output};
 use crate::pending::{is_critical, is_hole, is_plain_event};
 use crate::Seq;
 
+#[cfg(any(test, feature = "critical"))]
 /// Sizes one scan read asks for (at most the window's `N`, as any read).
 const SCAN_CHUNK: u32 = 32;
 
 /// A bounded read of the sizes no window holds, for an overflow victim
 /// behind a critical head when the windows show none: the numbers from
 /// the front window's end up to `next` hold no victim (or `found` is one).
+#[cfg(any(test, feature = "critical"))]
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Scan {
     /// Whether a scan was asked for (over the limits, no victim in sight).
@@ -53,6 +55,7 @@ pub(super) struct Scan {
     found: Option<(Seq, u32)>,
 }
 
+#[cfg(any(test, feature = "critical"))]
 impl Scan {
     pub(super) const fn new() -> Self {
         Scan {
@@ -112,6 +115,7 @@ impl<const N: usize> Machine<N> {
 
     /// A size read past the front window: the scan's, when it is the next
     /// number it wants.
+    #[cfg(any(test, feature = "critical"))]
     pub(super) fn note_scanned(&mut self, seq: Seq, size: u32) {
         let hidden = self.pending.hidden();
         if !ENABLED || !self.scan.wanted || !hidden.contains(&seq) {
@@ -137,6 +141,7 @@ impl<const N: usize> Machine<N> {
 
     /// The read a scan asks for next, if one is wanted and unread numbers
     /// are left.
+    #[cfg(any(test, feature = "critical"))]
     pub(super) fn ask_scan(&mut self) -> Option<Output> {
         if !ENABLED || !self.scan.wanted || self.scan.found.is_some() {
             return None;
@@ -157,6 +162,7 @@ impl<const N: usize> Machine<N> {
     /// The victim a scan found, if it still is one; `None` with the scan
     /// going on (or started) when hidden numbers are left to read, and
     /// `Some(None)` when it read them all and found none.
+    #[cfg(any(test, feature = "critical"))]
     fn scanned_victim(&mut self) -> Option<Option<(Seq, u32)>> {
         let hidden = self.pending.hidden();
         if let Some((seq, size)) = self.scan.found.take() {
@@ -280,6 +286,7 @@ impl<const N: usize> Machine<N> {
             }
             // A non-critical event may hide where no window looks: read
             // the hidden sizes (a bounded scan) before a critical one goes.
+            #[cfg(any(test, feature = "critical"))]
             None if !self.pending.sees_all() => match self.scanned_victim() {
                 None => return false,
                 Some(Some((seq, size))) => (seq, Some(size), true),
