@@ -389,29 +389,28 @@ fn send(
             counts.first_bad.unwrap_or(0)
         )));
     }
-    if !args.network_policy.allows(args.network_kind) {
+    // Stored and not sent in this run: the policy forbids this network, or
+    // the caller asked not to wait. One summary line says why.
+    let not_sent = if !args.network_policy.allows(args.network_kind) {
+        Some((
+            format!(
+                "not uploaded: --network-policy unmetered on a {} network",
+                kind_name(args.network_kind)
+            ),
+            "; `outbox flush` delivers them",
+        ))
+    } else if args.no_wait {
+        Some(("not waiting for delivery".to_string(), ""))
+    } else {
+        None
+    };
+    if let Some((why, then)) = not_sent {
         progress.finish(
             stats.core.delivered - base.delivered,
             format!("read {} · stored {}", counts.read, counts.stored),
         );
         out_line(&format!(
-            "read {} lines: {} stored, {} bad lines skipped; not uploaded: --network-policy unmetered on a {} network ({} queued in {}; `outbox flush` delivers them)",
-            counts.stored + counts.bad,
-            counts.stored,
-            counts.bad,
-            kind_name(args.network_kind),
-            stats.core.pending_events,
-            db.display()
-        ));
-        return Ok(());
-    }
-    if args.no_wait {
-        progress.finish(
-            stats.core.delivered - base.delivered,
-            format!("read {} · stored {}", counts.read, counts.stored),
-        );
-        out_line(&format!(
-            "read {} lines: {} stored, {} bad lines skipped; not waiting for delivery ({} queued in {})",
+            "read {} lines: {} stored, {} bad lines skipped; {why} ({} queued in {}{then})",
             counts.stored + counts.bad,
             counts.stored,
             counts.bad,

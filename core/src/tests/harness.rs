@@ -133,6 +133,15 @@ pub(crate) fn small() -> crate::ConfigBuilder {
         .envelope_bytes(10, 1)
 }
 
+/// The network going up or down, of a kind no policy cares about (the
+/// rules tests' network; core/src/tests/network.rs tests the kinds).
+pub(crate) fn network(up: bool) -> Input {
+    Input::Network {
+        up,
+        kind: crate::NetworkKind::Unknown,
+    }
+}
+
 pub(crate) fn sends(outs: &[Output]) -> Vec<Batch> {
     outs.iter()
         .filter_map(|o| match o {

@@ -4,7 +4,7 @@ use core::time::Duration;
 use std::vec;
 use std::vec::Vec;
 
-use super::harness::{one_send, sends, small, H};
+use super::harness::{network, one_send, sends, small, H};
 use crate::{
     Config, DropReason, FlushMode, Input, InputError, Instant, Lifecycle, Machine, Output,
     Overflow, RejectReason, RetryCause, StoreSummary, BYTES_PER_WINDOW_SLOT, FIXED_STATE_BYTES,
@@ -171,16 +171,8 @@ fn manual_only_on_explicit_flush_which_drains_everything() {
     ] {
         assert!(sends(&h.input(Input::Lifecycle(l))).is_empty());
     }
-    assert!(sends(&h.input(Input::Network {
-        up: false,
-        kind: crate::NetworkKind::Unknown
-    }))
-    .is_empty());
-    assert!(sends(&h.input(Input::Network {
-        up: true,
-        kind: crate::NetworkKind::Unknown
-    }))
-    .is_empty());
+    assert!(sends(&h.input(network(false))).is_empty());
+    assert!(sends(&h.input(network(true))).is_empty());
     let mut b = one_send(&h.input(Input::Flush));
     let mut batches = 1;
     loop {
@@ -206,18 +198,12 @@ fn flush_in_every_mode() {
         FlushMode::Manual,
     ] {
         let mut h = H::new(periodic(1_000_000).flush_mode(mode).build().unwrap());
-        h.input(Input::Network {
-            up: false,
-            kind: crate::NetworkKind::Unknown,
-        });
+        h.input(network(false));
         h.track(1);
         h.drain();
         let b = one_send(&{
             h.input(Input::Flush);
-            h.input(Input::Network {
-                up: true,
-                kind: crate::NetworkKind::Unknown,
-            })
+            h.input(network(true))
         });
         assert_eq!(b.first, 0, "{mode:?}");
     }
@@ -226,18 +212,12 @@ fn flush_in_every_mode() {
 #[test]
 fn flush_requested_offline_waits_for_the_network() {
     let mut h = H::new(small().flush_mode(FlushMode::Manual).build().unwrap());
-    h.input(Input::Network {
-        up: false,
-        kind: crate::NetworkKind::Unknown,
-    });
+    h.input(network(false));
     h.track(1);
     assert!(sends(&h.input(Input::Flush)).is_empty());
     assert!(h.m.stats().flush_requested);
     assert!(sends(&h.advance(100_000)).is_empty());
-    one_send(&h.input(Input::Network {
-        up: true,
-        kind: crate::NetworkKind::Unknown,
-    }));
+    one_send(&h.input(network(true)));
 }
 
 #[test]
@@ -249,17 +229,11 @@ fn network_restored_flushes_in_automatic_modes() {
         (FlushMode::Manual, false),
     ] {
         let mut h = H::new(periodic(1_000_000).flush_mode(mode).build().unwrap());
-        h.input(Input::Network {
-            up: false,
-            kind: crate::NetworkKind::Unknown,
-        });
+        h.input(network(false));
         h.track(1);
         h.drain();
         h.m.handle(h.now, Input::SetFlushThreshold(None)).unwrap();
-        let got = sends(&h.input(Input::Network {
-            up: true,
-            kind: crate::NetworkKind::Unknown,
-        }));
+        let got = sends(&h.input(network(true)));
         assert_eq!(!got.is_empty(), expect, "{mode:?}");
     }
 }
@@ -622,29 +596,16 @@ fn network_restored_resets_only_a_transport_backoff() {
     let b = one_send(&h.drain());
     h.input(Input::TransportFailed { batch: b.id });
     assert!(h.m.poll_timeout().is_some());
-    h.input(Input::Network {
-        up: false,
-        kind: crate::NetworkKind::Unknown,
-    });
-    let b = one_send(&h.input(Input::Network {
-        up: true,
-        kind: crate::NetworkKind::Unknown,
-    }));
+    h.input(network(false));
+    let b = one_send(&h.input(network(true)));
     // Now a server-requested backoff: the network coming back does not cut it.
     h.input(Input::Response {
         batch: b.id,
         status: 503,
         retry_after: Some(Duration::from_millis(5_000)),
     });
-    h.input(Input::Network {
-        up: false,
-        kind: crate::NetworkKind::Unknown,
-    });
-    assert!(sends(&h.input(Input::Network {
-        up: true,
-        kind: crate::NetworkKind::Unknown
-    }))
-    .is_empty());
+    h.input(network(false));
+    assert!(sends(&h.input(network(true))).is_empty());
     assert_eq!(h.m.poll_timeout(), Some(Instant::from_millis(5_000)));
 }
 
@@ -939,15 +900,8 @@ fn switching_to_manual_cancels_what_the_mode_requested() {
     h.input(Input::SetFlushMode(FlushMode::Manual));
     h.track(1);
     assert!(sends(&h.respond(&b, 200)).is_empty());
-    h.input(Input::Network {
-        up: false,
-        kind: crate::NetworkKind::Unknown,
-    });
-    assert!(sends(&h.input(Input::Network {
-        up: true,
-        kind: crate::NetworkKind::Unknown
-    }))
-    .is_empty());
+    h.input(network(false));
+    assert!(sends(&h.input(network(true))).is_empty());
     assert!(!h.m.stats().flush_requested);
     // An explicit flush still stands, in any mode.
     let b = one_send(&h.input(Input::Flush));
@@ -956,28 +910,15 @@ fn switching_to_manual_cancels_what_the_mode_requested() {
     // AppClose: a background flush requested offline is cancelled by a
     // switch to Manual; an explicit one is not.
     let mut h = H::new(small().flush_mode(FlushMode::AppClose).build().unwrap());
-    h.input(Input::Network {
-        up: false,
-        kind: crate::NetworkKind::Unknown,
-    });
+    h.input(network(false));
     h.track(1);
     h.input(Input::Lifecycle(Lifecycle::Background));
     h.input(Input::SetFlushMode(FlushMode::Manual));
-    assert!(sends(&h.input(Input::Network {
-        up: true,
-        kind: crate::NetworkKind::Unknown
-    }))
-    .is_empty());
-    h.input(Input::Network {
-        up: false,
-        kind: crate::NetworkKind::Unknown,
-    });
+    assert!(sends(&h.input(network(true))).is_empty());
+    h.input(network(false));
     h.input(Input::Flush);
     h.input(Input::SetFlushMode(FlushMode::AppClose));
-    one_send(&h.input(Input::Network {
-        up: true,
-        kind: crate::NetworkKind::Unknown,
-    }));
+    one_send(&h.input(network(true)));
 }
 
 /// Issue 8 item 3: a batch that got no answer stalled the queue for good
