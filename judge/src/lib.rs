@@ -211,6 +211,18 @@ pub struct TrackVerdict {
     /// critical, and the machine sees only a window of the queue behind
     /// it): a refusal is then told to the judge with
     /// [`Judge::refused`], and nothing must go.
+    ///
+    /// Kept on purpose, and sound: a refusal loses nothing (no stored
+    /// event goes, the caller is told `QueueFull` as under `RejectNew`, and
+    /// the judge still owes every drop and delivery of what is stored); it
+    /// only trades the new event's admission for the rule that matters
+    /// more, never a critical event dropped while a plain one is pending.
+    /// The judge sees the whole queue, the machine only the sizes its
+    /// windows hold, so a victim the judge can name may be one the machine
+    /// cannot prove (DESIGN "SDK features v3"; README "Critical events").
+    /// It is granted only when the queue is over its limits under
+    /// `DropOldest` and a critical event is pending; every other refusal
+    /// of a fitting event stays a breach.
     pub may_refuse: bool,
 }
 
@@ -630,6 +642,17 @@ impl Judge {
                 Ok(())
             }
             Seen::Dropped { first, last, why } => {
+                // A drop changes the queue, so sizes read after it are new
+                // information, not a retry of the last ask: the machine's
+                // scan for an overflow victim behind a critical head reads
+                // the same `from` again after each victim it drops. This
+                // cannot hide a read that never ends: each drop removes at
+                // least one pending event, the queue holds finitely many
+                // and drops need tracks to cause them (an overflow) or
+                // failures the checker injected, so between drops a second
+                // ask of the same sizes is still a breach
+                // (`sizes_asked_again_after_a_drop_still_a_breach`).
+                self.last_read_sizes = None;
                 let r = match why {
                     Why::Overflow => self.overflow_drop(first, last),
                     Why::MaxAttempts => self.max_attempts_drop(first, last),
@@ -1204,6 +1227,24 @@ mod tests {
         j.seen(&Seen::ReadSizes { from: 4 }).unwrap();
         j.seen(&Seen::ReadSizes { from: 8 }).unwrap();
         let b = j.seen(&Seen::ReadSizes { from: 8 }).unwrap_err();
+        assert_eq!(b.invariant, "sizes-liveness");
+    }
+
+    /// A drop changes the queue: the same sizes may be read once more
+    /// after it (the critical scan does), but a read that then repeats
+    /// with no drop in between is the endless re-read all the same.
+    #[test]
+    fn sizes_asked_again_after_a_drop_still_a_breach() {
+        let mut j = judge(2);
+        for seq in 0..2 {
+            persisted(&mut j, seq);
+        }
+        let v = j.track(5);
+        assert!(!v.fits);
+        j.seen(&Seen::ReadSizes { from: 0 }).unwrap();
+        j.seen(&dropped(0, 0, Why::Overflow)).unwrap();
+        j.seen(&Seen::ReadSizes { from: 0 }).unwrap();
+        let b = j.seen(&Seen::ReadSizes { from: 0 }).unwrap_err();
         assert_eq!(b.invariant, "sizes-liveness");
     }
 }
