@@ -495,7 +495,15 @@ impl<const N: usize> Machine<N> {
                 next = Some(next.map_or(t, |n| n.min(t)));
             }
         };
-        if !self.pending.is_empty() {
+        // Behind a critical head, overflow victims leave the middle of the
+        // queue as holes: a span of holes only holds no event to wait for
+        // (its sizes are read, and the holes go, at the next input).
+        let events = if critical::ENABLED {
+            self.pending.len() > 0
+        } else {
+            !self.pending.is_empty()
+        };
+        if events {
             consider(self.backoff.map(|b| b.until));
             consider(self.period_due);
             consider(self.refill.retry_at);

@@ -221,8 +221,11 @@ pub struct TrackVerdict {
     /// windows hold, so a victim the judge can name may be one the machine
     /// cannot prove (DESIGN "SDK features v3"; README "Critical events").
     /// It is granted only when the queue is over its limits under
-    /// `DropOldest` and a critical event is pending; every other refusal
-    /// of a fitting event stays a breach.
+    /// `DropOldest` and a critical event is pending, or a critical track's
+    /// flush request still covers the oldest event (the critical event
+    /// itself reported not stored: the machine keeps the request it took at
+    /// the track, as the judge does for sends); every other refusal of an
+    /// event stays a breach.
     pub may_refuse: bool,
 }
 
@@ -399,8 +402,10 @@ impl Judge {
         let mut refused = false;
         // Behind critical events the machine sees only a window of the
         // queue: it may refuse rather than drop what it cannot see.
-        let may_refuse =
-            !too_large && !fits && self.limits.drop_oldest && self.queue.has_critical();
+        let may_refuse = !too_large
+            && !fits
+            && self.limits.drop_oldest
+            && (self.queue.has_critical() || self.critical_request_stands());
         if !too_large && !fits && self.limits.drop_oldest {
             let mut room = self.queue.clone();
             let flight = self
@@ -419,6 +424,17 @@ impl Judge {
             refused,
             may_refuse,
         }
+    }
+
+    /// Whether a critical track's flush request still covers the oldest
+    /// pending event, its event stored or not: the machine takes the
+    /// request at the track and keeps it (a send up to it is allowed all
+    /// the same), so it may still guard overflow as if the event
+    /// were pending when the store failed to keep it.
+    fn critical_request_stands(&self) -> bool {
+        self.queue
+            .front()
+            .is_some_and(|f| self.requests.critical_send(f))
     }
 
     /// The machine refused the event being tracked
@@ -1228,6 +1244,30 @@ mod tests {
         j.seen(&Seen::ReadSizes { from: 8 }).unwrap();
         let b = j.seen(&Seen::ReadSizes { from: 8 }).unwrap_err();
         assert_eq!(b.invariant, "sizes-liveness");
+    }
+
+    /// A critical event the store failed to keep leaves its flush request
+    /// standing, and with it the machine's caution: a full `DropOldest`
+    /// queue may refuse; with no critical track at all it may not.
+    #[test]
+    fn a_refusal_may_follow_a_critical_event_not_stored() {
+        let mut j = judge(2);
+        persisted(&mut j, 0);
+        let mut plain = judge(2);
+        persisted(&mut plain, 0);
+        persisted(&mut plain, 1);
+        assert!(!plain.track(5).may_refuse, "no critical event was tracked");
+
+        assert!(j.track_critical(5).fits);
+        j.seen(&Seen::Persist { seq: 1, size: 5 }).unwrap();
+        j.append_failed(1);
+        j.seen(&dropped(1, 1, Why::NotStored)).unwrap();
+        j.settle().unwrap();
+        persisted(&mut j, 2);
+        let v = j.track(5);
+        assert!(!v.fits && v.may_refuse, "{v:?}");
+        j.refused();
+        j.settle().unwrap();
     }
 
     /// A drop changes the queue: the same sizes may be read once more

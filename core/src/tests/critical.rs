@@ -245,3 +245,35 @@ fn a_scan_finds_the_plain_victim_no_window_shows() {
     assert_eq!(h.store.get(&6), Some(&DISCARDED));
     assert_eq!(h.m.stats().pending_events, 9);
 }
+
+#[test]
+fn a_queue_of_holes_only_asks_for_no_wake_up() {
+    // A window of 4 over 10 events, the limits shrunk at a restore: the
+    // plain events behind the critical head 0 go first (4 and 5 from the
+    // middle, where no window shows them), then 0 itself, over the byte
+    // limit alone. Only holes are left: nothing to wait for, so no period
+    // tick is asked (the holes go at the next input).
+    let config = small()
+        .flush_mode(FlushMode::Period)
+        .flush_period(Duration::from_secs(60))
+        .max_queue_events(1)
+        .max_queue_bytes(40)
+        .max_event_bytes(40)
+        .max_batch_events(4)
+        .build()
+        .unwrap();
+    let mut h = Hn::<4>::new(config);
+    // Power save: no automatic send wants the sizes read.
+    h.input(Input::PowerSave(true));
+    let records: Vec<(u64, u32)> = (0..10)
+        .map(|seq| (seq, if seq == 0 { 50 | CRITICAL } else { 10 }))
+        .collect();
+    let out = h.restore(&records);
+    assert!(out.contains(&Output::Discard { seq: 4 }), "{out:?}");
+    assert_eq!(h.m.stats().pending_events, 0, "{out:?}");
+    // The restore's own flush request goes with a mode switch; a tick
+    // settles the period timer.
+    h.input(Input::SetFlushMode(FlushMode::Period));
+    let out = h.advance(1);
+    assert_eq!(h.m.poll_timeout(), None, "{out:?}");
+}
