@@ -32,6 +32,25 @@ fn a_critical_track_is_delivered_in_manual_mode_without_a_flush() {
 }
 
 #[test]
+fn a_durable_critical_track_is_committed_and_delivered_in_manual_mode() {
+    let collector = Collector::start();
+    let dir = tempfile::tempdir().unwrap();
+    let client = builder(&dir.path().join("q.db"), &collector)
+        .flush_mode(FlushMode::Manual)
+        .build()
+        .unwrap();
+    client.track_durable(event("plain-0")).unwrap();
+    client.track_critical_durable(event("alarm-1")).unwrap();
+    assert!(
+        wait_until(PATIENCE, || collector.delivered().len() == 2),
+        "the queue up to the durable critical event is uploaded: {:?}",
+        collector.delivered()
+    );
+    assert_eq!(collector.delivered(), ["plain-0", "alarm-1"]);
+    client.shutdown(Duration::from_secs(10)).unwrap();
+}
+
+#[test]
 fn drop_oldest_behind_a_critical_head_drops_the_oldest_plain_event() {
     let collector = Collector::start();
     let dir = tempfile::tempdir().unwrap();

@@ -610,7 +610,22 @@ impl Client {
 
     /// Track `event` and return only once it is committed to the database
     /// (with every event tracked meanwhile, in one transaction).
-    pub fn track_durable(&self, mut event: Event) -> Result<Receipt, TrackError> {
+    pub fn track_durable(&self, event: Event) -> Result<Receipt, TrackError> {
+        self.track_durable_flagged(event, false)
+    }
+
+    /// Track a *critical* `event` (see [`track_critical`](Self::track_critical))
+    /// and return only once it is committed, as
+    /// [`track_durable`](Self::track_durable).
+    pub fn track_critical_durable(&self, event: Event) -> Result<Receipt, TrackError> {
+        self.track_durable_flagged(event, true)
+    }
+
+    fn track_durable_flagged(
+        &self,
+        mut event: Event,
+        critical: bool,
+    ) -> Result<Receipt, TrackError> {
         let session = self.inner.session_event(&mut event);
         let payload = self.inner.payload(event)?;
         let bytes = payload.bytes;
@@ -618,7 +633,7 @@ impl Client {
         let slot = seq.clone();
         let (reply, rx) = oneshot::channel();
         let sent = self.inner.tx.send(Msg::Track {
-            critical: false,
+            critical,
             payload: bytes,
             durable: Some(reply),
             seq: slot,
