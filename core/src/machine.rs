@@ -499,7 +499,7 @@ impl<const N: usize> Machine<N> {
         // queue as holes: a span of holes only holds no event to wait for
         // (its sizes are read, and the holes go, at the next input).
         let events = if critical::ENABLED {
-            self.pending.len() > 0
+            self.pending.has_events()
         } else {
             !self.pending.is_empty()
         };

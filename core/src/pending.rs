@@ -99,6 +99,12 @@ impl<const N: usize> Pending<N> {
         (self.end - self.head).saturating_sub(self.holes)
     }
 
+    /// Whether an event is pending (not holes only; `is_empty` says
+    /// whether any number is).
+    pub(crate) const fn has_events(&self) -> bool {
+        self.end - self.head > self.holes
+    }
+
     pub(crate) const fn bytes(&self) -> u64 {
         self.bytes
     }
