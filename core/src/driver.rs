@@ -21,6 +21,10 @@ use crate::output::{Batch, DropReason, Output};
 #[only_sync]
 use crate::InputError;
 use crate::{Instant, Seq};
+use crate::pending::is_critical;
+
+/// Whether this build keeps critical events (the `critical` feature).
+const ENABLED: bool = cfg!(any(test, feature = "critical"));
 
 // The store contract lives in `crate::store`; these keep the old
 // `driver::{Store, StoreSummary, ReadError}` paths working.
@@ -178,6 +182,10 @@ pub enum DriverError<SE, TE> {
     NotStored,
     /// `Input::Track` carries no payload; use [`Driver::track`].
     PayloadRequired,
+    /// A critical event for a store that cannot keep the flag
+    /// ([`Store::KEEPS_CRITICAL`] is `false`, e.g. the NOR flash queue):
+    /// refused, nothing stored, rather than stored without it.
+    CriticalUnsupported,
     /// The store returned another number of bytes for a batch than its
     /// events hold; the batch is read again after a backoff.
     ShortRead {
@@ -217,6 +225,9 @@ impl<SE: fmt::Debug, TE: fmt::Debug> fmt::Display for DriverError<SE, TE> {
             DriverError::Store(e) => write!(f, "store failed: {e:?}"),
             DriverError::Transport(e) => write!(f, "transport failed: {e:?}"),
             DriverError::NotStored => f.write_str("the event was not stored"),
+            DriverError::CriticalUnsupported => {
+                f.write_str("this store cannot keep critical events")
+            }
             DriverError::PayloadRequired => {
                 f.write_str("a tracked event needs its payload: use Driver::track")
             }
@@ -308,6 +319,8 @@ pub struct Driver<'b, S: Store, T: Transport, O, const N: usize> {
     buf: &'b mut [u8],
     observer: O,
     started: bool,
+    /// The event being tracked is critical.
+    critical: bool,
     /// The first failure, while applying a track's outputs, that did not
     /// affect the tracked event itself.
     deferred: Option<ErrorOf<S, T>>,
@@ -367,6 +380,7 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
             buf,
             observer,
             started: false,
+            critical: false,
             deferred: None,
         })
     }
@@ -380,6 +394,12 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
         self.machine.handle(now, Input::Restore(summary))?;
         let next = self.store.seq_floor().await.map_err(DriverError::Store)?;
         self.machine.handle(now, Input::SeqFloor { next })?;
+        if S::KEEPS_CRITICAL {
+            if let Some(through) = self.store.newest_critical().await.map_err(DriverError::Store)? {
+                self.machine
+                    .handle(now, Input::CriticalPending { through })?;
+            }
+        }
         self.started = true;
         self.drain(now, None).await
     }
@@ -403,9 +423,42 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
     /// for [`take_error`](Self::take_error).
     #[bisync]
     pub async fn track(&mut self, now: Instant, payload: &[u8]) -> Result2<Seq, S, T> {
+        self.track_flagged(now, payload, false).await
+    }
+
+    /// Track one *critical* event ([`Input::TrackCritical`]): as
+    /// [`track`](Self::track), and it requests a flush of the queue up to
+    /// it in any flush mode. A store that cannot keep the flag refuses it
+    /// ([`DriverError::CriticalUnsupported`]).
+    #[bisync]
+    pub async fn track_critical(&mut self, now: Instant, payload: &[u8]) -> Result2<Seq, S, T> {
+        if !S::KEEPS_CRITICAL {
+            return Err(DriverError::CriticalUnsupported);
+        }
+        self.track_flagged(now, payload, true).await
+    }
+
+    // Inlined into its callers: a firmware never passes `true`.
+    #[inline(always)]
+    #[bisync]
+    async fn track_flagged(
+        &mut self,
+        now: Instant,
+        payload: &[u8],
+        critical: bool,
+    ) -> Result2<Seq, S, T> {
         self.check_started()?;
         let size = u32::try_from(payload.len()).unwrap_or(u32::MAX);
-        let seq = self.machine.track(now, size)?;
+        let input = if critical {
+            Input::TrackCritical { size }
+        } else {
+            Input::Track { size }
+        };
+        let seq = match self.machine.handle(now, input)? {
+            Accepted::Tracked(seq) => seq,
+            Accepted::Applied => return Err(DriverError::NotStored),
+        };
+        self.critical = critical;
         let mut seen = self.drain_all(now, Some((seq, payload))).await;
         if !seen.appended && !seen.lost {
             // Never appended (the room it needed could not be read): it
@@ -438,7 +491,7 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
     #[bisync]
     pub async fn handle(&mut self, now: Instant, input: Input) -> Result2<Accepted, S, T> {
         self.check_started()?;
-        if let Input::Track { .. } = input {
+        if let Input::Track { .. } | Input::TrackCritical { .. } = input {
             return Err(DriverError::PayloadRequired);
         }
         let accepted = self.machine.handle(now, input)?;
@@ -569,6 +622,9 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
             Output::Persist { seq, .. } => (
                 Input::PersistFailed { from_seq: seq },
                 match tracked {
+                    Some((s, p)) if s == seq && self.critical => {
+                        self.store.append_critical(seq, p).await.map_err(Some)
+                    }
                     Some((s, p)) if s == seq => self.store.append(seq, p).await.map_err(Some),
                     // Only a track announces a persist; anything else has no
                     // payload here and so is not stored.
@@ -579,6 +635,10 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
             Output::Delete { through } => (
                 Input::DeleteFailed,
                 self.store.delete_through(through).await.map_err(Some),
+            ),
+            Output::Discard { seq } => (
+                Input::DeleteFailed,
+                self.store.discard(seq).await.map_err(Some),
             ),
             Output::ReadSizes { from, max } => return self.read_sizes(now, from, max).await,
             Output::Rejected {
@@ -633,7 +693,12 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
             // it asked for has no record.
             let upto = if n < want { end } else { next + want as Seq };
             for (seq, i) in (next..upto).zip(0..) {
-                let size = if i < n { chunk[i] } else { HOLE };
+                let size = match chunk.get(i) {
+                    // A flag this store cannot have set: a damaged size.
+                    Some(&s) if i < n && S::KEEPS_CRITICAL => s,
+                    Some(&s) if i < n && (!ENABLED || !is_critical(s)) => s,
+                    _ => HOLE,
+                };
                 self.machine.handle(now, Input::Size { seq, size })?;
             }
             next = upto;

@@ -35,13 +35,43 @@ use crate::Seq;
 // One contract, two faces (see `asynchronous`): the async `Store` shares
 // these with the blocking one.
 #[only_async]
-pub use crate::store::{ReadError, StoreSummary, HOLE};
+pub use crate::store::{strip_critical, ReadError, StoreSummary, CRITICAL, DISCARDED, HOLE};
 
 #[only_sync]
 /// The size [`Store::read_sizes`] gives a sequence number that has no
 /// intact record (damaged, unreadable, or never stored). Never a real size:
 /// `max_event_bytes` is far below it.
 pub const HOLE: u32 = u32::MAX;
+
+#[only_sync]
+/// The size [`Store::read_sizes`] gives a sequence number whose record was
+/// [discarded](Store::discard) on the machine's request (an overflow victim
+/// in the middle of the queue, already reported): it leaves silently, never
+/// as damage. A store that cannot tell writes [`HOLE`] instead.
+pub const DISCARDED: u32 = HOLE - 1;
+
+#[only_sync]
+/// The flag bit a size carries for a *critical* event, in
+/// [`Input::Size`](crate::Input::Size) answers and in what
+/// [`Store::read_sizes`] writes: `size | CRITICAL`. Never part of a real
+/// size (`max_event_bytes` stays below it) nor of a hole marker.
+///
+/// A critical event requests a flush of the queue up to it in any flush
+/// mode, is never the overflow victim while a non-critical event the
+/// machine can see is pending, and is exempt from expiry (when expiry
+/// comes: the flag is known where batches are formed,
+/// `Machine::pending_critical`).
+pub const CRITICAL: u32 = 1 << 31;
+
+#[only_sync]
+/// `size` without its [`CRITICAL`] flag (a hole marker unchanged).
+pub const fn strip_critical(size: u32) -> u32 {
+    if size >= DISCARDED - 1 {
+        size
+    } else {
+        size & !CRITICAL
+    }
+}
 
 #[only_sync]
 /// What a store holds, in the logical view: a sequence number written twice
@@ -153,9 +183,38 @@ pub trait Store {
     /// The backend's error.
     type Error: fmt::Debug;
 
+    /// Whether this store keeps the critical flag of a record
+    /// ([`append_critical`](Store::append_critical), [`CRITICAL`] in
+    /// [`read_sizes`](Store::read_sizes)) and can [`discard`](Store::discard)
+    /// one record in the middle of the queue. A store that cannot (the NOR
+    /// flash queue) keeps `false`, and the driver refuses critical events
+    /// with a typed error instead of losing the flag.
+    const KEEPS_CRITICAL: bool = false;
+
     /// Store `payload` as event `seq`. Sequence numbers only grow (a number
     /// whose append or sync failed is never used again).
     async fn append(&mut self, seq: Seq, payload: &[u8]) -> Result<(), Self::Error>;
+
+    /// Store `payload` as the *critical* event `seq` (see [`CRITICAL`]); its
+    /// sizes read back carry the flag. Only called when
+    /// [`KEEPS_CRITICAL`](Store::KEEPS_CRITICAL) is `true`; such a store
+    /// overrides it (the default stores the record without the flag).
+    async fn append_critical(&mut self, seq: Seq, payload: &[u8]) -> Result<(), Self::Error> {
+        self.append(seq, payload).await
+    }
+
+    /// Delete the one record `seq` (an overflow victim in the middle of the
+    /// queue, reported dropped before this): afterwards
+    /// [`read_sizes`](Store::read_sizes) shows it as [`DISCARDED`] (or a
+    /// [`HOLE`]) until a `delete_through` covers it. Durable by the next
+    /// sync at the latest. Only asked of a store whose
+    /// [`KEEPS_CRITICAL`](Store::KEEPS_CRITICAL) is `true` (the machine only
+    /// discards while the oldest event is critical); such a store overrides
+    /// it.
+    async fn discard(&mut self, seq: Seq) -> Result<(), Self::Error> {
+        let _ = seq;
+        Ok(())
+    }
 
     /// Make every append so far durable (a commit).
     async fn sync(&mut self) -> Result<(), Self::Error> {
@@ -193,6 +252,14 @@ pub trait Store {
     /// backend failure only (I/O, a lock): the machine asks again after a
     /// backoff. Used to refill the machine's window of sizes.
     async fn read_sizes(&mut self, from: Seq, out: &mut [u32]) -> Result<usize, Self::Error>;
+
+    /// The newest critical record held, if any (read at start-up, so that
+    /// a critical event still pending after a restart asks for its flush
+    /// again in any mode). Only asked of a store whose
+    /// [`KEEPS_CRITICAL`](Store::KEEPS_CRITICAL) is `true`.
+    async fn newest_critical(&mut self) -> Result<Option<Seq>, Self::Error> {
+        Ok(None)
+    }
 
     /// One past the highest sequence number this store ever held or saw,
     /// deleted records included, and damaged records too when their number
