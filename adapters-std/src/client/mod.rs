@@ -49,8 +49,13 @@ use worker::{Msg, Worker};
 /// durable at the end of the worker's round, and never later than this.
 pub const DEFAULT_COMMIT_DELAY: Duration = Duration::from_millis(100);
 
-/// Messages that may wait for the worker before `track` blocks.
-const CHANNEL_CAPACITY: usize = 8192;
+/// Messages that may wait for the worker before `track` blocks. Each
+/// waiting `track` holds its payload buffer (~0.6 KB with its message), and
+/// a caller that outpaces the worker keeps the channel full: at 8192 that
+/// was 5 MB of the 16 MB peak RSS of 100 000 tracked events (bench row
+/// `trackrss`; 10 MB at 1024). 1024 still fills a round's group commit:
+/// store throughput did not move in alternating runs.
+const CHANNEL_CAPACITY: usize = 1024;
 
 /// A snapshot of the Client's state, from [`Client::stats`].
 #[derive(Clone, Debug, PartialEq, Eq)]
