@@ -18,10 +18,10 @@ use crate::machine::{Accepted, Machine};
 #[only_sync]
 use crate::output::BatchId;
 use crate::output::{Batch, DropReason, Output};
+use crate::pending::is_critical;
 #[only_sync]
 use crate::InputError;
 use crate::{Instant, Seq};
-use crate::pending::is_critical;
 
 /// Whether this build keeps critical events (the `critical` feature).
 const ENABLED: bool = cfg!(any(test, feature = "critical"));
@@ -395,7 +395,12 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
         let next = self.store.seq_floor().await.map_err(DriverError::Store)?;
         self.machine.handle(now, Input::SeqFloor { next })?;
         if S::KEEPS_CRITICAL {
-            if let Some(through) = self.store.newest_critical().await.map_err(DriverError::Store)? {
+            if let Some(through) = self
+                .store
+                .newest_critical()
+                .await
+                .map_err(DriverError::Store)?
+            {
                 self.machine
                     .handle(now, Input::CriticalPending { through })?;
             }
