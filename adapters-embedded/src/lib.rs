@@ -4,5 +4,7 @@
 #[cfg(any(test, feature = "_test"))]
 extern crate std;
 
+#[cfg(feature = "async")]
+pub mod asynchronous;
 pub mod flash;
 pub mod serial;

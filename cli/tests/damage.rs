@@ -220,16 +220,7 @@ fn not_a_database_is_set_aside_but_a_foreign_database_is_refused() {
     }
     let before = std::fs::read(&theirs).unwrap();
     let (input, _) = events("f", 1);
-    let res = run_with_stdin(
-        &[
-            "send",
-            "--endpoint",
-            &dead_url(),
-            "--db",
-            theirs.to_str().unwrap(),
-        ],
-        &input,
-    );
+    let res = send_to(&dead_url(), &theirs, &[], &input);
     let last = assert_error_last(&res, 1);
     assert!(last.contains("not an outbox store"), "{last}");
     assert_eq!(std::fs::read(&theirs).unwrap(), before);

@@ -139,16 +139,10 @@ fn a_timeout_too_large_for_a_clock_is_no_deadline() {
     let out = dir.path().join("got.jsonl");
     let c = Collect::start(&["--out", out.to_str().unwrap()]);
     let (input, ids) = events("t", 3);
-    let res = run_with_stdin(
-        &[
-            "send",
-            "--endpoint",
-            &c.url(),
-            "--db",
-            db.to_str().unwrap(),
-            "--timeout",
-            "18446744073709551615s",
-        ],
+    let res = send_to(
+        &c.url(),
+        &db,
+        &["--timeout", "18446744073709551615s"],
         &input,
     );
     assert_ok(&res);

@@ -284,18 +284,7 @@ fn userinfo_is_stripped_from_every_message() {
     let dead = dead_url();
     let with_creds = dead.replace("http://", "http://alice:s3cr3t-pw@");
     let (input, _) = events("u", 2);
-    let res = run_with_stdin(
-        &[
-            "send",
-            "--endpoint",
-            &with_creds,
-            "--db",
-            db.to_str().unwrap(),
-            "--timeout",
-            "3s",
-        ],
-        &input,
-    );
+    let res = send_to(&with_creds, &db, &["--timeout", "3s"], &input);
     assert_error_last(&res, 3);
     let res2 = run(&[
         "flush",

@@ -15,18 +15,10 @@ fn unmetered_policy_on_a_metered_run_stores_everything_and_uploads_nothing() {
     let out = dir.path().join("got.jsonl");
     let c = Collect::start(&["--out", out.to_str().unwrap()]);
     let (input, ids) = events("met", 12);
-    let res = run_with_stdin(
-        &[
-            "send",
-            "--endpoint",
-            &c.url(),
-            "--db",
-            db.to_str().unwrap(),
-            "--network-policy",
-            "unmetered",
-            "--network-kind",
-            "metered",
-        ],
+    let res = send_to(
+        &c.url(),
+        &db,
+        &["--network-policy", "unmetered", "--network-kind", "metered"],
         &input,
     );
     assert_ok(&res);
@@ -53,18 +45,10 @@ fn unmetered_policy_on_the_default_unmetered_kind_delivers_everything() {
     let out = dir.path().join("got.jsonl");
     let c = Collect::start(&["--out", out.to_str().unwrap()]);
     let (input, ids) = events("unm", 12);
-    let res = run_with_stdin(
-        &[
-            "send",
-            "--endpoint",
-            &c.url(),
-            "--db",
-            db.to_str().unwrap(),
-            "--network-policy",
-            "unmetered",
-            "--timeout",
-            "20s",
-        ],
+    let res = send_to(
+        &c.url(),
+        &db,
+        &["--network-policy", "unmetered", "--timeout", "20s"],
         &input,
     );
     assert_ok(&res);

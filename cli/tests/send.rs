@@ -107,17 +107,7 @@ fn strict_stops_at_the_first_bad_line_having_stored_the_ones_before() {
     let (after, _) = events("after", 2);
     let input = format!("{good}{{broken\n{after}");
     // Nothing listens: whatever is stored stays queued.
-    let res = run_with_stdin(
-        &[
-            "send",
-            "--endpoint",
-            &dead_url(),
-            "--db",
-            db.to_str().unwrap(),
-            "--strict",
-        ],
-        &input,
-    );
+    let res = send_to(&dead_url(), &db, &["--strict"], &input);
     let line = assert_error_last(&res, 4);
     assert!(line.contains("line 4"), "{line}");
     assert!(line.contains("3 events before it stored"), "{line}");
@@ -134,18 +124,7 @@ fn timeout_exits_3_and_the_events_wait_for_the_next_run() {
     let db = dir.path().join("q.db");
     let failing = Collect::start(&["--fail-rate", "1", "--fail-status", "503"]);
     let (input, ids) = events("t", 40);
-    let res = run_with_stdin(
-        &[
-            "send",
-            "--endpoint",
-            &failing.url(),
-            "--db",
-            db.to_str().unwrap(),
-            "--timeout",
-            "2s",
-        ],
-        &input,
-    );
+    let res = send_to(&failing.url(), &db, &["--timeout", "2s"], &input);
     let line = assert_error_last(&res, 3);
     assert!(
         line.contains("timed out with 40 events still queued"),
@@ -196,17 +175,7 @@ fn no_wait_exits_once_stored() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("q.db");
     let (input, ids) = events("nw", 25);
-    let res = run_with_stdin(
-        &[
-            "send",
-            "--endpoint",
-            &dead_url(),
-            "--db",
-            db.to_str().unwrap(),
-            "--no-wait",
-        ],
-        &input,
-    );
+    let res = send_to(&dead_url(), &db, &["--no-wait"], &input);
     assert_ok(&res);
     assert!(String::from_utf8_lossy(&res.stdout).contains("25 stored"));
     let st = status_json(&db);
@@ -240,32 +209,18 @@ fn no_wait_and_strict_store_and_stop_without_uploading() {
     let out = dir.path().join("got.jsonl");
     let c = Collect::start(&["--out", out.to_str().unwrap()]);
     let (input, _) = events("quiet", 30);
-    let res = run_with_stdin(
-        &[
-            "send",
-            "--endpoint",
-            &c.url(),
-            "--db",
-            db.to_str().unwrap(),
-            "--flush-mode",
-            "manual",
-            "--no-wait",
-        ],
+    let res = send_to(
+        &c.url(),
+        &db,
+        &["--flush-mode", "manual", "--no-wait"],
         &input,
     );
     assert_ok(&res);
     let (bad, _) = events("strict", 4);
-    let res = run_with_stdin(
-        &[
-            "send",
-            "--endpoint",
-            &c.url(),
-            "--db",
-            db.to_str().unwrap(),
-            "--flush-mode",
-            "manual",
-            "--strict",
-        ],
+    let res = send_to(
+        &c.url(),
+        &db,
+        &["--flush-mode", "manual", "--strict"],
         &format!("{bad}not json\n"),
     );
     assert_error_last(&res, 4);
@@ -669,18 +624,10 @@ fn period_mode_with_threshold_still_delivers_everything_at_the_end() {
     let out = dir.path().join("got.jsonl");
     let mut c = Collect::start(&["--out", out.to_str().unwrap()]);
     let (input, ids) = events("per", 12);
-    let res = run_with_stdin(
-        &[
-            "send",
-            "--endpoint",
-            &c.url(),
-            "--db",
-            db.to_str().unwrap(),
-            "--flush-mode",
-            "period=1h",
-            "--threshold",
-            "5",
-        ],
+    let res = send_to(
+        &c.url(),
+        &db,
+        &["--flush-mode", "period=1h", "--threshold", "5"],
         &input,
     );
     assert_ok(&res);

@@ -273,6 +273,9 @@ impl Config {
         if self.max_event_bytes == 0 {
             return Err(ConfigError::ZeroEventBytes);
         }
+        if self.max_event_bytes >= crate::CRITICAL {
+            return Err(ConfigError::EventBytesTooLarge);
+        }
         if self.max_queue_bytes < self.max_event_bytes as u64 {
             return Err(ConfigError::QueueBytesBelowEventBytes);
         }
@@ -449,6 +452,9 @@ pub enum ConfigError {
     ZeroEventBytes,
     /// A batch must hold at least one event.
     ZeroBatchEvents,
+    /// `max_event_bytes` must stay below 2 GiB ([`CRITICAL`](crate::CRITICAL)
+    /// is a flag bit of a size).
+    EventBytesTooLarge,
     /// A batch must hold one maximal event plus its envelope.
     BatchBytesBelowEventBytes,
     /// The first retry delay must be positive.
@@ -489,6 +495,7 @@ impl fmt::Display for ConfigError {
                 f.write_str("max_queue_bytes must be at least max_event_bytes")
             }
             ConfigError::ZeroEventBytes => f.write_str("max_event_bytes must be at least 1"),
+            ConfigError::EventBytesTooLarge => f.write_str("max_event_bytes must be below 2 GiB"),
             ConfigError::ZeroBatchEvents => f.write_str("max_batch_events must be at least 1"),
             ConfigError::BatchBytesBelowEventBytes => f.write_str(
                 "max_batch_bytes must hold one event of max_event_bytes plus the envelope",

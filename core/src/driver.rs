@@ -5,21 +5,38 @@
 //! those two differences; [`Driver`] is the loop: feed an input, drain every
 //! output in order, apply it to the store or the transport, repeat.
 
+#[only_sync]
 use core::fmt;
 
+#[only_sync]
 use core::time::Duration;
 
+use super::{bisync, only_async, only_sync};
 use crate::config::Config;
 use crate::input::{Input, LocalFailure};
 use crate::machine::{Accepted, Machine};
-use crate::output::{Batch, BatchId, DropReason, Output};
-use crate::{InputError, Instant, Seq};
+#[only_sync]
+use crate::output::BatchId;
+use crate::output::{Batch, DropReason, Output};
+use crate::pending::is_critical;
+#[only_sync]
+use crate::InputError;
+use crate::{Instant, Seq};
+
+/// Whether this build keeps critical events (the `critical` feature).
+const ENABLED: bool = cfg!(any(test, feature = "critical"));
 
 // The store contract lives in `crate::store`; these keep the old
 // `driver::{Store, StoreSummary, ReadError}` paths working.
 #[allow(unused_imports)]
-pub use crate::store::{ReadError, Store, StoreSummary, HOLE};
+pub use super::store::{ReadError, Store, StoreSummary, HOLE};
 
+// One loop, two faces (see `asynchronous`): the async `Driver` shares
+// these with the blocking one.
+#[only_async]
+pub use crate::driver::{BufferTooSmall, DriverError, Observer, Outcome, Payloads, Transport};
+
+#[only_sync]
 /// How a batch ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -40,6 +57,7 @@ pub enum Outcome {
     },
 }
 
+#[only_sync]
 impl From<Outcome> for Input {
     fn from(o: Outcome) -> Input {
         match o {
@@ -57,6 +75,7 @@ impl From<Outcome> for Input {
     }
 }
 
+#[only_sync]
 /// Carries batches to a server. At most one batch is in flight at a time.
 pub trait Transport {
     /// The backend's error for a send that could not even start.
@@ -79,6 +98,7 @@ pub trait Transport {
     fn poll_outcome(&mut self, now: Instant) -> Option<Outcome>;
 }
 
+#[only_sync]
 /// The payloads of one batch, oldest first, split out of the batch buffer.
 #[derive(Clone)]
 pub struct Payloads<'a> {
@@ -86,6 +106,7 @@ pub struct Payloads<'a> {
     sizes: SizeIter<'a>,
 }
 
+#[only_sync]
 #[derive(Clone)]
 struct SizeIter<'a> {
     lookup: &'a dyn Fn(Seq) -> Option<u32>,
@@ -93,6 +114,7 @@ struct SizeIter<'a> {
     last: Seq,
 }
 
+#[only_sync]
 impl<'a> Payloads<'a> {
     /// Payloads cut from `bytes` (back to back) by `lookup`'s size of each
     /// sequence number in `first..=last`: for adapters that hand a batch to
@@ -114,6 +136,7 @@ impl<'a> Payloads<'a> {
     }
 }
 
+#[only_sync]
 impl<'a> Iterator for Payloads<'a> {
     type Item = (Seq, &'a [u8]);
 
@@ -138,6 +161,7 @@ impl<'a> Iterator for Payloads<'a> {
     }
 }
 
+#[only_sync]
 /// What went wrong in one driver call. The machine's state stays consistent:
 /// a store failure is fed back to it (`PersistFailed`, `CommitFailed`,
 /// `DeleteFailed`, a local failure), never as a server status.
@@ -158,6 +182,10 @@ pub enum DriverError<SE, TE> {
     NotStored,
     /// `Input::Track` carries no payload; use [`Driver::track`].
     PayloadRequired,
+    /// A critical event for a store that cannot keep the flag
+    /// ([`Store::KEEPS_CRITICAL`] is `false`, e.g. the NOR flash queue):
+    /// refused, nothing stored, rather than stored without it.
+    CriticalUnsupported,
     /// The store returned another number of bytes for a batch than its
     /// events hold; the batch is read again after a backoff.
     ShortRead {
@@ -188,6 +216,7 @@ pub enum DriverError<SE, TE> {
     },
 }
 
+#[only_sync]
 impl<SE: fmt::Debug, TE: fmt::Debug> fmt::Display for DriverError<SE, TE> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -196,6 +225,9 @@ impl<SE: fmt::Debug, TE: fmt::Debug> fmt::Display for DriverError<SE, TE> {
             DriverError::Store(e) => write!(f, "store failed: {e:?}"),
             DriverError::Transport(e) => write!(f, "transport failed: {e:?}"),
             DriverError::NotStored => f.write_str("the event was not stored"),
+            DriverError::CriticalUnsupported => {
+                f.write_str("this store cannot keep critical events")
+            }
             DriverError::PayloadRequired => {
                 f.write_str("a tracked event needs its payload: use Driver::track")
             }
@@ -215,14 +247,17 @@ impl<SE: fmt::Debug, TE: fmt::Debug> fmt::Display for DriverError<SE, TE> {
     }
 }
 
+#[only_sync]
 impl<SE: fmt::Debug, TE: fmt::Debug> core::error::Error for DriverError<SE, TE> {}
 
+#[only_sync]
 impl<SE, TE> From<InputError> for DriverError<SE, TE> {
     fn from(e: InputError) -> Self {
         DriverError::Input(e)
     }
 }
 
+#[only_sync]
 /// [`Driver::new`] refused a batch buffer that cannot hold one maximal
 /// event plus its envelope.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -234,6 +269,7 @@ pub struct BufferTooSmall {
     pub available: usize,
 }
 
+#[only_sync]
 impl fmt::Display for BufferTooSmall {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -244,8 +280,10 @@ impl fmt::Display for BufferTooSmall {
     }
 }
 
+#[only_sync]
 impl core::error::Error for BufferTooSmall {}
 
+#[only_sync]
 /// Receives the notifications meant for the application: `Delivered`,
 /// `Dropped`, `Rejected`, `Halted`, `RetryScheduled` (and, for tracing,
 /// every other output too).
@@ -254,10 +292,12 @@ pub trait Observer {
     fn observe(&mut self, output: &Output);
 }
 
+#[only_sync]
 impl Observer for () {
     fn observe(&mut self, _: &Output) {}
 }
 
+#[only_sync]
 impl<F: FnMut(&Output)> Observer for F {
     fn observe(&mut self, output: &Output) {
         self(output)
@@ -279,6 +319,8 @@ pub struct Driver<'b, S: Store, T: Transport, O, const N: usize> {
     buf: &'b mut [u8],
     observer: O,
     started: bool,
+    /// The event being tracked is critical.
+    critical: bool,
     /// The first failure, while applying a track's outputs, that did not
     /// affect the tracked event itself.
     deferred: Option<ErrorOf<S, T>>,
@@ -338,6 +380,7 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
             buf,
             observer,
             started: false,
+            critical: false,
             deferred: None,
         })
     }
@@ -345,13 +388,25 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
     /// Read the store's summary into the machine (never every record: the
     /// sizes of the oldest come as the machine asks for them), then drain.
     /// Call once, before anything else.
-    pub fn start(&mut self, now: Instant) -> Result2<(), S, T> {
-        let summary = self.store.summary().map_err(DriverError::Store)?;
+    #[bisync]
+    pub async fn start(&mut self, now: Instant) -> Result2<(), S, T> {
+        let summary = self.store.summary().await.map_err(DriverError::Store)?;
         self.machine.handle(now, Input::Restore(summary))?;
-        let next = self.store.seq_floor().map_err(DriverError::Store)?;
+        let next = self.store.seq_floor().await.map_err(DriverError::Store)?;
         self.machine.handle(now, Input::SeqFloor { next })?;
+        if S::KEEPS_CRITICAL {
+            if let Some(through) = self
+                .store
+                .newest_critical()
+                .await
+                .map_err(DriverError::Store)?
+            {
+                self.machine
+                    .handle(now, Input::CriticalPending { through })?;
+            }
+        }
         self.started = true;
-        self.drain(now, None)
+        self.drain(now, None).await
     }
 
     fn check_started(&self) -> Result2<(), S, T> {
@@ -371,17 +426,51 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
     /// something else done in the same call (a delete, the upload of an
     /// older batch) does not fail the track: the first such failure is kept
     /// for [`take_error`](Self::take_error).
-    pub fn track(&mut self, now: Instant, payload: &[u8]) -> Result2<Seq, S, T> {
+    #[bisync]
+    pub async fn track(&mut self, now: Instant, payload: &[u8]) -> Result2<Seq, S, T> {
+        self.track_flagged(now, payload, false).await
+    }
+
+    /// Track one *critical* event ([`Input::TrackCritical`]): as
+    /// [`track`](Self::track), and it requests a flush of the queue up to
+    /// it in any flush mode. A store that cannot keep the flag refuses it
+    /// ([`DriverError::CriticalUnsupported`]).
+    #[bisync]
+    pub async fn track_critical(&mut self, now: Instant, payload: &[u8]) -> Result2<Seq, S, T> {
+        if !S::KEEPS_CRITICAL {
+            return Err(DriverError::CriticalUnsupported);
+        }
+        self.track_flagged(now, payload, true).await
+    }
+
+    // Inlined into its callers: a firmware never passes `true`.
+    #[inline(always)]
+    #[bisync]
+    async fn track_flagged(
+        &mut self,
+        now: Instant,
+        payload: &[u8],
+        critical: bool,
+    ) -> Result2<Seq, S, T> {
         self.check_started()?;
         let size = u32::try_from(payload.len()).unwrap_or(u32::MAX);
-        let seq = self.machine.track(now, size)?;
-        let mut seen = self.drain_all(now, Some((seq, payload)));
+        let input = if critical {
+            Input::TrackCritical { size }
+        } else {
+            Input::Track { size }
+        };
+        let seq = match self.machine.handle(now, input)? {
+            Accepted::Tracked(seq) => seq,
+            Accepted::Applied => return Err(DriverError::NotStored),
+        };
+        self.critical = critical;
+        let mut seen = self.drain_all(now, Some((seq, payload))).await;
         if !seen.appended && !seen.lost {
             // Never appended (the room it needed could not be read): it
             // leaves now rather than waiting without its payload.
             self.machine
                 .handle(now, Input::PersistFailed { from_seq: seq })?;
-            let more = self.drain_all(now, None);
+            let more = self.drain_all(now, None).await;
             seen.error = seen.error.or(more.error);
             seen.lost = true;
         }
@@ -404,13 +493,14 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
 
     /// Feed any other input, then drain. A `Track` is refused: it needs its
     /// payload, so use [`track`](Self::track).
-    pub fn handle(&mut self, now: Instant, input: Input) -> Result2<Accepted, S, T> {
+    #[bisync]
+    pub async fn handle(&mut self, now: Instant, input: Input) -> Result2<Accepted, S, T> {
         self.check_started()?;
-        if let Input::Track { .. } = input {
+        if let Input::Track { .. } | Input::TrackCritical { .. } = input {
             return Err(DriverError::PayloadRequired);
         }
         let accepted = self.machine.handle(now, input)?;
-        self.drain(now, None)?;
+        self.drain(now, None).await?;
         Ok(accepted)
     }
 
@@ -418,8 +508,9 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
     /// when the transport may have news and at [`poll_timeout`](Self::poll_timeout).
     // Not inlined: one copy serves every caller (firmware flash, see
     // firmware/size.sh).
+    #[bisync]
     #[inline(never)]
-    pub fn poll(&mut self, now: Instant) -> Result2<(), S, T> {
+    pub async fn poll(&mut self, now: Instant) -> Result2<(), S, T> {
         self.check_started()?;
         if let Some(outcome) = self.transport.poll_outcome(now) {
             self.machine.handle(now, outcome.into())?;
@@ -427,17 +518,18 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
         if self.machine.poll_timeout().is_some_and(|t| t <= now) {
             self.machine.handle(now, Input::Tick)?;
         }
-        self.drain(now, None)
+        self.drain(now, None).await
     }
 
     /// Commit every append so far now (a group commit), instead of waiting
     /// for `max_commit_delay` or the next send. On failure the events
     /// appended since the last commit leave the queue, reported as
     /// `Dropped` with reason `NotStored`, and the store's error is returned.
-    pub fn sync(&mut self, now: Instant) -> Result2<(), S, T> {
+    #[bisync]
+    pub async fn sync(&mut self, now: Instant) -> Result2<(), S, T> {
         self.check_started()?;
         self.machine.handle(now, Input::Commit)?;
-        self.drain(now, None)
+        self.drain(now, None).await
     }
 
     /// When [`poll`](Self::poll) is next due for a timer; `None` when idle.
@@ -478,19 +570,25 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
     /// Apply every output in order. Keeps going after a failure so the
     /// machine and the store stay in step; returns the first failure.
     // Inlined into its callers (firmware flash, see firmware/size.sh).
+    #[bisync]
     #[inline(always)]
-    fn drain(&mut self, now: Instant, tracked: Option<(Seq, &[u8])>) -> Result2<(), S, T> {
-        self.drain_all(now, tracked).error.map_or(Ok(()), Err)
+    async fn drain(&mut self, now: Instant, tracked: Option<(Seq, &[u8])>) -> Result2<(), S, T> {
+        self.drain_all(now, tracked).await.error.map_or(Ok(()), Err)
     }
 
-    fn drain_all(&mut self, now: Instant, tracked: Option<(Seq, &[u8])>) -> Drained<ErrorOf<S, T>> {
+    #[bisync]
+    async fn drain_all(
+        &mut self,
+        now: Instant,
+        tracked: Option<(Seq, &[u8])>,
+    ) -> Drained<ErrorOf<S, T>> {
         let mut seen = Drained {
             error: None,
             lost: false,
             appended: false,
         };
         while let Some(output) = self.machine.poll_output() {
-            match self.apply(now, &output, tracked) {
+            match self.apply(now, &output, tracked).await {
                 Ok(()) => {
                     if let (Output::Persist { seq, .. }, Some((t, _))) = (output, tracked) {
                         seen.appended |= seq == t;
@@ -516,7 +614,8 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
         seen
     }
 
-    fn apply(
+    #[bisync]
+    async fn apply(
         &mut self,
         now: Instant,
         output: &Output,
@@ -528,18 +627,25 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
             Output::Persist { seq, .. } => (
                 Input::PersistFailed { from_seq: seq },
                 match tracked {
-                    Some((s, p)) if s == seq => self.store.append(seq, p).map_err(Some),
+                    Some((s, p)) if s == seq && self.critical => {
+                        self.store.append_critical(seq, p).await.map_err(Some)
+                    }
+                    Some((s, p)) if s == seq => self.store.append(seq, p).await.map_err(Some),
                     // Only a track announces a persist; anything else has no
                     // payload here and so is not stored.
                     _ => Err(None),
                 },
             ),
-            Output::Commit => (Input::CommitFailed, self.store.sync().map_err(Some)),
+            Output::Commit => (Input::CommitFailed, self.store.sync().await.map_err(Some)),
             Output::Delete { through } => (
                 Input::DeleteFailed,
-                self.store.delete_through(through).map_err(Some),
+                self.store.delete_through(through).await.map_err(Some),
             ),
-            Output::ReadSizes { from, max } => return self.read_sizes(now, from, max),
+            Output::Discard { seq } => (
+                Input::DeleteFailed,
+                self.store.discard(seq).await.map_err(Some),
+            ),
+            Output::ReadSizes { from, max } => return self.read_sizes(now, from, max).await,
             Output::Rejected {
                 seq,
                 status,
@@ -548,9 +654,10 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
                 return self
                     .store
                     .reject(seq, status, reason)
+                    .await
                     .map_err(DriverError::Store)
             }
-            Output::Send(batch) => return self.send(now, batch),
+            Output::Send(batch) => return self.send(now, batch).await,
             Output::Delivered { .. }
             | Output::Dropped { .. }
             | Output::Halted { .. }
@@ -571,14 +678,15 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
     /// `SizesUnavailable` (asked again after a backoff).
     // Not inlined: one copy serves every caller (firmware flash, see
     // firmware/size.sh).
+    #[bisync]
     #[inline(never)]
-    fn read_sizes(&mut self, now: Instant, from: Seq, max: u32) -> Result2<(), S, T> {
+    async fn read_sizes(&mut self, now: Instant, from: Seq, max: u32) -> Result2<(), S, T> {
         let end = from.saturating_add(u64::from(max));
         let mut next = from;
         let mut chunk = [0u32; SIZE_CHUNK];
         while next < end {
             let want = usize::try_from(end - next).map_or(SIZE_CHUNK, |n| n.min(SIZE_CHUNK));
-            let n = match self.store.read_sizes(next, &mut chunk[..want]) {
+            let n = match self.store.read_sizes(next, &mut chunk[..want]).await {
                 Ok(n) => n.min(want),
                 Err(e) => {
                     self.machine
@@ -590,7 +698,12 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
             // it asked for has no record.
             let upto = if n < want { end } else { next + want as Seq };
             for (seq, i) in (next..upto).zip(0..) {
-                let size = if i < n { chunk[i] } else { HOLE };
+                let size = match chunk.get(i) {
+                    // A flag this store cannot have set: a damaged size.
+                    Some(&s) if i < n && S::KEEPS_CRITICAL => s,
+                    Some(&s) if i < n && (!ENABLED || !is_critical(s)) => s,
+                    _ => HOLE,
+                };
                 self.machine.handle(now, Input::Size { seq, size })?;
             }
             next = upto;
@@ -598,10 +711,24 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
         Ok(())
     }
 
+    /// The payloads of `batch` (`needed` bytes) into the batch buffer;
+    /// `None` when they do not fit.
+    #[bisync]
+    #[inline(always)]
+    async fn read_batch(
+        &mut self,
+        batch: &Batch,
+        needed: usize,
+    ) -> Option<Result<usize, ReadError<S::Error>>> {
+        let buf = self.buf.get_mut(..needed)?;
+        Some(self.store.read_range(batch.first, batch.last, buf).await)
+    }
+
     // Not inlined: one copy serves every caller (firmware flash, see
     // firmware/size.sh).
+    #[bisync]
     #[inline(never)]
-    fn send(&mut self, now: Instant, batch: Batch) -> Result2<(), S, T> {
+    async fn send(&mut self, now: Instant, batch: Batch) -> Result2<(), S, T> {
         let local = |failure| Input::LocalFailure {
             batch: batch.id,
             failure,
@@ -614,11 +741,7 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
         let available = self.buf.len();
         // A failure is fed back as one input (the machine retries the batch
         // later, cuts it, or dead-letters a damaged record), and returned.
-        let (input, error) = match self
-            .buf
-            .get_mut(..needed)
-            .map(|buf| self.store.read_range(batch.first, batch.last, buf))
-        {
+        let (input, error) = match self.read_batch(&batch, needed).await {
             // Cut batches to the buffer from now on; this is no server's 413.
             None => (
                 local(LocalFailure::Buffer {

@@ -57,6 +57,9 @@ pub enum InputError {
     Undrained,
     /// A configuration change was refused.
     Config(ConfigError),
+    /// A critical track on a build without the `critical` feature: refused,
+    /// nothing stored (never tracked without the flag).
+    CriticalUnsupported,
 }
 
 /// The errors of tracking one event.
@@ -100,6 +103,9 @@ impl fmt::Display for InputError {
                 f.write_str("too many events tracked without draining the machine's outputs")
             }
             InputError::Config(e) => write!(f, "configuration refused: {e}"),
+            InputError::CriticalUnsupported => {
+                f.write_str("critical events need the `critical` feature")
+            }
         }
     }
 }

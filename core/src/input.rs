@@ -54,6 +54,16 @@ pub enum Input {
         /// Payload size in bytes.
         size: u32,
     },
+    /// The application tracks a *critical* event whose stored payload is
+    /// `size` bytes (see [`CRITICAL`](crate::CRITICAL)): as `Track`, and it
+    /// requests a flush of the queue up to it in any flush mode (served
+    /// when the network is up and no backoff runs: a server's Retry-After
+    /// still holds), it is never the overflow victim while a non-critical
+    /// event is pending, and never expires.
+    TrackCritical {
+        /// Payload size in bytes.
+        size: u32,
+    },
     /// Time passed; the caller sends this at or after [`poll_timeout`](crate::Machine::poll_timeout).
     /// An early or spurious tick is harmless.
     Tick,
@@ -103,7 +113,16 @@ pub enum Input {
         /// One past the highest sequence number the store ever used.
         next: Seq,
     },
-    /// The stored size of event `seq`: one answer to
+    /// At start-up, after `Restore`: the newest critical event the store
+    /// holds ([`Store::newest_critical`](crate::Store::newest_critical)).
+    /// The queue up to it is flushed as if it had just been tracked, in any
+    /// flush mode; a number outside the queue is ignored.
+    CriticalPending {
+        /// The newest pending critical event.
+        through: Seq,
+    },
+    /// The stored size of event `seq` (with the [`CRITICAL`](crate::CRITICAL)
+    /// flag for a critical event): one answer to
     /// [`Output::ReadSizes`](crate::Output::ReadSizes), in order from its
     /// `from`; [`HOLE`](crate::HOLE) when the store has no intact record
     /// for `seq` (it is dropped as damaged when it reaches the head).

@@ -13,7 +13,7 @@ use crate::{DropReason, HaltReason, Output, RejectReason, RetryCause};
 pub fn seen(output: &Output) -> Option<Seen> {
     Some(match *output {
         Output::Persist { seq, size } => Seen::Persist { seq, size },
-        Output::Delete { .. } | Output::Commit => return None,
+        Output::Delete { .. } | Output::Commit | Output::Discard { .. } => return None,
         Output::ReadSizes { from, .. } => Seen::ReadSizes { from },
         Output::Send(b) => Seen::Sent {
             first: b.first,

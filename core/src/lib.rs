@@ -112,10 +112,10 @@
 //! ## Memory
 //!
 //! `size_of::<Machine<N>>()` is [`FIXED_STATE_BYTES`] plus
-//! [`BYTES_PER_WINDOW_SLOT`] × `N` (a test checks it): 784 bytes fixed and
+//! [`BYTES_PER_WINDOW_SLOT`] × `N` (a test checks it): 896 bytes fixed and
 //! 8 bytes a slot on a 64-bit target (the sizes of the oldest `N` events and
 //! of the newest `N` until they are committed). The queue's length costs
-//! nothing: `Machine<64>` is 1296 bytes whether ten events or ten million
+//! nothing: `Machine<64>` is 1408 bytes whether ten events or ten million
 //! wait in the store. `N` only has to hold one batch (`max_batch_events` is
 //! at most `N`). The fixed part is mostly 64-bit sequence numbers, instants
 //! and counters (so a busy server never wraps them): [`Stats`] counters,
@@ -147,7 +147,6 @@
 extern crate std;
 
 mod config;
-mod driver;
 mod error;
 mod input;
 #[cfg(any(test, feature = "_judge"))]
@@ -160,9 +159,60 @@ mod pending;
 mod rng;
 pub mod session;
 mod stats;
-pub mod store;
+// The store contract and the driver loop, written once and compiled twice
+// (the `bisync` crate's way): `blocking` here, `asynchronous` with the
+// feature `async`.
+#[path = "."]
+mod blocking {
+    use crate::bisync_shim::synchronous::*;
+    pub mod driver;
+    pub mod store;
+}
+use blocking::driver;
+pub use blocking::store;
 mod time;
 pub mod trace;
+
+/// The driver loop over an async [`Store`](asynchronous::Store) (feature
+/// `async`): the same code as the blocking [`Driver`], each method that
+/// touches the store an `async fn`. The transport, observer, errors and
+/// store types are the blocking ones (re-exported here); the transport's
+/// `send` only starts an upload and `poll_outcome` only looks, so neither
+/// waits.
+///
+/// A future of this driver dropped part-way (a `select`, a timeout) may
+/// leave the machine and the store out of step (a store write it was
+/// awaiting may or may not have happened): rebuild both from the store, as
+/// after a restart, before going on.
+#[cfg(feature = "async")]
+#[path = "."]
+pub mod asynchronous {
+    use crate::bisync_shim::asynchronous::*;
+    #[allow(clippy::duplicate_mod)]
+    mod driver;
+    #[allow(clippy::duplicate_mod)]
+    pub mod store;
+    pub use driver::{BufferTooSmall, Driver, DriverError, Observer, Outcome, Payloads, Transport};
+    pub use store::{ReadError, Store, StoreSummary, HOLE};
+}
+
+/// The `bisync` crate's attributes for each face (the crate itself is
+/// these re-exports over its macros crate): `#[bisync]` keeps an
+/// `async fn` or strips its `async` and `.await`s; `#[only_sync]` and
+/// `#[only_async]` keep an item in one face alone.
+mod bisync_shim {
+    pub mod synchronous {
+        pub use ::bisync_macros::internal_delete as only_async;
+        pub use ::bisync_macros::internal_noop as only_sync;
+        pub use ::bisync_macros::internal_strip_async as bisync;
+    }
+    #[cfg(feature = "async")]
+    pub mod asynchronous {
+        pub use ::bisync_macros::internal_delete as only_sync;
+        pub use ::bisync_macros::internal_noop as only_async;
+        pub use ::bisync_macros::internal_noop as bisync;
+    }
+}
 
 pub use config::{Config, ConfigBuilder, ConfigError, FlushMode, Overflow};
 pub use driver::{BufferTooSmall, Driver, DriverError, Observer, Outcome, Payloads, Transport};
@@ -172,7 +222,7 @@ pub use machine::{Accepted, Machine};
 pub use network::{NetworkKind, UploadPolicy};
 pub use output::{Batch, BatchId, DropReason, HaltReason, Output, RejectReason, RetryCause};
 pub use stats::Stats;
-pub use store::{ReadError, Store, StoreSummary, HOLE};
+pub use store::{strip_critical, ReadError, Store, StoreSummary, CRITICAL, DISCARDED, HOLE};
 pub use time::Instant;
 
 /// An event's sequence number: assigned by the machine, strictly increasing,
@@ -192,7 +242,7 @@ pub const BYTES_PER_WINDOW_SLOT: usize = 2 * core::mem::size_of::<u32>();
 
 /// [`FIXED_STATE_BYTES`] on 64-bit targets, as the crate docs state it.
 #[cfg(test)]
-const DOCUMENTED_FIXED_STATE_BYTES: usize = 784;
+const DOCUMENTED_FIXED_STATE_BYTES: usize = 896;
 
 #[cfg(test)]
 mod tests;

@@ -30,9 +30,11 @@ use crate::output::{Batch, BatchId, DropReason, HaltReason, Output, RejectReason
 use crate::pending::{is_hole, Pending, SPENT};
 use crate::rng::SplitMix64;
 use crate::stats::Stats;
-use crate::store::{StoreSummary, HOLE};
+use crate::store::{StoreSummary, CRITICAL, DISCARDED, HOLE};
 use crate::time::duration_millis;
 use crate::{Instant, Seq, MAX_SEQ};
+
+mod critical;
 
 /// What an accepted input produced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -171,6 +173,16 @@ pub struct Machine<const N: usize> {
     /// Events marked not stored in the window whose report is still owed.
     unreported: bool,
     tracked_any: bool,
+    /// A critical event asked for the queue to be flushed up to it
+    /// (`critical.rs`): stands until the head passes it.
+    critical_through: Option<Seq>,
+    /// Overflow victims dropped from the middle of the queue whose
+    /// `Discard` is still owed.
+    discards: heapless::Deque<Seq, { critical::DISCARDS }>,
+    /// The read of hidden sizes looking for an overflow victim behind a
+    /// critical head (`critical.rs`).
+    #[cfg(any(test, feature = "critical"))]
+    scan: critical::Scan,
     notes: Notes,
     counters: Counters,
 }
@@ -223,6 +235,10 @@ impl<const N: usize> Machine<N> {
             damaged_run: None,
             unreported: false,
             tracked_any: false,
+            critical_through: None,
+            discards: heapless::Deque::new(),
+            #[cfg(any(test, feature = "critical"))]
+            scan: critical::Scan::new(),
             notes: Notes::new(),
             counters: Counters::default(),
         })
@@ -246,7 +262,13 @@ impl<const N: usize> Machine<N> {
             matches!(input, Input::CommitFailed),
         );
         let result = match input {
-            Input::Track { size } => return self.on_track(size).map(Accepted::Tracked),
+            Input::Track { size } => return self.on_track(size, false).map(Accepted::Tracked),
+            Input::TrackCritical { size } => {
+                if !critical::ENABLED {
+                    return Err(InputError::CriticalUnsupported);
+                }
+                return self.on_track(size, true).map(Accepted::Tracked);
+            }
             Input::Restore(summary) => self.on_restore(summary),
             Input::SeqFloor { next } => self.on_seq_floor(next),
             Input::SetFlushMode(mode) => {
@@ -316,6 +338,7 @@ impl<const N: usize> Machine<N> {
                 }
             }
             Input::Size { seq, size } => self.on_size(seq, size),
+            Input::CriticalPending { through } => self.on_critical_pending(through),
             Input::SizesUnavailable { .. } => {
                 self.refill.asked_until = None;
                 let until = self.now.plus_millis(self.local_delay());
@@ -354,6 +377,7 @@ impl<const N: usize> Machine<N> {
             }
             // Handled by `handle`.
             Input::Track { .. }
+            | Input::TrackCritical { .. }
             | Input::Restore(_)
             | Input::SeqFloor { .. }
             | Input::SetFlushMode(_)
@@ -399,6 +423,10 @@ impl<const N: usize> Machine<N> {
         if let Some(note) = self.notes.pop() {
             return Some(note);
         }
+        // Discards before the delete that may pass them.
+        if let Some(output) = self.next_discard() {
+            return Some(output);
+        }
         // Holes not reported yet are not deleted yet either.
         let deletable = self.damaged_run.map_or(head, |(first, _)| first.min(head));
         if deletable > self.delete_cursor {
@@ -409,6 +437,9 @@ impl<const N: usize> Machine<N> {
         }
         if self.over_limits() {
             // Room is still owed: the sizes to drop come first.
+            #[cfg(any(test, feature = "critical"))]
+            return self.ask_sizes().or_else(|| self.ask_scan());
+            #[cfg(not(any(test, feature = "critical")))]
             return self.ask_sizes();
         }
         if self.commits.persist_cursor < self.pending.end() {
@@ -429,6 +460,11 @@ impl<const N: usize> Machine<N> {
         self.commits.requested = false;
         if self.commits.commit_cursor >= self.commits.persist_cursor {
             self.commits.since = None;
+        }
+        if self.read_for_critical() {
+            if let Some(ask) = self.ask_sizes() {
+                return Some(ask);
+            }
         }
         if !self.wants_send() {
             return None;
@@ -459,7 +495,15 @@ impl<const N: usize> Machine<N> {
                 next = Some(next.map_or(t, |n| n.min(t)));
             }
         };
-        if !self.pending.is_empty() {
+        // Behind a critical head, overflow victims leave the middle of the
+        // queue as holes: a span of holes only holds no event to wait for
+        // (its sizes are read, and the holes go, at the next input).
+        let events = if critical::ENABLED {
+            self.pending.has_events()
+        } else {
+            !self.pending.is_empty()
+        };
+        if events {
             consider(self.backoff.map(|b| b.until));
             consider(self.period_due);
             consider(self.refill.retry_at);
@@ -493,7 +537,7 @@ impl<const N: usize> Machine<N> {
             network_up: self.link.up(),
             uploads_allowed: self.link.usable(),
             power_save: self.link.power_save(),
-            flush_requested: self.explicit_flush || self.auto_flush,
+            flush_requested: self.explicit_flush || self.auto_flush || self.critical_flush_due(),
             retry_at: self.backoff.map(|b| b.until),
             next_seq: self.pending.end(),
         }
@@ -512,12 +556,14 @@ impl<const N: usize> Machine<N> {
 
     // ----- inputs ---------------------------------------------------------
 
-    fn on_track(&mut self, size: u32) -> Result<Seq, InputError> {
+    fn on_track(&mut self, size: u32, critical: bool) -> Result<Seq, InputError> {
         let max = self.config.max_event_bytes;
         if size > max {
             return Err(InputError::TooLarge { size, max });
         }
-        if !self.fits(size) && self.config.overflow == Overflow::RejectNew {
+        if !self.fits(size)
+            && (self.config.overflow == Overflow::RejectNew || !self.room_for(size, critical))
+        {
             return Err(InputError::QueueFull);
         }
         let seq = self.pending.end();
@@ -532,7 +578,9 @@ impl<const N: usize> Machine<N> {
         {
             return Err(InputError::Undrained);
         }
-        if let Some((seq, evicted)) = self.pending.push(size) {
+        let critical = critical::ENABLED && critical;
+        let entry = if critical { size | CRITICAL } else { size };
+        if let Some((seq, evicted)) = self.pending.push(entry) {
             if is_hole(evicted) {
                 // A number spent: only the store knows this part of the
                 // queue from now on, and it may still show a record.
@@ -544,6 +592,9 @@ impl<const N: usize> Machine<N> {
         self.counters.tracked += 1;
         if self.config.flush_mode == FlushMode::Immediate {
             self.auto_flush = true;
+        }
+        if critical {
+            self.request_critical_flush(seq);
         }
         self.settle();
         Ok(seq)
@@ -729,10 +780,16 @@ impl<const N: usize> Machine<N> {
         let size = match self.spent_range(seq).map(|r| r.exact) {
             Some(true) => SPENT,
             Some(false) if is_hole(size) => SPENT,
+            _ if critical::ENABLED && size == DISCARDED => SPENT,
             _ if is_hole(size) => HOLE,
             _ => size,
         };
-        self.pending.refill(seq, size);
+        let _kept = self.pending.refill(seq, size);
+        #[cfg(any(test, feature = "critical"))]
+        if !_kept {
+            self.note_scanned(seq, size);
+        }
+        self.note_restored_critical(seq, size);
         if self
             .refill
             .asked_until
@@ -967,7 +1024,11 @@ impl<const N: usize> Machine<N> {
                     self.request_auto_flush();
                 }
             }
-            if self.pending.is_empty() || self.auto_flush || self.explicit_flush {
+            if self.pending.is_empty()
+                || self.auto_flush
+                || self.explicit_flush
+                || self.critical_flush_due()
+            {
                 self.period_due = None;
             } else if self.period_due.is_none() {
                 self.period_due = Some(self.now.plus_millis(self.config.flush_period_millis));
@@ -979,6 +1040,7 @@ impl<const N: usize> Machine<N> {
             self.explicit_flush = false;
             self.auto_flush = false;
         }
+        self.settle_critical_flush();
         if let Some(n) = self.narrowing {
             if n.end < self.pending.head() {
                 self.narrowing = None;
@@ -1029,12 +1091,16 @@ impl<const N: usize> Machine<N> {
             while self.over_limits()
                 && self
                     .pending
-                    .size_of(self.pending.head())
-                    .is_some_and(|s| !is_hole(s))
+                    .entry(self.pending.head())
+                    .is_some_and(critical::droppable_at_head)
                 && self.pending.pop_front().is_some()
             {}
             let head = self.pending.head();
             if head == first {
+                // A critical event at the head: a victim behind it.
+                if critical::ENABLED && self.over_limits() && self.drop_behind_critical() {
+                    continue;
+                }
                 return;
             }
             self.counters.dropped_overflow += head - first;
@@ -1238,8 +1304,11 @@ impl<const N: usize> Machine<N> {
             && self.halt.is_none()
             && self.link.usable()
             // Power save defers the mode's flushes, never an explicit one
-            // (a critical event's flush, when it comes, goes like explicit).
-            && (self.explicit_flush || (self.auto_flush && self.link.auto_allowed()))
+            // nor a critical event's (it goes like explicit); the upload
+            // policy and a network that is down hold them all.
+            && (self.explicit_flush
+                || self.critical_flush_due()
+                || (self.auto_flush && self.link.auto_allowed()))
             && self.backoff.is_none()
             && !self.pending.is_empty()
             && self.malformed != Some(self.pending.head())

@@ -96,6 +96,7 @@ fn pack(o: Output) -> Option<Note> {
         },
         Output::Persist { .. }
         | Output::Commit
+        | Output::Discard { .. }
         | Output::ReadSizes { .. }
         | Output::Delete { .. }
         | Output::Send(_) => return None,

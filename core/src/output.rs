@@ -124,6 +124,14 @@ pub enum Output {
         /// The newest sequence number to delete.
         through: Seq,
     },
+    /// Delete the one stored event `seq` ([`Store::discard`](crate::Store::discard)):
+    /// an overflow victim in the middle of the queue (the oldest is
+    /// critical), reported by the `Dropped` before it. On failure answer
+    /// [`Input::DeleteFailed`](crate::Input::DeleteFailed).
+    Discard {
+        /// The event to delete.
+        seq: Seq,
+    },
     /// Upload this batch; answer later with `Response` or `TransportFailed`.
     Send(Batch),
     /// The server has the events `first..=last`.

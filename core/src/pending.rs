@@ -24,12 +24,16 @@
 
 use heapless::Deque;
 
-use crate::store::HOLE;
+use crate::store::{strip_critical, DISCARDED, HOLE};
 use crate::Seq;
 
+mod critical;
+pub(crate) use critical::{is_critical, is_plain_event};
+
 /// A window entry for a number the machine spent without storing it (a
-/// `NotStored` drop, a skip to the store's floor): a hole already reported.
-pub(crate) const SPENT: u32 = HOLE - 1;
+/// `NotStored` drop, a skip to the store's floor, an overflow victim it
+/// discarded): a hole already reported.
+pub(crate) const SPENT: u32 = DISCARDED;
 
 /// A window entry for an event just found not stored, whose `NotStored`
 /// report is still owed (the reports wait for room among the notifications).
@@ -40,10 +44,13 @@ pub(crate) const fn is_hole(size: u32) -> bool {
     size >= UNREPORTED
 }
 
-/// What an entry weighs in `bytes`: holes nothing.
+/// What an entry weighs in `bytes`: holes nothing, an event its size
+/// (without the critical flag: entries carry it, see `critical.rs`).
 const fn weight(size: u32) -> u64 {
     if is_hole(size) {
         0
+    } else if cfg!(any(test, feature = "critical")) {
+        strip_critical(size) as u64
     } else {
         size as u64
     }
@@ -90,6 +97,12 @@ impl<const N: usize> Pending<N> {
     /// Events pending: the numbers in `[head, end)` less the known holes.
     pub(crate) const fn len(&self) -> u64 {
         (self.end - self.head).saturating_sub(self.holes)
+    }
+
+    /// Whether an event is pending (not holes only; `is_empty` says
+    /// whether any number is).
+    pub(crate) const fn has_events(&self) -> bool {
+        self.end - self.head > self.holes
     }
 
     pub(crate) const fn bytes(&self) -> u64 {
@@ -354,8 +367,19 @@ impl<const N: usize> Pending<N> {
         self.settle_empty();
     }
 
-    /// Size of the pending event `seq`, if a window holds it.
+    /// Size of the pending event `seq` (a hole's marker for a hole), if a
+    /// window holds it.
     pub(crate) fn size_of(&self, seq: Seq) -> Option<u32> {
+        if cfg!(any(test, feature = "critical")) {
+            self.entry(seq).map(strip_critical)
+        } else {
+            self.entry(seq)
+        }
+    }
+
+    /// The window entry of `seq` (its size with the critical flag), if a
+    /// window holds it.
+    pub(crate) fn entry(&self, seq: Seq) -> Option<u32> {
         if seq < self.head || seq >= self.end {
             return None;
         }

@@ -25,16 +25,55 @@
 
 use core::fmt;
 
+#[only_sync]
 use serde::{Deserialize, Serialize};
 
+use super::{bisync, only_async, only_sync};
 use crate::output::RejectReason;
 use crate::Seq;
 
+// One contract, two faces (see `asynchronous`): the async `Store` shares
+// these with the blocking one.
+#[only_async]
+pub use crate::store::{strip_critical, ReadError, StoreSummary, CRITICAL, DISCARDED, HOLE};
+
+#[only_sync]
 /// The size [`Store::read_sizes`] gives a sequence number that has no
 /// intact record (damaged, unreadable, or never stored). Never a real size:
 /// `max_event_bytes` is far below it.
 pub const HOLE: u32 = u32::MAX;
 
+#[only_sync]
+/// The size [`Store::read_sizes`] gives a sequence number whose record was
+/// [discarded](Store::discard) on the machine's request (an overflow victim
+/// in the middle of the queue, already reported): it leaves silently, never
+/// as damage. A store that cannot tell writes [`HOLE`] instead.
+pub const DISCARDED: u32 = HOLE - 1;
+
+#[only_sync]
+/// The flag bit a size carries for a *critical* event, in
+/// [`Input::Size`](crate::Input::Size) answers and in what
+/// [`Store::read_sizes`] writes: `size | CRITICAL`. Never part of a real
+/// size (`max_event_bytes` stays below it) nor of a hole marker.
+///
+/// A critical event requests a flush of the queue up to it in any flush
+/// mode, is never the overflow victim while a non-critical event the
+/// machine can see is pending, and is exempt from expiry (when expiry
+/// comes: the flag is known where batches are formed,
+/// `Machine::pending_critical`).
+pub const CRITICAL: u32 = 1 << 31;
+
+#[only_sync]
+/// `size` without its [`CRITICAL`] flag (a hole marker unchanged).
+pub const fn strip_critical(size: u32) -> u32 {
+    if size >= DISCARDED - 1 {
+        size
+    } else {
+        size & !CRITICAL
+    }
+}
+
+#[only_sync]
 /// What a store holds, in the logical view: a sequence number written twice
 /// counts once (its newest copy). It describes the *intact* records only:
 /// `count` of them, their payload `bytes`, the oldest (`first`) and the
@@ -58,6 +97,7 @@ pub struct StoreSummary {
     pub last: Seq,
 }
 
+#[only_sync]
 impl StoreSummary {
     /// A store holding nothing.
     pub const EMPTY: StoreSummary = StoreSummary {
@@ -68,6 +108,7 @@ impl StoreSummary {
     };
 }
 
+#[only_sync]
 /// Why [`Store::read_range`] could not return a batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -88,12 +129,14 @@ pub enum ReadError<E> {
     },
 }
 
+#[only_sync]
 impl<E> From<E> for ReadError<E> {
     fn from(e: E) -> Self {
         ReadError::Store(e)
     }
 }
 
+#[only_sync]
 impl<E: fmt::Debug> fmt::Display for ReadError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -103,8 +146,10 @@ impl<E: fmt::Debug> fmt::Display for ReadError<E> {
     }
 }
 
+#[only_sync]
 impl<E: fmt::Debug> core::error::Error for ReadError<E> {}
 
+#[bisync]
 /// Durable storage for event payloads, keyed by sequence number.
 ///
 /// The machine never asks for every record: it reads the [`summary`](Store::summary)
@@ -133,16 +178,47 @@ impl<E: fmt::Debug> core::error::Error for ReadError<E> {}
 /// - The stored records may have holes (see the [module docs](self)): a
 ///   damaged record costs that record alone. The summary, the sizes and
 ///   the payloads agree on which numbers are holes, and holes weigh 0 bytes.
+// (async face: its futures are not `Send`, as embassy's tasks need not be.)
+#[allow(async_fn_in_trait)]
 pub trait Store {
     /// The backend's error.
     type Error: fmt::Debug;
 
+    /// Whether this store keeps the critical flag of a record
+    /// ([`append_critical`](Store::append_critical), [`CRITICAL`] in
+    /// [`read_sizes`](Store::read_sizes)) and can [`discard`](Store::discard)
+    /// one record in the middle of the queue. A store that cannot (the NOR
+    /// flash queue) keeps `false`, and the driver refuses critical events
+    /// with a typed error instead of losing the flag.
+    const KEEPS_CRITICAL: bool = false;
+
     /// Store `payload` as event `seq`. Sequence numbers only grow (a number
     /// whose append or sync failed is never used again).
-    fn append(&mut self, seq: Seq, payload: &[u8]) -> Result<(), Self::Error>;
+    async fn append(&mut self, seq: Seq, payload: &[u8]) -> Result<(), Self::Error>;
+
+    /// Store `payload` as the *critical* event `seq` (see [`CRITICAL`]); its
+    /// sizes read back carry the flag. Only called when
+    /// [`KEEPS_CRITICAL`](Store::KEEPS_CRITICAL) is `true`; such a store
+    /// overrides it (the default stores the record without the flag).
+    async fn append_critical(&mut self, seq: Seq, payload: &[u8]) -> Result<(), Self::Error> {
+        self.append(seq, payload).await
+    }
+
+    /// Delete the one record `seq` (an overflow victim in the middle of the
+    /// queue, reported dropped before this): afterwards
+    /// [`read_sizes`](Store::read_sizes) shows it as [`DISCARDED`] (or a
+    /// [`HOLE`]) until a `delete_through` covers it. Durable by the next
+    /// sync at the latest. Only asked of a store whose
+    /// [`KEEPS_CRITICAL`](Store::KEEPS_CRITICAL) is `true` (the machine only
+    /// discards while the oldest event is critical); such a store overrides
+    /// it.
+    async fn discard(&mut self, seq: Seq) -> Result<(), Self::Error> {
+        let _ = seq;
+        Ok(())
+    }
 
     /// Make every append so far durable (a commit).
-    fn sync(&mut self) -> Result<(), Self::Error> {
+    async fn sync(&mut self) -> Result<(), Self::Error> {
         Ok(())
     }
 
@@ -150,7 +226,7 @@ pub trait Store {
     /// into `buf` (which the driver sizes from the machine's sizes); returns
     /// the number of bytes written. A record whose stored size and bytes
     /// disagree is [`ReadError::Malformed`], naming that record.
-    fn read_range(
+    async fn read_range(
         &mut self,
         first: Seq,
         last: Seq,
@@ -159,14 +235,14 @@ pub trait Store {
 
     /// Delete every record with sequence number `<= through`. Durable by the
     /// next sync at the latest.
-    fn delete_through(&mut self, through: Seq) -> Result<(), Self::Error>;
+    async fn delete_through(&mut self, through: Seq) -> Result<(), Self::Error>;
 
     /// Count, bytes, first and last sequence number of the intact records
     /// held, in the logical view (a number written twice counts once); holes
     /// between `first` and `last` are allowed ([`StoreSummary`]). Called at
     /// start-up; it should not visit every record (keep counters, or
     /// aggregate over an index).
-    fn summary(&mut self) -> Result<StoreSummary, Self::Error>;
+    async fn summary(&mut self) -> Result<StoreSummary, Self::Error>;
 
     /// The stored sizes of the consecutive sequence numbers `from, from + 1,
     /// ...`, at most `out.len()` of them, into `out`; returns how many were
@@ -176,7 +252,15 @@ pub trait Store {
     /// every number asked for beyond it as a hole). An `Err` is for a
     /// backend failure only (I/O, a lock): the machine asks again after a
     /// backoff. Used to refill the machine's window of sizes.
-    fn read_sizes(&mut self, from: Seq, out: &mut [u32]) -> Result<usize, Self::Error>;
+    async fn read_sizes(&mut self, from: Seq, out: &mut [u32]) -> Result<usize, Self::Error>;
+
+    /// The newest critical record held, if any (read at start-up, so that
+    /// a critical event still pending after a restart asks for its flush
+    /// again in any mode). Only asked of a store whose
+    /// [`KEEPS_CRITICAL`](Store::KEEPS_CRITICAL) is `true`.
+    async fn newest_critical(&mut self) -> Result<Option<Seq>, Self::Error> {
+        Ok(None)
+    }
 
     /// One past the highest sequence number this store ever held or saw,
     /// deleted records included, and damaged records too when their number
@@ -185,14 +269,19 @@ pub trait Store {
     /// this and one past the newest intact record, whether or not the queue
     /// is empty. A store that cannot remember it keeps the default; numbers
     /// are then unique only among stored records.
-    fn seq_floor(&mut self) -> Result<Seq, Self::Error> {
+    async fn seq_floor(&mut self) -> Result<Seq, Self::Error> {
         Ok(0)
     }
 
     /// The event `seq` is refused for good (by the server, or because its
     /// record is malformed); keep a dead-letter copy if the store has a
     /// place for one. The `delete_through` covering it follows.
-    fn reject(&mut self, seq: Seq, status: u16, reason: RejectReason) -> Result<(), Self::Error> {
+    async fn reject(
+        &mut self,
+        seq: Seq,
+        status: u16,
+        reason: RejectReason,
+    ) -> Result<(), Self::Error> {
         let _ = (seq, status, reason);
         Ok(())
     }

@@ -310,6 +310,17 @@ OutboxStatus outbox_track(const struct OutboxClient *client,
                           uint64_t *out_seq);
 
 /**
+ * As `outbox_track`, for a *critical* event: in any flush mode (manual
+ * too) it asks for an upload of the queue up to it at once (once the
+ * network is up and no backoff runs), overflow never drops it while a
+ * non-critical event is pending, and the flag survives a restart.
+ */
+OutboxStatus outbox_track_critical(const struct OutboxClient *client,
+                                   const uint8_t *json,
+                                   size_t len,
+                                   uint64_t *out_seq);
+
+/**
  * As `outbox_track`, returning only after the event is committed to disk;
  * `*out_seq` then always gets the event's number.
  */

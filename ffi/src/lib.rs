@@ -543,6 +543,7 @@ fn enqueue(
     len: usize,
     out_seq: *mut u64,
     durable: bool,
+    critical: bool,
 ) -> OutboxStatus {
     guard(|| {
         let h = handle(client)?;
@@ -568,7 +569,9 @@ fn enqueue(
             .map_err(|e| fail(OutboxStatus::InvalidJson, format!("event: {e}")))?;
         event.kind = kind;
         let c = running(h)?;
-        let receipt = if durable {
+        let receipt = if critical {
+            c.track_critical(event)
+        } else if durable {
             c.track_durable(event)
         } else {
             c.track(event)
@@ -600,7 +603,21 @@ pub extern "C" fn outbox_track(
     len: usize,
     out_seq: *mut u64,
 ) -> OutboxStatus {
-    enqueue(client, EventType::Track, json, len, out_seq, false)
+    enqueue(client, EventType::Track, json, len, out_seq, false, false)
+}
+
+/// As `outbox_track`, for a *critical* event: in any flush mode (manual
+/// too) it asks for an upload of the queue up to it at once (once the
+/// network is up and no backoff runs), overflow never drops it while a
+/// non-critical event is pending, and the flag survives a restart.
+#[no_mangle]
+pub extern "C" fn outbox_track_critical(
+    client: *const OutboxClient,
+    json: *const u8,
+    len: usize,
+    out_seq: *mut u64,
+) -> OutboxStatus {
+    enqueue(client, EventType::Track, json, len, out_seq, false, true)
 }
 
 /// As `outbox_track`, returning only after the event is committed to disk;
@@ -612,7 +629,7 @@ pub extern "C" fn outbox_track_durable(
     len: usize,
     out_seq: *mut u64,
 ) -> OutboxStatus {
-    enqueue(client, EventType::Track, json, len, out_seq, true)
+    enqueue(client, EventType::Track, json, len, out_seq, true, false)
 }
 
 /// Queues an `identify` event (`userId` or `anonymousId`, `traits`, ...).
@@ -623,7 +640,15 @@ pub extern "C" fn outbox_identify(
     len: usize,
     out_seq: *mut u64,
 ) -> OutboxStatus {
-    enqueue(client, EventType::Identify, json, len, out_seq, false)
+    enqueue(
+        client,
+        EventType::Identify,
+        json,
+        len,
+        out_seq,
+        false,
+        false,
+    )
 }
 
 /// Queues a `page` event (`name`, `properties`, ...).
@@ -634,7 +659,7 @@ pub extern "C" fn outbox_page(
     len: usize,
     out_seq: *mut u64,
 ) -> OutboxStatus {
-    enqueue(client, EventType::Page, json, len, out_seq, false)
+    enqueue(client, EventType::Page, json, len, out_seq, false, false)
 }
 
 /// Queues a `screen` event (`name`, `properties`, ...).
@@ -645,7 +670,7 @@ pub extern "C" fn outbox_screen(
     len: usize,
     out_seq: *mut u64,
 ) -> OutboxStatus {
-    enqueue(client, EventType::Screen, json, len, out_seq, false)
+    enqueue(client, EventType::Screen, json, len, out_seq, false, false)
 }
 
 /// Queues a `group` event (`groupId` required, `traits`, ...).
@@ -656,7 +681,7 @@ pub extern "C" fn outbox_group(
     len: usize,
     out_seq: *mut u64,
 ) -> OutboxStatus {
-    enqueue(client, EventType::Group, json, len, out_seq, false)
+    enqueue(client, EventType::Group, json, len, out_seq, false, false)
 }
 
 /// Queues an `alias` event (`userId` and `previousId` required).
@@ -667,7 +692,7 @@ pub extern "C" fn outbox_alias(
     len: usize,
     out_seq: *mut u64,
 ) -> OutboxStatus {
-    enqueue(client, EventType::Alias, json, len, out_seq, false)
+    enqueue(client, EventType::Alias, json, len, out_seq, false, false)
 }
 
 fn with_client(

@@ -557,3 +557,35 @@ fn loss_reports_are_on_by_default_and_false_turns_them_off() {
     let off = loss_reports_after_an_overflow(json!({"loss_reports": false}));
     assert!(off.is_empty(), "{off:?}");
 }
+
+#[test]
+fn a_critical_track_is_uploaded_in_manual_mode_without_a_flush() {
+    let collector = common::Collector::start();
+    let dir = tempfile::tempdir().unwrap();
+    // `open_with` opens in manual mode: nothing goes without a flush.
+    let client = open_with(&collector.endpoint, &dir, json!({}));
+    let plain = br#"{"event":"Plain","userId":"u"}"#;
+    let alarm = br#"{"event":"Alarm","userId":"u"}"#;
+    assert_eq!(
+        outbox_track_durable(client, plain.as_ptr(), plain.len(), null_mut()),
+        OutboxStatus::Ok
+    );
+    assert_eq!(
+        outbox_track_critical(client, alarm.as_ptr(), alarm.len(), null_mut()),
+        OutboxStatus::Ok,
+        "{}",
+        last_error()
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while collector.events().len() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let names: Vec<Value> = collector
+        .events()
+        .iter()
+        .map(|e| e["event"].clone())
+        .collect();
+    assert_eq!(names, [json!("Plain"), json!("Alarm")]);
+    assert_eq!(outbox_close(client, 0), OutboxStatus::Ok);
+    outbox_free(client);
+}

@@ -150,6 +150,8 @@ impl Setup {
 #[derive(Arbitrary, Debug)]
 enum Op {
     Track(u16),
+    /// A critical event of this size.
+    TrackCritical(u16),
     Advance(u32),
     Back(u16),
     Tick,
@@ -207,6 +209,12 @@ struct Model {
     committed: Seq,
     /// When the batch in flight times out (`request_timeout` after its send).
     deadline: u64,
+    /// The event being tracked is critical (until its `Persist`).
+    tracking_critical: bool,
+    /// Stored events that are critical (the store keeps the flag).
+    critical: BTreeSet<Seq>,
+    /// Events discarded from the middle, until a delete passes them.
+    discarded: BTreeSet<Seq>,
 }
 
 impl Model {
@@ -245,8 +253,24 @@ impl Model {
                     self.settled.remove(&seq);
                     self.store.push_back((seq, size));
                     self.floor = self.floor.max(seq + 1);
+                    if std::mem::take(&mut self.tracking_critical) {
+                        self.critical.insert(seq);
+                    }
+                }
+                Output::Discard { seq } => {
+                    let at = self.store.iter().position(|r| r.0 == seq);
+                    let at = at.unwrap_or_else(|| panic!("discard of unstored {seq}"));
+                    assert!(
+                        self.settled.contains(&seq),
+                        "discard of {seq} before its report"
+                    );
+                    assert!(!self.critical.contains(&seq), "critical {seq} discarded");
+                    self.store.remove(at);
+                    self.settled.remove(&seq);
+                    self.discarded.insert(seq);
                 }
                 Output::Delete { through } => {
+                    self.discarded.retain(|&s| s > through);
                     while let Some(&(seq, _)) = self.store.front() {
                         if seq > through {
                             break;
@@ -331,7 +355,15 @@ impl Model {
                     let sizes: Vec<(Seq, u32)> = (from..from + u64::from(max))
                         .map(|seq| {
                             let size = self.store.iter().find(|r| r.0 == seq).map(|r| r.1);
-                            (seq, size.unwrap_or(outbox_core::HOLE))
+                            let size = match size {
+                                Some(z) if self.critical.contains(&seq) => {
+                                    z | outbox_core::CRITICAL
+                                }
+                                Some(z) => z,
+                                None if self.discarded.contains(&seq) => outbox_core::DISCARDED,
+                                None => outbox_core::HOLE,
+                            };
+                            (seq, size)
                         })
                         .collect();
                     let now = Instant::from_millis(self.now);
@@ -413,7 +445,12 @@ fn restart(
     let now = Instant::from_millis(model.now);
     model.judge.at(model.now);
     model.judge.restart(limits, mode.judged(), true);
-    model.judge.restore(model.store.iter().copied());
+    let flagged: Vec<(Seq, u32, bool)> = model
+        .store
+        .iter()
+        .map(|&(seq, size)| (seq, size, model.critical.contains(&seq)))
+        .collect();
+    model.judge.restore_flagged(flagged);
     let summary = match (model.store.front(), model.store.back()) {
         (Some(f), Some(l)) => StoreSummary {
             count: model.store.len() as u64,
@@ -428,6 +465,15 @@ fn restart(
     model.committed = model.store.back().map_or(0, |r| r.0 + 1);
     m.handle(now, Input::SeqFloor { next: model.floor })
         .expect("a seq floor after restores is accepted");
+    let newest_critical = model
+        .store
+        .iter()
+        .rev()
+        .find(|r| model.critical.contains(&r.0));
+    if let Some(&(through, _)) = newest_critical {
+        m.handle(now, Input::CriticalPending { through })
+            .expect("the newest critical record is accepted");
+    }
     model.drain(&mut m);
     Some(m)
 }
@@ -451,6 +497,9 @@ fuzz_target!(|run: Run| {
         judge: Judge::new(s.limits(queue_events, queue_bytes), s.mode.judged(), true),
         committed: 0,
         deadline: 0,
+        tracking_critical: false,
+        critical: BTreeSet::new(),
+        discarded: BTreeSet::new(),
     };
     let limits = s.limits(queue_events, queue_bytes);
     let Some(mut m) = restart(&mut model, config, limits, s.mode, s.seed) else {
@@ -463,11 +512,26 @@ fuzz_target!(|run: Run| {
         model.judge.at(model.now);
         let mut woken = false;
         match *op {
-            Op::Track(size) => {
+            Op::Track(size) | Op::TrackCritical(size) => {
+                let critical = matches!(*op, Op::TrackCritical(_));
                 let size = u32::from(size);
                 let before = m.stats();
-                let verdict = model.judge.track(size);
-                let r = m.track(now, size);
+                let verdict = if critical {
+                    model.judge.track_critical(size)
+                } else {
+                    model.judge.track(size)
+                };
+                let input = if critical {
+                    Input::TrackCritical { size }
+                } else {
+                    Input::Track { size }
+                };
+                let r = m.handle(now, input);
+                model.tracking_critical = critical && r.is_ok();
+                if verdict.may_refuse && matches!(r, Err(InputError::QueueFull)) {
+                    // Behind critical events the machine may refuse.
+                    model.judge.refused();
+                }
                 if size > max_event {
                     assert!(
                         matches!(r, Err(InputError::TooLarge { .. })),
@@ -475,9 +539,11 @@ fuzz_target!(|run: Run| {
                     );
                 }
                 // Refused as full exactly when it did not fit under RejectNew.
-                assert_eq!(
-                    matches!(r, Err(InputError::QueueFull)),
-                    !verdict.too_large && !verdict.fits && s.reject_new,
+                let must = !verdict.too_large && !verdict.fits && (s.reject_new || verdict.refused);
+                let may = must || (!verdict.too_large && verdict.may_refuse);
+                let full = matches!(r, Err(InputError::QueueFull));
+                assert!(
+                    full == must || (full && may),
                     "queue full judged wrong: {r:?}, {verdict:?}"
                 );
                 if r.is_err() {

@@ -1,5 +1,6 @@
 //! Who asked for a flush: the rule that `Manual` never sends by itself and
-//! `AppClose` only on background or terminate.
+//! `AppClose` only on background or terminate, and that a critical event
+//! asks for the queue up to it in every mode.
 
 /// A flush mode, as the checker set it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,6 +22,13 @@ pub(crate) struct Requests {
     /// A request the mode made by itself (background or terminate in
     /// `AppClose`), standing until the queue is empty or the mode changes.
     by_mode: bool,
+    /// The newest critical event tracked: its flush stands, in any mode,
+    /// until the oldest pending event is past it.
+    critical_tracked: Option<u64>,
+    /// The newest critical event tracked or restored: a send up to it is
+    /// allowed in any mode (a restored one asks again once the machine
+    /// reads its size back).
+    critical_any: Option<u64>,
 }
 
 impl Requests {
@@ -29,6 +37,8 @@ impl Requests {
             mode,
             explicit: false,
             by_mode: false,
+            critical_tracked: None,
+            critical_any: None,
         }
     }
 
@@ -60,10 +70,39 @@ impl Requests {
     pub(crate) fn emptied(&mut self) {
         self.explicit = false;
         self.by_mode = false;
+        self.critical_tracked = None;
+        self.critical_any = None;
     }
 
-    /// Why a send now is not allowed, if it is not.
-    pub(crate) fn refuse_send(&self) -> Option<&'static str> {
+    /// A critical event `seq` was tracked (persisted).
+    pub(crate) fn tracked_critical(&mut self, seq: u64) {
+        self.critical_tracked = self.critical_tracked.max(Some(seq));
+        self.restored_critical(seq);
+    }
+
+    /// A critical event `seq` was restored from the store.
+    pub(crate) fn restored_critical(&mut self, seq: u64) {
+        self.critical_any = self.critical_any.max(Some(seq));
+    }
+
+    /// Whether a tracked critical event's flush still stands, the oldest
+    /// pending event being `front`.
+    pub(crate) fn critical_owed(&self, front: Option<u64>) -> bool {
+        front.is_some_and(|f| self.critical_tracked.is_some_and(|c| f <= c))
+    }
+
+    /// Whether a send from `first` serves a critical event's flush (which
+    /// goes like an explicit one: in any mode, and in power save).
+    pub(crate) fn critical_send(&self, first: u64) -> bool {
+        self.critical_any.is_some_and(|c| first <= c)
+    }
+
+    /// Why a send from `first` now is not allowed, if it is not.
+    pub(crate) fn refuse_send(&self, first: u64) -> Option<&'static str> {
+        if self.critical_send(first) {
+            // A critical event asked for the queue up to it.
+            return None;
+        }
         match self.mode {
             Mode::Manual if !self.explicit => {
                 Some("Manual mode sent by itself (no explicit flush request stands)")

@@ -204,6 +204,29 @@ pub struct TrackVerdict {
     /// Fits without dropping anything. When false, `RejectNew` refuses it
     /// and `DropOldest` drops exactly the oldest events that make room.
     pub fits: bool,
+    /// `DropOldest` refuses it all the same: a non-critical event that
+    /// could only fit by dropping a critical one.
+    pub refused: bool,
+    /// `DropOldest` may refuse it instead of dropping (the oldest event is
+    /// critical, and the machine sees only a window of the queue behind
+    /// it): a refusal is then told to the judge with
+    /// [`Judge::refused`], and nothing must go.
+    ///
+    /// Kept on purpose, and sound: a refusal loses nothing (no stored
+    /// event goes, the caller is told `QueueFull` as under `RejectNew`, and
+    /// the judge still owes every drop and delivery of what is stored); it
+    /// only trades the new event's admission for the rule that matters
+    /// more, never a critical event dropped while a plain one is pending.
+    /// The judge sees the whole queue, the machine only the sizes its
+    /// windows hold, so a victim the judge can name may be one the machine
+    /// cannot prove (DESIGN "SDK features v3"; README "Critical events").
+    /// It is granted only when the queue is over its limits under
+    /// `DropOldest` and a critical event is pending, or a critical track's
+    /// flush request still covers the oldest event (the critical event
+    /// itself reported not stored: the machine keeps the request it took at
+    /// the track, as the judge does for sends); every other refusal of an
+    /// event stays a breach.
+    pub may_refuse: bool,
 }
 
 /// The batch in flight, as the checker saw it sent.
@@ -245,8 +268,9 @@ pub struct Judge {
     /// have a backoff of their own and spend no attempt.
     local: u32,
     expect: Vec<Expect>,
-    /// The size of the event being tracked, until its `Persist`.
-    tracking: Option<u32>,
+    /// The size of the event being tracked and whether it is critical,
+    /// until its `Persist`.
+    tracking: Option<(u32, bool)>,
     overflow_due: BTreeSet<u64>,
     overflow_seen: BTreeSet<u64>,
     /// Records the checker's store damaged.
@@ -307,11 +331,29 @@ impl Judge {
     /// first, at start-up. Records over limits that shrank since must be
     /// reported dropped for overflow, exactly those.
     pub fn restore(&mut self, records: impl IntoIterator<Item = (u64, u32)>) {
-        for (seq, size) in records {
-            self.queue.push(seq, size);
+        self.restore_flagged(records.into_iter().map(|(seq, size)| (seq, size, false)));
+    }
+
+    /// As [`restore`](Self::restore), with each record's critical flag (a
+    /// critical record restored may ask for its flush again).
+    pub fn restore_flagged(&mut self, records: impl IntoIterator<Item = (u64, u32, bool)>) {
+        for (seq, size, critical) in records {
+            self.queue.push(seq, size, critical);
             self.newest = self.newest.max(Some(seq));
+            if critical {
+                // The store tells the new machine (`newest_critical`): its
+                // flush stands again.
+                self.requests.tracked_critical(seq);
+            }
         }
         self.queue.shed(&self.limits, &mut self.overflow_due);
+    }
+
+    /// Whether a critical event tracked by this machine still waits for
+    /// the flush it requested (the checker asks the machine whether a
+    /// flush is requested: in every mode it must be).
+    pub fn critical_flush_owed(&self) -> bool {
+        self.requests.critical_owed(self.queue.front())
     }
 
     /// The limits being judged by.
@@ -343,16 +385,63 @@ impl Judge {
 
     /// An event of `size` bytes is about to be tracked.
     pub fn track(&mut self, size: u32) -> TrackVerdict {
+        self.track_flagged(size, false)
+    }
+
+    /// A *critical* event of `size` bytes is about to be tracked: it asks
+    /// for a flush of the queue up to it in any mode, and overflow never
+    /// drops it while a non-critical event (outside the batch in flight) is
+    /// pending.
+    pub fn track_critical(&mut self, size: u32) -> TrackVerdict {
+        self.track_flagged(size, true)
+    }
+
+    fn track_flagged(&mut self, size: u32, critical: bool) -> TrackVerdict {
         let too_large = size > self.limits.max_event_bytes;
         let fits = self.queue.fits(&self.limits, size);
+        let mut refused = false;
+        // Behind critical events the machine sees only a window of the
+        // queue: it may refuse rather than drop what it cannot see.
+        let may_refuse = !too_large
+            && !fits
+            && self.limits.drop_oldest
+            && (self.queue.has_critical() || self.critical_request_stands());
         if !too_large && !fits && self.limits.drop_oldest {
             let mut room = self.queue.clone();
-            room.make_room(&self.limits, size, &mut self.overflow_due);
+            let flight = self
+                .flight
+                .filter(|_| self.in_flight())
+                .map(|f| (f.first, f.last));
+            refused = room.make_room(&self.limits, size, critical, flight, &mut self.overflow_due)
+                == queue::Room::Refused;
         }
-        if !too_large && (fits || self.limits.drop_oldest) {
-            self.tracking = Some(size);
+        if !too_large && !refused && (fits || self.limits.drop_oldest) {
+            self.tracking = Some((size, critical));
         }
-        TrackVerdict { too_large, fits }
+        TrackVerdict {
+            too_large,
+            fits,
+            refused,
+            may_refuse,
+        }
+    }
+
+    /// Whether a critical track's flush request still covers the oldest
+    /// pending event, its event stored or not: the machine takes the
+    /// request at the track and keeps it (a send up to it is allowed all
+    /// the same), so it may still guard overflow as if the event
+    /// were pending when the store failed to keep it.
+    fn critical_request_stands(&self) -> bool {
+        self.queue
+            .front()
+            .is_some_and(|f| self.requests.critical_send(f))
+    }
+
+    /// The machine refused the event being tracked
+    /// ([`TrackVerdict::may_refuse`]): nothing is owed for it.
+    pub fn refused(&mut self) {
+        self.tracking = None;
+        self.overflow_due.clear();
     }
 
     /// An explicit flush request.
@@ -543,8 +632,11 @@ impl Judge {
     pub fn seen(&mut self, seen: &Seen) -> Result<(), Breach> {
         match *seen {
             Seen::Persist { seq, size } => match self.tracking.take() {
-                Some(s) if s == size => {
-                    self.queue.push(seq, size);
+                Some((s, critical)) if s == size => {
+                    self.queue.push(seq, size, critical);
+                    if critical {
+                        self.requests.tracked_critical(seq);
+                    }
                     self.uncommitted_from.get_or_insert(seq);
                     let newest = self.newest.replace(seq);
                     if newest.is_some_and(|n| seq <= n) {
@@ -566,6 +658,17 @@ impl Judge {
                 Ok(())
             }
             Seen::Dropped { first, last, why } => {
+                // A drop changes the queue, so sizes read after it are new
+                // information, not a retry of the last ask: the machine's
+                // scan for an overflow victim behind a critical head reads
+                // the same `from` again after each victim it drops. This
+                // cannot hide a read that never ends: each drop removes at
+                // least one pending event, the queue holds finitely many
+                // and drops need tracks to cause them (an overflow) or
+                // failures the checker injected, so between drops a second
+                // ask of the same sizes is still a breach
+                // (`sizes_asked_again_after_a_drop_still_a_breach`).
+                self.last_read_sizes = None;
                 let r = match why {
                     Why::Overflow => self.overflow_drop(first, last),
                     Why::MaxAttempts => self.max_attempts_drop(first, last),
@@ -708,17 +811,59 @@ impl Judge {
                 );
             }
         }
-        if let Some(why) = self.requests.refuse_send() {
+        if let Some(why) = self.requests.refuse_send(first) {
             return breach("flush-mode", why.into());
         }
-        if let Some((invariant, why)) = self.link.refuse_send(self.requests.explicit()) {
+        // A critical event's flush goes like an explicit one in power save,
+        // never past the upload policy or a network that is down.
+        let like_explicit = self.requests.explicit() || self.requests.critical_send(first);
+        if let Some((invariant, why)) = self.link.refuse_send(like_explicit) {
             return breach(invariant, why);
         }
         Ok(())
     }
 
     fn overflow_drop(&mut self, first: u64, last: u64) -> Result<(), Breach> {
+        let flight = self
+            .flight
+            .filter(|_| self.in_flight())
+            .map(|f| (f.first, f.last));
         for seq in first..=last {
+            if !self.overflow_due.contains(&seq)
+                && self
+                    .queue
+                    .front()
+                    .is_some_and(|f| self.queue.is_critical(f))
+                && !self.queue.is_critical(seq)
+                && self.queue.contains(seq)
+            {
+                // Behind a critical head the machine picks the oldest
+                // non-critical event it can see, which may be a newer one
+                // than the oldest of all: it stands in for one owed.
+                let owed = self
+                    .overflow_due
+                    .iter()
+                    .rev()
+                    .find(|s| !self.overflow_seen.contains(s) && !self.queue.is_critical(**s))
+                    .copied();
+                if let Some(owed) = owed {
+                    self.overflow_due.remove(&owed);
+                    self.overflow_due.insert(seq);
+                }
+            }
+            if self.queue.is_critical(seq) {
+                // The events of this same report go with it.
+                if let Some(plain) = self
+                    .queue
+                    .plain_outside(flight)
+                    .filter(|p| !(first..=last).contains(p))
+                {
+                    return breach(
+                        "critical",
+                        format!("critical event {seq} dropped for overflow while the non-critical event {plain} is pending"),
+                    );
+                }
+            }
             if !self.overflow_due.contains(&seq) {
                 let (n, b) = self.pending();
                 return breach(
@@ -1098,6 +1243,48 @@ mod tests {
         j.seen(&Seen::ReadSizes { from: 4 }).unwrap();
         j.seen(&Seen::ReadSizes { from: 8 }).unwrap();
         let b = j.seen(&Seen::ReadSizes { from: 8 }).unwrap_err();
+        assert_eq!(b.invariant, "sizes-liveness");
+    }
+
+    /// A critical event the store failed to keep leaves its flush request
+    /// standing, and with it the machine's caution: a full `DropOldest`
+    /// queue may refuse; with no critical track at all it may not.
+    #[test]
+    fn a_refusal_may_follow_a_critical_event_not_stored() {
+        let mut j = judge(2);
+        persisted(&mut j, 0);
+        let mut plain = judge(2);
+        persisted(&mut plain, 0);
+        persisted(&mut plain, 1);
+        assert!(!plain.track(5).may_refuse, "no critical event was tracked");
+
+        assert!(j.track_critical(5).fits);
+        j.seen(&Seen::Persist { seq: 1, size: 5 }).unwrap();
+        j.append_failed(1);
+        j.seen(&dropped(1, 1, Why::NotStored)).unwrap();
+        j.settle().unwrap();
+        persisted(&mut j, 2);
+        let v = j.track(5);
+        assert!(!v.fits && v.may_refuse, "{v:?}");
+        j.refused();
+        j.settle().unwrap();
+    }
+
+    /// A drop changes the queue: the same sizes may be read once more
+    /// after it (the critical scan does), but a read that then repeats
+    /// with no drop in between is the endless re-read all the same.
+    #[test]
+    fn sizes_asked_again_after_a_drop_still_a_breach() {
+        let mut j = judge(2);
+        for seq in 0..2 {
+            persisted(&mut j, seq);
+        }
+        let v = j.track(5);
+        assert!(!v.fits);
+        j.seen(&Seen::ReadSizes { from: 0 }).unwrap();
+        j.seen(&dropped(0, 0, Why::Overflow)).unwrap();
+        j.seen(&Seen::ReadSizes { from: 0 }).unwrap();
+        let b = j.seen(&Seen::ReadSizes { from: 0 }).unwrap_err();
         assert_eq!(b.invariant, "sizes-liveness");
     }
 }

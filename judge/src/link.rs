@@ -1,6 +1,7 @@
 //! The network and power rule: no upload starts while the network is down
 //! or the upload policy forbids its kind, and an automatic flush starts no
-//! upload in power save (an explicit flush request still goes).
+//! upload in power save (an explicit flush request still goes, and so does
+//! a critical event's flush).
 //!
 //! Kept apart from the flush modes ([`crate::flush`]): those say who asked
 //! for a flush; this says whether the link lets any request go now. The

@@ -4,13 +4,23 @@ use std::collections::{BTreeSet, VecDeque};
 
 use crate::Limits;
 
-/// Pending events (sequence number, size), oldest first, as the checker
-/// counts them: accepted tracks and restored records in, every report of a
-/// fate out.
+/// Pending events (sequence number, size, critical), oldest first, as the
+/// checker counts them: accepted tracks and restored records in, every
+/// report of a fate out.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Queue {
-    items: VecDeque<(u64, u32)>,
+    items: VecDeque<(u64, u32, bool)>,
     bytes: u64,
+}
+
+/// What overflow must do to make room for a new event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Room {
+    /// Room is made (possibly by dropping nothing).
+    Made,
+    /// A non-critical event could only fit by dropping a critical one: it
+    /// is refused instead.
+    Refused,
 }
 
 impl Queue {
@@ -36,26 +46,81 @@ impl Queue {
             && self.bytes + u64::from(size) <= limits.max_queue_bytes
     }
 
-    /// Drop the oldest until one of `size` bytes fits (or nothing is left),
-    /// adding their numbers to `dropped`.
-    pub(crate) fn make_room(&mut self, limits: &Limits, size: u32, dropped: &mut BTreeSet<u64>) {
+    /// Make room for a new event of `size` bytes (`critical` or not),
+    /// adding the numbers that must go to `dropped`: the oldest event while
+    /// it is not critical (in flight or not); behind a critical oldest, the
+    /// oldest non-critical event outside `flight` (the batch in flight). A
+    /// non-critical new event that could only fit by dropping a critical
+    /// one is refused (nothing goes); a critical one then takes the oldest
+    /// (every event that may go is critical).
+    pub(crate) fn make_room(
+        &mut self,
+        limits: &Limits,
+        size: u32,
+        critical: bool,
+        flight: Option<(u64, u64)>,
+        dropped: &mut BTreeSet<u64>,
+    ) -> Room {
+        let before = self.clone();
+        let mut gone = BTreeSet::new();
         while !self.fits(limits, size) {
-            let Some((seq, _)) = self.pop_front() else {
-                break;
+            let victim = match self.victim(flight) {
+                None => break,
+                Some(Some(i)) => i,
+                Some(None) if critical => 0,
+                Some(None) => {
+                    *self = before;
+                    return Room::Refused;
+                }
             };
-            dropped.insert(seq);
+            if let Some((seq, _, _)) = self.remove_at(victim) {
+                gone.insert(seq);
+            }
+        }
+        dropped.extend(gone);
+        Room::Made
+    }
+
+    /// Where the next overflow victim is: `None` for an empty queue,
+    /// `Some(None)` when only a critical event could go.
+    fn victim(&self, flight: Option<(u64, u64)>) -> Option<Option<usize>> {
+        match self.items.front()? {
+            (_, _, false) => Some(Some(0)),
+            _ => {
+                Some(self.items.iter().position(|&(seq, _, c)| {
+                    !c && !flight.is_some_and(|(f, l)| f <= seq && seq <= l)
+                }))
+            }
         }
     }
 
-    pub(crate) fn push(&mut self, seq: u64, size: u32) {
-        self.items.push_back((seq, size));
+    pub(crate) fn push(&mut self, seq: u64, size: u32, critical: bool) {
+        self.items.push_back((seq, size, critical));
         self.bytes += u64::from(size);
     }
 
-    fn pop_front(&mut self) -> Option<(u64, u32)> {
-        let r = self.items.pop_front()?;
+    fn remove_at(&mut self, i: usize) -> Option<(u64, u32, bool)> {
+        let r = self.items.remove(i)?;
         self.bytes -= u64::from(r.1);
         Some(r)
+    }
+
+    /// The oldest pending non-critical event outside `flight`, if any.
+    pub(crate) fn plain_outside(&self, flight: Option<(u64, u64)>) -> Option<u64> {
+        self.items
+            .iter()
+            .find(|&&(seq, _, c)| !c && !flight.is_some_and(|(f, l)| f <= seq && seq <= l))
+            .map(|r| r.0)
+    }
+
+    /// Whether any pending event is critical.
+    pub(crate) fn has_critical(&self) -> bool {
+        self.items.iter().any(|r| r.2)
+    }
+
+    /// Whether `seq` is a pending critical event.
+    pub(crate) fn is_critical(&self, seq: u64) -> bool {
+        self.items.iter().any(|r| r.0 == seq && r.2)
     }
 
     /// Drop the oldest until the queue is within its limits (restored
@@ -64,7 +129,11 @@ impl Queue {
         while self.items.len() as u64 > u64::from(limits.max_queue_events)
             || self.bytes > limits.max_queue_bytes
         {
-            let Some((seq, _)) = self.pop_front() else {
+            // Nothing is in flight at start-up; critical events go last.
+            let Some(i) = self.victim(None) else {
+                break;
+            };
+            let Some((seq, _, _)) = self.remove_at(i.unwrap_or(0)) else {
                 break;
             };
             dropped.insert(seq);
@@ -74,7 +143,7 @@ impl Queue {
     /// Remove every pending event numbered `first..=last`.
     pub(crate) fn remove(&mut self, first: u64, last: u64) {
         let mut gone = 0;
-        self.items.retain(|&(s, size)| {
+        self.items.retain(|&(s, size, _)| {
             let keep = !(first..=last).contains(&s);
             if !keep {
                 gone += u64::from(size);

@@ -226,19 +226,26 @@ impl NativeClient {
     }
 
     /// Queue one event given as Segment JSON; with `durable`, return only
-    /// once it is committed to the database. Returns its `messageId`.
-    #[pyo3(signature = (event_json, durable=true))]
-    fn enqueue(&self, py: Python<'_>, event_json: &str, durable: bool) -> PyResult<String> {
+    /// once it is committed to the database; with `critical`, as the std
+    /// Client's `track_critical` (an upload of the queue up to it at once,
+    /// in any flush mode). Returns its `messageId`.
+    #[pyo3(signature = (event_json, durable=true, critical=false))]
+    fn enqueue(
+        &self,
+        py: Python<'_>,
+        event_json: &str,
+        durable: bool,
+        critical: bool,
+    ) -> PyResult<String> {
         let event: Event = serde_json::from_str(event_json)
             .map_err(|e| PyValueError::new_err(format!("not a Segment event: {e}")))?;
         let client = &self.client;
         let receipt = py
-            .detach(|| {
-                if durable {
-                    client.track_durable(event)
-                } else {
-                    client.track(event)
-                }
+            .detach(|| match (durable, critical) {
+                (true, false) => client.track_durable(event),
+                (true, true) => client.track_critical_durable(event),
+                (false, false) => client.track(event),
+                (false, true) => client.track_critical(event),
             })
             .map_err(track_error)?;
         let id = receipt.message_id().to_string();

@@ -47,3 +47,18 @@ def test_bad_policy_and_kind_are_value_errors(tmp_path):
     with pytest.raises(TypeError):
         client.set_power_save("yes")
     client.close()
+
+
+def test_a_critical_track_uploads_the_queue_in_power_save(collector, tmp_path):
+    # Power save defers the automatic uploads of plain events; a critical
+    # event asks for an upload of the queue up to it, with no flush() call.
+    client = outbox.Client(write_key="key-c", endpoint=collector.url, path=tmp_path / "c.db")
+    client.set_power_save(True)
+    plain = ["py-plain-{}".format(i) for i in range(2)]
+    for i in plain:
+        client.track("u-1", "Saving Power", message_id=i)
+    client.track("u-1", "Alarm", message_id="py-critical", critical=True)
+    assert sorted(collector.wait_for(plain + ["py-critical"])) == sorted(plain + ["py-critical"])
+    with pytest.raises(TypeError):
+        client.track("u-1", "Alarm", critical="yes")
+    client.shutdown()

@@ -1,12 +1,11 @@
 //! Appending an event: one record at the end of the write page, or on a new
 //! page when it does not fit.
 
-use embedded_storage::nor_flash::NorFlash;
 use outbox_core::Seq;
 
 use super::format::{self, Kind, RecordHeader};
 use super::walk::{Cursor, Pos};
-use super::{capacity, io, Error, FlashQueue};
+use super::{bisync, capacity, io, Error, FlashQueue, NorFlash};
 
 impl<F: NorFlash> FlashQueue<F> {
     /// Store `payload` as event `seq`; durable when this returns `Ok`.
@@ -20,9 +19,10 @@ impl<F: NorFlash> FlashQueue<F> {
     /// number, and [`Error::Full`] when no page is free.
     // Not inlined: one copy serves every caller (firmware flash, see
     // firmware/size.sh).
+    #[bisync]
     #[inline(never)]
-    pub fn append(&mut self, seq: Seq, payload: &[u8]) -> Result<(), Error<F::Error>> {
-        self.refresh()?;
+    pub async fn append(&mut self, seq: Seq, payload: &[u8]) -> Result<(), Error<F::Error>> {
+        self.refresh().await?;
         let w = F::WRITE_SIZE as u32;
         let max = capacity::max_payload(&self.geo, w);
         if payload.len() > max {
@@ -55,7 +55,7 @@ impl<F: NorFlash> FlashQueue<F> {
         };
         if !self.st.write.as_ref().is_some_and(fits) {
             let live_from = self.st.live_from;
-            self.open_page(seq, live_from, true)?;
+            self.open_page(seq, live_from, true).await?;
         }
         let Some(wp) = self.st.write else {
             return Err(Error::Full);
@@ -78,7 +78,9 @@ impl<F: NorFlash> FlashQueue<F> {
             self.geo.addr(wp.page, wp.off),
             &header,
             payload,
-        ) {
+        )
+        .await
+        {
             return self.failed(e);
         }
 

@@ -19,10 +19,8 @@
 //! (Each append cut by a power loss or a flash error may waste the rest of
 //! a page until that page is freed.)
 
-use embedded_storage::nor_flash::NorFlash;
-
 use super::format;
-use super::{FlashQueue, Geometry};
+use super::{FlashQueue, Geometry, NorFlash};
 
 /// The largest payload one record holds.
 pub(crate) fn max_payload(geo: &Geometry, w: u32) -> usize {

@@ -7,12 +7,11 @@
 //! has no room for the checkpoint, a new page is opened instead: its header
 //! carries the same number.
 
-use embedded_storage::nor_flash::NorFlash;
 use outbox_core::Seq;
 
 use super::format::{self, Kind, RecordHeader, CHECKPOINT_PAYLOAD};
 use super::walk::{Bounds, LiveWalk};
-use super::{io, Error, FlashQueue};
+use super::{bisync, io, Error, FlashQueue, NorFlash};
 
 impl<F: NorFlash> FlashQueue<F> {
     /// Delete every event numbered `through` or lower; durable when this
@@ -22,9 +21,10 @@ impl<F: NorFlash> FlashQueue<F> {
     /// (reads and a reopen agree); the error reports the flash failure.
     // Not inlined: one copy serves every caller (firmware flash, see
     // firmware/size.sh).
+    #[bisync]
     #[inline(never)]
-    pub fn delete_through(&mut self, through: Seq) -> Result<(), Error<F::Error>> {
-        self.refresh()?;
+    pub async fn delete_through(&mut self, through: Seq) -> Result<(), Error<F::Error>> {
+        self.refresh().await?;
         let live_from = through.saturating_add(1);
         if live_from <= self.st.live_from {
             return Ok(());
@@ -36,7 +36,7 @@ impl<F: NorFlash> FlashQueue<F> {
         let mut head = None;
         let bounds = self.bounds();
         loop {
-            let r = match walk.next(&mut self.flash, &self.geo, bounds) {
+            let r = match walk.next(&mut self.flash, &self.geo, bounds).await {
                 Ok(Some(r)) => r,
                 Ok(None) => break,
                 Err(e) => return self.failed(e),
@@ -55,7 +55,7 @@ impl<F: NorFlash> FlashQueue<F> {
         }
         let head = head.unwrap_or_else(|| walk.cursor());
 
-        match self.persist_live_from(live_from, summary.last) {
+        match self.persist_live_from(live_from, summary.last).await {
             Err(Error::Full) => {
                 // No free page and no room in the write page: erase the pages
                 // this delete empties first. A power cut in between leaves a
@@ -63,9 +63,10 @@ impl<F: NorFlash> FlashQueue<F> {
                 self.st.head = head;
                 self.st.summary = summary;
                 self.st.scan = None;
-                let done = self
-                    .erase_dead_pages()
-                    .and_then(|()| self.persist_live_from(live_from, summary.last));
+                let done = match self.erase_dead_pages().await {
+                    Ok(()) => self.persist_live_from(live_from, summary.last).await,
+                    failed => failed,
+                };
                 match done {
                     // Still no room (a failed write closed the write page
                     // after a delete took the spare one, and no page is
@@ -89,12 +90,13 @@ impl<F: NorFlash> FlashQueue<F> {
         st.summary = summary;
         // A reader's position is judged with the old `live_from`.
         st.scan = None;
-        self.erase_dead_pages()
+        self.erase_dead_pages().await
     }
 
     /// Make `live_from` durable: a checkpoint in the write page, or a new
     /// page whose header carries it.
-    fn persist_live_from(
+    #[bisync]
+    async fn persist_live_from(
         &mut self,
         live_from: Seq,
         last: Option<Seq>,
@@ -109,7 +111,7 @@ impl<F: NorFlash> FlashQueue<F> {
                 };
                 let addr = self.geo.addr(wp.page, wp.off);
                 if let Err(e) =
-                    io::write_record(&mut self.flash, addr, &header, &live_from.to_le_bytes())
+                    io::write_record(&mut self.flash, addr, &header, &live_from.to_le_bytes()).await
                 {
                     return self.failed(e);
                 }
@@ -122,7 +124,7 @@ impl<F: NorFlash> FlashQueue<F> {
         // Numbered from the next event: a page's base is what its first
         // event continues from, also for a walk that starts there.
         let base = last.map_or(live_from, |l| l.saturating_add(1));
-        self.open_page(base, live_from, false)
+        self.open_page(base, live_from, false).await
     }
 
     /// Whether a delete can be made durable at once: the write page has

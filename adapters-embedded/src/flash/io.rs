@@ -6,7 +6,7 @@
 //! in place) and small ends staged in a buffer on the stack. Write and read
 //! sizes up to [`MAX_ALIGN`] are supported.
 
-use embedded_storage::nor_flash::NorFlash;
+use super::{bisync, NorFlash};
 
 use super::format::{RecordHeader, CRC32, RECORD_HEADER};
 
@@ -20,21 +20,22 @@ struct Stage([u8; STAGE]);
 
 /// Read `out.len()` bytes at `addr`, whatever their alignment. The region
 /// rounded out to `READ_SIZE` must lie inside the flash.
-pub(crate) fn read<F: NorFlash>(
+#[bisync]
+pub(crate) async fn read<F: NorFlash>(
     flash: &mut F,
     mut addr: u32,
     out: &mut [u8],
 ) -> Result<(), F::Error> {
     let r = F::READ_SIZE as u32;
     if r <= 1 {
-        return flash.read(addr, out);
+        return flash.read(addr, out).await;
     }
     let mut stage = Stage([0; STAGE]);
     let mut out = out;
     let mis = addr % r;
     if mis != 0 && !out.is_empty() {
         let word = &mut stage.0[..r as usize];
-        flash.read(addr - mis, word)?;
+        flash.read(addr - mis, word).await?;
         let n = out.len().min((r - mis) as usize);
         out[..n].copy_from_slice(&word[mis as usize..mis as usize + n]);
         addr += n as u32;
@@ -42,13 +43,13 @@ pub(crate) fn read<F: NorFlash>(
     }
     let mid = out.len() / r as usize * r as usize;
     if mid > 0 {
-        flash.read(addr, &mut out[..mid])?;
+        flash.read(addr, &mut out[..mid]).await?;
         addr += mid as u32;
         out = &mut out[mid..];
     }
     if !out.is_empty() {
         let word = &mut stage.0[..r as usize];
-        flash.read(addr, word)?;
+        flash.read(addr, word).await?;
         let n = out.len();
         out.copy_from_slice(&word[..n]);
     }
@@ -56,7 +57,8 @@ pub(crate) fn read<F: NorFlash>(
 }
 
 /// Whether `len` bytes from `addr` all read as erased (0xFF).
-pub(crate) fn is_blank<F: NorFlash>(
+#[bisync]
+pub(crate) async fn is_blank<F: NorFlash>(
     flash: &mut F,
     mut addr: u32,
     len: u32,
@@ -65,7 +67,7 @@ pub(crate) fn is_blank<F: NorFlash>(
     let end = addr + len;
     while addr < end {
         let n = ((end - addr) as usize).min(STAGE);
-        read(flash, addr, &mut stage.0[..n])?;
+        read(flash, addr, &mut stage.0[..n]).await?;
         if stage.0[..n].iter().any(|&b| b != 0xFF) {
             return Ok(false);
         }
@@ -76,7 +78,8 @@ pub(crate) fn is_blank<F: NorFlash>(
 
 /// Whether the record at `addr` with this header and `payload_len` bytes has
 /// a matching CRC; streams the payload through the stage buffer.
-pub(crate) fn crc_matches<F: NorFlash>(
+#[bisync]
+pub(crate) async fn crc_matches<F: NorFlash>(
     flash: &mut F,
     addr: u32,
     header: &[u8; RECORD_HEADER],
@@ -89,7 +92,7 @@ pub(crate) fn crc_matches<F: NorFlash>(
     let end = at + payload_len;
     while at < end {
         let n = ((end - at) as usize).min(STAGE);
-        read(flash, at, &mut stage.0[..n])?;
+        read(flash, at, &mut stage.0[..n]).await?;
         digest.update(&stage.0[..n]);
         at += n as u32;
     }
@@ -98,14 +101,16 @@ pub(crate) fn crc_matches<F: NorFlash>(
         flash,
         addr + super::format::crc_offset(payload_len),
         &mut stored,
-    )?;
+    )
+    .await?;
     Ok(digest.finalize() == u32::from_le_bytes(stored))
 }
 
 /// Write one record (header, payload, zero padding, CRC, 0xFF padding) at
 /// the write-aligned `addr`: the header goes first and the CRC last, in at
 /// most three writes.
-pub(crate) fn write_record<F: NorFlash>(
+#[bisync]
+pub(crate) async fn write_record<F: NorFlash>(
     flash: &mut F,
     mut addr: u32,
     header: &RecordHeader,
@@ -128,12 +133,12 @@ pub(crate) fn write_record<F: NorFlash>(
     fill += top;
     let mut rest = &payload[top..];
     if fill.is_multiple_of(w) {
-        flash.write(addr, &s[..fill])?;
+        flash.write(addr, &s[..fill]).await?;
         addr += fill as u32;
         fill = 0;
         let mid = rest.len() / w * w;
         if mid > 0 {
-            flash.write(addr, &rest[..mid])?;
+            flash.write(addr, &rest[..mid]).await?;
             addr += mid as u32;
         }
         rest = &rest[mid..];
@@ -148,11 +153,12 @@ pub(crate) fn write_record<F: NorFlash>(
     fill += 4;
     let end = fill.div_ceil(w) * w;
     s[fill..end].fill(0xFF);
-    flash.write(addr, &s[..end])
+    flash.write(addr, &s[..end]).await
 }
 
 /// Write `raw` followed by 0xFF padding to a whole number of write words.
-pub(crate) fn write_padded<F: NorFlash>(
+#[bisync]
+pub(crate) async fn write_padded<F: NorFlash>(
     flash: &mut F,
     addr: u32,
     raw: &[u8],
@@ -161,5 +167,5 @@ pub(crate) fn write_padded<F: NorFlash>(
     let mut stage = Stage([0xFF; STAGE]);
     stage.0[..raw.len()].copy_from_slice(raw);
     let end = raw.len().div_ceil(w) * w;
-    flash.write(addr, &stage.0[..end])
+    flash.write(addr, &stage.0[..end]).await
 }

@@ -1,7 +1,7 @@
 //! A power-cut-safe event queue on NOR flash.
 //!
 //! [`FlashQueue`] stores event payloads keyed by sequence number in a region
-//! of any [`NorFlash`], with nothing but appends and page erases: records are
+//! of any [`NorFlash`](embedded_storage::nor_flash::NorFlash), with nothing but appends and page erases: records are
 //! appended to the current page, a prefix is deleted by a small checkpoint
 //! record, and a page is erased once every record in it is deleted. Pages
 //! are used as a ring, so erases spread evenly over the region. The queue's
@@ -9,138 +9,147 @@
 //! positions, never an index.
 //!
 //! Files: `format` (the bytes on flash), `io` (aligned reads and writes),
-//! `walk` (reading records in order), `scan` (open), `append`, `delete`
-//! (checkpoints), `ring` (opening and erasing pages), `read` (sizes and payloads), `capacity`,
-//! `store` (the core's `Store`), `sim` (a simulated flash, feature `_test`).
+//! `walk` (reading records in order), `queue` (the queue's state, open),
+//! `scan` (open), `append`, `delete` (checkpoints), `ring` (opening and
+//! erasing pages), `read` (sizes and payloads), `capacity`, `store` (the
+//! core's `Store`), `sim` (a simulated flash, feature `_test`).
+//!
+//! # Blocking and async
+//!
+//! The queue is written once and compiled twice, the way the `bisync` crate
+//! (and embedded-sdmmc with it) does it: the files that do I/O are modules
+//! of both `blocking` (over `embedded_storage`'s `NorFlash`, re-exported
+//! here as [`FlashQueue`]) and [`asynchronous`] (over
+//! `embedded_storage_async`'s, feature `async`). Their functions that do
+//! I/O are `async fn`s marked `#[bisync]`; in `blocking` the attribute
+//! strips every `async` and `.await`, so the blocking queue is the same
+//! code it was before the async one existed. The format, the errors and the
+//! summary are shared: both faces read and write the same bytes.
 
-mod append;
-mod capacity;
-mod delete;
 mod error;
 mod format;
-mod io;
-mod read;
-mod ring;
-mod scan;
 #[cfg(feature = "_test")]
 pub mod sim;
-mod store;
-mod walk;
 
-use core::ops::Range;
-
-use embedded_storage::nor_flash::NorFlash;
 use outbox_core::Seq;
 
+pub use blocking::FlashQueue;
+pub use blocking::MAX_ALIGN;
 pub use error::{Error, GeometryError, OpenError};
 pub use format::FORMAT_VERSION;
-pub use io::MAX_ALIGN;
 
-/// Whether record CRCs use the `crc` crate's lookup table (feature
-/// `crc-table`) rather than the bitwise default.
-pub const CRC_TABLE: bool = cfg!(feature = "crc-table");
+/// The blocking queue, over `embedded_storage`'s `NorFlash`.
+#[path = "."]
+mod blocking {
+    use bisync_shim::synchronous::*;
+    use embedded_storage::nor_flash::NorFlash;
+    use outbox_core::Store;
 
-use walk::Cursor;
+    use super::{bisync_shim, error, format, Error, GeometryError, OpenError, QueueSummary};
 
-/// A queue of event payloads on NOR flash.
+    mod append;
+    mod capacity;
+    mod delete;
+    mod io;
+    mod queue;
+    mod read;
+    mod ring;
+    mod scan;
+    mod store;
+    mod walk;
+
+    pub use io::MAX_ALIGN;
+    pub use queue::FlashQueue;
+    use queue::{Geometry, State, WritePage};
+}
+
+/// The queue over `embedded_storage_async`'s `NorFlash` (feature `async`),
+/// for embassy or any other executor: the same format, walk and contract
+/// as the blocking [`FlashQueue`], each method an
+/// `async fn`.
 ///
-/// # Power-loss contract
+/// # Cancellation
 ///
-/// Power may fail at any moment, including in the middle of a write or an
-/// erase. The flash may then hold anything in the bytes that write or erase
-/// was changing, but nothing else changes (the flash must not implement a
-/// write as read-erase-modify-write). After power returns and the queue is
-/// opened again:
-///
-/// - every record whose [`append`](Self::append) returned `Ok` is there,
-///   byte for byte, unless a [`delete_through`](Self::delete_through)
-///   covering it returned `Ok`;
-/// - no delete that returned `Ok` is undone: no record it covered comes
-///   back, with one exception, after failed writes only: when
-///   [`checkpoint_room`](Self::checkpoint_room) is false (a failed write
-///   closed the write page after a delete had taken the spare page), a
-///   delete holds in memory until a page it empties is erased and the next
-///   page carries it; a power cut before that brings its records back, to
-///   be sent again (duplicates the server absorbs by `messageId`; never a
-///   loss). Refusing the delete instead would stop the queue for good;
-/// - an append that did not return `Ok` left either nothing or its whole
-///   record; a delete that did not return `Ok` deleted a prefix of what it
-///   covered (usually all or nothing);
-/// - torn or garbage bytes are detected by CRC and skipped, never returned
-///   as an event, and every record comes back at most once, in order;
-/// - any image, however corrupted, opens without a panic: it either opens
-///   (skipping what fails its checks) or returns a typed [`OpenError`].
-///
-/// Each word of the flash is written at most once between erases and no
-/// written bit is ever set back, so flash with ECC, which cannot rewrite a
-/// word, works: the queue needs only [`NorFlash`], never
-/// `MultiwriteNorFlash`.
-///
-/// After a flash error the queue reads its state back from the flash before
-/// the next operation, so it always agrees with what a reopen would find.
-///
-/// # Storage damage
-///
-/// Bit rot is not a power cut: any byte may change later. A record that
-/// fails its checks costs that record alone: reads resynchronise at the
-/// next valid record, the damaged number is a hole
-/// ([`HOLE`](outbox_core::HOLE) in [`read_sizes`](Self::read_sizes)) when
-/// it lies between intact events, and the seq floor covers it when its
-/// header survived. At the edges of the queue the store contract's summary
-/// ([`Store::summary`](outbox_core::Store::summary)) reports it: it spans
-/// from the last delete to one below the seq floor. Every page header is
-/// written twice (format 2: the header and a copy as the page's first
-/// record), so one damaged copy costs nothing: the page's records and the
-/// seq floor stay, and no number handed out is handed out again. Only both
-/// copies damaged (or the single header of a page written in format 1)
-/// cost the records on that page (their numbers are stored relative to
-/// it), and on the write page may lower the floor below numbers handed
-/// out. So may a damaged record header of the newest event (its number
-/// unreadable), as before. A damaged
-/// checkpoint may bring back events it deleted (sent again, deduplicated
-/// by the server), never lose one. The summary is read at open and kept
-/// from then on; a record damaged while the queue is open is found by the
-/// reads.
-///
-/// # Sequence numbers
-///
-/// Appends come in increasing order, with gaps allowed (numbers the
-/// machine spent on failed appends are holes). The newest number may be
-/// appended again: the newer copy wins. [`seq_floor`](Self::seq_floor) is
-/// one past the highest number the queue ever held, damaged records
-/// included when their number is readable, so numbering never goes back
-/// after a restart.
+/// Dropping a future of this queue part-way (a `select` that picked another
+/// branch, a timeout) leaves the flash as a power cut at that moment would:
+/// the writes and erases the future completed are there, the one it was
+/// awaiting may be partial, nothing after it happened. The power-loss
+/// contract on [`FlashQueue`] then holds as after a
+/// cut. The queue's RAM state may no longer match the flash, so a queue
+/// whose future was dropped must be opened again (from the flash, as after
+/// a restart) before it is used: `into_inner` gives the flash back.
+/// The tests in `tests/flash_async.rs` drop an append and a delete after
+/// every number of flash operations and check the image opens exactly as
+/// the same power cut leaves it.
 ///
 /// # Example
 ///
 /// ```
-/// # #[cfg(feature = "_test")] {
-/// use outbox_embedded::flash::{sim::SimFlash, FlashQueue};
+/// use embedded_storage_async::nor_flash::NorFlash;
+/// use outbox_embedded::flash::asynchronous::FlashQueue;
 ///
-/// let mut flash = SimFlash::<4, 4, 4096>::new(8);
-/// let mut q = FlashQueue::open(&mut flash, 0..8 * 4096).unwrap();
-/// q.append(1, b"hello").unwrap();
-/// q.append(2, b"world").unwrap();
-/// let mut buf = [0u8; 16];
-/// let n = q.read_range(1, 2, &mut buf).unwrap();
-/// assert_eq!(&buf[..n], b"helloworld");
-/// q.delete_through(1).unwrap();
-/// assert_eq!(q.summary().unwrap().count, 1);
-/// drop(q);
-///
-/// // After a restart, or a power cut, the same state comes back.
-/// let mut q = FlashQueue::open(&mut flash, 0..8 * 4096).unwrap();
-/// assert_eq!(q.summary().unwrap().first, Some(2));
-/// assert_eq!(q.seq_floor().unwrap(), 3);
-/// # }
+/// /// `flash`: any async NorFlash (an embassy flash driver, a QSPI chip).
+/// async fn keep<F: NorFlash>(flash: F, event: &[u8]) -> Option<F> {
+///     let mut q = FlashQueue::open(flash, 0..64 * 1024).await.ok()?;
+///     let seq = q.seq_floor().await.ok()?;
+///     q.append(seq, event).await.ok()?; // durable once this returns
+///     let mut buf = [0u8; 256];
+///     let n = q.read_range(seq, seq, &mut buf).await.ok()?;
+///     q.delete_through(seq).await.ok()?; // delivered: gone
+///     (&buf[..n] == event).then(|| q.into_inner())
+/// }
 /// ```
-pub struct FlashQueue<F: NorFlash> {
-    flash: F,
-    geo: Geometry,
-    st: State,
-    /// A flash operation failed: read the state back before the next one.
-    stale: bool,
+#[cfg(feature = "async")]
+#[path = "."]
+pub mod asynchronous {
+    use bisync_shim::asynchronous::*;
+    use embedded_storage_async::nor_flash::NorFlash;
+    use outbox_core::asynchronous::Store;
+
+    use super::{bisync_shim, error, format, Error, GeometryError, OpenError, QueueSummary};
+
+    #[allow(clippy::duplicate_mod)]
+    mod append;
+    #[allow(clippy::duplicate_mod)]
+    mod capacity;
+    #[allow(clippy::duplicate_mod)]
+    mod delete;
+    #[allow(clippy::duplicate_mod)]
+    mod io;
+    #[allow(clippy::duplicate_mod)]
+    mod queue;
+    #[allow(clippy::duplicate_mod)]
+    mod read;
+    #[allow(clippy::duplicate_mod)]
+    mod ring;
+    #[allow(clippy::duplicate_mod)]
+    mod scan;
+    #[allow(clippy::duplicate_mod)]
+    mod store;
+    #[allow(clippy::duplicate_mod)]
+    mod walk;
+
+    pub use queue::FlashQueue;
+    use queue::{Geometry, State, WritePage};
 }
+
+/// The `bisync` crate's attribute for each face (the crate itself is these
+/// re-exports over its macros crate, which is all this needs of it):
+/// `#[bisync]` keeps an `async fn` as it is, or strips its `async` and its
+/// `.await`s.
+mod bisync_shim {
+    pub mod synchronous {
+        pub use ::bisync_macros::internal_strip_async as bisync;
+    }
+    #[cfg(feature = "async")]
+    pub mod asynchronous {
+        pub use ::bisync_macros::internal_noop as bisync;
+    }
+}
+
+/// Whether record CRCs use the `crc` crate's lookup table (feature
+/// `crc-table`) rather than the bitwise default.
+pub const CRC_TABLE: bool = cfg!(feature = "crc-table");
 
 /// What the queue holds, in O(1): the start-up view the machine needs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -153,171 +162,4 @@ pub struct QueueSummary {
     pub first: Option<Seq>,
     /// The newest event's sequence number.
     pub last: Option<Seq>,
-}
-
-/// Where the region lies and how its pages are cut.
-#[derive(Clone, Copy, Debug)]
-struct Geometry {
-    start: u32,
-    pages: u32,
-    page_size: u32,
-    /// Bytes of a page header, padded.
-    header: u32,
-}
-
-impl Geometry {
-    fn addr(&self, page: u32, off: u32) -> u32 {
-        self.start + page * self.page_size + off
-    }
-
-    fn next(&self, page: u32) -> u32 {
-        if page + 1 == self.pages {
-            0
-        } else {
-            page + 1
-        }
-    }
-
-    fn prev(&self, page: u32) -> u32 {
-        if page == 0 {
-            self.pages - 1
-        } else {
-            page - 1
-        }
-    }
-}
-
-/// Everything the queue keeps in RAM; all of it can be rebuilt by a scan.
-#[derive(Clone, Copy, Debug)]
-struct State {
-    /// The page being appended to, if any page is in use.
-    write: Option<WritePage>,
-    /// The oldest page in use (it may hold only deleted records).
-    chain_start: u32,
-    /// Free pages at the front of the free run not known to be erased.
-    unverified_free: u32,
-    /// Free pages whose erase a power cut may have interrupted (the one
-    /// after the write page and the one before `chain_start`): they read as
-    /// erased, or not, but are erased again before use.
-    suspect: [Option<u32>; 2],
-    /// Every record below this is deleted.
-    live_from: Seq,
-    /// One past the highest sequence number held.
-    floor: Seq,
-    summary: QueueSummary,
-    /// Payload bytes of the newest event (replaced when it is appended again).
-    last_len: u16,
-    /// The number of the newest accepted record, deleted or not.
-    tail_last: Option<Seq>,
-    /// The walk position of the oldest event.
-    head: Cursor,
-    /// Where the last read stopped, to continue from there.
-    scan: Option<Cursor>,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct WritePage {
-    page: u32,
-    lap: u32,
-    base: Seq,
-    /// Offset of the next record.
-    off: u32,
-    /// No more records go here (torn bytes at its end, or a failed write).
-    closed: bool,
-    /// An event was appended here since the page was opened or read back;
-    /// until then the next one is marked as a jump.
-    has_event: bool,
-}
-
-impl<F: NorFlash> FlashQueue<F> {
-    /// Open the queue in `region` (byte addresses, page aligned) of `flash`,
-    /// reading its state back: any content is accepted, torn and garbage
-    /// bytes are skipped. A blank region is an empty queue. Opening only
-    /// reads; nothing is written until the first append or delete.
-    pub fn open(mut flash: F, region: Range<u32>) -> Result<Self, OpenError<F::Error>> {
-        let geo = Geometry::check::<F>(&flash, region).map_err(OpenError::Geometry)?;
-        let st = scan::scan(&mut flash, &geo)?;
-        Ok(FlashQueue {
-            flash,
-            geo,
-            st,
-            stale: false,
-        })
-    }
-
-    /// Count, bytes and the first and last sequence numbers stored.
-    pub fn summary(&mut self) -> Result<QueueSummary, Error<F::Error>> {
-        self.refresh()?;
-        Ok(self.st.summary)
-    }
-
-    /// One past the highest sequence number this queue ever held, deleted
-    /// ones included (0 for a new queue).
-    pub fn seq_floor(&mut self) -> Result<Seq, Error<F::Error>> {
-        self.refresh()?;
-        Ok(self.floor())
-    }
-
-    fn floor(&self) -> Seq {
-        self.st.floor.max(self.st.live_from)
-    }
-
-    /// The flash, for counters or to power it down.
-    pub fn flash_mut(&mut self) -> &mut F {
-        &mut self.flash
-    }
-
-    /// Give the flash back.
-    pub fn into_inner(self) -> F {
-        self.flash
-    }
-
-    /// Read the state back from flash if an operation failed since the last.
-    fn refresh(&mut self) -> Result<(), Error<F::Error>> {
-        if self.stale {
-            self.st = scan::scan(&mut self.flash, &self.geo)?;
-            self.stale = false;
-        }
-        Ok(())
-    }
-
-    /// Mark the state for a re-read and pass a flash error on.
-    fn failed<T>(&mut self, e: F::Error) -> Result<T, Error<F::Error>> {
-        self.stale = true;
-        Err(Error::Flash(e))
-    }
-}
-
-impl Geometry {
-    fn check<F: NorFlash>(flash: &F, region: Range<u32>) -> Result<Self, GeometryError> {
-        let (r, w, e) = (F::READ_SIZE, F::WRITE_SIZE, F::ERASE_SIZE);
-        let word_ok = |n: usize| n.is_power_of_two() && n <= MAX_ALIGN && e % n == 0;
-        if !word_ok(r) || !word_ok(w) {
-            return Err(GeometryError::UnsupportedWordSize);
-        }
-        let page_size = u32::try_from(e).map_err(|_| GeometryError::Unaligned)?;
-        let end_ok = usize::try_from(region.end).is_ok_and(|end| end <= flash.capacity());
-        if page_size == 0
-            || !region.start.is_multiple_of(page_size)
-            || !region.end.is_multiple_of(page_size)
-            || region.end < region.start
-            || !end_ok
-        {
-            return Err(GeometryError::Unaligned);
-        }
-        let pages = (region.end - region.start) / page_size;
-        if pages < 2 {
-            return Err(GeometryError::TooFewPages);
-        }
-        let geo = Geometry {
-            start: region.start,
-            pages,
-            page_size,
-            header: format::page_header_len(w as u32),
-        };
-        if capacity::max_payload(&geo, w as u32) == 0 {
-            return Err(GeometryError::PageTooSmall);
-        }
-        Ok(geo)
-    }
 }

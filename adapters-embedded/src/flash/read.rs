@@ -5,46 +5,52 @@
 //! cursor of the previous read, whichever is not past the first number
 //! asked for. Every record read is checked against its CRC.
 
-use embedded_storage::nor_flash::NorFlash;
 use outbox_core::{Seq, HOLE};
 
 use super::walk::{Cursor, LiveWalk};
-use super::{io, Error, FlashQueue};
+use super::{bisync, io, Error, FlashQueue, NorFlash};
 
 impl<F: NorFlash> FlashQueue<F> {
     /// The sizes of the events `from, from + 1, ...`, at most `out.len()` of
     /// them, into `out`; returns how many. A number with no intact record
     /// between two that have one (a damaged record, a number spent on a
     /// failed append) is [`HOLE`]. Stops at the newest event.
-    pub fn read_sizes(&mut self, from: Seq, out: &mut [u32]) -> Result<usize, Error<F::Error>> {
-        self.refresh()?;
+    #[bisync]
+    pub async fn read_sizes(
+        &mut self,
+        from: Seq,
+        out: &mut [u32],
+    ) -> Result<usize, Error<F::Error>> {
+        self.refresh().await?;
         let mut n = 0;
         if out.is_empty() {
             return Ok(0);
         }
         let mut next = from;
-        self.walk_from(from, |seq, len, _| {
+        self.walk_from(from, &mut [], |seq, len| {
             // The numbers before this one have no record: holes.
             while next < seq {
                 if n == out.len() {
-                    return Ok(Visit::Stop);
+                    return Ok((Visit::Stop, None));
                 }
                 out[n] = HOLE;
                 n += 1;
                 next += 1;
             }
             if n == out.len() {
-                return Ok(Visit::Stop);
+                return Ok((Visit::Stop, None));
             }
             out[n] = u32::from(len);
             n += 1;
             next = seq.saturating_add(1);
-            Ok(if n < out.len() {
+            let visit = if n < out.len() {
                 Visit::Next
             } else {
                 Visit::Last
-            })
-        })?;
+            };
+            Ok((visit, None))
+        })
+        .await?;
         Ok(n)
     }
 
@@ -52,56 +58,58 @@ impl<F: NorFlash> FlashQueue<F> {
     /// into `buf`; returns the bytes written. Fails with
     /// [`Error::BufferTooSmall`] when they do not fit and [`Error::Missing`]
     /// when one is not stored (a hole, or a record found damaged now).
-    pub fn read_range(
+    #[bisync]
+    pub async fn read_range(
         &mut self,
         first: Seq,
         last: Seq,
         buf: &mut [u8],
     ) -> Result<usize, Error<F::Error>> {
-        self.refresh()?;
+        self.refresh().await?;
         if first > last {
             return Ok(0);
         }
         let mut used = 0usize;
         let mut next = first;
         let available = buf.len();
-        self.walk_from(first, |seq, len, payload_at| {
+        self.walk_from(first, buf, |seq, len| {
             if seq > last {
-                return Ok(Visit::Stop);
+                return Ok((Visit::Stop, None));
             }
             if seq != next {
                 return Err(Error::Missing { seq: next });
             }
-            let len = usize::from(len);
-            let Some(dst) = buf.get_mut(used..used + len) else {
+            // Its payload goes next in `buf`, if it fits.
+            let at = used;
+            used += usize::from(len);
+            if used > available {
                 return Err(Error::BufferTooSmall {
-                    needed: used + len,
+                    needed: used,
                     available,
                 });
-            };
-            payload_at(dst)?;
-            used += len;
+            }
             next = seq.saturating_add(1);
-            Ok(if seq < last { Visit::Next } else { Visit::Last })
-        })?;
+            let visit = if seq < last { Visit::Next } else { Visit::Last };
+            Ok((visit, Some(at)))
+        })
+        .await?;
         if next <= last {
             return Err(Error::Missing { seq: next });
         }
         Ok(used)
     }
 
-    /// Visit the events numbered `from` and up, in order, with a function
-    /// that copies the payload; the visitor says whether it took the event
-    /// and whether to go on. The position after the last event taken is
-    /// kept for the next read.
-    fn walk_from(
+    /// Visit the events numbered `from` and up, in order; the visitor says
+    /// whether it took the event and whether to go on, and where in `buf`
+    /// its payload goes, if anywhere (the copy is done here, so that the
+    /// visitor does no I/O and the same code serves the async queue). The
+    /// position after the last event taken is kept for the next read.
+    #[bisync]
+    async fn walk_from(
         &mut self,
         from: Seq,
-        mut visit: impl FnMut(
-            Seq,
-            u16,
-            &mut dyn FnMut(&mut [u8]) -> Result<(), Error<F::Error>>,
-        ) -> Result<Visit, Error<F::Error>>,
+        buf: &mut [u8],
+        mut visit: impl FnMut(Seq, u16) -> Result<(Visit, Option<usize>), Error<F::Error>>,
     ) -> Result<(), Error<F::Error>> {
         if self.st.summary.count == 0 {
             return Ok(());
@@ -115,7 +123,7 @@ impl<F: NorFlash> FlashQueue<F> {
         let geo = self.geo;
         let mut resume: Option<Cursor> = None;
         let result = loop {
-            let r = match walk.next(&mut self.flash, &geo, bounds) {
+            let r = match walk.next(&mut self.flash, &geo, bounds).await {
                 Ok(Some(r)) => r,
                 Ok(None) => break Ok(()),
                 Err(e) => break Err(Error::Flash(e)),
@@ -123,17 +131,23 @@ impl<F: NorFlash> FlashQueue<F> {
             if r.seq < from || r.seq < self.st.live_from {
                 continue;
             }
-            let flash = &mut self.flash;
-            let mut copy =
-                |dst: &mut [u8]| io::read(flash, r.payload_addr(&geo), dst).map_err(Error::Flash);
-            match visit(r.seq, r.len, &mut copy) {
-                Ok(Visit::Next) => {}
-                Ok(Visit::Last) => break Ok(()),
-                Ok(Visit::Stop) => {
+            let (taken, copy_to) = match visit(r.seq, r.len) {
+                Ok(v) => v,
+                Err(e) => break Err(e),
+            };
+            // (The visitor checked that the payload fits.)
+            if let Some(dst) = copy_to.and_then(|at| buf.get_mut(at..at + usize::from(r.len))) {
+                if let Err(e) = io::read(&mut self.flash, r.payload_addr(&geo), dst).await {
+                    break Err(Error::Flash(e));
+                }
+            }
+            match taken {
+                Visit::Next => {}
+                Visit::Last => break Ok(()),
+                Visit::Stop => {
                     resume = Some(walk.cursor_before(&r));
                     break Ok(());
                 }
-                Err(e) => break Err(e),
             }
         };
         match result {

@@ -10,11 +10,10 @@
 //! `format`), so that one damaged copy neither loses the page's records nor
 //! lets the seq floor go back.
 
-use embedded_storage::nor_flash::NorFlash;
 use outbox_core::Seq;
 
 use super::format::{self, PageHeader, COPY};
-use super::{io, Error, FlashQueue, WritePage};
+use super::{bisync, io, Error, FlashQueue, NorFlash, WritePage};
 
 impl<F: NorFlash> FlashQueue<F> {
     /// Start a new write page whose records are numbered from `base`,
@@ -25,7 +24,8 @@ impl<F: NorFlash> FlashQueue<F> {
     /// the new page's header carries `live_from` and the floor), so its
     /// append may take the last page: otherwise a 2-page region stopped
     /// storing for good once its write page filled with an empty queue.
-    pub(super) fn open_page(
+    #[bisync]
+    pub(super) async fn open_page(
         &mut self,
         base: Seq,
         live_from: Seq,
@@ -38,7 +38,7 @@ impl<F: NorFlash> FlashQueue<F> {
             1
         };
         if self.free_pages() < needed {
-            self.erase_dead_pages()?;
+            self.erase_dead_pages().await?;
             if self.free_pages() < needed {
                 return Err(Error::Full);
             }
@@ -48,14 +48,15 @@ impl<F: NorFlash> FlashQueue<F> {
             Some(w) => geo.next(w.page),
         };
         if self.take_suspect(next) {
-            self.erase(next)?;
+            self.erase(next).await?;
         } else if self.st.unverified_free > 0 {
-            let blank = match io::is_blank(&mut self.flash, geo.addr(next, 0), geo.page_size) {
+            let blank = match io::is_blank(&mut self.flash, geo.addr(next, 0), geo.page_size).await
+            {
                 Ok(b) => b,
                 Err(e) => return self.failed(e),
             };
             if !blank {
-                self.erase(next)?;
+                self.erase(next).await?;
             }
         }
         self.st.unverified_free = self.st.unverified_free.saturating_sub(1);
@@ -71,9 +72,13 @@ impl<F: NorFlash> FlashQueue<F> {
         // The header, then its copy as the page's first record (format 2):
         // one damaged copy costs nothing.
         let raw = header.encode();
-        if let Err(e) = io::write_padded(&mut self.flash, geo.addr(next, 0), &raw).and_then(|()| {
-            io::write_record(&mut self.flash, geo.addr(next, geo.header), &COPY, &raw)
-        }) {
+        let written = match io::write_padded(&mut self.flash, geo.addr(next, 0), &raw).await {
+            Ok(()) => {
+                io::write_record(&mut self.flash, geo.addr(next, geo.header), &COPY, &raw).await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
             return self.failed(e);
         }
         let first = geo.header + format::copy_len(F::WRITE_SIZE as u32);
@@ -106,7 +111,8 @@ impl<F: NorFlash> FlashQueue<F> {
     }
 
     /// Erase the pages before the oldest event's page (never the write page).
-    pub(super) fn erase_dead_pages(&mut self) -> Result<(), Error<F::Error>> {
+    #[bisync]
+    pub(super) async fn erase_dead_pages(&mut self) -> Result<(), Error<F::Error>> {
         let Some(w) = self.st.write else {
             return Ok(());
         };
@@ -120,9 +126,9 @@ impl<F: NorFlash> FlashQueue<F> {
             // erase was cut: later pages freed behind it must not hide it.
             let before = self.geo.prev(self.st.chain_start);
             if before != w.page && self.take_suspect(before) {
-                self.erase(before)?;
+                self.erase(before).await?;
             }
-            self.erase(self.st.chain_start)?;
+            self.erase(self.st.chain_start).await?;
             self.st.chain_start = self.geo.next(self.st.chain_start);
         }
         Ok(())
@@ -140,9 +146,10 @@ impl<F: NorFlash> FlashQueue<F> {
         found
     }
 
-    fn erase(&mut self, page: u32) -> Result<(), Error<F::Error>> {
+    #[bisync]
+    async fn erase(&mut self, page: u32) -> Result<(), Error<F::Error>> {
         let from = self.geo.addr(page, 0);
-        match self.flash.erase(from, from + self.geo.page_size) {
+        match self.flash.erase(from, from + self.geo.page_size).await {
             Ok(()) => Ok(()),
             Err(e) => self.failed(e),
         }

@@ -28,29 +28,36 @@
 //!
 //! Only reads; RAM stays fixed whatever the size of the flash.
 
-use embedded_storage::nor_flash::NorFlash;
-
 use super::error::ScanError;
-use super::format::FORMAT_VERSION;
+use super::format::{PageHeader, FORMAT_VERSION};
 use super::walk::{page_header, step, Bounds, Cursor, LiveWalk, Pos, Step};
-use super::{io, Geometry, QueueSummary, State, WritePage};
+use super::{bisync, io, Geometry, NorFlash, QueueSummary, State, WritePage};
 
-pub(super) fn scan<F: NorFlash>(
+/// The header of `page`, refusing a queue of another format version.
+#[bisync]
+async fn header<F: NorFlash>(
     flash: &mut F,
     geo: &Geometry,
-) -> Result<State, ScanError<F::Error>> {
-    let header = |flash: &mut F, page| match page_header(flash, geo, page) {
+    page: u32,
+) -> Result<Option<PageHeader>, ScanError<F::Error>> {
+    match page_header(flash, geo, page).await {
         Ok(Some(h)) if h.version == 0 || h.version > FORMAT_VERSION => {
             Err(ScanError::UnsupportedVersion(h.version))
         }
         Ok(h) => Ok(h),
         Err(e) => Err(ScanError::Flash(e)),
-    };
+    }
+}
 
+#[bisync]
+pub(super) async fn scan<F: NorFlash>(
+    flash: &mut F,
+    geo: &Geometry,
+) -> Result<State, ScanError<F::Error>> {
     // 1. The write page and the chain before it.
-    let mut newest: Option<(u32, super::format::PageHeader)> = None;
+    let mut newest: Option<(u32, PageHeader)> = None;
     for page in 0..geo.pages {
-        if let Some(h) = header(flash, page)? {
+        if let Some(h) = header(flash, geo, page).await? {
             if newest.is_none_or(|(_, n)| h.lap > n.lap) {
                 newest = Some((page, h));
             }
@@ -67,7 +74,7 @@ pub(super) fn scan<F: NorFlash>(
     let mut back = 1;
     while back < geo.pages {
         let page = (write_page + geo.pages - back) % geo.pages;
-        match header(flash, page)? {
+        match header(flash, geo, page).await? {
             Some(h) if h.lap.wrapping_add(back) == write_header.lap => {
                 live_from = live_from.max(h.live_from);
                 floor = floor.max(h.floor);
@@ -98,7 +105,10 @@ pub(super) fn scan<F: NorFlash>(
     // 2. The newest checkpoint.
     let mut pos = start;
     loop {
-        match step(flash, geo, bounds, &mut pos, false, None).map_err(ScanError::Flash)? {
+        match step(flash, geo, bounds, &mut pos, false, None)
+            .await
+            .map_err(ScanError::Flash)?
+        {
             Step::Checkpoint(lf) => live_from = live_from.max(lf),
             Step::Event(_) | Step::Damaged(_) => {}
             Step::End => break,
@@ -113,7 +123,11 @@ pub(super) fn scan<F: NorFlash>(
     let mut summary = QueueSummary::default();
     let mut last_len = 0;
     let mut head = None;
-    while let Some(r) = walk.next(flash, geo, bounds).map_err(ScanError::Flash)? {
+    while let Some(r) = walk
+        .next(flash, geo, bounds)
+        .await
+        .map_err(ScanError::Flash)?
+    {
         floor = floor.max(r.seq.saturating_add(1));
         if r.seq < live_from {
             continue;
@@ -143,6 +157,7 @@ pub(super) fn scan<F: NorFlash>(
         geo.addr(write_page, write_end),
         geo.page_size - write_end,
     )
+    .await
     .map_err(ScanError::Flash)?;
 
     Ok(State {

@@ -9,38 +9,43 @@
 //! number appended again after a failed append replaces the old copy in
 //! every read.
 
-use embedded_storage::nor_flash::NorFlash;
-use outbox_core::{ReadError, Seq, Store, StoreSummary};
+use outbox_core::{ReadError, Seq, StoreSummary};
 
-use super::{Error, FlashQueue};
+use super::{bisync, Error, FlashQueue, NorFlash, Store};
 
 impl<F: NorFlash> Store for FlashQueue<F> {
     type Error = Error<F::Error>;
 
-    fn append(&mut self, seq: Seq, payload: &[u8]) -> Result<(), Self::Error> {
-        FlashQueue::append(self, seq, payload)
+    #[bisync]
+    async fn append(&mut self, seq: Seq, payload: &[u8]) -> Result<(), Self::Error> {
+        FlashQueue::append(self, seq, payload).await
     }
 
-    fn read_range(
+    #[bisync]
+    async fn read_range(
         &mut self,
         first: Seq,
         last: Seq,
         buf: &mut [u8],
     ) -> Result<usize, ReadError<Self::Error>> {
-        FlashQueue::read_range(self, first, last, buf).map_err(|e| match e {
-            // A record the sizes named, damaged since: the driver
-            // dead-letters that one event and the queue moves on.
-            Error::Missing { seq } => ReadError::Malformed { seq },
-            e => ReadError::Store(e),
-        })
+        FlashQueue::read_range(self, first, last, buf)
+            .await
+            .map_err(|e| match e {
+                // A record the sizes named, damaged since: the driver
+                // dead-letters that one event and the queue moves on.
+                Error::Missing { seq } => ReadError::Malformed { seq },
+                e => ReadError::Store(e),
+            })
     }
 
-    fn delete_through(&mut self, through: Seq) -> Result<(), Self::Error> {
-        FlashQueue::delete_through(self, through)
+    #[bisync]
+    async fn delete_through(&mut self, through: Seq) -> Result<(), Self::Error> {
+        FlashQueue::delete_through(self, through).await
     }
 
-    fn summary(&mut self) -> Result<StoreSummary, Self::Error> {
-        let s = FlashQueue::summary(self)?;
+    #[bisync]
+    async fn summary(&mut self) -> Result<StoreSummary, Self::Error> {
+        let s = FlashQueue::summary(self).await?;
         // The span runs from the last delete to the floor: the numbers
         // before the oldest intact record and after the newest (lost, or
         // spent in an earlier life) are holes the machine reports. With no
@@ -61,11 +66,13 @@ impl<F: NorFlash> Store for FlashQueue<F> {
         })
     }
 
-    fn read_sizes(&mut self, from: Seq, out: &mut [u32]) -> Result<usize, Self::Error> {
-        FlashQueue::read_sizes(self, from, out)
+    #[bisync]
+    async fn read_sizes(&mut self, from: Seq, out: &mut [u32]) -> Result<usize, Self::Error> {
+        FlashQueue::read_sizes(self, from, out).await
     }
 
-    fn seq_floor(&mut self) -> Result<Seq, Self::Error> {
-        FlashQueue::seq_floor(self)
+    #[bisync]
+    async fn seq_floor(&mut self) -> Result<Seq, Self::Error> {
+        FlashQueue::seq_floor(self).await
     }
 }

@@ -31,7 +31,6 @@
 //! continue where the previous one stopped and get the same answer as a walk
 //! from the start.
 
-use embedded_storage::nor_flash::NorFlash;
 use outbox_core::Seq;
 
 use super::format::{
@@ -39,7 +38,7 @@ use super::format::{
     PAGE_HEADER_RAW, RECORD_HEADER,
 };
 use super::io;
-use super::Geometry;
+use super::{bisync, Geometry, NorFlash};
 
 /// A place in the log: a page, an offset in it, and the page's base number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,8 +96,9 @@ pub(crate) struct Bounds {
 /// rotted: records then go to a new page, never under a single copy.
 // Not inlined: one copy serves every caller (firmware flash, see
 // firmware/size.sh).
+#[bisync]
 #[inline(never)]
-pub(crate) fn page_header<F: NorFlash>(
+pub(crate) async fn page_header<F: NorFlash>(
     flash: &mut F,
     geo: &Geometry,
     page: u32,
@@ -107,9 +107,9 @@ pub(crate) fn page_header<F: NorFlash>(
     let mut tag = [0u8; RECORD_HEADER];
     let mut copy = [0u8; PAGE_HEADER_RAW];
     let at = geo.addr(page, geo.header);
-    io::read(flash, geo.addr(page, 0), &mut b)?;
-    io::read(flash, at, &mut tag)?;
-    io::read(flash, at + RECORD_HEADER as u32, &mut copy)?;
+    io::read(flash, geo.addr(page, 0), &mut b).await?;
+    io::read(flash, at, &mut tag).await?;
+    io::read(flash, at + RECORD_HEADER as u32, &mut copy).await?;
     let from_copy = if tag == COPY_RECORD {
         PageHeader::decode(&copy)
     } else {
@@ -143,7 +143,8 @@ enum At {
 /// through the CRC-8, a CRC-32 only for the few that pass it. Beyond
 /// recovery (three bits or more, or the payload or CRC damaged too) the
 /// record stays damaged with its number unknown.
-fn record_at<F: NorFlash>(
+#[bisync]
+async fn record_at<F: NorFlash>(
     flash: &mut F,
     geo: &Geometry,
     pos: Pos,
@@ -154,7 +155,7 @@ fn record_at<F: NorFlash>(
     let w = F::WRITE_SIZE as u32;
     let addr = geo.addr(pos.page, pos.off);
     let mut stored = [0u8; RECORD_HEADER];
-    io::read(flash, addr, &mut stored)?;
+    io::read(flash, addr, &mut stored).await?;
     // Candidate k: the bits i = k / (BITS + 1) and j = k % (BITS + 1)
     // flipped (j = BITS: no second flip; i == j: none, k = 0 is the header
     // as stored).
@@ -167,7 +168,7 @@ fn record_at<F: NorFlash>(
             HeaderRead::Valid(h) if k == 0 => break h,
             HeaderRead::Valid(h)
                 if pos.off.saturating_add(format::record_len(h.len.into(), w)) <= limit
-                    && io::crc_matches(flash, addr, &raw, h.len.into())? =>
+                    && io::crc_matches(flash, addr, &raw, h.len.into()).await? =>
             {
                 break h
             }
@@ -193,7 +194,7 @@ fn record_at<F: NorFlash>(
     let end = pos.off + size;
     Ok(match h.kind {
         Kind::Event { .. } => match seq {
-            Some(seq) if !validate || io::crc_matches(flash, addr, &raw, len)? => At::Event(
+            Some(seq) if !validate || io::crc_matches(flash, addr, &raw, len).await? => At::Event(
                 EventRec {
                     at: pos,
                     seq,
@@ -206,7 +207,7 @@ fn record_at<F: NorFlash>(
             // valid with any number.
             _ => {
                 let mut crc = [0u8; 4];
-                io::read(flash, addr + format::crc_offset(len), &mut crc)?;
+                io::read(flash, addr + format::crc_offset(len), &mut crc).await?;
                 let seq = seq.filter(|_| crc != [0xFF; 4]);
                 At::Bad(seq, Some(end))
             }
@@ -214,11 +215,13 @@ fn record_at<F: NorFlash>(
         // (A page header's copy is a checkpoint of another length: read
         // by `page_header`, skipped by walks.)
         Kind::Checkpoint => {
-            if len as usize != CHECKPOINT_PAYLOAD || !io::crc_matches(flash, addr, &raw, len)? {
+            if len as usize != CHECKPOINT_PAYLOAD
+                || !io::crc_matches(flash, addr, &raw, len).await?
+            {
                 return Ok(At::Bad(None, Some(end)));
             }
             let mut v = [0u8; CHECKPOINT_PAYLOAD];
-            io::read(flash, addr + RECORD_HEADER as u32, &mut v)?;
+            io::read(flash, addr + RECORD_HEADER as u32, &mut v).await?;
             At::Checkpoint(u64::from_le_bytes(v), end)
         }
     })
@@ -230,7 +233,8 @@ fn record_at<F: NorFlash>(
 /// intact and whose number lies between `after` and the valid record's (or
 /// within a page's worth of numbers of the page base at the end): a
 /// plausible number, not noise that happens to pass the header's CRC-8.
-pub(crate) fn next_valid<F: NorFlash>(
+#[bisync]
+pub(crate) async fn next_valid<F: NorFlash>(
     flash: &mut F,
     geo: &Geometry,
     pos: Pos,
@@ -246,7 +250,7 @@ pub(crate) fn next_valid<F: NorFlash>(
             break None;
         }
         let at = Pos { off, ..pos };
-        match record_at(flash, geo, at, limit, true, false)? {
+        match record_at(flash, geo, at, limit, true, false).await? {
             At::Event(r, _) => break Some((off, Some(r.seq))),
             At::Checkpoint(..) => break Some((off, None)),
             At::Bad(Some(seq), _) if after.is_none_or(|a| seq > a) => {
@@ -267,7 +271,8 @@ pub(crate) fn next_valid<F: NorFlash>(
 /// against their CRC only when `validate` is set (checkpoints, and any
 /// record found by resynchronising, always are). At the end of the log
 /// `pos` is left where the records stop.
-pub(crate) fn step<F: NorFlash>(
+#[bisync]
+pub(crate) async fn step<F: NorFlash>(
     flash: &mut F,
     geo: &Geometry,
     bounds: Bounds,
@@ -283,7 +288,7 @@ pub(crate) fn step<F: NorFlash>(
             geo.page_size
         };
         if pos.off.saturating_add(RECORD_HEADER as u32) <= limit {
-            let (seq, end) = match record_at(flash, geo, *pos, limit, validate, true)? {
+            let (seq, end) = match record_at(flash, geo, *pos, limit, validate, true).await? {
                 At::Event(r, end) => {
                     pos.off = end;
                     return Ok(Step::Event(r));
@@ -308,7 +313,7 @@ pub(crate) fn step<F: NorFlash>(
                 // A record there, even a damaged one whose header is
                 // intact: the next step reports it.
                 Some(e) => {
-                    match record_at(flash, geo, Pos { off: e, ..*pos }, limit, true, true)? {
+                    match record_at(flash, geo, Pos { off: e, ..*pos }, limit, true, true).await? {
                         At::Event(..) | At::Checkpoint(..) | At::Erased => Some(e),
                         At::Bad(Some(_), _) => Some(e),
                         At::Bad(None, _) => None,
@@ -321,7 +326,7 @@ pub(crate) fn step<F: NorFlash>(
                 Some(e) => (Some(e), seq),
                 None => {
                     let (at, passed) =
-                        next_valid(flash, geo, *pos, pos.off + w, limit, seq.or(last))?;
+                        next_valid(flash, geo, *pos, pos.off + w, limit, seq.or(last)).await?;
                     (at, seq.max(passed))
                 }
             };
@@ -349,7 +354,7 @@ pub(crate) fn step<F: NorFlash>(
         let mut next = geo.next(pos.page);
         let mut hops = 0;
         loop {
-            match page_header(flash, geo, next)? {
+            match page_header(flash, geo, next).await? {
                 Some(h) => {
                     *pos = Pos {
                         page: next,
@@ -395,7 +400,8 @@ impl LiveWalk {
     }
 
     /// The next accepted event record.
-    pub fn next<F: NorFlash>(
+    #[bisync]
+    pub async fn next<F: NorFlash>(
         &mut self,
         flash: &mut F,
         geo: &Geometry,
@@ -404,7 +410,7 @@ impl LiveWalk {
         loop {
             let next = loop {
                 let seen = self.pending.map(|p| p.seq).max(self.last);
-                match step(flash, geo, bounds, &mut self.pos, true, seen)? {
+                match step(flash, geo, bounds, &mut self.pos, true, seen).await? {
                     Step::Event(r) => break Some(r),
                     Step::Damaged(Some(seq)) => {
                         self.damaged_floor = self.damaged_floor.max(seq.saturating_add(1));

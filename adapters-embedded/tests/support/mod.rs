@@ -5,6 +5,11 @@
 
 use std::collections::BTreeMap;
 
+#[cfg(feature = "async")]
+pub mod async_app;
+#[cfg(feature = "async")]
+pub mod async_sim;
+
 use embedded_storage::nor_flash::NorFlash;
 use outbox_embedded::flash::sim::SimError;
 use outbox_embedded::flash::{Error, FlashQueue};
@@ -131,4 +136,5 @@ impl Model {
     }
 }
 
+#[allow(unused_imports)]
 pub use outbox_embedded::flash::sim::model::read_all as contents;

@@ -93,6 +93,7 @@ impl AsyncClient {
         let payload = inner.payload(event)?;
         let seq = Arc::new(OnceLock::new());
         let msg = Msg::Track {
+            critical: false,
             payload: payload.bytes,
             durable: None,
             seq: seq.clone(),
@@ -113,6 +114,7 @@ impl AsyncClient {
         let slot = seq.clone();
         let bytes = payload.bytes;
         let result = ask(&inner.tx, |reply| Msg::Track {
+            critical: false,
             payload: bytes,
             durable: Some(reply),
             seq: slot,

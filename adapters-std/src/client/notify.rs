@@ -310,6 +310,7 @@ impl Observer for Notifier {
             | Output::Commit
             | Output::ReadSizes { .. }
             | Output::Delete { .. }
+            | Output::Discard { .. }
             | Output::Send(_) => return,
         };
         self.hub.publish(note);

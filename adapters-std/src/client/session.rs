@@ -311,6 +311,7 @@ impl Inner {
         };
         let stored = shared.drain(t, force, |p| {
             let msg = Msg::Track {
+                critical: false,
                 payload: p.bytes,
                 durable: None,
                 seq: Arc::new(OnceLock::new()),

@@ -46,6 +46,8 @@ pub(crate) enum Msg {
         seq: Arc<OnceLock<Seq>>,
         /// The event's `messageId`, for a refusal's notification.
         message_id: String,
+        /// A critical event (`Client::track_critical`).
+        critical: bool,
     },
     Sync(Reply<Result<(), ClientError>>),
     Input(Input, Reply<Result<(), ClientError>>),
@@ -398,9 +400,15 @@ impl Worker {
                 durable,
                 seq: slot,
                 message_id,
+                critical,
             } => {
                 let mark = self.not_stored.borrow().len();
-                match driver.track(now, &payload) {
+                let tracked = if critical {
+                    driver.track_critical(now, &payload)
+                } else {
+                    driver.track(now, &payload)
+                };
+                match tracked {
                     Ok(seq) => {
                         // Before any notification about it can go out.
                         let _ = slot.set(seq);

@@ -15,10 +15,11 @@
 //! (serde_json's `arbitrary_precision`), so a 30-digit integer is not turned
 //! into `1.2345678901234568e+29` on the way through.
 
+mod encode;
+#[cfg(test)]
+mod encode_tests;
 mod id;
 mod merge;
-
-use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -439,29 +440,22 @@ impl Event {
         max_bytes: usize,
     ) -> Result<String, EventError> {
         self.validate()?;
-        if blank(&self.message_id) {
-            // uuid's `fast-rng`: a thread-local generator seeded from the OS,
-            // not a getrandom system call per event.
-            let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
-            let id = uuid::Uuid::new_v4().hyphenated();
-            self.message_id = Some(id.encode_lower(&mut text).to_owned());
-        }
-        if blank(&self.timestamp) {
-            self.timestamp = Some(humantime::format_rfc3339_millis(SystemTime::now()).to_string());
-        }
+        let message_id = match self.message_id.take() {
+            Some(id) if !id.is_empty() => id,
+            // uuid's `fast-rng`: a thread-local generator seeded from the
+            // OS, not a getrandom system call per event.
+            _ => {
+                let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+                let id = uuid::Uuid::new_v4().hyphenated();
+                id.encode_lower(&mut text).to_owned()
+            }
+        };
         // Like every Segment SDK, say who sent it (analytics-go fills
         // context.library only when the caller gave no context; outbox
-        // keeps the caller's context and adds the key when it is missing).
-        let context = self
-            .context
-            .get_or_insert_with(|| Value::Object(Map::new()));
-        if let Value::Object(c) = context {
-            c.entry("library").or_insert_with(
-                || serde_json::json!({"name": LIBRARY_NAME, "version": LIBRARY_VERSION}),
-            );
-        }
+        // keeps the caller's context and adds the key when it is missing):
+        // the encoder writes it, and the timestamp when there is none.
         buf.clear();
-        serde_json::to_writer(&mut *buf, &self)
+        encode::write_event(&self, &message_id, buf)
             .map_err(|e| EventError::Serialize(e.to_string()))?;
         if buf.len() > max_bytes {
             return Err(EventError::TooLarge {
@@ -469,7 +463,7 @@ impl Event {
                 max: max_bytes,
             });
         }
-        Ok(self.message_id.take().unwrap_or_default())
+        Ok(message_id)
     }
 }
 

@@ -74,6 +74,7 @@
 //! assert_eq!(sizes[0], 7);
 //! ```
 
+mod critical;
 mod dead_letter;
 mod decrypt_failure;
 mod encrypted;
@@ -219,6 +220,8 @@ pub struct SqliteStore {
     in_tx: bool,
     /// The open transaction holds appends (only `sync` commits it then).
     tx_has_appends: bool,
+    /// The append under way is of a critical event (`critical.rs`).
+    appending_critical: bool,
     /// A write failed and SQLite rolled the transaction back: the next
     /// `sync` must report that the earlier appends are gone.
     poisoned: bool,
@@ -333,6 +336,7 @@ impl SqliteStore {
             writable,
             in_tx: false,
             tx_has_appends: false,
+            appending_critical: false,
             poisoned: false,
             commits: 0,
             counted: Cell::default(),
@@ -464,6 +468,7 @@ impl SqliteStore {
             writable: false,
             in_tx: false,
             tx_has_appends: false,
+            appending_critical: false,
             poisoned: false,
             commits: 0,
             counted: Cell::default(),
@@ -964,9 +969,16 @@ impl SqliteStore {
         let inserted = self
             .conn
             .prepare_cached(
-                "INSERT INTO events (seq, size, payload, stored_at) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO events (seq, size, payload, stored_at, critical) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
-            .execute(params![seq, size, payload, stored_at]);
+            .execute(params![
+                seq,
+                size,
+                payload,
+                stored_at,
+                self.appending_critical
+            ]);
         match inserted {
             Ok(_) => Ok(Counts {
                 events: 1,
@@ -984,9 +996,16 @@ impl SqliteStore {
                     .query_row([seq], |r| Ok(max_record_size(r.get_ref(0)?, max)))?;
                 self.conn
                     .prepare_cached(
-                        "UPDATE events SET size = ?2, payload = ?3, stored_at = ?4 WHERE seq = ?1",
+                        "UPDATE events SET size = ?2, payload = ?3, stored_at = ?4, critical = ?5 \
+                         WHERE seq = ?1",
                     )?
-                    .execute(params![seq, size, payload, stored_at])?;
+                    .execute(params![
+                        seq,
+                        size,
+                        payload,
+                        stored_at,
+                        self.appending_critical
+                    ])?;
                 // The counters hold intact rows only: a damaged one
                 // replaced is one more.
                 Ok(match old {
@@ -1087,6 +1106,23 @@ impl SqliteStore {
 impl Store for SqliteStore {
     type Error = StoreError;
 
+    const KEEPS_CRITICAL: bool = true;
+
+    fn append_critical(&mut self, seq: Seq, payload: &[u8]) -> Result<(), StoreError> {
+        self.appending_critical = true;
+        let result = self.append(seq, payload);
+        self.appending_critical = false;
+        result
+    }
+
+    fn discard(&mut self, seq: Seq) -> Result<(), StoreError> {
+        self.salvaging_decrypt_failure(None, |s| s.discard_once(seq))?
+    }
+
+    fn newest_critical(&mut self) -> Result<Option<Seq>, StoreError> {
+        self.newest_critical_once()
+    }
+
     fn append(&mut self, seq: Seq, payload: &[u8]) -> Result<(), StoreError> {
         self.salvaging_decrypt_failure(None, |s| s.append_damaged(seq, payload))?
     }
@@ -1113,7 +1149,9 @@ impl Store for SqliteStore {
     }
 
     fn read_sizes(&mut self, from: Seq, out: &mut [u32]) -> Result<usize, StoreError> {
-        self.salvaging_decrypt_failure(None, |s| s.read_sizes_once(from, out))?
+        let n = self.salvaging_decrypt_failure(None, |s| s.read_sizes_once(from, out))??;
+        self.flag_sizes(from, &mut out[..n])?;
+        Ok(n)
     }
 
     fn seq_floor(&mut self) -> Result<Seq, StoreError> {
@@ -1175,6 +1213,7 @@ impl SqliteStore {
         // Remember how far numbering went before the records that show it go.
         let result = self
             .raise_floor(through)
+            .and_then(|()| self.forget_discarded(through))
             .and_then(|()| self.clear_reported_losses())
             .and_then(|()| {
                 let mut stmt = self

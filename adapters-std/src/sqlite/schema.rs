@@ -15,7 +15,7 @@ use super::error::OpenError;
 pub const APPLICATION_ID: i32 = 0x6f62_7831;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// The oldest schema version `SqliteStore::open_read_only` reads without
 /// migrating (a read-only view never writes).
@@ -100,6 +100,13 @@ pub(super) const MIGRATIONS: &[&str] = &[
          last_seq  INTEGER,
          since_ms  INTEGER NOT NULL
      );",
+    // 6 -> 7: critical events (`critical.rs`): the flag in the event's row
+    // (rows from before are not critical), and the numbers of overflow
+    // victims discarded from the middle of the queue, until the prefix
+    // delete that passes them, so that a restart drops them silently
+    // rather than as damage.
+    "ALTER TABLE events ADD COLUMN critical INTEGER NOT NULL DEFAULT 0;
+     CREATE TABLE discarded (seq INTEGER PRIMARY KEY);",
 ];
 
 /// What the file turned out to be.

@@ -1020,3 +1020,86 @@ fn an_append_into_a_damaged_page_salvages_and_appends() {
     assert_eq!(summary.last, 2000);
     assert!(summary.count > 1900, "{summary:?}");
 }
+
+/// A file of schema 6 (before critical events), holding `events`.
+fn v6_file(path: &Path, events: &[(i64, &[u8])]) {
+    let conn = Connection::open(path).unwrap();
+    conn.execute_batch("PRAGMA journal_mode = WAL;").unwrap();
+    for step in &schema::MIGRATIONS[..6] {
+        conn.execute_batch(step).unwrap();
+    }
+    conn.execute_batch(&format!(
+        "PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = 6;"
+    ))
+    .unwrap();
+    for (seq, payload) in events {
+        conn.execute(
+            "INSERT INTO events (seq, size, payload) VALUES (?1, ?2, ?3)",
+            params![seq, payload.len() as i64, payload],
+        )
+        .unwrap();
+    }
+    conn.execute(
+        "UPDATE meta SET next_seq = 9, pending_count = ?1, pending_bytes = 4",
+        [events.len() as i64],
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_version_6_file_migrates_and_its_events_are_not_critical() {
+    let dir = tempfile::tempdir().unwrap();
+    v6_file(&dir.path().join("q.db"), &[(7, b"{}"), (8, b"[]")]);
+    let mut s = open(&dir);
+    assert_eq!(s.schema, 7);
+    assert_eq!(restored(&mut s), [(7, 2), (8, 2)], "no flag on old rows");
+    assert_eq!(s.newest_critical().unwrap(), None);
+    s.append_critical(9, b"{}").unwrap();
+    s.append(10, b"{}").unwrap();
+    s.sync().unwrap();
+    assert_eq!(s.newest_critical().unwrap(), Some(9));
+    let mut sizes = [0u32; 4];
+    assert_eq!(s.read_sizes(7, &mut sizes).unwrap(), 4);
+    assert_eq!(sizes, [2, 2, 2 | outbox_core::CRITICAL, 2]);
+}
+
+#[test]
+fn a_discarded_record_reads_as_discarded_until_the_prefix_delete_passes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut s = open(&dir);
+        s.append_critical(0, b"{}").unwrap();
+        s.append(1, b"[1]").unwrap();
+        s.append(2, b"[2]").unwrap();
+        s.sync().unwrap();
+        s.discard(1).unwrap();
+        s.discard(2).unwrap();
+    }
+    let mut s = open(&dir);
+    let summary = s.summary().unwrap();
+    assert_eq!((summary.count, summary.bytes, summary.last), (1, 2, 0));
+    assert_eq!(s.seq_floor().unwrap(), 3, "numbering never comes back to 2");
+    let mut sizes = [0u32; 3];
+    let n = s.read_sizes(0, &mut sizes).unwrap();
+    assert_eq!(&sizes[..n], [2 | outbox_core::CRITICAL]);
+    s.append(3, b"{}").unwrap();
+    s.sync().unwrap();
+    let n = s.read_sizes(0, &mut sizes).unwrap();
+    assert_eq!(
+        &sizes[..n],
+        [
+            2 | outbox_core::CRITICAL,
+            outbox_core::DISCARDED,
+            outbox_core::DISCARDED
+        ]
+    );
+    s.delete_through(1).unwrap();
+    let n = s.read_sizes(2, &mut sizes).unwrap();
+    assert_eq!(&sizes[..n], [outbox_core::DISCARDED, 2]);
+    s.delete_through(2).unwrap();
+    let gone: i64 = s
+        .conn
+        .query_row("SELECT count(*) FROM discarded", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(gone, 0);
+}

@@ -164,20 +164,36 @@ fn next_line(feed: &Feed, bound: &Bound) -> Result<(u64, Line), Result<FeedEnd, 
 /// Track one event read on line `no`: `Ok(Err(reason))` for an event
 /// refused as invalid, `Err` when the Client could not take it at all. A
 /// `messageId` the input already gave is stored again (the server keeps
-/// one) and warned about.
+/// one) and warned about. A field `"critical": true` is outbox's own, not
+/// Segment's: taken off the event, it tracks it as critical (an upload of
+/// the queue up to it at once, even under `--flush-mode manual`).
 fn store(
     client: &Client,
-    map: serde_json::Map<String, Value>,
+    mut map: serde_json::Map<String, Value>,
     no: u64,
     given_ids: &mut HashMap<String, u64>,
     progress: &mut Progress,
 ) -> Result<Result<(), String>, TrackError> {
+    let critical = match map.remove("critical") {
+        None | Some(Value::Bool(false)) => false,
+        Some(Value::Bool(true)) => true,
+        Some(other) => {
+            return Ok(Err(format!(
+                "\"critical\" must be true or false, not {other}"
+            )))
+        }
+    };
     let event = match serde_json::from_value::<Event>(Value::Object(map.clone())) {
         Ok(e) => with_exact_numbers(e, map),
         Err(e) => return Ok(Err(format!("not a valid event: {e}"))),
     };
     let given = event.message_id.clone().filter(|m| !m.is_empty());
-    match client.track(event) {
+    let tracked = if critical {
+        client.track_critical(event)
+    } else {
+        client.track(event)
+    };
+    match tracked {
         Ok(_) => {}
         Err(TrackError::Invalid(e)) => return Ok(Err(e.to_string())),
         Err(e) => return Err(e),

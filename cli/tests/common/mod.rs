@@ -355,6 +355,14 @@ pub fn run_with_stdin(args: &[&str], input: &str) -> Output {
     }
 }
 
+/// Runs `outbox send --endpoint ENDPOINT --db DB EXTRA...` with `input`
+/// on stdin.
+pub fn send_to(endpoint: &str, db: &Path, extra: &[&str], input: &str) -> Output {
+    let mut args = vec!["send", "--endpoint", endpoint, "--db", db.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    run_with_stdin(&args, input)
+}
+
 /// Asserts a failure whose last stderr line is the one error line (progress
 /// and skipped-line reports may come before it); returns that line.
 pub fn assert_error_last(out: &Output, code: i32) -> String {
@@ -430,17 +438,10 @@ pub fn assert_ok(res: &Output) {
 /// send` in manual flush mode to an endpoint nothing listens on, returning
 /// once every line is stored (`--no-wait`); asserts it exited 0.
 pub fn queue_without_upload(db: &Path, input: &str) {
-    let res = run_with_stdin(
-        &[
-            "send",
-            "--endpoint",
-            &dead_url(),
-            "--db",
-            db.to_str().unwrap(),
-            "--no-wait",
-            "--flush-mode",
-            "manual",
-        ],
+    let res = send_to(
+        &dead_url(),
+        db,
+        &["--no-wait", "--flush-mode", "manual"],
         input,
     );
     assert_ok(&res);

@@ -554,3 +554,21 @@ fn a_malformed_record_is_dead_lettered_alone() {
         }
     )));
 }
+
+#[test]
+fn a_store_that_cannot_keep_the_flag_refuses_critical_events() {
+    // `TestStore` keeps `KEEPS_CRITICAL` at its default (`false`), as the
+    // NOR flash queue does: the event is refused, never stored unflagged.
+    let mut buf = [0u8; 1000];
+    let mut d = driver(&mut buf, FlushMode::Manual);
+    assert_eq!(
+        d.track_critical(Instant::ZERO, b"alarm"),
+        Err(DriverError::CriticalUnsupported)
+    );
+    assert_eq!(d.machine().stats().tracked, 0);
+    assert_eq!(
+        d.handle(Instant::ZERO, Input::TrackCritical { size: 5 }),
+        Err(DriverError::PayloadRequired)
+    );
+    assert_eq!(d.track(Instant::ZERO, b"plain"), Ok(0));
+}

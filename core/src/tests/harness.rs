@@ -53,7 +53,15 @@ impl<const N: usize> Hn<N> {
         while let Some(o) = self.m.poll_output() {
             match o {
                 Output::Persist { seq, size } => {
-                    self.store.insert(seq, size);
+                    // The store keeps the critical flag with the record.
+                    let flag = match self.m.pending_critical(seq) {
+                        Some(true) => crate::CRITICAL,
+                        _ => 0,
+                    };
+                    self.store.insert(seq, size | flag);
+                }
+                Output::Discard { seq } => {
+                    self.store.insert(seq, crate::DISCARDED);
                 }
                 Output::Delete { through } => self.store.retain(|s, _| *s > through),
                 Output::ReadSizes { from, max } => {
@@ -88,6 +96,17 @@ impl<const N: usize> Hn<N> {
 
     pub fn track(&mut self, size: u32) -> Seq {
         self.m.track(self.now, size).unwrap()
+    }
+
+    pub fn track_critical(&mut self, size: u32) -> Seq {
+        match self
+            .m
+            .handle(self.now, Input::TrackCritical { size })
+            .unwrap()
+        {
+            crate::Accepted::Tracked(seq) => seq,
+            other => panic!("a track answered {other:?}"),
+        }
     }
 
     pub fn advance(&mut self, millis: u64) -> Vec<Output> {
@@ -138,12 +157,16 @@ pub(crate) fn one_send(outs: &[Output]) -> Batch {
     s[0]
 }
 
-/// The summary of a store holding `records`.
+/// The summary of a store holding `records` (a discarded one is no record;
+/// a critical one weighs its size without the flag).
 pub(crate) fn summary_of(records: &BTreeMap<Seq, u32>) -> StoreSummary {
-    match (records.keys().next(), records.keys().next_back()) {
-        (Some(&first), Some(&last)) => StoreSummary {
-            count: records.len() as u64,
-            bytes: records.values().map(|&s| u64::from(s)).sum(),
+    let intact = || records.iter().filter(|(_, &s)| s < crate::DISCARDED);
+    match (intact().next(), intact().next_back()) {
+        (Some((&first, _)), Some((&last, _))) => StoreSummary {
+            count: intact().count() as u64,
+            bytes: intact()
+                .map(|(_, &s)| u64::from(crate::strip_critical(s)))
+                .sum(),
             first,
             last,
         },

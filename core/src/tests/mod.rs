@@ -4,6 +4,7 @@
 //! behaviour rule of DESIGN.md; `model` runs proptest model-based tests
 //! against a plain VecDeque reference; `trace` records and replays a run.
 
+mod critical;
 mod driver;
 mod harness;
 mod holes;

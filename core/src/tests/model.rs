@@ -11,7 +11,7 @@
 //! machine's counters (invariant 5).
 
 use core::time::Duration;
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::vec;
 use std::vec::Vec;
 
@@ -30,6 +30,8 @@ const MAX_EVENT: u32 = 100;
 #[derive(Clone, Debug)]
 enum Op {
     Track(u32),
+    /// A critical event of this size.
+    TrackCritical(u32),
     Advance(u64),
     Flush,
     Network(bool, NetworkKind),
@@ -86,6 +88,7 @@ fn op() -> impl Strategy<Value = Op> {
     );
     prop_oneof![
         8 => (0u32..=MAX_EVENT + 10).prop_map(Op::Track),
+        2 => (0u32..=MAX_EVENT + 10).prop_map(Op::TrackCritical),
         4 => (0u64..40_000).prop_map(Op::Advance),
         2 => Just(Op::Flush),
         2 => (any::<bool>(), kind()).prop_map(|(up, k)| Op::Network(up, k)),
@@ -253,6 +256,13 @@ struct Model {
     committed: Seq,
     /// The first of `fates` accepted by this machine (since the last restart).
     life_start: usize,
+    /// The event being tracked is critical (until its `Persist`).
+    tracking_critical: bool,
+    /// Stored records that are critical (the store keeps the flag).
+    critical: BTreeSet<Seq>,
+    /// Records discarded from the middle of the queue, until a delete
+    /// covers them (the store shows them as `DISCARDED`).
+    discarded: BTreeSet<Seq>,
 }
 
 impl Model {
@@ -284,9 +294,50 @@ impl Model {
                     assert!(seq > *last, "persist out of order");
                 }
                 self.store.push_back((seq, size));
+                if core::mem::take(&mut self.tracking_critical) {
+                    self.critical.insert(seq);
+                }
+            }
+            Output::Discard { seq } => {
+                let at = self.store.iter().position(|r| r.0 == seq);
+                let at = at.unwrap_or_else(|| panic!("discard of unstored {seq}"));
+                assert_eq!(
+                    *self.fate_mut(seq),
+                    Fate::Dropped,
+                    "discard of {seq} before its report"
+                );
+                let fates = &self.fates;
+                let pending = |s: Seq| {
+                    fates
+                        .iter()
+                        .rev()
+                        .find(|(x, _)| *x == s)
+                        .is_some_and(|(_, f)| *f == Fate::Pending)
+                };
+                let oldest_pending = self
+                    .store
+                    .iter()
+                    .map(|r| r.0)
+                    .find(|&s| s != seq && pending(s));
+                let flight = self.in_flight.map(|b| (b.first, b.last));
+                let plain_before = self.store.iter().map(|r| r.0).any(|s| {
+                    s < seq
+                        && pending(s)
+                        && !self.critical.contains(&s)
+                        && !flight.is_some_and(|(f, l)| f <= s && s <= l)
+                });
+                assert!(
+                    oldest_pending.is_some() && !plain_before,
+                    "discard of {seq} while an older non-critical event (not in flight) is pending"
+                );
+                self.store.remove(at);
+                self.discarded.insert(seq);
+                // The store remembers how far numbering went.
+                self.floor = self.floor.max(seq + 1);
             }
             Output::Delete { through } => {
                 self.floor = self.floor.max(through + 1);
+                self.discarded.retain(|&s| s > through);
                 while self.store.front().is_some_and(|(s, _)| *s <= through) {
                     let (s, _) = self.store.pop_front().unwrap();
                     assert_ne!(
@@ -410,6 +461,11 @@ impl Harness {
                 verdict = Some(judge.track(size));
                 Input::Track { size }
             }
+            Op::TrackCritical(size) => {
+                verdict = Some(judge.track_critical(size));
+                model.tracking_critical = true;
+                Input::TrackCritical { size }
+            }
             Op::Advance(ms) => {
                 self.now = self.now.plus_millis(ms);
                 judge.at(self.now.as_millis());
@@ -512,7 +568,12 @@ impl Harness {
         let m = &mut self.m;
         *m = Machine::new(self.config, self.seed.wrapping_add(model.floor)).unwrap();
         judge.restart(self.setup.limits(), judged_mode(self.setup.mode), true);
-        judge.restore(model.store.iter().copied());
+        judge.restore_flagged(
+            model
+                .store
+                .iter()
+                .map(|&(seq, size)| (seq, size, model.critical.contains(&seq))),
+        );
         let summary = match (model.store.front(), model.store.back()) {
             (Some(f), Some(l)) => StoreSummary {
                 count: model.store.len() as u64,
@@ -525,6 +586,14 @@ impl Harness {
         m.handle(now, Input::Restore(summary)).unwrap();
         m.handle(now, Input::SeqFloor { next: model.floor })
             .unwrap();
+        let newest_critical = model
+            .store
+            .iter()
+            .rev()
+            .find(|r| model.critical.contains(&r.0));
+        if let Some(&(through, _)) = newest_critical {
+            m.handle(now, Input::CriticalPending { through }).unwrap();
+        }
         model.in_flight = None;
         model.accepted = 0;
         model.life_start = model.fates.len();
@@ -576,12 +645,16 @@ impl Harness {
             let expected = if v.too_large {
                 Err(InputError::TooLarge {
                     size: match input {
-                        Input::Track { size } => size,
+                        Input::Track { size } | Input::TrackCritical { size } => size,
                         _ => 0,
                     },
                     max: MAX_EVENT,
                 })
-            } else if !v.fits && self.setup.reject_new {
+            } else if !v.fits && (self.setup.reject_new || v.refused) {
+                Err(InputError::QueueFull)
+            } else if v.may_refuse && result == Err(InputError::QueueFull) {
+                // Behind a critical head the machine may refuse instead.
+                self.judge.refused();
                 Err(InputError::QueueFull)
             } else {
                 result.map(|_| crate::Accepted::Applied)
@@ -589,8 +662,16 @@ impl Harness {
             assert_eq!(result.map(|_| crate::Accepted::Applied), expected);
         }
         self.pump();
+        self.model.tracking_critical = false;
         if let Err(b) = self.judge.settle() {
             panic!("{b}");
+        }
+        // A critical event's flush stands in every mode until it is sent.
+        if self.judge.critical_flush_owed() {
+            assert!(
+                self.m.stats().flush_requested,
+                "a critical event waits for its flush, but none is requested"
+            );
         }
         if !self.judge.in_flight() {
             // Its deadline passed: the judge says the machine gave up on it.
@@ -605,14 +686,19 @@ impl Harness {
         let (m, model) = (&mut self.m, &mut self.model);
         while let Some(o) = m.poll_output() {
             if let Output::ReadSizes { from, max } = o {
-                // As the store contract says: one size per number up to the
-                // store's end, a HOLE for a number without a record.
-                let last = model.store.back().map(|r| r.0);
+                // As the driver answers: one size per number, a HOLE for a
+                // number without a record (also past the store's end, where
+                // a discarded newest record leaves numbers the floor spent).
                 let sizes: Vec<(Seq, u32)> = (from..from + u64::from(max))
-                    .take_while(|s| last.is_some_and(|l| *s <= l))
                     .map(|s| {
                         let size = model.store.iter().find(|r| r.0 == s).map(|r| r.1);
-                        (s, size.unwrap_or(crate::HOLE))
+                        let size = match size {
+                            Some(size) if model.critical.contains(&s) => size | crate::CRITICAL,
+                            Some(size) => size,
+                            None if model.discarded.contains(&s) => crate::DISCARDED,
+                            None => crate::HOLE,
+                        };
+                        (s, size)
                     })
                     .collect();
                 for (seq, size) in sizes {

@@ -286,11 +286,16 @@ class Client:
         msg = {"type": "identify", "traits": traits or {}}
         return self._enqueue(msg, user_id, anonymous_id, context, timestamp, integrations, message_id)
 
-    def track(self, user_id=None, event=None, properties=None, context=None, timestamp=None, anonymous_id=None, integrations=None, message_id=None):
+    def track(self, user_id=None, event=None, properties=None, context=None, timestamp=None, anonymous_id=None, integrations=None, message_id=None, critical=False):
+        """analytics-python's ``track``. ``critical=True`` (an alarm, a
+        purchase): the queue up to this event is uploaded at once, even in
+        power save, and a full queue drops a non-critical event before it."""
         _require("properties", properties, dict)
         _require("event", event, str, required=True)
+        if not isinstance(critical, bool):
+            raise OutboxTypeError("critical must be bool, got {}".format(type(critical).__name__))
         msg = {"type": "track", "event": event, "properties": properties or {}}
-        return self._enqueue(msg, user_id, anonymous_id, context, timestamp, integrations, message_id)
+        return self._enqueue(msg, user_id, anonymous_id, context, timestamp, integrations, message_id, critical)
 
     def alias(self, previous_id=None, user_id=None, context=None, timestamp=None, integrations=None, message_id=None):
         msg = {"type": "alias", "previousId": _id("previous_id", previous_id, required=True)}
@@ -319,7 +324,7 @@ class Client:
             msg["category"] = category
         return self._enqueue(msg, user_id, anonymous_id, context, timestamp, integrations, message_id)
 
-    def _enqueue(self, msg, user_id, anonymous_id, context, timestamp, integrations, message_id):
+    def _enqueue(self, msg, user_id, anonymous_id, context, timestamp, integrations, message_id, critical=False):
         """Check, commit (durable) and queue; returns ``(True, msg)`` as analytics-python does."""
         user_id = _id("user_id", user_id)
         anonymous_id = _id("anonymous_id", anonymous_id)
@@ -342,7 +347,7 @@ class Client:
             msg.setdefault("messageId", str(uuid.uuid4()))
             return True, msg
         try:
-            msg["messageId"] = self._native.enqueue(text, self.durable)
+            msg["messageId"] = self._native.enqueue(text, self.durable, critical)
         except QueueFullError:
             return False, msg
         if self.sync_mode:

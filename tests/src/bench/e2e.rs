@@ -11,6 +11,16 @@
 //! in `extra`) to the same collector, and both are counted only by what the
 //! collector acknowledged. C = outbox / peer.
 //!
+//! C2 runs the peer once more with our batch limits (outbox's default
+//! `max_batch_events`, 500, and the `Batcher`'s own byte limit, 500 KiB,
+//! next to our 500 000 bytes: with ~330-byte events the count binds first),
+//! so both send the same number of events per request: C2 = outbox / that
+//! peer.
+//!
+//! The collector must cost far less than either contender: it measures the
+//! CPU time of its own threads per request (`CLOCK_THREAD_CPUTIME_ID`) and
+//! the row prints it.
+//!
 //! outbox runs as an application gets it, gzip on; one more run with gzip
 //! off measures the request body bytes per event on the wire both ways:
 //! J = with gzip / without (printed, not part of C).
@@ -41,6 +51,8 @@ struct Run {
     rate: f64,
     requests: u64,
     wire: u64,
+    /// CPU seconds the collector spent on this run's requests.
+    collector_cpu: f64,
 }
 
 /// outbox end to end: the default gzip setting with `gzip: None`, else
@@ -61,6 +73,7 @@ fn outbox(collector: &Collector, mut events: Vec<Event>, gzip: Option<Option<u32
     let before = collector.acked();
     let requests = collector.requests();
     let wire = collector.wire_bytes();
+    let cpu = collector.cpu_secs();
     let (report, took) = timed(|| {
         // Drained, so the 6 MB vector itself is freed after the clock
         // stops (freeing it makes glibc consolidate every small free chunk).
@@ -79,6 +92,7 @@ fn outbox(collector: &Collector, mut events: Vec<Event>, gzip: Option<Option<u32
         rate: rate(n, took),
         requests: collector.requests() - requests,
         wire: collector.wire_bytes() - wire,
+        collector_cpu: collector.cpu_secs() - cpu,
     }
 }
 
@@ -103,8 +117,9 @@ fn peer_messages(events: &[Event]) -> Vec<Track> {
         .collect()
 }
 
-/// The non-durable peer.
-fn peer(collector: &Collector, messages: Vec<Track>) -> Run {
+/// The non-durable peer, cutting a batch at `max_events` events as well
+/// as at its own byte limit (`usize::MAX`: its byte limit only).
+fn peer(collector: &Collector, messages: Vec<Track>, max_events: usize) -> Run {
     let n = messages.len();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -114,17 +129,28 @@ fn peer(collector: &Collector, messages: Vec<Track>) -> Run {
     let before = collector.acked();
     let requests = collector.requests();
     let wire = collector.wire_bytes();
+    let cpu = collector.cpu_secs();
     let ((), took) = timed(|| {
         rt.block_on(async {
             let mut batcher = Batcher::new(None);
+            let mut in_batch = 0usize;
             for m in messages {
+                if in_batch == max_events {
+                    let full = std::mem::replace(&mut batcher, Batcher::new(None));
+                    http.send("bench-key".into(), full.into_message())
+                        .await
+                        .expect("peer send");
+                    in_batch = 0;
+                }
                 if let Some(back) = batcher.push(m).expect("push") {
                     let full = std::mem::replace(&mut batcher, Batcher::new(None));
                     http.send("bench-key".into(), full.into_message())
                         .await
                         .expect("peer send");
                     batcher.push(back).expect("push");
+                    in_batch = 0;
                 }
+                in_batch += 1;
             }
             if !batcher.is_empty() {
                 http.send("bench-key".into(), batcher.into_message())
@@ -139,25 +165,35 @@ fn peer(collector: &Collector, messages: Vec<Track>) -> Run {
         rate: rate(n, took),
         requests: collector.requests() - requests,
         wire: collector.wire_bytes() - wire,
+        collector_cpu: collector.cpu_secs() - cpu,
     }
 }
 
-/// Run the row; sets C.
+/// Run the row; sets C, C2 and J.
 pub fn run(o: &Options, ratios: &mut Ratios) -> Vec<Line> {
     let n = count(o);
     let all = events(n);
     let collector = Collector::start();
-    let (mut ours, mut theirs) = (vec![], vec![]);
+    let our_batch = outbox_core::Config::builder()
+        .build()
+        .expect("the default core config")
+        .max_batch_events() as usize;
+    let (mut ours, mut theirs, mut same) = (vec![], vec![], vec![]);
     for _ in 0..o.reps() {
         ours.push(outbox(&collector, all.clone(), None));
-        theirs.push(peer(&collector, peer_messages(&all)));
+        theirs.push(peer(&collector, peer_messages(&all), usize::MAX));
+        same.push(peer(&collector, peer_messages(&all), our_batch));
     }
-    let c: Vec<f64> = ours
-        .iter()
-        .zip(&theirs)
-        .map(|(x, y)| x.rate / y.rate)
-        .collect();
-    ratios.e2e_vs_peer = Some(median(c));
+    let versus = |them: &[Run]| {
+        median(
+            ours.iter()
+                .zip(them)
+                .map(|(x, y)| x.rate / y.rate)
+                .collect(),
+        )
+    };
+    ratios.e2e_vs_peer = Some(versus(&theirs));
+    ratios.e2e_vs_peer_same_batch = Some(versus(&same));
     let plain = outbox(&collector, all.clone(), Some(None));
     let per_event = |wire: u64| wire as f64 / n as f64;
     let gzipped = per_event(ours[0].wire);
@@ -168,15 +204,26 @@ pub fn run(o: &Options, ratios: &mut Ratios) -> Vec<Line> {
         let requests: u64 = runs.iter().map(|r| r.requests).sum();
         (n * runs.len()) as f64 / requests.max(1) as f64
     };
+    let cpu = |runs: &[Run]| {
+        let requests: u64 = runs.iter().map(|r| r.requests).sum();
+        let secs: f64 = runs.iter().map(|r| r.collector_cpu).sum();
+        let events = (n * runs.len()) as f64;
+        format!(
+            "collector CPU {:.0} us/request, {:.2} us/event",
+            secs * 1e6 / requests.max(1) as f64,
+            secs * 1e6 / events
+        )
+    };
     vec![
         Line::measured(
             "e2e",
             "outbox Client, durable, up to 500/batch",
             format!("{} ev/s", grouped(rates(&ours))),
             format!(
-                "{n} events acknowledged, {} reps, {:.0} events/request",
+                "{n} events acknowledged, {} reps, {:.0} events/request; {}",
                 ours.len(),
-                per_request(&ours)
+                per_request(&ours),
+                cpu(&ours)
             ),
         ),
         Line::measured(
@@ -184,9 +231,20 @@ pub fn run(o: &Options, ratios: &mut Ratios) -> Vec<Line> {
             "peer: segment Batcher, in memory, 500 KB",
             format!("{} ev/s", grouped(rates(&theirs))),
             format!(
-                "same events and collector, {:.0} events/request, {:.0} wire B/event",
+                "same events and collector, {:.0} events/request, {:.0} wire B/event; {}",
                 per_request(&theirs),
-                per_event(theirs[0].wire)
+                per_event(theirs[0].wire),
+                cpu(&theirs)
+            ),
+        ),
+        Line::measured(
+            "e2e",
+            format!("peer: segment Batcher, {our_batch}/batch like ours"),
+            format!("{} ev/s", grouped(rates(&same))),
+            format!(
+                "C2; {:.0} events/request; {}",
+                per_request(&same),
+                cpu(&same)
             ),
         ),
         Line::measured(

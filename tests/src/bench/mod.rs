@@ -8,6 +8,7 @@
 //! cannot be measured yet says `not measured` (and `n/a` in the ratios
 //! line); no figure is ever filled in by hand.
 
+mod chart;
 mod collector;
 mod core_row;
 mod e2e;
@@ -16,14 +17,19 @@ mod flash;
 mod restart;
 mod store;
 mod table;
+mod track_rss;
 
 use std::time::{Duration, Instant};
 
+pub use chart::write_svg;
 pub use restart::hold_child;
 pub use table::{Line, Ratios};
+pub use track_rss::track_child;
 
 /// The bench's rows, in the order they run and print.
-pub const ROWS: [&str; 6] = ["store", "e2e", "flash", "core", "restart", "rss"];
+pub const ROWS: [&str; 7] = [
+    "store", "e2e", "flash", "core", "restart", "rss", "trackrss",
+];
 
 /// What to run and how big.
 #[derive(Clone, Debug)]
@@ -77,6 +83,9 @@ pub fn run(options: &Options) -> (Vec<Line>, Ratios) {
     }
     if options.wants("restart") || options.wants("rss") {
         emit(restart::run(options, &mut ratios));
+    }
+    if options.wants("trackrss") {
+        emit(track_rss::run(options, &mut ratios));
     }
     (lines, ratios)
 }

@@ -113,7 +113,7 @@ fn run_child(db: &Path, count: u64) -> Result<Held, String> {
 }
 
 /// Peak resident set of this process, from `/proc/self/status`.
-fn vmhwm_kb() -> Option<u64> {
+pub(super) fn vmhwm_kb() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()

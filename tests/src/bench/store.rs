@@ -11,6 +11,10 @@
 //!   journal's several).
 //!
 //! A = outbox NORMAL / ceiling; B = outbox FULL / per-event autocommit.
+//!
+//! A context line times `Event::into_payload` alone (validation, envelope,
+//! serialisation, and dropping the event; what `track` does on the
+//! caller's thread) against the ceiling's cost per insert.
 
 use std::path::Path;
 
@@ -114,6 +118,18 @@ fn autocommit(dir: &Path, payloads: &[Vec<u8>]) -> f64 {
     rate(payloads.len(), took)
 }
 
+/// Nanoseconds per `Event::into_payload` (the event and its payload
+/// dropped inside the clock, as `track` drops them).
+fn into_payload_ns(events: Vec<Event>) -> f64 {
+    let n = events.len();
+    let ((), took) = timed(|| {
+        for e in events {
+            std::hint::black_box(e.into_payload(32 * 1024).expect("valid"));
+        }
+    });
+    took.as_secs_f64() * 1e9 / n.max(1) as f64
+}
+
 /// Run the row; sets A and B.
 pub fn run(o: &Options, ratios: &mut Ratios) -> Vec<Line> {
     let n = batch_count(o);
@@ -121,7 +137,9 @@ pub fn run(o: &Options, ratios: &mut Ratios) -> Vec<Line> {
     let all_payloads = payloads(&all);
     let few_payloads = &all_payloads[..autocommit_count(o).min(n)];
     let (mut normal, mut full, mut ceil, mut auto) = (vec![], vec![], vec![], vec![]);
+    let mut encode = vec![];
     for _ in 0..o.reps() {
+        encode.push(into_payload_ns(all.clone()));
         let dir = tempfile::tempdir().expect("tempdir");
         normal.push(outbox(dir.path(), Synchronous::Normal, all.clone()));
         ceil.push(ceiling(dir.path(), &all_payloads));
@@ -134,7 +152,7 @@ pub fn run(o: &Options, ratios: &mut Ratios) -> Vec<Line> {
         format!("{} reps, {}..{}", xs.len(), grouped(lo), grouped(hi))
     };
     let size = mean_size(&all_payloads);
-    let lines = vec![
+    let mut lines = vec![
         Line::measured(
             "store",
             "outbox Client, group commit, NORMAL",
@@ -160,6 +178,19 @@ pub fn run(o: &Options, ratios: &mut Ratios) -> Vec<Line> {
             format!("{} events; {}", few_payloads.len(), spread(&auto)),
         ),
     ];
+    let insert_ns: Vec<f64> = ceil.iter().map(|r| 1e9 / r).collect();
+    let encode_vs_insert: Vec<f64> = encode.iter().zip(&insert_ns).map(|(e, i)| e / i).collect();
+    lines.push(Line::measured(
+        "store",
+        "Event::into_payload alone",
+        format!("{:.0} ns/event", median(encode.clone())),
+        format!(
+            "context: {:.2} x a ceiling insert ({:.0} ns); {}",
+            median(encode_vs_insert),
+            median(insert_ns),
+            spread(&encode)
+        ),
+    ));
     // Ratios of the medians of per-repetition ratios: each repetition's
     // contenders ran back to back, so they saw the same machine.
     let a: Vec<f64> = normal.iter().zip(&ceil).map(|(x, y)| x / y).collect();

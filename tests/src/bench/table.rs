@@ -55,8 +55,11 @@ pub struct Ratios {
     pub store_vs_autocommit: Option<f64>,
     /// C: durable outbox end to end / the non-durable peer.
     pub e2e_vs_peer: Option<f64>,
-    /// D: flash bytes written per event, ours / sequential-storage.
-    pub flash_bytes_vs_seqstorage: Option<f64>,
+    /// C2: the same, the peer cutting its batches at our batch limits.
+    pub e2e_vs_peer_same_batch: Option<f64>,
+    /// D: flash bytes written beyond the payload per event (headers, CRCs,
+    /// padding, checkpoints, page markers), ours / sequential-storage.
+    pub flash_overhead_vs_seqstorage: Option<f64>,
     /// E: erases per event, ours / sequential-storage.
     pub flash_erases_vs_seqstorage: Option<f64>,
     /// F: machine inputs per second, millions.
@@ -65,6 +68,8 @@ pub struct Ratios {
     pub restart_10m_ms: Option<f64>,
     /// H: peak RSS holding 10 million pending events, MB.
     pub rss_10m_mb: Option<f64>,
+    /// I: peak RSS while 100 000 tracked events are held pending, MB.
+    pub rss_tracking_100k_mb: Option<f64>,
     /// J: request body bytes per event on the wire, gzip (the default) /
     /// uncompressed.
     pub gzip_wire_bytes_ratio: Option<f64>,
@@ -84,17 +89,19 @@ impl fmt::Display for Ratios {
         write!(
             f,
             "ratios: store_vs_ceiling={}, store_vs_autocommit={}, e2e_vs_peer={}, \
-             flash_bytes_vs_seqstorage={}, flash_erases_vs_seqstorage={}, \
-             core_minputs_per_s={}, restart_10m_ms={}, rss_10m_mb={}, \
-             gzip_wire_bytes_ratio={}",
+             e2e_vs_peer_same_batch={}, flash_overhead_vs_seqstorage={}, \
+             flash_erases_vs_seqstorage={}, core_minputs_per_s={}, restart_10m_ms={}, \
+             rss_10m_mb={}, rss_tracking_100k_mb={}, gzip_wire_bytes_ratio={}",
             show(self.store_vs_ceiling),
             show(self.store_vs_autocommit),
             show(self.e2e_vs_peer),
-            show(self.flash_bytes_vs_seqstorage),
+            show(self.e2e_vs_peer_same_batch),
+            show(self.flash_overhead_vs_seqstorage),
             show(self.flash_erases_vs_seqstorage),
             show(self.core_minputs_per_s),
             show(self.restart_10m_ms),
             show(self.rss_10m_mb),
+            show(self.rss_tracking_100k_mb),
             show(self.gzip_wire_bytes_ratio),
         )
     }
@@ -143,9 +150,9 @@ mod tests {
         assert_eq!(
             r.to_string(),
             "ratios: store_vs_ceiling=0.81, store_vs_autocommit=n/a, e2e_vs_peer=n/a, \
-             flash_bytes_vs_seqstorage=n/a, flash_erases_vs_seqstorage=n/a, \
-             core_minputs_per_s=25.4, restart_10m_ms=n/a, rss_10m_mb=n/a, \
-             gzip_wire_bytes_ratio=n/a"
+             e2e_vs_peer_same_batch=n/a, flash_overhead_vs_seqstorage=n/a, \
+             flash_erases_vs_seqstorage=n/a, core_minputs_per_s=25.4, restart_10m_ms=n/a, \
+             rss_10m_mb=n/a, rss_tracking_100k_mb=n/a, gzip_wire_bytes_ratio=n/a"
         );
     }
 

@@ -1,23 +1,24 @@
 //! outbox against its peers and the machine's limits, side by side in one run.
 //!
 //! ```text
-//! bench [--quick] [--only ROW[,ROW...]] [--restart-events N]
+//! bench [--quick] [--only ROW[,ROW...]] [--restart-events N] [--svg PATH]
 //! ```
 //!
-//! Rows: store, e2e, flash, core, restart, rss. Prints a table as it goes
-//! and ends with the `ratios:` line; `n/a` marks a figure not measured in
-//! this run. `--quick` finishes in under a minute with smaller counts; the
+//! Rows: store, e2e, flash, core, restart, rss, trackrss. Prints a table as
+//! it goes and ends with the `ratios:` line; `n/a` marks a figure not
+//! measured in this run. The ratios are also drawn against their goals as
+//! an SVG bar chart, at PATH (default `target/bench-ratios.svg`). `--quick` finishes in under a minute with smaller counts; the
 //! full run takes a few minutes. `--restart-events N` opens the restart and
 //! memory rows on N pending events instead (shown, not judged).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use outbox_tests::bench::{self, Options, ROWS};
 
 fn usage(problem: &str) -> ExitCode {
     eprintln!("bench: {problem}");
-    eprintln!("usage: bench [--quick] [--only ROW[,ROW...]] [--restart-events N]");
+    eprintln!("usage: bench [--quick] [--only ROW[,ROW...]] [--restart-events N] [--svg PATH]");
     eprintln!("rows: {}", ROWS.join(", "));
     ExitCode::from(2)
 }
@@ -38,11 +39,29 @@ fn main() -> ExitCode {
             }
         };
     }
+    // The child process of the track-rss row.
+    if args.first().map(String::as_str) == Some("__track") {
+        let (Some(db), Some(count)) = (args.get(1), args.get(2).and_then(|c| c.parse().ok()))
+        else {
+            return usage("__track <db> <count>");
+        };
+        return match bench::track_child(Path::new(db), count) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench __track: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let mut options = Options {
         quick: false,
         only: Vec::new(),
         restart_events: None,
     };
+    let mut svg = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../target/bench-ratios.svg"
+    ));
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -62,8 +81,12 @@ fn main() -> ExitCode {
                 Some(n) => options.restart_events = Some(n),
                 None => return usage("--restart-events needs a number"),
             },
+            "--svg" => match it.next() {
+                Some(p) => svg = PathBuf::from(p),
+                None => return usage("--svg needs a path"),
+            },
             "-h" | "--help" => {
-                println!("usage: bench [--quick] [--only ROW[,ROW...]] [--restart-events N]");
+                println!("usage: bench [--quick] [--only ROW[,ROW...]] [--restart-events N] [--svg PATH]");
                 println!("rows: {}", ROWS.join(", "));
                 return ExitCode::SUCCESS;
             }
@@ -77,6 +100,10 @@ fn main() -> ExitCode {
         if options.quick { "quick" } else { "full" },
         started.elapsed().as_secs_f64()
     );
+    match bench::write_svg(&ratios, &svg) {
+        Ok(()) => println!("(chart: {})", svg.display()),
+        Err(e) => eprintln!("bench: {e}"),
+    }
     println!("{ratios}");
     ExitCode::SUCCESS
 }

@@ -274,6 +274,11 @@ struct Sim {
     first_event_bytes: u32,
     weights: [u32; 17],
     p_poison: u32,
+    /// Per mille of tracks that are critical (0 in a flash world: the
+    /// flash queue cannot keep the flag and refuses them).
+    p_critical: u32,
+    /// Draws for critical tracks, apart from the life's own stream.
+    critical_rng: Rng,
     max_steps: u64,
     step: u64,
     heal_steps: u64,
@@ -325,9 +330,22 @@ pub fn run_seed_in(kind: WorldKind, seed: u64, steps: u64, verbose: bool) -> See
     } else {
         rng.range(1, 60) as u32
     };
+    // Critical tracks in three worlds of four that keep the flag: up to a
+    // few percent of tracks (`OUTBOX_SIM_CRITICAL=<max per mille>` raises
+    // the ceiling for a harder run; 0 turns them off).
+    let max_critical: u64 = std::env::var("OUTBOX_SIM_CRITICAL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    let mut critical_rng = Rng::new(seed, 7);
+    let p_critical = match (kind, critical_rng.below(4)) {
+        (WorldKind::Flash, _) | (_, 0) => 0,
+        _ if max_critical == 0 => 0,
+        _ => critical_rng.range(1, max_critical.max(2)) as u32,
+    };
     if verbose {
         trail_push(format!(
-            "seed {seed}: {params:?}, group commit {}, server max {} B, poison {p_poison}‰",
+            "seed {seed}: {params:?}, group commit {}, server max {} B, poison {p_poison}‰, critical {p_critical}‰",
             world.group_commit, world.server.max_bytes
         ));
     }
@@ -338,6 +356,8 @@ pub fn run_seed_in(kind: WorldKind, seed: u64, steps: u64, verbose: bool) -> See
         first_event_bytes: params.event_bytes,
         weights,
         p_poison,
+        p_critical,
+        critical_rng,
         max_steps: steps,
         step: 0,
         heal_steps: 0,
@@ -541,11 +561,14 @@ impl Sim {
     }
 
     fn incarnation<O: Observer>(&mut self, d: &mut SimDriver<'_, O>) -> End {
-        let records: Vec<(u64, u32)> = {
+        let records: Vec<(u64, u32, bool)> = {
             let w = self.world.borrow();
-            w.durable.iter().map(|(s, r)| (*s, r.size)).collect()
+            w.durable
+                .iter()
+                .map(|(s, r)| (*s, r.size, w.events[r.event as usize].critical))
+                .collect()
         };
-        self.judge(|j| j.restore(records));
+        self.judge(|j| j.restore_flagged(records));
         let (crashed, r) = self.call(d, "start (restore)", |d, now| d.start(now));
         if crashed {
             return End::Crash;
@@ -696,10 +719,21 @@ impl Sim {
     fn track<O: Observer>(&mut self, d: &mut SimDriver<'_, O>) -> bool {
         let size = self.event_size(self.params.event_bytes);
         let poison = self.rng.chance(self.p_poison);
+        let critical = self.critical_rng.chance(self.p_critical);
         let seq = d.machine().stats().next_seq;
         let mut verdict = None;
-        self.judge(|j| verdict = Some(j.track(size)));
-        let Some(TrackVerdict { too_large, fits }) = verdict else {
+        if critical {
+            self.judge(|j| verdict = Some(j.track_critical(size)));
+        } else {
+            self.judge(|j| verdict = Some(j.track(size)));
+        }
+        let Some(TrackVerdict {
+            too_large,
+            fits,
+            refused,
+            may_refuse,
+        }) = verdict
+        else {
             unreachable!("the judge gives a verdict");
         };
         let reject_new = self.params.overflow == Overflow::RejectNew;
@@ -709,19 +743,37 @@ impl Sim {
             w.events.push(super::world::Ev {
                 size,
                 poison,
+                critical,
                 ..Default::default()
             });
             w.tracking = Some(id);
             w.seq_map.insert(seq, id);
             (id, w.payload(id))
         };
+        let world = self.world.clone();
         let (crashed, r) = self.call(
             d,
             &format!(
-                "track event {id} ({size} B{})",
-                if poison { ", poison" } else { "" }
+                "track event {id} ({size} B{}{})",
+                if poison { ", poison" } else { "" },
+                if critical { ", critical" } else { "" }
             ),
-            |d, now| d.track(now, &payload),
+            |d, now| {
+                let r = if critical {
+                    d.track_critical(now, &payload)
+                } else {
+                    d.track(now, &payload)
+                };
+                if (refused || may_refuse)
+                    && matches!(r, Err(DriverError::Input(InputError::QueueFull)))
+                {
+                    // Behind critical events: refused rather than dropping
+                    // a critical event or one the machine cannot see. The
+                    // judge hears it before it settles this input.
+                    world.borrow_mut().judge.refused();
+                }
+                r
+            },
         );
         let mut w = self.world.borrow_mut();
         w.tracking = None;
@@ -748,6 +800,12 @@ impl Sim {
                         format!("event {id} of {size} B accepted by RejectNew, but it did not fit"),
                     );
                 }
+                if refused {
+                    w.fail(
+                        "critical",
+                        format!("event {id} of {size} B accepted, but it could only fit by dropping a critical event"),
+                    );
+                }
             }
             Err(DriverError::Input(InputError::TooLarge { .. })) => {
                 if !too_large {
@@ -757,6 +815,10 @@ impl Sim {
                     );
                 }
                 w.events[id as usize].refused_too_large = true;
+                w.seq_map.remove(&seq);
+            }
+            Err(DriverError::Input(InputError::QueueFull)) if refused || may_refuse => {
+                w.events[id as usize].refused_full = true;
                 w.seq_map.remove(&seq);
             }
             Err(DriverError::Input(InputError::QueueFull)) => {
@@ -1001,6 +1063,12 @@ impl Sim {
         }
         if !st.balanced() {
             w.fail("accounting", format!("stats do not add up: {st:?}"));
+        }
+        if w.judge.critical_flush_owed() && !st.flush_requested {
+            w.fail(
+                "critical",
+                "a critical event waits for its flush, but none is requested".into(),
+            );
         }
         if st.pending_events > cfg.max_queue_events() || st.pending_bytes > cfg.max_queue_bytes() {
             w.fail(

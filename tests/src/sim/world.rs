@@ -78,6 +78,8 @@ pub struct Violation {
 pub struct Ev {
     pub size: u32,
     pub poison: bool,
+    /// Tracked as critical.
+    pub critical: bool,
     /// Track refused it: too large.
     pub refused_too_large: bool,
     /// Track refused it: queue full under `RejectNew`.
@@ -170,6 +172,11 @@ pub struct World {
     pub seq_map: BTreeMap<Seq, u64>,
     /// The event being tracked right now (append checks its payload).
     pub tracking: Option<u64>,
+    /// The append under way came through `append_critical`.
+    pub appending_critical: bool,
+    /// Numbers discarded from the middle of the queue, until a delete
+    /// passes them (read back as `DISCARDED`).
+    pub discarded: std::collections::BTreeSet<Seq>,
 
     // store
     pub durable: VecDeque<(Seq, Rec)>,
@@ -234,6 +241,8 @@ impl World {
             volatile: Vec::new(),
             group_commit: false,
             floor: 0,
+            appending_critical: false,
+            discarded: Default::default(),
             ops_until_crash: None,
             crashed: false,
             p_disk_full: 0,
@@ -484,6 +493,7 @@ impl World {
             }
             Output::Persist { seq, size } => self.note(|| format!("out: persist {seq} ({size} B)")),
             Output::Delete { through } => self.note(|| format!("out: delete through {through}")),
+            Output::Discard { seq } => self.note(|| format!("out: discard {seq}")),
             Output::Send(b) => self.note(|| {
                 format!(
                     "out: send #{} {}..={} ({} events, {} B)",
@@ -670,6 +680,67 @@ pub struct SimStore(pub Shared);
 impl Store for SimStore {
     type Error = StoreErr;
 
+    const KEEPS_CRITICAL: bool = true;
+
+    fn append_critical(&mut self, seq: Seq, payload: &[u8]) -> Result<(), StoreErr> {
+        self.0.borrow_mut().appending_critical = true;
+        let r = self.append(seq, payload);
+        self.0.borrow_mut().appending_critical = false;
+        r
+    }
+
+    fn discard(&mut self, seq: Seq) -> Result<(), StoreErr> {
+        let mut w = self.0.borrow_mut();
+        if let Err(e) = w.gate() {
+            w.judge.delete_failed();
+            return Err(e);
+        }
+        let held = w
+            .durable
+            .iter()
+            .chain(w.volatile.iter())
+            .find(|(s, _)| *s == seq)
+            .map(|(_, r)| r.event);
+        match held {
+            Some(e) if !w.finished(e) => w.fail(
+                "1-lost",
+                format!("discard of seq {seq} (event {e}) which is neither delivered, dropped nor rejected"),
+            ),
+            Some(e) if w.events[e as usize].critical => {
+                let pending_plain = w
+                    .durable
+                    .iter()
+                    .chain(w.volatile.iter())
+                    .any(|(_, r)| !w.events[r.event as usize].critical && !w.finished(r.event));
+                if pending_plain {
+                    w.fail(
+                        "critical",
+                        format!("critical event {e} (seq {seq}) discarded while a non-critical event is pending"),
+                    );
+                }
+            }
+            Some(_) => {}
+            None => w.fail("protocol", format!("discard {seq}: not stored")),
+        }
+        w.note(|| format!("store: discard {seq}"));
+        w.durable.retain(|(s, _)| *s != seq);
+        w.volatile.retain(|(s, _)| *s != seq);
+        w.discarded.insert(seq);
+        w.floor = w.floor.max(seq + 1);
+        Ok(())
+    }
+
+    fn newest_critical(&mut self) -> Result<Option<Seq>, StoreErr> {
+        let mut w = self.0.borrow_mut();
+        w.gate()?;
+        Ok(w.durable
+            .iter()
+            .chain(w.volatile.iter())
+            .filter(|(_, r)| w.events[r.event as usize].critical)
+            .map(|(s, _)| *s)
+            .max())
+    }
+
     fn append(&mut self, seq: Seq, payload: &[u8]) -> Result<(), StoreErr> {
         let mut w = self.0.borrow_mut();
         if let Err(e) = w.gate_write(Write::Append(seq, payload)) {
@@ -688,6 +759,14 @@ impl Store for SimStore {
             w.fail("protocol", format!("append {seq} outside a track"));
             return Err(StoreErr::Failed);
         };
+        if w.events[event as usize].critical != w.appending_critical {
+            w.fail(
+                "critical",
+                format!(
+                    "append {seq}: event {event}'s critical flag is not what the driver stored"
+                ),
+            );
+        }
         if payload != w.payload(event).as_slice() {
             w.fail(
                 "protocol",
@@ -806,6 +885,7 @@ impl Store for SimStore {
         }
         w.durable.retain(|(s, _)| *s > through);
         w.volatile.retain(|(s, _)| *s > through);
+        w.discarded.retain(|s| *s > through);
         w.flash_write(Write::Delete(through))
     }
 
@@ -835,10 +915,22 @@ impl Store for SimStore {
         // The store contract v3: one size per number up to the store's
         // end, a HOLE for a number without a record (a spent number).
         let recs: BTreeMap<Seq, u32> = w.logical_records().into_iter().collect();
+        let critical: std::collections::BTreeSet<Seq> = w
+            .durable
+            .iter()
+            .chain(w.volatile.iter())
+            .filter(|(_, r)| w.events[r.event as usize].critical)
+            .map(|(s, _)| *s)
+            .collect();
         let end = recs.keys().next_back().map_or(from, |l| l + 1);
         let mut n = 0;
         for (seq, o) in (from..end).zip(out.iter_mut()) {
-            *o = recs.get(&seq).copied().unwrap_or(HOLE);
+            *o = match recs.get(&seq) {
+                Some(&size) if critical.contains(&seq) => size | outbox_core::CRITICAL,
+                Some(&size) => size,
+                None if w.discarded.contains(&seq) => outbox_core::DISCARDED,
+                None => HOLE,
+            };
             n += 1;
         }
         let ledger = out[..n].to_vec();
