@@ -6,14 +6,17 @@
 //! torn write) it resynchronises at the next valid record at or after the
 //! next write word ([`next_valid`]), reporting the damaged record (its
 //! number when its header survived) without giving up on the rest of the
-//! page. A record header that fails its checks at a record boundary is
-//! first recovered when one or two of its bits flipped: the candidate
-//! header with those bits put back whose record's CRC-32 (over header and
-//! payload) matches is the header written (a wrong one matches with odds
-//! of 2^-32, and only candidates passing the CRC-8 are compared). Without
-//! it the newest record's number, unreadable, could be handed out again
-//! (issue 16). Not while resynchronising: every offset would pay for it. A page whose header fails its checks inside the chain is skipped
-//! as a whole (its records' numbers are stored relative to it). Every
+//! page. A record header that fails its checks is first recovered when
+//! one or two of its bits flipped: the candidate header with those bits
+//! put back whose record's CRC-32 (over header and payload) matches is the
+//! header written (a wrong one matches with odds of 2^-32, and only
+//! candidates passing the CRC-8 are compared). Without it the newest
+//! record's number, unreadable, could be handed out again (issue 16).
+//! Resynchronising recovers too (a record lost for good with its length
+//! hides where the next one starts; the flash world found the newest one
+//! lost behind it): each offset searched past pays for the candidates, a
+//! cost only damage brings. A page whose header fails its checks inside
+//! the chain is skipped as a whole (its records' numbers are stored relative to it). Every
 //! reader (open, sizes, payloads, delete) walks with it.
 //!
 //! [`LiveWalk`] turns records into the events a reader sees, by one rule
@@ -137,8 +140,7 @@ enum At {
 
 /// The record at `pos` (which ends by `limit`). Event records are checked
 /// against their CRC only when `validate` is set (checkpoints always are).
-/// At a record boundary (`recover`), a header that fails its checks is
-/// recovered when flipping one or two of its bits gives a header whose
+/// A header that fails its checks is recovered when flipping one or two of its bits gives a header whose
 /// record's CRC-32 matches (see the module docs): up to 2 080 candidates
 /// through the CRC-8, a CRC-32 only for the few that pass it. Beyond
 /// recovery (three bits or more, or the payload or CRC damaged too) the
@@ -150,7 +152,6 @@ async fn record_at<F: NorFlash>(
     pos: Pos,
     limit: u32,
     validate: bool,
-    recover: bool,
 ) -> Result<At, F::Error> {
     let w = F::WRITE_SIZE as u32;
     let addr = geo.addr(pos.page, pos.off);
@@ -172,7 +173,7 @@ async fn record_at<F: NorFlash>(
             {
                 break h
             }
-            _ if !recover || k == BITS * (BITS + 1) => return Ok(At::Bad(None, None)),
+            _ if k == BITS * (BITS + 1) => return Ok(At::Bad(None, None)),
             _ => {}
         }
         k += 1;
@@ -250,7 +251,7 @@ pub(crate) async fn next_valid<F: NorFlash>(
             break None;
         }
         let at = Pos { off, ..pos };
-        match record_at(flash, geo, at, limit, true, false).await? {
+        match record_at(flash, geo, at, limit, true).await? {
             At::Event(r, _) => break Some((off, Some(r.seq))),
             At::Checkpoint(..) => break Some((off, None)),
             At::Bad(Some(seq), _) if after.is_none_or(|a| seq > a) => {
@@ -288,7 +289,7 @@ pub(crate) async fn step<F: NorFlash>(
             geo.page_size
         };
         if pos.off.saturating_add(RECORD_HEADER as u32) <= limit {
-            let (seq, end) = match record_at(flash, geo, *pos, limit, validate, true).await? {
+            let (seq, end) = match record_at(flash, geo, *pos, limit, validate).await? {
                 At::Event(r, end) => {
                     pos.off = end;
                     return Ok(Step::Event(r));
@@ -313,7 +314,7 @@ pub(crate) async fn step<F: NorFlash>(
                 // A record there, even a damaged one whose header is
                 // intact: the next step reports it.
                 Some(e) => {
-                    match record_at(flash, geo, Pos { off: e, ..*pos }, limit, true, true).await? {
+                    match record_at(flash, geo, Pos { off: e, ..*pos }, limit, true).await? {
                         At::Event(..) | At::Checkpoint(..) | At::Erased => Some(e),
                         At::Bad(Some(_), _) => Some(e),
                         At::Bad(None, _) => None,
