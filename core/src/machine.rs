@@ -200,12 +200,20 @@ impl<const N: usize> Machine<N> {
     /// assert_eq!(m.config().max_batch_events(), 64);
     /// assert_eq!(m.config().max_queue_events(), 1000);
     /// ```
-    // Not inlined: the machine is built once, in place, rather than
-    // field by field in its caller (firmware flash, see firmware/size.sh).
-    #[inline(never)]
+    // Inlined, so a Config known at compile time is checked at compile
+    // time (the firmware's); the machine itself is built in one place.
+    #[inline(always)]
     pub fn new(config: Config, seed: u64) -> Result<Self, ConfigError> {
         let config = config.validate()?.for_window(N)?;
-        Ok(Machine {
+        Ok(Self::with_checked(config, seed))
+    }
+
+    /// [`new`](Self::new) once `config` passed its checks. Not inlined:
+    /// the machine is built once, in place, rather than field by field in
+    /// its caller (firmware flash, see firmware/size.sh).
+    #[inline(never)]
+    fn with_checked(config: Config, seed: u64) -> Self {
+        Machine {
             config,
             pending: Pending::new(),
             rng: SplitMix64::new(seed),
@@ -241,7 +249,7 @@ impl<const N: usize> Machine<N> {
             scan: critical::Scan::new(),
             notes: Notes::new(),
             counters: Counters::default(),
-        })
+        }
     }
 
     /// The configuration in force (runtime changes included).
