@@ -200,12 +200,20 @@ impl<const N: usize> Machine<N> {
     /// assert_eq!(m.config().max_batch_events(), 64);
     /// assert_eq!(m.config().max_queue_events(), 1000);
     /// ```
-    // Not inlined: the machine is built once, in place, rather than
-    // field by field in its caller (firmware flash, see firmware/size.sh).
-    #[inline(never)]
+    // Inlined, so a Config known at compile time is checked at compile
+    // time (the firmware's); the machine itself is built in one place.
+    #[inline(always)]
     pub fn new(config: Config, seed: u64) -> Result<Self, ConfigError> {
         let config = config.validate()?.for_window(N)?;
-        Ok(Machine {
+        Ok(Self::with_checked(config, seed))
+    }
+
+    /// [`new`](Self::new) once `config` passed its checks. Not inlined:
+    /// the machine is built once, in place, rather than field by field in
+    /// its caller (firmware flash, see firmware/size.sh).
+    #[inline(never)]
+    fn with_checked(config: Config, seed: u64) -> Self {
+        Machine {
             config,
             pending: Pending::new(),
             rng: SplitMix64::new(seed),
@@ -241,7 +249,7 @@ impl<const N: usize> Machine<N> {
             scan: critical::Scan::new(),
             notes: Notes::new(),
             counters: Counters::default(),
-        })
+        }
     }
 
     /// The configuration in force (runtime changes included).
@@ -806,7 +814,10 @@ impl<const N: usize> Machine<N> {
                 expected_at_least: self.pending.end(),
             });
         }
-        if summary.count == 0 {
+        // Nothing held. (A count of 0 with a span is a store that lost
+        // every record it held: the span's numbers are holes, reported
+        // dropped as damaged.)
+        if summary.count == 0 && summary.last == 0 {
             self.started = true;
             return Ok(());
         }
@@ -832,8 +843,19 @@ impl<const N: usize> Machine<N> {
             self.delete_cursor = summary.first;
         }
         let end = summary.last + 1;
-        self.pending
-            .restore(summary.first, end, summary.bytes, span - summary.count);
+        if summary.count == 0 {
+            // Every record lost: nothing to read or send; the span is
+            // reported at once, and deleted after the report.
+            self.push_note(Output::Dropped {
+                first: summary.first,
+                last: summary.last,
+                reason: DropReason::Damaged,
+            });
+            self.pending.reset_empty_at(end);
+        } else {
+            self.pending
+                .restore(summary.first, end, summary.bytes, span - summary.count);
+        }
         self.commits.persist_cursor = end;
         self.commits.commit_cursor = end;
         self.counters.restored = summary.count;

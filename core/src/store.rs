@@ -88,11 +88,12 @@ pub struct StoreSummary {
     pub count: u64,
     /// Their payload bytes (holes count 0).
     pub bytes: u64,
-    /// The oldest intact record's sequence number (meaningless when `count`
-    /// is 0).
+    /// The oldest intact record's sequence number. When `count` is 0: 0
+    /// for a store holding nothing ([`StoreSummary::EMPTY`]), or the first
+    /// of the numbers a store knows it lost with every record (all holes).
     pub first: Seq,
-    /// The newest intact record's sequence number (meaningless when
-    /// `count` is 0).
+    /// The newest intact record's sequence number. When `count` is 0: 0
+    /// for a store holding nothing, or the last number it knows it lost.
     pub last: Seq,
 }
 

@@ -65,8 +65,13 @@ use super::{Error, OpenError};
 /// copies damaged (or the single header of a page written in format 1)
 /// cost the records on that page (their numbers are stored relative to
 /// it), and on the write page may lower the floor below numbers handed
-/// out. So may a damaged record header of the newest event (its number
-/// unreadable), as before. A damaged
+/// out. A record header that lost one or two bits is recovered (the
+/// candidate with those bits put back whose record CRC-32 matches), so
+/// the event comes back; a header beyond that (three bits or more, or
+/// the payload damaged too) loses its number: on the newest record, that
+/// number may be handed out again. A queue that lost every record still
+/// reports the numbers it lost (the summary's span with a count of 0),
+/// except record 0 alone, which reads as an empty queue. A damaged
 /// checkpoint may bring back events it deleted (sent again, deduplicated
 /// by the server), never lose one. The summary is read at open and kept
 /// from then on; a record damaged while the queue is open is found by the

@@ -11,7 +11,12 @@
 //! 3. A walk that checks every event's CRC counts the events at or above
 //!    `live_from`, remembers where the oldest one is, and finds where the
 //!    write page's records end. A damaged record whose number is readable
-//!    raises the seq floor past it.
+//!    raises the seq floor past it; one whose header lost a bit or two is
+//!    recovered by the walk (and is not damaged at all). What is left
+//!    (issue 16): the newest record with three or more bits of its header
+//!    lost, or its header and payload both hit, has a number no byte on
+//!    flash tells; the floor may then stay at it and the number be handed
+//!    out again.
 //! 4. If anything but erased bytes follows them (a write cut by a power
 //!    loss), or the write page's header copy fails its checks (its write
 //!    was cut), the write page takes no more records: the next append

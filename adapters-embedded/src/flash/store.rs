@@ -1,8 +1,8 @@
 //! The flash queue as the core's [`Store`] (contract v3, with holes): a
 //! thin mapping onto its own methods. The summary counts intact records
-//! and spans from the last delete to one below the seq floor, so a record
-//! lost before the oldest intact one, or after the newest with its number
-//! readable, is reported too; the sizes give [`HOLE`](outbox_core::HOLE)
+//! and spans from the last delete to one below the seq floor (with no
+//! intact record too), so a record lost before the oldest intact one, or
+//! after the newest with its number readable, is reported too; the sizes give [`HOLE`](outbox_core::HOLE)
 //! for a damaged or never stored number (and stop at the newest intact
 //! record: the rest is holes), and a record found damaged by `read_range` is
 //! `Malformed`. Each append is durable when it returns, so `sync` is a no-op; a
@@ -48,14 +48,21 @@ impl<F: NorFlash> Store for FlashQueue<F> {
         let s = FlashQueue::summary(self).await?;
         // The span runs from the last delete to the floor: the numbers
         // before the oldest intact record and after the newest (lost, or
-        // spent in an earlier life) are holes the machine reports.
+        // spent in an earlier life) are holes the machine reports. With no
+        // intact record left the page headers still know both, so the
+        // numbers lost are reported too (issue 16): a span of count 0,
+        // unless it is empty or is 0 alone (which reads as
+        // `StoreSummary::EMPTY`, the residue: record 0 lost alone goes
+        // unreported).
+        // (`live_from` is at most the oldest intact record, and the floor
+        // above the newest.)
+        let (first, end) = (self.st.live_from, self.floor());
+        let span = end > first;
         Ok(StoreSummary {
             count: s.count,
             bytes: s.bytes,
-            // (`live_from` is at most the oldest intact record, and the
-            // floor above the newest.)
-            first: s.first.map_or(0, |_| self.st.live_from),
-            last: s.last.map_or(0, |_| self.floor().wrapping_sub(1)),
+            first: if span { first } else { 0 },
+            last: if span { end - 1 } else { 0 },
         })
     }
 

@@ -6,8 +6,17 @@
 //! torn write) it resynchronises at the next valid record at or after the
 //! next write word ([`next_valid`]), reporting the damaged record (its
 //! number when its header survived) without giving up on the rest of the
-//! page. A page whose header fails its checks inside the chain is skipped
-//! as a whole (its records' numbers are stored relative to it). Every
+//! page. A record header that fails its checks is first recovered when
+//! one or two of its bits flipped: the candidate header with those bits
+//! put back whose record's CRC-32 (over header and payload) matches is the
+//! header written (a wrong one matches with odds of 2^-32, and only
+//! candidates passing the CRC-8 are compared). Without it the newest
+//! record's number, unreadable, could be handed out again (issue 16).
+//! Resynchronising recovers too (a record lost for good with its length
+//! hides where the next one starts; the flash world found the newest one
+//! lost behind it): each offset searched past pays for the candidates, a
+//! cost only damage brings. A page whose header fails its checks inside
+//! the chain is skipped as a whole (its records' numbers are stored relative to it). Every
 //! reader (open, sizes, payloads, delete) walks with it.
 //!
 //! [`LiveWalk`] turns records into the events a reader sees, by one rule
@@ -131,6 +140,11 @@ enum At {
 
 /// The record at `pos` (which ends by `limit`). Event records are checked
 /// against their CRC only when `validate` is set (checkpoints always are).
+/// A header that fails its checks is recovered when flipping one or two of its bits gives a header whose
+/// record's CRC-32 matches (see the module docs): up to 2 080 candidates
+/// through the CRC-8, a CRC-32 only for the few that pass it. Beyond
+/// recovery (three bits or more, or the payload or CRC damaged too) the
+/// record stays damaged with its number unknown.
 #[bisync]
 async fn record_at<F: NorFlash>(
     flash: &mut F,
@@ -141,12 +155,32 @@ async fn record_at<F: NorFlash>(
 ) -> Result<At, F::Error> {
     let w = F::WRITE_SIZE as u32;
     let addr = geo.addr(pos.page, pos.off);
-    let mut raw = [0u8; RECORD_HEADER];
-    io::read(flash, addr, &mut raw).await?;
-    let h = match RecordHeader::decode(&raw) {
-        HeaderRead::Erased => return Ok(At::Erased),
-        HeaderRead::Garbage => return Ok(At::Bad(None, None)),
-        HeaderRead::Valid(h) => h,
+    let mut stored = [0u8; RECORD_HEADER];
+    io::read(flash, addr, &mut stored).await?;
+    // Candidate k: the bits i = k / (BITS + 1) and j = k % (BITS + 1)
+    // flipped (j = BITS: no second flip; i == j: none, k = 0 is the header
+    // as stored).
+    const BITS: u32 = RECORD_HEADER as u32 * 8;
+    let mut k = 0;
+    let mut raw = stored;
+    let h = loop {
+        match RecordHeader::decode(&raw) {
+            HeaderRead::Erased if k == 0 => return Ok(At::Erased),
+            HeaderRead::Valid(h) if k == 0 => break h,
+            HeaderRead::Valid(h)
+                if pos.off.saturating_add(format::record_len(h.len.into(), w)) <= limit
+                    && io::crc_matches(flash, addr, &raw, h.len.into()).await? =>
+            {
+                break h
+            }
+            _ if k == BITS * (BITS + 1) => return Ok(At::Bad(None, None)),
+            _ => {}
+        }
+        k += 1;
+        raw = stored;
+        for b in [k / (BITS + 1), k % (BITS + 1)] {
+            raw[b as usize / 8 % RECORD_HEADER] ^= u8::from(b < BITS) << (b % 8);
+        }
     };
     let len = u32::from(h.len);
     let size = format::record_len(len, w);

@@ -309,3 +309,41 @@ fn a_queue_that_becomes_empty_has_no_bytes_left() {
     let s = h.m.stats();
     assert_eq!((s.pending_events, s.pending_bytes), (0, 0));
 }
+
+/// A store whose every record was lost (issue 16: bit rot left no intact
+/// record, but its page headers still know the last delete and the seq
+/// floor) gives a summary of count 0 spanning the lost numbers: each is
+/// reported dropped as damaged, once, and a delete covers them. A summary
+/// of count 0 spanning nothing (`StoreSummary::EMPTY`) is an empty store.
+#[test]
+fn a_summary_with_no_intact_record_reports_its_span_as_damaged_once() {
+    let mut h = H::new(small().flush_mode(FlushMode::Manual).build().unwrap());
+    let lost = StoreSummary {
+        count: 0,
+        bytes: 0,
+        first: 3,
+        last: 6,
+    };
+    let out = h.input(Input::Restore(lost));
+    // Reported at once (nothing to read or send), then deleted.
+    assert_eq!(damaged(&out), vec![(3, 6)]);
+    deliver_all(&mut h);
+    assert_eq!(damaged(&h.out), vec![(3, 6)]);
+    let report = h.out.iter().position(|o| !damaged(&[*o]).is_empty());
+    let delete = h
+        .out
+        .iter()
+        .position(|o| matches!(o, Output::Delete { through: 6 }));
+    assert!(report < delete && report.is_some(), "{:?}", h.out);
+    let s = h.m.stats();
+    assert_eq!((s.pending_events, s.dropped_damaged, s.restored), (0, 0, 0));
+    assert_eq!(h.m.poll_timeout(), None, "a wake-up with nothing pending");
+    assert_eq!(h.m.stats().next_seq, 7);
+    assert!(h.m.stats().balanced(), "{:?}", h.m.stats());
+
+    let mut h = H::new(small().flush_mode(FlushMode::Manual).build().unwrap());
+    h.input(Input::Restore(StoreSummary::EMPTY));
+    deliver_all(&mut h);
+    assert_eq!(damaged(&h.out), vec![]);
+    assert_eq!(h.m.stats().next_seq, 0);
+}

@@ -32,11 +32,15 @@
 //! `Damaged`, at the edges of the queue too: the store's summary spans
 //! from the last delete to the floor, so a number lost before the oldest
 //! intact record, or after the newest with its number readable, is a hole
-//! the machine reports. Counted as `unreported` is only what the format
-//! cannot know: a loss after the newest intact record whose header (or
-//! both copies of its page header) went with it, and every loss when no intact record is left
-//! (the store contract v3 has no summary of holes alone). Appends after
-//! the damage go on being checked against the ledger as before.
+//! the machine reports; with no intact record left the summary still
+//! spans them (a count of 0). A record header that lost one or two bits is
+//! recovered (the event comes back). Counted as `unreported` is only what
+//! the format cannot know: a loss after the newest intact record whose
+//! header is beyond recovery (or both copies of its page header went with
+//! it), and a loss outside the span when no intact record is left (record
+//! 0 alone, which reads as an empty store; or a number unreadable).
+//! Appends after the damage go on being checked against the ledger as
+//! before.
 
 use std::collections::BTreeMap;
 
@@ -147,7 +151,8 @@ impl FlashDisk {
 fn contents(q: &mut FlashQueue<Flash>) -> Result<Opened, String> {
     let sum = Store::summary(q).map_err(|e| format!("summary: {e}"))?;
     let floor = Store::seq_floor(q).map_err(|e| format!("seq_floor: {e}"))?;
-    if sum.count == 0 {
+    // (A count of 0 with a span: every record lost, the span reported.)
+    if sum == StoreSummary::EMPTY {
         return Ok(Opened {
             floor,
             ..Opened::default()
@@ -292,6 +297,9 @@ impl World {
             if ledger.count > 0 {
                 ledger.first = ledger.first.min(f);
                 ledger.last = ledger.last.max(l);
+            } else {
+                // Every record lost: the span alone, of count 0.
+                (ledger.first, ledger.last) = (f, l);
             }
         }
         self.flash_read("summary", ledger, |q| {

@@ -147,7 +147,7 @@ impl Summary {
         let [flips, rotted, unreported] = self.rot;
         if flips > 0 {
             detail.push_str(&format!(
-                ", bits flipped: {flips}, records lost to them: {rotted}, of which not reportable (no intact record left, or lost with their header after the newest): {unreported}"
+                ", bits flipped: {flips}, records lost to them: {rotted}, of which not reportable (after the newest with their header beyond recovery, or seq 0 alone): {unreported}"
             ));
         }
         detail

@@ -14,15 +14,24 @@
 //!   some append wrote under that number (a deleted event may come back only
 //!   when the damage hit the checkpoint or page header that deleted it);
 //! - every stored event that did not come back is reported: a hole in the
-//!   sizes when it lies between two events that did, or covered by the seq
-//!   floor (never numbered again) when its header survived;
+//!   sizes when it lies between two events that did; and covered by the
+//!   seq floor (never numbered again) when its number is known: one copy
+//!   of its page header survived and its own header either survived (with
+//!   its CRC field) or can be recovered (issue 16: one or two bits of it
+//!   hit and nothing else of the record, so the queue finds the flip whose
+//!   header makes the record's CRC-32 match, and the event comes back);
 //! - at the edges too, when any event came back: one lost before the oldest
 //!   that came back lies in the store summary's span ([`Opened::span`],
 //!   which starts at the last delete), and so does one lost after the
 //!   newest whose number is readable (its header, CRC field and page header
-//!   intact). Only what the format cannot know is exempt: a lost number
-//!   after the newest whose header is gone, and every loss when no event
-//!   came back (the store contract has no summary of holes alone).
+//!   intact). Only what the format cannot know is exempt: a loss with both
+//!   copies of its page header gone; a loss after the newest whose own
+//!   header is beyond recovery (three bits or more of it hit, or bits of
+//!   it and of the rest of the record: its number is unreadable, and the
+//!   floor may hand it out again, the residual risk of issue 16). With no
+//!   event back, the summary's span (a count of 0) must still cover the
+//!   losses whose number is readable (issue 16), but for 0 lost alone (a
+//!   span 0..=0 of count 0 reads as the empty queue).
 //!
 //! A page's header is lost only when both its copies are damaged (the
 //! header, and the copy format 2 writes as the page's first record); then
@@ -67,20 +76,41 @@ pub fn open_all<F: NorFlash>(q: &mut FlashQueue<F>) -> Opened {
     let sum = q.summary().unwrap();
     let floor = q.seq_floor().unwrap();
     let contract = Store::summary(q).unwrap();
-    let span = (contract.count > 0).then_some((contract.first, contract.last));
+    // (`StoreSummary::EMPTY` is no span; a count of 0 with one is a queue
+    // that lost every record it held.)
+    let span = (contract.count > 0 || contract.last > 0).then_some((contract.first, contract.last));
     let Some(first) = sum.first else {
         assert_eq!(sum.count, 0);
         assert_eq!(sum.bytes, 0);
         assert_eq!(sum.last, None);
         let mut sizes = [0u32; 4];
         assert_eq!(q.read_sizes(0, &mut sizes).unwrap(), 0);
-        assert_eq!(span, None, "the contract's summary of an empty queue");
+        if let Some((sf, sl)) = span {
+            assert!(sf <= sl && sl < floor, "span {span:?}, floor {floor}");
+            assert!(
+                sl - sf < 1 << 20,
+                "the span {sf}..={sl}: every number a hole to walk"
+            );
+            assert_eq!(
+                q.read_sizes(sf, &mut sizes).unwrap(),
+                0,
+                "sizes in a span of holes"
+            );
+        }
         return Opened {
             floor,
+            span,
             ..Opened::default()
         };
     };
     let last = sum.last.expect("a last with a first");
+    // A reader (the machine too) walks every number of the span: a span
+    // of billions of numbers (numbers skipped for an unreadable record,
+    // issue 16) is a failure, not a wait.
+    assert!(
+        last - first < 1 << 20,
+        "the sizes span {first}..={last}: every number a hole to walk"
+    );
     let mut sizes: Vec<u32> = Vec::new();
     let mut chunk = [0u32; 7];
     loop {
@@ -238,6 +268,13 @@ impl Ledger {
                 })
                 .map(|(_, sp)| sp.clone())
                 .collect();
+            // Its header may have lost a bit or two that the queue
+            // recovers (rot judged before and still in place).
+            let spans = if spans.is_empty() {
+                recovered(image, page, write, *seq, p)
+            } else {
+                spans
+            };
             assert!(!spans.is_empty(), "event {seq} is not in the image");
             l.stored.insert(*seq, (p.clone(), spans));
         }
@@ -311,6 +348,26 @@ impl Ledger {
         spans.iter().any(|span| {
             let page = span.start / self.page * self.page;
             damage.iter().any(|a| span.contains(a)) || !self.page_known(page, damage)
+        })
+    }
+
+    /// Whether the header of `seq`'s record was hit only in a way the queue
+    /// recovers from: one or two flips in it, none elsewhere in the record
+    /// (an address listed twice counts twice), and one copy of its page
+    /// header intact.
+    pub fn header_recoverable(&self, seq: u64, damage: &[usize]) -> bool {
+        let Some((_, spans)) = self.stored.get(&seq) else {
+            return false;
+        };
+        spans.iter().all(|span| {
+            let page = span.start / self.page * self.page;
+            let head = span.start..span.start + RECORD_HEADER;
+            let in_head = damage.iter().filter(|a| head.contains(a)).count();
+            let rest = damage
+                .iter()
+                .filter(|a| span.contains(a) && !head.contains(a))
+                .count();
+            self.page_known(page, damage) && in_head <= 2 && rest == 0
         })
     }
 
@@ -391,14 +448,26 @@ impl Ledger {
                     "{seq} is lost between {first} and {last} but the sizes do not report a hole"
                 ));
             }
-            if self.header_intact(seq, damage) && got.floor <= seq {
+            let known = self.header_intact(seq, damage) || self.header_recoverable(seq, damage);
+            if known && got.floor <= seq {
                 return Err(format!(
-                    "{seq} is lost with its header intact, but the floor {} would number it again",
+                    "{seq} is lost with its number readable or recoverable, but the floor {} would number it again",
                     got.floor
                 ));
             }
         }
-        // The loss at the edges is reported too, where the format knows it.
+        // The loss at the edges is reported too, where the format knows it
+        // (with no intact record left too: the page headers know the span).
+        if got.span.is_none() {
+            // (Except 0 alone: a span 0..=0 of count 0 reads as the empty
+            // queue, `StoreSummary::EMPTY`.)
+            let reportable = |&&s: &&u64| s > 0 && self.header_intact(s, damage);
+            if let Some(seq) = lost.iter().find(reportable) {
+                return Err(format!(
+                    "{seq} is lost with its number readable and no intact record left, but the summary has no span"
+                ));
+            }
+        }
         if let Some((sf, sl)) = got.span {
             for &seq in &lost {
                 if seq < first && seq < sf {
@@ -454,6 +523,61 @@ pub fn records(image: &[u8], page: usize, write: usize) -> Vec<(u64, Range<usize
                 }
             }
             off += write;
+        }
+    }
+    out
+}
+
+/// Where the record of event `seq` holding `payload` lies when its header
+/// lost one or two bits: the write-aligned offsets holding the payload
+/// whose header differs in one or two bits from the header it was written
+/// with (an event, with or without a jump, numbered from its page's base)
+/// and whose CRC-32 matches that header. What `walk::record_at` recovers, read
+/// independently.
+fn recovered(
+    image: &[u8],
+    page: usize,
+    write: usize,
+    seq: u64,
+    payload: &[u8],
+) -> Vec<Range<usize>> {
+    let header = page_header_len(write as u32) as usize;
+    let len = payload.len();
+    let size = record_len(len as u32, write as u32) as usize;
+    let crc = crc_offset(len as u32) as usize;
+    let mut out = Vec::new();
+    for p in (0..image.len() / page).map(|i| i * page) {
+        let Some(delta) = page_header_in(image, p, header)
+            .and_then(|ph| seq.checked_sub(ph.base))
+            .and_then(|d| u32::try_from(d).ok())
+        else {
+            continue;
+        };
+        for at in (p + header..=p + page - size).step_by(write) {
+            if image[at + RECORD_HEADER..][..len] != *payload {
+                continue;
+            }
+            for jump in [false, true] {
+                let h = RecordHeader {
+                    kind: Kind::Event { jump },
+                    len: len as u16,
+                    delta,
+                }
+                .encode();
+                let bits: u32 = h
+                    .iter()
+                    .zip(&image[at..at + RECORD_HEADER])
+                    .map(|(a, b)| (a ^ b).count_ones())
+                    .sum();
+                let mut d = CRC32.digest();
+                d.update(&h);
+                d.update(payload);
+                if (1..=2).contains(&bits)
+                    && d.finalize().to_le_bytes() == image[at + crc..at + crc + 4]
+                {
+                    out.push(at..at + size);
+                }
+            }
         }
     }
     out

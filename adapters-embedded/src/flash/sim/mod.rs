@@ -124,7 +124,8 @@ pub struct SimFlash<const READ: usize, const WRITE: usize, const ERASE: usize> {
     powered: bool,
     fail_write: Option<(u64, bool)>,
     violations: u64,
-    /// Addresses [`rot`](Self::rot) changed and no erase has reset since.
+    /// Addresses [`rot`](Self::rot) changed and no erase has reset since,
+    /// once per bit flipped.
     rotted: Vec<usize>,
 }
 
@@ -176,12 +177,16 @@ impl<const READ: usize, const WRITE: usize, const ERASE: usize> SimFlash<READ, W
     pub fn rot(&mut self, addr: usize, mask: u8) {
         if let Some(b) = self.data.get_mut(addr) {
             *b ^= mask;
-            self.rotted.push(addr);
+            // Once per bit: a checker counts the bits a header lost (one
+            // or two are recovered, see `walk::record_at`).
+            let bits = mask.count_ones() as usize;
+            self.rotted.extend(core::iter::repeat_n(addr, bits));
         }
     }
 
     /// Every address [`rot`](Self::rot) changed that no erase has reset
-    /// since: the damage a checker must allow for, earlier rot included.
+    /// since: the damage a checker must allow for, earlier rot included
+    /// (an address once per bit flipped there).
     pub fn rotted(&self) -> Vec<usize> {
         self.rotted.clone()
     }
