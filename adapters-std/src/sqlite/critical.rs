@@ -17,6 +17,10 @@ use super::{Counts, SqliteStore};
 /// The schema version that has `events.critical` and `discarded`.
 const CRITICAL_SCHEMA: i64 = 7;
 
+/// The newest critical row, through the partial index `events_critical`
+/// (schema 8).
+pub(super) const NEWEST_CRITICAL: &str = "SELECT max(seq) FROM events WHERE critical != 0";
+
 impl SqliteStore {
     /// Set the [`CRITICAL`] flag on the sizes of critical rows, and mark
     /// the numbers discarded as [`DISCARDED`], in `out` (the sizes of
@@ -114,11 +118,7 @@ impl SqliteStore {
         if self.schema < CRITICAL_SCHEMA {
             return Ok(None);
         }
-        let newest: Option<i64> =
-            self.conn
-                .query_row("SELECT max(seq) FROM events WHERE critical != 0", [], |r| {
-                    r.get(0)
-                })?;
+        let newest: Option<i64> = self.conn.query_row(NEWEST_CRITICAL, [], |r| r.get(0))?;
         Ok(newest.and_then(|s| u64::try_from(s).ok()))
     }
 

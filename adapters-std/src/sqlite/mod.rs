@@ -1120,7 +1120,7 @@ impl Store for SqliteStore {
     }
 
     fn newest_critical(&mut self) -> Result<Option<Seq>, StoreError> {
-        self.newest_critical_once()
+        self.salvaging_decrypt_failure(None, Self::newest_critical_salvaging)?
     }
 
     fn append(&mut self, seq: Seq, payload: &[u8]) -> Result<(), StoreError> {
@@ -1267,6 +1267,20 @@ impl SqliteStore {
             Err(StoreError::Corrupt(why)) if self._lock.is_some() => {
                 self.rebuild(None, &why)?;
                 self.queue_summary()
+            }
+            other => other,
+        }
+    }
+
+    fn newest_critical_salvaging(&mut self) -> Result<Option<Seq>, StoreError> {
+        match self.newest_critical_once() {
+            // A damaged page on the way (of the index, or of a file from
+            // before schema 8 that scans the queue): salvage, as the
+            // summary does, then ask the fresh file (whose rows lost
+            // their flags, see `critical.rs`).
+            Err(StoreError::Corrupt(why)) if self._lock.is_some() => {
+                self.rebuild(None, &why)?;
+                self.newest_critical_once()
             }
             other => other,
         }

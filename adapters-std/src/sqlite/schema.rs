@@ -15,7 +15,7 @@ use super::error::OpenError;
 pub const APPLICATION_ID: i32 = 0x6f62_7831;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// The oldest schema version `SqliteStore::open_read_only` reads without
 /// migrating (a read-only view never writes).
@@ -107,6 +107,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // rather than as damage.
     "ALTER TABLE events ADD COLUMN critical INTEGER NOT NULL DEFAULT 0;
      CREATE TABLE discarded (seq INTEGER PRIMARY KEY);",
+    // 7 -> 8: the newest critical row is found at start-up through a
+    // partial index of the critical rows alone (plain tracks never touch
+    // it); without it, every restart scanned the whole queue, and a
+    // damaged page anywhere in it failed the restore.
+    "CREATE INDEX events_critical ON events (seq) WHERE critical != 0;",
 ];
 
 /// What the file turned out to be.
