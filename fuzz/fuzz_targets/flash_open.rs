@@ -23,7 +23,7 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use outbox_embedded::flash::sim::damage::{open_all, Ledger};
+use outbox_embedded::flash::sim::damage::{flipped_bits, open_all, Ledger};
 use outbox_embedded::flash::sim::model::read_all;
 use outbox_embedded::flash::sim::SimFlash;
 use outbox_embedded::flash::FlashQueue;
@@ -115,7 +115,8 @@ fn damage(input: &Input, mut img: Vec<u8>) -> Vec<u8> {
 fuzz_target!(|input: Input| {
     let (built, ledger) = build(&input);
     let image = damage(&input, built.clone());
-    let touched: Vec<usize> = (0..image.len()).filter(|&i| image[i] != built[i]).collect();
+    // Each changed address once per bit changed: the ledger counts bits.
+    let touched = flipped_bits(&built, &image);
     let mut flash = SimFlash::<4, 4, PAGE>::from_image(PAGES, &image);
     // Whatever the image holds, the queue must never write a word twice;
     // but an arbitrary image counts every word as written, so only bit

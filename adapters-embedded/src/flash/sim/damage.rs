@@ -54,6 +54,19 @@ use crate::flash::format::{
 };
 use crate::flash::FlashQueue;
 
+/// The damage between two images as [`Ledger::check`] takes it: each
+/// address that differs, listed once per bit that differs (the ledger
+/// counts bits: one or two flipped in a record header are recovered, three
+/// are not, and one changed byte can hold any of these).
+pub fn flipped_bits(before: &[u8], after: &[u8]) -> Vec<usize> {
+    before
+        .iter()
+        .zip(after)
+        .enumerate()
+        .flat_map(|(at, (b, a))| core::iter::repeat_n(at, (b ^ a).count_ones() as usize))
+        .collect()
+}
+
 /// What a queue holds, read through its public API.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Opened {
