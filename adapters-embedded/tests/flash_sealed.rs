@@ -9,6 +9,8 @@ mod support;
 
 use std::collections::BTreeMap;
 
+use chacha20poly1305::aead::{AeadInOut, KeyInit};
+use chacha20poly1305::ChaCha20Poly1305;
 use outbox_core::HOLE;
 use outbox_embedded::flash::sim::SimFlash;
 use outbox_embedded::flash::{Error, FlashQueue, OpenError};
@@ -334,9 +336,22 @@ fn no_two_records_ever_share_a_nonce() {
     // Every record ever on flash, by nonce: the same nonce must always
     // hold the same bytes (the same record seen again).
     let mut seen: BTreeMap<[u8; 12], Vec<u8>> = BTreeMap::new();
+    let aead = ChaCha20Poly1305::new(&KEY.into());
     let mut note = |flash: &Flash| {
         for (salt, seq, off, stored, _) in records(flash.image()) {
             let n = nonce(salt, seq, off);
+            // The record opens under this nonce and its number as
+            // associated data: the nonce computed here is the one used.
+            let (ct, tag) = stored.split_at(stored.len() - 16);
+            let mut plain = ct.to_vec();
+            let tag: [u8; 16] = tag.try_into().unwrap();
+            aead.decrypt_inout_detached(
+                &n.into(),
+                &seq.to_le_bytes(),
+                plain.as_mut_slice().into(),
+                &tag.into(),
+            )
+            .unwrap_or_else(|_| panic!("record {seq} at {off} does not open"));
             let old = seen.entry(n).or_insert_with(|| stored.clone());
             assert_eq!(*old, stored, "nonce of {seq} at {off} used twice");
         }
