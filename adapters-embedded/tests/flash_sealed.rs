@@ -387,3 +387,44 @@ fn no_two_records_ever_share_a_nonce() {
     assert_eq!(salts.len(), 2, "one salt per format: {salts:?}");
     assert!(seen.len() > 150);
 }
+
+/// The async queue (feature `async` too) seals the same: the same image
+/// as the blocking queue for the same key, salt and operations, and each
+/// opens the other's.
+#[cfg(feature = "async")]
+#[test]
+fn the_async_queue_seals_the_same_bytes() {
+    use outbox_embedded::flash::asynchronous::FlashQueue as AsyncQueue;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+    use support::async_sim::AsyncSim;
+
+    fn block_on<T>(fut: impl core::future::Future<Output = T>) -> T {
+        let mut fut = pin!(fut);
+        loop {
+            if let Poll::Ready(v) = fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+                return v;
+            }
+        }
+    }
+
+    let mut blocking = Flash::new(PAGES);
+    let mut q = open(&mut blocking, 1);
+    let mut a = AsyncSim::new(Flash::new(PAGES));
+    let mut aq = block_on(AsyncQueue::open_sealed(&mut a, REGION, &KEY, salt(1))).unwrap();
+    for s in 0..50u64 {
+        q.append(s, &payload(s, 4)).unwrap();
+        block_on(aq.append(s, &payload(s, 4))).unwrap();
+        if s % 4 == 3 {
+            q.delete_through(s - 2).unwrap();
+            block_on(aq.delete_through(s - 2)).unwrap();
+        }
+    }
+    let mut buf = [0u8; 256];
+    let n = block_on(aq.read_range(48, 49, &mut buf)).unwrap();
+    let want: Vec<u8> = [payload(48, 4), payload(49, 4)].concat();
+    assert_eq!(&buf[..n], &want[..]);
+    assert_eq!(a.flash.image(), blocking.image(), "the same bytes");
+    let wrong = block_on(AsyncQueue::open_sealed(&mut a, REGION, &[1; 32], salt(2)));
+    assert_eq!(wrong.err(), Some(OpenError::WrongKey));
+}

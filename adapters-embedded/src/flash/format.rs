@@ -30,6 +30,21 @@
 //!   a checkpoint record whose payload is the page header's 36 bytes,
 //!   written right after the header; readers walking the records skip it
 //!   (a checkpoint of another length)
+//!
+//! sealed queue (feature `encryption`, page format 3; unsealed queues
+//! write format 2 byte for byte as above)
+//!   page header          as format 2, version byte 3
+//!   header copy          a checkpoint record of 64 bytes:
+//!     0..36   the page header
+//!     36..48  salt (12 bytes): random, the same on every page of one
+//!             format of the queue
+//!     48..64  key check value: the ChaCha20-Poly1305 tag of nothing,
+//!             nonce salt XOR (u64::MAX, u32::MAX), under the key
+//!   event record         header as above, its length counting the tag;
+//!     payload: ChaCha20-Poly1305 ciphertext, then its 16-byte tag
+//!     (nonce: salt XOR (seq as u64, the record's offset in its page as
+//!     u32), associated data: seq as u64), then the CRC-32 over header,
+//!     ciphertext and tag as for every record
 //! ```
 //!
 //! Why the copy: the page header alone holds the base of its records'

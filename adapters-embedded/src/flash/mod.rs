@@ -12,7 +12,9 @@
 //! `walk` (reading records in order), `queue` (the queue's state, open),
 //! `scan` (open), `append`, `delete` (checkpoints), `ring` (opening and
 //! erasing pages), `read` (sizes and payloads), `capacity`, `store` (the
-//! core's `Store`), `sim` (a simulated flash, feature `_test`).
+//! core's `Store`), `sim` (a simulated flash, feature `_test`), `seal` and
+//! `sealed` (encryption at rest, feature `encryption`: the AEAD, and a
+//! sealed queue's opening and records).
 //!
 //! # Blocking and async
 //!
