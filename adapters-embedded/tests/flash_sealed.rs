@@ -469,3 +469,35 @@ fn a_damaged_sealed_image_never_panics() {
         q.append(floor, b"after").unwrap();
     }
 }
+
+/// A queue that loses every page while open (erased behind its back) and
+/// is formatted again in the same session takes a new salt: its numbers
+/// start over, its nonces do not.
+#[test]
+fn a_queue_formatted_again_in_one_session_takes_a_new_salt() {
+    use embedded_storage::nor_flash::NorFlash;
+    let mut flash = Flash::new(PAGES);
+    let mut q = open(&mut flash, 9);
+    for s in 0..5u64 {
+        q.append(s, &payload(s, 1)).unwrap();
+    }
+    let first = records(q.flash_mut().image());
+    // Everything erased; the next write fails, so the queue reads the
+    // (blank) flash back and formats it again.
+    q.flash_mut().erase(0, REGION.end).unwrap();
+    q.flash_mut().fail_write(0, false);
+    assert!(q.append(5, b"lost").is_err());
+    for s in 0..5u64 {
+        q.append(s, &payload(s, 2)).unwrap();
+    }
+    let second = records(q.flash_mut().image());
+    assert_eq!((first.len(), second.len()), (5, 5));
+    for (a, b) in first.iter().zip(&second) {
+        assert_eq!((a.1, a.2), (b.1, b.2), "the same number at the same place");
+        assert_ne!(a.0, b.0, "a new salt");
+        assert_ne!(nonce(a.0, a.1, a.2), nonce(b.0, b.1, b.2));
+    }
+    let mut q = open(&mut flash, 10);
+    let want: Vec<(u64, Vec<u8>)> = (0..5).map(|s| (s, payload(s, 2))).collect();
+    assert_eq!(contents(&mut q), want);
+}
