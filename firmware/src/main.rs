@@ -154,10 +154,27 @@ fn main() -> ! {
     } else {
         RamNor::erased(region)
     };
+    #[cfg(not(feature = "encryption"))]
     let Ok(queue) = FlashQueue::open(nor, 0..NOR_BYTES as u32) else {
         finish(false, b"flash did not open")
     };
+    // (Measurement build: a device takes its key from its key store and
+    // the salt from its RNG, fresh at every boot.)
+    #[cfg(feature = "encryption")]
+    let Ok(queue) = FlashQueue::open_sealed(
+        nor,
+        0..NOR_BYTES as u32,
+        &[0x5E; 32],
+        [k.boot.load(Relaxed) as u8; 12],
+    ) else {
+        finish(false, b"flash did not open")
+    };
+    #[cfg(not(feature = "encryption"))]
     if queue.max_queue_bytes(MAX_EVENT_BYTES, SLOTS as u32) != MAX_QUEUE_BYTES {
+        finish(false, b"bad config")
+    }
+    #[cfg(feature = "encryption")]
+    if queue.max_queue_bytes(MAX_EVENT_BYTES, SLOTS as u32) < MAX_QUEUE_BYTES {
         finish(false, b"bad config")
     }
     let Ok(machine) = Machine::<SLOTS>::new(CONFIG, 0x5eed) else {

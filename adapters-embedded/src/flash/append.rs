@@ -46,7 +46,9 @@ impl<F: NorFlash> FlashQueue<F> {
             });
         }
         let len = payload.len() as u32;
-        let need = format::record_len(len, w) + format::checkpoint_len(w);
+        // On a sealed queue the record holds the tag after the payload.
+        let stored = len + self.geo.tag_len();
+        let need = format::record_len(stored, w) + format::checkpoint_len(w);
         let fits = |wp: &super::WritePage| {
             !wp.closed
                 && wp.off + need <= self.geo.page_size
@@ -65,7 +67,7 @@ impl<F: NorFlash> FlashQueue<F> {
         let jump = self.st.tail_last.is_none_or(|l| seq != l.wrapping_add(1)) || !wp.has_event;
         let header = RecordHeader {
             kind: Kind::Event { jump },
-            len: len as u16,
+            len: stored as u16,
             delta: (seq - wp.base) as u32,
         };
         let at = Pos {
@@ -73,20 +75,24 @@ impl<F: NorFlash> FlashQueue<F> {
             off: wp.off,
             base: wp.base,
         };
-        if let Err(e) = io::write_record(
-            &mut self.flash,
-            self.geo.addr(wp.page, wp.off),
-            &header,
-            payload,
-        )
-        .await
-        {
+        let addr = self.geo.addr(wp.page, wp.off);
+        #[cfg(feature = "encryption")]
+        let written = match self.geo.seal {
+            Some(keys) => {
+                let sealer = super::seal::Sealer::new(&keys, seq, wp.off);
+                super::sealed::write_record(&mut self.flash, addr, &header, payload, sealer).await
+            }
+            None => io::write_record(&mut self.flash, addr, &header, payload).await,
+        };
+        #[cfg(not(feature = "encryption"))]
+        let written = io::write_record(&mut self.flash, addr, &header, payload).await;
+        if let Err(e) = written {
             return self.failed(e);
         }
 
         let st = &mut self.st;
         if let Some(wp) = st.write.as_mut() {
-            wp.off += format::record_len(len, w);
+            wp.off += format::record_len(stored, w);
             wp.has_event = true;
         }
         st.floor = st.floor.max(seq.saturating_add(1));

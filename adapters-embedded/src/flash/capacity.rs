@@ -26,7 +26,7 @@ use super::{FlashQueue, Geometry, NorFlash};
 pub(crate) fn max_payload(geo: &Geometry, w: u32) -> usize {
     let room = geo
         .page_size
-        .saturating_sub(geo.header + format::copy_len(w))
+        .saturating_sub(geo.first(w))
         .saturating_sub(format::checkpoint_len(w));
     // The largest len with record_len(len) <= room.
     let room = room / w * w;
@@ -36,7 +36,10 @@ pub(crate) fn max_payload(geo: &Geometry, w: u32) -> usize {
     } else {
         len
     };
-    (len as usize).min(usize::from(u16::MAX))
+    // (A sealed record's tag counts against its room.)
+    (len as usize)
+        .min(usize::from(u16::MAX))
+        .saturating_sub(geo.tag_len() as usize)
 }
 
 impl<F: NorFlash> FlashQueue<F> {
@@ -72,11 +75,12 @@ impl<F: NorFlash> FlashQueue<F> {
             return 0;
         }
         let ckpt = u64::from(format::checkpoint_len(w));
-        let largest = u64::from(format::record_len(max_event_bytes, w));
-        let per_page = u64::from(self.geo.page_size - self.geo.header - format::copy_len(w))
-            .saturating_sub(largest + ckpt);
+        let tag = self.geo.tag_len();
+        let largest = u64::from(format::record_len(max_event_bytes + tag, w));
+        let per_page =
+            u64::from(self.geo.page_size - self.geo.first(w)).saturating_sub(largest + ckpt);
         let pages = u64::from(self.geo.pages.saturating_sub(4));
-        let overhead = 15 + u64::from(w) + ckpt;
+        let overhead = 15 + u64::from(w) + ckpt + u64::from(tag);
         (pages * per_page).saturating_sub(u64::from(max_queue_events) * overhead)
     }
 }

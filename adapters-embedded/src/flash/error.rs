@@ -20,6 +20,11 @@ pub enum OpenError<E> {
         /// The version found.
         found: u8,
     },
+    /// A sealed queue (feature `encryption`) whose key check value does
+    /// not match the key given: the key is not the queue's. Nothing was
+    /// changed.
+    #[cfg(feature = "encryption")]
+    WrongKey,
 }
 
 /// What is wrong with the region or the flash's sizes.
@@ -137,6 +142,8 @@ impl<E: fmt::Debug> fmt::Display for OpenError<E> {
                 "flash holds queue format version {found}, this build reads versions 1 to {}",
                 super::format::FORMAT_VERSION
             ),
+            #[cfg(feature = "encryption")]
+            OpenError::WrongKey => f.write_str("the key is not the sealed queue's"),
         }
     }
 }

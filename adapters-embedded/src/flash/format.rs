@@ -30,6 +30,21 @@
 //!   a checkpoint record whose payload is the page header's 36 bytes,
 //!   written right after the header; readers walking the records skip it
 //!   (a checkpoint of another length)
+//!
+//! sealed queue (feature `encryption`, page format 3; unsealed queues
+//! write format 2 byte for byte as above)
+//!   page header          as format 2, version byte 3
+//!   header copy          a checkpoint record of 64 bytes:
+//!     0..36   the page header
+//!     36..48  salt (12 bytes): random, the same on every page of one
+//!             format of the queue
+//!     48..64  key check value: the ChaCha20-Poly1305 tag of nothing,
+//!             nonce salt XOR (u64::MAX, u32::MAX), under the key
+//!   event record         header as above, its length counting the tag;
+//!     payload: ChaCha20-Poly1305 ciphertext, then its 16-byte tag
+//!     (nonce: salt XOR (seq as u64, the record's offset in its page as
+//!     u32), associated data: seq as u64), then the CRC-32 over header,
+//!     ciphertext and tag as for every record
 //! ```
 //!
 //! Why the copy: the page header alone holds the base of its records'
@@ -88,6 +103,46 @@ pub(crate) const COPY: RecordHeader = RecordHeader {
 pub(crate) const COPY_RECORD: [u8; RECORD_HEADER] =
     [TAG_CHECKPOINT, PAGE_HEADER_RAW as u8, 0, 0, 0, 0, 0, 0x81];
 
+/// The page format version of a sealed queue (feature `encryption`): a
+/// format 2 header whose copy carries the salt and key check after it.
+#[cfg(feature = "encryption")]
+pub const SEALED_VERSION: u8 = 3;
+/// Payload bytes of a sealed page's header copy: the header, the salt, the
+/// key check value.
+#[cfg(feature = "encryption")]
+pub(crate) const SEALED_COPY_PAYLOAD: usize =
+    PAGE_HEADER_RAW + super::seal::SALT_LEN + super::seal::TAG_LEN;
+/// The record of a sealed page's header copy: a checkpoint of 64 bytes.
+#[cfg(feature = "encryption")]
+pub(crate) const COPY_SEALED: RecordHeader = RecordHeader {
+    kind: Kind::Checkpoint,
+    len: SEALED_COPY_PAYLOAD as u16,
+    delta: 0,
+};
+/// [`COPY_SEALED`] encoded (a test checks it).
+#[cfg(feature = "encryption")]
+pub(crate) const COPY_SEALED_RECORD: [u8; RECORD_HEADER] = [
+    TAG_CHECKPOINT,
+    SEALED_COPY_PAYLOAD as u8,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0x4A,
+];
+
+/// The salt and key check value in a sealed header copy's payload.
+#[cfg(feature = "encryption")]
+pub(crate) fn seal_fields(
+    copy: &[u8; SEALED_COPY_PAYLOAD],
+) -> ([u8; super::seal::SALT_LEN], [u8; super::seal::TAG_LEN]) {
+    let (mut salt, mut check) = ([0u8; 12], [0u8; 16]);
+    salt.copy_from_slice(&copy[PAGE_HEADER_RAW..PAGE_HEADER_RAW + 12]);
+    check.copy_from_slice(&copy[PAGE_HEADER_RAW + 12..]);
+    (salt, check)
+}
+
 pub(crate) static CRC32: Crc<u32, Crc32Impl> = Crc::<u32, Crc32Impl>::new(&CRC_32_ISCSI);
 static CRC8: Crc<u8, NoTable> = Crc::<u8, NoTable>::new(&CRC_8_AUTOSAR);
 
@@ -142,6 +197,10 @@ impl PageHeader {
         let mut b = [0u8; PAGE_HEADER_RAW];
         b[0..3].copy_from_slice(&MAGIC);
         b[3] = FORMAT_VERSION;
+        #[cfg(feature = "encryption")]
+        if self.version == SEALED_VERSION {
+            b[3] = SEALED_VERSION;
+        }
         b[4..8].copy_from_slice(&self.lap.to_le_bytes());
         b[8..16].copy_from_slice(&self.base.to_le_bytes());
         b[16..24].copy_from_slice(&self.floor.to_le_bytes());
@@ -283,6 +342,21 @@ mod tests {
     #[test]
     fn the_copy_record_header_is_a_checkpoint_of_a_page_header() {
         assert_eq!(COPY.encode(), COPY_RECORD);
+    }
+
+    #[cfg(feature = "encryption")]
+    #[test]
+    fn the_sealed_copy_record_header_is_a_checkpoint_of_64_bytes() {
+        assert_eq!(COPY_SEALED.encode(), COPY_SEALED_RECORD);
+        let h = PageHeader {
+            lap: 1,
+            base: 2,
+            floor: 3,
+            live_from: 4,
+            version: SEALED_VERSION,
+            whole: false,
+        };
+        assert_eq!(PageHeader::decode(&h.encode()), Some(h));
     }
 
     #[test]

@@ -12,7 +12,9 @@
 //! `walk` (reading records in order), `queue` (the queue's state, open),
 //! `scan` (open), `append`, `delete` (checkpoints), `ring` (opening and
 //! erasing pages), `read` (sizes and payloads), `capacity`, `store` (the
-//! core's `Store`), `sim` (a simulated flash, feature `_test`).
+//! core's `Store`), `sim` (a simulated flash, feature `_test`), `seal` and
+//! `sealed` (encryption at rest, feature `encryption`: the AEAD, and a
+//! sealed queue's opening and records).
 //!
 //! # Blocking and async
 //!
@@ -28,6 +30,8 @@
 
 mod error;
 mod format;
+#[cfg(feature = "encryption")]
+mod seal;
 #[cfg(feature = "_test")]
 pub mod sim;
 
@@ -37,6 +41,10 @@ pub use blocking::FlashQueue;
 pub use blocking::MAX_ALIGN;
 pub use error::{Error, GeometryError, OpenError};
 pub use format::FORMAT_VERSION;
+#[cfg(feature = "encryption")]
+pub use format::SEALED_VERSION;
+#[cfg(feature = "encryption")]
+pub use seal::{KEY_LEN, SALT_LEN, TAG_LEN};
 
 /// The blocking queue, over `embedded_storage`'s `NorFlash`.
 #[path = "."]
@@ -55,9 +63,13 @@ mod blocking {
     mod read;
     mod ring;
     mod scan;
+    #[cfg(feature = "encryption")]
+    mod sealed;
     mod store;
     mod walk;
 
+    #[cfg(feature = "encryption")]
+    use super::seal;
     pub use io::MAX_ALIGN;
     pub use queue::FlashQueue;
     use queue::{Geometry, State, WritePage};
@@ -124,11 +136,16 @@ pub mod asynchronous {
     mod ring;
     #[allow(clippy::duplicate_mod)]
     mod scan;
+    #[cfg(feature = "encryption")]
+    #[allow(clippy::duplicate_mod)]
+    mod sealed;
     #[allow(clippy::duplicate_mod)]
     mod store;
     #[allow(clippy::duplicate_mod)]
     mod walk;
 
+    #[cfg(feature = "encryption")]
+    use super::seal;
     pub use queue::FlashQueue;
     use queue::{Geometry, State, WritePage};
 }

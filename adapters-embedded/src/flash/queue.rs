@@ -115,6 +115,10 @@ pub struct FlashQueue<F: NorFlash> {
     pub(super) st: State,
     /// A flash operation failed: read the state back before the next one.
     pub(super) stale: bool,
+    /// A sealed queue's salts for formatting: the caller's, and how many
+    /// formats took one (see `sealed::new_salt`).
+    #[cfg(feature = "encryption")]
+    pub(super) fresh: Option<(super::seal::Keys, u32)>,
 }
 
 /// Where the region lies and how its pages are cut.
@@ -125,6 +129,9 @@ pub(super) struct Geometry {
     pub(super) page_size: u32,
     /// Bytes of a page header, padded.
     pub(super) header: u32,
+    /// A sealed queue's key and salt (feature `encryption`).
+    #[cfg(feature = "encryption")]
+    pub(super) seal: Option<super::seal::Keys>,
 }
 
 impl Geometry {
@@ -138,6 +145,25 @@ impl Geometry {
         } else {
             page + 1
         }
+    }
+
+    /// Offset of a page's first record after its header and header copy.
+    pub(super) fn first(&self, w: u32) -> u32 {
+        #[cfg(feature = "encryption")]
+        if self.seal.is_some() {
+            return self.header + format::record_len(format::SEALED_COPY_PAYLOAD as u32, w);
+        }
+        self.header + format::copy_len(w)
+    }
+
+    /// Bytes a record adds to its payload beyond the format's own (a
+    /// sealed queue's tag).
+    pub(super) fn tag_len(&self) -> u32 {
+        #[cfg(feature = "encryption")]
+        if self.seal.is_some() {
+            return super::seal::TAG_LEN as u32;
+        }
+        0
     }
 
     pub(super) fn prev(&self, page: u32) -> u32 {
@@ -205,6 +231,8 @@ impl<F: NorFlash> FlashQueue<F> {
             geo,
             st,
             stale: false,
+            #[cfg(feature = "encryption")]
+            fresh: None,
         })
     }
 
@@ -280,6 +308,8 @@ impl Geometry {
             pages,
             page_size,
             header: format::page_header_len(w as u32),
+            #[cfg(feature = "encryption")]
+            seal: None,
         };
         if capacity::max_payload(&geo, w as u32) == 0 {
             return Err(GeometryError::PageTooSmall);

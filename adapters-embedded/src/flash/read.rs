@@ -140,6 +140,11 @@ impl<F: NorFlash> FlashQueue<F> {
                 if let Err(e) = io::read(&mut self.flash, r.payload_addr(&geo), dst).await {
                     break Err(Error::Flash(e));
                 }
+                // A sealed payload, its tag checked by the walk.
+                #[cfg(feature = "encryption")]
+                if let Some(keys) = geo.seal {
+                    super::seal::Sealer::new(&keys, r.seq, r.at.off).open(dst);
+                }
             }
             match taken {
                 Visit::Next => {}

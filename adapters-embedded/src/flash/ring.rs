@@ -69,10 +69,20 @@ impl<F: NorFlash> FlashQueue<F> {
             version: format::FORMAT_VERSION,
             whole: true,
         };
+        #[cfg(feature = "encryption")]
+        let mut header = header;
+        #[cfg(feature = "encryption")]
+        let sealed = self.sealed_copy(&mut header);
         // The header, then its copy as the page's first record (format 2):
         // one damaged copy costs nothing.
         let raw = header.encode();
         let written = match io::write_padded(&mut self.flash, geo.addr(next, 0), &raw).await {
+            #[cfg(feature = "encryption")]
+            Ok(()) if sealed.is_some() => {
+                let (copy, payload) = sealed.unwrap_or((COPY, [0; format::SEALED_COPY_PAYLOAD]));
+                let at = geo.addr(next, geo.header);
+                io::write_record(&mut self.flash, at, &copy, &payload).await
+            }
             Ok(()) => {
                 io::write_record(&mut self.flash, geo.addr(next, geo.header), &COPY, &raw).await
             }
@@ -81,7 +91,10 @@ impl<F: NorFlash> FlashQueue<F> {
         if let Err(e) = written {
             return self.failed(e);
         }
+        #[cfg(not(feature = "encryption"))]
         let first = geo.header + format::copy_len(F::WRITE_SIZE as u32);
+        #[cfg(feature = "encryption")]
+        let first = self.geo.first(F::WRITE_SIZE as u32);
         if self.st.write.is_none() {
             self.st.chain_start = next;
             self.st.head.pos = super::walk::Pos {
@@ -99,6 +112,29 @@ impl<F: NorFlash> FlashQueue<F> {
             has_event: false,
         });
         Ok(())
+    }
+
+    /// A sealed queue's page: its header becomes format 3 and its copy
+    /// carries the salt (a new one when the queue is formatted: no page in
+    /// use) and the key check value; `None` for an unsealed queue.
+    #[cfg(feature = "encryption")]
+    fn sealed_copy(
+        &mut self,
+        header: &mut PageHeader,
+    ) -> Option<(format::RecordHeader, [u8; format::SEALED_COPY_PAYLOAD])> {
+        if self.st.write.is_none() {
+            if let Some(keys) = self.new_salt() {
+                self.geo.seal = Some(keys);
+            }
+        }
+        let keys = self.geo.seal?;
+        header.version = format::SEALED_VERSION;
+        let mut payload = [0u8; format::SEALED_COPY_PAYLOAD];
+        let (head, rest) = payload.split_at_mut(format::PAGE_HEADER_RAW);
+        head.copy_from_slice(&header.encode());
+        rest[..super::seal::SALT_LEN].copy_from_slice(&keys.salt);
+        rest[super::seal::SALT_LEN..].copy_from_slice(&keys.check());
+        Some((format::COPY_SEALED, payload))
     }
 
     /// Pages not in use.

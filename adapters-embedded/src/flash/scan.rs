@@ -41,6 +41,13 @@ async fn header<F: NorFlash>(
     page: u32,
 ) -> Result<Option<PageHeader>, ScanError<F::Error>> {
     match page_header(flash, geo, page).await {
+        // A sealed queue reads format 3 alone, an unsealed one never.
+        #[cfg(feature = "encryption")]
+        Ok(Some(h)) if geo.seal.is_some() != (h.version == super::format::SEALED_VERSION) => {
+            Err(ScanError::UnsupportedVersion(h.version))
+        }
+        #[cfg(feature = "encryption")]
+        Ok(Some(h)) if geo.seal.is_some() => Ok(Some(h)),
         Ok(Some(h)) if h.version == 0 || h.version > FORMAT_VERSION => {
             Err(ScanError::UnsupportedVersion(h.version))
         }

@@ -107,12 +107,22 @@ pub(crate) async fn page_header<F: NorFlash>(
     page: u32,
 ) -> Result<Option<PageHeader>, F::Error> {
     let mut b = [0u8; PAGE_HEADER_RAW];
+    #[cfg_attr(not(feature = "encryption"), allow(unused_mut))]
     let mut tag = [0u8; RECORD_HEADER];
     let mut copy = [0u8; PAGE_HEADER_RAW];
     let at = geo.addr(page, geo.header);
     io::read(flash, geo.addr(page, 0), &mut b).await?;
     io::read(flash, at, &mut tag).await?;
     io::read(flash, at + RECORD_HEADER as u32, &mut copy).await?;
+    // A sealed page's copy: the header first, then the salt and key check,
+    // so a copy torn after the header is found by its record CRC.
+    #[cfg(feature = "encryption")]
+    if tag == format::COPY_SEALED_RECORD && geo.seal.is_some() {
+        let len = format::SEALED_COPY_PAYLOAD as u32;
+        if io::crc_matches(flash, at, &tag, len).await? {
+            tag = COPY_RECORD;
+        }
+    }
     let from_copy = if tag == COPY_RECORD {
         PageHeader::decode(&copy)
     } else {
@@ -195,14 +205,17 @@ async fn record_at<F: NorFlash>(
     let end = pos.off + size;
     Ok(match h.kind {
         Kind::Event { .. } => match seq {
-            Some(seq) if !validate || io::crc_matches(flash, addr, &raw, len).await? => At::Event(
-                EventRec {
-                    at: pos,
-                    seq,
-                    len: h.len,
-                },
-                end,
-            ),
+            Some(seq) if !validate || intact(flash, geo, addr, &raw, len, seq, pos.off).await? => {
+                At::Event(
+                    EventRec {
+                        at: pos,
+                        seq,
+                        // A sealed record's size is its plaintext's.
+                        len: (u32::from(h.len).saturating_sub(geo.tag_len())) as u16,
+                    },
+                    end,
+                )
+            }
             // Its number counts only if the record was ever written whole
             // (its CRC written): a header torn by a power cut may read as
             // valid with any number.
@@ -226,6 +239,29 @@ async fn record_at<F: NorFlash>(
             At::Checkpoint(u64::from_le_bytes(v), end)
         }
     })
+}
+
+/// Whether the event record at `addr` passes its checks: its CRC, and on
+/// a sealed queue its tag (a record whose CRC passes and tag fails is
+/// damaged, as bit rot is).
+#[bisync]
+async fn intact<F: NorFlash>(
+    flash: &mut F,
+    geo: &Geometry,
+    addr: u32,
+    raw: &[u8; RECORD_HEADER],
+    len: u32,
+    seq: Seq,
+    off: u32,
+) -> Result<bool, F::Error> {
+    let crc = io::crc_matches(flash, addr, raw, len).await?;
+    #[cfg(feature = "encryption")]
+    if let (true, Some(keys)) = (crc, geo.seal) {
+        return super::sealed::tag_matches(flash, &keys, addr, len, seq, off).await;
+    }
+    #[cfg(not(feature = "encryption"))]
+    let _ = (geo, seq, off);
+    Ok(crc)
 }
 
 /// The offset of the next valid record (CRC checked) at or after `from` in

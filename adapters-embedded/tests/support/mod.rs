@@ -66,7 +66,11 @@ impl Model {
                     }
                     Err(Error::Flash(SimError::PowerLoss)) => return true,
                     Err(Error::Flash(SimError::Injected)) => {
-                        self.acked.remove(seq);
+                        // The newest number appended again: the old copy
+                        // stays unless the new record was written whole.
+                        if let Some(old) = self.acked.remove(seq) {
+                            self.maybe.push((*seq, old));
+                        }
                         self.maybe.push((*seq, p.clone()));
                     }
                     Err(e) => panic!("append {seq}: {e}"),
