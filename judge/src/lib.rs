@@ -838,9 +838,20 @@ impl Judge {
                     .rev()
                     .find(|s| !self.overflow_seen.contains(s) && !self.queue.is_critical(**s))
                     .copied();
-                if let Some(owed) = owed {
-                    self.overflow_due.remove(&owed);
-                    self.overflow_due.insert(seq);
+                let extra = self.tracking.map(|(size, _)| size);
+                match owed {
+                    Some(owed) => {
+                        self.overflow_due.remove(&owed);
+                        self.overflow_due.insert(seq);
+                    }
+                    // Every event the judge named went: one more may go
+                    // while the queue is still over its limits (smaller
+                    // events the machine could see stood in for a bigger
+                    // one it could not: sim seed 18297).
+                    None if self.queue.over_without(&self.limits, first, seq, extra) => {
+                        self.overflow_due.insert(seq);
+                    }
+                    None => {}
                 }
             }
             if self.queue.is_critical(seq) {
@@ -1349,6 +1360,40 @@ mod tests {
         fill(&mut j);
         j.seen(&dropped(1, 1, Why::Overflow)).unwrap();
         assert_eq!(j.settle().unwrap_err().invariant, "5-drop");
+    }
+
+    /// Behind a critical head, smaller events the machine can see may
+    /// stand in for a bigger one it cannot (sim seed 18297): each goes
+    /// while the queue is still over its limits, and not one more.
+    #[test]
+    fn smaller_victims_behind_a_critical_head_may_stand_in_for_a_bigger_one() {
+        let limits = Limits {
+            max_queue_events: 10,
+            max_queue_bytes: 100,
+            ..Limits::default()
+        };
+        let fill = |j: &mut Judge| {
+            assert!(j.track_critical(10).fits);
+            j.seen(&Seen::Persist { seq: 0, size: 10 }).unwrap();
+            for (seq, size) in [(1, 50), (2, 10), (3, 10), (4, 10), (5, 10)] {
+                assert!(j.track(size).fits);
+                j.seen(&Seen::Persist { seq, size }).unwrap();
+            }
+            j.settle().unwrap();
+            // 100 B and 30 more: the judge names 1 (50 B).
+            assert!(!j.track(30).fits);
+        };
+        let mut j = Judge::new(limits, Mode::Manual, true);
+        fill(&mut j);
+        j.seen(&dropped(2, 4, Why::Overflow)).unwrap();
+        j.seen(&Seen::Persist { seq: 6, size: 30 }).unwrap();
+        j.settle().unwrap();
+        assert_eq!(j.pending(), (4, 100));
+        // A fourth would be one more than the room needs.
+        let mut j = Judge::new(limits, Mode::Manual, true);
+        fill(&mut j);
+        let b = j.seen(&dropped(2, 5, Why::Overflow)).unwrap_err();
+        assert_eq!(b.invariant, "5-drop");
     }
 
     /// Room is owed for an event that is stored: one reported not stored

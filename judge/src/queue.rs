@@ -46,6 +46,28 @@ impl Queue {
             && self.bytes <= limits.max_queue_bytes
     }
 
+    /// Whether the queue is over its limits once the pending events
+    /// numbered `first..seq` are gone and one more of `extra` bytes (if
+    /// any) is in.
+    pub(crate) fn over_without(
+        &self,
+        limits: &Limits,
+        first: u64,
+        seq: u64,
+        extra: Option<u32>,
+    ) -> bool {
+        let (mut n, mut bytes) = (self.items.len() as u64, self.bytes);
+        for r in self.items.iter().filter(|r| (first..seq).contains(&r.0)) {
+            n -= 1;
+            bytes -= u64::from(r.1);
+        }
+        if let Some(size) = extra {
+            n += 1;
+            bytes += u64::from(size);
+        }
+        n > u64::from(limits.max_queue_events) || bytes > limits.max_queue_bytes
+    }
+
     /// Whether one more event of `size` bytes fits as things stand.
     pub(crate) fn fits(&self, limits: &Limits, size: u32) -> bool {
         (self.items.len() as u64) < u64::from(limits.max_queue_events)
