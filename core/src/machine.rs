@@ -333,8 +333,7 @@ impl<const N: usize> Machine<N> {
         match input {
             Input::Tick => self.on_tick(),
             Input::Flush => {
-                // Holes alone (discards not deleted yet) are no queue to flush.
-                if self.pending.has_events() {
+                if !self.pending.is_empty() {
                     self.explicit_flush = true;
                 }
             }
