@@ -11,7 +11,8 @@
 # 24 500; flash format 2 and the network inputs took it to 24 772 and the
 # Config built at compile time back to 24 520; critical events, their rules
 # compiled out, 24 572; header recovery 24 792, and Machine::new's checks
-# folded at compile time 24 548: see the README's firmware section.)
+# folded at compile time 24 548; a flush request that needs an event
+# pending 24 560: see the README's firmware section.)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 exec bash "$here/../scripts/firmware-size.sh" \

@@ -183,6 +183,11 @@ pub struct Machine<const N: usize> {
     /// critical head (`critical.rs`).
     #[cfg(any(test, feature = "critical"))]
     scan: critical::Scan,
+    /// The newest critical event whose flag no window holds any more (its
+    /// size left `back`, so it is committed): what a critical flush falls
+    /// back to when the events after it were not stored (`critical.rs`).
+    #[cfg(any(test, feature = "critical"))]
+    critical_unseen: Option<Seq>,
     notes: Notes,
     counters: Counters,
 }
@@ -247,6 +252,8 @@ impl<const N: usize> Machine<N> {
             discards: heapless::Deque::new(),
             #[cfg(any(test, feature = "critical"))]
             scan: critical::Scan::new(),
+            #[cfg(any(test, feature = "critical"))]
+            critical_unseen: None,
             notes: Notes::new(),
             counters: Counters::default(),
         }
@@ -594,6 +601,7 @@ impl<const N: usize> Machine<N> {
                 // queue from now on, and it may still show a record.
                 self.note_spent(seq, seq + 1);
             }
+            self.note_unseen_critical(seq, evicted);
         }
         self.started = true;
         self.tracked_any = true;
@@ -951,6 +959,7 @@ impl<const N: usize> Machine<N> {
         }
         self.counters.dropped_not_stored += gone;
         self.unreported |= gone > 0;
+        self.forget_critical_from(from);
         self.report_not_stored();
         // The window marks them; the list only once they leave it (`on_track`).
         let c = &mut self.commits;
@@ -1059,7 +1068,10 @@ impl<const N: usize> Machine<N> {
     // Not inlined (firmware flash, see firmware/size.sh).
     #[inline(never)]
     fn request_auto_flush(&mut self) {
-        if !self.pending.is_empty() {
+        // Holes alone owe no flush: a request made over them would stand
+        // for the next event (sim seed 9254: terminate in AppClose over a
+        // queue of discards, then a send of the next track).
+        if self.pending.has_events() {
             self.auto_flush = true;
         }
     }

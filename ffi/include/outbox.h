@@ -302,7 +302,10 @@ OutboxStatus outbox_open_json(const uint8_t *json, size_t len, struct OutboxClie
  * be NULL) gets the number the event's notifications carry when it is
  * already known, else `OUTBOX_SEQ_UNKNOWN` (the worker numbers the event
  * a moment later): use `outbox_track_durable` to always get it. The same
- * holds for identify, page, screen, group and alias.
+ * holds for identify, page, screen, group and alias. A top-level
+ * `"critical": true` is outbox's own flag, never sent: the event is tracked
+ * as `outbox_track_critical` does (with `outbox_track_durable` too); a
+ * `"critical"` that is not a boolean is `OUTBOX_STATUS_INVALID_JSON`.
  */
 OutboxStatus outbox_track(const struct OutboxClient *client,
                           const uint8_t *json,

@@ -595,7 +595,10 @@ pub const OUTBOX_SEQ_UNKNOWN: u64 = u64::MAX;
 /// be NULL) gets the number the event's notifications carry when it is
 /// already known, else `OUTBOX_SEQ_UNKNOWN` (the worker numbers the event
 /// a moment later): use `outbox_track_durable` to always get it. The same
-/// holds for identify, page, screen, group and alias.
+/// holds for identify, page, screen, group and alias. A top-level
+/// `"critical": true` is outbox's own flag, never sent: the event is tracked
+/// as `outbox_track_critical` does (with `outbox_track_durable` too); a
+/// `"critical"` that is not a boolean is `OUTBOX_STATUS_INVALID_JSON`.
 #[no_mangle]
 pub extern "C" fn outbox_track(
     client: *const OutboxClient,

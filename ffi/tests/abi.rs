@@ -589,3 +589,43 @@ fn a_critical_track_is_uploaded_in_manual_mode_without_a_flush() {
     assert_eq!(outbox_close(client, 0), OutboxStatus::Ok);
     outbox_free(client);
 }
+
+/// A top-level `"critical": true` in the JSON of `outbox_track` (and
+/// `outbox_track_durable`) is outbox's own flag, as in `outbox send`: the
+/// event is tracked as critical, and the key is not sent.
+#[test]
+fn a_critical_key_in_the_json_tracks_the_event_as_critical_and_is_not_sent() {
+    let collector = common::Collector::start();
+    let dir = tempfile::tempdir().unwrap();
+    // `open_with` opens in manual mode: nothing goes without a flush.
+    let client = open_with(&collector.endpoint, &dir, json!({}));
+    let plain = br#"{"event":"Plain","userId":"u","critical":false}"#;
+    let alarm = br#"{"event":"Alarm","userId":"u","critical":true}"#;
+    assert_eq!(
+        outbox_track_durable(client, plain.as_ptr(), plain.len(), null_mut()),
+        OutboxStatus::Ok
+    );
+    assert_eq!(
+        outbox_track(client, alarm.as_ptr(), alarm.len(), null_mut()),
+        OutboxStatus::Ok,
+        "{}",
+        last_error()
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while collector.events().len() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let events = collector.events();
+    let names: Vec<Value> = events.iter().map(|e| e["event"].clone()).collect();
+    assert_eq!(names, [json!("Plain"), json!("Alarm")]);
+    for e in &events {
+        assert!(e.get("critical").is_none(), "sent with the flag: {e}");
+    }
+    let bad = br#"{"event":"Bad","userId":"u","critical":"yes"}"#;
+    assert_eq!(
+        outbox_track(client, bad.as_ptr(), bad.len(), null_mut()),
+        OutboxStatus::InvalidJson
+    );
+    assert_eq!(outbox_close(client, 0), OutboxStatus::Ok);
+    outbox_free(client);
+}

@@ -85,6 +85,23 @@ impl Requests {
         self.critical_any = self.critical_any.max(Some(seq));
     }
 
+    /// The events `first..=last` were reported not stored: a critical one
+    /// among them does not exist and asks for nothing. A request it made
+    /// falls back to `newest`, the newest critical event still pending
+    /// before it (`None`: no request stands).
+    pub(crate) fn not_stored(
+        &mut self,
+        first: u64,
+        last: u64,
+        newest: impl Fn(u64) -> Option<u64>,
+    ) {
+        for c in [&mut self.critical_tracked, &mut self.critical_any] {
+            if let Some(seq) = c.filter(|s| (first..=last).contains(s)) {
+                *c = newest(seq);
+            }
+        }
+    }
+
     /// Whether a tracked critical event's flush still stands, the oldest
     /// pending event being `front`.
     pub(crate) fn critical_owed(&self, front: Option<u64>) -> bool {

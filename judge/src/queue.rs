@@ -40,6 +40,34 @@ impl Queue {
         self.items.front().map(|r| r.0)
     }
 
+    /// Whether the queue is within its limits as it stands.
+    pub(crate) fn within(&self, limits: &Limits) -> bool {
+        self.items.len() as u64 <= u64::from(limits.max_queue_events)
+            && self.bytes <= limits.max_queue_bytes
+    }
+
+    /// Whether the queue is over its limits once the pending events
+    /// numbered `first..seq` are gone and one more of `extra` bytes (if
+    /// any) is in.
+    pub(crate) fn over_without(
+        &self,
+        limits: &Limits,
+        first: u64,
+        seq: u64,
+        extra: Option<u32>,
+    ) -> bool {
+        let (mut n, mut bytes) = (self.items.len() as u64, self.bytes);
+        for r in self.items.iter().filter(|r| (first..seq).contains(&r.0)) {
+            n -= 1;
+            bytes -= u64::from(r.1);
+        }
+        if let Some(size) = extra {
+            n += 1;
+            bytes += u64::from(size);
+        }
+        n > u64::from(limits.max_queue_events) || bytes > limits.max_queue_bytes
+    }
+
     /// Whether one more event of `size` bytes fits as things stand.
     pub(crate) fn fits(&self, limits: &Limits, size: u32) -> bool {
         (self.items.len() as u64) < u64::from(limits.max_queue_events)
@@ -116,6 +144,15 @@ impl Queue {
     /// Whether any pending event is critical.
     pub(crate) fn has_critical(&self) -> bool {
         self.items.iter().any(|r| r.2)
+    }
+
+    /// The newest pending critical event numbered at most `seq`.
+    pub(crate) fn newest_critical_at_most(&self, seq: u64) -> Option<u64> {
+        self.items
+            .iter()
+            .rev()
+            .find(|r| r.2 && r.0 <= seq)
+            .map(|r| r.0)
     }
 
     /// Whether `seq` is a pending critical event.

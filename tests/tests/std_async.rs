@@ -63,6 +63,46 @@ async fn story(db: std::path::PathBuf, collector: &Collector) {
     assert_eq!(collector.delivered(), ids);
 }
 
+/// The async face honours critical events: `track_critical`, and
+/// `track`/`track_durable` of an event marked [`Event::critical`], are
+/// uploaded in `Manual` mode with no flush asked; the flag is never sent.
+async fn critical_story(db: std::path::PathBuf, collector: &Collector) {
+    let client = async_client(&db, collector);
+    client.track_durable(event("c-0")).await.unwrap();
+    client.track_critical(event("c-1")).await.unwrap();
+    assert!(
+        wait_until(PATIENCE, || collector.delivered().len() == 2),
+        "track_critical: {:?}",
+        collector.delivered()
+    );
+    client.track(event("c-2").critical(true)).await.unwrap();
+    assert!(
+        wait_until(PATIENCE, || collector.delivered().len() == 3),
+        "track of a critical event: {:?}",
+        collector.delivered()
+    );
+    client
+        .track_durable(event("c-3").critical(true))
+        .await
+        .unwrap();
+    assert!(
+        wait_until(PATIENCE, || collector.delivered().len() == 4),
+        "track_durable of a critical event: {:?}",
+        collector.delivered()
+    );
+    for e in collector.accepted_events() {
+        assert!(e.get("critical").is_none(), "on the wire: {e}");
+    }
+    client.shutdown(Duration::from_secs(10)).await.unwrap();
+}
+
+#[test]
+fn critical_events_on_a_plain_block_on_executor() {
+    let collector = Collector::start();
+    let dir = tempfile::tempdir().unwrap();
+    pollster::block_on(critical_story(dir.path().join("q.db"), &collector));
+}
+
 #[test]
 fn on_a_plain_block_on_executor() {
     let collector = Collector::start();

@@ -114,3 +114,45 @@ fn the_critical_flag_survives_a_restart() {
     assert_eq!(collector.delivered(), ["plain-0", "alarm-1"]);
     client.shutdown(Duration::from_secs(10)).unwrap();
 }
+
+/// `Event::critical(true)` through `track` and `track_durable` is a critical
+/// track (uploaded in `Manual` mode with no flush asked), and the flag is
+/// outbox's own: no event on the wire carries a `critical` field.
+#[test]
+fn an_event_marked_critical_is_tracked_as_critical_and_never_sent_as_a_field() {
+    let collector = Collector::start();
+    let dir = tempfile::tempdir().unwrap();
+    let client = builder(&dir.path().join("q.db"), &collector)
+        .flush_mode(FlushMode::Manual)
+        .build()
+        .unwrap();
+    client.track_durable(event("plain-0")).unwrap();
+    client.track(event("alarm-1").critical(true)).unwrap();
+    assert!(
+        wait_until(PATIENCE, || collector.delivered().len() == 2),
+        "track honours the flag: {:?}",
+        collector.delivered()
+    );
+    client.track_durable(event("plain-2")).unwrap();
+    client
+        .track_durable(event("alarm-3").critical(true))
+        .unwrap();
+    assert!(
+        wait_until(PATIENCE, || collector.delivered().len() == 4),
+        "track_durable honours the flag: {:?}",
+        collector.delivered()
+    );
+    // A flag set false is a plain track: Manual mode keeps it.
+    client
+        .track_durable(event("plain-4").critical(false))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        collector.delivered(),
+        ["plain-0", "alarm-1", "plain-2", "alarm-3"]
+    );
+    for e in collector.accepted_events() {
+        assert!(e.get("critical").is_none(), "on the wire: {e}");
+    }
+    client.shutdown(Duration::from_secs(10)).unwrap();
+}

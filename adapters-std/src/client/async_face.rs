@@ -86,14 +86,17 @@ impl AsyncClient {
         &self.client
     }
 
-    /// [`Client::track`], without blocking when the worker's queue is full.
+    /// [`Client::track`], without blocking when the worker's queue is full
+    /// (an event marked [`Event::critical`](Event::critical()) is tracked
+    /// as critical).
     pub async fn track(&self, mut event: Event) -> Result<Receipt, TrackError> {
+        let critical = event.critical;
         let inner = &self.client.inner;
         drop(inner.session_event(&mut event));
         let payload = inner.payload(event)?;
         let seq = Arc::new(OnceLock::new());
         let msg = Msg::Track {
-            critical: false,
+            critical,
             payload: payload.bytes,
             durable: None,
             seq: seq.clone(),
@@ -105,8 +108,17 @@ impl AsyncClient {
         Ok(Receipt::new(payload.message_id, seq))
     }
 
-    /// [`Client::track_durable`]: resolves once the event is committed.
+    /// [`Client::track_critical`], without blocking when the worker's
+    /// queue is full: `track(event.critical(true))`.
+    pub async fn track_critical(&self, event: Event) -> Result<Receipt, TrackError> {
+        self.track(event.critical(true)).await
+    }
+
+    /// [`Client::track_durable`]: resolves once the event is committed (an
+    /// event marked [`Event::critical`](Event::critical()) is tracked as
+    /// critical).
     pub async fn track_durable(&self, mut event: Event) -> Result<Receipt, TrackError> {
+        let critical = event.critical;
         let inner = &self.client.inner;
         drop(inner.session_event(&mut event));
         let payload = inner.payload(event)?;
@@ -114,7 +126,7 @@ impl AsyncClient {
         let slot = seq.clone();
         let bytes = payload.bytes;
         let result = ask(&inner.tx, |reply| Msg::Track {
-            critical: false,
+            critical,
             payload: bytes,
             durable: Some(reply),
             seq: slot,

@@ -578,9 +578,11 @@ impl Client {
     /// event that could not be queued at all gets a
     /// [`Notification::Refused`] its receipt [`concerns`](Receipt::concerns). Use
     /// [`track_durable`](Self::track_durable) to wait for the commit and get
-    /// those errors back.
+    /// those errors back. An event marked
+    /// [`Event::critical`](Event::critical()) is tracked as
+    /// [`track_critical`](Self::track_critical) does.
     pub fn track(&self, event: Event) -> Result<Receipt, TrackError> {
-        self.track_flagged(event, false)
+        self.track_flagged(event)
     }
 
     /// Track a *critical* `event` (an alarm, a purchase): as
@@ -591,12 +593,15 @@ impl Client {
     /// while a non-critical event is pending: the oldest non-critical event
     /// goes instead (a new non-critical event that could only fit by
     /// dropping a critical one is refused). The flag is stored with the
-    /// event and survives a restart.
+    /// event and survives a restart. The same as
+    /// `track(event.critical(true))`
+    /// ([`Event::critical`](Event::critical())).
     pub fn track_critical(&self, event: Event) -> Result<Receipt, TrackError> {
-        self.track_flagged(event, true)
+        self.track_flagged(event.critical(true))
     }
 
-    fn track_flagged(&self, mut event: Event, critical: bool) -> Result<Receipt, TrackError> {
+    fn track_flagged(&self, mut event: Event) -> Result<Receipt, TrackError> {
+        let critical = event.critical;
         let _session = self.inner.session_event(&mut event);
         let payload = self.inner.payload(event)?;
         let seq = Arc::new(OnceLock::new());
@@ -614,23 +619,22 @@ impl Client {
     }
 
     /// Track `event` and return only once it is committed to the database
-    /// (with every event tracked meanwhile, in one transaction).
+    /// (with every event tracked meanwhile, in one transaction). An event
+    /// marked [`Event::critical`](Event::critical()) is tracked as
+    /// [`track_critical_durable`](Self::track_critical_durable) does.
     pub fn track_durable(&self, event: Event) -> Result<Receipt, TrackError> {
-        self.track_durable_flagged(event, false)
+        self.track_durable_flagged(event)
     }
 
     /// Track a *critical* `event` (see [`track_critical`](Self::track_critical))
     /// and return only once it is committed, as
     /// [`track_durable`](Self::track_durable).
     pub fn track_critical_durable(&self, event: Event) -> Result<Receipt, TrackError> {
-        self.track_durable_flagged(event, true)
+        self.track_durable_flagged(event.critical(true))
     }
 
-    fn track_durable_flagged(
-        &self,
-        mut event: Event,
-        critical: bool,
-    ) -> Result<Receipt, TrackError> {
+    fn track_durable_flagged(&self, mut event: Event) -> Result<Receipt, TrackError> {
+        let critical = event.critical;
         let session = self.inner.session_event(&mut event);
         let payload = self.inner.payload(event)?;
         let bytes = payload.bytes;

@@ -154,6 +154,12 @@ pub struct Event {
     /// Any other Segment field (`category`, `sentAt`...), passed through as is.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+    /// outbox's own flag, never on the wire: a *critical* event (see
+    /// [`Client::track_critical`](crate::Client::track_critical)). Read
+    /// from a top-level `"critical": true` in an event's JSON (the C ABI,
+    /// `outbox send`), never written into the payload.
+    #[serde(default, skip_serializing)]
+    pub critical: bool,
 }
 
 /// Why an event was refused at track time; nothing was stored.
@@ -370,6 +376,27 @@ impl Event {
     #[must_use]
     pub fn timestamp(mut self, t: impl Into<String>) -> Self {
         self.timestamp = Some(t.into());
+        self
+    }
+
+    /// Mark the event *critical* (outbox's own flag, not a Segment field:
+    /// it is never sent). [`Client::track`](crate::Client::track) and
+    /// [`track_durable`](crate::Client::track_durable) then track it as
+    /// [`track_critical`](crate::Client::track_critical) does: an upload of
+    /// the queue up to it at once in any flush mode, and overflow drops a
+    /// non-critical event before it.
+    ///
+    /// ```
+    /// use outbox_std::Event;
+    /// let e = Event::track("Alarm").user_id("u-1").critical(true);
+    /// assert!(e.critical);
+    /// let payload = e.into_payload(32 * 1024).unwrap();
+    /// let v: serde_json::Value = serde_json::from_slice(&payload.bytes).unwrap();
+    /// assert!(v.get("critical").is_none(), "never on the wire");
+    /// ```
+    #[must_use]
+    pub fn critical(mut self, critical: bool) -> Self {
+        self.critical = critical;
         self
     }
 
@@ -607,6 +634,23 @@ mod tests {
         assert_eq!(v["userId"], "12345678901234567890123");
         assert_eq!(v["traits"]["n"], 1);
         assert_eq!(v["category"], "c");
+    }
+
+    #[test]
+    fn the_critical_flag_is_read_from_json_and_never_written() {
+        let e: Event =
+            serde_json::from_str(r#"{"event":"x","userId":"u","critical":true}"#).unwrap();
+        assert!(e.critical);
+        assert!(!e.extra.contains_key("critical"), "{:?}", e.extra);
+        let text = serde_json::to_string(&e).unwrap();
+        assert!(!text.contains("critical"), "derived Serialize: {text}");
+        let v = sent(e);
+        assert!(v.get("critical").is_none(), "payload: {v}");
+        let v = sent(Event::track("x").user_id("u").critical(true));
+        assert!(v.get("critical").is_none(), "payload: {v}");
+        let plain: Event = serde_json::from_str(r#"{"event":"x","userId":"u"}"#).unwrap();
+        assert!(!plain.critical);
+        assert!(serde_json::from_str::<Event>(r#"{"event":"x","critical":"yes"}"#).is_err());
     }
 
     #[test]

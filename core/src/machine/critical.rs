@@ -110,7 +110,41 @@ impl<const N: usize> Machine<N> {
     pub(super) fn on_critical_pending(&mut self, through: Seq) {
         if ENABLED && through >= self.pending.head() && through < self.pending.end() {
             self.request_critical_flush(through);
+            // Stored already: never among events found not stored later.
+            #[cfg(any(test, feature = "critical"))]
+            {
+                self.critical_unseen = self.critical_unseen.max(Some(through));
+            }
         }
+    }
+
+    /// `back` let go of the entry of `seq` (committed): a critical one is
+    /// remembered, as no window shows its flag any more.
+    #[cfg_attr(not(any(test, feature = "critical")), allow(unused_variables))]
+    pub(super) fn note_unseen_critical(&mut self, seq: Seq, entry: u32) {
+        #[cfg(any(test, feature = "critical"))]
+        if is_critical(entry) {
+            self.critical_unseen = self.critical_unseen.max(Some(seq));
+        }
+    }
+
+    /// The events from `from` on were not stored: a critical one among
+    /// them asks for nothing (the event does not exist), so the flush
+    /// request falls back to the newest critical event before `from`, if
+    /// any is still pending. Every event from `from` on is in `back` (its
+    /// sizes leave only once committed), so the newest critical event
+    /// before it is the newest a window shows there, or else the newest
+    /// whose flag left the windows.
+    pub(super) fn forget_critical_from(&mut self, from: Seq) {
+        #[cfg(any(test, feature = "critical"))]
+        if self.critical_through.is_some_and(|c| c >= from) {
+            let seen = self.pending.newest_critical_before(from);
+            let unseen = self.critical_unseen.filter(|&c| c < from);
+            self.critical_through = seen.max(unseen);
+            self.settle_critical_flush();
+        }
+        #[cfg(not(any(test, feature = "critical")))]
+        let _ = from;
     }
 
     /// A size read past the front window: the scan's, when it is the next

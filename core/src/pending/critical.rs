@@ -55,6 +55,29 @@ impl<const N: usize> Pending<N> {
         front.chain(back)
     }
 
+    /// The newest critical event a window holds below `before`: the one a
+    /// flush is owed for once the events from `before` on were not stored
+    /// (those are all in `back`, which lets go only of committed sizes).
+    #[cfg(any(test, feature = "critical"))]
+    pub(crate) fn newest_critical_before(&self, before: Seq) -> Option<Seq> {
+        let head = self.head;
+        let back_start = self.back_start();
+        let back = self
+            .back
+            .iter()
+            .enumerate()
+            .map(|(i, &e)| (back_start + i as Seq, e));
+        let front = self
+            .front
+            .iter()
+            .enumerate()
+            .map(|(i, &e)| (head + i as Seq, e));
+        back.chain(front)
+            .filter(|&(seq, e)| seq < before && is_critical(e))
+            .map(|(seq, _)| seq)
+            .max()
+    }
+
     /// The oldest non-critical event a window holds that is below `before`
     /// (already persisted) and outside `skip`: the overflow victim while
     /// the oldest event is critical.

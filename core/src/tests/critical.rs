@@ -277,3 +277,99 @@ fn a_queue_of_holes_only_asks_for_no_wake_up() {
     let out = h.advance(1);
     assert_eq!(h.m.poll_timeout(), None, "{out:?}");
 }
+
+/// Poll outputs up to (and with) the `Persist` of `seq`, as a driver does
+/// before it tries the append.
+fn until_persist_of(h: &mut H, seq: u64) -> Vec<Output> {
+    let mut got = Vec::new();
+    while let Some(o) = h.m.poll_output() {
+        got.push(o);
+        if matches!(o, Output::Persist { seq: s, .. } if s == seq) {
+            return got;
+        }
+    }
+    panic!("no persist of {seq}: {got:?}");
+}
+
+/// A critical event the store failed to append does not exist: it asks
+/// for no flush (in `Manual` the plain event before it waits for one),
+/// and a critical event before it still asks for the queue up to itself.
+#[test]
+fn a_critical_event_not_stored_asks_for_no_flush() {
+    let mut h = in_mode(FlushMode::Manual);
+    h.track(10);
+    h.drain();
+    let seq = h.track_critical(10);
+    until_persist_of(&mut h, seq);
+    let out = h.input(Input::PersistFailed { from_seq: seq });
+    assert_eq!(dropped(&out), [(seq, seq, DropReason::NotStored)]);
+    assert!(sends(&out).is_empty(), "no flush is owed: {out:?}");
+    assert!(!h.m.stats().flush_requested);
+    assert!(sends(&h.advance(100_000)).is_empty());
+    h.track(10);
+    assert!(sends(&h.drain()).is_empty(), "Manual: nothing by itself");
+
+    // A critical event stored before it keeps its own request.
+    let mut h = in_mode(FlushMode::Manual);
+    h.input(offline());
+    h.track_critical(10);
+    h.track(10);
+    h.drain();
+    let seq = h.track_critical(10);
+    until_persist_of(&mut h, seq);
+    let out = h.input(Input::PersistFailed { from_seq: seq });
+    assert_eq!(dropped(&out), [(seq, seq, DropReason::NotStored)]);
+    assert!(h.m.stats().flush_requested, "0 still asks");
+    let b = one_send(&h.input(online()));
+    assert_eq!((b.first, b.last), (0, 1));
+    let out = h.respond(&b, 200);
+    assert!(sends(&out).is_empty(), "{out:?}");
+    assert!(!h.m.stats().flush_requested);
+}
+
+/// The critical event before the ones not stored may be one whose flag
+/// no window shows any more (its size left the newest window): its
+/// request still stands, and no other.
+#[test]
+fn a_critical_event_not_stored_falls_back_to_one_no_window_shows() {
+    let config = small()
+        .flush_mode(FlushMode::Manual)
+        .max_batch_events(4)
+        .build()
+        .unwrap();
+    let mut h = Hn::<4>::new(config);
+    h.input(offline());
+    // 0..=3 fill the front window; 5 is critical, in the newest window
+    // until the commits let it go.
+    for seq in 0..12 {
+        if seq == 5 {
+            h.track_critical(10);
+        } else {
+            h.track(10);
+        }
+        h.input(Input::Commit);
+    }
+    h.drain();
+    let seq = h.track_critical(10);
+    let mut got = Vec::new();
+    while let Some(o) = h.m.poll_output() {
+        got.push(o);
+        if matches!(o, Output::Persist { seq: s, .. } if s == seq) {
+            break;
+        }
+    }
+    assert_eq!(h.m.pending_critical(5), None, "no window shows 5");
+    let out = h.input(Input::PersistFailed { from_seq: seq });
+    assert_eq!(dropped(&out), [(seq, seq, DropReason::NotStored)]);
+    assert!(h.m.stats().flush_requested, "5 still asks");
+    let b = one_send(&h.input(online()));
+    assert_eq!((b.first, b.last), (0, 3));
+    let b = one_send(&h.respond(&b, 200));
+    assert_eq!((b.first, b.last), (4, 7), "up to 5");
+    let out = h.respond(&b, 200);
+    assert!(
+        sends(&out).is_empty(),
+        "the flush ends with 5, not with {seq}: {out:?}"
+    );
+    assert!(!h.m.stats().flush_requested);
+}
