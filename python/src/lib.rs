@@ -474,14 +474,8 @@ impl NativeClient {
         d.set_item("tracked", s.core.tracked)?;
         d.set_item("restored", s.core.restored)?;
         d.set_item("delivered", s.core.delivered)?;
-        d.set_item(
-            "dropped",
-            s.core
-                .dropped_overflow
-                .saturating_add(s.core.dropped_max_attempts)
-                .saturating_add(s.core.dropped_not_stored)
-                .saturating_add(s.core.dropped_damaged),
-        )?;
+        // Every reason, expired included.
+        d.set_item("dropped", s.core.dropped())?;
         d.set_item("rejected", s.core.rejected)?;
         d.set_item("retries", s.core.retries)?;
         d.set_item("halted", s.core.halted)?;

@@ -41,3 +41,21 @@ def test_max_event_age_is_checked(tmp_path):
         outbox.Client(write_key="k", path=tmp_path / "a.db", max_event_age=0)
     with pytest.raises(outbox.OutboxTypeError):
         outbox.Client(write_key="k", path=tmp_path / "b.db", max_event_age="5d")
+
+
+def test_expired_events_count_as_dropped_in_stats(collector, tmp_path):
+    client = outbox.Client(
+        write_key="k",
+        endpoint="http://127.0.0.1:9",
+        path=tmp_path / "s.db",
+        lifecycle_events=False,
+        sessions=False,
+        max_event_age=0.2,
+    )
+    client.track(user_id="u-1", event="Old", message_id="py-stats-old")
+    client.sync()
+    time.sleep(0.4)
+    client.set_network(True, "unmetered")
+    client.flush()
+    assert client.stats()["dropped"] == 1
+    client.shutdown(timeout=0.5)

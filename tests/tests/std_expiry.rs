@@ -74,11 +74,14 @@ fn old_events_expire_unsent_and_are_reported_as_lost_with_reason_expired() {
 #[test]
 fn age_survives_a_restart() {
     wall!(WALL);
-    let collector = Collector::with_policy(|_| Reply::status(503));
+    // The first life's server refuses everything; the second life's is
+    // another one (a late request of the first cannot reach it).
+    let offline = Collector::with_policy(|_| Reply::status(503));
+    let collector = Collector::start();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("q.db");
     {
-        let client = expiring(&db, &collector, now)
+        let client = expiring(&db, &offline, now)
             .drop_flush_timeout(Duration::ZERO)
             .build()
             .unwrap();
@@ -86,7 +89,6 @@ fn age_survives_a_restart() {
         client.track_durable(event("old-1")).unwrap();
         client.shutdown(Duration::ZERO).unwrap();
     }
-    collector.set_policy(|_| Reply::ok());
     // A day later by the wall clock, in a new process.
     WALL.store(T0 + 86_400_000, Ordering::SeqCst);
     let client = expiring(&db, &collector, now).build().unwrap();
@@ -136,11 +138,12 @@ fn critical_events_never_expire() {
 
 #[test]
 fn rows_of_a_schema_8_database_count_as_stamped_at_the_migration() {
-    let collector = Collector::with_policy(|_| Reply::status(503));
+    let offline = Collector::with_policy(|_| Reply::status(503));
+    let collector = Collector::start();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("q.db");
     {
-        let client = builder(&db, &collector)
+        let client = builder(&db, &offline)
             .flush_mode(FlushMode::Manual)
             .lifecycle_events(false)
             .sessions(None)
@@ -160,7 +163,6 @@ fn rows_of_a_schema_8_database_count_as_stamped_at_the_migration() {
         )
         .unwrap();
     }
-    collector.set_policy(|_| Reply::ok());
     // The system's wall clock: the migration is now, the row is young.
     let client = builder(&db, &collector)
         .flush_mode(FlushMode::Manual)
