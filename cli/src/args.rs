@@ -169,6 +169,11 @@ pub struct SendArgs {
     /// event is dropped the next batch carries one, with counts by reason).
     #[arg(long)]
     pub no_loss_reports: bool,
+    /// Drop, unsent, events older than this (e.g. 5d, 30d: wall-clock time
+    /// since they were tracked) when their batch is formed; reported as lost
+    /// with reason `expired`. Critical events never expire. Default: off.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub max_event_age: Option<Duration>,
 }
 
 /// What `outbox send` tracks by itself (README, "What is tracked
@@ -239,6 +244,11 @@ pub struct FlushArgs {
     /// event is dropped the next batch carries one, with counts by reason).
     #[arg(long)]
     pub no_loss_reports: bool,
+    /// Drop, unsent, events older than this (e.g. 5d, 30d: wall-clock time
+    /// since they were tracked) when their batch is formed; reported as lost
+    /// with reason `expired`. Critical events never expire. Default: off.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub max_event_age: Option<Duration>,
 }
 
 /// `outbox status`.

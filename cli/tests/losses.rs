@@ -172,3 +172,38 @@ fn status_shows_losses_until_a_report_is_acknowledged() {
     assert_eq!(loss_reports_in(&out).len(), 1);
     assert_eq!(status_json(&db)["unreportedLosses"], json!({}));
 }
+
+/// `outbox flush --max-event-age`: queued events older than that are
+/// dropped unsent and counted as lost with reason `expired`. Seen failing
+/// with the flag not passed to the Client (every event arrived).
+#[test]
+fn flush_with_max_event_age_expires_old_events_and_reports_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, out) = (dir.path().join("q.db"), dir.path().join("out.jsonl"));
+    let (text, _) = events("e", 3);
+    queue_without_upload(&db, &text);
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let c = Collect::start(&["--out", out.to_str().unwrap()]);
+    let url = c.url();
+    let res = run(&[
+        "flush",
+        "--endpoint",
+        &url,
+        "--db",
+        db.to_str().unwrap(),
+        "--max-event-age",
+        "10ms",
+        "--timeout",
+        "10s",
+    ]);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    drop(c);
+    assert!(ids_in(&out).is_empty(), "{:?}", ids_in(&out));
+    // No batch was left to carry the report: it waits, counted by reason.
+    let st = status_json(&db);
+    assert_eq!(st["unreportedLosses"], json!({"expired": 3}), "{st}");
+}

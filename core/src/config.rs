@@ -96,6 +96,10 @@ pub struct Config {
     pub(crate) max_commit_delay_millis: u64,
     pub(crate) max_consecutive_rejections: Option<u32>,
     pub(crate) upload_on: UploadPolicy,
+    /// Events older than this (wall-clock ms since their stamp) expire
+    /// when a batch is formed; `None`: never.
+    #[cfg(feature = "expiry")]
+    pub(crate) max_event_age_millis: Option<u64>,
 }
 
 impl Default for Config {
@@ -127,6 +131,8 @@ impl Config {
         max_commit_delay_millis: 0,
         max_consecutive_rejections: Some(20),
         upload_on: UploadPolicy::Any,
+        #[cfg(feature = "expiry")]
+        max_event_age_millis: None,
     };
 
     /// The default `max_batch_events` when the machine's window holds at
@@ -216,6 +222,14 @@ impl Config {
     pub const fn max_commit_delay(&self) -> Duration {
         Duration::from_millis(self.max_commit_delay_millis)
     }
+    /// The maximum event age (feature `expiry`): `None` [default], never.
+    #[cfg(feature = "expiry")]
+    pub const fn max_event_age(&self) -> Option<Duration> {
+        match self.max_event_age_millis {
+            Some(ms) => Some(Duration::from_millis(ms)),
+            None => None,
+        }
+    }
     /// Which networks uploads may use [`UploadPolicy::Any`].
     pub const fn upload_on(&self) -> UploadPolicy {
         self.upload_on
@@ -299,6 +313,10 @@ impl Config {
         }
         if matches!(self.max_consecutive_rejections, Some(0)) {
             return Err(ConfigError::ZeroConsecutiveRejections);
+        }
+        #[cfg(feature = "expiry")]
+        if matches!(self.max_event_age_millis, Some(0)) {
+            return Err(ConfigError::ZeroMaxEventAge);
         }
         Ok(self)
     }
@@ -428,6 +446,29 @@ impl ConfigBuilder {
         self
     }
 
+    /// The maximum event age [`None`: never] (feature `expiry`): an event
+    /// older than this, by the wall clock since the adapter stamped it at
+    /// its track ([`Input::WallClock`](crate::Input::WallClock)), is dropped
+    /// as [`DropReason::Expired`](crate::DropReason::Expired) when its
+    /// batch is formed, never sent. Critical events never expire.
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use outbox_core::Config;
+    /// let five_days = Duration::from_secs(5 * 24 * 3600);
+    /// let c = Config::builder().max_event_age(Some(five_days)).build().unwrap();
+    /// assert_eq!(c.max_event_age(), Some(five_days));
+    /// assert!(Config::builder().max_event_age(Some(Duration::ZERO)).build().is_err());
+    /// ```
+    #[cfg(feature = "expiry")]
+    pub const fn max_event_age(mut self, age: Option<Duration>) -> Self {
+        self.config.max_event_age_millis = match age {
+            Some(a) => Some(duration_millis(a)),
+            None => None,
+        };
+        self
+    }
+
     /// Check the settings together. Const: a `Config` can be built and
     /// checked at compile time (a firmware's, so no code builds it).
     pub const fn build(self) -> Result<Config, ConfigError> {
@@ -481,6 +522,10 @@ pub enum ConfigError {
     ZeroRequestTimeout,
     /// Zero would halt before any rejection; use `None` to never halt.
     ZeroConsecutiveRejections,
+    /// A zero maximum event age would expire every event; use `None` for
+    /// never.
+    #[cfg(feature = "expiry")]
+    ZeroMaxEventAge,
 }
 
 impl fmt::Display for ConfigError {
@@ -523,6 +568,10 @@ impl fmt::Display for ConfigError {
             }
             ConfigError::ZeroConsecutiveRejections => {
                 f.write_str("max_consecutive_rejections must be at least 1 (or None)")
+            }
+            #[cfg(feature = "expiry")]
+            ConfigError::ZeroMaxEventAge => {
+                f.write_str("max_event_age must be greater than zero (or None)")
             }
         }
     }

@@ -321,6 +321,9 @@ pub struct Driver<'b, S: Store, T: Transport, O, const N: usize> {
     started: bool,
     /// The event being tracked is critical.
     critical: bool,
+    /// The stamp of the event being tracked (the machine's wall clock).
+    #[cfg(feature = "expiry")]
+    stamp: Option<u64>,
     /// The first failure, while applying a track's outputs, that did not
     /// affect the tracked event itself.
     deferred: Option<ErrorOf<S, T>>,
@@ -381,6 +384,8 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
             observer,
             started: false,
             critical: false,
+            #[cfg(feature = "expiry")]
+            stamp: None,
             deferred: None,
         })
     }
@@ -464,6 +469,10 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
             Accepted::Applied => return Err(DriverError::NotStored),
         };
         self.critical = critical;
+        #[cfg(feature = "expiry")]
+        {
+            self.stamp = self.machine.wall_clock();
+        }
         let mut seen = self.drain_all(now, Some((seq, payload))).await;
         if !seen.appended && !seen.lost {
             // Never appended (the room it needed could not be read): it
@@ -627,6 +636,14 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
             Output::Persist { seq, .. } => (
                 Input::PersistFailed { from_seq: seq },
                 match tracked {
+                    #[cfg(feature = "expiry")]
+                    Some((s, p)) if s == seq && self.stamp.is_some() => {
+                        let stamp = self.stamp.unwrap_or(0);
+                        self.store
+                            .append_stamped(seq, p, self.critical, stamp)
+                            .await
+                            .map_err(Some)
+                    }
                     Some((s, p)) if s == seq && self.critical => {
                         self.store.append_critical(seq, p).await.map_err(Some)
                     }
@@ -646,6 +663,17 @@ impl<'b, S: Store, T: Transport, O: Observer, const N: usize> Driver<'b, S, T, O
                 self.store.discard(seq).await.map_err(Some),
             ),
             Output::ReadSizes { from, max } => return self.read_sizes(now, from, max).await,
+            #[cfg(feature = "expiry")]
+            Output::FindFresh { after_ms } => {
+                // A store that failed expires nothing this time (and the
+                // error is returned); one that keeps no stamps, never.
+                let (first_fresh_seq, error) = match self.store.first_fresh(after_ms).await {
+                    Ok(found) => (found.unwrap_or(0), None),
+                    Err(e) => (0, Some(e)),
+                };
+                self.machine.handle(now, Input::Fresh { first_fresh_seq })?;
+                return error.map_or(Ok(()), |e| Err(DriverError::Store(e)));
+            }
             Output::Rejected {
                 seq,
                 status,

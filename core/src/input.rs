@@ -64,6 +64,25 @@ pub enum Input {
         /// Payload size in bytes.
         size: u32,
     },
+    /// The wall clock (feature `expiry`): milliseconds since the Unix
+    /// epoch, as the adapter reads it. The machine keeps the largest it was
+    /// given, so a clock that jumps back expires nothing early; the adapter
+    /// stamps each tracked event with [`Machine::wall_clock`](crate::Machine::wall_clock).
+    #[cfg(feature = "expiry")]
+    WallClock {
+        /// Milliseconds since the Unix epoch.
+        now_ms: u64,
+    },
+    /// The answer to [`Output::FindFresh`](crate::Output::FindFresh)
+    /// (feature `expiry`): the oldest pending event stamped at or after its
+    /// `after_ms` (or stamped not at all), or any number past the newest
+    /// when every pending event is older. `0` when the store keeps no
+    /// stamps: nothing expires.
+    #[cfg(feature = "expiry")]
+    Fresh {
+        /// The oldest event that is not expired.
+        first_fresh_seq: Seq,
+    },
     /// Time passed; the caller sends this at or after [`poll_timeout`](crate::Machine::poll_timeout).
     /// An early or spurious tick is harmless.
     Tick,

@@ -15,6 +15,8 @@ pub fn seen(output: &Output) -> Option<Seen> {
         Output::Persist { seq, size } => Seen::Persist { seq, size },
         Output::Delete { .. } | Output::Commit | Output::Discard { .. } => return None,
         Output::ReadSizes { from, .. } => Seen::ReadSizes { from },
+        #[cfg(feature = "expiry")]
+        Output::FindFresh { .. } => return None,
         Output::Send(b) => Seen::Sent {
             first: b.first,
             last: b.last,
@@ -33,6 +35,7 @@ pub fn seen(output: &Output) -> Option<Seen> {
                 DropReason::MaxAttempts => Why::MaxAttempts,
                 DropReason::NotStored => Why::NotStored,
                 DropReason::Damaged => Why::Damaged,
+                DropReason::Expired => Why::Expired,
             },
         },
         Output::Rejected {

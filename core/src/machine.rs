@@ -35,6 +35,8 @@ use crate::time::duration_millis;
 use crate::{Instant, Seq, MAX_SEQ};
 
 mod critical;
+#[cfg(feature = "expiry")]
+mod expiry;
 
 /// What an accepted input produced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +72,8 @@ struct Counters {
     dropped_overflow: u64,
     dropped_max_attempts: u64,
     dropped_not_stored: u64,
+    #[cfg(feature = "expiry")]
+    dropped_expired: u64,
     rejected: u64,
     retries: u64,
     notes_overflowed: u32,
@@ -188,6 +192,9 @@ pub struct Machine<const N: usize> {
     /// back to when the events after it were not stored (`critical.rs`).
     #[cfg(any(test, feature = "critical"))]
     critical_unseen: Option<Seq>,
+    /// The wall clock and the oldest fresh event (`expiry.rs`).
+    #[cfg(feature = "expiry")]
+    expiry: expiry::Expiry,
     notes: Notes,
     counters: Counters,
 }
@@ -254,6 +261,8 @@ impl<const N: usize> Machine<N> {
             scan: critical::Scan::new(),
             #[cfg(any(test, feature = "critical"))]
             critical_unseen: None,
+            #[cfg(feature = "expiry")]
+            expiry: expiry::Expiry::default(),
             notes: Notes::new(),
             counters: Counters::default(),
         }
@@ -276,6 +285,8 @@ impl<const N: usize> Machine<N> {
             matches!(input, Input::Size { .. }),
             matches!(input, Input::CommitFailed),
         );
+        #[cfg(feature = "expiry")]
+        self.expiry_enter(matches!(input, Input::Fresh { .. }));
         let result = match input {
             Input::Track { size } => return self.on_track(size, false).map(Accepted::Tracked),
             Input::TrackCritical { size } => {
@@ -364,6 +375,10 @@ impl<const N: usize> Machine<N> {
                 self.drop_newest_from(from);
             }
             Input::Commit => self.commits.requested = true,
+            #[cfg(feature = "expiry")]
+            Input::WallClock { now_ms } => self.on_wall_clock(now_ms),
+            #[cfg(feature = "expiry")]
+            Input::Fresh { first_fresh_seq } => self.on_fresh(first_fresh_seq),
             Input::CommitFailed => {
                 let from = self
                     .commits
@@ -493,6 +508,10 @@ impl<const N: usize> Machine<N> {
         if self.pending.size_of(head).is_none_or(is_hole) || self.commits.commit_cursor <= head {
             return None;
         }
+        #[cfg(feature = "expiry")]
+        if let Some(output) = self.expiry_step() {
+            return output;
+        }
         let batch = self.next_batch();
         self.in_flight = Some(batch);
         self.in_flight_deadline = Some(self.now.plus_millis(self.config.request_timeout_millis));
@@ -544,6 +563,8 @@ impl<const N: usize> Machine<N> {
             dropped_max_attempts: c.dropped_max_attempts,
             dropped_not_stored: c.dropped_not_stored,
             dropped_damaged: self.pending.damaged(),
+            #[cfg(feature = "expiry")]
+            dropped_expired: c.dropped_expired,
             rejected: c.rejected,
             retries: c.retries,
             notes_overflowed: c.notes_overflowed,
@@ -1349,6 +1370,10 @@ impl<const N: usize> Machine<N> {
         }
         if let Some(m) = self.malformed {
             end = end.min(m.saturating_sub(1));
+        }
+        #[cfg(feature = "expiry")]
+        {
+            end = end.min(self.expiry_batch_end(first));
         }
         let max_bytes = u64::from(self.config.max_batch_bytes);
         let too_large = self.too_large_bytes.map(u64::from);

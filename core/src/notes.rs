@@ -53,6 +53,7 @@ fn pack(o: Output) -> Option<Note> {
                 DropReason::MaxAttempts => 1,
                 DropReason::NotStored => 2,
                 DropReason::Damaged => 3,
+                DropReason::Expired => 4,
             },
             n: span(first, last),
             at: first,
@@ -100,6 +101,8 @@ fn pack(o: Output) -> Option<Note> {
         | Output::ReadSizes { .. }
         | Output::Delete { .. }
         | Output::Send(_) => return None,
+        #[cfg(feature = "expiry")]
+        Output::FindFresh { .. } => return None,
     })
 }
 
@@ -114,6 +117,8 @@ fn unpack(n: Note) -> Output {
                 0 => DropReason::Overflow,
                 1 => DropReason::MaxAttempts,
                 3 => DropReason::Damaged,
+                #[cfg(feature = "expiry")]
+                4 => DropReason::Expired,
                 _ => DropReason::NotStored,
             },
         },

@@ -46,6 +46,9 @@ pub enum DropReason {
     /// [`store`](crate::store)). Reported once the holes reach the head of
     /// the queue; the next `Delete` covers them.
     Damaged,
+    /// Older than `max_event_age` by the wall clock when their batch was
+    /// formed (feature `expiry`): never sent. Critical events never expire.
+    Expired,
 }
 
 /// Why the server refused one event for good.
@@ -107,6 +110,15 @@ pub enum Output {
     /// Make every append so far durable ([`Store::sync`](crate::Store::sync));
     /// on failure answer [`Input::CommitFailed`](crate::Input::CommitFailed).
     Commit,
+    /// Find the oldest pending event stamped at or after `after_ms` (wall
+    /// clock ms since the Unix epoch; [`Store::first_fresh`](crate::Store::first_fresh))
+    /// and answer [`Input::Fresh`](crate::Input::Fresh) (feature `expiry`):
+    /// the events before it are older than `max_event_age`.
+    #[cfg(feature = "expiry")]
+    FindFresh {
+        /// Events stamped before this are expired.
+        after_ms: u64,
+    },
     /// Read the stored sizes of the numbers `from, from + 1, ...` (at most
     /// `max`) and answer each with [`Input::Size`](crate::Input::Size) (a
     /// [`HOLE`](crate::HOLE) for a number without an intact record, also

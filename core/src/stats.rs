@@ -32,6 +32,10 @@ pub struct Stats {
     /// counted as a record). Holes the summary already left out are not
     /// events and are not counted, though they are reported.
     pub dropped_damaged: u64,
+    /// Events older than `max_event_age` when their batch was formed
+    /// (feature `expiry`).
+    #[cfg(feature = "expiry")]
+    pub dropped_expired: u64,
     /// Events the server refused for good (poison, too large).
     pub rejected: u64,
     /// Failed upload attempts (each schedules a retry).
@@ -64,6 +68,17 @@ impl Stats {
             + self.dropped_max_attempts
             + self.dropped_not_stored
             + self.dropped_damaged
+            + self.expired()
+    }
+
+    #[cfg(feature = "expiry")]
+    const fn expired(&self) -> u64 {
+        self.dropped_expired
+    }
+
+    #[cfg(not(feature = "expiry"))]
+    const fn expired(&self) -> u64 {
+        0
     }
 
     /// Whether the accounts add up. They always do; adapters and tests

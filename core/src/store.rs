@@ -204,6 +204,37 @@ pub trait Store {
         self.append(seq, payload).await
     }
 
+    /// Store `payload` as event `seq` (critical when `critical`, see
+    /// [`append_critical`](Store::append_critical)) with its wall-clock
+    /// stamp `stamp_ms` (ms since the Unix epoch; event expiry, feature
+    /// `expiry` of the driver). A store that keeps stamps overrides it and
+    /// [`first_fresh`](Store::first_fresh); the default drops the stamp, so
+    /// that store's events never expire.
+    async fn append_stamped(
+        &mut self,
+        seq: Seq,
+        payload: &[u8],
+        critical: bool,
+        stamp_ms: u64,
+    ) -> Result<(), Self::Error> {
+        let _ = stamp_ms;
+        if critical {
+            self.append_critical(seq, payload).await
+        } else {
+            self.append(seq, payload).await
+        }
+    }
+
+    /// The oldest pending record stamped at or after `after_ms`, or not
+    /// stamped at all (appended without [`append_stamped`](Store::append_stamped));
+    /// when every record is older, any number past the newest (one past
+    /// it, or [`Seq::MAX`]). The records before the answer are expired.
+    /// `None` [default]: this store keeps no stamps, nothing expires.
+    async fn first_fresh(&mut self, after_ms: u64) -> Result<Option<Seq>, Self::Error> {
+        let _ = after_ms;
+        Ok(None)
+    }
+
     /// Delete the one record `seq` (an overflow victim in the middle of the
     /// queue, reported dropped before this): afterwards
     /// [`read_sizes`](Store::read_sizes) shows it as [`DISCARDED`] (or a

@@ -289,8 +289,10 @@ OutboxStatus outbox_open(const struct OutboxConfig *config, struct OutboxClient 
  * after a drop the next batch carries one `outbox dropped events` event
  * with counts by reason), `upload_on` ("any", the default, or
  * "unmetered": nothing is uploaded, not even by `outbox_flush`, until
- * `outbox_set_network` reports an unmetered network). Unknown fields are
- * refused. On failure `*out` is NULL.
+ * `outbox_set_network` reports an unmetered network), `max_event_age_ms`
+ * (off by default: an event older than that, by the wall clock since its
+ * track, is dropped unsent when its batch is formed, reason `expired`;
+ * 0 is refused). Unknown fields are refused. On failure `*out` is NULL.
  */
 OutboxStatus outbox_open_json(const uint8_t *json, size_t len, struct OutboxClient **out);
 

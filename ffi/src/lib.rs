@@ -200,6 +200,7 @@ struct JsonConfig {
     session_timeout_ms: Option<u64>,
     loss_reports: Option<bool>,
     upload_on: Option<String>,
+    max_event_age_ms: Option<u64>,
 }
 
 /// A failure on its way out: the code, and the text for `outbox_last_error`.
@@ -415,6 +416,9 @@ fn open(cfg: JsonConfig) -> Result<Box<OutboxClient>, Fail> {
     if let Some(on) = cfg.loss_reports {
         b = b.loss_reports(on);
     }
+    if let Some(ms) = cfg.max_event_age_ms {
+        b = b.max_event_age(Duration::from_millis(ms));
+    }
     let client = b.build().map_err(|e| {
         use outbox_std::BuildError as B;
         let status = match e {
@@ -492,8 +496,10 @@ pub extern "C" fn outbox_open(
 /// after a drop the next batch carries one `outbox dropped events` event
 /// with counts by reason), `upload_on` ("any", the default, or
 /// "unmetered": nothing is uploaded, not even by `outbox_flush`, until
-/// `outbox_set_network` reports an unmetered network). Unknown fields are
-/// refused. On failure `*out` is NULL.
+/// `outbox_set_network` reports an unmetered network), `max_event_age_ms`
+/// (off by default: an event older than that, by the wall clock since its
+/// track, is dropped unsent when its batch is formed, reason `expired`;
+/// 0 is refused). Unknown fields are refused. On failure `*out` is NULL.
 #[no_mangle]
 pub extern "C" fn outbox_open_json(
     json: *const u8,

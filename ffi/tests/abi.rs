@@ -629,3 +629,39 @@ fn a_critical_key_in_the_json_tracks_the_event_as_critical_and_is_not_sent() {
     assert_eq!(outbox_close(client, 0), OutboxStatus::Ok);
     outbox_free(client);
 }
+
+/// `max_event_age_ms`: events older than that when their batch is formed
+/// are dropped unsent (reason `expired`); 0 is refused. Seen failing with
+/// the key ignored (both events arrived).
+#[test]
+fn max_event_age_ms_expires_old_events_and_zero_is_refused() {
+    let collector = common::Collector::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = json!({"lifecycle_events": false, "sessions": false, "max_event_age_ms": 20});
+    let client = open_with(&collector.endpoint, &dir, cfg);
+    for i in 0..2 {
+        let (st, _) = track(client, &format!(r#"{{"event":"E{i}","userId":"u"}}"#));
+        assert_eq!(st, OutboxStatus::Ok, "{}", last_error());
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let mut report = OutboxFlushReport::default();
+    assert_eq!(
+        outbox_flush_and_wait(client, 30_000, &mut report),
+        OutboxStatus::Ok,
+        "{}",
+        last_error()
+    );
+    assert_eq!(report.pending, 0, "{report:?}");
+    assert_eq!(outbox_close(client, 1_000), OutboxStatus::Ok);
+    outbox_free(client);
+    assert!(collector.events().is_empty());
+
+    let dir = tempfile::tempdir().unwrap();
+    let (st, client) = open_json(&json!({
+        "path": dir.path().join("events.db"),
+        "endpoint": collector.endpoint,
+        "max_event_age_ms": 0,
+    }));
+    assert_eq!(st, OutboxStatus::InvalidConfig, "{}", last_error());
+    assert!(client.is_null());
+}

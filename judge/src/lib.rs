@@ -30,6 +30,7 @@
 //! assert!(j.seen(&Seen::Dropped { first: 0, last: 1, why: Why::Overflow }).is_err());
 //! ```
 
+mod expiry;
 mod flush;
 mod link;
 mod queue;
@@ -106,6 +107,8 @@ pub enum Why {
     NotStored,
     /// The store has no intact record for these numbers (a hole).
     Damaged,
+    /// Older than `max_event_age` by the wall clock ([`Judge::wall_clock`]).
+    Expired,
 }
 
 /// Why the machine said it halted.
@@ -286,6 +289,8 @@ pub struct Judge {
     /// The last `ReadSizes` and whether the store failed a read of sizes
     /// since (a healthy store's answer is never asked for again).
     last_read_sizes: Option<(u64, bool)>,
+    /// Stamps and the wall clock (`expiry.rs`).
+    expiry: expiry::Expiry,
 }
 
 impl Judge {
@@ -313,6 +318,7 @@ impl Judge {
             not_stored_from: None,
             not_stored: BTreeSet::new(),
             last_read_sizes: None,
+            expiry: expiry::Expiry::default(),
         }
     }
 
@@ -320,9 +326,15 @@ impl Judge {
     /// holds follows with [`Judge::restore`].
     pub fn restart(&mut self, limits: Limits, mode: Mode, network_up: bool) {
         let (now, damaged) = (self.now, std::mem::take(&mut self.damaged));
+        let mut expiry = std::mem::take(&mut self.expiry);
         *self = Judge::new(limits, mode, network_up);
         self.now = now;
         self.damaged = damaged;
+        // Stamps are stored with the records; the new machine knows no
+        // wall clock until it is given one.
+        expiry.wall_ms = None;
+        expiry.next_stamp = None;
+        self.expiry = expiry;
     }
 
     /// The machine restores these records (sequence number, size), oldest
@@ -336,6 +348,8 @@ impl Judge {
     /// critical record restored may ask for its flush again).
     pub fn restore_flagged(&mut self, records: impl IntoIterator<Item = (u64, u32, bool)>) {
         for (seq, size, critical) in records {
+            // A crash took back the delete after its expiry: it may go again.
+            self.expiry.expired.remove(&seq);
             self.queue.push(seq, size, critical);
             self.newest = self.newest.max(Some(seq));
             if critical {
@@ -352,6 +366,29 @@ impl Judge {
     /// flush is requested: in every mode it must be).
     pub fn critical_flush_owed(&self) -> bool {
         self.requests.critical_owed(self.queue.front())
+    }
+
+    /// The machine expires events older than `max_age_ms` (`None`: never).
+    pub fn max_event_age(&mut self, max_age_ms: Option<u64>) {
+        self.expiry.max_age_ms = max_age_ms;
+    }
+
+    /// The machine is given the wall clock `now_ms` (it keeps the largest).
+    pub fn wall_clock(&mut self, now_ms: u64) {
+        let e = &mut self.expiry;
+        e.wall_ms = Some(e.wall_ms.map_or(now_ms, |w| w.max(now_ms)));
+    }
+
+    /// The event about to be tracked is stamped `stamp_ms` (`None`: not
+    /// stamped, it never expires).
+    pub fn stamp(&mut self, stamp_ms: Option<u64>) {
+        self.expiry.next_stamp = stamp_ms;
+    }
+
+    /// The store still holds the event `seq` stamped `stamp_ms` (after a
+    /// restart, with [`Judge::restore`]).
+    pub fn restore_stamp(&mut self, seq: u64, stamp_ms: u64) {
+        self.expiry.stamps.insert(seq, stamp_ms);
     }
 
     /// The limits being judged by.
@@ -619,6 +656,9 @@ impl Judge {
             Seen::Persist { seq, size } => match self.tracking.take() {
                 Some((s, critical)) if s == size => {
                     self.queue.push(seq, size, critical);
+                    if let Some(stamp) = self.expiry.next_stamp.take() {
+                        self.expiry.stamps.insert(seq, stamp);
+                    }
                     if critical {
                         self.requests.tracked_critical(seq);
                     }
@@ -674,6 +714,7 @@ impl Judge {
                         r
                     }
                     Why::Damaged => self.damaged_drop(first, last),
+                    Why::Expired => self.expired_drop(first, last),
                 };
                 self.queue.remove(first, last);
                 if why == Why::NotStored {
@@ -749,6 +790,35 @@ impl Judge {
         }
     }
 
+    /// Events reported expired: each pending, not critical, not in
+    /// flight, and older than `max_event_age` by the wall clock given.
+    fn expired_drop(&mut self, first: u64, last: u64) -> Result<(), Breach> {
+        if self.in_flight() {
+            if let Some(f) = self.flight {
+                if first <= f.last && f.first <= last {
+                    return breach(
+                        "expiry",
+                        format!("events {first}..={last} expired while in flight"),
+                    );
+                }
+            }
+        }
+        for seq in first..=last {
+            if !self.queue.contains(seq) {
+                return breach(
+                    "expiry",
+                    format!("event {seq} dropped as expired, but it is not pending"),
+                );
+            }
+            let critical = self.queue.is_critical(seq);
+            if let Some(why) = self.expiry.refuse(seq, critical) {
+                return breach("expiry", why);
+            }
+            self.expiry.expired.insert(seq);
+        }
+        Ok(())
+    }
+
     /// Events reported not stored: justified for an event whose append or
     /// commit the checker's store failed in this input, or for the event
     /// being tracked, which was never appended.
@@ -785,6 +855,12 @@ impl Judge {
         }
         if self.halted_for.is_some() {
             return breach("status", "a send while halted".into());
+        }
+        if let Some(seq) = self.expiry.expired.range(first..=last).next() {
+            return breach(
+                "expiry",
+                format!("event {seq} sent after it was dropped as expired"),
+            );
         }
         if self.queue.front() != Some(first) {
             return breach(

@@ -143,15 +143,16 @@ impl NativeClient {
 #[pymethods]
 impl NativeClient {
     /// `lifecycle_events`, `sessions` (with `session_timeout` seconds),
-    /// the app's name, version and build, and `loss_reports` are the std
-    /// builder's settings of the same names (README, "What is tracked
+    /// the app's name, version and build, `loss_reports` and
+    /// `max_event_age` (seconds) are the std builder's settings of the same
+    /// names (README, "What is tracked
     /// automatically").
     #[new]
     #[pyo3(signature = (
         path, endpoint, write_key, *, max_queue_size=None, request_timeout=None,
         lifecycle_events=true, sessions=true, session_timeout=60.0,
         app_name=None, app_version=None, app_build=None, loss_reports=true,
-        upload_on="any",
+        upload_on="any", max_event_age=None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -169,6 +170,7 @@ impl NativeClient {
         app_build: Option<String>,
         loss_reports: bool,
         upload_on: &str,
+        max_event_age: Option<f64>,
     ) -> PyResult<Self> {
         let upload_on = match upload_on {
             "any" => UploadPolicy::Any,
@@ -189,6 +191,14 @@ impl NativeClient {
                 "session_timeout must be more than 0 seconds (sessions=False turns sessions off)",
             ));
         }
+        let max_event_age = max_event_age
+            .map(|t| seconds("max_event_age", t))
+            .transpose()?;
+        if max_event_age.is_some_and(|a| a.is_zero()) {
+            return Err(PyValueError::new_err(
+                "max_event_age must be more than 0 seconds (None turns expiry off)",
+            ));
+        }
         let mut builder = Client::builder()
             .path(path)
             .endpoint(endpoint, write_key)
@@ -196,6 +206,9 @@ impl NativeClient {
             .sessions(sessions.then_some(session_timeout))
             .loss_reports(loss_reports)
             .upload_on(upload_on);
+        if let Some(age) = max_event_age {
+            builder = builder.max_event_age(age);
+        }
         if app_name.is_some() || app_version.is_some() {
             builder = builder.app(
                 app_name.unwrap_or_default(),
@@ -461,14 +474,8 @@ impl NativeClient {
         d.set_item("tracked", s.core.tracked)?;
         d.set_item("restored", s.core.restored)?;
         d.set_item("delivered", s.core.delivered)?;
-        d.set_item(
-            "dropped",
-            s.core
-                .dropped_overflow
-                .saturating_add(s.core.dropped_max_attempts)
-                .saturating_add(s.core.dropped_not_stored)
-                .saturating_add(s.core.dropped_damaged),
-        )?;
+        // Every reason, expired included.
+        d.set_item("dropped", s.core.dropped())?;
         d.set_item("rejected", s.core.rejected)?;
         d.set_item("retries", s.core.retries)?;
         d.set_item("halted", s.core.halted)?;

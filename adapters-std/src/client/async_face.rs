@@ -101,6 +101,7 @@ impl AsyncClient {
             durable: None,
             seq: seq.clone(),
             message_id: payload.message_id.clone(),
+            wall_ms: Some(inner.clock.wall_ms()),
         };
         send(&inner.tx, msg)
             .await
@@ -125,12 +126,14 @@ impl AsyncClient {
         let seq = Arc::new(OnceLock::new());
         let slot = seq.clone();
         let bytes = payload.bytes;
+        let wall_ms = Some(inner.clock.wall_ms());
         let result = ask(&inner.tx, |reply| Msg::Track {
             critical,
             payload: bytes,
             durable: Some(reply),
             seq: slot,
             message_id: String::new(),
+            wall_ms,
         })
         .await
         .ok_or(TrackError::Stopped)?;

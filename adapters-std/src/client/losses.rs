@@ -33,6 +33,7 @@ pub(crate) fn reason_name(reason: DropReason) -> &'static str {
         DropReason::MaxAttempts => "max_attempts",
         DropReason::NotStored => "not_stored",
         DropReason::Damaged => "damaged",
+        DropReason::Expired => "expired",
         _ => "other",
     }
 }

@@ -98,6 +98,7 @@ pub struct ClientBuilder {
     properties: Map<String, Value>,
     session: session::Settings,
     loss_reports: bool,
+    wall_clock: Option<fn() -> u64>,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -152,6 +153,32 @@ impl ClientBuilder {
     /// ```
     pub fn configure(mut self, f: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> Self {
         self.config = f(self.config);
+        self
+    }
+
+    /// Events older than `age` (by the wall clock, since their track) when
+    /// their batch is formed are dropped, never sent (default: off): a
+    /// [`Notification::Dropped`] with reason
+    /// [`Expired`](outbox_core::DropReason::Expired), counted in the loss
+    /// report as `expired`. Each event is stamped at its track and the
+    /// stamp is stored with it, so age survives restarts; a wall clock that
+    /// jumps back expires nothing early. Critical events never expire.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # let b = outbox_std::Client::builder();
+    /// let b = b.max_event_age(Duration::from_secs(5 * 24 * 3600)); // Mixpanel's 5 days
+    /// ```
+    pub fn max_event_age(mut self, age: Duration) -> Self {
+        self.config = self.config.max_event_age(Some(age));
+        self
+    }
+
+    /// Testing only, outside semver: the wall clock (ms since the Unix
+    /// epoch) the Client reads instead of the system's, to make it jump.
+    #[doc(hidden)]
+    pub fn wall_clock(mut self, now_ms: fn() -> u64) -> Self {
+        self.wall_clock = Some(now_ms);
         self
     }
 
@@ -361,7 +388,7 @@ impl ClientBuilder {
         if let Some(report) = &salvaged {
             hub.publish_sticky(Notification::Salvaged(report.clone()));
         }
-        let clock = clock::Clock::start();
+        let clock = clock::Clock::start(self.wall_clock);
         let saved_losses = if self.loss_reports {
             store.losses().unwrap_or_else(|e| {
                 log::warn!("outbox: cannot read the losses not yet reported: {e}");
@@ -432,6 +459,7 @@ impl ClientBuilder {
                 shape,
                 session: tracker,
                 network_kind: Mutex::new(NetworkKind::Unknown),
+                clock,
             }),
         };
         client.inner.start_sessions();
@@ -453,6 +481,8 @@ struct Inner {
     /// The network kind last reported, kept for
     /// [`Client::set_network_available`], which names none.
     network_kind: Mutex<NetworkKind>,
+    /// The wall clock each track reads (its stamp, for `max_event_age`).
+    clock: clock::Clock,
 }
 
 /// `now + timeout`, or `None` (no deadline) when that is beyond what an
@@ -565,6 +595,7 @@ impl Client {
             properties: Map::new(),
             session: session::Settings::default(),
             loss_reports: true,
+            wall_clock: None,
         }
     }
 
@@ -613,6 +644,7 @@ impl Client {
                 seq: seq.clone(),
                 message_id: payload.message_id.clone(),
                 critical,
+                wall_ms: Some(self.inner.clock.wall_ms()),
             })
             .map_err(|_| TrackError::Stopped)?;
         Ok(Receipt::new(payload.message_id, seq))
@@ -647,6 +679,7 @@ impl Client {
             durable: Some(reply),
             seq: slot,
             message_id: String::new(),
+            wall_ms: Some(self.inner.clock.wall_ms()),
         });
         // Queued in order: other threads may track while this one waits.
         drop(session);

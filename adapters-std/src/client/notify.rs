@@ -311,6 +311,7 @@ impl Observer for Notifier {
             | Output::ReadSizes { .. }
             | Output::Delete { .. }
             | Output::Discard { .. }
+            | Output::FindFresh { .. }
             | Output::Send(_) => return,
         };
         self.hub.publish(note);

@@ -316,6 +316,7 @@ impl Inner {
                 durable: None,
                 seq: Arc::new(OnceLock::new()),
                 message_id: p.message_id,
+                wall_ms: None,
             };
             self.tx.send(msg).is_ok()
         });

@@ -48,6 +48,9 @@ pub(crate) enum Msg {
         message_id: String,
         /// A critical event (`Client::track_critical`).
         critical: bool,
+        /// The wall clock when the caller tracked it (its stamp; `None`:
+        /// the worker's now).
+        wall_ms: Option<u64>,
     },
     Sync(Reply<Result<(), ClientError>>),
     Input(Input, Reply<Result<(), ClientError>>),
@@ -273,6 +276,7 @@ impl Worker {
             self.commit(&mut driver);
             if !self.quiet() {
                 self.stage_losses(&mut driver);
+                self.tell_wall_clock(&mut driver);
                 let now = self.clock.now();
                 if let Err(e) = driver.poll(now) {
                     self.note_error(&e);
@@ -365,6 +369,7 @@ impl Worker {
         while let Ok(m) = self.rx.try_recv() {
             self.handle(driver, m);
         }
+        self.tell_wall_clock(driver);
         let now = self.clock.now();
         let mut refused = Vec::new();
         let stored = expiry.finish(|p| {
@@ -385,6 +390,15 @@ impl Worker {
         }
     }
 
+    /// Hand the machine the wall clock (before every track and every round
+    /// that may form a batch): stamps and expiry use it.
+    fn tell_wall_clock(&mut self, driver: &mut Drv<'_>) {
+        let now_ms = self.clock.wall_ms();
+        if let Err(e) = driver.handle(self.clock.now(), Input::WallClock { now_ms }) {
+            self.note_error(&e);
+        }
+    }
+
     /// Write the drops seen so far into the open transaction, so the next
     /// send reports them and the round's commit keeps them.
     fn stage_losses(&self, driver: &mut Drv<'_>) {
@@ -393,6 +407,18 @@ impl Worker {
 
     fn handle(&mut self, driver: &mut Drv<'_>, msg: Msg) {
         self.stage_losses(driver);
+        match msg {
+            // Stamped by the caller's clock, not when the worker gets to it.
+            Msg::Track {
+                wall_ms: Some(now_ms),
+                ..
+            } => {
+                if let Err(e) = driver.handle(self.clock.now(), Input::WallClock { now_ms }) {
+                    self.note_error(&e);
+                }
+            }
+            _ => self.tell_wall_clock(driver),
+        }
         let now = self.clock.now();
         match msg {
             Msg::Track {
@@ -401,6 +427,7 @@ impl Worker {
                 seq: slot,
                 message_id,
                 critical,
+                wall_ms: _,
             } => {
                 let mark = self.not_stored.borrow().len();
                 let tracked = if critical {
@@ -770,6 +797,15 @@ pub(crate) fn restore_and_run(
         halt_status: worker.halt_status.clone(),
         losses: worker.losses.clone(),
     };
+    // The wall clock before the restore: a first batch formed at start
+    // expires what is old already.
+    let mut machine = machine;
+    let _ = machine.handle(
+        worker.clock.now(),
+        Input::WallClock {
+            now_ms: worker.clock.wall_ms(),
+        },
+    );
     // The configuration's batch size always holds one maximal event.
     let mut driver = match Driver::new(machine, store, transport, &mut buf, notifier) {
         Ok(d) => d,

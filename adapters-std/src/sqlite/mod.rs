@@ -95,7 +95,7 @@ use std::time::{Duration, SystemTime};
 
 use outbox_core::{ReadError, RejectReason, Seq, Store, StoreSummary, HOLE};
 use rusqlite::types::ValueRef;
-use rusqlite::{params, Connection, OpenFlags};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 pub use dead_letter::DeadLetter;
 pub use error::{ExportError, OpenError, StoreError};
@@ -222,6 +222,8 @@ pub struct SqliteStore {
     tx_has_appends: bool,
     /// The append under way is of a critical event (`critical.rs`).
     appending_critical: bool,
+    /// The stamp of the append under way (`append_stamped`).
+    appending_stamp: Option<i64>,
     /// A write failed and SQLite rolled the transaction back: the next
     /// `sync` must report that the earlier appends are gone.
     poisoned: bool,
@@ -337,6 +339,7 @@ impl SqliteStore {
             in_tx: false,
             tx_has_appends: false,
             appending_critical: false,
+            appending_stamp: None,
             poisoned: false,
             commits: 0,
             counted: Cell::default(),
@@ -469,6 +472,7 @@ impl SqliteStore {
             in_tx: false,
             tx_has_appends: false,
             appending_critical: false,
+            appending_stamp: None,
             poisoned: false,
             commits: 0,
             counted: Cell::default(),
@@ -969,15 +973,16 @@ impl SqliteStore {
         let inserted = self
             .conn
             .prepare_cached(
-                "INSERT INTO events (seq, size, payload, stored_at, critical) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO events (seq, size, payload, stored_at, critical, stamp) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
             .execute(params![
                 seq,
                 size,
                 payload,
                 stored_at,
-                self.appending_critical
+                self.appending_critical,
+                self.appending_stamp
             ]);
         match inserted {
             Ok(_) => Ok(Counts {
@@ -996,15 +1001,16 @@ impl SqliteStore {
                     .query_row([seq], |r| Ok(max_record_size(r.get_ref(0)?, max)))?;
                 self.conn
                     .prepare_cached(
-                        "UPDATE events SET size = ?2, payload = ?3, stored_at = ?4, critical = ?5 \
-                         WHERE seq = ?1",
+                        "UPDATE events SET size = ?2, payload = ?3, stored_at = ?4, critical = ?5, \
+                         stamp = ?6 WHERE seq = ?1",
                     )?
                     .execute(params![
                         seq,
                         size,
                         payload,
                         stored_at,
-                        self.appending_critical
+                        self.appending_critical,
+                        self.appending_stamp
                     ])?;
                 // The counters hold intact rows only: a damaged one
                 // replaced is one more.
@@ -1067,6 +1073,27 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
+    /// One try of [`first_fresh`](Store::first_fresh): the oldest row
+    /// stamped at or after `after_ms`, or not stamped. The walk starts at
+    /// the oldest row and stops at the first fresh one: it passes only the
+    /// expired rows, which the machine then deletes.
+    fn first_fresh_once(&mut self, after_ms: u64) -> Result<Option<Seq>, StoreError> {
+        if self.schema < 9 {
+            return Ok(None);
+        }
+        let after = i64::try_from(after_ms).unwrap_or(i64::MAX);
+        let found: Option<i64> = self
+            .conn
+            .prepare_cached(
+                "SELECT seq FROM events WHERE stamp IS NULL OR stamp >= ?1 ORDER BY seq LIMIT 1",
+            )?
+            .query_row([after], |r| r.get(0))
+            .optional()?;
+        Ok(Some(
+            found.map_or(Seq::MAX, |s| u64::try_from(s).unwrap_or(0)),
+        ))
+    }
+
     /// One try of [`append`](Store::append).
     fn append_once(&mut self, seq: Seq, payload: &[u8]) -> Result<(), StoreError> {
         if self.poisoned {
@@ -1113,6 +1140,25 @@ impl Store for SqliteStore {
         let result = self.append(seq, payload);
         self.appending_critical = false;
         result
+    }
+
+    fn append_stamped(
+        &mut self,
+        seq: Seq,
+        payload: &[u8],
+        critical: bool,
+        stamp_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.appending_critical = critical;
+        self.appending_stamp = i64::try_from(stamp_ms).ok();
+        let result = self.append(seq, payload);
+        self.appending_critical = false;
+        self.appending_stamp = None;
+        result
+    }
+
+    fn first_fresh(&mut self, after_ms: u64) -> Result<Option<Seq>, StoreError> {
+        self.salvaging_decrypt_failure(None, |s| s.first_fresh_once(after_ms))?
     }
 
     fn discard(&mut self, seq: Seq) -> Result<(), StoreError> {

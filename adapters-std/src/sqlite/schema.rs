@@ -15,7 +15,7 @@ use super::error::OpenError;
 pub const APPLICATION_ID: i32 = 0x6f62_7831;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// The oldest schema version `SqliteStore::open_read_only` reads without
 /// migrating (a read-only view never writes).
@@ -112,6 +112,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // it); without it, every restart scanned the whole queue, and a
     // damaged page anywhere in it failed the restore.
     "CREATE INDEX events_critical ON events (seq) WHERE critical != 0;",
+    // 8 -> 9: event expiry (`max_event_age`): each event's wall-clock stamp
+    // (unix milliseconds, the machine's wall clock at its track; NULL: never
+    // expires). Rows from before count as stamped now, at the migration:
+    // never expired at once by a build that starts expiring.
+    "ALTER TABLE events ADD COLUMN stamp INTEGER;
+     UPDATE events SET stamp = CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER);",
 ];
 
 /// What the file turned out to be.

@@ -96,7 +96,11 @@ pub fn run(args: FlushArgs) -> CliResult {
         )));
     }
     let client = open_client_with(db, &endpoint, FlushModeArg::Manual, None, |b| {
-        b.loss_reports(!args.no_loss_reports)
+        let b = b.loss_reports(!args.no_loss_reports);
+        match args.max_event_age {
+            Some(age) => b.max_event_age(age),
+            None => b,
+        }
     })?;
     let storage = StorageWatch::start(&client);
     let result = (|| {

@@ -98,10 +98,15 @@ pub fn run(args: SendArgs) -> CliResult {
         .map_err(|e| CliError::failure(format!("cannot start reading the input: {e}")))?;
     let client =
         super::deliver::open_client_with(db, &endpoint, args.flush_mode, args.threshold, |b| {
-            args.automatic
+            let b = args
+                .automatic
                 .apply(b)
                 .loss_reports(!args.no_loss_reports)
-                .upload_on(args.network_policy)
+                .upload_on(args.network_policy);
+            match args.max_event_age {
+                Some(age) => b.max_event_age(age),
+                None => b,
+            }
         })?;
     // Before the first line: under `--network-policy unmetered` nothing
     // goes until the Client knows the network is unmetered.

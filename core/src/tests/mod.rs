@@ -6,6 +6,7 @@
 
 mod critical;
 mod driver;
+mod expiry;
 mod harness;
 mod holes;
 mod model;

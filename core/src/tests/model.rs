@@ -11,7 +11,7 @@
 //! machine's counters (invariant 5).
 
 use core::time::Duration;
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::vec;
 use std::vec::Vec;
 
@@ -49,6 +49,8 @@ enum Op {
     SetThreshold(Option<u32>),
     /// Crash: throw the machine away, start a new one from the store.
     Restart,
+    /// The wall clock jumps by this many ms (back when negative).
+    WallJump(i64),
 }
 
 fn mode() -> impl Strategy<Value = FlushMode> {
@@ -102,6 +104,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0u64..20_000).prop_map(Op::SetPeriod),
         1 => prop::option::of(0u32..10).prop_map(Op::SetThreshold),
         1 => Just(Op::Restart),
+        1 => (-100_000i64..100_000).prop_map(Op::WallJump),
     ]
 }
 
@@ -124,6 +127,8 @@ struct Setup {
     max_rejections: Option<u32>,
     /// Upload policy `Unmetered`.
     unmetered_only: bool,
+    /// `max_event_age` in ms.
+    max_age: Option<u64>,
 }
 
 impl Setup {
@@ -152,6 +157,7 @@ impl Setup {
             } else {
                 UploadPolicy::Any
             })
+            .max_event_age(self.max_age.map(Duration::from_millis))
             .build()
             .unwrap()
     }
@@ -188,6 +194,7 @@ fn setup() -> impl Strategy<Value = Setup> {
             prop_oneof![Just(Some(20)), Just(None), (1u32..4).prop_map(Some)],
             any::<bool>(),
         ),
+        prop::option::of(1u64..80_000),
     )
         .prop_map(
             |(
@@ -199,6 +206,7 @@ fn setup() -> impl Strategy<Value = Setup> {
                 threshold,
                 queue_bytes,
                 (period, commit, request_timeout, max_rejections, unmetered_only),
+                max_age,
             )| Setup {
                 mode,
                 queue,
@@ -212,6 +220,7 @@ fn setup() -> impl Strategy<Value = Setup> {
                 request_timeout,
                 max_rejections,
                 unmetered_only,
+                max_age,
             },
         )
 }
@@ -263,6 +272,10 @@ struct Model {
     /// Records discarded from the middle of the queue, until a delete
     /// covers them (the store shows them as `DISCARDED`).
     discarded: BTreeSet<Seq>,
+    /// The stamp of the event being tracked (until its `Persist`).
+    tracking_stamp: Option<u64>,
+    /// Each stored record's stamp, when it has one.
+    stamps: BTreeMap<Seq, u64>,
 }
 
 impl Model {
@@ -296,6 +309,9 @@ impl Model {
                 self.store.push_back((seq, size));
                 if core::mem::take(&mut self.tracking_critical) {
                     self.critical.insert(seq);
+                }
+                if let Some(stamp) = self.tracking_stamp.take() {
+                    self.stamps.insert(seq, stamp);
                 }
             }
             Output::Discard { seq } => {
@@ -407,7 +423,10 @@ impl Model {
             Output::Commit => {
                 self.committed = self.store.back().map_or(self.committed, |r| r.0 + 1);
             }
-            Output::ReadSizes { .. } | Output::Halted { .. } | Output::RetryScheduled { .. } => {}
+            Output::ReadSizes { .. }
+            | Output::FindFresh { .. }
+            | Output::Halted { .. }
+            | Output::RetryScheduled { .. } => {}
         }
     }
 }
@@ -433,6 +452,8 @@ struct Harness {
     model: Model,
     judge: Judge,
     now: Instant,
+    /// The wall clock (ms since the epoch): moves with `now`, and jumps.
+    wall: u64,
 }
 
 impl Harness {
@@ -444,8 +465,13 @@ impl Harness {
             seed,
             m: Machine::new(config, seed).unwrap(),
             model: Model::default(),
-            judge: Judge::new(setup.limits(), judged_mode(setup.mode), true),
+            judge: {
+                let mut judge = Judge::new(setup.limits(), judged_mode(setup.mode), true);
+                judge.max_event_age(setup.max_age);
+                judge
+            },
             now: Instant::ZERO,
+            wall: 1_700_000_000_000,
         }
     }
 
@@ -458,19 +484,30 @@ impl Harness {
         let mut verdict = None;
         let input = match *op {
             Op::Track(size) => {
+                // Stamped as the driver stamps: the machine's wall clock.
+                judge.stamp(self.m.wall_clock());
+                model.tracking_stamp = self.m.wall_clock();
                 verdict = Some(judge.track(size));
                 Input::Track { size }
             }
             Op::TrackCritical(size) => {
+                judge.stamp(self.m.wall_clock());
+                model.tracking_stamp = self.m.wall_clock();
                 verdict = Some(judge.track_critical(size));
                 model.tracking_critical = true;
                 Input::TrackCritical { size }
             }
             Op::Advance(ms) => {
                 self.now = self.now.plus_millis(ms);
+                self.wall = self.wall.saturating_add(ms);
                 judge.at(self.now.as_millis());
                 judge.tick();
                 Input::Tick
+            }
+            Op::WallJump(by) => {
+                self.wall = self.wall.saturating_add_signed(by);
+                judge.wall_clock(self.wall);
+                Input::WallClock { now_ms: self.wall }
             }
             Op::Flush => {
                 judge.flush();
@@ -556,6 +593,11 @@ impl Harness {
             Op::Restart => return self.restart(),
         };
         self.feed(input, verdict);
+        if let Op::Advance(_) = op {
+            // The adapter tells the wall clock after the tick.
+            self.judge.wall_clock(self.wall);
+            self.feed(Input::WallClock { now_ms: self.wall }, None);
+        }
     }
 
     /// A crash after a commit (the store keeps every record), then a new
@@ -568,6 +610,11 @@ impl Harness {
         let m = &mut self.m;
         *m = Machine::new(self.config, self.seed.wrapping_add(model.floor)).unwrap();
         judge.restart(self.setup.limits(), judged_mode(self.setup.mode), true);
+        for &(seq, _) in &model.store {
+            if let Some(&stamp) = model.stamps.get(&seq) {
+                judge.restore_stamp(seq, stamp);
+            }
+        }
         judge.restore_flagged(
             model
                 .store
@@ -606,6 +653,9 @@ impl Harness {
         judge.tick();
 
         self.feed(Input::Tick, None);
+        // The new machine learns the wall clock from its adapter.
+        self.judge.wall_clock(self.wall);
+        self.feed(Input::WallClock { now_ms: self.wall }, None);
     }
 
     /// Hand the machine one input and drain it, judging every output.
@@ -704,6 +754,18 @@ impl Harness {
                 for (seq, size) in sizes {
                     m.handle(self.now, Input::Size { seq, size }).unwrap();
                 }
+            }
+            if let Output::FindFresh { after_ms } = o {
+                // As a stamping store answers: the oldest record stamped at
+                // or after the cutoff (or not stamped), else past the end.
+                let first_fresh_seq = model
+                    .store
+                    .iter()
+                    .map(|r| r.0)
+                    .find(|s| model.stamps.get(s).is_none_or(|&t| t >= after_ms))
+                    .unwrap_or(Seq::MAX);
+                m.handle(self.now, Input::Fresh { first_fresh_seq })
+                    .unwrap();
             }
             if !self.judge.in_flight() {
                 // Its deadline passed: the judge says the machine gave up on it.

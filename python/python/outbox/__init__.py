@@ -168,6 +168,11 @@ class Client:
     ``loss_reports`` (default True), after events are dropped (a full queue,
     a damaged record) the next batch carries one ``outbox dropped events``
     event with the counts by reason; ``loss_reports=False`` sends none.
+    With ``max_event_age`` (seconds, default None: off), an event older than
+    that (wall-clock time since it was tracked) when its batch is formed is
+    dropped unsent and reported as lost with reason ``expired`` (Mixpanel
+    refuses events older than 5 days: ``max_event_age=5 * 24 * 3600``).
+    Critical events never expire.
     """
 
     def __init__(
@@ -208,6 +213,7 @@ class Client:
         app_build=None,
         loss_reports=True,
         upload_on="any",
+        max_event_age=None,
     ):
         _require("write_key", write_key, str, required=True)
         _require("upload_on", upload_on, str, required=True)
@@ -227,6 +233,9 @@ class Client:
         ):
             if not isinstance(flag, bool):
                 raise OutboxTypeError("{} must be bool, got {}".format(name, type(flag).__name__))
+        _require("max_event_age", max_event_age, numbers.Real)
+        if max_event_age is not None and not 0 < max_event_age < float("inf"):
+            raise OutboxValueError("max_event_age must be a number of seconds > 0, got {}".format(max_event_age))
         _require("session_timeout", session_timeout, numbers.Real, required=True)
         if not 0 < session_timeout < float("inf"):
             raise OutboxValueError("session_timeout must be a number of seconds > 0, got {}".format(session_timeout))
@@ -261,6 +270,7 @@ class Client:
             app_build=app_build,
             loss_reports=loss_reports,
             upload_on=upload_on,
+            max_event_age=None if max_event_age is None else float(max_event_age),
         )
         self._on_delivered = []
         self._on_error = []

@@ -81,7 +81,7 @@ pub struct Summary {
     /// Timer wake-ups.
     pub wakeups: u64,
     /// Dropped events by why (see [`SeedResult::drops`]).
-    pub drops: [u64; 5],
+    pub drops: [u64; 6],
     /// Flash world only: bits flipped, records lost to them, losses the
     /// store contract cannot report (see [`SeedResult::rot`]).
     pub rot: [u64; 3],
@@ -141,8 +141,8 @@ impl Summary {
     pub fn detail(&self) -> String {
         let d = &self.drops;
         let mut detail = format!(
-            "crashes: {}, wake-ups: {}, dropped for overflow: {}, queue full: {}, max attempts: {}, not stored: {}, unsynced at a crash: {}",
-            self.crashes, self.wakeups, d[0], d[1], d[2], d[3], d[4]
+            "crashes: {}, wake-ups: {}, dropped for overflow: {}, queue full: {}, max attempts: {}, not stored: {}, unsynced at a crash: {}, expired: {}",
+            self.crashes, self.wakeups, d[0], d[1], d[2], d[3], d[4], d[5]
         );
         let [flips, rotted, unreported] = self.rot;
         if flips > 0 {

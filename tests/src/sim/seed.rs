@@ -39,8 +39,8 @@ pub struct SeedResult {
     /// Timer wake-ups (ticks at the machine's `poll_timeout`).
     pub wakeups: u64,
     /// Dropped events by why: overflow, queue full (RejectNew), max
-    /// attempts, not stored, lost unsynced in a crash.
-    pub drops: [u64; 5],
+    /// attempts, not stored, lost unsynced in a crash, expired.
+    pub drops: [u64; 6],
     /// Flash world only: bits flipped, records lost to them, and losses
     /// the store contract cannot report (at the edges of the queue).
     pub rot: [u64; 3],
@@ -71,6 +71,8 @@ struct Params {
     max_rejections: Option<u32>,
     /// Upload policy `Unmetered` (else `Any`).
     unmetered_only: bool,
+    /// `max_event_age` in ms (drawn apart from the life's own stream).
+    max_age: Option<u64>,
 }
 
 impl Params {
@@ -127,6 +129,7 @@ impl Params {
                 _ => Some(20),
             },
             unmetered_only: rng.chance(300),
+            max_age: None,
         }
     }
 
@@ -174,6 +177,7 @@ impl Params {
             } else {
                 UploadPolicy::Any
             })
+            .max_event_age(self.max_age.map(core::time::Duration::from_millis))
             .build()
             .expect("the simulator builds valid configs")
     }
@@ -286,7 +290,14 @@ struct Sim {
     now: u64,
     next_action_at: u64,
     crashes: u64,
+    /// Draws for wall-clock jumps, apart from the life's own stream.
+    expiry_rng: Rng,
+    /// How far the wall clock is from `WALL0 + now` (it jumps both ways).
+    wall_skew: i64,
 }
+
+/// The wall clock at virtual time 0 (ms since the Unix epoch).
+const WALL0: u64 = 1_700_000_000_000;
 
 /// Run one seed for `steps` steps (then heal), checking every invariant
 /// after every step.
@@ -299,7 +310,13 @@ pub fn run_seed(seed: u64, steps: u64, verbose: bool) -> SeedResult {
 pub fn run_seed_in(kind: WorldKind, seed: u64, steps: u64, verbose: bool) -> SeedResult {
     trail_take();
     let mut rng = Rng::new(seed, 1);
-    let params = Params::random(&mut rng);
+    let mut params = Params::random(&mut rng);
+    // Expiry in half the lives, drawn apart from the life's own stream (so
+    // a seed draws the same life as before it existed).
+    let mut expiry_rng = Rng::new(seed, 9);
+    if expiry_rng.chance(500) {
+        params.max_age = Some(expiry_rng.range(1_000, 900_000));
+    }
     let cfg = params.config();
     let mut world = World::new(seed, cfg, verbose);
     world.group_commit = rng.chance(300);
@@ -365,6 +382,8 @@ pub fn run_seed_in(kind: WorldKind, seed: u64, steps: u64, verbose: bool) -> See
         now: 0,
         next_action_at: 0,
         crashes: 0,
+        expiry_rng,
+        wall_skew: 0,
     };
     sim.next_action_at = sim.gap();
     let mut buf;
@@ -377,6 +396,7 @@ pub fn run_seed_in(kind: WorldKind, seed: u64, steps: u64, verbose: bool) -> See
             let up = w.network_up;
             w.judge
                 .restart(sim.params.limits(), judged_mode(sim.params.mode), up);
+            w.judge.max_event_age(sim.params.max_age);
         }
         let mut machine = Machine::<CAP>::new(cfg, sim.rng.next_u64()).expect("config fits CAP");
         let (up, kind, power_save) = {
@@ -510,6 +530,23 @@ impl Sim {
             w.ops_this_call = 0;
         }
         self.log(|| what.to_string());
+        if self.params.max_age.is_some() {
+            // The adapter hands the wall clock over before each call; now
+            // and then it jumps (forward, or back: NTP, a user).
+            if self.expiry_rng.chance(4) {
+                let span = self.params.max_age.unwrap_or(0).saturating_mul(2).max(2);
+                let by = self.expiry_rng.range(1, span) as i64;
+                self.wall_skew += if self.expiry_rng.chance(500) { by } else { -by };
+                let skew = self.wall_skew;
+                self.log(|| format!("wall clock jumps: skew now {skew} ms"));
+            }
+            let wall = (WALL0 + self.now).saturating_add_signed(self.wall_skew);
+            self.world.borrow_mut().judge.wall_clock(wall);
+            let _ = d.handle(
+                Instant::from_millis(self.now),
+                outbox_core::Input::WallClock { now_ms: wall },
+            );
+        }
         let r = f(d, Instant::from_millis(self.now));
         let crashed = {
             let mut w = self.world.borrow_mut();
@@ -569,6 +606,14 @@ impl Sim {
                 .collect()
         };
         self.judge(|j| j.restore_flagged(records));
+        let stamps: Vec<(u64, u64)> = {
+            let w = self.world.borrow();
+            w.durable
+                .iter()
+                .filter_map(|(s, r)| Some((*s, w.events[r.event as usize].stamp?)))
+                .collect()
+        };
+        self.judge(|j| stamps.iter().for_each(|&(s, t)| j.restore_stamp(s, t)));
         let (crashed, r) = self.call(d, "start (restore)", |d, now| d.start(now));
         if crashed {
             return End::Crash;
@@ -759,6 +804,8 @@ impl Sim {
                 if critical { ", critical" } else { "" }
             ),
             |d, now| {
+                // Stamped as the driver stamps: the machine's wall clock.
+                world.borrow_mut().judge.stamp(d.machine().wall_clock());
                 let r = if critical {
                     d.track_critical(now, &payload)
                 } else {
@@ -1236,6 +1283,7 @@ impl Sim {
                     _ if ev.refused_full => 1,
                     Some(outbox_core::DropReason::Overflow) => 0,
                     Some(outbox_core::DropReason::MaxAttempts) => 2,
+                    Some(outbox_core::DropReason::Expired) => 5,
                     Some(_) => 3,
                     None => 4,
                 };

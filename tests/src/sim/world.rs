@@ -97,6 +97,8 @@ pub struct Ev {
     /// A re-send of it would be explained (its last receipt's response was
     /// lost, or a crash came before its delete).
     pub may_resend: bool,
+    /// The wall-clock stamp its record was appended with.
+    pub stamp: Option<u64>,
 }
 
 /// The simulated server's health.
@@ -174,6 +176,8 @@ pub struct World {
     pub tracking: Option<u64>,
     /// The append under way came through `append_critical`.
     pub appending_critical: bool,
+    /// The append under way came through `append_stamped` with this stamp.
+    pub appending_stamp: Option<u64>,
     /// Numbers discarded from the middle of the queue, until a delete
     /// passes them (read back as `DISCARDED`).
     pub discarded: std::collections::BTreeSet<Seq>,
@@ -242,6 +246,7 @@ impl World {
             group_commit: false,
             floor: 0,
             appending_critical: false,
+            appending_stamp: None,
             discarded: Default::default(),
             ops_until_crash: None,
             crashed: false,
@@ -494,6 +499,9 @@ impl World {
             Output::Persist { seq, size } => self.note(|| format!("out: persist {seq} ({size} B)")),
             Output::Delete { through } => self.note(|| format!("out: delete through {through}")),
             Output::Discard { seq } => self.note(|| format!("out: discard {seq}")),
+            Output::FindFresh { after_ms } => {
+                self.note(|| format!("out: find the oldest stamped at or after {after_ms}"))
+            }
             Output::Send(b) => self.note(|| {
                 format!(
                     "out: send #{} {}..={} ({} events, {} B)",
@@ -689,6 +697,38 @@ impl Store for SimStore {
         r
     }
 
+    fn append_stamped(
+        &mut self,
+        seq: Seq,
+        payload: &[u8],
+        critical: bool,
+        stamp_ms: u64,
+    ) -> Result<(), StoreErr> {
+        self.0.borrow_mut().appending_stamp = Some(stamp_ms);
+        let r = if critical {
+            self.append_critical(seq, payload)
+        } else {
+            self.append(seq, payload)
+        };
+        self.0.borrow_mut().appending_stamp = None;
+        r
+    }
+
+    fn first_fresh(&mut self, after_ms: u64) -> Result<Option<Seq>, StoreErr> {
+        let w = self.0.borrow();
+        Ok(Some(
+            w.durable
+                .iter()
+                .chain(w.volatile.iter())
+                .find(|(_, r)| {
+                    w.events[r.event as usize]
+                        .stamp
+                        .is_none_or(|t| t >= after_ms)
+                })
+                .map_or(Seq::MAX, |(s, _)| *s),
+        ))
+    }
+
     fn discard(&mut self, seq: Seq) -> Result<(), StoreErr> {
         let mut w = self.0.borrow_mut();
         if let Err(e) = w.gate() {
@@ -784,6 +824,7 @@ impl Store for SimStore {
             event,
             size: payload.len() as u32,
         };
+        w.events[event as usize].stamp = w.appending_stamp;
         if w.group_commit {
             w.volatile.push((seq, rec));
         } else {
