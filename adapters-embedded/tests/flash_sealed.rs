@@ -136,8 +136,8 @@ fn crc32c(data: &[u8]) -> u32 {
 }
 
 /// An event record on flash: its page's salt, its number, its offset in
-/// its page, its stored bytes, its address.
-type Rec = ([u8; 12], u64, u32, Vec<u8>, usize);
+/// its page, its stored bytes, its address, its page's lap.
+type Rec = ([u8; 12], u64, u32, Vec<u8>, usize, u32);
 
 /// Every event record in the image: (page, offset, seq, stored bytes
 /// after the header), with the page's salt; parsed by the format table in
@@ -148,6 +148,7 @@ fn records(image: &[u8]) -> Vec<Rec> {
         if &page[..4] != b"OBQ\x03" {
             continue;
         }
+        let lap = u32::from_le_bytes(page[4..8].try_into().unwrap());
         let base = u64::from_le_bytes(page[8..16].try_into().unwrap());
         let salt: [u8; 12] = page[36 + 8 + 36..36 + 8 + 48].try_into().unwrap();
         let mut off = 112;
@@ -170,6 +171,7 @@ fn records(image: &[u8]) -> Vec<Rec> {
                     off as u32,
                     page[off + 8..off + 8 + len].to_vec(),
                     p * PAGE + off,
+                    lap,
                 ));
             }
             off += size;
@@ -178,13 +180,17 @@ fn records(image: &[u8]) -> Vec<Rec> {
     out
 }
 
-/// The nonce of a record, as `seal.rs` documents it.
-fn nonce(salt: [u8; 12], seq: u64, off: u32) -> [u8; 12] {
+/// The nonce of a record, as `seal.rs` documents it: the salt XOR (seq
+/// u64, offset u16, the page's lap's low 16 bits u16), little-endian.
+fn nonce(salt: [u8; 12], seq: u64, off: u32, lap: u32) -> [u8; 12] {
     let mut n = salt;
-    for (b, x) in n
-        .iter_mut()
-        .zip(seq.to_le_bytes().into_iter().chain(off.to_le_bytes()))
-    {
+    let (off, lap) = (u16::try_from(off).unwrap(), lap as u16);
+    for (b, x) in n.iter_mut().zip(
+        seq.to_le_bytes()
+            .into_iter()
+            .chain(off.to_le_bytes())
+            .chain(lap.to_le_bytes()),
+    ) {
         *b ^= x;
     }
     n
@@ -200,7 +206,7 @@ fn a_record_whose_tag_fails_behind_a_good_crc_is_damaged() {
     // Flip a payload bit of event 4 and write a CRC that matches again:
     // only the tag can tell.
     let image = flash.image().to_vec();
-    let (_, _, _, stored, at) = records(&image).into_iter().find(|r| r.1 == 4).unwrap();
+    let (_, _, _, stored, at, _) = records(&image).into_iter().find(|r| r.1 == 4).unwrap();
     let n = 8 + stored.len();
     let crc_at = at + n.div_ceil(4) * 4;
     let mut forged = image.clone();
@@ -233,7 +239,7 @@ fn a_record_whose_tag_fails_behind_a_good_crc_is_damaged() {
     // bound, so its tag fails and it is damaged, never event 10.
     let image = flash.image().to_vec();
     let recs = records(&image);
-    let (_, _, _, stored, from) = recs.iter().find(|r| r.1 == 9).cloned().unwrap();
+    let (_, _, _, stored, from, _) = recs.iter().find(|r| r.1 == 9).cloned().unwrap();
     let n = 8 + stored.len();
     let size = n.div_ceil(4) * 4 + 4;
     let to = from + size;
@@ -338,8 +344,8 @@ fn no_two_records_ever_share_a_nonce() {
     let mut seen: BTreeMap<[u8; 12], Vec<u8>> = BTreeMap::new();
     let aead = ChaCha20Poly1305::new(&KEY.into());
     let mut note = |flash: &Flash| {
-        for (salt, seq, off, stored, _) in records(flash.image()) {
-            let n = nonce(salt, seq, off);
+        for (salt, seq, off, stored, _, lap) in records(flash.image()) {
+            let n = nonce(salt, seq, off, lap);
             // The record opens under this nonce and its number as
             // associated data: the nonce computed here is the one used.
             let (ct, tag) = stored.split_at(stored.len() - 16);
@@ -495,9 +501,124 @@ fn a_queue_formatted_again_in_one_session_takes_a_new_salt() {
     for (a, b) in first.iter().zip(&second) {
         assert_eq!((a.1, a.2), (b.1, b.2), "the same number at the same place");
         assert_ne!(a.0, b.0, "a new salt");
-        assert_ne!(nonce(a.0, a.1, a.2), nonce(b.0, b.1, b.2));
+        assert_ne!(nonce(a.0, a.1, a.2, a.5), nonce(b.0, b.1, b.2, b.5));
     }
     let mut q = open(&mut flash, 10);
     let want: Vec<(u64, Vec<u8>)> = (0..5).map(|s| (s, payload(s, 2))).collect();
     assert_eq!(contents(&mut q), want);
+}
+
+/// The salt lives only in the pages' header copies: with the one page in
+/// use's copy rotted, open is a typed error whatever the key, and writes
+/// nothing (before, the right key wiped every record as damaged, and a
+/// wrong one formatted a page whose copy locked the right key out).
+#[test]
+fn a_lost_salt_is_a_typed_error_and_changes_nothing() {
+    let mut flash = Flash::new(PAGES);
+    let mut q = open(&mut flash, 1);
+    for s in 0..3 {
+        q.append(s, &payload(s, 1)).unwrap();
+    }
+    assert_eq!(records(flash.image()).len(), 3);
+    // One bit of the salt in the copy (page header 36 bytes, then the
+    // copy's 8-byte record header and the 36-byte header it repeats).
+    flash.rot(36 + 8 + 36 + 5, 0x10);
+    let before = flash.image().to_vec();
+    let stats = flash.stats();
+    for key in [KEY, [0x5F; 32]] {
+        let got = FlashQueue::open_sealed(&mut flash, REGION, &key, salt(2)).err();
+        assert_eq!(got, Some(OpenError::SaltLost));
+    }
+    assert_eq!(flash.image(), &before[..], "the flash changed");
+    let after = flash.stats();
+    assert_eq!((after.writes, after.erases), (stats.writes, stats.erases));
+    // Recovery, as the README says: erase the region, open again.
+    {
+        use embedded_storage::nor_flash::NorFlash;
+        flash.erase(REGION.start, REGION.end).unwrap();
+    }
+    let mut q = open(&mut flash, 3);
+    q.append(0, b"again").unwrap();
+    assert_eq!(contents(&mut q), vec![(0, b"again".to_vec())]);
+}
+
+/// A power cut after a page's first record's ciphertext and tag, before
+/// its CRC: the number is not spent, so the retry takes it again, at the
+/// same offset of the next page. Its nonce must differ (the page's lap is
+/// in it): the torn ciphertext and tag are still on flash.
+#[test]
+fn a_number_retried_after_a_torn_record_takes_another_nonce() {
+    let mut flash = Flash::new(PAGES);
+    let first = b"twenty bytes, sealed".to_vec();
+    // The first page erased (512 bytes: a blank region's first page may
+    // be one whose erase was cut), its header 36, sealed copy 76, then the
+    // record: header 8, 20 bytes of ciphertext, tag 16; its CRC is not
+    // written.
+    flash.cut_after_bytes(512 + 36 + 76 + 8 + 20 + 16);
+    {
+        let mut q = open(&mut flash, 1);
+        assert!(q.append(0, &first).is_err());
+    }
+    assert!(!flash.is_powered());
+    flash.power_on();
+    let torn = records(flash.image());
+    assert_eq!(torn.len(), 1);
+    let crc_at = torn[0].4 + 8 + 36;
+    assert_eq!(
+        flash.image()[crc_at..crc_at + 4],
+        [0xFF; 4],
+        "CRC unwritten"
+    );
+    {
+        let mut q = open(&mut flash, 2);
+        assert_eq!(q.seq_floor().unwrap(), 0, "the torn number is not spent");
+        q.append(0, b"other bytes, same number").unwrap();
+        assert_eq!(
+            contents(&mut q),
+            vec![(0, b"other bytes, same number".to_vec())]
+        );
+    }
+    let recs = records(flash.image());
+    assert_eq!(recs.len(), 2, "the torn record and its retry");
+    let (a, b) = (&recs[0], &recs[1]);
+    assert_eq!(
+        (a.0, a.1, a.2),
+        (b.0, b.1, b.2),
+        "same salt, number, offset"
+    );
+    assert_ne!(a.5, b.5, "another page");
+    let aead = ChaCha20Poly1305::new(&KEY.into());
+    let mut nonces = Vec::new();
+    for (salt, seq, off, stored, _, lap) in &recs {
+        // Each opens under the documented nonce (the torn one's tag was
+        // written): it is the nonce the sealer used.
+        let n = nonce(*salt, *seq, *off, *lap);
+        let (ct, tag) = stored.split_at(stored.len() - 16);
+        let mut plain = ct.to_vec();
+        let tag: [u8; 16] = tag.try_into().unwrap();
+        aead.decrypt_inout_detached(
+            &n.into(),
+            &seq.to_le_bytes(),
+            plain.as_mut_slice().into(),
+            &tag.into(),
+        )
+        .unwrap_or_else(|_| panic!("record {seq} at {off} of lap {lap} does not open"));
+        nonces.push(n);
+    }
+    assert_eq!(recs[0].3.len(), first.len() + 16);
+    assert_ne!(nonces[0], nonces[1], "a nonce used twice");
+}
+
+/// Record offsets fill 16 bits of the nonce: a sealed queue refuses pages
+/// over 64 KiB (an unsealed one takes them).
+#[test]
+fn a_sealed_queue_refuses_pages_over_64_kib() {
+    use outbox_embedded::flash::GeometryError;
+    let mut big = SimFlash::<4, 4, { 128 * 1024 }>::new(2);
+    let got = FlashQueue::open_sealed(&mut big, 0..256 * 1024, &KEY, salt(1)).err();
+    assert_eq!(got, Some(OpenError::Geometry(GeometryError::PageTooLarge)));
+    assert!(FlashQueue::open(&mut big, 0..256 * 1024).is_ok());
+    let mut max = SimFlash::<4, 4, { 64 * 1024 }>::new(2);
+    let mut q = FlashQueue::open_sealed(&mut max, 0..128 * 1024, &KEY, salt(1)).unwrap();
+    q.append(0, b"fits").unwrap();
 }

@@ -74,12 +74,14 @@ impl<F: NorFlash> FlashQueue<F> {
             page: wp.page,
             off: wp.off,
             base: wp.base,
+            #[cfg(feature = "encryption")]
+            lap: wp.lap,
         };
         let addr = self.geo.addr(wp.page, wp.off);
         #[cfg(feature = "encryption")]
         let written = match self.geo.seal {
             Some(keys) => {
-                let sealer = super::seal::Sealer::new(&keys, seq, wp.off);
+                let sealer = super::seal::Sealer::new(&keys, seq, wp.off, wp.lap);
                 super::sealed::write_record(&mut self.flash, addr, &header, payload, sealer).await
             }
             None => io::write_record(&mut self.flash, addr, &header, payload).await,

@@ -25,6 +25,13 @@ pub enum OpenError<E> {
     /// changed.
     #[cfg(feature = "encryption")]
     WrongKey,
+    /// A sealed queue (feature `encryption`) holds records but no page's
+    /// header copy, the only place of the salt, passes its checks (bit
+    /// rot): its records cannot be read and the key cannot be checked.
+    /// Nothing was changed. To start again, erase the region explicitly
+    /// (its records are lost) and open it.
+    #[cfg(feature = "encryption")]
+    SaltLost,
 }
 
 /// What is wrong with the region or the flash's sizes.
@@ -41,6 +48,10 @@ pub enum GeometryError {
     UnsupportedWordSize,
     /// A page is too small to hold a header, a record and a checkpoint.
     PageTooSmall,
+    /// A page of a sealed queue (feature `encryption`) is larger than
+    /// 64 KiB: record offsets must fit the nonce's 16 bits.
+    #[cfg(feature = "encryption")]
+    PageTooLarge,
 }
 
 /// Why a queue operation failed.
@@ -128,6 +139,8 @@ impl fmt::Display for GeometryError {
                 "read or write size is not a power of two up to 32 dividing the page size"
             }
             GeometryError::PageTooSmall => "page too small for a header, a record and a checkpoint",
+            #[cfg(feature = "encryption")]
+            GeometryError::PageTooLarge => "page larger than 64 KiB for a sealed queue",
         })
     }
 }
@@ -144,6 +157,10 @@ impl<E: fmt::Debug> fmt::Display for OpenError<E> {
             ),
             #[cfg(feature = "encryption")]
             OpenError::WrongKey => f.write_str("the key is not the sealed queue's"),
+            #[cfg(feature = "encryption")]
+            OpenError::SaltLost => {
+                f.write_str("the sealed queue's salt is damaged on every page: erase the region")
+            }
         }
     }
 }

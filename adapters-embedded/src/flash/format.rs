@@ -39,11 +39,12 @@
 //!     36..48  salt (12 bytes): random, the same on every page of one
 //!             format of the queue
 //!     48..64  key check value: the ChaCha20-Poly1305 tag of nothing,
-//!             nonce salt XOR (u64::MAX, u32::MAX), under the key
+//!             nonce salt XOR (u64::MAX, u16::MAX, u16::MAX), under the key
 //!   event record         header as above, its length counting the tag;
 //!     payload: ChaCha20-Poly1305 ciphertext, then its 16-byte tag
 //!     (nonce: salt XOR (seq as u64, the record's offset in its page as
-//!     u32), associated data: seq as u64), then the CRC-32 over header,
+//!     u16, the page's lap's low 16 bits as u16; pages at most 64 KiB),
+//!     associated data: seq as u64), then the CRC-32 over header,
 //!     ciphertext and tag as for every record
 //! ```
 //!

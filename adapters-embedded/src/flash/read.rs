@@ -143,7 +143,7 @@ impl<F: NorFlash> FlashQueue<F> {
                 // A sealed payload, its tag checked by the walk.
                 #[cfg(feature = "encryption")]
                 if let Some(keys) = geo.seal {
-                    super::seal::Sealer::new(&keys, r.seq, r.at.off).open(dst);
+                    super::seal::Sealer::new(&keys, r.seq, r.at.off, r.at.lap).open(dst);
                 }
             }
             match taken {

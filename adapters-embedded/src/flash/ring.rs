@@ -101,6 +101,8 @@ impl<F: NorFlash> FlashQueue<F> {
                 page: next,
                 off: first,
                 base,
+                #[cfg(feature = "encryption")]
+                lap,
             };
         }
         self.st.write = Some(WritePage {

@@ -102,6 +102,8 @@ pub(super) async fn scan<F: NorFlash>(
         page: chain_start,
         off: geo.header,
         base: start_header.base,
+        #[cfg(feature = "encryption")]
+        lap: start_header.lap,
     };
     // While scanning, the write page's records end wherever they end.
     let bounds = Bounds {
@@ -211,6 +213,8 @@ fn empty(geo: &Geometry) -> State {
                 page: 0,
                 off: geo.header,
                 base: 0,
+                #[cfg(feature = "encryption")]
+                lap: 0,
             },
             last: None,
         },

@@ -9,12 +9,25 @@
 //! the standard AEAD: ciphertext, then the 16-byte tag.
 //!
 //! The nonce of a record is the queue's 96-bit salt XOR (its number, u64
-//! little-endian, then its byte offset in its page, u32 little-endian). A
-//! number is never stored twice under one salt except the newest appended
-//! again, which lands at another offset; a salt lasts as long as the queue
-//! has a page in use (a queue formatted again takes a new salt), so no two
-//! records share a nonce. The associated data is the number, so a record
-//! moved or renumbered fails its tag.
+//! little-endian, then its byte offset in its page, u16 little-endian,
+//! then the low 16 bits of its page's lap, u16 little-endian). The packing
+//! is injective: a sealed queue's pages are at most 64 KiB (open refuses
+//! larger ones, `GeometryError::PageTooLarge`), so every offset fits its
+//! 16 bits. A salt lasts as long as the queue has a page in use (a queue
+//! formatted again takes a new salt, and its laps start again at 0), and
+//! under one salt:
+//! - a number is stored again at the same place of the same page never:
+//!   the newest appended again lands at a later offset;
+//! - a number may be handed out again after a power cut tore its record
+//!   before its CRC (a torn record does not count; its ciphertext, maybe
+//!   its tag, is on flash), and the retry may land at the same offset, but
+//!   of another page: a page opened later, whose lap is higher.
+//!
+//! So two records share a nonce only if one number is torn and retried
+//! over 65 536 page openings in a row (the lap's low 16 bits come round
+//! again), each retry cut by a power loss before its CRC: the residual
+//! reuse. The associated data is the number, so a record moved or
+//! renumbered fails its tag.
 
 use chacha20::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
 use chacha20::ChaCha20;
@@ -51,12 +64,15 @@ impl core::fmt::Debug for Keys {
 }
 
 impl Keys {
-    /// The nonce of record `seq` at byte `off` of its page.
-    pub fn nonce(&self, seq: Seq, off: u32) -> [u8; 12] {
+    /// The nonce of record `seq` at byte `off` of its page, whose lap is
+    /// `lap` (`off` < 64 KiB: the geometry of a sealed queue ensures it;
+    /// the lap's low 16 bits are taken).
+    pub fn nonce(&self, seq: Seq, off: u32, lap: u32) -> [u8; 12] {
         let mut n = self.salt;
+        let (off, lap) = ((off as u16).to_le_bytes(), (lap as u16).to_le_bytes());
         for (b, x) in n
             .iter_mut()
-            .zip(seq.to_le_bytes().into_iter().chain(off.to_le_bytes()))
+            .zip(seq.to_le_bytes().into_iter().chain(off).chain(lap))
         {
             *b ^= x;
         }
@@ -64,10 +80,16 @@ impl Keys {
     }
 
     /// The key check value written with the salt: the tag of an empty
-    /// message under a nonce no record has (offset `u32::MAX` lies past
-    /// every page's records). It tells a wrong key at open.
+    /// message under a nonce no record has (offset `0xFFFF` is odd, and
+    /// every record starts at a multiple of 4). It tells a wrong key at
+    /// open.
     pub fn check(&self) -> [u8; TAG_LEN] {
-        Sealer::with_nonce(&self.key, self.nonce(Seq::MAX, u32::MAX), CHECK_AD).tag()
+        Sealer::with_nonce(
+            &self.key,
+            self.nonce(Seq::MAX, u32::MAX, u32::MAX),
+            CHECK_AD,
+        )
+        .tag()
     }
 
     /// A salt for the `n`-th format (n >= 1) of a queue in one session:
@@ -91,9 +113,9 @@ pub(crate) struct Sealer {
 }
 
 impl Sealer {
-    /// For record `seq` at byte `off` of its page.
-    pub fn new(keys: &Keys, seq: Seq, off: u32) -> Self {
-        Self::with_nonce(&keys.key, keys.nonce(seq, off), &seq.to_le_bytes())
+    /// For record `seq` at byte `off` of its page, of lap `lap`.
+    pub fn new(keys: &Keys, seq: Seq, off: u32, lap: u32) -> Self {
+        Self::with_nonce(&keys.key, keys.nonce(seq, off, lap), &seq.to_le_bytes())
     }
 
     fn with_nonce(key: &[u8; KEY_LEN], nonce: [u8; 12], ad: &[u8]) -> Self {
@@ -172,34 +194,37 @@ mod tests {
             let (seq, off) = (1 << 40 | len as u64, 52);
             let mut ours_buf = buf;
             let ours = &mut ours_buf[..len];
-            let mut s = Sealer::new(&keys, seq, off);
+            let mut s = Sealer::new(&keys, seq, off, 3);
             for c in ours.chunks_mut(CHUNK) {
                 s.seal(c);
             }
             let tag = s.tag();
             let mut theirs_buf = buf;
             let theirs = &mut theirs_buf[..len];
-            let nonce = keys.nonce(seq, off);
+            let nonce = keys.nonce(seq, off, 3);
             let t = aead
                 .encrypt_inout_detached(&nonce.into(), &seq.to_le_bytes(), (&mut *theirs).into())
                 .unwrap();
             assert_eq!(ours, theirs, "{len} bytes");
             assert_eq!(tag, <[u8; 16]>::from(t), "{len} bytes");
-            let mut v = Sealer::new(&keys, seq, off);
+            let mut v = Sealer::new(&keys, seq, off, 3);
             v.absorb(ours);
             assert!(v.verify(&tag));
-            Sealer::new(&keys, seq, off).open(ours);
+            Sealer::new(&keys, seq, off, 3).open(ours);
             assert_eq!(ours, plain);
         }
     }
 
     #[test]
-    fn the_nonce_takes_the_number_and_the_offset() {
+    fn the_nonce_takes_the_number_the_offset_and_the_lap() {
         let keys = Keys {
             key: [0; 32],
             salt: [0; 12],
         };
-        assert_eq!(keys.nonce(1, 2), [1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0]);
+        assert_eq!(
+            keys.nonce(1, 0x0302, 0x0605_0504),
+            [1, 0, 0, 0, 0, 0, 0, 0, 2, 3, 4, 5]
+        );
         assert_ne!(
             keys.check(),
             Keys {

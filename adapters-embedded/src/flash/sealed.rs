@@ -17,6 +17,7 @@ use outbox_core::Seq;
 
 use super::format::{self, RecordHeader, COPY_SEALED_RECORD, CRC32, RECORD_HEADER};
 use super::seal::{Keys, Sealer, CHUNK, KEY_LEN, SALT_LEN, TAG_LEN};
+use super::walk::Pos;
 use super::{bisync, capacity, io, scan, FlashQueue, Geometry, GeometryError, NorFlash, OpenError};
 
 impl<F: NorFlash> FlashQueue<F> {
@@ -31,7 +32,12 @@ impl<F: NorFlash> FlashQueue<F> {
     ///
     /// A key that is not the queue's is [`OpenError::WrongKey`], and an
     /// unsealed queue (format 1 or 2) is [`OpenError::UnsupportedVersion`]:
-    /// nothing is written in either case. Payloads are limited to
+    /// nothing is written in either case. A queue holding sealed records
+    /// whose salt is lost (every page's header copy damaged) is
+    /// [`OpenError::SaltLost`] whatever the key, also without a write:
+    /// never a wiped queue nor a page locking the right key out; erase
+    /// the region to start again. Pages over 64 KiB are
+    /// [`GeometryError::PageTooLarge`] (offsets fill 16 bits of a nonce). Payloads are limited to
     /// [`max_payload`](Self::max_payload), 16 bytes less than unsealed
     /// (the tag). A record whose CRC passes but whose tag fails is damaged:
     /// a hole, reported as bit rot is, never handed out.
@@ -63,11 +69,20 @@ impl<F: NorFlash> FlashQueue<F> {
         salt: [u8; SALT_LEN],
     ) -> Result<Self, OpenError<F::Error>> {
         let mut geo = Geometry::check::<F>(&flash, region).map_err(OpenError::Geometry)?;
+        // Every offset in a page fits the nonce's 16 bits (see `seal`).
+        if geo.page_size > 1 << 16 {
+            return Err(OpenError::Geometry(GeometryError::PageTooLarge));
+        }
         let fresh = Keys { key: *key, salt };
         let mut keys = fresh;
-        let found = find_salt(&mut flash, &geo)
+        let found = match find_salt(&mut flash, &geo)
             .await
-            .map_err(OpenError::Flash)?;
+            .map_err(OpenError::Flash)?
+        {
+            Salt::Found(salt, check) => Some((salt, check)),
+            Salt::Lost => return Err(OpenError::SaltLost),
+            Salt::None => None,
+        };
         if let Some((salt, check)) = found {
             keys.salt = salt;
             // (In constant time, and without `memcmp`.)
@@ -112,18 +127,25 @@ impl<F: NorFlash> FlashQueue<F> {
     }
 }
 
-/// A salt and its key check value.
-type SaltAndCheck = ([u8; SALT_LEN], [u8; TAG_LEN]);
+/// What the pages tell of the queue's salt.
+enum Salt {
+    /// The salt and key check value.
+    Found([u8; SALT_LEN], [u8; TAG_LEN]),
+    /// No page holds anything sealed (a blank region, or pages whose
+    /// opening was cut before any record): a format takes a new salt.
+    None,
+    /// A sealed page holds records (or bytes past its copy) but no page's
+    /// copy gives the salt: they cannot be read, nor the key checked.
+    Lost,
+}
 
 /// The salt and key check value of the queue: from the sealed copy of the
 /// newest page that has one intact (every page of a queue carries the
-/// same). `None` when no page does (a blank region).
+/// same).
 #[bisync]
-async fn find_salt<F: NorFlash>(
-    flash: &mut F,
-    geo: &Geometry,
-) -> Result<Option<SaltAndCheck>, F::Error> {
+async fn find_salt<F: NorFlash>(flash: &mut F, geo: &Geometry) -> Result<Salt, F::Error> {
     let mut best: Option<(u32, [u8; SALT_LEN], [u8; TAG_LEN])> = None;
+    let mut lost = false;
     for page in 0..geo.pages {
         let at = geo.addr(page, geo.header);
         let mut tag = [0u8; RECORD_HEADER];
@@ -131,6 +153,20 @@ async fn find_salt<F: NorFlash>(
         if tag != COPY_SEALED_RECORD
             || !io::crc_matches(flash, at, &tag, format::SEALED_COPY_PAYLOAD as u32).await?
         {
+            // A sealed page in use (its header passes) whose copy does
+            // not: anything written after the copy was sealed under a
+            // salt only the copies held.
+            let mut head = [0u8; format::PAGE_HEADER_RAW];
+            io::read(flash, geo.addr(page, 0), &mut head).await?;
+            if !lost
+                && format::PageHeader::decode(&head)
+                    .is_some_and(|h| h.version == format::SEALED_VERSION)
+            {
+                let first = geo.header
+                    + format::record_len(format::SEALED_COPY_PAYLOAD as u32, F::WRITE_SIZE as u32);
+                let rest = geo.page_size.saturating_sub(first);
+                lost = !io::is_blank(flash, geo.addr(page, first), rest).await?;
+            }
             continue;
         }
         let mut copy = [0u8; format::SEALED_COPY_PAYLOAD];
@@ -145,7 +181,11 @@ async fn find_salt<F: NorFlash>(
             best = Some((h.lap, salt, check));
         }
     }
-    Ok(best.map(|(_, s, c)| (s, c)))
+    Ok(match best {
+        Some((_, s, c)) => Salt::Found(s, c),
+        None if lost => Salt::Lost,
+        None => Salt::None,
+    })
 }
 
 /// Write one sealed record at the write-aligned `addr`: `header` (whose
@@ -203,7 +243,8 @@ pub(crate) async fn write_record<F: NorFlash>(
 }
 
 /// Whether the sealed record at `addr` (`len` bytes of payload and tag,
-/// number `seq`, at byte `off` of its page) carries a matching tag.
+/// number `seq`, at `pos`: its offset and its page's lap) carries a
+/// matching tag.
 #[bisync]
 pub(crate) async fn tag_matches<F: NorFlash>(
     flash: &mut F,
@@ -211,12 +252,12 @@ pub(crate) async fn tag_matches<F: NorFlash>(
     addr: u32,
     len: u32,
     seq: Seq,
-    off: u32,
+    pos: Pos,
 ) -> Result<bool, F::Error> {
     let Some(ct) = len.checked_sub(TAG_LEN as u32) else {
         return Ok(false);
     };
-    let mut sealer = Sealer::new(keys, seq, off);
+    let mut sealer = Sealer::new(keys, seq, pos.off, pos.lap);
     let mut chunk = [0u8; CHUNK];
     let mut at = addr + RECORD_HEADER as u32;
     let end = at + ct;

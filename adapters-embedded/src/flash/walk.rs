@@ -49,6 +49,9 @@ pub(crate) struct Pos {
     pub page: u32,
     pub off: u32,
     pub base: Seq,
+    /// The page's lap (a sealed queue's nonces take it, see `seal`).
+    #[cfg(feature = "encryption")]
+    pub lap: u32,
 }
 
 /// A walk's state at a record boundary.
@@ -205,7 +208,7 @@ async fn record_at<F: NorFlash>(
     let end = pos.off + size;
     Ok(match h.kind {
         Kind::Event { .. } => match seq {
-            Some(seq) if !validate || intact(flash, geo, addr, &raw, len, seq, pos.off).await? => {
+            Some(seq) if !validate || intact(flash, geo, addr, &raw, len, seq, pos).await? => {
                 At::Event(
                     EventRec {
                         at: pos,
@@ -252,15 +255,15 @@ async fn intact<F: NorFlash>(
     raw: &[u8; RECORD_HEADER],
     len: u32,
     seq: Seq,
-    off: u32,
+    pos: Pos,
 ) -> Result<bool, F::Error> {
     let crc = io::crc_matches(flash, addr, raw, len).await?;
     #[cfg(feature = "encryption")]
     if let (true, Some(keys)) = (crc, geo.seal) {
-        return super::sealed::tag_matches(flash, &keys, addr, len, seq, off).await;
+        return super::sealed::tag_matches(flash, &keys, addr, len, seq, pos).await;
     }
     #[cfg(not(feature = "encryption"))]
-    let _ = (geo, seq, off);
+    let _ = (geo, seq, pos);
     Ok(crc)
 }
 
@@ -397,6 +400,8 @@ pub(crate) async fn step<F: NorFlash>(
                         page: next,
                         off: geo.header,
                         base: h.base,
+                        #[cfg(feature = "encryption")]
+                        lap: h.lap,
                     };
                     break;
                 }
