@@ -117,6 +117,36 @@ fn a_wall_clock_jump_back_expires_nothing_early() {
     assert_eq!(client.stats().unwrap().core.dropped_expired, 0);
 }
 
+/// The clock set back while the app was stopped (a restart over an empty
+/// queue, so no row is left to tell): the next life starts from the
+/// newest stamp the file committed, and an event it tracks is not aged by
+/// the jump. Seen failing without `meta.stamp_high` ("b" dropped as
+/// expired 30 s after its track).
+#[test]
+fn a_wall_clock_set_back_across_a_restart_expires_nothing_early() {
+    wall!(WALL);
+    let collector = Collector::start();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    {
+        let client = expiring(&db, &collector, now).build().unwrap();
+        client.track(event("a")).unwrap();
+        client.flush_and_wait(PATIENCE).unwrap();
+        client.shutdown(PATIENCE).unwrap();
+    }
+    assert_eq!(collector.delivered(), ["a"]);
+    // Back 15 minutes while stopped; a new life tracks "b", then the clock
+    // is put right: "b" is 30 s old by any measure.
+    WALL.store(T0 - 900_000, Ordering::SeqCst);
+    let client = expiring(&db, &collector, now).build().unwrap();
+    client.track(event("b")).unwrap();
+    client.sync().unwrap();
+    WALL.store(T0 + 30_000, Ordering::SeqCst);
+    client.flush_and_wait(PATIENCE).unwrap();
+    assert_eq!(collector.delivered(), ["a", "b"]);
+    assert_eq!(client.stats().unwrap().core.dropped_expired, 0);
+}
+
 #[test]
 fn critical_events_never_expire() {
     wall!(WALL);
@@ -158,6 +188,7 @@ fn rows_of_a_schema_8_database_count_as_stamped_at_the_migration() {
         let conn = rusqlite::Connection::open(&db).unwrap();
         conn.execute_batch(
             "ALTER TABLE events DROP COLUMN stamp;
+             ALTER TABLE meta DROP COLUMN stamp_high;
              UPDATE events SET stored_at = 1000;
              PRAGMA user_version = 8;",
         )

@@ -798,14 +798,14 @@ pub(crate) fn restore_and_run(
         losses: worker.losses.clone(),
     };
     // The wall clock before the restore: a first batch formed at start
-    // expires what is old already.
+    // expires what is old already. The newest stamp the file committed
+    // comes first: the machine keeps the larger, so a clock set back while
+    // the app was stopped expires nothing early (and stamps go on from it).
     let mut machine = machine;
-    let _ = machine.handle(
-        worker.clock.now(),
-        Input::WallClock {
-            now_ms: worker.clock.wall_ms(),
-        },
-    );
+    let wall = [store.stamp_high_water(), Some(worker.clock.wall_ms())];
+    for now_ms in wall.into_iter().flatten() {
+        let _ = machine.handle(worker.clock.now(), Input::WallClock { now_ms });
+    }
     // The configuration's batch size always holds one maximal event.
     let mut driver = match Driver::new(machine, store, transport, &mut buf, notifier) {
         Ok(d) => d,

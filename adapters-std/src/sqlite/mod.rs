@@ -224,6 +224,11 @@ pub struct SqliteStore {
     appending_critical: bool,
     /// The stamp of the append under way (`append_stamped`).
     appending_stamp: Option<i64>,
+    /// The newest stamp the open transaction appended: written to
+    /// `meta.stamp_high` with the counts, so that a restart under a wall
+    /// clock that went back meanwhile starts from it (nothing expires
+    /// early, even across a restart over an empty queue).
+    stamp_high: Cell<Option<i64>>,
     /// A write failed and SQLite rolled the transaction back: the next
     /// `sync` must report that the earlier appends are gone.
     poisoned: bool,
@@ -340,6 +345,7 @@ impl SqliteStore {
             tx_has_appends: false,
             appending_critical: false,
             appending_stamp: None,
+            stamp_high: Cell::default(),
             poisoned: false,
             commits: 0,
             counted: Cell::default(),
@@ -473,6 +479,7 @@ impl SqliteStore {
             tx_has_appends: false,
             appending_critical: false,
             appending_stamp: None,
+            stamp_high: Cell::default(),
             poisoned: false,
             commits: 0,
             counted: Cell::default(),
@@ -1033,6 +1040,21 @@ impl SqliteStore {
     /// inside that transaction.
     fn write_counts(&self) -> rusqlite::Result<()> {
         let open = self.counted.get();
+        let stamp = if self.schema >= 9 {
+            self.stamp_high.take()
+        } else {
+            None
+        };
+        if let Some(stamp) = stamp {
+            self.conn
+                .prepare_cached(
+                    "UPDATE meta SET pending_count = pending_count + ?1,
+                                     pending_bytes = pending_bytes + ?2,
+                                     stamp_high = max(coalesce(stamp_high, ?3), ?3) WHERE id = 1",
+                )?
+                .execute(params![open.events, open.bytes, stamp])?;
+            return Ok(());
+        }
         if open == Counts::default() || self.schema < 3 {
             return Ok(());
         }
@@ -1045,8 +1067,26 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// The newest stamp ever committed (ms since the Unix epoch; `None`
+    /// before the first stamped append, or before schema 9): the wall
+    /// clock a restart starts from when the clock reads earlier, so that
+    /// a clock set back while the app was stopped expires nothing early.
+    pub fn stamp_high_water(&self) -> Option<u64> {
+        if self.schema < 9 {
+            return None;
+        }
+        self.conn
+            .query_row("SELECT stamp_high FROM meta WHERE id = 1", [], |r| {
+                r.get::<_, Option<i64>>(0)
+            })
+            .ok()
+            .flatten()
+            .and_then(|v| u64::try_from(v).ok())
+    }
+
     fn rollback(&mut self) {
         self.counted.set(Counts::default());
+        self.stamp_high.set(None);
         // Appends rolled back may have been the newest rows.
         self.newest.set(None);
         if !self.conn.is_autocommit() {
@@ -1151,6 +1191,10 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         self.appending_critical = critical;
         self.appending_stamp = i64::try_from(stamp_ms).ok();
+        if let Some(stamp) = self.appending_stamp {
+            let high = self.stamp_high.get().map_or(stamp, |h| h.max(stamp));
+            self.stamp_high.set(Some(high));
+        }
         let result = self.append(seq, payload);
         self.appending_critical = false;
         self.appending_stamp = None;

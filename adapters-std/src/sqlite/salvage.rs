@@ -192,6 +192,7 @@ pub(crate) fn build_fresh(
     let mut src = Source::new(path, key, source);
     let tx = dst.transaction().map_err(err)?;
     let (mut events, mut dead_letters, mut floor) = (0, 0, 0i64);
+    let mut stamp_high: Option<i64> = None;
     if src.conn().is_some() {
         let from = after.map_or(0, |a| {
             i64::try_from(a).unwrap_or(i64::MAX).saturating_add(1)
@@ -200,15 +201,20 @@ pub(crate) fn build_fresh(
         dead_letters = copy_dead_letters(&mut src, &tx, &mut floor);
         let old_floor: Option<i64> = src.value("SELECT next_seq FROM meta WHERE id = 1");
         floor = floor.max(old_floor.unwrap_or(0)).max(from);
+        stamp_high = src
+            .value::<Option<i64>>("SELECT stamp_high FROM meta WHERE id = 1")
+            .flatten();
     }
     tx.execute(
         "UPDATE meta SET next_seq = ?1,
              pending_count = (SELECT count(*) FROM events
                               WHERE typeof(size) = 'integer' AND size BETWEEN 0 AND 4294967294),
              pending_bytes = (SELECT coalesce(sum(size), 0) FROM events
-                              WHERE typeof(size) = 'integer' AND size BETWEEN 0 AND 4294967294)
+                              WHERE typeof(size) = 'integer' AND size BETWEEN 0 AND 4294967294),
+             stamp_high = max(coalesce((SELECT max(stamp) FROM events), ?2),
+                              coalesce(?2, (SELECT max(stamp) FROM events)))
          WHERE id = 1",
-        [floor],
+        params![floor, stamp_high],
     )
     .map_err(err)?;
     tx.commit().map_err(err)?;
@@ -221,8 +227,9 @@ pub(crate) fn build_fresh(
     })
 }
 
-/// One event row as SQLite returns it.
-type Row = (i64, Value, Value, Value);
+/// One event row as SQLite returns it: seq, size, payload, stored_at,
+/// critical, stamp.
+type Row = (i64, Value, Value, Value, Value, Value);
 
 fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     Ok((
@@ -230,7 +237,31 @@ fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
         row.get::<_, Value>(1)?,
         row.get::<_, Value>(2)?,
         row.get::<_, Value>(3)?,
+        row.get::<_, Value>(4)?,
+        row.get::<_, Value>(5)?,
     ))
+}
+
+/// The columns to read of each event row. A file from before schema 7/9
+/// has no `critical` / `stamp`: its events are not critical, and are
+/// stamped now, as the migration does (never expired at once).
+fn event_columns(src: &mut Source<'_>) -> String {
+    let has = |src: &mut Source<'_>, name: &str| {
+        src.value::<i64>(&format!(
+            "SELECT count(*) FROM pragma_table_info('events') WHERE name = '{name}'"
+        )) == Some(1)
+    };
+    let critical = if has(src, "critical") {
+        "critical"
+    } else {
+        "0"
+    };
+    let stamp = if has(src, "stamp") {
+        "stamp"
+    } else {
+        "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
+    };
+    format!("seq, size, payload, stored_at, {critical}, {stamp}")
 }
 
 /// Copies every event row with `seq >= from` that can be read; returns how
@@ -241,8 +272,9 @@ fn copy_events(src: &mut Source<'_>, dst: &Connection, mut from: i64) -> (u64, i
     let mut keep = |row: Row, floor: &mut i64| {
         *floor = (*floor).max(row.0.saturating_add(1));
         let inserted = dst.execute(
-            "INSERT OR REPLACE INTO events (seq, size, payload, stored_at) VALUES (?1, ?2, ?3, ?4)",
-            params![row.0, row.1, row.2, row.3],
+            "INSERT OR REPLACE INTO events (seq, size, payload, stored_at, critical, stamp) \
+             VALUES (?1, ?2, ?3, ?4, coalesce(?5, 0), ?6)",
+            params![row.0, row.1, row.2, row.3, row.4, row.5],
         );
         match inserted {
             Ok(_) => copied += 1,
@@ -255,13 +287,14 @@ fn copy_events(src: &mut Source<'_>, dst: &Connection, mut from: i64) -> (u64, i
         .flatten()
         .or_else(|| src.value("SELECT next_seq - 1 FROM meta WHERE id = 1"))
         .unwrap_or(1 << 40);
+    let columns = event_columns(src);
     loop {
         let mut last_read = None;
         let Some(conn) = src.conn() else { break };
         let walked = (|| -> rusqlite::Result<()> {
-            let mut stmt = conn.prepare(
-                "SELECT seq, size, payload, stored_at FROM events WHERE seq >= ?1 ORDER BY seq",
-            )?;
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {columns} FROM events WHERE seq >= ?1 ORDER BY seq"
+            ))?;
             let mut rows = stmt.query([from])?;
             while let Some(row) = rows.next()? {
                 let row = read_row(row)?;

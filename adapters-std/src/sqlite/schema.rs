@@ -116,8 +116,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // (unix milliseconds, the machine's wall clock at its track; NULL: never
     // expires). Rows from before count as stamped now, at the migration:
     // never expired at once by a build that starts expiring.
+    // `meta.stamp_high` keeps the newest stamp ever committed, so a restart
+    // under a wall clock set back meanwhile starts from it.
     "ALTER TABLE events ADD COLUMN stamp INTEGER;
-     UPDATE events SET stamp = CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER);",
+     UPDATE events SET stamp = CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER);
+     ALTER TABLE meta ADD COLUMN stamp_high INTEGER;",
 ];
 
 /// What the file turned out to be.

@@ -1129,3 +1129,41 @@ fn a_discarded_record_reads_as_discarded_until_the_prefix_delete_passes_it() {
         .unwrap();
     assert_eq!(gone, 0);
 }
+
+/// A salvage keeps what each row says beyond its payload: the critical
+/// flag (a restart still finds the newest critical event) and the expiry
+/// stamp (salvaged events still expire, and the ones after them are not
+/// shielded by a row without a stamp), and the newest stamp committed.
+/// Seen failing before: the salvage copied seq, size, payload and
+/// stored_at only (no critical event after it, every stamp NULL).
+#[test]
+fn a_salvage_keeps_the_critical_flags_and_the_stamps() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let stamp = |i: u64| 1_700_000_000_000 + i * 1_000;
+    {
+        let mut s = open(&dir);
+        for i in 0..2000 {
+            s.append_stamped(i, pad_event(i).as_bytes(), i % 100 == 7, stamp(i))
+                .unwrap();
+        }
+        s.sync().unwrap();
+    }
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    for b in &mut bytes[mid..mid + 4096] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    let mut s = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+    s.delete_through(1500).unwrap();
+    s.sync().unwrap();
+    assert!(s.take_salvaged().is_some(), "salvaged");
+    drop(s);
+    let mut s = open(&dir);
+    assert_eq!(s.newest_critical().unwrap(), Some(1907));
+    // Rows 1501.. came through with their stamps: the first at or after
+    // 1950's stamp is 1950.
+    assert_eq!(s.first_fresh(stamp(1950)).unwrap(), Some(1950));
+    assert_eq!(s.stamp_high_water(), Some(stamp(1999)));
+}
