@@ -8,6 +8,8 @@
 
 #![cfg(feature = "expiry")]
 
+mod support;
+
 use core::time::Duration;
 
 use outbox_core::{
@@ -254,4 +256,49 @@ fn a_sealed_queue_keeps_stamps_across_a_reopen() {
     let mut buf = [0u8; 64];
     assert_eq!(q.read_range(2, 2, &mut buf), Ok(10));
     assert_eq!(&buf[..10], b"secret-new");
+}
+
+/// The async face (feature `async`) is the same code: the same answers and
+/// the same bytes on flash as the blocking queue.
+#[cfg(feature = "async")]
+#[test]
+fn the_async_queue_stamps_and_answers_as_the_blocking_one() {
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+
+    use outbox_embedded::flash::asynchronous::FlashQueue as AsyncQueue;
+    use support::async_sim::{AsyncSim, Flash as Small};
+
+    fn block_on<T>(fut: impl core::future::Future<Output = T>) -> T {
+        let mut fut = pin!(fut);
+        loop {
+            if let Poll::Ready(v) = fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+                return v;
+            }
+        }
+    }
+    const SMALL: core::ops::Range<u32> = 0..6 * 512;
+    let mut flash = Small::new(6);
+    let mut q = FlashQueue::open(&mut flash, SMALL).unwrap();
+    let mut aq = block_on(AsyncQueue::open(AsyncSim::new(Small::new(6)), SMALL)).unwrap();
+    for seq in 0..40u64 {
+        let p = format!("event-{seq}");
+        let stamp = 1_000 + seq * 10;
+        if seq % 5 == 4 {
+            q.append(seq, p.as_bytes()).unwrap();
+            block_on(aq.append(seq, p.as_bytes())).unwrap();
+        } else {
+            q.append_stamped(seq, p.as_bytes(), stamp).unwrap();
+            block_on(aq.append_stamped(seq, p.as_bytes(), stamp)).unwrap();
+        }
+        if seq % 8 == 7 {
+            q.delete_through(seq - 3).unwrap();
+            block_on(aq.delete_through(seq - 3)).unwrap();
+        }
+        for after in [0, 1_000 + seq * 5, 1_000 + seq * 10, u64::MAX] {
+            assert_eq!(block_on(aq.first_fresh(after)), q.first_fresh(after));
+        }
+    }
+    let aq = aq.into_inner();
+    assert_eq!(aq.flash.image(), q.into_inner().image());
 }
