@@ -22,9 +22,79 @@ impl<F: NorFlash> FlashQueue<F> {
     #[bisync]
     #[inline(never)]
     pub async fn append(&mut self, seq: Seq, payload: &[u8]) -> Result<(), Error<F::Error>> {
+        self.append_event(
+            seq,
+            payload,
+            #[cfg(feature = "expiry")]
+            None,
+        )
+        .await
+    }
+
+    /// Store `payload` as event `seq` with the wall-clock stamp `stamp_ms`
+    /// (ms since the Unix epoch; feature `expiry`), kept in its record
+    /// before the payload and read back by
+    /// [`first_fresh`](outbox_core::Store::first_fresh); otherwise as
+    /// [`append`](Self::append). A stamped record takes 8 bytes more: with
+    /// the feature every payload is at most
+    /// [`max_payload`](Self::max_payload), 8 bytes less than without.
+    ///
+    /// ```
+    /// # #[cfg(feature = "_test")] {
+    /// use outbox_embedded::flash::{sim::SimFlash, FlashQueue};
+    /// use outbox_core::Store;
+    ///
+    /// let mut flash = SimFlash::<4, 4, 4096>::new(8);
+    /// let mut q = FlashQueue::open(&mut flash, 0..8 * 4096).unwrap();
+    /// q.append_stamped(0, b"old", 1_000).unwrap();
+    /// q.append_stamped(1, b"new", 9_000).unwrap();
+    /// // Events stamped before 5 000 ms are expired: the first fresh is 1.
+    /// assert_eq!(Store::first_fresh(&mut q, 5_000), Ok(Some(1)));
+    /// let mut buf = [0u8; 8];
+    /// assert_eq!(q.read_range(0, 0, &mut buf), Ok(3)); // the stamp is not payload
+    /// assert_eq!(&buf[..3], b"old");
+    /// # }
+    /// ```
+    #[cfg(feature = "expiry")]
+    #[bisync]
+    pub async fn append_stamped(
+        &mut self,
+        seq: Seq,
+        payload: &[u8],
+        stamp_ms: u64,
+    ) -> Result<(), Error<F::Error>> {
+        self.append_event(seq, payload, Some(stamp_ms)).await
+    }
+
+    /// [`append`](Self::append), stamped when `stamp` is some (feature
+    /// `expiry`). Inlined into `append`, so a build without the feature
+    /// compiles to the code it was.
+    #[bisync]
+    #[inline(always)]
+    async fn append_event(
+        &mut self,
+        seq: Seq,
+        payload: &[u8],
+        #[cfg(feature = "expiry")] stamp: Option<u64>,
+    ) -> Result<(), Error<F::Error>> {
         self.refresh().await?;
         let w = F::WRITE_SIZE as u32;
         let max = capacity::max_payload(&self.geo, w);
+        // A stamp takes 8 bytes of the record's room. The limit is the
+        // same with or without one, the `max_payload` the machine is
+        // given, so that an event stored unstamped (before the driver had
+        // a wall clock) is no larger than one stamped.
+        #[cfg(feature = "expiry")]
+        let (max, extra) = (
+            max.saturating_sub(format::STAMP_LEN),
+            if stamp.is_some() {
+                format::STAMP_LEN as u32
+            } else {
+                0
+            },
+        );
+        #[cfg(not(feature = "expiry"))]
+        let extra = 0;
         if payload.len() > max {
             return Err(Error::TooLarge {
                 len: payload.len(),
@@ -47,7 +117,7 @@ impl<F: NorFlash> FlashQueue<F> {
         }
         let len = payload.len() as u32;
         // On a sealed queue the record holds the tag after the payload.
-        let stored = len + self.geo.tag_len();
+        let stored = len + self.geo.tag_len() + extra;
         let need = format::record_len(stored, w) + format::checkpoint_len(w);
         let fits = |wp: &super::WritePage| {
             !wp.closed
@@ -66,7 +136,11 @@ impl<F: NorFlash> FlashQueue<F> {
         // from an older page (a power cut while erasing it) never end the run.
         let jump = self.st.tail_last.is_none_or(|l| seq != l.wrapping_add(1)) || !wp.has_event;
         let header = RecordHeader {
-            kind: Kind::Event { jump },
+            kind: Kind::Event {
+                jump,
+                #[cfg(feature = "expiry")]
+                stamped: stamp.is_some(),
+            },
             len: stored as u16,
             delta: (seq - wp.base) as u32,
         };
@@ -82,11 +156,23 @@ impl<F: NorFlash> FlashQueue<F> {
         let written = match self.geo.seal {
             Some(keys) => {
                 let sealer = super::seal::Sealer::new(&keys, seq, wp.off, wp.lap);
-                super::sealed::write_record(&mut self.flash, addr, &header, payload, sealer).await
+                #[cfg(feature = "expiry")]
+                let stamp_bytes = stamp.map(u64::to_le_bytes);
+                #[cfg(feature = "expiry")]
+                let prefix: &[u8] = stamp_bytes.as_ref().map_or(&[], |b| &b[..]);
+                #[cfg(not(feature = "expiry"))]
+                let prefix: &[u8] = &[];
+                super::sealed::write_record(&mut self.flash, addr, &header, prefix, payload, sealer)
+                    .await
             }
+            #[cfg(feature = "expiry")]
+            None => io::write_stamped(&mut self.flash, addr, &header, stamp, payload).await,
+            #[cfg(not(feature = "expiry"))]
             None => io::write_record(&mut self.flash, addr, &header, payload).await,
         };
-        #[cfg(not(feature = "encryption"))]
+        #[cfg(all(not(feature = "encryption"), feature = "expiry"))]
+        let written = io::write_stamped(&mut self.flash, addr, &header, stamp, payload).await;
+        #[cfg(all(not(feature = "encryption"), not(feature = "expiry")))]
         let written = io::write_record(&mut self.flash, addr, &header, payload).await;
         if let Err(e) = written {
             return self.failed(e);

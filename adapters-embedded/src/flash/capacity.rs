@@ -45,7 +45,13 @@ pub(crate) fn max_payload(geo: &Geometry, w: u32) -> usize {
 impl<F: NorFlash> FlashQueue<F> {
     /// The largest payload one event may have; set the machine's
     /// `max_event_bytes` to this or less.
+    ///
+    /// With feature `expiry` it is 8 bytes less than without (a record's
+    /// stamp takes them), for every append, stamped or not.
     pub fn max_payload(&self) -> usize {
+        #[cfg(feature = "expiry")]
+        return max_payload(&self.geo, F::WRITE_SIZE as u32).saturating_sub(format::STAMP_LEN);
+        #[cfg(not(feature = "expiry"))]
         max_payload(&self.geo, F::WRITE_SIZE as u32)
     }
 
@@ -75,6 +81,10 @@ impl<F: NorFlash> FlashQueue<F> {
             return 0;
         }
         let ckpt = u64::from(format::checkpoint_len(w));
+        // (With feature `expiry`, a stamp counts as a tag does.)
+        #[cfg(feature = "expiry")]
+        let tag = self.geo.tag_len() + format::STAMP_LEN as u32;
+        #[cfg(not(feature = "expiry"))]
         let tag = self.geo.tag_len();
         let largest = u64::from(format::record_len(max_event_bytes + tag, w));
         let per_page =

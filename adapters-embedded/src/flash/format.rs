@@ -25,6 +25,15 @@
 //!   zero padding to a multiple of 4, then CRC-32 of header and payload,
 //!   then 0xFF padding to WRITE_SIZE
 //!
+//! stamped event record (feature `expiry`; page format unchanged)
+//!   0      tag                  kind 5 = 1 with a stamp, 7 = 3 with a stamp
+//!   1..3   length (u16)         stamp and payload (and a sealed tag)
+//!   3..8   as above
+//!   8..16  stamp (u64)          wall clock at track, ms since the Unix
+//!                               epoch; in clear on a sealed queue too
+//!   16..   payload              (sealed: ciphertext and tag)
+//!   padding and CRC-32 (over header, stamp and payload) as above
+//!
 //! header copy (format 2: the first record of every page, right after the
 //! page header, written with it)
 //!   a checkpoint record whose payload is the page header's 36 bytes,
@@ -47,6 +56,18 @@
 //!     associated data: seq as u64), then the CRC-32 over header,
 //!     ciphertext and tag as for every record
 //! ```
+//!
+//! Why stamps this way: expiry needs each event's age after a restart, so
+//! the stamp lives in the record, and only there (the queue's RAM is a few
+//! words whatever the flash holds: `first_fresh` reads the stamps in one
+//! walk). New kinds rather than a new page format: a page may hold records
+//! of both, old records (kinds 1 and 3) stay readable and have no stamp, so
+//! they never expire (they were never stamped "now" at open either: that
+//! would need a write per record). The stamp stays in clear on a sealed
+//! queue: an age is not the payload, and reading it needs no key stream;
+//! the CRC covers it, the AEAD tag does not, so someone who rewrites the
+//! flash can make events expire (or not), as erasing them would. A build
+//! without the feature reads kinds 5 and 7 as damaged records.
 //!
 //! Why the copy: the page header alone holds the base of its records'
 //! numbers and the seq floor at its opening, and the write page's header
@@ -91,6 +112,14 @@ const CRC_LEN: usize = 4;
 const TAG_DATA: u8 = (RECORD_VERSION << 4) | 1;
 const TAG_DATA_JUMP: u8 = (RECORD_VERSION << 4) | 3;
 const TAG_CHECKPOINT: u8 = (RECORD_VERSION << 4) | 2;
+/// The kind bit of an event record that carries a wall-clock stamp
+/// (feature `expiry`): kinds 5 and 7 are 1 and 3 with it.
+#[cfg(feature = "expiry")]
+const KIND_STAMPED: u8 = 4;
+/// Bytes of an event record's stamp (feature `expiry`): ms since the Unix
+/// epoch, u64, before the payload.
+#[cfg(feature = "expiry")]
+pub(crate) const STAMP_LEN: usize = 8;
 /// Payload bytes of a checkpoint record.
 pub(crate) const CHECKPOINT_PAYLOAD: usize = 8;
 /// The record of a page header's copy: a checkpoint of 36 bytes.
@@ -233,7 +262,12 @@ impl PageHeader {
 pub(crate) enum Kind {
     /// An event's payload; `jump` when its number is not one past the
     /// previous event's (the first after a gap, or one appended again).
-    Event { jump: bool },
+    Event {
+        jump: bool,
+        /// Its first 8 bytes are a wall-clock stamp (feature `expiry`).
+        #[cfg(feature = "expiry")]
+        stamped: bool,
+    },
     /// A checkpoint: every record below its `live_from` is deleted.
     Checkpoint,
 }
@@ -260,10 +294,14 @@ impl RecordHeader {
     pub fn encode(&self) -> [u8; RECORD_HEADER] {
         let mut b = [0u8; RECORD_HEADER];
         b[0] = match self.kind {
-            Kind::Event { jump: false } => TAG_DATA,
-            Kind::Event { jump: true } => TAG_DATA_JUMP,
+            Kind::Event { jump: false, .. } => TAG_DATA,
+            Kind::Event { jump: true, .. } => TAG_DATA_JUMP,
             Kind::Checkpoint => TAG_CHECKPOINT,
         };
+        #[cfg(feature = "expiry")]
+        if let Kind::Event { stamped: true, .. } = self.kind {
+            b[0] |= KIND_STAMPED;
+        }
         b[1..3].copy_from_slice(&self.len.to_le_bytes());
         b[3..7].copy_from_slice(&self.delta.to_le_bytes());
         b[7] = CRC8.checksum(&b[..7]);
@@ -277,12 +315,29 @@ impl RecordHeader {
         if CRC8.checksum(&b[..7]) != b[7] {
             return HeaderRead::Garbage;
         }
+        #[cfg(not(feature = "expiry"))]
         let kind = match b[0] {
             TAG_DATA => Kind::Event { jump: false },
             TAG_DATA_JUMP => Kind::Event { jump: true },
             TAG_CHECKPOINT => Kind::Checkpoint,
             _ => return HeaderRead::Garbage,
         };
+        #[cfg(feature = "expiry")]
+        let kind = match b[0] & !KIND_STAMPED {
+            TAG_DATA | TAG_DATA_JUMP => Kind::Event {
+                jump: b[0] & !KIND_STAMPED == TAG_DATA_JUMP,
+                stamped: b[0] & KIND_STAMPED != 0,
+            },
+            TAG_CHECKPOINT if b[0] == TAG_CHECKPOINT => Kind::Checkpoint,
+            _ => return HeaderRead::Garbage,
+        };
+        // A stamped record too short for its stamp was never written.
+        #[cfg(feature = "expiry")]
+        if matches!(kind, Kind::Event { stamped: true, .. })
+            && usize::from(u16::from_le_bytes([b[1], b[2]])) < STAMP_LEN
+        {
+            return HeaderRead::Garbage;
+        }
         HeaderRead::Valid(RecordHeader {
             kind,
             len: u16::from_le_bytes([b[1], b[2]]),
@@ -327,7 +382,11 @@ mod tests {
     #[test]
     fn record_header_round_trips_and_a_torn_one_is_garbage() {
         let h = RecordHeader {
-            kind: Kind::Event { jump: false },
+            kind: Kind::Event {
+                jump: false,
+                #[cfg(feature = "expiry")]
+                stamped: false,
+            },
             len: 300,
             delta: 5,
         };
@@ -338,6 +397,33 @@ mod tests {
         torn[..3].copy_from_slice(&b[..3]);
         assert_eq!(RecordHeader::decode(&torn), HeaderRead::Garbage);
         assert_eq!(RecordHeader::decode(&[0xFF; 8]), HeaderRead::Erased);
+    }
+
+    /// Kinds 5 and 7 are 1 and 3 with a stamp; one too short for its
+    /// stamp was never written.
+    #[cfg(feature = "expiry")]
+    #[test]
+    fn stamped_record_headers_round_trip_and_a_short_one_is_garbage() {
+        for jump in [false, true] {
+            let h = RecordHeader {
+                kind: Kind::Event {
+                    jump,
+                    stamped: true,
+                },
+                len: 20,
+                delta: 3,
+            };
+            let b = h.encode();
+            assert_eq!(b[0], if jump { 0x17 } else { 0x15 });
+            assert_eq!(RecordHeader::decode(&b), HeaderRead::Valid(h));
+            let short = RecordHeader { len: 7, ..h }.encode();
+            assert_eq!(RecordHeader::decode(&short), HeaderRead::Garbage);
+        }
+        // The checkpoint tag with the stamp bit is no record.
+        let mut b = COPY_RECORD;
+        b[0] |= KIND_STAMPED;
+        b[7] = CRC8.checksum(&b[..7]);
+        assert_eq!(RecordHeader::decode(&b), HeaderRead::Garbage);
     }
 
     #[test]

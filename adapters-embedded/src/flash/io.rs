@@ -156,6 +156,64 @@ pub(crate) async fn write_record<F: NorFlash>(
     flash.write(addr, &s[..end]).await
 }
 
+/// Write one record, stamped when `stamp` is some (feature `expiry`): as
+/// [`write_record`], with the 8 bytes of the stamp (little-endian) between
+/// the header and the payload, under the same CRC (the header's length
+/// counts them).
+#[cfg(feature = "expiry")]
+#[bisync]
+pub(crate) async fn write_stamped<F: NorFlash>(
+    flash: &mut F,
+    mut addr: u32,
+    header: &RecordHeader,
+    stamp: Option<u64>,
+    payload: &[u8],
+) -> Result<(), F::Error> {
+    use super::format::STAMP_LEN;
+    let Some(stamp) = stamp else {
+        return write_record(flash, addr, header, payload).await;
+    };
+    let w = F::WRITE_SIZE.max(1);
+    let head = header.encode();
+    let stamp = stamp.to_le_bytes();
+    let mut digest = CRC32.digest();
+    digest.update(&head);
+    digest.update(&stamp);
+    digest.update(payload);
+    let crc = digest.finalize();
+
+    let mut stage = Stage([0; STAGE]);
+    let s = &mut stage.0;
+    s[..RECORD_HEADER].copy_from_slice(&head);
+    s[RECORD_HEADER..RECORD_HEADER + STAMP_LEN].copy_from_slice(&stamp);
+    let mut fill = RECORD_HEADER + STAMP_LEN;
+    let top = ((w - fill % w) % w).min(payload.len());
+    s[fill..fill + top].copy_from_slice(&payload[..top]);
+    fill += top;
+    let mut rest = &payload[top..];
+    if fill.is_multiple_of(w) {
+        flash.write(addr, &s[..fill]).await?;
+        addr += fill as u32;
+        fill = 0;
+        let mid = rest.len() / w * w;
+        if mid > 0 {
+            flash.write(addr, &rest[..mid]).await?;
+            addr += mid as u32;
+        }
+        rest = &rest[mid..];
+    }
+    s[fill..fill + rest.len()].copy_from_slice(rest);
+    fill += rest.len();
+    let pad = (4 - (RECORD_HEADER + STAMP_LEN + payload.len()) % 4) % 4;
+    s[fill..fill + pad].fill(0);
+    fill += pad;
+    s[fill..fill + 4].copy_from_slice(&crc.to_le_bytes());
+    fill += 4;
+    let end = fill.div_ceil(w) * w;
+    s[fill..end].fill(0xFF);
+    flash.write(addr, &s[..end]).await
+}
+
 /// Write `raw` followed by 0xFF padding to a whole number of write words.
 #[bisync]
 pub(crate) async fn write_padded<F: NorFlash>(

@@ -99,6 +99,46 @@ impl<F: NorFlash> FlashQueue<F> {
         Ok(used)
     }
 
+    /// The oldest event stamped at or after `after_ms` (wall-clock ms since
+    /// the Unix epoch; feature `expiry`), or not stamped at all (appended
+    /// with [`append`](Self::append), or by a build without the feature):
+    /// the events before it are expired. When every event is older, one
+    /// past the newest number. One walk from the oldest event, reading 8
+    /// bytes of each record passed; the read cursor is left as it was.
+    #[cfg(feature = "expiry")]
+    #[bisync]
+    pub async fn first_fresh(&mut self, after_ms: u64) -> Result<Seq, Error<F::Error>> {
+        self.refresh().await?;
+        let end = self.floor();
+        if self.st.summary.count == 0 {
+            return Ok(end);
+        }
+        let mut walk = LiveWalk::new(self.st.head);
+        let bounds = self.bounds();
+        let geo = self.geo;
+        loop {
+            let r = match walk.next(&mut self.flash, &geo, bounds).await {
+                Ok(Some(r)) => r,
+                Ok(None) => return Ok(end),
+                Err(e) => return self.failed(e),
+            };
+            if r.seq < self.st.live_from {
+                continue;
+            }
+            if !r.stamped {
+                return Ok(r.seq);
+            }
+            let mut stamp = [0u8; super::format::STAMP_LEN];
+            let at = geo.addr(r.at.page, r.at.off) + super::format::RECORD_HEADER as u32;
+            if let Err(e) = io::read(&mut self.flash, at, &mut stamp).await {
+                return self.failed(e);
+            }
+            if u64::from_le_bytes(stamp) >= after_ms {
+                return Ok(r.seq);
+            }
+        }
+    }
+
     /// Visit the events numbered `from` and up, in order; the visitor says
     /// whether it took the event and whether to go on, and where in `buf`
     /// its payload goes, if anywhere (the copy is done here, so that the

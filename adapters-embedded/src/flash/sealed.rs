@@ -189,7 +189,8 @@ async fn find_salt<F: NorFlash>(flash: &mut F, geo: &Geometry) -> Result<Salt, F
 }
 
 /// Write one sealed record at the write-aligned `addr`: `header` (whose
-/// length counts the tag), the payload encrypted, the tag, zero padding and
+/// length counts the prefix and the tag), `prefix` in clear (a stamp,
+/// feature `expiry`, or nothing), the payload encrypted, the tag, zero padding and
 /// the CRC-32, then 0xFF padding. The header goes first and the CRC last,
 /// as for every record; words are written once, in order.
 #[bisync]
@@ -197,6 +198,7 @@ pub(crate) async fn write_record<F: NorFlash>(
     flash: &mut F,
     mut addr: u32,
     header: &RecordHeader,
+    prefix: &[u8],
     payload: &[u8],
     mut sealer: Sealer,
 ) -> Result<(), F::Error> {
@@ -209,7 +211,10 @@ pub(crate) async fn write_record<F: NorFlash>(
     let mut stage = Stage([0; 2 * io::MAX_ALIGN + CHUNK + 32]);
     let s = &mut stage.0;
     s[..RECORD_HEADER].copy_from_slice(&head);
-    let mut fill = RECORD_HEADER;
+    // The stamp, if any, in clear (see `format`).
+    s[RECORD_HEADER..RECORD_HEADER + prefix.len()].copy_from_slice(prefix);
+    digest.update(prefix);
+    let mut fill = RECORD_HEADER + prefix.len();
     for chunk in payload.chunks(CHUNK) {
         let c = &mut s[fill..fill + chunk.len()];
         c.copy_from_slice(chunk);
@@ -232,7 +237,7 @@ pub(crate) async fn write_record<F: NorFlash>(
     s[fill..fill + TAG_LEN].copy_from_slice(&tag);
     digest.update(&tag);
     fill += TAG_LEN;
-    let pad = (4 - (RECORD_HEADER + payload.len() + TAG_LEN) % 4) % 4;
+    let pad = (4 - (RECORD_HEADER + prefix.len() + payload.len() + TAG_LEN) % 4) % 4;
     s[fill..fill + pad].fill(0);
     fill += pad;
     s[fill..fill + 4].copy_from_slice(&digest.finalize().to_le_bytes());

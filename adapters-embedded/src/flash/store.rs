@@ -21,6 +21,28 @@ impl<F: NorFlash> Store for FlashQueue<F> {
         FlashQueue::append(self, seq, payload).await
     }
 
+    /// The stamp is kept in the record (feature `expiry`); the flash queue
+    /// keeps no critical flag (`KEEPS_CRITICAL` is `false`, so the driver
+    /// never asks for a critical event).
+    #[cfg(feature = "expiry")]
+    #[bisync]
+    async fn append_stamped(
+        &mut self,
+        seq: Seq,
+        payload: &[u8],
+        critical: bool,
+        stamp_ms: u64,
+    ) -> Result<(), Self::Error> {
+        let _ = critical;
+        FlashQueue::append_stamped(self, seq, payload, stamp_ms).await
+    }
+
+    #[cfg(feature = "expiry")]
+    #[bisync]
+    async fn first_fresh(&mut self, after_ms: u64) -> Result<Option<Seq>, Self::Error> {
+        FlashQueue::first_fresh(self, after_ms).await.map(Some)
+    }
+
     #[bisync]
     async fn read_range(
         &mut self,

@@ -68,11 +68,19 @@ pub(crate) struct EventRec {
     pub at: Pos,
     pub seq: Seq,
     pub len: u16,
+    /// It carries a wall-clock stamp before its payload (feature `expiry`).
+    #[cfg(feature = "expiry")]
+    pub stamped: bool,
 }
 
 impl EventRec {
     /// Flash address of the payload.
     pub fn payload_addr(&self, geo: &Geometry) -> u32 {
+        #[cfg(feature = "expiry")]
+        if self.stamped {
+            return geo.addr(self.at.page, self.at.off)
+                + (RECORD_HEADER + format::STAMP_LEN) as u32;
+        }
         geo.addr(self.at.page, self.at.off) + RECORD_HEADER as u32
     }
 }
@@ -208,13 +216,33 @@ async fn record_at<F: NorFlash>(
     let end = pos.off + size;
     Ok(match h.kind {
         Kind::Event { .. } => match seq {
-            Some(seq) if !validate || intact(flash, geo, addr, &raw, len, seq, pos).await? => {
+            Some(seq)
+                if !validate
+                    || intact(
+                        flash,
+                        geo,
+                        addr,
+                        &raw,
+                        len,
+                        seq,
+                        pos,
+                        #[cfg(feature = "expiry")]
+                        stamp_len(h),
+                    )
+                    .await? =>
+            {
                 At::Event(
                     EventRec {
                         at: pos,
                         seq,
-                        // A sealed record's size is its plaintext's.
+                        // A sealed record's size is its plaintext's (and a
+                        // stamped one's, its payload's).
+                        #[cfg(not(feature = "expiry"))]
                         len: (u32::from(h.len).saturating_sub(geo.tag_len())) as u16,
+                        #[cfg(feature = "expiry")]
+                        len: (u32::from(h.len).saturating_sub(geo.tag_len() + stamp_len(h))) as u16,
+                        #[cfg(feature = "expiry")]
+                        stamped: stamp_len(h) > 0,
                     },
                     end,
                 )
@@ -244,9 +272,21 @@ async fn record_at<F: NorFlash>(
     })
 }
 
+/// Bytes of the wall-clock stamp before the payload of a record with
+/// header `h` (feature `expiry`; 0 for a record without one).
+#[cfg(feature = "expiry")]
+fn stamp_len(h: RecordHeader) -> u32 {
+    match h.kind {
+        Kind::Event { stamped: true, .. } => format::STAMP_LEN as u32,
+        _ => 0,
+    }
+}
+
 /// Whether the event record at `addr` passes its checks: its CRC, and on
 /// a sealed queue its tag (a record whose CRC passes and tag fails is
 /// damaged, as bit rot is).
+// (With feature `expiry`, the stamp's length is one argument more.)
+#[cfg_attr(feature = "expiry", allow(clippy::too_many_arguments))]
 #[bisync]
 async fn intact<F: NorFlash>(
     flash: &mut F,
@@ -256,14 +296,21 @@ async fn intact<F: NorFlash>(
     len: u32,
     seq: Seq,
     pos: Pos,
+    #[cfg(feature = "expiry")] stamp: u32,
 ) -> Result<bool, F::Error> {
     let crc = io::crc_matches(flash, addr, raw, len).await?;
+    // (A stamp is in clear before the ciphertext: the tag covers what
+    // follows it.)
     #[cfg(feature = "encryption")]
     if let (true, Some(keys)) = (crc, geo.seal) {
+        #[cfg(feature = "expiry")]
+        let (addr, len) = (addr + stamp, len.saturating_sub(stamp));
         return super::sealed::tag_matches(flash, &keys, addr, len, seq, pos).await;
     }
     #[cfg(not(feature = "encryption"))]
     let _ = (geo, seq, pos);
+    #[cfg(all(feature = "expiry", not(feature = "encryption")))]
+    let _ = stamp;
     Ok(crc)
 }
 

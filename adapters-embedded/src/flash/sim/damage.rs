@@ -572,7 +572,12 @@ fn recovered(
             }
             for jump in [false, true] {
                 let h = RecordHeader {
-                    kind: Kind::Event { jump },
+                    kind: Kind::Event {
+                        jump,
+                        // (Unstamped records: this finds no stamped one.)
+                        #[cfg(feature = "expiry")]
+                        stamped: false,
+                    },
                     len: len as u16,
                     delta,
                 }
