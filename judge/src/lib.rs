@@ -656,6 +656,10 @@ impl Judge {
             Seen::Persist { seq, size } => match self.tracking.take() {
                 Some((s, critical)) if s == size => {
                     self.queue.push(seq, size, critical);
+                    // A new event under this number (handed out again
+                    // after a store lost its floor, which the world
+                    // judges): the expired one it names is not this one.
+                    self.expiry.expired.remove(&seq);
                     if let Some(stamp) = self.expiry.next_stamp.take() {
                         self.expiry.stamps.insert(seq, stamp);
                     }

@@ -312,9 +312,12 @@ pub fn run_seed_in(kind: WorldKind, seed: u64, steps: u64, verbose: bool) -> See
     let mut rng = Rng::new(seed, 1);
     let mut params = Params::random(&mut rng);
     // Expiry in half the lives, drawn apart from the life's own stream (so
-    // a seed draws the same life as before it existed).
+    // a seed draws the same life as before it existed;
+    // `OUTBOX_SIM_EXPIRY=0` turns it off, and the lives are those of
+    // before it).
     let mut expiry_rng = Rng::new(seed, 9);
-    if expiry_rng.chance(500) {
+    let expiry_on = std::env::var("OUTBOX_SIM_EXPIRY").map_or(true, |v| v != "0");
+    if expiry_on && expiry_rng.chance(500) {
         params.max_age = Some(expiry_rng.range(1_000, 900_000));
     }
     let cfg = params.config();
