@@ -313,7 +313,7 @@ fn copy_events(src: &mut Source<'_>, dst: &Connection, mut from: i64) -> (u64, i
                     "outbox: events from {from} on cannot be read ({e}); skipping the damage"
                 );
                 src.failed();
-                match next_readable(src, from, newest) {
+                match next_readable(src, &columns, from, newest) {
                     Some(next) => from = next,
                     None => break,
                 }
@@ -326,15 +326,14 @@ fn copy_events(src: &mut Source<'_>, dst: &Connection, mut from: i64) -> (u64, i
 /// The smallest number after `failed` from which a seek reads (a row or
 /// the end of the table), up to `newest`: steps doubling until one reads,
 /// then halving back to the first that does.
-fn next_readable(src: &mut Source<'_>, failed: i64, newest: i64) -> Option<i64> {
+fn next_readable(src: &mut Source<'_>, columns: &str, failed: i64, newest: i64) -> Option<i64> {
     let mut reads = |at: i64| -> bool {
         let Some(conn) = src.conn() else {
             return false;
         };
         let read = conn
             .query_row(
-                "SELECT seq, size, payload, stored_at FROM events WHERE seq >= ?1 ORDER BY seq \
-                 LIMIT 1",
+                &format!("SELECT {columns} FROM events WHERE seq >= ?1 ORDER BY seq LIMIT 1"),
                 [at],
                 |r| read_row(r).map(|_| ()),
             )
