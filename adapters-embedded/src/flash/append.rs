@@ -27,6 +27,8 @@ impl<F: NorFlash> FlashQueue<F> {
             payload,
             #[cfg(feature = "expiry")]
             None,
+            #[cfg(feature = "critical")]
+            false,
         )
         .await
     }
@@ -63,19 +65,28 @@ impl<F: NorFlash> FlashQueue<F> {
         payload: &[u8],
         stamp_ms: u64,
     ) -> Result<(), Error<F::Error>> {
-        self.append_event(seq, payload, Some(stamp_ms)).await
+        self.append_event(
+            seq,
+            payload,
+            Some(stamp_ms),
+            #[cfg(feature = "critical")]
+            false,
+        )
+        .await
     }
 
     /// [`append`](Self::append), stamped when `stamp` is some (feature
-    /// `expiry`). Inlined into `append`, so a build without the feature
-    /// compiles to the code it was.
+    /// `expiry`), flagged critical when `critical` (feature `critical`).
+    /// Inlined into `append`, so a build without the features compiles to
+    /// the code it was.
     #[bisync]
     #[inline(always)]
-    async fn append_event(
+    pub(super) async fn append_event(
         &mut self,
         seq: Seq,
         payload: &[u8],
         #[cfg(feature = "expiry")] stamp: Option<u64>,
+        #[cfg(feature = "critical")] critical: bool,
     ) -> Result<(), Error<F::Error>> {
         self.refresh().await?;
         let w = F::WRITE_SIZE as u32;
@@ -140,6 +151,8 @@ impl<F: NorFlash> FlashQueue<F> {
                 jump,
                 #[cfg(feature = "expiry")]
                 stamped: stamp.is_some(),
+                #[cfg(feature = "critical")]
+                critical,
             },
             len: stored as u16,
             delta: (seq - wp.base) as u32,
@@ -185,6 +198,15 @@ impl<F: NorFlash> FlashQueue<F> {
         }
         st.floor = st.floor.max(seq.saturating_add(1));
         st.tail_last = Some(seq);
+        #[cfg(feature = "critical")]
+        if critical {
+            st.newest_critical = Some(seq);
+        } else if st.newest_critical == Some(seq) {
+            // Appended again, plain: an older critical one may still be
+            // pending, which only open's walk would find (a flush request
+            // less, never a wrong flag on a size).
+            st.newest_critical = None;
+        }
         let s = &mut st.summary;
         if s.count == 0 {
             st.head = Cursor {

@@ -42,6 +42,11 @@ impl<F: NorFlash> FlashQueue<F> {
                 Err(e) => return self.failed(e),
             };
             if r.seq < live_from {
+                // (A discarded event left the counts when discarded.)
+                #[cfg(feature = "critical")]
+                if self.st.discards.contains(r.seq) {
+                    continue;
+                }
                 summary.count = summary.count.saturating_sub(1);
                 summary.bytes = summary.bytes.saturating_sub(u64::from(r.len));
                 continue;
@@ -86,6 +91,8 @@ impl<F: NorFlash> FlashQueue<F> {
 
         let st = &mut self.st;
         st.live_from = live_from;
+        #[cfg(feature = "critical")]
+        st.discards.prune(live_from);
         st.head = head;
         st.summary = summary;
         // A reader's position is judged with the old `live_from`.

@@ -103,6 +103,11 @@ pub enum Error<E> {
         /// The version found.
         found: u8,
     },
+    /// A discard (feature `critical`) needs one run of discarded numbers
+    /// more than the queue keeps in RAM (`flash::DISCARD_RUNS`); nothing
+    /// was written. A delete passing discarded numbers frees their runs.
+    #[cfg(feature = "critical")]
+    TooManyDiscards,
 }
 
 /// Why reading the state from flash failed (shared by open and the re-read
@@ -190,6 +195,10 @@ impl<E: fmt::Debug> fmt::Display for Error<E> {
             Error::Missing { seq } => write!(f, "event {seq} is not stored"),
             Error::UnsupportedVersion { found } => {
                 write!(f, "flash holds queue format version {found}")
+            }
+            #[cfg(feature = "critical")]
+            Error::TooManyDiscards => {
+                f.write_str("too many events discarded in the middle of the queue")
             }
         }
     }

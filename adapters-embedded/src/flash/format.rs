@@ -116,6 +116,27 @@ const TAG_CHECKPOINT: u8 = (RECORD_VERSION << 4) | 2;
 /// (feature `expiry`): kinds 5 and 7 are 1 and 3 with it.
 #[cfg(feature = "expiry")]
 const KIND_STAMPED: u8 = 4;
+/// The kind bit of a critical event record (feature `critical`): kinds 9,
+/// 11, 13 and 15 are 1, 3, 5 and 7 with it.
+#[cfg(feature = "critical")]
+const KIND_CRITICAL: u8 = 8;
+/// The kind bits an event record may carry on top of 1 or 3 in this build.
+#[cfg(any(feature = "expiry", feature = "critical"))]
+const EVENT_FLAGS: u8 = {
+    #[cfg(feature = "expiry")]
+    let stamped = KIND_STAMPED;
+    #[cfg(not(feature = "expiry"))]
+    let stamped = 0;
+    #[cfg(feature = "critical")]
+    let critical = KIND_CRITICAL;
+    #[cfg(not(feature = "critical"))]
+    let critical = 0;
+    stamped | critical
+};
+/// A discard mark (feature `critical`): kind 10, a checkpoint's 2 with the
+/// critical bit; its payload is the discarded event's number (u64).
+#[cfg(feature = "critical")]
+const TAG_DISCARD: u8 = (RECORD_VERSION << 4) | 10;
 /// Bytes of an event record's stamp (feature `expiry`): ms since the Unix
 /// epoch, u64, before the payload.
 #[cfg(feature = "expiry")]
@@ -267,9 +288,16 @@ pub(crate) enum Kind {
         /// Its first 8 bytes are a wall-clock stamp (feature `expiry`).
         #[cfg(feature = "expiry")]
         stamped: bool,
+        /// A critical event (feature `critical`).
+        #[cfg(feature = "critical")]
+        critical: bool,
     },
     /// A checkpoint: every record below its `live_from` is deleted.
     Checkpoint,
+    /// A discard mark: the event numbered by its payload left the queue
+    /// (feature `critical`; payload as a checkpoint's, 8 bytes).
+    #[cfg(feature = "critical")]
+    Discard,
 }
 
 /// The fixed part at the start of every record.
@@ -297,10 +325,16 @@ impl RecordHeader {
             Kind::Event { jump: false, .. } => TAG_DATA,
             Kind::Event { jump: true, .. } => TAG_DATA_JUMP,
             Kind::Checkpoint => TAG_CHECKPOINT,
+            #[cfg(feature = "critical")]
+            Kind::Discard => TAG_DISCARD,
         };
         #[cfg(feature = "expiry")]
         if let Kind::Event { stamped: true, .. } = self.kind {
             b[0] |= KIND_STAMPED;
+        }
+        #[cfg(feature = "critical")]
+        if let Kind::Event { critical: true, .. } = self.kind {
+            b[0] |= KIND_CRITICAL;
         }
         b[1..3].copy_from_slice(&self.len.to_le_bytes());
         b[3..7].copy_from_slice(&self.delta.to_le_bytes());
@@ -315,20 +349,25 @@ impl RecordHeader {
         if CRC8.checksum(&b[..7]) != b[7] {
             return HeaderRead::Garbage;
         }
-        #[cfg(not(feature = "expiry"))]
+        #[cfg(not(any(feature = "expiry", feature = "critical")))]
         let kind = match b[0] {
             TAG_DATA => Kind::Event { jump: false },
             TAG_DATA_JUMP => Kind::Event { jump: true },
             TAG_CHECKPOINT => Kind::Checkpoint,
             _ => return HeaderRead::Garbage,
         };
-        #[cfg(feature = "expiry")]
-        let kind = match b[0] & !KIND_STAMPED {
-            TAG_DATA | TAG_DATA_JUMP => Kind::Event {
-                jump: b[0] & !KIND_STAMPED == TAG_DATA_JUMP,
-                stamped: b[0] & KIND_STAMPED != 0,
-            },
+        #[cfg(any(feature = "expiry", feature = "critical"))]
+        let kind = match b[0] & !EVENT_FLAGS {
             TAG_CHECKPOINT if b[0] == TAG_CHECKPOINT => Kind::Checkpoint,
+            #[cfg(feature = "critical")]
+            _ if b[0] == TAG_DISCARD => Kind::Discard,
+            TAG_DATA | TAG_DATA_JUMP => Kind::Event {
+                jump: b[0] & !EVENT_FLAGS == TAG_DATA_JUMP,
+                #[cfg(feature = "expiry")]
+                stamped: b[0] & KIND_STAMPED != 0,
+                #[cfg(feature = "critical")]
+                critical: b[0] & KIND_CRITICAL != 0,
+            },
             _ => return HeaderRead::Garbage,
         };
         // A stamped record too short for its stamp was never written.
@@ -386,6 +425,8 @@ mod tests {
                 jump: false,
                 #[cfg(feature = "expiry")]
                 stamped: false,
+                #[cfg(feature = "critical")]
+                critical: false,
             },
             len: 300,
             delta: 5,
@@ -409,6 +450,8 @@ mod tests {
                 kind: Kind::Event {
                     jump,
                     stamped: true,
+                    #[cfg(feature = "critical")]
+                    critical: false,
                 },
                 len: 20,
                 delta: 3,
@@ -422,6 +465,48 @@ mod tests {
         // The checkpoint tag with the stamp bit is no record.
         let mut b = COPY_RECORD;
         b[0] |= KIND_STAMPED;
+        b[7] = CRC8.checksum(&b[..7]);
+        assert_eq!(RecordHeader::decode(&b), HeaderRead::Garbage);
+    }
+
+    /// Kinds 9, 11, 13 and 15 are 1, 3, 5 and 7 with the critical bit;
+    /// kind 10 is a discard mark; the checkpoint with the critical bit and
+    /// the stamp bit is no record.
+    #[cfg(feature = "critical")]
+    #[test]
+    fn critical_record_headers_and_discard_marks_round_trip() {
+        for jump in [false, true] {
+            for stamp in [false, true] {
+                #[cfg(not(feature = "expiry"))]
+                if stamp {
+                    continue;
+                }
+                let h = RecordHeader {
+                    kind: Kind::Event {
+                        jump,
+                        #[cfg(feature = "expiry")]
+                        stamped: stamp,
+                        critical: true,
+                    },
+                    len: 20,
+                    delta: 3,
+                };
+                let b = h.encode();
+                let kind = 9 + 2 * u8::from(jump) + 4 * u8::from(stamp);
+                assert_eq!(b[0], 0x10 | kind);
+                assert_eq!(RecordHeader::decode(&b), HeaderRead::Valid(h));
+            }
+        }
+        let mark = RecordHeader {
+            kind: Kind::Discard,
+            len: CHECKPOINT_PAYLOAD as u16,
+            delta: 0,
+        };
+        let b = mark.encode();
+        assert_eq!(b[0], 0x1A);
+        assert_eq!(RecordHeader::decode(&b), HeaderRead::Valid(mark));
+        let mut b = COPY_RECORD;
+        b[0] |= KIND_CRITICAL | 4;
         b[7] = CRC8.checksum(&b[..7]);
         assert_eq!(RecordHeader::decode(&b), HeaderRead::Garbage);
     }

@@ -38,6 +38,10 @@ pub mod sim;
 use outbox_core::Seq;
 
 pub use blocking::FlashQueue;
+/// Runs of consecutive discarded numbers a queue keeps in RAM (feature
+/// `critical`; see [`Error::TooManyDiscards`]).
+#[cfg(feature = "critical")]
+pub use blocking::DISCARD_RUNS;
 pub use blocking::MAX_ALIGN;
 pub use error::{Error, GeometryError, OpenError};
 pub use format::FORMAT_VERSION;
@@ -57,6 +61,8 @@ mod blocking {
 
     mod append;
     mod capacity;
+    #[cfg(feature = "critical")]
+    mod critical;
     mod delete;
     mod io;
     mod queue;
@@ -70,6 +76,8 @@ mod blocking {
 
     #[cfg(feature = "encryption")]
     use super::seal;
+    #[cfg(feature = "critical")]
+    pub use critical::RUNS as DISCARD_RUNS;
     pub use io::MAX_ALIGN;
     pub use queue::FlashQueue;
     use queue::{Geometry, State, WritePage};
@@ -124,6 +132,9 @@ pub mod asynchronous {
     mod append;
     #[allow(clippy::duplicate_mod)]
     mod capacity;
+    #[cfg(feature = "critical")]
+    #[allow(clippy::duplicate_mod)]
+    mod critical;
     #[allow(clippy::duplicate_mod)]
     mod delete;
     #[allow(clippy::duplicate_mod)]

@@ -201,6 +201,13 @@ pub(super) struct State {
     pub(super) head: Cursor,
     /// Where the last read stopped, to continue from there.
     pub(super) scan: Option<Cursor>,
+    /// The numbers discarded and not yet deleted (feature `critical`).
+    #[cfg(feature = "critical")]
+    pub(super) discards: super::critical::Discards,
+    /// The newest critical event appended or found by open (feature
+    /// `critical`).
+    #[cfg(feature = "critical")]
+    pub(super) newest_critical: Option<Seq>,
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -15,6 +15,11 @@ impl<F: NorFlash> FlashQueue<F> {
     /// them, into `out`; returns how many. A number with no intact record
     /// between two that have one (a damaged record, a number spent on a
     /// failed append) is [`HOLE`]. Stops at the newest event.
+    ///
+    /// With feature `critical`, a critical event's size carries
+    /// [`CRITICAL`](outbox_core::CRITICAL), and a discarded number reads
+    /// as [`DISCARDED`](outbox_core::DISCARDED) (the newest event is the
+    /// newest not discarded).
     #[bisync]
     pub async fn read_sizes(
         &mut self,
@@ -27,30 +32,64 @@ impl<F: NorFlash> FlashQueue<F> {
             return Ok(0);
         }
         let mut next = from;
-        self.walk_from(from, &mut [], |seq, len| {
+        // Whether an event not discarded follows what `out` took.
+        #[cfg(feature = "critical")]
+        let mut more = false;
+        self.walk_from(from, &mut [], |seq, size| {
             // The numbers before this one have no record: holes.
             while next < seq {
                 if n == out.len() {
+                    #[cfg(not(feature = "critical"))]
                     return Ok((Visit::Stop, None));
+                    #[cfg(feature = "critical")]
+                    break;
                 }
                 out[n] = HOLE;
                 n += 1;
                 next += 1;
             }
+            // `out` is full: with feature `critical` the walk goes on past
+            // discarded events only, to learn whether the sizes end with
+            // them.
+            #[cfg(feature = "critical")]
+            if n == out.len() {
+                more = size != outbox_core::DISCARDED;
+                let visit = if more { Visit::Stop } else { Visit::Next };
+                return Ok((visit, None));
+            }
+            #[cfg(not(feature = "critical"))]
             if n == out.len() {
                 return Ok((Visit::Stop, None));
             }
-            out[n] = u32::from(len);
+            out[n] = size;
             n += 1;
             next = seq.saturating_add(1);
+            #[cfg(not(feature = "critical"))]
             let visit = if n < out.len() {
                 Visit::Next
             } else {
                 Visit::Last
             };
+            #[cfg(feature = "critical")]
+            let visit = Visit::Next;
             Ok((visit, None))
         })
         .await?;
+        #[cfg(feature = "critical")]
+        {
+            for (i, size) in out[..n].iter_mut().enumerate() {
+                if *size == HOLE && self.st.discards.contains(from + i as Seq) {
+                    *size = outbox_core::DISCARDED;
+                }
+            }
+            // The sizes stop at the newest event not discarded.
+            while !more
+                && n > 0
+                && outbox_core::strip_critical(out[n - 1]) >= outbox_core::DISCARDED
+            {
+                n -= 1;
+            }
+        }
         Ok(n)
     }
 
@@ -72,16 +111,18 @@ impl<F: NorFlash> FlashQueue<F> {
         let mut used = 0usize;
         let mut next = first;
         let available = buf.len();
-        self.walk_from(first, buf, |seq, len| {
+        self.walk_from(first, buf, |seq, size| {
             if seq > last {
                 return Ok((Visit::Stop, None));
             }
-            if seq != next {
+            // (A discarded event is never read: missing.)
+            if seq != next || size >= outbox_core::DISCARDED {
                 return Err(Error::Missing { seq: next });
             }
+            let len = size & 0xFFFF;
             // Its payload goes next in `buf`, if it fits.
             let at = used;
-            used += usize::from(len);
+            used += len as usize;
             if used > available {
                 return Err(Error::BufferTooSmall {
                     needed: used,
@@ -125,6 +166,12 @@ impl<F: NorFlash> FlashQueue<F> {
             if r.seq < self.st.live_from {
                 continue;
             }
+            // A discarded event is no event (critical ones never expire:
+            // the machine knows their flag and keeps them).
+            #[cfg(feature = "critical")]
+            if self.st.discards.contains(r.seq) {
+                continue;
+            }
             if !r.stamped {
                 return Ok(r.seq);
             }
@@ -139,7 +186,10 @@ impl<F: NorFlash> FlashQueue<F> {
         }
     }
 
-    /// Visit the events numbered `from` and up, in order; the visitor says
+    /// Visit the events numbered `from` and up, in order, with their size as
+    /// the sizes give it (with feature `critical`, flagged
+    /// [`CRITICAL`](outbox_core::CRITICAL), or
+    /// [`DISCARDED`](outbox_core::DISCARDED)); the visitor says
     /// whether it took the event and whether to go on, and where in `buf`
     /// its payload goes, if anywhere (the copy is done here, so that the
     /// visitor does no I/O and the same code serves the async queue). The
@@ -149,7 +199,7 @@ impl<F: NorFlash> FlashQueue<F> {
         &mut self,
         from: Seq,
         buf: &mut [u8],
-        mut visit: impl FnMut(Seq, u16) -> Result<(Visit, Option<usize>), Error<F::Error>>,
+        mut visit: impl FnMut(Seq, u32) -> Result<(Visit, Option<usize>), Error<F::Error>>,
     ) -> Result<(), Error<F::Error>> {
         if self.st.summary.count == 0 {
             return Ok(());
@@ -171,7 +221,17 @@ impl<F: NorFlash> FlashQueue<F> {
             if r.seq < from || r.seq < self.st.live_from {
                 continue;
             }
-            let (taken, copy_to) = match visit(r.seq, r.len) {
+            #[cfg(feature = "critical")]
+            let size = if self.st.discards.contains(r.seq) {
+                outbox_core::DISCARDED
+            } else if r.critical {
+                u32::from(r.len) | outbox_core::CRITICAL
+            } else {
+                u32::from(r.len)
+            };
+            #[cfg(not(feature = "critical"))]
+            let size = u32::from(r.len);
+            let (taken, copy_to) = match visit(r.seq, size) {
                 Ok(v) => v,
                 Err(e) => break Err(e),
             };

@@ -111,18 +111,33 @@ pub(super) async fn scan<F: NorFlash>(
         write_end: geo.page_size,
     };
 
-    // 2. The newest checkpoint.
+    // 2. The newest checkpoint (and the discard marks, feature
+    // `critical`: in the order written, those a delete passed left out).
     let mut pos = start;
+    #[cfg(feature = "critical")]
+    let mut discards = super::critical::Discards::default();
     loop {
         match step(flash, geo, bounds, &mut pos, false, None)
             .await
             .map_err(ScanError::Flash)?
         {
             Step::Checkpoint(lf) => live_from = live_from.max(lf),
+            #[cfg(feature = "critical")]
+            Step::Discard(seq) => {
+                discards.prune(live_from);
+                if seq >= live_from {
+                    // (Never full: the queue held these runs and more.)
+                    let _ = discards.insert(seq);
+                }
+            }
             Step::Event(_) | Step::Damaged(_) => {}
             Step::End => break,
         }
     }
+    #[cfg(feature = "critical")]
+    discards.prune(live_from);
+    #[cfg(feature = "critical")]
+    let mut newest_critical = None;
 
     // 3. Count the events and find the oldest.
     let mut walk = LiveWalk::new(Cursor {
@@ -144,6 +159,17 @@ pub(super) async fn scan<F: NorFlash>(
         if head.is_none() {
             head = Some(walk.cursor_before(&r));
             summary.first = Some(r.seq);
+        }
+        // A discarded event is no event (its number still spans).
+        #[cfg(feature = "critical")]
+        if discards.contains(r.seq) {
+            summary.last = Some(r.seq);
+            last_len = 0;
+            continue;
+        }
+        #[cfg(feature = "critical")]
+        if r.critical {
+            newest_critical = Some(r.seq);
         }
         summary.count = summary.count.saturating_add(1);
         summary.bytes = summary.bytes.saturating_add(u64::from(r.len));
@@ -192,6 +218,10 @@ pub(super) async fn scan<F: NorFlash>(
         tail_last: end.last,
         head: head.unwrap_or(end),
         scan: None,
+        #[cfg(feature = "critical")]
+        discards,
+        #[cfg(feature = "critical")]
+        newest_critical,
     })
 }
 
@@ -219,5 +249,9 @@ fn empty(geo: &Geometry) -> State {
             last: None,
         },
         scan: None,
+        #[cfg(feature = "critical")]
+        discards: Default::default(),
+        #[cfg(feature = "critical")]
+        newest_critical: None,
     }
 }

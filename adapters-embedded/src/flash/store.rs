@@ -21,9 +21,33 @@ impl<F: NorFlash> Store for FlashQueue<F> {
         FlashQueue::append(self, seq, payload).await
     }
 
-    /// The stamp is kept in the record (feature `expiry`); the flash queue
-    /// keeps no critical flag (`KEEPS_CRITICAL` is `false`, so the driver
-    /// never asks for a critical event).
+    /// With feature `critical` the queue keeps the flag in the record and
+    /// discards with a mark (see `critical`); without it `KEEPS_CRITICAL`
+    /// is `false` and the driver refuses critical events.
+    #[cfg(feature = "critical")]
+    const KEEPS_CRITICAL: bool = true;
+
+    #[cfg(feature = "critical")]
+    #[bisync]
+    async fn append_critical(&mut self, seq: Seq, payload: &[u8]) -> Result<(), Self::Error> {
+        FlashQueue::append_critical(self, seq, payload).await
+    }
+
+    #[cfg(feature = "critical")]
+    #[bisync]
+    async fn discard(&mut self, seq: Seq) -> Result<(), Self::Error> {
+        FlashQueue::discard(self, seq).await
+    }
+
+    #[cfg(feature = "critical")]
+    #[bisync]
+    async fn newest_critical(&mut self) -> Result<Option<Seq>, Self::Error> {
+        FlashQueue::newest_critical(self).await
+    }
+
+    /// The stamp is kept in the record (feature `expiry`), and the critical
+    /// flag with it (feature `critical`; without it the driver never asks
+    /// for a critical event).
     #[cfg(feature = "expiry")]
     #[bisync]
     async fn append_stamped(
@@ -33,8 +57,16 @@ impl<F: NorFlash> Store for FlashQueue<F> {
         critical: bool,
         stamp_ms: u64,
     ) -> Result<(), Self::Error> {
+        #[cfg(not(feature = "critical"))]
         let _ = critical;
-        FlashQueue::append_stamped(self, seq, payload, stamp_ms).await
+        self.append_event(
+            seq,
+            payload,
+            Some(stamp_ms),
+            #[cfg(feature = "critical")]
+            critical,
+        )
+        .await
     }
 
     #[cfg(feature = "expiry")]

@@ -71,6 +71,9 @@ pub(crate) struct EventRec {
     /// It carries a wall-clock stamp before its payload (feature `expiry`).
     #[cfg(feature = "expiry")]
     pub stamped: bool,
+    /// A critical event (feature `critical`).
+    #[cfg(feature = "critical")]
+    pub critical: bool,
 }
 
 impl EventRec {
@@ -89,6 +92,9 @@ impl EventRec {
 pub(crate) enum Step {
     Event(EventRec),
     Checkpoint(Seq),
+    /// A discard mark naming this event (feature `critical`).
+    #[cfg(feature = "critical")]
+    Discard(Seq),
     /// A record that fails its checks, skipped; its number when its header
     /// (and so its number) survived.
     Damaged(Option<Seq>),
@@ -152,6 +158,9 @@ pub(crate) async fn page_header<F: NorFlash>(
 enum At {
     Event(EventRec, u32),
     Checkpoint(Seq, u32),
+    /// A discard mark (feature `critical`): the number it names.
+    #[cfg(feature = "critical")]
+    Discard(Seq, u32),
     /// All 0xFF: nothing was written here.
     Erased,
     /// A record that fails its checks: its number when its header is
@@ -207,7 +216,7 @@ async fn record_at<F: NorFlash>(
     let size = format::record_len(len, w);
     let seq = match h.kind {
         Kind::Event { .. } => pos.base.checked_add(u64::from(h.delta)),
-        Kind::Checkpoint => None,
+        _ => None,
     };
     if pos.off.saturating_add(size) > limit {
         // Longer than its page: not a record (a torn header reads so).
@@ -243,6 +252,8 @@ async fn record_at<F: NorFlash>(
                         len: (u32::from(h.len).saturating_sub(geo.tag_len() + stamp_len(h))) as u16,
                         #[cfg(feature = "expiry")]
                         stamped: stamp_len(h) > 0,
+                        #[cfg(feature = "critical")]
+                        critical: matches!(h.kind, Kind::Event { critical: true, .. }),
                     },
                     end,
                 )
@@ -268,6 +279,19 @@ async fn record_at<F: NorFlash>(
             let mut v = [0u8; CHECKPOINT_PAYLOAD];
             io::read(flash, addr + RECORD_HEADER as u32, &mut v).await?;
             At::Checkpoint(u64::from_le_bytes(v), end)
+        }
+        // Checked as a checkpoint is: a discard mark that fails its checks
+        // discards nothing (its twin, written after it, may).
+        #[cfg(feature = "critical")]
+        Kind::Discard => {
+            if len as usize != CHECKPOINT_PAYLOAD
+                || !io::crc_matches(flash, addr, &raw, len).await?
+            {
+                return Ok(At::Bad(None, Some(end)));
+            }
+            let mut v = [0u8; CHECKPOINT_PAYLOAD];
+            io::read(flash, addr + RECORD_HEADER as u32, &mut v).await?;
+            At::Discard(u64::from_le_bytes(v), end)
         }
     })
 }
@@ -340,6 +364,8 @@ pub(crate) async fn next_valid<F: NorFlash>(
         match record_at(flash, geo, at, limit, true).await? {
             At::Event(r, _) => break Some((off, Some(r.seq))),
             At::Checkpoint(..) => break Some((off, None)),
+            #[cfg(feature = "critical")]
+            At::Discard(..) => break Some((off, None)),
             At::Bad(Some(seq), _) if after.is_none_or(|a| seq > a) => {
                 damaged = damaged.max(Some(seq));
             }
@@ -384,6 +410,11 @@ pub(crate) async fn step<F: NorFlash>(
                     pos.off = end;
                     return Ok(Step::Checkpoint(lf));
                 }
+                #[cfg(feature = "critical")]
+                At::Discard(seq, end) => {
+                    pos.off = end;
+                    return Ok(Step::Discard(seq));
+                }
                 // Erased bytes normally end the page's records; but bytes
                 // that read as erased in the middle of a page (damage) end
                 // nothing when a valid record follows. So they are searched
@@ -402,6 +433,8 @@ pub(crate) async fn step<F: NorFlash>(
                 Some(e) => {
                     match record_at(flash, geo, Pos { off: e, ..*pos }, limit, true).await? {
                         At::Event(..) | At::Checkpoint(..) | At::Erased => Some(e),
+                        #[cfg(feature = "critical")]
+                        At::Discard(..) => Some(e),
                         At::Bad(Some(_), _) => Some(e),
                         At::Bad(None, _) => None,
                     }
@@ -505,6 +538,8 @@ impl LiveWalk {
                         self.damaged_floor = self.damaged_floor.max(seq.saturating_add(1));
                     }
                     Step::Checkpoint(_) | Step::Damaged(None) => continue,
+                    #[cfg(feature = "critical")]
+                    Step::Discard(_) => continue,
                     Step::End => break None,
                 }
             };

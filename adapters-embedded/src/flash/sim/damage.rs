@@ -570,13 +570,19 @@ fn recovered(
             if image[at + RECORD_HEADER..][..len] != *payload {
                 continue;
             }
-            for jump in [false, true] {
+            for (jump, _critical) in [(false, false), (true, false), (false, true), (true, true)] {
+                #[cfg(not(feature = "critical"))]
+                if _critical {
+                    continue;
+                }
                 let h = RecordHeader {
                     kind: Kind::Event {
                         jump,
                         // (Unstamped records: this finds no stamped one.)
                         #[cfg(feature = "expiry")]
                         stamped: false,
+                        #[cfg(feature = "critical")]
+                        critical: _critical,
                     },
                     len: len as u16,
                     delta,
