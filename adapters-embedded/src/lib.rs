@@ -7,4 +7,6 @@ extern crate std;
 #[cfg(feature = "async")]
 pub mod asynchronous;
 pub mod flash;
+#[cfg(feature = "loss-reports")]
+pub mod losses;
 pub mod serial;
