@@ -6,6 +6,8 @@
 //! and it has the std Client's shape.
 #![cfg(feature = "loss-reports")]
 
+mod support;
+
 use outbox_core::{
     Batch, Config, Driver, FlushMode, Input, Instant, Machine, Outcome, Overflow, Payloads,
     Transport,
@@ -313,4 +315,105 @@ fn the_report_parses_with_the_std_shape() {
     assert_eq!(w["messageId"], v["messageId"]);
     assert_eq!(w["properties"]["since_boot_ms"], 5);
     assert!(w["properties"].get("since").is_none());
+}
+
+/// The async run loop reports by itself (features `async` and
+/// `loss-reports`): a record damaged on the flash before the boot is
+/// reported once, beside the app's events, and the loop then returns.
+#[cfg(feature = "async")]
+mod run_loop {
+    use super::*;
+    use outbox_embedded::asynchronous::{run_with_losses, FlashQueue as AsyncQueue};
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+    use std::time::Duration;
+
+    use crate::support::async_app::{
+        event, once_each, Script, Server as FlakyServer, VirtualClock,
+    };
+    use crate::support::async_sim::{AsyncSim, Flash as AsyncFlash};
+
+    const PAGES: usize = 16;
+    const REGION: core::ops::Range<u32> = 0..(PAGES as u32 * 512);
+
+    /// Polls `fut` to its end, at most a million times.
+    fn block_on<T>(fut: impl Future<Output = T>) -> T {
+        let mut fut = pin!(fut);
+        for _ in 0..1_000_000 {
+            if let Poll::Ready(v) = fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+                return v;
+            }
+        }
+        panic!("the run did not return");
+    }
+
+    #[test]
+    fn run_with_losses_reports_a_damaged_record_once() {
+        let mut flash = AsyncFlash::new(PAGES);
+        {
+            let mut q = outbox_embedded::flash::FlashQueue::open(&mut flash, REGION).unwrap();
+            for n in 0..4 {
+                q.append(n, &payload(n)).unwrap();
+            }
+        }
+        let at = flash
+            .image()
+            .windows(8)
+            .position(|w| w == b"EVT-0001")
+            .unwrap();
+        flash.rot(at, 0x01);
+
+        let queue = block_on(AsyncQueue::open(AsyncSim::new(flash), REGION)).unwrap();
+        let config = Config::builder()
+            .max_event_bytes(LossCounter::MAX_REPORT_BYTES as u32)
+            .max_batch_bytes(4000)
+            .flush_mode(FlushMode::Immediate)
+            .retry_backoff(Duration::from_millis(50), Duration::from_millis(400))
+            .build()
+            .unwrap();
+        let machine = Machine::<32>::new(config, 3).unwrap();
+        let losses = LossCounter::new();
+        let mut buf = vec![0u8; 4000];
+        let mut driver = outbox_embedded::asynchronous::Driver::new(
+            machine,
+            queue,
+            FlakyServer::default(),
+            &mut buf,
+            &losses,
+        )
+        .unwrap();
+        let mut clock = VirtualClock::default();
+        let mut script = Script {
+            left: (0..5).map(event).collect(),
+            ..Script::default()
+        };
+        let mut event_buf = [0u8; LossCounter::MAX_REPORT_BYTES];
+        block_on(run_with_losses(
+            &mut driver,
+            &mut clock,
+            &mut script,
+            &mut event_buf,
+            Duration::from_millis(20),
+            &losses,
+            DEVICE,
+        ))
+        .unwrap();
+        let (_, _, server, _) = driver.into_parts();
+        let got = once_each(&server.received);
+        let reports: Vec<Value> = got
+            .iter()
+            .filter_map(|p| serde_json::from_slice::<Value>(p).ok())
+            .filter(|v| v["event"] == LOSS_EVENT)
+            .collect();
+        assert_eq!(reports.len(), 1, "{got:?}");
+        let p = &reports[0]["properties"];
+        assert_eq!(p["counts"], serde_json::json!({"damaged": 1}));
+        assert_eq!((&p["first_seq"], &p["last_seq"]), (&1.into(), &1.into()));
+        assert!(p["since_boot_ms"].is_u64());
+        // Every other event arrived; the loop ended with nothing to report.
+        assert_eq!(got.len(), 3 + 5 + 1);
+        assert_eq!(script.stored.len(), 5);
+        assert_eq!(losses.pending(), 0);
+    }
 }
