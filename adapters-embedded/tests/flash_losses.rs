@@ -260,6 +260,56 @@ fn a_tracked_report_survives_a_power_cut_and_is_sent_once() {
     assert_eq!((&p["first_seq"], &p["last_seq"]), (&0.into(), &1.into()));
 }
 
+/// A report whose track failed (here: refused, the queue full under
+/// `RejectNew`) keeps its counts: written again, it is the same report
+/// (same bytes, same id), tracked once there is room.
+#[test]
+fn a_failed_report_track_keeps_the_counts_for_the_same_report() {
+    let mut flash = Flash::new(PAGES);
+    let mut buf = vec![0u8; 8192];
+    let losses = LossCounter::new();
+    let mut now = 0;
+    let q = FlashQueue::open(&mut flash, REGION).unwrap();
+    let config = Config::builder()
+        .max_event_bytes(LossCounter::MAX_REPORT_BYTES as u32)
+        .max_queue_events(2)
+        .overflow(Overflow::RejectNew)
+        .flush_mode(FlushMode::Manual)
+        .build()
+        .unwrap();
+    let machine = Machine::<16>::new(config, 5).unwrap();
+    let observer = Counted {
+        losses: &losses,
+        inner: (),
+    };
+    let mut d = Driver::new(machine, q, Server::default(), &mut buf, observer).unwrap();
+    d.start(Instant::from_millis(now)).unwrap();
+    for n in 0..2 {
+        now += 10;
+        track(&mut d, &losses, n, now);
+    }
+    // Say an earlier batch was dropped after its last attempt.
+    losses.count(40, 44, outbox_core::DropReason::MaxAttempts);
+    let mut first = [0u8; LossCounter::MAX_REPORT_BYTES];
+    let n = losses.write_report(&mut first, DEVICE).unwrap().unwrap();
+    assert!(d.track(Instant::from_millis(now), &first[..n]).is_err());
+    assert_eq!(losses.pending(), 5);
+    let mut again = [0u8; LossCounter::MAX_REPORT_BYTES];
+    assert_eq!(losses.write_report(&mut again, DEVICE), Ok(Some(n)));
+    assert_eq!(first[..n], again[..n]);
+    // Delivered: room for it, and it goes (the same bytes).
+    deliver(&mut d, &losses, &mut now);
+    let (_, _, server, _) = d.into_parts();
+    assert_eq!(server.app_events(), [0, 1]);
+    let reports: Vec<Vec<u8>> = server
+        .events()
+        .into_iter()
+        .filter(|(_, p)| !p.starts_with(b"{\"n\":"))
+        .map(|(_, p)| p)
+        .collect();
+    assert_eq!(reports, [first[..n].to_vec()]);
+}
+
 /// (d) The report has the std Client's shape (and what `outbox collect`
 /// reads: `type`, `event`, `properties.total` and `counts`), its
 /// `messageId` a UUID made of the device id and what it reports.
