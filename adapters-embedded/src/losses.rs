@@ -39,7 +39,9 @@
 //! [`write_report`](LossCounter::write_report) writes nothing while the
 //! last stored report is still in the queue (neither delivered nor
 //! dropped): drops meanwhile wait for the next report, so a full queue
-//! under `DropOldest` never fills with reports of reports. A report is an
+//! under `DropOldest` never fills with reports of reports. (The counter
+//! knows this within a boot: after a restart, a report read back from the
+//! flash does not hold a new one back.) A report is an
 //! ordinary event: if it is dropped in turn (say by overflow), that drop
 //! (its seq) is counted and told in the next report.
 //!
@@ -224,8 +226,8 @@ impl LossCounter {
     /// Count the events `first..=last` dropped for `reason`.
     pub fn count(&self, first: Seq, last: Seq, reason: DropReason) {
         let mut b = self.book.get();
-        let n = last.saturating_sub(first).saturating_add(1);
         let (lo, hi) = (first.min(last), first.max(last));
+        let n = hi.saturating_sub(lo).saturating_add(1);
         if b.total() == 0 {
             b.first = lo;
             b.last = hi;
