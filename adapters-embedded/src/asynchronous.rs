@@ -23,6 +23,9 @@ use embassy_futures::select::{select, Either};
 use embedded_storage_async::nor_flash::NorFlash;
 use outbox_core::{DriverError, InputError, Instant, Observer, Seq, Transport};
 
+#[cfg(feature = "loss-reports")]
+use crate::losses::LossCounter;
+
 pub use crate::flash::asynchronous::FlashQueue;
 pub use outbox_core::asynchronous::Driver;
 
@@ -74,13 +77,118 @@ where
     C: Clock,
     E: Events,
 {
-    driver.start(clock.now()).await?;
+    run_loop(driver, clock, events, event_buf, poll_every, None).await
+}
+
+/// [`run`], reporting losses (feature `loss-reports`): `driver`'s observer
+/// must feed `losses` (`&losses` itself, or a
+/// [`Counted`](crate::losses::Counted) wrapping the app's observer). The
+/// loop keeps the counter's clock ([`LossCounter::set_now`]: the board
+/// clock's milliseconds), and whenever drops are counted and no earlier
+/// report is still queued it writes the report (into `event_buf`, which
+/// must hold [`LossCounter::MAX_REPORT_BYTES`], as `max_event_bytes` must)
+/// and tracks it as an ordinary event, with `device_id` in its
+/// `messageId`; [`LossCounter::report_stored`] when that returns `Ok`. A
+/// track refused for a full queue waits like the app's events; one that
+/// failed otherwise (or a report too large for `event_buf`) is tried again
+/// at the next timer, with the same report. The loop returns once the
+/// events ended, nothing is queued and nothing is left to report (or the
+/// last try to report failed: the counts stay in `losses`); while the
+/// server keeps failing, a report dropped after `max_attempts` is reported
+/// again, so it does not return then (as [`run`] does not while events are
+/// queued).
+#[cfg(feature = "loss-reports")]
+pub async fn run_with_losses<F, T, O, C, E, const N: usize>(
+    driver: &mut Driver<'_, FlashQueue<F>, T, O, N>,
+    clock: &mut C,
+    events: &mut E,
+    event_buf: &mut [u8],
+    poll_every: Duration,
+    losses: &LossCounter,
+    device_id: &str,
+) -> Result<(), DriverError<crate::flash::Error<F::Error>, T::Error>>
+where
+    F: NorFlash,
+    T: Transport,
+    O: Observer,
+    C: Clock,
+    E: Events,
+{
+    run_loop(
+        driver,
+        clock,
+        events,
+        event_buf,
+        poll_every,
+        Some((losses, device_id)),
+    )
+    .await
+}
+
+/// Without the feature, no counter is ever given.
+#[cfg(not(feature = "loss-reports"))]
+enum LossCounter {}
+
+#[cfg(not(feature = "loss-reports"))]
+impl LossCounter {
+    fn set_now(&self, _: u64) {
+        match *self {}
+    }
+}
+
+async fn run_loop<F, T, O, C, E, const N: usize>(
+    driver: &mut Driver<'_, FlashQueue<F>, T, O, N>,
+    clock: &mut C,
+    events: &mut E,
+    event_buf: &mut [u8],
+    poll_every: Duration,
+    losses: Option<(&LossCounter, &str)>,
+) -> Result<(), DriverError<crate::flash::Error<F::Error>, T::Error>>
+where
+    F: NorFlash,
+    T: Transport,
+    O: Observer,
+    C: Clock,
+    E: Events,
+{
+    // The counter's clock, set before each call that may drop events.
+    let now_for = |clock: &mut C| {
+        let now = clock.now();
+        if let Some((l, _)) = losses {
+            l.set_now(now.as_millis());
+        }
+        now
+    };
+    driver.start(now_for(clock)).await?;
     let every = u64::try_from(poll_every.as_millis()).unwrap_or(u64::MAX);
     let mut more = true;
     // The queue was full at the last track: wait for a timer before taking
     // the next event (the app keeps it), as the blocking firmware loop does.
     let mut full = false;
+    // A report's track failed (not for a full queue): tried at the next
+    // timer, not at every turn.
+    #[cfg(feature = "loss-reports")]
+    let mut report_failed = false;
     loop {
+        #[cfg(feature = "loss-reports")]
+        if let Some((losses, device_id)) = losses {
+            if !full && !report_failed && !driver.machine().stats().halted {
+                match losses.write_report(event_buf, device_id) {
+                    Ok(Some(n)) => {
+                        let report = event_buf.get(..n).unwrap_or(event_buf);
+                        match driver.track(now_for(clock), report).await {
+                            Ok(seq) => losses.report_stored(seq),
+                            Err(DriverError::Input(InputError::QueueFull)) => full = true,
+                            Err(_) => report_failed = true,
+                        }
+                    }
+                    // Nothing to report, or one still queued.
+                    Ok(None) => {}
+                    // `event_buf` too small: the counts are kept.
+                    Err(_) => report_failed = true,
+                }
+            }
+        }
         let stats = driver.machine().stats();
         if stats.halted || (!more && stats.pending_events == 0 && stats.in_flight_events == 0) {
             return Ok(());
@@ -101,15 +209,21 @@ where
         match woke {
             Woke::Event(n) => {
                 let payload = event_buf.get(..n).unwrap_or(event_buf);
-                let result = driver.track(clock.now(), payload).await;
+                let result = driver.track(now_for(clock), payload).await;
                 full = matches!(result, Err(DriverError::Input(InputError::QueueFull)));
                 events.tracked(result);
             }
             Woke::Ended => more = false,
-            Woke::Timer => full = false,
+            Woke::Timer => {
+                full = false;
+                #[cfg(feature = "loss-reports")]
+                {
+                    report_failed = false;
+                }
+            }
         }
         // A failed send or read is the machine's to retry; keep going.
-        let _ = driver.poll(clock.now()).await;
+        let _ = driver.poll(now_for(clock)).await;
     }
 }
 

@@ -21,25 +21,28 @@
 //!
 //! - Persisted: a report whose track returned `Ok` (it is an event on the
 //!   flash; after a power cut it is read back and sent once, as any event).
-//! - Not persisted: the counts between a drop and the report's append.
-//!   They are in RAM only; a power cut in that window loses them. Drops of
-//!   damaged records (holes found on the flash) are counted again after
-//!   such a cut only because they are found again: the records are still
-//!   damaged until the delete that follows their drop is on the flash.
-//!   Overflow, max-attempts and not-stored drops in the window are
-//!   forgotten for good.
+//! - Not persisted: the counts between a drop and the report's append
+//!   (the rest of the driver call that reported the drop, then the
+//!   report's track). They are in RAM only; a power cut in that window
+//!   forgets them for good. Damaged records too: the driver deletes a hole
+//!   in the same call that reports its drop, so after such a cut the record
+//!   is not found again, unless the cut fell inside that call before the
+//!   delete was written (or the delete failed): then it is found, dropped
+//!   and counted again at the next boot.
 //! - The `messageId` is derived from what a report reports (the device id
 //!   the caller gives, the first and last seq, the total; not the time, as
-//!   a device's clock starts again at every boot), so a report made again
-//!   after such a cut from the same damaged records has the same id and
-//!   the collector keeps one.
+//!   a device's clock starts again at every boot), so a report made twice
+//!   of the same losses (a hole found again after its report was stored)
+//!   has the same id and the collector keeps one.
 //!
 //! # One report at a time; a report does not report itself
 //!
 //! [`write_report`](LossCounter::write_report) writes nothing while the
 //! last stored report is still in the queue (neither delivered nor
 //! dropped): drops meanwhile wait for the next report, so a full queue
-//! under `DropOldest` never fills with reports of reports. A report is an
+//! under `DropOldest` never fills with reports of reports. (The counter
+//! knows this within a boot: after a restart, a report read back from the
+//! flash does not hold a new one back.) A report is an
 //! ordinary event: if it is dropped in turn (say by overflow), that drop
 //! (its seq) is counted and told in the next report.
 //!
@@ -224,8 +227,8 @@ impl LossCounter {
     /// Count the events `first..=last` dropped for `reason`.
     pub fn count(&self, first: Seq, last: Seq, reason: DropReason) {
         let mut b = self.book.get();
-        let n = last.saturating_sub(first).saturating_add(1);
         let (lo, hi) = (first.min(last), first.max(last));
+        let n = hi.saturating_sub(lo).saturating_add(1);
         if b.total() == 0 {
             b.first = lo;
             b.last = hi;

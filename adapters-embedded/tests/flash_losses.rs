@@ -6,6 +6,8 @@
 //! and it has the std Client's shape.
 #![cfg(feature = "loss-reports")]
 
+mod support;
+
 use outbox_core::{
     Batch, Config, Driver, FlushMode, Input, Instant, Machine, Outcome, Overflow, Payloads,
     Transport,
@@ -140,9 +142,16 @@ fn track(d: &mut Drv<'_, '_, '_>, losses: &LossCounter, n: u64, now: u64) -> u64
 }
 
 /// (a) A record damaged on the flash is dropped when it reaches the head
-/// of the queue, and the next batch carries a report of it.
+/// of the queue, and the next batch carries a report of it: the oldest,
+/// one in the middle, the newest.
 #[test]
 fn a_damaged_record_is_reported_with_its_seq() {
+    for k in [0, 2, 4] {
+        damaged(k);
+    }
+}
+
+fn damaged(k: u64) {
     let mut flash = Flash::new(PAGES);
     let mut buf = vec![0u8; 8192];
     let losses = LossCounter::new();
@@ -152,11 +161,12 @@ fn a_damaged_record_is_reported_with_its_seq() {
             assert_eq!(track(&mut d, &losses, n, 10 + n), n);
         }
     }
-    // Bit rot in event 2's payload: its record fails its CRC.
+    // Bit rot in event k's payload: its record fails its CRC.
+    let mark = format!("EVT-{k:04}");
     let at = flash
         .image()
         .windows(8)
-        .position(|w| w == b"EVT-0002")
+        .position(|w| w == mark.as_bytes())
         .unwrap();
     flash.rot(at + 5, 0x04);
 
@@ -165,19 +175,17 @@ fn a_damaged_record_is_reported_with_its_seq() {
     let mut d = boot(&mut flash, &mut buf, &losses, Server::default(), 64, now);
     deliver(&mut d, &losses, &mut now);
     let (_, _, server, _) = d.into_parts();
-    assert_eq!(server.app_events(), [0, 1, 3, 4]);
+    let others: Vec<u64> = (0..5).filter(|&n| n != k).collect();
+    assert_eq!(server.app_events(), others, "event {k} damaged");
     let reports = server.reports();
-    assert_eq!(reports.len(), 1, "{:?}", server.batches);
+    assert_eq!(reports.len(), 1, "event {k} damaged: {:?}", server.batches);
     let (seq, r) = &reports[0];
     assert_eq!(*seq, 5);
     let p = &r["properties"];
-    assert_eq!(p["counts"], serde_json::json!({"damaged": 1}));
+    assert_eq!(p["counts"], serde_json::json!({"damaged": 1}), "event {k}");
     assert_eq!(p["total"], 1);
-    assert_eq!(p["first_seq"], 2);
-    assert_eq!(p["last_seq"], 2);
-    // The report went in the batch after the one that found the hole.
-    let last = server.batches.last().unwrap();
-    assert_eq!(last.len(), 1);
+    assert_eq!(p["first_seq"], k);
+    assert_eq!(p["last_seq"], k);
 }
 
 /// (b) Overflow drops are reported with their count and seqs; the report
@@ -258,6 +266,110 @@ fn a_tracked_report_survives_a_power_cut_and_is_sent_once() {
     assert_eq!((&p["first_seq"], &p["last_seq"]), (&0.into(), &1.into()));
 }
 
+/// The window: a damaged record's drop is counted in the call that
+/// deletes its hole, and a power cut before the report is tracked loses
+/// the count for good (the record is not found again: its delete is on
+/// the flash).
+#[test]
+fn a_cut_before_the_report_is_tracked_loses_the_count() {
+    let mut flash = Flash::new(PAGES);
+    let mut buf = vec![0u8; 8192];
+    {
+        let losses = LossCounter::new();
+        let mut d = boot(&mut flash, &mut buf, &losses, Server::default(), 64, 0);
+        for n in 0..5 {
+            track(&mut d, &losses, n, 10 + n);
+        }
+    }
+    let at = flash
+        .image()
+        .windows(8)
+        .position(|w| w == b"EVT-0001")
+        .unwrap();
+    flash.rot(at, 0x40);
+    let mut server = Server::default();
+    let mut now = 1000;
+    {
+        let losses = LossCounter::new();
+        let mut d = boot(&mut flash, &mut buf, &losses, server, 64, now);
+        d.handle(Instant::from_millis(now), Input::Flush).unwrap();
+        // The batch up to the hole goes; its answer brings the hole to the
+        // head: dropped, and deleted with event 0 in the same call.
+        for _ in 0..3 {
+            if losses.pending() > 0 {
+                break;
+            }
+            now += 10;
+            d.poll(Instant::from_millis(now)).unwrap();
+        }
+        assert_eq!(losses.pending(), 1);
+        assert_eq!(d.store_mut().summary().unwrap().first, Some(2));
+        // Power is cut here, before the report's track.
+        server = d.into_parts().2;
+    }
+    let losses = LossCounter::new();
+    now += 1000;
+    let mut d = boot(&mut flash, &mut buf, &losses, server, 64, now);
+    deliver(&mut d, &losses, &mut now);
+    let (_, _, server, _) = d.into_parts();
+    // The batch in flight at the cut is sent again (at least once).
+    let mut got = server.app_events();
+    got.sort_unstable();
+    got.dedup();
+    assert_eq!(got, [0, 2, 3, 4]);
+    assert!(server.reports().is_empty(), "{:?}", server.reports());
+}
+
+/// A report whose track failed (here: refused, the queue full under
+/// `RejectNew`) keeps its counts: written again, it is the same report
+/// (same bytes, same id), tracked once there is room.
+#[test]
+fn a_failed_report_track_keeps_the_counts_for_the_same_report() {
+    let mut flash = Flash::new(PAGES);
+    let mut buf = vec![0u8; 8192];
+    let losses = LossCounter::new();
+    let mut now = 0;
+    let q = FlashQueue::open(&mut flash, REGION).unwrap();
+    let config = Config::builder()
+        .max_event_bytes(LossCounter::MAX_REPORT_BYTES as u32)
+        .max_queue_events(2)
+        .overflow(Overflow::RejectNew)
+        .flush_mode(FlushMode::Manual)
+        .build()
+        .unwrap();
+    let machine = Machine::<16>::new(config, 5).unwrap();
+    let observer = Counted {
+        losses: &losses,
+        inner: (),
+    };
+    let mut d = Driver::new(machine, q, Server::default(), &mut buf, observer).unwrap();
+    d.start(Instant::from_millis(now)).unwrap();
+    for n in 0..2 {
+        now += 10;
+        track(&mut d, &losses, n, now);
+    }
+    // Say an earlier batch was dropped after its last attempt.
+    losses.count(40, 44, outbox_core::DropReason::MaxAttempts);
+    let mut first = [0u8; LossCounter::MAX_REPORT_BYTES];
+    let n = losses.write_report(&mut first, DEVICE).unwrap().unwrap();
+    assert!(d.track(Instant::from_millis(now), &first[..n]).is_err());
+    assert_eq!(losses.pending(), 5);
+    let mut again = [0u8; LossCounter::MAX_REPORT_BYTES];
+    assert_eq!(losses.write_report(&mut again, DEVICE), Ok(Some(n)));
+    assert_eq!(first[..n], again[..n]);
+    // Delivered: room for it, and it goes (the same bytes).
+    deliver(&mut d, &losses, &mut now);
+    let (_, _, server, _) = d.into_parts();
+    assert_eq!(server.app_events(), [0, 1]);
+    let reports: Vec<Vec<u8>> = server
+        .events()
+        .into_iter()
+        .filter(|(_, p)| !p.starts_with(b"{\"n\":"))
+        .map(|(_, p)| p)
+        .collect();
+    assert_eq!(reports, [first[..n].to_vec()]);
+}
+
 /// (d) The report has the std Client's shape (and what `outbox collect`
 /// reads: `type`, `event`, `properties.total` and `counts`), its
 /// `messageId` a UUID made of the device id and what it reports.
@@ -313,4 +425,105 @@ fn the_report_parses_with_the_std_shape() {
     assert_eq!(w["messageId"], v["messageId"]);
     assert_eq!(w["properties"]["since_boot_ms"], 5);
     assert!(w["properties"].get("since").is_none());
+}
+
+/// The async run loop reports by itself (features `async` and
+/// `loss-reports`): a record damaged on the flash before the boot is
+/// reported once, beside the app's events, and the loop then returns.
+#[cfg(feature = "async")]
+mod run_loop {
+    use super::*;
+    use outbox_embedded::asynchronous::{run_with_losses, FlashQueue as AsyncQueue};
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+    use std::time::Duration;
+
+    use crate::support::async_app::{
+        event, once_each, Script, Server as FlakyServer, VirtualClock,
+    };
+    use crate::support::async_sim::{AsyncSim, Flash as AsyncFlash};
+
+    const PAGES: usize = 16;
+    const REGION: core::ops::Range<u32> = 0..(PAGES as u32 * 512);
+
+    /// Polls `fut` to its end, at most a million times.
+    fn block_on<T>(fut: impl Future<Output = T>) -> T {
+        let mut fut = pin!(fut);
+        for _ in 0..1_000_000 {
+            if let Poll::Ready(v) = fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+                return v;
+            }
+        }
+        panic!("the run did not return");
+    }
+
+    #[test]
+    fn run_with_losses_reports_a_damaged_record_once() {
+        let mut flash = AsyncFlash::new(PAGES);
+        {
+            let mut q = outbox_embedded::flash::FlashQueue::open(&mut flash, REGION).unwrap();
+            for n in 0..4 {
+                q.append(n, &payload(n)).unwrap();
+            }
+        }
+        let at = flash
+            .image()
+            .windows(8)
+            .position(|w| w == b"EVT-0001")
+            .unwrap();
+        flash.rot(at, 0x01);
+
+        let queue = block_on(AsyncQueue::open(AsyncSim::new(flash), REGION)).unwrap();
+        let config = Config::builder()
+            .max_event_bytes(LossCounter::MAX_REPORT_BYTES as u32)
+            .max_batch_bytes(4000)
+            .flush_mode(FlushMode::Immediate)
+            .retry_backoff(Duration::from_millis(50), Duration::from_millis(400))
+            .build()
+            .unwrap();
+        let machine = Machine::<32>::new(config, 3).unwrap();
+        let losses = LossCounter::new();
+        let mut buf = vec![0u8; 4000];
+        let mut driver = outbox_embedded::asynchronous::Driver::new(
+            machine,
+            queue,
+            FlakyServer::default(),
+            &mut buf,
+            &losses,
+        )
+        .unwrap();
+        let mut clock = VirtualClock::default();
+        let mut script = Script {
+            left: (0..5).map(event).collect(),
+            ..Script::default()
+        };
+        let mut event_buf = [0u8; LossCounter::MAX_REPORT_BYTES];
+        block_on(run_with_losses(
+            &mut driver,
+            &mut clock,
+            &mut script,
+            &mut event_buf,
+            Duration::from_millis(20),
+            &losses,
+            DEVICE,
+        ))
+        .unwrap();
+        let (_, _, server, _) = driver.into_parts();
+        let got = once_each(&server.received);
+        let reports: Vec<Value> = got
+            .iter()
+            .filter_map(|p| serde_json::from_slice::<Value>(p).ok())
+            .filter(|v| v["event"] == LOSS_EVENT)
+            .collect();
+        assert_eq!(reports.len(), 1, "{got:?}");
+        let p = &reports[0]["properties"];
+        assert_eq!(p["counts"], serde_json::json!({"damaged": 1}));
+        assert_eq!((&p["first_seq"], &p["last_seq"]), (&1.into(), &1.into()));
+        assert!(p["since_boot_ms"].is_u64());
+        // Every other event arrived; the loop ended with nothing to report.
+        assert_eq!(got.len(), 3 + 5 + 1);
+        assert_eq!(script.stored.len(), 5);
+        assert_eq!(losses.pending(), 0);
+    }
 }
