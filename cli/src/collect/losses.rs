@@ -47,6 +47,10 @@ pub fn describe(event: &Value) -> String {
     }
     if let Some(since) = props["since"].as_str() {
         line.push_str(&format!(", since {since}"));
+    } else if let Some(ms) = props["since_boot_ms"].as_u64() {
+        // A device that knows only its board clock (outbox-embedded's
+        // `LossCounter::set_now`): the time since its boot.
+        line.push_str(&format!(", since {ms} ms after the device's boot"));
     }
     if let Some(id) = event["messageId"].as_str() {
         line.push_str(&format!(" [{id}]"));
@@ -71,6 +75,18 @@ mod tests {
             describe(&r),
             "losses reported by a client: 3 events dropped (damaged 1, overflow 2), seq 0..=9, \
              since 2026-01-01T00:00:00.000Z [m]"
+        );
+    }
+
+    #[test]
+    fn a_device_report_with_only_its_boot_clock_says_since_when() {
+        let r = json!({"type": "track", "event": "outbox dropped events", "messageId": "d",
+            "properties": {"counts": {"damaged": 1}, "total": 1,
+                           "first_seq": 4, "last_seq": 4, "since_boot_ms": 1500}});
+        assert_eq!(
+            describe(&r),
+            "losses reported by a client: 1 events dropped (damaged 1), seq 4..=4, \
+             since 1500 ms after the device's boot [d]"
         );
     }
 }
