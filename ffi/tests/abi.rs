@@ -558,28 +558,48 @@ fn loss_reports_are_on_by_default_and_false_turns_them_off() {
     assert!(off.is_empty(), "{off:?}");
 }
 
+/// Wait until `collector` holds `n` events (at most 60 s; the caller's
+/// assertions then say what arrived).
+fn wait_for_events(collector: &common::Collector, n: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while collector.events().len() < n && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Track `plain` durably, then `alarm` with `track` (`outbox_track` or
+/// `outbox_track_critical`): both must be accepted.
+fn track_plain_then_alarm(
+    client: *mut OutboxClient,
+    plain: &[u8],
+    alarm: &[u8],
+    track: extern "C" fn(*const OutboxClient, *const u8, usize, *mut u64) -> OutboxStatus,
+) {
+    assert_eq!(
+        outbox_track_durable(client, plain.as_ptr(), plain.len(), null_mut()),
+        OutboxStatus::Ok
+    );
+    assert_eq!(
+        track(client, alarm.as_ptr(), alarm.len(), null_mut()),
+        OutboxStatus::Ok,
+        "{}",
+        last_error()
+    );
+}
+
 #[test]
 fn a_critical_track_is_uploaded_in_manual_mode_without_a_flush() {
     let collector = common::Collector::start();
     let dir = tempfile::tempdir().unwrap();
     // `open_with` opens in manual mode: nothing goes without a flush.
     let client = open_with(&collector.endpoint, &dir, json!({}));
-    let plain = br#"{"event":"Plain","userId":"u"}"#;
-    let alarm = br#"{"event":"Alarm","userId":"u"}"#;
-    assert_eq!(
-        outbox_track_durable(client, plain.as_ptr(), plain.len(), null_mut()),
-        OutboxStatus::Ok
+    track_plain_then_alarm(
+        client,
+        br#"{"event":"Plain","userId":"u"}"#,
+        br#"{"event":"Alarm","userId":"u"}"#,
+        outbox_track_critical,
     );
-    assert_eq!(
-        outbox_track_critical(client, alarm.as_ptr(), alarm.len(), null_mut()),
-        OutboxStatus::Ok,
-        "{}",
-        last_error()
-    );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while collector.events().len() < 2 && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for_events(&collector, 2);
     let names: Vec<Value> = collector
         .events()
         .iter()
@@ -599,22 +619,13 @@ fn a_critical_key_in_the_json_tracks_the_event_as_critical_and_is_not_sent() {
     let dir = tempfile::tempdir().unwrap();
     // `open_with` opens in manual mode: nothing goes without a flush.
     let client = open_with(&collector.endpoint, &dir, json!({}));
-    let plain = br#"{"event":"Plain","userId":"u","critical":false}"#;
-    let alarm = br#"{"event":"Alarm","userId":"u","critical":true}"#;
-    assert_eq!(
-        outbox_track_durable(client, plain.as_ptr(), plain.len(), null_mut()),
-        OutboxStatus::Ok
+    track_plain_then_alarm(
+        client,
+        br#"{"event":"Plain","userId":"u","critical":false}"#,
+        br#"{"event":"Alarm","userId":"u","critical":true}"#,
+        outbox_track,
     );
-    assert_eq!(
-        outbox_track(client, alarm.as_ptr(), alarm.len(), null_mut()),
-        OutboxStatus::Ok,
-        "{}",
-        last_error()
-    );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while collector.events().len() < 2 && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for_events(&collector, 2);
     let events = collector.events();
     let names: Vec<Value> = events.iter().map(|e| e["event"].clone()).collect();
     assert_eq!(names, [json!("Plain"), json!("Alarm")]);
