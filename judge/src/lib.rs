@@ -385,6 +385,15 @@ impl Judge {
         self.expiry.next_stamp = stamp_ms;
     }
 
+    /// The event about to be tracked is stamped with the largest wall clock
+    /// this checker was given since the machine's start (`None` before
+    /// any): its own stamp, not the machine's, so that a machine that
+    /// starts a life without the store's newest stamp (a clock set back
+    /// while stopped) and stamps lower is caught expiring early.
+    pub fn stamp_now(&mut self) {
+        self.expiry.next_stamp = self.expiry.wall_ms;
+    }
+
     /// The store still holds the event `seq` stamped `stamp_ms` (after a
     /// restart, with [`Judge::restore`]).
     pub fn restore_stamp(&mut self, seq: u64, stamp_ms: u64) {

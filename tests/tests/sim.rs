@@ -45,7 +45,9 @@ fn the_seeds_that_found_core_bugs_pass() {
     // (judge): three smaller ones stood in for one bigger hidden one.
     // 9254: a terminate in AppClose over a queue of discards alone made a
     // request that stood for the next track.
-    for seed in [96, 185, 7943, 8415, 9254, 18297] {
+    // 297: a retry's narrowed range expired in one poll and its end cut
+    // the next batch to nothing (one event counted as 0 bytes).
+    for seed in [96, 185, 297, 7943, 8415, 9254, 18297] {
         let r = run_seed(seed, 2_500, false);
         assert!(r.violation.is_none(), "seed {seed}: {:?}", r.violation);
     }

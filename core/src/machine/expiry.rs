@@ -116,6 +116,13 @@ impl<const N: usize> Machine<N> {
         if head == first {
             return false;
         }
+        // A narrowed range that expired with them ends here, not at the
+        // next `settle`: a batch formed in this poll would be cut to
+        // nothing by its end (sim seed 297: a batch of one event counted
+        // as 0 bytes after a retry's narrowed range expired).
+        if self.narrowing.is_some_and(|n| n.end < head) {
+            self.narrowing = None;
+        }
         self.counters.dropped_expired += head - first;
         self.push_note(Output::Dropped {
             first,

@@ -402,6 +402,9 @@ pub fn run_seed_in(kind: WorldKind, seed: u64, steps: u64, verbose: bool) -> See
             w.judge.max_event_age(sim.params.max_age);
         }
         let mut machine = Machine::<CAP>::new(cfg, sim.rng.next_u64()).expect("config fits CAP");
+        if sim.params.max_age.is_some() {
+            sim.wall_clock_at_start(&mut machine);
+        }
         let (up, kind, power_save) = {
             let w = sim.world.borrow();
             (w.network_up, w.network_kind, w.power_save)
@@ -455,6 +458,43 @@ pub fn run_seed_in(kind: WorldKind, seed: u64, steps: u64, verbose: bool) -> See
 }
 
 impl Sim {
+    /// A new life's wall clock, as the std Client starts one: now and then
+    /// the clock was set back while the app was stopped (by up to twice
+    /// `max_event_age`, so below the newest stamp); and the newest stamp
+    /// the store committed (`World::stamp_high`, the std store's
+    /// `meta.stamp_high`) is the machine's first wall clock, so that the
+    /// jump expires nothing early. The flash queue keeps no such mark (a
+    /// documented gap): its world hands none.
+    fn wall_clock_at_start(&mut self, machine: &mut Machine<CAP>) {
+        if self.crashes > 0 && self.expiry_rng.chance(300) {
+            let span = self.params.max_age.unwrap_or(0).saturating_mul(2).max(2);
+            let by = self.expiry_rng.range(1, span) as i64;
+            self.wall_skew -= by;
+            let skew = self.wall_skew;
+            self.log(|| format!("restart: the wall clock was set back {by} ms while stopped: skew now {skew} ms"));
+        }
+        let mark = {
+            let w = self.world.borrow();
+            if w.flash.is_some() {
+                None
+            } else {
+                w.stamp_high
+            }
+        };
+        if let Some(mark) = mark {
+            self.log(|| {
+                format!("restart: the store's newest stamp {mark} is the first wall clock")
+            });
+            self.judge(|j| j.wall_clock(mark));
+            machine
+                .handle(
+                    Instant::from_millis(self.now),
+                    outbox_core::Input::WallClock { now_ms: mark },
+                )
+                .expect("a wall clock is always accepted");
+        }
+    }
+
     fn gap(&mut self) -> u64 {
         self.now
             + match self.rng.below(20) {
@@ -807,8 +847,10 @@ impl Sim {
                 if critical { ", critical" } else { "" }
             ),
             |d, now| {
-                // Stamped as the driver stamps: the machine's wall clock.
-                world.borrow_mut().judge.stamp(d.machine().wall_clock());
+                // The checker stamps with its own wall clock (the largest
+                // it was given this life, the store's newest stamp first),
+                // not the machine's.
+                world.borrow_mut().judge.stamp_now();
                 let r = if critical {
                     d.track_critical(now, &payload)
                 } else {

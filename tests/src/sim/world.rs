@@ -183,6 +183,12 @@ pub struct World {
     pub discarded: std::collections::BTreeSet<Seq>,
 
     // store
+    /// The newest wall-clock stamp of any record ever made durable (the
+    /// std store's `meta.stamp_high`, committed with the records): the
+    /// adapter hands it to the next life's machine as its first wall
+    /// clock, so a clock set back while stopped expires nothing early.
+    /// `None` until a stamped record is durable.
+    pub stamp_high: Option<u64>,
     pub durable: VecDeque<(Seq, Rec)>,
     pub volatile: Vec<(Seq, Rec)>,
     pub group_commit: bool,
@@ -241,6 +247,7 @@ impl World {
             events: Vec::new(),
             seq_map: BTreeMap::new(),
             tracking: None,
+            stamp_high: None,
             durable: VecDeque::new(),
             volatile: Vec::new(),
             group_commit: false,
@@ -358,6 +365,15 @@ impl World {
         ev.server > 0 || ev.dropped.is_some() || ev.rejected.is_some()
     }
 
+    /// `recs` are durable now: their stamps count for [`World::stamp_high`].
+    fn note_durable(&mut self, recs: &[(Seq, Rec)]) {
+        for (_, r) in recs {
+            if let Some(t) = self.events[r.event as usize].stamp {
+                self.stamp_high = Some(self.stamp_high.map_or(t, |h| h.max(t)));
+            }
+        }
+    }
+
     /// A crash: keep what the disk holds, forget everything in flight.
     pub fn crash(&mut self) {
         self.flash_reopen();
@@ -368,6 +384,7 @@ impl World {
         if let Some((s, _)) = kept.last() {
             self.floor = self.floor.max(s + 1);
         }
+        self.note_durable(&kept);
         self.durable.extend(kept);
         if self.flash.is_none() && self.rng.chance(100) {
             // The store saw numbers past its newest intact record (records
@@ -828,6 +845,7 @@ impl Store for SimStore {
         if w.group_commit {
             w.volatile.push((seq, rec));
         } else {
+            w.note_durable(&[(seq, rec)]);
             w.durable.push_back((seq, rec));
             w.floor = w.floor.max(seq + 1);
         }
@@ -853,6 +871,7 @@ impl Store for SimStore {
         if let Some((s, _)) = v.last() {
             w.floor = w.floor.max(s + 1);
         }
+        w.note_durable(&v);
         w.durable.extend(v);
         Ok(())
     }
