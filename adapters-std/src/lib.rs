@@ -28,14 +28,6 @@
 //! | [`sqlite::SqliteStore`] | the store by itself; `open_or_salvage` as the Client opens it (a damaged file salvaged and set aside); `open_read_only` to inspect a live database: `queue_len`, `oldest_event`, `last_error`, `last_salvage`, dead letters |
 //! | [`http::HttpUploader`] | the transport by itself; [`Uploader`] to plug in another |
 //!
-//! A crash costs at most re-sends, each deduplicated by the server through
-//! its `messageId`: the batch in flight, and the batches acknowledged within
-//! the last `max_commit_delay` ([`DEFAULT_COMMIT_DELAY`] unless configured)
-//! before the crash. The Client folds a delivered batch's delete into its
-//! next commit (the next appends' group commit, or a timer at most
-//! `max_commit_delay` after the answer, or the shutdown) instead of
-//! committing it alone.
-//!
 //! A Client's queue is bounded by `max_queue_events` (default 1000) and
 //! `max_queue_bytes`, not by memory: the machine keeps a window of
 //! [`WINDOW`] sizes and the database holds the rest, so millions of queued

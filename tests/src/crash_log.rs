@@ -22,22 +22,11 @@
 //! sorted by run.
 //!
 //! In send order the rule is strict: an event may reach the collector in
-//! an acknowledged (2xx) batch again only from an earlier run, and only
-//! when its latest acknowledged delivery (request `q`, by run `p`) is one
-//! a crash may bring back:
-//! - `q` is the last acknowledged batch before the sending run started (an
-//!   acknowledgement the killed run had not applied yet: the one in
-//!   flight), or
-//! - `q` was answered at most [`Bounds::folded_ms`] before run `p` was
-//!   killed: the Client folds a delivered batch's delete into its next
-//!   commit, at the latest `max_commit_delay` after the answer, so a kill
-//!   brings back the batches acknowledged within that time (the bound adds
-//!   a slack for the answer's way to the child's worker on a loaded
-//!   machine).
-//!
-//! So at most once per run. A run re-sending what it was acknowledged
-//! itself, or what a batch acknowledged well before its run's kill
-//! delivered, breaks it.
+//! an acknowledged (2xx) batch again only when its latest acknowledged
+//! delivery was the last acknowledged batch before the sending run started
+//! (an acknowledgement the killed run had not applied yet), and only once
+//! per run. A run re-sending what it was acknowledged itself, or what an
+//! older batch delivered, breaks it.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -52,28 +41,6 @@ pub struct Logged<'a> {
     /// The batch's `messageId`s, in order (empty when the body was cut
     /// short by the kill and did not parse).
     pub ids: &'a [String],
-    /// When the collector answered it (ms on the clock of [`Bounds::kills_ms`]).
-    pub at_ms: u64,
-}
-
-/// What bounds a re-send from an older acknowledged batch.
-#[derive(Clone, Debug, Default)]
-pub struct Bounds {
-    /// When each run was killed, by run (ms, the clock of [`Logged::at_ms`]);
-    /// a run not listed was never killed.
-    pub kills_ms: Vec<(u64, u64)>,
-    /// How long before its run's kill an acknowledged batch may still come
-    /// back: the child's `max_commit_delay` plus a slack.
-    pub folded_ms: u64,
-}
-
-impl Bounds {
-    fn kill_of(&self, run: u64) -> Option<u64> {
-        self.kills_ms
-            .iter()
-            .find(|&&(r, _)| r == run)
-            .map(|&(_, at)| at)
-    }
 }
 
 /// What the rule counted in a log that keeps it.
@@ -83,9 +50,6 @@ pub struct Tally {
     pub delivered: usize,
     /// Deliveries of an event already delivered (all explained by a restart).
     pub duplicates: usize,
-    /// Of those, re-sends from a batch older than the last acknowledged
-    /// one before the run (a folded delete a kill undid).
-    pub folded: usize,
 }
 
 /// How a log breaks the rule. Request numbers are positions in the
@@ -115,9 +79,6 @@ pub enum Violation {
         latest: (usize, u64),
         /// The last acknowledged batch before `run` started, if any.
         before: Option<usize>,
-        /// How long before its run's kill `latest` was answered (ms;
-        /// `None`: the run was not killed, or sent it itself).
-        before_kill_ms: Option<u64>,
     },
 }
 
@@ -136,13 +97,11 @@ impl fmt::Display for Violation {
                 request,
                 latest: (latest, latest_run),
                 before,
-                before_kill_ms,
             } => write!(
                 f,
                 "{id} re-sent by run {run} (request {request}) but it was delivered last in \
                  request {latest} (by run {latest_run}), not in the last acknowledged batch \
-                 before run {run} ({before:?}), answered {before_kill_ms:?} ms before its \
-                 run's kill"
+                 before run {run} ({before:?})"
             ),
         }
     }
@@ -155,7 +114,7 @@ pub fn key(id: &str) -> Option<(u64, u64)> {
 }
 
 /// Judge the collector's log (in the collector's order) by the rule.
-pub fn check(log: &[Logged<'_>], bounds: &Bounds) -> Result<Tally, Violation> {
+pub fn check(log: &[Logged<'_>]) -> Result<Tally, Violation> {
     // Send order: by run, the collector's order within a run.
     let mut order: Vec<usize> = (0..log.len()).collect();
     order.sort_by_key(|&n| log[n].run);
@@ -184,23 +143,14 @@ pub fn check(log: &[Logged<'_>], bounds: &Bounds) -> Result<Tally, Violation> {
             match latest.get(id.as_str()) {
                 Some(&seen) => {
                     tally.duplicates += 1;
-                    // How long before its run's kill it was answered.
-                    let before_kill_ms = bounds
-                        .kill_of(seen.1)
-                        .filter(|_| seen.1 < r.run)
-                        .map(|kill| kill.saturating_sub(log[seen.0].at_ms));
                     if before != Some(seen.0) {
-                        if before_kill_ms.is_none_or(|ms| ms > bounds.folded_ms) {
-                            return Err(Violation::Duplicate {
-                                id: id.clone(),
-                                run: r.run,
-                                request: n,
-                                latest: seen,
-                                before,
-                                before_kill_ms,
-                            });
-                        }
-                        tally.folded += 1;
+                        return Err(Violation::Duplicate {
+                            id: id.clone(),
+                            run: r.run,
+                            request: n,
+                            latest: seen,
+                            before,
+                        });
                     }
                 }
                 None => {
@@ -231,24 +181,17 @@ mod tests {
         list.iter().map(|s| s.to_string()).collect()
     }
 
-    /// (run, status, ids) in the collector's order, each answered 1 ms
-    /// after the one before; no run killed.
+    /// (run, status, ids) in the collector's order.
     fn judge(log: &[(u64, u16, Vec<String>)]) -> Result<Tally, Violation> {
-        judge_with(log, &Bounds::default())
-    }
-
-    fn judge_with(log: &[(u64, u16, Vec<String>)], bounds: &Bounds) -> Result<Tally, Violation> {
         let logged: Vec<Logged<'_>> = log
             .iter()
-            .zip(0..)
-            .map(|((run, status, ids), at_ms)| Logged {
+            .map(|(run, status, ids)| Logged {
                 run: *run,
                 status: *status,
                 ids,
-                at_ms,
             })
             .collect();
-        check(&logged, bounds)
+        check(&logged)
     }
 
     #[test]
@@ -262,8 +205,7 @@ mod tests {
             judge(&log),
             Ok(Tally {
                 delivered: 4,
-                duplicates: 1,
-                folded: 0
+                duplicates: 1
             })
         );
     }
@@ -282,8 +224,7 @@ mod tests {
             judge(&log),
             Ok(Tally {
                 delivered: 6,
-                duplicates: 2,
-                folded: 0
+                duplicates: 2
             })
         );
     }
@@ -304,7 +245,6 @@ mod tests {
                 request: 3,
                 latest: (1, 40),
                 before: Some(0),
-                before_kill_ms: None,
             })
         );
     }
@@ -321,64 +261,6 @@ mod tests {
             Err(Violation::Duplicate {
                 request: 2,
                 latest: (0, 1),
-                ..
-            })
-        ));
-    }
-
-    /// A folded delete: batches acknowledged within the bound before their
-    /// run's kill may all come back, once.
-    #[test]
-    fn batches_acknowledged_within_the_bound_before_the_kill_may_come_again() {
-        let log = [
-            (1, 200, ids(&["r1-0"])),
-            (1, 200, ids(&["r1-1"])),
-            (1, 200, ids(&["r1-2"])),
-            (2, 200, ids(&["r1-1", "r1-2", "r2-0"])),
-        ];
-        // Run 1 killed at 3 ms: requests 1 and 2 were answered 2 and 1 ms
-        // before.
-        let bounds = Bounds {
-            kills_ms: vec![(1, 3)],
-            folded_ms: 2,
-        };
-        assert_eq!(
-            judge_with(&log, &bounds),
-            Ok(Tally {
-                delivered: 4,
-                duplicates: 2,
-                folded: 1
-            })
-        );
-        // Answered 3 ms before the kill: beyond a bound of 2.
-        let log = [
-            (1, 200, ids(&["r1-0"])),
-            (1, 200, ids(&["r1-1"])),
-            (1, 200, ids(&["r1-2"])),
-            (2, 200, ids(&["r1-0", "r1-1", "r1-2", "r2-0"])),
-        ];
-        assert_eq!(
-            judge_with(&log, &bounds),
-            Err(Violation::Duplicate {
-                id: "r1-0".into(),
-                run: 2,
-                request: 3,
-                latest: (0, 1),
-                before: Some(2),
-                before_kill_ms: Some(3),
-            })
-        );
-        // A run never re-sends what it was acknowledged itself, however
-        // recent.
-        let log = [
-            (1, 200, ids(&["r1-0"])),
-            (1, 200, ids(&["r1-1"])),
-            (1, 200, ids(&["r1-0", "r1-2"])),
-        ];
-        assert!(matches!(
-            judge_with(&log, &bounds),
-            Err(Violation::Duplicate {
-                before_kill_ms: None,
                 ..
             })
         ));
@@ -420,8 +302,7 @@ mod tests {
             judge(&log),
             Ok(Tally {
                 delivered: 2,
-                duplicates: 1,
-                folded: 0
+                duplicates: 1
             })
         );
         // A 500 is no acknowledgement: re-sending after it is no duplicate,

@@ -4,15 +4,8 @@
 //! drains the queue. The collector must have every event whose commit the
 //! child confirmed, first deliveries in tracking order, and duplicates only
 //! from the last acknowledged batch before a restart (an acknowledgement
-//! not yet applied) or from batches acknowledged within the bound before
-//! their run's kill (a delivered batch's delete rides the Client's next
-//! commit, at the latest `max_commit_delay` after the answer), judged in
-//! the order the requests were sent (`outbox_tests::crash_log`); SQLite's
-//! integrity check must say ok. The duplicates are counted and printed.
-//!
-//! A second test kills an idle child that had its events delivered, once
-//! at once (its delete is still folded: every event comes again) and once
-//! past `max_commit_delay` (committed by the timer: none comes again).
+//! not yet applied), judged in the order the requests were sent
+//! (`outbox_tests::crash_log`); SQLite's integrity check must say ok.
 //!
 //! Set `OUTBOX_CRASH_SEED` to replay a run; the seed is printed.
 #![cfg(unix)]
@@ -23,20 +16,12 @@ use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use outbox_tests::crash_log::{self, Logged};
 use std_support::*;
 
 const KILLS: u64 = 55;
-
-/// The slack the campaign's bound adds to the child's `max_commit_delay`:
-/// from the collector's answer to the child's worker applying it, on a
-/// loaded machine.
-const SLACK: Duration = Duration::from_millis(200);
-
-/// The `idle` child's `max_commit_delay` (`crash_child`'s `IDLE_COMMIT_DELAY`).
-const IDLE_COMMIT_DELAY: Duration = Duration::from_millis(1000);
 
 /// xorshift64*: enough randomness for kill points, replayable by seed.
 struct Rng(u64);
@@ -62,8 +47,6 @@ struct Child {
     stdout: Vec<String>,
     stderr: String,
     status: std::process::ExitStatus,
-    /// When it was sent SIGKILL.
-    killed_at: Option<Instant>,
 }
 
 /// When to kill a child.
@@ -112,11 +95,9 @@ fn run_child(db: &str, url: &str, run: u64, mode: &str, kill: Kill) -> Child {
             Some(d)
         }
     };
-    let mut killed_at = None;
     if let Some(after) = after {
         std::thread::sleep(after);
         let _ = child.kill(); // SIGKILL
-        killed_at = Some(Instant::now());
     }
     let status = child.wait().unwrap();
     let stdout = reader.join().unwrap();
@@ -130,22 +111,7 @@ fn run_child(db: &str, url: &str, run: u64, mode: &str, kill: Kill) -> Child {
         stdout,
         stderr: err_reader.join().unwrap(),
         status,
-        killed_at,
     }
-}
-
-fn ms_since(base: Instant, t: Instant) -> u64 {
-    t.saturating_duration_since(base).as_millis() as u64
-}
-
-/// How many deliveries of an already delivered event the collector saw.
-fn duplicates(collector: &Collector) -> usize {
-    let mut seen = HashSet::new();
-    collector
-        .delivered()
-        .into_iter()
-        .filter(|id| !seen.insert(id.clone()))
-        .count()
 }
 
 fn integrity(db: &std::path::Path) -> String {
@@ -167,7 +133,6 @@ fn kill_9_at_random_points_loses_nothing_confirmed() {
                 | 1
         });
     println!("kill -9 campaign: OUTBOX_CRASH_SEED={seed}");
-    let base = Instant::now();
     let mut rng = Rng(seed);
     let mut server_rng = Rng(seed.rotate_left(17) | 1);
     let collector = Collector::with_policy(move |_| {
@@ -184,7 +149,6 @@ fn kill_9_at_random_points_loses_nothing_confirmed() {
     let db_s = db.to_str().unwrap().to_string();
 
     let mut acked: Vec<String> = Vec::new();
-    let mut kills_ms = Vec::new();
     for run in 0..KILLS {
         // Mostly early (start-up, restore, first uploads), sometimes once
         // it is tracking for sure.
@@ -202,7 +166,6 @@ fn kill_9_at_random_points_loses_nothing_confirmed() {
             child.stderr
         );
         acked.extend(child.acked);
-        kills_ms.extend(child.killed_at.map(|t| (run, ms_since(base, t))));
         if run % 10 == 9 {
             // Now and then, check the file as the kill left it (this also
             // recovers its WAL, so most restarts are left to the Client).
@@ -236,30 +199,22 @@ fn kill_9_at_random_points_loses_nothing_confirmed() {
     );
 
     // 2. First deliveries in tracking order; 3. duplicates only from the
-    // last acknowledged batch before the sending incarnation started or
-    // from batches acknowledged within max_commit_delay (and a slack)
-    // before their run's kill, judged in the order the requests were sent
-    // (see `crash_log`: the collector may log a killed child's last batch
-    // after the next child's first).
+    // last acknowledged batch before the sending incarnation started,
+    // judged in the order the requests were sent (see `crash_log`: the
+    // collector may log a killed child's last batch after the next
+    // child's first).
     let log: Vec<Logged<'_>> = requests
         .iter()
         .map(|r| Logged {
             run: run_of(r),
             status: r.status,
             ids: &r.ids,
-            at_ms: ms_since(base, r.at),
         })
         .collect();
-    let bounds = crash_log::Bounds {
-        kills_ms,
-        folded_ms: (outbox_std::DEFAULT_COMMIT_DELAY + SLACK).as_millis() as u64,
-    };
-    let tally = crash_log::check(&log, &bounds).unwrap_or_else(|v| panic!("{v}"));
+    let tally = crash_log::check(&log).unwrap_or_else(|v| panic!("{v}"));
     println!(
-        "{} duplicate deliveries: {} from the batch in flight, {} from folded deletes",
-        tally.duplicates,
-        tally.duplicates - tally.folded,
-        tally.folded
+        "{} duplicate deliveries, all from unapplied acknowledgements",
+        tally.duplicates
     );
 
     // 4. The database is sound and empty.
@@ -269,51 +224,4 @@ fn kill_9_at_random_points_loses_nothing_confirmed() {
         .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
         .unwrap();
     assert_eq!(left, 0);
-}
-
-/// An idle child whose events were delivered, killed before and after
-/// `max_commit_delay`: the restart re-sends the delivered batch only in the
-/// first case.
-#[test]
-fn a_kill_resends_a_delivered_batch_only_within_max_commit_delay() {
-    for (kill_after, resent) in [
-        (Duration::ZERO, 20),
-        (IDLE_COMMIT_DELAY + Duration::from_millis(700), 0),
-    ] {
-        let collector = Collector::start();
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("idle.db");
-        let db = db.to_str().unwrap();
-        let started = Instant::now();
-        let child = run_child(
-            db,
-            &collector.url,
-            0,
-            "idle",
-            Kill::AfterFirstAck(kill_after),
-        );
-        assert_eq!(
-            child.stdout,
-            ["delivered"],
-            "the idle child did not deliver: {}",
-            child.stderr
-        );
-        assert_eq!(collector.delivered().len(), 20);
-        // The child's whole life, printed.
-        let took = started.elapsed();
-        let drain = run_child(db, &collector.url, 1, "drain", Kill::Never);
-        assert!(
-            drain.status.success() && drain.stdout.iter().any(|l| l == "drained 0"),
-            "drain failed: {:?} {}",
-            drain.stdout,
-            drain.stderr
-        );
-        let dups = duplicates(&collector);
-        println!("killed {kill_after:?} after the delivery: {dups} events re-sent ({took:?})");
-        assert_eq!(
-            dups, resent,
-            "killed {kill_after:?} after the delivery, with a max_commit_delay of \
-             {IDLE_COMMIT_DELAY:?}"
-        );
-    }
 }

@@ -144,11 +144,6 @@ pub(crate) struct Worker {
     sessions_retry: Option<StdInstant>,
     /// Drops to report to the server (`losses.rs`).
     pub(crate) losses: super::losses::Losses,
-    /// Since when the store's open transaction holds a delivered batch's
-    /// delete (and what rides with it) and nothing else: committed with the
-    /// next appends' group commit, or at the latest `max_commit_delay`
-    /// after this.
-    folded_since: Option<StdInstant>,
 }
 
 /// How soon the worker tries again for a tracker a handle holds.
@@ -196,7 +191,6 @@ impl Worker {
             sessions: None,
             sessions_retry: None,
             losses: Default::default(),
-            folded_since: None,
         }
     }
 
@@ -290,7 +284,7 @@ impl Worker {
                 self.commit(&mut driver);
             }
             self.take_salvage(&mut driver);
-            self.settle_flushes(&mut driver);
+            self.settle_flushes(&driver);
             if let Some(answer) = self.try_stop(&mut driver) {
                 final_answer = answer;
                 break;
@@ -333,37 +327,11 @@ impl Worker {
             .filter_map(|w| w.deadline)
             .chain(self.stopping.as_ref().and_then(|s| s.deadline))
             .chain(self.session_wake())
-            .chain(self.folded_due(driver))
             .min();
         match (machine, callers) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
-    }
-
-    /// When the folded delete must be committed: `max_commit_delay` after
-    /// the answer that made it.
-    fn folded_due(&self, driver: &Drv<'_>) -> Option<StdInstant> {
-        let delay = driver.machine().config().max_commit_delay();
-        self.folded_since.and_then(|t| t.checked_add(delay))
-    }
-
-    /// Whether this round's commit leaves the open transaction for a later
-    /// one: it holds only a delivered batch's delete and what rides with it
-    /// (no appends, no staged losses, no dead letters requeued or purged,
-    /// no session to store after it), nobody is stopping, and it is younger
-    /// than `max_commit_delay`. The next read in the same connection does
-    /// not see the deleted rows, and the next delete joins the same
-    /// transaction, so a crash brings back a suffix of the acknowledged
-    /// batches, never one without the ones after it.
-    fn hold_folded(&mut self, driver: &Drv<'_>) -> bool {
-        if !driver.store().holds_only_folded() || self.session.is_some() || self.stopping.is_some()
-        {
-            return false;
-        }
-        let now = StdInstant::now();
-        self.folded_since.get_or_insert(now);
-        self.folded_due(driver).is_some_and(|due| now < due)
     }
 
     /// When a session's background outlasts its timeout (the wall clock
@@ -598,10 +566,6 @@ impl Worker {
                 if let Err(e) = driver.poll(now) {
                     self.note_error(&e);
                 }
-                // The bound on a folded delete starts at the answer.
-                if driver.store().holds_only_folded() {
-                    self.folded_since.get_or_insert_with(StdInstant::now);
-                }
                 if let Some(through_id) = report {
                     if driver.store().losses_cleared() {
                         super::losses::lock(&self.losses).cleared(through_id);
@@ -661,14 +625,8 @@ impl Worker {
                 other => StoreError::Other(other.to_string()),
             }
         });
-        // Deletions and dead letters that no append is waiting with: they
-        // ride the next commit, within `max_commit_delay` (`hold_folded`).
-        let closed = if self.hold_folded(driver) {
-            Ok(())
-        } else {
-            self.folded_since = None;
-            driver.store_mut().sync()
-        };
+        // Deletions and dead letters that no append is waiting with.
+        let closed = driver.store_mut().sync();
         if let Err(e) = &closed {
             log::error!("outbox: commit failed: {e}");
             self.last_error = Some(e.to_string());
@@ -720,25 +678,11 @@ impl Worker {
         }
     }
 
-    fn settle_flushes(&mut self, driver: &mut Drv<'_>) {
+    fn settle_flushes(&mut self, driver: &Drv<'_>) {
         if self.flushes.is_empty() {
             return;
         }
         let s = driver.machine().stats();
-        // A flush answered as done leaves its deliveries durable: the
-        // folded deletes commit now (a reader sees the queue as it says).
-        if self
-            .flushes
-            .iter()
-            .any(|w| w.through.is_none_or(|t| head(&s) > t))
-            && driver.store().holds_only_folded()
-        {
-            self.folded_since = None;
-            if let Err(e) = driver.store_mut().sync() {
-                log::error!("outbox: commit failed: {e}");
-                self.last_error = Some(e.to_string());
-            }
-        }
         let now = StdInstant::now();
         let halt_status = self.halt_status.get();
         for w in std::mem::take(&mut self.flushes) {
@@ -858,9 +802,6 @@ pub(crate) fn restore_and_run(
     // comes first: the machine keeps the larger, so a clock set back while
     // the app was stopped expires nothing early (and stamps go on from it).
     let mut machine = machine;
-    // A delivered batch's delete rides the worker's next commit.
-    let mut store = store;
-    store.set_fold_deletes(true);
     let wall = [store.stamp_high_water(), Some(worker.clock.wall_ms())];
     for now_ms in wall.into_iter().flatten() {
         let _ = machine.handle(worker.clock.now(), Input::WallClock { now_ms });

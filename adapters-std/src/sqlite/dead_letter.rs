@@ -148,7 +148,6 @@ impl SqliteStore {
             return Ok(0);
         }
         self.begin()?;
-        self.tx_other = true;
         let mut removed = 0;
         for id in ids {
             let result = self

@@ -89,7 +89,6 @@ impl SqliteStore {
             ));
         }
         self.begin()?;
-        self.tx_other = true;
         let first = loss.first_seq.map(to_i64);
         let last = loss.last_seq.map(to_i64);
         let result = match merge_into {

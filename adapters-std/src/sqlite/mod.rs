@@ -6,11 +6,7 @@
 //!   survives a process crash; `FULL` also survives a power cut.
 //! - **Group commit**: [`append`](Store::append) writes into an open
 //!   transaction and [`sync`](Store::sync) commits it, so the Client commits
-//!   every event that arrived during the previous commit in one go. A
-//!   prefix delete without appends commits at once, except in the Client,
-//!   which folds it into its next commit (at the latest `max_commit_delay`
-//!   after the answer): a crash before that brings the delivered batches
-//!   back, to be sent again and deduplicated by `messageId`.
+//!   every event that arrived during the previous commit in one go.
 //! - **Prefix delete** on the integer primary key. Start-up reads a
 //!   **summary** (count and bytes from counters in `meta`, which the store
 //!   adds its appends and deletes to in the same transaction that commits
@@ -224,14 +220,6 @@ pub struct SqliteStore {
     in_tx: bool,
     /// The open transaction holds appends (only `sync` commits it then).
     tx_has_appends: bool,
-    /// The open transaction holds writes other than prefix deletes and
-    /// what rides with them (staged loss rows, dead letters removed): the
-    /// owner's round commit must not wait for them.
-    tx_other: bool,
-    /// A prefix delete without appends stays in the open transaction for
-    /// the owner's next commit instead of committing at once
-    /// ([`set_fold_deletes`](Self::set_fold_deletes)).
-    fold_deletes: bool,
     /// The append under way is of a critical event (`critical.rs`).
     appending_critical: bool,
     /// The stamp of the append under way (`append_stamped`).
@@ -355,8 +343,6 @@ impl SqliteStore {
             writable,
             in_tx: false,
             tx_has_appends: false,
-            tx_other: false,
-            fold_deletes: false,
             appending_critical: false,
             appending_stamp: None,
             stamp_high: Cell::default(),
@@ -491,8 +477,6 @@ impl SqliteStore {
             writable: false,
             in_tx: false,
             tx_has_appends: false,
-            tx_other: false,
-            fold_deletes: false,
             appending_critical: false,
             appending_stamp: None,
             stamp_high: Cell::default(),
@@ -653,22 +637,6 @@ impl SqliteStore {
     /// Transactions this store committed since it was opened.
     pub fn commits(&self) -> u64 {
         self.commits
-    }
-
-    /// Fold a prefix delete made without appends into the owner's next
-    /// commit (a [`sync`](Store::sync)) instead of committing it at once.
-    /// The Client turns this on and commits within `max_commit_delay`; a
-    /// crash before that commit brings the deleted rows back (they are
-    /// sent again, deduplicated by `messageId`). Off by default.
-    pub(crate) fn set_fold_deletes(&mut self, on: bool) {
-        self.fold_deletes = on;
-    }
-
-    /// The open transaction holds only folded work: prefix deletes, the
-    /// dead letters and loss-row deletes that ride with them. Nothing in
-    /// it is an append or anything else a round's commit promises.
-    pub(crate) fn holds_only_folded(&self) -> bool {
-        self.in_tx && !self.tx_has_appends && !self.tx_other
     }
 
     /// Run SQLite's `PRAGMA integrity_check`; `Ok(())` when it says "ok".
@@ -958,7 +926,6 @@ impl SqliteStore {
             self.conn.execute_batch("BEGIN IMMEDIATE")?;
             self.in_tx = true;
             self.tx_has_appends = false;
-            self.tx_other = false;
         }
         Ok(())
     }
@@ -1372,12 +1339,9 @@ impl SqliteStore {
             }
         }
         // Without pending appends nothing else waits for a sync: make the
-        // deletion (and a dead letter before it) durable now, unless the
-        // owner folds it into its next commit (`set_fold_deletes`). Either
-        // way no later read in this connection sees the deleted rows, and
-        // a later delete commits with this one: a crash never undoes the
-        // delete of one batch while keeping a later batch's.
-        if !self.tx_has_appends && !self.fold_deletes {
+        // deletion (and a dead letter before it) durable now, so no later
+        // send can overtake it.
+        if !self.tx_has_appends {
             if let Err(e) = self.commit() {
                 self.losses_cleared.set(false);
                 return Err(e);

@@ -58,63 +58,6 @@ fn delete_commits_at_once_without_pending_appends() {
     assert_eq!(restored(&mut s), [(2, 2), (3, 2)]);
 }
 
-/// The Client's mode (`set_fold_deletes`): a delete without appends waits
-/// for the next commit; reads in the same connection never see the deleted
-/// rows, a later delete commits with it (a crash never keeps a later
-/// batch's delete and undoes an earlier one's), and a crash before that
-/// commit brings every folded batch back together.
-#[test]
-fn a_folded_delete_rides_the_next_commit() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut s = open(&dir);
-    s.set_fold_deletes(true);
-    for i in 0..6 {
-        s.append(i, b"{}").unwrap();
-    }
-    s.sync().unwrap();
-    let commits = s.commits();
-    s.delete_through(1).unwrap();
-    assert!(s.holds_only_folded());
-    assert_eq!(s.commits(), commits, "the delete did not commit");
-    // The next batch's read and the window's sizes skip the deleted rows.
-    assert_eq!(restored(&mut s), [(2, 2), (3, 2), (4, 2), (5, 2)]);
-    let mut buf = [0u8; 16];
-    assert_eq!(s.read_range(2, 3, &mut buf).unwrap(), 4);
-    assert!(s.holds_only_folded(), "a read commits nothing");
-    s.delete_through(3).unwrap();
-    // A crash: both deletes are undone together.
-    drop(s);
-    let mut s = open(&dir);
-    s.set_fold_deletes(true);
-    assert_eq!(restored(&mut s).len(), 6);
-    s.delete_through(1).unwrap();
-    s.delete_through(3).unwrap();
-    // Appends end the folding: the group commit takes the deletes along.
-    s.append(6, b"{}").unwrap();
-    assert!(!s.holds_only_folded());
-    let commits = s.commits();
-    s.sync().unwrap();
-    assert_eq!(s.commits(), commits + 1, "deletes and appends: one commit");
-    drop(s);
-    let mut s = open(&dir);
-    assert_eq!(restored(&mut s), [(4, 2), (5, 2), (6, 2)]);
-    // A staged loss row is no folded work: the round commits it.
-    s.set_fold_deletes(true);
-    s.delete_through(4).unwrap();
-    let loss = LossRow {
-        id: 0,
-        reason: "queue_full".into(),
-        count: 1,
-        first_seq: Some(9),
-        last_seq: Some(9),
-        since_ms: 0,
-    };
-    s.add_loss(None, &loss).unwrap();
-    assert!(!s.holds_only_folded());
-    s.sync().unwrap();
-    assert!(!s.holds_only_folded());
-}
-
 #[test]
 fn read_range_reports_holes_and_small_buffers() {
     let dir = tempfile::tempdir().unwrap();

@@ -13,12 +13,6 @@
 //! the network on (the loss report goes out with the next batch), prints
 //! `synced` and waits to be killed (`tests/tests/std_losses.rs`).
 //!
-//! `crash_child <db> <endpoint> <run> idle`: with a `max_commit_delay` of
-//! [`IDLE_COMMIT_DELAY`] ms, tracks 20 events, commits, flushes and polls
-//! the stats until they are delivered, prints `delivered` and waits to be killed, tracking
-//! nothing more (`tests/tests/std_crash.rs`: the delivered batch's delete
-//! is folded into the next commit, at the latest after that delay).
-//!
 //! Requests carry the User-Agent `crash-child/<run>` so the parent can tell
 //! which incarnation sent them.
 
@@ -29,13 +23,10 @@ use std::time::Duration;
 use outbox_std::http::HttpConfig;
 use outbox_std::{Client, Event};
 
-/// The `idle` mode's `max_commit_delay`, in ms.
-const IDLE_COMMIT_DELAY: u64 = 1000;
-
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let [_, db, endpoint, run, mode] = &args[..] else {
-        eprintln!("usage: crash_child <db> <endpoint> <run> track|drain|overflow|idle");
+        eprintln!("usage: crash_child <db> <endpoint> <run> track|drain|overflow");
         return ExitCode::from(2);
     };
     let client = match Client::builder()
@@ -47,10 +38,10 @@ fn main() -> ExitCode {
             let c = c
                 .max_batch_events(16)
                 .retry_backoff(Duration::from_millis(10), Duration::from_millis(100));
-            match mode.as_str() {
-                "overflow" => c.max_queue_events(3),
-                "idle" => c.max_commit_delay(Duration::from_millis(IDLE_COMMIT_DELAY)),
-                _ => c,
+            if mode == "overflow" {
+                c.max_queue_events(3)
+            } else {
+                c
             }
         })
         .build()
@@ -76,9 +67,6 @@ fn main() -> ExitCode {
     }
     if mode == "overflow" {
         return overflow_then_wait(&client, run);
-    }
-    if mode == "idle" {
-        return deliver_then_wait(&client, run);
     }
     let mut i = 0u64;
     loop {
@@ -136,45 +124,6 @@ fn overflow_then_wait(client: &Client, run: &str) -> ExitCode {
         return ExitCode::from(7);
     }
     println!("synced");
-    loop {
-        std::thread::sleep(Duration::from_secs(1));
-    }
-}
-
-/// The `idle` mode: 20 events delivered, then nothing until the parent
-/// kills the process.
-fn deliver_then_wait(client: &Client, run: &str) -> ExitCode {
-    let steps = (|| -> Result<(), String> {
-        for i in 0..20 {
-            let event = Event::track("Crash Test")
-                .user_id("crash")
-                .message_id(format!("r{run}-{i}"));
-            client.track(event).map_err(|e| e.to_string())?;
-        }
-        client.sync().map_err(|e| e.to_string())?;
-        // Not `flush_and_wait`: its answer commits the delivered batch's
-        // delete at once.
-        client.flush().map_err(|e| e.to_string())?;
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let stats = client.stats().map_err(|e| e.to_string())?;
-            if stats.core.pending_events == 0 {
-                return Ok(());
-            }
-            if std::time::Instant::now() > deadline {
-                return Err(format!(
-                    "{} events still pending",
-                    stats.core.pending_events
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    })();
-    if let Err(e) = steps {
-        eprintln!("crash_child: idle: {e}");
-        return ExitCode::from(8);
-    }
-    println!("delivered");
     loop {
         std::thread::sleep(Duration::from_secs(1));
     }
