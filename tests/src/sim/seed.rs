@@ -465,10 +465,15 @@ impl Sim {
     /// `meta.stamp_high`) is the machine's first wall clock, so that the
     /// jump expires nothing early. The flash queue keeps no such mark (a
     /// documented gap): its world hands none.
+    /// How far the wall clock jumps, either way: up to twice `max_event_age`.
+    fn wall_jump_ms(&mut self) -> i64 {
+        let span = self.params.max_age.unwrap_or(0).saturating_mul(2).max(2);
+        self.expiry_rng.range(1, span) as i64
+    }
+
     fn wall_clock_at_start(&mut self, machine: &mut Machine<CAP>) {
         if self.crashes > 0 && self.expiry_rng.chance(300) {
-            let span = self.params.max_age.unwrap_or(0).saturating_mul(2).max(2);
-            let by = self.expiry_rng.range(1, span) as i64;
+            let by = self.wall_jump_ms();
             self.wall_skew -= by;
             let skew = self.wall_skew;
             self.log(|| format!("restart: the wall clock was set back {by} ms while stopped: skew now {skew} ms"));
@@ -577,8 +582,7 @@ impl Sim {
             // The adapter hands the wall clock over before each call; now
             // and then it jumps (forward, or back: NTP, a user).
             if self.expiry_rng.chance(4) {
-                let span = self.params.max_age.unwrap_or(0).saturating_mul(2).max(2);
-                let by = self.expiry_rng.range(1, span) as i64;
+                let by = self.wall_jump_ms();
                 self.wall_skew += if self.expiry_rng.chance(500) { by } else { -by };
                 let skew = self.wall_skew;
                 self.log(|| format!("wall clock jumps: skew now {skew} ms"));
